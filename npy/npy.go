@@ -358,6 +358,9 @@ func (p *parser) dim() (int, error) {
 	if start == p.i {
 		return 0, p.unexpected("a dimension")
 	}
+	if p.s[start] == '0' && p.i-start > 1 {
+		return 0, fmt.Errorf("dimension %s has a leading zero", clip(p.s[start:p.i]))
+	}
 	d, err := strconv.ParseInt(p.s[start:p.i], 10, 64)
 	if err != nil || d > math.MaxInt32 {
 		return 0, fmt.Errorf("dimension %s is too large", clip(p.s[start:p.i]))

@@ -214,6 +214,7 @@ func TestReadErrors(t *testing.T) {
 		{"missing key", header(`{'descr': '<f4', 'shape': (1,), }`, 0, 0, 0, 0), 100, fheserve.EINVALID, `missing key "fortran_order"`},
 		{"unknown key", header(`{'descr': '<f4', 'fortran_order': False, 'shape': (1,), 'x': 1}`), 100, fheserve.EINVALID, `unknown key "x"`},
 		{"duplicate key", header(`{'descr': '<f4', 'descr': '<f4'}`), 100, fheserve.EINVALID, "duplicate"},
+		{"leading zero", header(`{'descr': '<f4', 'fortran_order': False, 'shape': (01,), }`, 0, 0, 0, 0), 100, fheserve.EINVALID, "leading zero"},
 		{"negative dim", header(`{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }`), 100, fheserve.EINVALID, "dimension"},
 		{"python call", header(`{'descr': '<f4', 'fortran_order': False, 'shape': __import__('os'), }`), 100, fheserve.EINVALID, "want '('"},
 		{"junk after dict", header(ok+" x", 0, 0, 0, 0), 100, fheserve.EINVALID, "after the dict"},
