@@ -1,0 +1,446 @@
+// Package compiler turns a model graph into a plan: the packing, the
+// multiplicative depth, the smallest secure CKKS parameters that fit, the
+// exact rotation keys, the activation approximations, estimated sizes and
+// operation counts (the public plan.Plan), and the steps with their
+// weights (the private plan.Program).
+package compiler
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// DefaultInterval is the half-width of the interval on which activations
+// are approximated when no calibration data is given: [-8, 8].
+const DefaultInterval = 8.0
+
+// DefaultDegree is the default degree of activation approximations
+// (depth 3).
+const DefaultDegree = 7
+
+// Options steer compilation.
+type Options struct {
+	Packing string // plan.Latency (default) or plan.Batch
+	// Calibration holds representative inputs, row-major, each of the
+	// graph's input size. Activation intervals and the output range come
+	// from it.
+	Calibration []float64
+	// Degree of non-polynomial activation approximations (DefaultDegree
+	// when 0); Degrees overrides it per node name.
+	Degree  int
+	Degrees map[string]int
+	// LogN forces the ring degree (0 picks the smallest that fits).
+	LogN int
+	// OutputBound forces the largest output magnitude the parameters must
+	// carry (0 takes it from calibration).
+	OutputBound float64
+}
+
+// Result is a compiled model.
+type Result struct {
+	Plan    *plan.Plan
+	Program *plan.Program
+}
+
+// Compile compiles a graph.
+func Compile(g *nn.Graph, opts Options) (*Result, error) {
+	if opts.Packing == "" {
+		opts.Packing = plan.Latency
+	}
+	if opts.Packing != plan.Latency && opts.Packing != plan.Batch {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "unknown packing %q (want latency or batch)", opts.Packing)
+	}
+	if opts.Degree == 0 {
+		opts.Degree = DefaultDegree
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	nodes, output, head := splitHead(g)
+	cal, err := calibrate(g, opts.Calibration)
+	if err != nil {
+		return nil, err
+	}
+	l := &lowering{g: g, opts: &opts, calib: cal}
+	out, err := l.lower(nodes, output)
+	if err != nil {
+		return nil, err
+	}
+	if out == 0 {
+		return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "model %q computes nothing from its input", g.Name)
+	}
+	prog := fuse(l.nodes, out, opts.Packing)
+	c := &compilation{g: g, opts: &opts, prog: prog, head: head, acts: l.acts, warn: l.warn, calib: cal}
+	p, err := c.build()
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Plan: p, Program: prog}, nil
+}
+
+// splitHead removes a final Sigmoid or Softmax: the client applies it after
+// decryption, exactly.
+func splitHead(g *nn.Graph) (nodes []*nn.Node, output int, head nn.Head) {
+	nodes = append([]*nn.Node(nil), g.Nodes...)
+	output = g.Output
+	if output == 0 {
+		return nodes, output, nn.HeadNone
+	}
+	n := g.Nodes[output-1]
+	uses := 0
+	for _, m := range g.Nodes {
+		for _, in := range m.Inputs {
+			if in == output {
+				uses++
+			}
+		}
+	}
+	if uses > 0 {
+		return nodes, output, nn.HeadNone
+	}
+	switch op := n.Op.(type) {
+	case *nn.Softmax:
+		head = nn.HeadSoftmax
+	case *nn.Activation:
+		if op.Func == nn.ActSigmoid {
+			head = nn.HeadSigmoid
+		}
+	}
+	if head != nn.HeadNone {
+		nodes[output-1] = nil
+		output = n.Inputs[0]
+	}
+	return nodes, output, head
+}
+
+// fuse merges each linear step into the linear step that consumes it when
+// it has no other consumer (consecutive linear maps and constants become
+// one product, one level), drops dead steps and renumbers.
+func fuse(nodes []*irNode, out int, packing string) *plan.Program {
+	count := func() {
+		for _, n := range nodes {
+			n.users = 0
+		}
+		for _, n := range nodes {
+			if n.dead {
+				continue
+			}
+			for _, in := range n.step.In {
+				if in > 0 {
+					nodes[in-1].users++
+				}
+			}
+		}
+		if out > 0 {
+			nodes[out-1].users++
+		}
+	}
+	count()
+	for _, n := range nodes {
+		s := &n.step
+		if s.Kind != plan.StepLinear || s.In[0] == 0 {
+			continue
+		}
+		src := nodes[s.In[0]-1]
+		if src.step.Kind != plan.StepLinear || src.users != 1 {
+			continue
+		}
+		m := plan.MulSparse(s.M, src.step.M)
+		var bias []float64
+		if src.step.Bias != nil {
+			bias = s.M.MulVec(src.step.Bias)
+		}
+		if s.Bias != nil {
+			if bias == nil {
+				bias = make([]float64, m.Rows)
+			}
+			for i := range bias {
+				bias[i] += s.Bias[i]
+			}
+		}
+		s.M, s.Bias, s.In = m, bias, []int{src.step.In[0]}
+		if src.step.Name != s.Name {
+			s.Name = src.step.Name + "+" + s.Name
+		}
+		src.dead = true
+	}
+	count()
+	// Renumber live steps.
+	newID := make([]int, len(nodes)+1)
+	prog := &plan.Program{Packing: packing}
+	for i, n := range nodes {
+		if n.dead || n.users == 0 {
+			continue
+		}
+		s := n.step
+		for j, in := range s.In {
+			s.In[j] = newID[in]
+		}
+		prog.Steps = append(prog.Steps, s)
+		newID[i+1] = len(prog.Steps)
+	}
+	prog.Output = newID[out]
+	// A step whose output feeds a ciphertext product gets a scale chosen
+	// so that the product lands on the default scale.
+	for i := range prog.Steps {
+		s := &prog.Steps[i]
+		if s.Kind == plan.StepSquare || s.Kind == plan.StepMul {
+			for _, in := range s.In {
+				if in > 0 {
+					prog.Steps[in-1].FeedsMul = true
+				}
+			}
+		}
+	}
+	return prog
+}
+
+// stepDepth is the number of levels a step consumes.
+func stepDepth(s *plan.Step) int {
+	switch s.Kind {
+	case plan.StepLinear, plan.StepSquare, plan.StepMul:
+		return 1
+	case plan.StepPoly:
+		return plan.PolyDepth(len(s.Poly) - 1)
+	}
+	return 0
+}
+
+type compilation struct {
+	g     *nn.Graph
+	opts  *Options
+	prog  *plan.Program
+	head  nn.Head
+	acts  []plan.Activation
+	warn  []string
+	calib *calibration
+}
+
+func (c *compilation) build() (*plan.Plan, error) {
+	prog := c.prog
+	// Depth and levels.
+	depth := make([]int, len(prog.Steps)+1)
+	for i := range prog.Steps {
+		s := &prog.Steps[i]
+		d := 0
+		for _, in := range s.In {
+			d = max(d, depth[in])
+		}
+		depth[i+1] = d + stepDepth(s)
+	}
+	D := 0
+	for _, d := range depth {
+		D = max(D, d)
+	}
+	level := make([]int, len(prog.Steps)+1)
+	level[0] = D
+	for i := range prog.Steps {
+		s := &prog.Steps[i]
+		l := math.MaxInt
+		for _, in := range s.In {
+			l = min(l, level[in])
+		}
+		s.LevelIn = l
+		s.Level = l - stepDepth(s)
+		level[i+1] = s.Level
+	}
+
+	p := &plan.Plan{
+		Version:     plan.Version,
+		Model:       c.g.Name,
+		Packing:     c.opts.Packing,
+		InputShape:  append([]int(nil), c.g.Input...),
+		OutputShape: append([]int(nil), c.g.ValueShape(prog.Output)...),
+		Depth:       D,
+		Head:        string(c.head),
+		Activations: c.acts,
+		Warnings:    c.warn,
+	}
+	if c.head != nn.HeadNone {
+		p.OutputShape = append([]int(nil), c.g.OutputShape()...)
+	}
+
+	// Layout needs: latency packs each value with a power-of-two period,
+	// or a lone linear map in coefficient encoding.
+	inLen := c.g.Input.Size()
+	outLen := prog.Steps[prog.Output-1].Length
+	minSlots, coeffN := 1, 0
+	if p.Packing == plan.Latency {
+		if len(prog.Steps) == 1 && prog.Steps[0].Kind == plan.StepLinear && prog.Steps[0].In[0] == 0 {
+			coeffN = prog.Steps[0].M.Rows * plan.NextPow2(inLen)
+		}
+		for i := range prog.Steps {
+			minSlots = max(minSlots, plan.NextPow2(prog.Steps[i].Length))
+		}
+		minSlots = max(minSlots, plan.NextPow2(inLen))
+	}
+
+	bound := c.opts.OutputBound
+	if bound == 0 {
+		bound = c.calib.outputBound(prog)
+	}
+	p.Precision.OutputBound = bound
+
+	ps, err := chooseParams(D, minSlots, coeffN, bound, c.opts.LogN)
+	if err != nil {
+		return nil, err
+	}
+	p.Params = ps.spec
+	p.LogQP = ps.logQP
+	p.SecurityBound = ps.bound
+	slots := 1 << (ps.spec.LogN - 1)
+	useCoeffs := coeffN > 0 && coeffN <= 2*slots
+
+	if p.Packing == plan.Batch {
+		p.BatchSize = slots
+		p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Ciphertexts: inLen, Level: D, LogScale: ps.spec.LogDefaultScale}
+		p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Ciphertexts: outLen, Level: 0, LogScale: ps.spec.LogDefaultScale}
+	} else {
+		p.BatchSize = 1
+		if useCoeffs {
+			s := &prog.Steps[0]
+			s.Coeffs = true
+			s.Pin = plan.NextPow2(inLen)
+			pos := make([]int, s.M.Rows)
+			for r := range pos {
+				pos[r] = r*s.Pin + s.Pin - 1
+			}
+			p.Input = plan.Layout{Encoding: plan.Coeffs, Length: inLen, Ciphertexts: 1, Level: D, LogScale: ps.spec.LogDefaultScale}
+			p.Output = plan.Layout{Encoding: plan.Coeffs, Length: outLen, Positions: pos, Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
+		} else {
+			period := make([]int, len(prog.Steps)+1)
+			period[0] = plan.NextPow2(inLen)
+			for i := range prog.Steps {
+				period[i+1] = plan.NextPow2(prog.Steps[i].Length)
+				s := &prog.Steps[i]
+				if s.Kind == plan.StepLinear {
+					s.Pin, s.Pout = period[s.In[0]], period[i+1]
+				}
+			}
+			p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Period: period[0], Ciphertexts: 1, Level: D, LogScale: ps.spec.LogDefaultScale}
+			p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
+		}
+	}
+
+	if err := c.countAndKeys(p, ps); err != nil {
+		return nil, err
+	}
+	c.precision(p, ps)
+	if err := c.sizes(p, ps); err != nil {
+		return nil, err
+	}
+	for _, a := range c.acts {
+		p.Precision.ApproximationError = math.Max(p.Precision.ApproximationError, a.MaxError)
+	}
+	p.Fingerprint = p.ComputeFingerprint()
+	return p, nil
+}
+
+// countAndKeys fills the rotation set, Galois elements, operation counts
+// and step summaries.
+func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
+	rots := map[int]bool{}
+	ops := &p.Ops
+	ops.Ciphertexts = p.Input.Ciphertexts
+	ops.ResultCts = p.Output.Ciphertexts
+	slots := p.Slots()
+	for i := range c.prog.Steps {
+		s := &c.prog.Steps[i]
+		info := plan.StepInfo{Kind: s.Kind, Name: s.Name, LevelIn: s.LevelIn, LevelOut: s.Level, OutLength: s.Length}
+		in := s.In[0]
+		if in == 0 {
+			info.InLength = p.InputShape[0]
+			info.InLength = c.g.Input.Size()
+		} else {
+			info.InLength = c.prog.Steps[in-1].Length
+		}
+		cts := 1
+		if p.Packing == plan.Batch {
+			cts = s.Length
+		}
+		switch s.Kind {
+		case plan.StepLinear:
+			ops.Rescales += cts
+			switch {
+			case p.Packing == plan.Batch:
+				ops.ConstMuls += s.M.NNZ()
+				ops.Additions += s.M.NNZ()
+			case s.Coeffs:
+				ops.CoeffMuls++
+			default:
+				diags := s.Diagonals()
+				idx := make([]int, 0, len(diags))
+				for k := range diags {
+					idx = append(idx, k)
+				}
+				sort.Ints(idx)
+				s.LogBSGSRatio = bestRatio(idx, slots)
+				babies, giants := bsgs(idx, slots, s.LogBSGSRatio)
+				for _, r := range babies {
+					rots[r] = true
+				}
+				for _, r := range giants {
+					rots[r] = true
+				}
+				for _, r := range s.FoldRotations() {
+					rots[r] = true
+				}
+				info.Diagonals = len(idx)
+				info.Rotations = len(babies) + len(giants) + len(s.FoldRotations())
+				ops.Diagonals += len(idx)
+				ops.PtMuls += len(idx)
+				ops.BabySteps += len(babies)
+				ops.GiantSteps += len(giants)
+				ops.FoldRotations += len(s.FoldRotations())
+				ops.Rotations += info.Rotations
+				ops.Additions += len(idx) + len(s.FoldRotations())
+			}
+		case plan.StepSquare, plan.StepMul:
+			ops.CtMuls += cts
+			ops.Rescales += cts
+			p.Relin = true
+		case plan.StepAdd:
+			ops.Additions += cts
+		case plan.StepPoly:
+			deg := len(s.Poly) - 1
+			info.Degree = deg
+			ops.PolyEvals += cts
+			ops.PolyCtMuls += cts * polyCtMuls(deg)
+			ops.Rescales += cts * plan.PolyDepth(deg)
+			if deg >= 2 {
+				p.Relin = true
+			}
+		}
+		p.Steps = append(p.Steps, info)
+	}
+	for r := range rots {
+		if r != 0 {
+			p.Rotations = append(p.Rotations, r)
+		}
+	}
+	sort.Ints(p.Rotations)
+	p.GaloisElements = galoisElements(ps, p.Rotations)
+	return nil
+}
+
+// polyCtMuls estimates the ciphertext products of Lattigo's baby-step
+// giant-step polynomial evaluation of the given degree.
+func polyCtMuls(deg int) int {
+	if deg < 2 {
+		return 0
+	}
+	logDeg := int(math.Ceil(math.Log2(float64(deg + 1))))
+	logSplit := (logDeg >> 1)
+	if logSplit < 1 {
+		logSplit = 1
+	}
+	giant := logDeg - logSplit
+	return (1 << logSplit) + giant + (deg >> logSplit)
+}
+
+func fmtShape(s []int) string { return fmt.Sprint(s) }

@@ -1,0 +1,94 @@
+package compiler
+
+import (
+	"math"
+
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// Noise model (slot domain, in units of the encoded values). A polynomial
+// whose coefficients have independent errors of std sigma decodes to slot
+// errors of std about sigma*sqrt(N)/scale. Fresh encryption adds sigma =
+// 3.2; rescaling adds rounding with std sqrt((1+h)/12) for a ternary secret
+// of Hamming weight h ~ 2N/3. Linear maps amplify input errors by their
+// largest row norm, products by the magnitude of the other factor.
+
+// floodPrecisionBits is the precision, relative to the output range, that
+// flooding noise may take away: it is sized to use that budget, so that it
+// drowns the weight-dependent evaluation noise as far as it can.
+const floodPrecisionBits = 12
+
+func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
+	n := float64(ps.params.N())
+	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
+	h := 2 * n / 3
+	eFresh := 3.2 * math.Sqrt(n) / scale
+	eRescale := math.Sqrt((1+h)/12) * math.Sqrt(n) / scale
+	bounds := c.calib.bounds
+	err := make([]float64, len(c.prog.Steps)+1)
+	err[0] = eFresh
+	for i := range c.prog.Steps {
+		s := &c.prog.Steps[i]
+		x := err[s.In[0]]
+		switch s.Kind {
+		case plan.StepLinear:
+			err[i+1] = s.M.MaxRowNorm()*x + eRescale
+		case plan.StepSquare:
+			err[i+1] = 2*bounds[s.In[0]]*x + x*x + eRescale
+		case plan.StepMul:
+			y := err[s.In[1]]
+			err[i+1] = bounds[s.In[0]]*y + bounds[s.In[1]]*x + x*y + eRescale
+		case plan.StepAdd:
+			err[i+1] = x + err[s.In[1]]
+		case plan.StepPoly:
+			lip, sum := polyLipschitz(s.Basis, s.Poly)
+			err[i+1] = lip*x + float64(plan.PolyDepth(len(s.Poly)-1))*sum*eRescale
+		}
+	}
+	eEval := err[c.prog.Output]
+	// Coefficient-domain std of the evaluation noise, and flooding sized to
+	// the precision budget but at least twice the evaluation noise.
+	target := math.Max(p.Precision.OutputBound*math.Exp2(-floodPrecisionBits)/5, 2*eEval)
+	toCoeff := scale / math.Sqrt(n)
+	p.Precision.FloodStd = math.Floor(target * toCoeff)
+	p.Precision.FloodBits = math.Log2(target / eEval)
+	// Result compression: the fewest bits whose rounding error stays below
+	// the flooding noise.
+	bits := he.MaxPrimeBits
+	for b := 16; b <= he.MaxPrimeBits; b++ {
+		if he.ResultErrorStd(ps.params, b) <= target {
+			bits = b
+			break
+		}
+	}
+	p.ResultBits = bits
+	rErr := he.ResultErrorStd(ps.params, bits)
+	p.Precision.OutputError = 5 * math.Sqrt(eEval*eEval+target*target+rErr*rErr)
+}
+
+// polyLipschitz bounds |p'| and sum |c_k| of a polynomial on [-1, 1] by
+// sampling.
+func polyLipschitz(basis string, c []float64) (lip, sum float64) {
+	for _, v := range c {
+		sum += math.Abs(v)
+	}
+	const n = 200
+	prev := plan.EvalPoly(basis, c, -1)
+	for i := 1; i <= n; i++ {
+		t := -1 + 2*float64(i)/n
+		y := plan.EvalPoly(basis, c, t)
+		lip = math.Max(lip, math.Abs(y-prev)/(2.0/n))
+		prev = y
+	}
+	return lip, sum
+}
+
+func (c *compilation) sizes(p *plan.Plan, ps *paramChoice) error {
+	p.Sizes.Upload = he.CiphertextsSize(ps.params, p.Input.Level, p.Input.Ciphertexts, true)
+	p.Sizes.Result = he.ResultSize(ps.params, p.Output.Ciphertexts, p.ResultBits)
+	p.Sizes.PublicKey = he.EvalKeysSize(ps.params, nil, false)
+	p.Sizes.EvalKeys = he.EvalKeysSize(ps.params, p.GaloisElements, p.Relin)
+	p.Sizes.GaloisKeys = len(p.GaloisElements)
+	return nil
+}

@@ -1,0 +1,126 @@
+package compiler
+
+import (
+	"math"
+	"sort"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// Scale bounds: above 40 bits precision gains nothing for inference, below
+// 26 bits the rescaling noise shows in the outputs.
+const (
+	maxLogScale = 40
+	minLogScale = 26
+)
+
+type paramChoice struct {
+	spec   plan.Params
+	params ckks.Parameters
+	logQP  float64
+	bound  int
+}
+
+// ToSpec converts plan parameters to the HE engine's spec.
+func ToSpec(p plan.Params) he.ParamSpec {
+	return he.ParamSpec{LogN: p.LogN, LogQ: p.LogQ, LogP: p.LogP, LogDefaultScale: p.LogDefaultScale}
+}
+
+// headroomBits is how many bits above the scale q_0 needs to carry outputs
+// of magnitude up to bound without wrapping around.
+func headroomBits(bound float64) int {
+	b := int(math.Ceil(math.Log2(math.Max(bound, 1)))) + 3
+	return max(b, 4)
+}
+
+// chooseParams picks the smallest ring that fits the depth and the layout,
+// and on it the largest scale that keeps 128-bit security.
+func chooseParams(depth, minSlots, coeffN int, outBound float64, forceLogN int) (*paramChoice, error) {
+	hb := headroomBits(outBound)
+	lo, hi := he.MinLogN, 16
+	if forceLogN != 0 {
+		lo, hi = forceLogN, forceLogN
+	}
+	for logN := lo; logN <= hi; logN++ {
+		n := 1 << logN
+		if !(coeffN > 0 && coeffN <= n) && minSlots > n/2 {
+			continue
+		}
+		bound, ok := he.MaxLogQP(logN)
+		if !ok {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "ring degree 2^%d is not supported", logN)
+		}
+		for s := maxLogScale; s >= minLogScale; s-- {
+			b0 := min(s+hb, he.MaxPrimeBits)
+			bp := min(max(b0, s)+1, he.MaxPrimeBits)
+			// Leave a bit of slack: generated primes are not exact powers of two.
+			if float64(b0+depth*s+bp) > bound-1 {
+				continue
+			}
+			spec := plan.Params{LogN: logN, LogQ: []int{b0}, LogP: []int{bp}, LogDefaultScale: s}
+			for i := 0; i < depth; i++ {
+				spec.LogQ = append(spec.LogQ, s)
+			}
+			params, err := ToSpec(spec).Params()
+			if fheserve.ErrorCode(err) == fheserve.EINSECURE {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			return &paramChoice{spec: spec, params: params, logQP: params.LogQP(), bound: int(bound)}, nil
+		}
+	}
+	if forceLogN != 0 {
+		return nil, fheserve.Errorf(fheserve.EINSECURE, "depth %d does not fit ring degree 2^%d at 128-bit security with a scale of at least 2^%d", depth, forceLogN, minLogScale)
+	}
+	return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "the model needs depth %d and %d slots, more than any 128-bit secure ring up to 2^16 holds without bootstrapping; use fewer layers or lower-degree activations", depth, minSlots)
+}
+
+func galoisElements(ps *paramChoice, rots []int) []uint64 {
+	els := make([]uint64, 0, len(rots))
+	for _, r := range rots {
+		els = append(els, ps.params.GaloisElement(r))
+	}
+	sort.Slice(els, func(i, j int) bool { return els[i] < els[j] })
+	return els
+}
+
+// bsgs returns the baby-step (hoisted) and giant-step rotations Lattigo's
+// linear transformation uses for the given diagonals and ratio.
+func bsgs(diags []int, slots, logRatio int) (babies, giants []int) {
+	n1 := lintrans.FindBestBSGSRatio(diags, slots, logRatio)
+	_, rotN1, rotN2 := lintrans.BSGSIndex(diags, slots, n1)
+	for _, r := range rotN2 {
+		if r != 0 {
+			babies = append(babies, r)
+		}
+	}
+	for _, r := range rotN1 {
+		if r != 0 {
+			giants = append(giants, r)
+		}
+	}
+	return babies, giants
+}
+
+// hoistedCost is the cost of a hoisted rotation relative to a full one.
+const hoistedCost = 0.5
+
+// bestRatio picks the baby-step giant-step ratio with the lowest rotation
+// cost, hoisted baby steps being cheaper than giant steps.
+func bestRatio(diags []int, slots int) int {
+	best, bestCost := 0, math.Inf(1)
+	for r := 0; r <= 4; r++ {
+		b, g := bsgs(diags, slots, r)
+		cost := hoistedCost*float64(len(b)) + float64(len(g))
+		if cost < bestCost {
+			best, bestCost = r, cost
+		}
+	}
+	return best
+}

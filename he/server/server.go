@@ -1,0 +1,583 @@
+// Package server is the server half of the CKKS engine: it evaluates a
+// compiled program on a user's ciphertexts with the user's evaluation keys
+// alone and sanitizes the result before it leaves. Nothing in this package
+// accepts or produces a secret key: its inputs are he.EvalKeys (public key,
+// relinearization and Galois keys) and ciphertexts.
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/big"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
+	ltckks "github.com/tuneinsight/lattigo/v6/circuits/ckks/lintrans"
+	"github.com/tuneinsight/lattigo/v6/circuits/ckks/polynomial"
+	"github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring"
+	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+	"github.com/tuneinsight/lattigo/v6/utils/bignum"
+)
+
+// Model is a program prepared for evaluation: weights encoded as
+// plaintexts at the levels and scales the plan's schedule gives them. A
+// Model is immutable and safe for concurrent use by many Evaluators.
+type Model struct {
+	Plan    *plan.Plan
+	prog    *plan.Program
+	params  ckks.Parameters
+	steps   []prepared
+	inScale rlwe.Scale
+}
+
+type prepared struct {
+	// Latency, slots: the transformation, split into parts by giant step
+	// so that parts run on different cores.
+	parts []lintrans.LinearTransformation
+	// Latency, coefficients.
+	coeffPt *rlwe.Plaintext
+	// Batch: weights pre-scaled by target/input scale, per row.
+	rows [][]float64
+	// Bias as encoded after rescaling (latency: a full slot vector).
+	bias     []float64
+	coeffB   []float64
+	poly     polynomial.Polynomial
+	target   rlwe.Scale // output scale
+	ptScale  rlwe.Scale // plaintext scale of the weights
+	outScale rlwe.Scale
+}
+
+// Parts is how many concurrent parts a linear transformation is split into.
+var Parts = 2
+
+// Prepare encodes a program's weights for its plan.
+func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
+	spec := he.ParamSpec{LogN: p.Params.LogN, LogQ: p.Params.LogQ, LogP: p.Params.LogP, LogDefaultScale: p.Params.LogDefaultScale}
+	params, err := spec.Params()
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps))}
+	m.inScale = params.DefaultScale()
+	ecd := ckks.NewEncoder(params)
+	scales := make([]rlwe.Scale, len(prog.Steps)+1)
+	scales[0] = m.inScale
+	def := params.DefaultScale()
+	for i := range prog.Steps {
+		s := &prog.Steps[i]
+		st := &m.steps[i]
+		in := scales[s.In[0]]
+		// The scale a value should have: the default, or one whose square
+		// after rescaling is the default when it feeds a product.
+		target := def
+		if s.FeedsMul {
+			q := float64(params.Q()[s.Level])
+			target = rlwe.NewScale(math.Sqrt(q * def.Float64()))
+		}
+		switch s.Kind {
+		case plan.StepLinear:
+			qIn := rlwe.NewScale(params.Q()[s.LevelIn])
+			st.ptScale = qIn.Mul(target).Div(in)
+			st.target = target
+			if err := m.prepareLinear(ecd, s, st, in); err != nil {
+				return nil, fmt.Errorf("cannot prepare step %q: %w", s.Name, err)
+			}
+			scales[i+1] = target
+		case plan.StepSquare:
+			scales[i+1] = in.Mul(in).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
+		case plan.StepMul:
+			scales[i+1] = in.Mul(scales[s.In[1]]).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
+		case plan.StepAdd:
+			scales[i+1] = in
+		case plan.StepPoly:
+			st.poly = polynomial.NewPolynomial(bignum.NewPolynomial(polyBasis(s.Basis), s.Poly, [2]float64{-1, 1}))
+			st.target = target
+			scales[i+1] = target
+		default:
+			return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
+		}
+		st.outScale = scales[i+1]
+	}
+	return m, nil
+}
+
+func polyBasis(b string) bignum.Basis {
+	if b == plan.Chebyshev {
+		return bignum.Chebyshev
+	}
+	return bignum.Monomial
+}
+
+func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in rlwe.Scale) error {
+	params := m.params
+	slots := params.MaxSlots()
+	switch {
+	case m.Plan.Packing == plan.Batch:
+		f := st.ptScale.Div(rlwe.NewScale(params.Q()[s.LevelIn])).Float64()
+		st.rows = make([][]float64, s.M.Rows)
+		for r := range st.rows {
+			_, vals := s.M.Row(r)
+			w := make([]float64, len(vals))
+			for j, v := range vals {
+				w[j] = v * f
+			}
+			st.rows[r] = w
+		}
+		st.bias = s.Bias
+	case s.Coeffs:
+		n := params.N()
+		w := make([]float64, n)
+		for r := 0; r < s.M.Rows; r++ {
+			cols, vals := s.M.Row(r)
+			for j, c := range cols {
+				w[r*s.Pin+s.Pin-1-c] = vals[j]
+			}
+		}
+		pt := ckks.NewPlaintext(params, s.LevelIn)
+		pt.IsBatched = false
+		pt.Scale = st.ptScale
+		if err := ecd.Encode(w, pt); err != nil {
+			return err
+		}
+		st.coeffPt = pt
+		if s.Bias != nil {
+			st.coeffB = make([]float64, n)
+			for r, b := range s.Bias {
+				st.coeffB[r*s.Pin+s.Pin-1] = b
+			}
+		}
+	default:
+		diags := s.Diagonals()
+		full := make(lintrans.Diagonals[float64], len(diags))
+		for k, d := range diags {
+			v := make([]float64, slots)
+			for j := 0; j < slots; j += len(d) {
+				copy(v[j:], d)
+			}
+			full[k] = v
+		}
+		ltp := ltckks.Parameters{
+			DiagonalsIndexList:        full.DiagonalsIndexList(),
+			LevelQ:                    s.LevelIn,
+			LevelP:                    params.MaxLevelP(),
+			Scale:                     st.ptScale,
+			LogDimensions:             ring.Dimensions{Rows: 0, Cols: params.LogMaxSlots()},
+			LogBabyStepGiantStepRatio: s.LogBSGSRatio,
+		}
+		lt := ltckks.NewTransformation(params, ltp)
+		if err := ltckks.Encode(ecd, ltckks.Diagonals[float64](full), lt); err != nil {
+			return err
+		}
+		st.parts = splitTransformation(lintrans.LinearTransformation(lt), Parts)
+		if s.Bias != nil {
+			st.bias = make([]float64, slots)
+			for j := 0; j < slots; j += s.Pout {
+				copy(st.bias[j:], s.Bias)
+			}
+		}
+	}
+	return nil
+}
+
+// splitTransformation divides a baby-step giant-step transformation into
+// up to n transformations over disjoint giant steps with the same baby
+// steps; their results add up to the whole.
+func splitTransformation(lt lintrans.LinearTransformation, n int) []lintrans.LinearTransformation {
+	index, giants, _ := lt.BSGSIndex()
+	if n <= 1 || len(giants) < 2 || lt.N1 == 0 {
+		return []lintrans.LinearTransformation{lt}
+	}
+	n = min(n, len(giants))
+	// Balance the number of diagonals per part, largest groups first.
+	sort.Slice(giants, func(a, b int) bool { return len(index[giants[a]]) > len(index[giants[b]]) })
+	load := make([]int, n)
+	parts := make([]lintrans.LinearTransformation, n)
+	for i := range parts {
+		parts[i] = lt
+		parts[i].Vec = map[int]ringqp.Poly{}
+	}
+	for _, j := range giants {
+		best := 0
+		for i := range load {
+			if load[i] < load[best] {
+				best = i
+			}
+		}
+		for _, b := range index[j] {
+			parts[best].Vec[j+b] = lt.Vec[j+b]
+		}
+		load[best] += len(index[j])
+	}
+	return parts
+}
+
+// Evaluator evaluates a Model with one user's evaluation keys. It is safe
+// for concurrent use.
+type Evaluator struct {
+	m         *Model
+	eval      *ckks.Evaluator
+	lt        *lintrans.Evaluator
+	sanitizer *he.Sanitizer
+	workers   int
+}
+
+// NewEvaluator binds a model to a user's evaluation keys. workers is the
+// number of goroutines evaluation may use (0: GOMAXPROCS).
+func (m *Model) NewEvaluator(keys *he.EvalKeys, workers int) (*Evaluator, error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if m.Plan.Relin && keys.Relin == nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "key set lacks the relinearization key the plan needs")
+	}
+	have := map[uint64]bool{}
+	for _, g := range keys.GaloisElements() {
+		have[g] = true
+	}
+	for _, g := range m.Plan.GaloisElements {
+		if !have[g] {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "key set lacks the Galois key %d the plan needs", g)
+		}
+	}
+	san, err := he.NewSanitizer(m.params, keys.Public)
+	if err != nil {
+		return nil, err
+	}
+	eval := ckks.NewEvaluator(m.params, keys.EvaluationKeySet())
+	return &Evaluator{m: m, eval: eval, lt: lintrans.NewEvaluator(eval), sanitizer: san, workers: workers}, nil
+}
+
+// Params returns the CKKS parameters of the model.
+func (m *Model) Params() ckks.Parameters { return m.params }
+
+// Steps is the number of progress units of one evaluation.
+func (m *Model) Steps() int { return len(m.prog.Steps) + 1 }
+
+// Evaluate runs the program on one call's input ciphertexts and returns
+// the sanitized result ciphertexts at level 0. progress, if not nil, is
+// called after each step with (done, total).
+func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, progress func(done, total int)) ([]*rlwe.Ciphertext, error) {
+	p := e.m.Plan
+	if len(in) != p.Input.Ciphertexts {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "input has %d ciphertexts, the plan takes %d", len(in), p.Input.Ciphertexts)
+	}
+	wantBatched := p.Input.Encoding == plan.Slots
+	for i, ct := range in {
+		switch {
+		case ct == nil || ct.Degree() != 1:
+			return nil, fheserve.Errorf(fheserve.EINVALID, "input ciphertext %d is not a degree-1 ciphertext", i)
+		case ct.Level() != p.Input.Level:
+			return nil, fheserve.Errorf(fheserve.EINVALID, "input ciphertext %d is at level %d, the plan takes level %d", i, ct.Level(), p.Input.Level)
+		case ct.IsBatched != wantBatched:
+			return nil, fheserve.Errorf(fheserve.EINVALID, "input ciphertext %d has the wrong encoding (slots vs coefficients)", i)
+		case !ct.IsNTT:
+			return nil, fheserve.Errorf(fheserve.EINVALID, "input ciphertext %d is not in NTT form", i)
+		}
+		if r := ct.Scale.Float64() / e.m.inScale.Float64(); math.Abs(r-1) > 1e-9 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "input ciphertext %d has scale 2^%.2f, the plan takes 2^%d", i, math.Log2(ct.Scale.Float64()), p.Params.LogDefaultScale)
+		}
+	}
+	total := e.m.Steps()
+	vals := make([][]*rlwe.Ciphertext, len(e.m.prog.Steps)+1)
+	vals[0] = in
+	for i := range e.m.prog.Steps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out, err := e.step(i, vals)
+		if err != nil {
+			return nil, fmt.Errorf("step %q: %w", e.m.prog.Steps[i].Name, err)
+		}
+		vals[i+1] = out
+		// Free values no later step reads.
+		e.release(vals, i)
+		if progress != nil {
+			progress(i+1, total)
+		}
+	}
+	res := vals[e.m.prog.Output]
+	err := e.parallel(len(res), func(j int) error {
+		return e.sanitizer.Sanitize(res[j], p.Precision.FloodStd)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if progress != nil {
+		progress(total, total)
+	}
+	return res, nil
+}
+
+// release drops values whose last reader was step i.
+func (e *Evaluator) release(vals [][]*rlwe.Ciphertext, i int) {
+	steps := e.m.prog.Steps
+	for _, in := range steps[i].In {
+		if in == e.m.prog.Output || in == 0 {
+			continue
+		}
+		used := false
+		for j := i + 1; j < len(steps) && !used; j++ {
+			for _, x := range steps[j].In {
+				used = used || x == in
+			}
+		}
+		if !used {
+			vals[in] = nil
+		}
+	}
+}
+
+// parallel runs f(0..n-1) on the evaluator's workers.
+func (e *Evaluator) parallel(n int, f func(int) error) error {
+	w := min(e.workers, n)
+	if w <= 1 {
+		for i := 0; i < n; i++ {
+			if err := f(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		mu   sync.Mutex
+		next int
+		ferr error
+		wg   sync.WaitGroup
+	)
+	for k := 0; k < w; k++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := ferr != nil
+				mu.Unlock()
+				if i >= n || stop {
+					return
+				}
+				if err := f(i); err != nil {
+					mu.Lock()
+					if ferr == nil {
+						ferr = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ferr
+}
+
+func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	s := &e.m.prog.Steps[i]
+	st := &e.m.steps[i]
+	x := vals[s.In[0]]
+	switch s.Kind {
+	case plan.StepLinear:
+		switch {
+		case e.m.Plan.Packing == plan.Batch:
+			return e.linearBatch(s, st, x)
+		case s.Coeffs:
+			out, err := e.linearCoeffs(s, st, x[0])
+			return []*rlwe.Ciphertext{out}, err
+		default:
+			out, err := e.linearSlots(s, st, x[0])
+			return []*rlwe.Ciphertext{out}, err
+		}
+	case plan.StepSquare, plan.StepMul:
+		y := x
+		if s.Kind == plan.StepMul {
+			y = vals[s.In[1]]
+		}
+		out := make([]*rlwe.Ciphertext, len(x))
+		err := e.parallel(len(x), func(j int) error {
+			ct, err := e.eval.MulRelinNew(x[j], y[j])
+			if err != nil {
+				return err
+			}
+			if err := e.eval.Rescale(ct, ct); err != nil {
+				return err
+			}
+			out[j] = ct
+			return nil
+		})
+		return out, err
+	case plan.StepAdd:
+		y := vals[s.In[1]]
+		out := make([]*rlwe.Ciphertext, len(x))
+		err := e.parallel(len(x), func(j int) error {
+			ct, err := e.eval.AddNew(x[j], y[j])
+			out[j] = ct
+			return err
+		})
+		return out, err
+	case plan.StepPoly:
+		out := make([]*rlwe.Ciphertext, len(x))
+		err := e.parallel(len(x), func(j int) error {
+			pe := polynomial.NewEvaluator(e.m.params, e.eval)
+			ct, err := pe.Evaluate(x[j], st.poly, st.target)
+			if err != nil {
+				return err
+			}
+			if ct.Level() != s.Level {
+				e.eval.DropLevel(ct, ct.Level()-s.Level)
+			}
+			out[j] = ct
+			return nil
+		})
+		return out, err
+	}
+	return nil, fheserve.Errorf(fheserve.EINTERNAL, "unknown step kind %q", s.Kind)
+}
+
+// linearSlots evaluates M x with the diagonal method: hoisted baby-step
+// rotations shared by all parts, giant steps split across cores, then
+// rescaling, block folding and the bias.
+func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	params := e.m.params
+	rp := params.GetRLWEParameters()
+	levelQ, levelP := x.Level(), st.parts[0].LevelP
+	_, _, babies := st.parts[0].BSGSIndex()
+	// All parts share N1, so the baby steps of any part cover the union
+	// only if computed from the whole; collect them.
+	need := map[int]bool{}
+	for _, part := range st.parts {
+		_, _, b := part.BSGSIndex()
+		for _, r := range b {
+			need[r] = true
+		}
+	}
+	babies = babies[:0]
+	for r := range need {
+		babies = append(babies, r)
+	}
+	sort.Ints(babies)
+
+	pool := rlwe.NewPool(rp.RingQP()).AtLevel(levelQ, levelP)
+	decomp := pool.GetBuffDecompQP(*rp, levelQ, levelP)
+	defer pool.RecycleBuffDecompQP(decomp)
+	e.eval.DecomposeNTT(levelQ, levelP, levelP+1, x.Value[1], x.IsNTT, decomp)
+
+	// Hoisted baby steps, spread over the workers.
+	w := max(1, min(e.workers, len(babies)))
+	maps := make([]map[int]*rlwe.Element[ringqp.Poly], w)
+	err := e.parallel(w, func(k int) error {
+		var mine []int
+		for j := k; j < len(babies); j += w {
+			mine = append(mine, babies[j])
+		}
+		maps[k] = map[int]*rlwe.Element[ringqp.Poly]{}
+		return e.lt.PreRotatedCiphertextForDiagonalMatrixMultiplication(levelQ, levelP, x, decomp, mine, maps[k])
+	})
+	if err != nil {
+		return nil, err
+	}
+	pre := map[int]*rlwe.Element[ringqp.Poly]{}
+	for _, m := range maps {
+		for k, v := range m {
+			pre[k] = v
+		}
+	}
+	outs := make([]*rlwe.Ciphertext, len(st.parts))
+	err = e.parallel(len(st.parts), func(k int) error {
+		outs[k] = ckks.NewCiphertext(params, 1, levelQ)
+		return e.lt.MultiplyByDiagMatrixBSGS(x, st.parts[k], pre, outs[k])
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := outs[0]
+	for _, o := range outs[1:] {
+		if err := e.eval.Add(out, o, out); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.eval.Rescale(out, out); err != nil {
+		return nil, err
+	}
+	for _, r := range s.FoldRotations() {
+		rot, err := e.eval.RotateNew(out, r)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.eval.Add(out, rot, out); err != nil {
+			return nil, err
+		}
+	}
+	out.Scale = st.target
+	if st.bias != nil {
+		if err := e.eval.Add(out, st.bias, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// linearCoeffs evaluates M x for a coefficient-encoded x with one
+// plaintext product: row r's weights, reversed, sit at coefficients
+// r*Pin..r*Pin+Pin-1, so coefficient r*Pin+Pin-1 of the product is row r's
+// dot product.
+func (e *Evaluator) linearCoeffs(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	out, err := e.eval.MulNew(x, st.coeffPt)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.eval.Rescale(out, out); err != nil {
+		return nil, err
+	}
+	out.Scale = st.target
+	if st.coeffB != nil {
+		pt := ckks.NewPlaintext(e.m.params, out.Level())
+		pt.IsBatched = false
+		pt.Scale = out.Scale
+		if err := ckks.NewEncoder(e.m.params).Encode(st.coeffB, pt); err != nil {
+			return nil, err
+		}
+		if err := e.eval.Add(out, pt, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// linearBatch evaluates y_r = sum_c M[r][c] x_c + b_r with one ciphertext
+// per feature: scalar products only, no rotations. Rows run in parallel.
+func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	out := make([]*rlwe.Ciphertext, s.M.Rows)
+	level := x[0].Level()
+	q := new(big.Float).SetUint64(e.m.params.Q()[level])
+	err := e.parallel(s.M.Rows, func(r int) error {
+		cols, _ := s.M.Row(r)
+		w := st.rows[r]
+		acc := ckks.NewCiphertext(e.m.params, 1, level)
+		acc.Scale = x[0].Scale.Mul(rlwe.Scale{Value: *q})
+		for j, c := range cols {
+			if err := e.eval.MulThenAdd(x[c], w[j], acc); err != nil {
+				return err
+			}
+		}
+		if err := e.eval.Rescale(acc, acc); err != nil {
+			return err
+		}
+		acc.Scale = st.target
+		if st.bias != nil && st.bias[r] != 0 {
+			if err := e.eval.Add(acc, st.bias[r], acc); err != nil {
+				return err
+			}
+		}
+		out[r] = acc
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,174 @@
+// Package local runs both halves of an encrypted prediction in one
+// process, through the same wire format a remote client and server use:
+// key generation, encryption, evaluation, sanitization, decryption. It
+// backs `fheserve predict --local`, `fheserve bench` and the engine's
+// end-to-end tests.
+package local
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/he/server"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// Stats are the measurements of a run. Times are wall-clock.
+type Stats struct {
+	Compile     time.Duration `json:"-"`
+	Keygen      time.Duration `json:"-"`
+	Encrypt     time.Duration `json:"-"`
+	Evaluate    time.Duration `json:"-"`
+	Decrypt     time.Duration `json:"-"`
+	Calls       int           `json:"calls"`
+	Samples     int           `json:"samples"`
+	UploadBytes int           `json:"upload_bytes"` // all calls' encrypted inputs
+	ResultBytes int           `json:"result_bytes"` // all calls' encrypted results
+	EvalKeyByte int           `json:"eval_key_bytes"`
+	PublicKey   int           `json:"public_key_bytes"`
+	SecretKey   int           `json:"-"`
+}
+
+// Runner holds a compiled model, a user's keys and a server evaluator.
+type Runner struct {
+	Plan    *plan.Plan
+	Program *plan.Program
+	Graph   *nn.Graph
+	params  ckks.Parameters
+	keys    *client.Keys
+	eval    *server.Evaluator
+	Stats   Stats
+}
+
+// New compiles g, generates keys for its plan, and prepares the server
+// side with the keys as they arrive over the wire.
+func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
+	t0 := time.Now()
+	res, err := compiler.Compile(g, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Runner{Plan: res.Plan, Program: res.Program, Graph: g}
+	r.Stats.Compile = time.Since(t0)
+	model, err := server.Prepare(res.Plan, res.Program)
+	if err != nil {
+		return nil, err
+	}
+	r.params = model.Params()
+
+	t0 = time.Now()
+	keys, evk, err := client.GenerateKeys(r.params, res.Plan.GaloisElements, res.Plan.Relin)
+	if err != nil {
+		return nil, err
+	}
+	r.keys = keys
+	var buf bytes.Buffer
+	if err := he.MarshalEvalKeys(&buf, r.params, evk); err != nil {
+		return nil, err
+	}
+	r.Stats.Keygen = time.Since(t0)
+	r.Stats.EvalKeyByte = buf.Len()
+	r.Stats.PublicKey = he.EvalKeysSize(r.params, nil, false)
+
+	serverKeys, err := he.UnmarshalEvalKeys(&buf, r.params, he.KeyLimits{MaxGalois: len(res.Plan.GaloisElements)})
+	if err != nil {
+		return nil, err
+	}
+	r.eval, err = model.NewEvaluator(serverKeys, workers)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Predict runs x (n samples, row-major) encrypted and returns the decoded
+// outputs, n*OutputSize values with the head applied. It splits the
+// samples into calls of at most the plan's batch size.
+func (r *Runner) Predict(ctx context.Context, x []float64, n int) ([]float64, error) {
+	p := r.Plan
+	in, out := p.InputSize(), p.OutputSize()
+	if len(x) != n*in {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "input has %d values, want %d samples of %d", len(x), n, in)
+	}
+	res := make([]float64, 0, n*out)
+	for start := 0; start < n; start += p.BatchSize {
+		k := min(p.BatchSize, n-start)
+		y, err := r.call(ctx, x[start*in:(start+k)*in], k)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, y...)
+	}
+	r.Stats.Samples += n
+	return res, nil
+}
+
+func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error) {
+	p := r.Plan
+	// Client: encode, encrypt, serialize.
+	t0 := time.Now()
+	vecs, err := p.EncodeInput(x, n)
+	if err != nil {
+		return nil, err
+	}
+	var cts []*rlwe.Ciphertext
+	if p.Input.Encoding == plan.Coeffs {
+		cts, err = r.keys.EncryptCoeffs(vecs, p.Input.Level, r.params.DefaultScale())
+	} else {
+		cts, err = r.keys.Encrypt(vecs, p.Input.Level, r.params.DefaultScale())
+	}
+	if err != nil {
+		return nil, err
+	}
+	var up bytes.Buffer
+	if err := he.MarshalSeededCiphertexts(&up, r.params, cts); err != nil {
+		return nil, err
+	}
+	r.Stats.Encrypt += time.Since(t0)
+	r.Stats.UploadBytes += up.Len()
+
+	// Server: decode, evaluate, sanitize, serialize compactly.
+	t0 = time.Now()
+	in, err := he.UnmarshalCiphertexts(&up, r.params, he.Limits{MaxCount: p.Input.Ciphertexts, MinLevel: p.Input.Level, MaxLevel: p.Input.Level})
+	if err != nil {
+		return nil, err
+	}
+	outCts, err := r.eval.Evaluate(ctx, in, nil)
+	if err != nil {
+		return nil, err
+	}
+	var down bytes.Buffer
+	if err := he.MarshalResult(&down, r.params, outCts, p.ResultBits); err != nil {
+		return nil, err
+	}
+	r.Stats.Evaluate += time.Since(t0)
+	r.Stats.ResultBytes += down.Len()
+
+	// Client: decode, decrypt.
+	t0 = time.Now()
+	got, err := he.UnmarshalResult(&down, r.params, he.Limits{MaxCount: p.Output.Ciphertexts, MinLevel: 0, MaxLevel: 0})
+	if err != nil {
+		return nil, err
+	}
+	var vals [][]float64
+	if p.Output.Encoding == plan.Coeffs {
+		vals, err = r.keys.DecryptCoeffs(got)
+	} else {
+		vals, err = r.keys.Decrypt(got)
+	}
+	if err != nil {
+		return nil, err
+	}
+	y, err := p.DecodeOutput(vals, n)
+	r.Stats.Decrypt += time.Since(t0)
+	r.Stats.Calls++
+	return y, err
+}

@@ -1,0 +1,70 @@
+package local
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+)
+
+func randDense(rng *rand.Rand, in, out int, scale float64) *nn.Dense {
+	d := &nn.Dense{In: in, Out: out, W: make([]float64, in*out), B: make([]float64, out)}
+	for i := range d.W {
+		d.W[i] = rng.NormFloat64() * scale / math.Sqrt(float64(in))
+	}
+	for i := range d.B {
+		d.B[i] = rng.NormFloat64() * 0.1
+	}
+	return d
+}
+
+func mlp(rng *rand.Rand) *nn.Graph {
+	return &nn.Graph{
+		Name:  "mlp",
+		Input: nn.Shape{16},
+		Nodes: []*nn.Node{
+			{Name: "fc1", OpType: "Gemm", Op: randDense(rng, 16, 8, 1), Inputs: []int{0}, Shape: nn.Shape{8}},
+			{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{8}},
+			{Name: "fc2", OpType: "Gemm", Op: randDense(rng, 8, 4, 1), Inputs: []int{2}, Shape: nn.Shape{4}},
+		},
+		Output: 3,
+	}
+}
+
+func TestMLPEncrypted(t *testing.T) {
+	for _, packing := range []string{plan.Latency, plan.Batch} {
+		t.Run(packing, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			g := mlp(rng)
+			x := make([]float64, 3*16)
+			for i := range x {
+				x[i] = rng.Float64()*2 - 1
+			}
+			r, err := New(g, compiler.Options{Packing: packing, Calibration: x}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("plan: %s precision %+v", r.Plan, r.Plan.Precision)
+			got, err := r.Predict(context.Background(), x, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := g.EvalBatch(x, 3, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var maxErr float64
+			for i := range want {
+				maxErr = math.Max(maxErr, math.Abs(got[i]-want[i]))
+			}
+			t.Logf("max error %.3g (stated %.3g)", maxErr, r.Plan.Precision.OutputError)
+			if maxErr > r.Plan.Precision.OutputError {
+				t.Fatalf("max error %g above the plan's stated %g\ngot  %v\nwant %v", maxErr, r.Plan.Precision.OutputError, got, want)
+			}
+		})
+	}
+}

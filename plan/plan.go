@@ -1,0 +1,306 @@
+// Package plan holds the compiled form of a model: the public Plan, which is
+// the contract between a model user's client and the server (parameters,
+// packing, layouts, rotation keys, precision), and the private Program,
+// which holds the weights and never leaves the server.
+//
+// The package has no dependency on the HE library, so the client half
+// (including a WebAssembly build) can read plans.
+package plan
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/bits"
+
+	"github.com/fheserve/fheserve"
+)
+
+// Version of the plan format.
+const Version = 1
+
+// Packing modes.
+const (
+	Latency = "latency" // one sample per call, a vector per ciphertext
+	Batch   = "batch"   // sample i in slot i, one ciphertext per feature
+)
+
+// Encodings of a layout.
+const (
+	Slots  = "slots"  // values in CKKS slots
+	Coeffs = "coeffs" // values as polynomial coefficients
+)
+
+// Params are the CKKS parameters of a plan (mirrors he.ParamSpec, kept here
+// so that plan does not import the HE library).
+type Params struct {
+	LogN            int   `json:"log_n"`
+	LogQ            []int `json:"log_q"`
+	LogP            []int `json:"log_p"`
+	LogDefaultScale int   `json:"log_default_scale"`
+}
+
+// Layout says how a tensor is laid out in ciphertexts.
+//
+// Slots, latency packing: one ciphertext; element i of the flattened tensor
+// is in every slot j with j mod Period == i (the vector repeats across all
+// slots). Slots, batch packing: Length ciphertexts; ciphertext i holds
+// element i of sample j in slot j. Coeffs: one ciphertext; element i is
+// coefficient Positions[i] (or i when Positions is nil).
+type Layout struct {
+	Encoding    string `json:"encoding"`
+	Length      int    `json:"length"`
+	Period      int    `json:"period,omitempty"`
+	Positions   []int  `json:"positions,omitempty"`
+	Ciphertexts int    `json:"ciphertexts"`
+	Level       int    `json:"level"`
+	LogScale    int    `json:"log_scale"`
+}
+
+// Activation reports how one non-polynomial activation is approximated.
+type Activation struct {
+	Node      string     `json:"node"`
+	Func      string     `json:"func"`
+	Interval  [2]float64 `json:"interval"`
+	Source    string     `json:"source"` // "calibration" or "default"
+	Degree    int        `json:"degree"`
+	Depth     int        `json:"depth"`
+	MaxError  float64    `json:"max_error"` // on calibration data (or the interval grid)
+	Clipped   float64    `json:"clipped"`   // fraction of calibration inputs outside the interval
+	Basis     string     `json:"basis"`
+	Coeffs    []float64  `json:"-"`
+	PreScale  float64    `json:"-"`
+	PreOffset float64    `json:"-"`
+}
+
+// Precision is what the user gets back.
+type Precision struct {
+	// OutputError is the expected maximum absolute error of each output
+	// value against the model with its activations approximated (HE
+	// noise, flooding and result compression).
+	OutputError float64 `json:"output_error"`
+	// ApproximationError is the largest error of an activation
+	// approximation on the calibration data (0 when all are exact).
+	ApproximationError float64 `json:"approximation_error"`
+	// FloodStd is the std of the flooding noise in coefficient units.
+	FloodStd float64 `json:"flood_std"`
+	// FloodBits is log2(FloodStd / evaluation noise bound): how far the
+	// flooding noise drowns the weight-dependent evaluation noise.
+	FloodBits float64 `json:"flood_bits"`
+	// OutputBound is the largest output magnitude the parameters carry.
+	OutputBound float64 `json:"output_bound"`
+}
+
+// Sizes are encoded sizes in bytes.
+type Sizes struct {
+	Upload     int `json:"upload"`      // one call's encrypted input (seeded)
+	Result     int `json:"result"`      // one call's encrypted output
+	PublicKey  int `json:"public_key"`  // the public key
+	EvalKeys   int `json:"eval_keys"`   // relinearization + Galois keys (seeded)
+	GaloisKeys int `json:"galois_keys"` // number of Galois keys
+}
+
+// OpCounts counts homomorphic operations for one call.
+type OpCounts struct {
+	Rotations     int `json:"rotations"`      // key switches for rotations (hoisted ones included)
+	PtMuls        int `json:"pt_muls"`        // ciphertext x plaintext (vector) products
+	ConstMuls     int `json:"const_muls"`     // ciphertext x scalar products
+	CtMuls        int `json:"ct_muls"`        // ciphertext x ciphertext products with relinearization
+	Rescales      int `json:"rescales"`       // rescalings
+	Additions     int `json:"additions"`      // ciphertext additions
+	PolyEvals     int `json:"poly_evals"`     // polynomial evaluations
+	PolyCtMuls    int `json:"poly_ct_muls"`   // ct x ct products inside polynomial evaluations
+	CoeffMuls     int `json:"coeff_muls"`     // coefficient-encoded plaintext products
+	Ciphertexts   int `json:"ciphertexts"`    // input ciphertexts
+	ResultCts     int `json:"result_cts"`     // output ciphertexts
+	Diagonals     int `json:"diagonals"`      // plaintext diagonals stored
+	BabySteps     int `json:"baby_steps"`     // hoisted rotations
+	GiantSteps    int `json:"giant_steps"`    // non-hoisted rotations inside linear maps
+	FoldRotations int `json:"fold_rotations"` // rotations that sum blocks after a linear map
+}
+
+// StepInfo is the public summary of one program step.
+type StepInfo struct {
+	Kind      string `json:"kind"`
+	Name      string `json:"name"`
+	LevelIn   int    `json:"level_in"`
+	LevelOut  int    `json:"level_out"`
+	InLength  int    `json:"in_length"`
+	OutLength int    `json:"out_length"`
+	Diagonals int    `json:"diagonals,omitempty"`
+	Rotations int    `json:"rotations,omitempty"`
+	Degree    int    `json:"degree,omitempty"`
+}
+
+// Plan is the public, user-visible compilation result of a model.
+type Plan struct {
+	Version        int          `json:"version"`
+	Model          string       `json:"model"`
+	Packing        string       `json:"packing"`
+	Params         Params       `json:"params"`
+	LogQP          float64      `json:"log_qp"`
+	SecurityBound  int          `json:"security_bound"`
+	InputShape     []int        `json:"input_shape"`
+	OutputShape    []int        `json:"output_shape"`
+	BatchSize      int          `json:"batch_size"`
+	Input          Layout       `json:"input"`
+	Output         Layout       `json:"output"`
+	Rotations      []int        `json:"rotations"`
+	GaloisElements []uint64     `json:"galois_elements"`
+	Relin          bool         `json:"relin"`
+	Depth          int          `json:"depth"`
+	Head           string       `json:"head"`
+	ResultBits     int          `json:"result_bits"`
+	Activations    []Activation `json:"activations"`
+	Precision      Precision    `json:"precision"`
+	Sizes          Sizes        `json:"sizes"`
+	Ops            OpCounts     `json:"ops"`
+	Steps          []StepInfo   `json:"steps"`
+	Warnings       []string     `json:"warnings,omitempty"`
+	Fingerprint    string       `json:"fingerprint"`
+}
+
+// ComputeFingerprint returns the hex SHA-256 of the plan's canonical JSON
+// with the Fingerprint field empty.
+func (p *Plan) ComputeFingerprint() string {
+	c := *p
+	c.Fingerprint = ""
+	b, err := json.Marshal(&c)
+	if err != nil {
+		panic(err) // a Plan always marshals
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// Slots is the number of CKKS slots of the plan's ring.
+func (p *Plan) Slots() int { return 1 << (p.Params.LogN - 1) }
+
+// InputSize is the number of elements of one sample's input.
+func (p *Plan) InputSize() int { return prod(p.InputShape) }
+
+// OutputSize is the number of elements of one sample's output.
+func (p *Plan) OutputSize() int { return prod(p.OutputShape) }
+
+func prod(s []int) int {
+	n := 1
+	for _, d := range s {
+		n *= d
+	}
+	return n
+}
+
+// Validate checks the internal consistency of a plan received from elsewhere.
+func (p *Plan) Validate() error {
+	switch {
+	case p.Version != Version:
+		return fheserve.Errorf(fheserve.EINVALID, "plan version %d is not supported (want %d)", p.Version, Version)
+	case p.Packing != Latency && p.Packing != Batch:
+		return fheserve.Errorf(fheserve.EINVALID, "plan packing %q is not supported", p.Packing)
+	case p.Params.LogN < 12 || p.Params.LogN > 17:
+		return fheserve.Errorf(fheserve.EINVALID, "plan ring degree 2^%d is out of range", p.Params.LogN)
+	case p.BatchSize < 1 || p.BatchSize > p.Slots():
+		return fheserve.Errorf(fheserve.EINVALID, "plan batch size %d is out of range", p.BatchSize)
+	case p.Input.Ciphertexts < 1 || p.Output.Ciphertexts < 1:
+		return fheserve.Errorf(fheserve.EINVALID, "plan has no input or output ciphertexts")
+	}
+	if p.Fingerprint != p.ComputeFingerprint() {
+		return fheserve.Errorf(fheserve.EINVALID, "plan fingerprint does not match its contents")
+	}
+	return nil
+}
+
+// EncodeInput lays out n samples (row-major, each InputSize long) as the
+// vectors (slots or coefficients) of the input ciphertexts of one call.
+func (p *Plan) EncodeInput(x []float64, n int) ([][]float64, error) {
+	size := p.InputSize()
+	if len(x) != n*size {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "input has %d values, want %d samples of %d", len(x), n, size)
+	}
+	if n < 1 || n > p.BatchSize {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "%d samples in one call, the plan takes 1 to %d", n, p.BatchSize)
+	}
+	slots := p.Slots()
+	in := p.Input
+	switch {
+	case p.Packing == Batch:
+		out := make([][]float64, size)
+		for i := range out {
+			v := make([]float64, slots)
+			for j := 0; j < n; j++ {
+				v[j] = x[j*size+i]
+			}
+			out[i] = v
+		}
+		return out, nil
+	case in.Encoding == Coeffs:
+		v := make([]float64, 2*slots)
+		copy(v, x)
+		return [][]float64{v}, nil
+	default:
+		v := make([]float64, slots)
+		for j := 0; j < slots; j += in.Period {
+			copy(v[j:], x)
+		}
+		return [][]float64{v}, nil
+	}
+}
+
+// DecodeOutput extracts n samples of output (row-major) from the decrypted
+// vectors of one call's result and applies the client-side head.
+func (p *Plan) DecodeOutput(vecs [][]float64, n int) ([]float64, error) {
+	size := p.OutputSize()
+	out := make([]float64, n*size)
+	o := p.Output
+	if len(vecs) != o.Ciphertexts {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "result has %d ciphertexts, want %d", len(vecs), o.Ciphertexts)
+	}
+	switch {
+	case p.Packing == Batch:
+		for i := 0; i < size; i++ {
+			for j := 0; j < n; j++ {
+				out[j*size+i] = vecs[i][j]
+			}
+		}
+	case o.Encoding == Coeffs:
+		for i := 0; i < size; i++ {
+			pos := i
+			if o.Positions != nil {
+				pos = o.Positions[i]
+			}
+			out[i] = vecs[0][pos]
+		}
+	default:
+		copy(out, vecs[0][:size])
+	}
+	ApplyHead(p.Head, out, size)
+	return out, nil
+}
+
+// ApplyHead applies a client-side output head to each sample of out.
+func ApplyHead(head string, out []float64, size int) {
+	switch head {
+	case "sigmoid":
+		for i, v := range out {
+			out[i] = sigmoid(v)
+		}
+	case "softmax":
+		for s := 0; s+size <= len(out); s += size {
+			softmax(out[s : s+size])
+		}
+	}
+}
+
+// NextPow2 returns the smallest power of two >= n (1 for n <= 1).
+func NextPow2(n int) int {
+	if n <= 1 {
+		return 1
+	}
+	return 1 << bits.Len(uint(n-1))
+}
+
+// String gives a short description for messages.
+func (p *Plan) String() string {
+	return fmt.Sprintf("%s plan for %q: logN=%d depth=%d rotations=%d", p.Packing, p.Model, p.Params.LogN, p.Depth, len(p.Rotations))
+}

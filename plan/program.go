@@ -1,0 +1,279 @@
+package plan
+
+import (
+	"fmt"
+	"math"
+	"sort"
+)
+
+// Step kinds of a Program.
+const (
+	StepLinear = "linear" // y = M x + b
+	StepSquare = "square" // y = x*x
+	StepPoly   = "poly"   // y = p(x) elementwise
+	StepMul    = "mul"    // y = x0 * x1 elementwise
+	StepAdd    = "add"    // y = x0 + x1
+)
+
+// Polynomial bases.
+const (
+	Monomial  = "monomial"
+	Chebyshev = "chebyshev" // on [-1, 1]
+)
+
+// Sparse is a CSR matrix.
+type Sparse struct {
+	Rows, Cols int
+	RowPtr     []int // len Rows+1
+	ColIdx     []int
+	Val        []float64
+}
+
+// NNZ is the number of stored entries.
+func (m *Sparse) NNZ() int { return len(m.Val) }
+
+// Row returns the column indices and values of row r.
+func (m *Sparse) Row(r int) ([]int, []float64) {
+	a, b := m.RowPtr[r], m.RowPtr[r+1]
+	return m.ColIdx[a:b], m.Val[a:b]
+}
+
+// MulVec returns M x.
+func (m *Sparse) MulVec(x []float64) []float64 {
+	y := make([]float64, m.Rows)
+	for r := 0; r < m.Rows; r++ {
+		cols, vals := m.Row(r)
+		var s float64
+		for i, c := range cols {
+			s += vals[i] * x[c]
+		}
+		y[r] = s
+	}
+	return y
+}
+
+// MaxRowNorm is the largest L2 norm of a row (how much a row amplifies
+// independent errors of its inputs).
+func (m *Sparse) MaxRowNorm() float64 {
+	var best float64
+	for r := 0; r < m.Rows; r++ {
+		_, vals := m.Row(r)
+		var s float64
+		for _, v := range vals {
+			s += v * v
+		}
+		best = math.Max(best, math.Sqrt(s))
+	}
+	return best
+}
+
+// SparseBuilder accumulates entries row by row.
+type SparseBuilder struct {
+	m   Sparse
+	row map[int]float64
+}
+
+// NewSparseBuilder starts a rows x cols matrix.
+func NewSparseBuilder(rows, cols int) *SparseBuilder {
+	return &SparseBuilder{m: Sparse{Rows: rows, Cols: cols, RowPtr: []int{0}}, row: map[int]float64{}}
+}
+
+// Add adds v at (current row, c).
+func (b *SparseBuilder) Add(c int, v float64) { b.row[c] += v }
+
+// EndRow closes the current row, dropping zeros.
+func (b *SparseBuilder) EndRow() {
+	cols := make([]int, 0, len(b.row))
+	for c, v := range b.row {
+		if v != 0 {
+			cols = append(cols, c)
+		}
+	}
+	sort.Ints(cols)
+	for _, c := range cols {
+		b.m.ColIdx = append(b.m.ColIdx, c)
+		b.m.Val = append(b.m.Val, b.row[c])
+	}
+	b.m.RowPtr = append(b.m.RowPtr, len(b.m.Val))
+	clear(b.row)
+}
+
+// Build returns the matrix; every row must have been ended.
+func (b *SparseBuilder) Build() *Sparse {
+	if len(b.m.RowPtr) != b.m.Rows+1 {
+		panic(fmt.Sprintf("sparse builder: %d rows ended, want %d", len(b.m.RowPtr)-1, b.m.Rows))
+	}
+	m := b.m
+	return &m
+}
+
+// MulSparse returns A B.
+func MulSparse(a, b *Sparse) *Sparse {
+	out := NewSparseBuilder(a.Rows, b.Cols)
+	for r := 0; r < a.Rows; r++ {
+		ac, av := a.Row(r)
+		for i, k := range ac {
+			bc, bv := b.Row(k)
+			for j, c := range bc {
+				out.Add(c, av[i]*bv[j])
+			}
+		}
+		out.EndRow()
+	}
+	return out.Build()
+}
+
+// Step is one operation of a Program. Value ids: 0 is the input, step i
+// produces value i+1.
+type Step struct {
+	Kind     string
+	Name     string
+	In       []int
+	Length   int // logical output length
+	LevelIn  int // level of the (first) input when the step runs
+	Level    int // level of the output
+	FeedsMul bool
+
+	// Linear.
+	M            *Sparse
+	Bias         []float64 // nil or length M.Rows
+	Pin          int       // latency: input period
+	Pout         int       // latency: output period
+	Coeffs       bool      // latency: coefficient-encoded product (input and output in coefficients)
+	LogBSGSRatio int       // latency: log2 of the baby-step giant-step ratio
+
+	// Poly.
+	Basis string
+	Poly  []float64
+}
+
+// Program is the private part of a compiled model: the steps with weights.
+type Program struct {
+	Packing string
+	Steps   []Step
+	Output  int // value id of the output
+}
+
+// Diagonals returns the non-zero generalized diagonals of a latency-mode
+// Linear step: with Q = max(Pin, Pout) and S = min(Pin, Pout), entry (r, c)
+// of M lands in diagonal k = (c-r) mod S at position
+// i = r + Pout*floor(((c-r) mod Pin)/Pout); each diagonal has length Q.
+// Summing diag_k * rot(x, k) over k, then folding the Pin/Pout blocks when
+// Pin > Pout, gives M x with period Pout. See DESIGN.md.
+func (s *Step) Diagonals() map[int][]float64 {
+	q := max(s.Pin, s.Pout)
+	sm := min(s.Pin, s.Pout)
+	d := map[int][]float64{}
+	for r := 0; r < s.M.Rows; r++ {
+		cols, vals := s.M.Row(r)
+		for j, c := range cols {
+			delta := c - r
+			k := mod(delta, sm)
+			i := r + s.Pout*(mod(delta, s.Pin)/s.Pout)
+			v, ok := d[k]
+			if !ok {
+				v = make([]float64, q)
+				d[k] = v
+			}
+			v[i] += vals[j]
+		}
+	}
+	return d
+}
+
+// FoldRotations are the rotations that sum the Pin/Pout blocks after the
+// diagonal product of a latency-mode Linear step (empty when Pin <= Pout).
+func (s *Step) FoldRotations() []int {
+	var r []int
+	for k := s.Pin / 2; k >= s.Pout; k /= 2 {
+		r = append(r, k)
+	}
+	return r
+}
+
+func mod(a, m int) int {
+	a %= m
+	if a < 0 {
+		a += m
+	}
+	return a
+}
+
+// EvalPlain evaluates the program on one sample in float64, with the same
+// approximations the encrypted evaluation uses (no noise).
+func (p *Program) EvalPlain(x []float64) []float64 {
+	vals := make([][]float64, len(p.Steps)+1)
+	vals[0] = x
+	for i := range p.Steps {
+		vals[i+1] = p.Steps[i].evalPlain(vals)
+	}
+	return vals[p.Output]
+}
+
+// Trace evaluates like EvalPlain and returns every value.
+func (p *Program) Trace(x []float64) [][]float64 {
+	vals := make([][]float64, len(p.Steps)+1)
+	vals[0] = x
+	for i := range p.Steps {
+		vals[i+1] = p.Steps[i].evalPlain(vals)
+	}
+	return vals
+}
+
+func (s *Step) evalPlain(vals [][]float64) []float64 {
+	x := vals[s.In[0]]
+	y := make([]float64, s.Length)
+	switch s.Kind {
+	case StepLinear:
+		y = s.M.MulVec(x)
+		for i := range s.Bias {
+			y[i] += s.Bias[i]
+		}
+	case StepSquare:
+		for i := range y {
+			y[i] = x[i] * x[i]
+		}
+	case StepMul:
+		z := vals[s.In[1]]
+		for i := range y {
+			y[i] = x[i] * z[i]
+		}
+	case StepAdd:
+		z := vals[s.In[1]]
+		for i := range y {
+			y[i] = x[i] + z[i]
+		}
+	case StepPoly:
+		for i := range y {
+			y[i] = EvalPoly(s.Basis, s.Poly, x[i])
+		}
+	}
+	return y
+}
+
+// EvalPoly evaluates a polynomial in the given basis.
+func EvalPoly(basis string, c []float64, x float64) float64 {
+	if basis == Chebyshev {
+		// Clenshaw recurrence.
+		var b1, b2 float64
+		for k := len(c) - 1; k >= 1; k-- {
+			b1, b2 = 2*x*b1-b2+c[k], b1
+		}
+		return x*b1 - b2 + c[0]
+	}
+	var y float64
+	for k := len(c) - 1; k >= 0; k-- {
+		y = y*x + c[k]
+	}
+	return y
+}
+
+// PolyDepth is the multiplicative depth Lattigo's polynomial evaluator
+// uses for a polynomial of the given degree: ceil(log2(degree+1)).
+func PolyDepth(degree int) int {
+	d := 0
+	for (1 << d) < degree+1 {
+		d++
+	}
+	return d
+}
