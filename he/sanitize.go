@@ -1,0 +1,132 @@
+package he
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"math"
+	"sync"
+
+	"github.com/fheserve/fheserve"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// MaxFloodStd is the largest flooding standard deviation Sanitize accepts,
+// in coefficient units. Up to it, the flooding sampler has sub-integer
+// resolution (float64 carries 53 bits), so its output is a true rounded
+// Gaussian rather than a sparse lattice of values.
+const MaxFloodStd = 1 << 48
+
+// Sanitizer makes result ciphertexts safe to return to a user (circuit
+// privacy): it brings them to level 0, re-randomizes them with a fresh
+// encryption of zero under the user's public key, and floods c0 with a
+// large Gaussian so that the decryption error reveals nothing about the
+// computation beyond the result. It is safe for concurrent use.
+type Sanitizer struct {
+	params ckks.Parameters
+	pk     *rlwe.PublicKey
+	encs   sync.Pool // *rlwe.Encryptor, one per concurrent Sanitize
+}
+
+// NewSanitizer returns a Sanitizer for results decryptable under pk.
+func NewSanitizer(params ckks.Parameters, pk *rlwe.PublicKey) (*Sanitizer, error) {
+	if err := CheckParams(params); err != nil {
+		return nil, err
+	}
+	if pk == nil || len(pk.Value) != 2 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "sanitizer: a public key is required")
+	}
+	s := shapeOf(params)
+	for _, p := range pk.Value {
+		if err := checkPolyQP(params, p, s, "public key"); err != nil {
+			return nil, err
+		}
+	}
+	san := &Sanitizer{params: params, pk: pk}
+	san.encs.New = func() any { return rlwe.NewEncryptor(params, pk) }
+	return san, nil
+}
+
+// Sanitize turns ct, in place, into a level-0 re-randomized ciphertext of
+// the same message plus a Gaussian error of standard deviation floodStd in
+// coefficient units (so about floodStd*sqrt(N/2)/scale in each slot).
+// floodStd must lie in [0, MaxFloodStd]; choose it about 2^lambda times the
+// bound of the evaluation error it must hide. ct must have degree 1.
+func (s *Sanitizer) Sanitize(ct *rlwe.Ciphertext, floodStd float64) error {
+	switch {
+	case !(floodStd >= 0 && floodStd <= MaxFloodStd): // also refuses NaN
+		return fheserve.Errorf(fheserve.EINVALID, "sanitize: flooding std %g is outside 0..2^48", floodStd)
+	case ct == nil || ct.MetaData == nil || ct.Degree() != 1:
+		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext must have degree 1")
+	case ct.N() != s.params.N() || ct.Level() > s.params.MaxLevel():
+		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext does not match the parameters")
+	case !ct.IsNTT || ct.IsMontgomery:
+		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext is not in NTT, non-Montgomery form")
+	}
+	// (a) Dropping levels only forgets residues: the message and the error
+	// stay the same, and the result is as small as it can be.
+	ct.Resize(1, 0)
+	ringQ := s.params.RingQ().AtLevel(0)
+
+	// (b) Re-randomize: add a fresh encryption of zero under the public key.
+	zero := rlwe.NewCiphertext(s.params, 1, 0)
+	zero.MetaData = ct.MetaData.CopyNew()
+	enc := s.encs.Get().(*rlwe.Encryptor)
+	err := enc.EncryptZero(zero)
+	s.encs.Put(enc)
+	if err != nil {
+		return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: %v", err)
+	}
+	ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
+	ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
+
+	// (c) Flood c0 with a wide Gaussian.
+	if floodStd > 0 {
+		e := zero.Value[0]
+		if err := sampleGaussian(e.Coeffs[0], floodStd, s.params.Q()[0]); err != nil {
+			return err
+		}
+		ringQ.NTT(e, e)
+		ringQ.Add(ct.Value[0], e, ct.Value[0])
+	}
+	return nil
+}
+
+// sampleGaussian fills out with independent samples round(sigma*z) mod q,
+// z standard normal, by the Box-Muller transform on 53-bit uniforms read
+// from crypto/rand. Lattigo's Gaussian sampler is not used: below 2^53 its
+// samples are multiples of about sigma*2^-31 (its ziggurat has 31-bit
+// resolution), which for large sigma leaves the low bits of the error
+// unflooded. Tails are cut at about 8.6 sigma (the smallest uniform is
+// 2^-53), far beyond any sample a run will draw.
+func sampleGaussian(out []uint64, sigma float64, q uint64) error {
+	buf := make([]byte, 16*((len(out)+1)/2))
+	if _, err := rand.Read(buf); err != nil {
+		return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: no randomness: %v", err)
+	}
+	const inv53 = 1.0 / (1 << 53)
+	for i := 0; i < len(out); i += 2 {
+		// u1 in (0, 1] so that the logarithm is finite; u2 in [0, 1).
+		u1 := float64(binary.LittleEndian.Uint64(buf[16*(i/2):])>>11+1) * inv53
+		u2 := float64(binary.LittleEndian.Uint64(buf[16*(i/2)+8:])>>11) * inv53
+		r := sigma * math.Sqrt(-2*math.Log(u1))
+		sin, cos := math.Sincos(2 * math.Pi * u2)
+		out[i] = modQ(math.Round(r*cos), q)
+		if i+1 < len(out) {
+			out[i+1] = modQ(math.Round(r*sin), q)
+		}
+	}
+	return nil
+}
+
+// modQ maps an integer-valued float64 with |x| < 2^63 to [0, q).
+func modQ(x float64, q uint64) uint64 {
+	if x < 0 {
+		v := uint64(-x) % q
+		if v == 0 {
+			return 0
+		}
+		return q - v
+	}
+	return uint64(x) % q
+}
