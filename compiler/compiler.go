@@ -380,7 +380,7 @@ func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
 				}
 				sort.Ints(idx)
 				s.LogBSGSRatio = bestRatio(idx, slots)
-				babies, giants := bsgs(idx, slots, s.LogBSGSRatio)
+				babies, giants := BSGS(idx, slots, s.LogBSGSRatio)
 				for _, r := range babies {
 					rots[r] = true
 				}

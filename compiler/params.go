@@ -90,9 +90,9 @@ func galoisElements(ps *paramChoice, rots []int) []uint64 {
 	return els
 }
 
-// bsgs returns the baby-step (hoisted) and giant-step rotations Lattigo's
+// BSGS returns the baby-step (hoisted) and giant-step rotations Lattigo's
 // linear transformation uses for the given diagonals and ratio.
-func bsgs(diags []int, slots, logRatio int) (babies, giants []int) {
+func BSGS(diags []int, slots, logRatio int) (babies, giants []int) {
 	n1 := lintrans.FindBestBSGSRatio(diags, slots, logRatio)
 	_, rotN1, rotN2 := lintrans.BSGSIndex(diags, slots, n1)
 	for _, r := range rotN2 {
@@ -116,7 +116,7 @@ const hoistedCost = 0.5
 func bestRatio(diags []int, slots int) int {
 	best, bestCost := 0, math.Inf(1)
 	for r := 0; r <= 4; r++ {
-		b, g := bsgs(diags, slots, r)
+		b, g := BSGS(diags, slots, r)
 		cost := hoistedCost*float64(len(b)) + float64(len(g))
 		if cost < bestCost {
 			best, bestCost = r, cost

@@ -26,7 +26,8 @@ type Stats struct {
 	Compile     time.Duration `json:"-"`
 	Keygen      time.Duration `json:"-"`
 	Encrypt     time.Duration `json:"-"`
-	Evaluate    time.Duration `json:"-"`
+	Evaluate    time.Duration `json:"-"` // server evaluation and sanitization
+	ServerIO    time.Duration `json:"-"` // server decoding of inputs and encoding of results
 	Decrypt     time.Duration `json:"-"`
 	Calls       int           `json:"calls"`
 	Samples     int           `json:"samples"`
@@ -141,15 +142,18 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	outCts, err := r.eval.Evaluate(ctx, in, nil)
 	if err != nil {
 		return nil, err
 	}
+	t2 := time.Now()
+	r.Stats.Evaluate += t2.Sub(t1)
 	var down bytes.Buffer
 	if err := he.MarshalResult(&down, r.params, outCts, p.ResultBits); err != nil {
 		return nil, err
 	}
-	r.Stats.Evaluate += time.Since(t0)
+	r.Stats.ServerIO += t1.Sub(t0) + time.Since(t2)
 	r.Stats.ResultBytes += down.Len()
 
 	// Client: decode, decrypt.
