@@ -95,8 +95,9 @@ func UnmarshalResult(r io.Reader, params ckks.Parameters, lim Limits) ([]*rlwe.C
 // by c' = round(c * 2^bits / q0) and stored at bits bits. UnmarshalResult maps
 // c' back to round(c' * q0 / 2^bits). This adds to the decrypted message an
 // error of standard deviation about (q0/2^bits) * sqrt((1+h)/12) per
-// coefficient, h being the secret's Hamming weight; ResultErrorStd gives its
-// size in the slots. bits must lie in [1, ceil(log2 q0)].
+// coefficient, h being the secret's Hamming weight, that is about
+// sqrt(N/2 * (1+h)/12) * q0/2^bits in each slot before division by the
+// scale; ResultErrorStd gives it exactly. bits must lie in [1, ceil(log2 q0)].
 func MarshalResult(w io.Writer, params ckks.Parameters, cts []*rlwe.Ciphertext, bits int) error {
 	if err := CheckParams(params); err != nil {
 		return err
@@ -151,14 +152,18 @@ func switchUp(c, q uint64, b int) uint64 {
 
 // ResultErrorStd returns the standard deviation of the error MarshalResult
 // adds at the given width, as seen in the real part of a decoded slot and
-// divided by the default scale: the per-coefficient error
-// (q0/2^bits)*sqrt((1+h)/12) grows by sqrt(N/2) through the canonical
-// embedding. A compiler picks bits so that this stays well below the
-// precision the plan promises.
+// divided by the default scale. With step = q0/2^bits, each of c0 and c1
+// gets a rounding error of variance about (step^2+2)/12 (step^2/12 from the
+// switch to 2^bits, the rest from rounding back to integers, which matters
+// only when step is a few units); c1's error is multiplied by the secret, of
+// Hamming weight h, so a coefficient of the message gets variance
+// (1+h)(step^2+2)/12, and the canonical embedding multiplies the standard
+// deviation by sqrt(N/2). A compiler picks bits so that this stays well
+// below the precision the plan promises.
 func ResultErrorStd(params ckks.Parameters, bits int) float64 {
 	step := float64(params.Q()[0]) / math.Exp2(float64(bits))
 	h := float64(params.XsHammingWeight())
-	coeffStd := step * math.Sqrt((1+h)/12)
+	coeffStd := math.Sqrt((1 + h) * (step*step + 2) / 12)
 	return coeffStd * math.Sqrt(float64(params.N())/2) / params.DefaultScale().Float64()
 }
 
@@ -337,7 +342,8 @@ func unmarshalCiphertexts(r io.Reader, params ckks.Parameters, lim Limits, resul
 	if kind == kindSeeded {
 		expand = newSeedExpander(params)
 	}
-	cts := make([]*rlwe.Ciphertext, 0, count)
+	// The count is a claim: allocate for what actually arrives.
+	cts := make([]*rlwe.Ciphertext, 0, min(count, 64))
 	for k := range int(count) {
 		h, err := d.read(recordHeaderLen)
 		if err != nil {
