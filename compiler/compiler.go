@@ -75,7 +75,7 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 		return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "model %q computes nothing from its input", g.Name)
 	}
 	prog := fuse(l.nodes, out, opts.Packing)
-	c := &compilation{g: g, opts: &opts, prog: prog, head: head, acts: l.acts, warn: l.warn, calib: cal}
+	c := &compilation{g: g, opts: &opts, prog: prog, head: head, acts: l.acts, warn: l.warn, calib: cal, output: output}
 	p, err := c.build()
 	if err != nil {
 		return nil, err
@@ -219,6 +219,9 @@ type compilation struct {
 	acts  []plan.Activation
 	warn  []string
 	calib *calibration
+	// output is the graph value the program computes (the graph output
+	// without its head).
+	output int
 }
 
 func (c *compilation) build() (*plan.Plan, error) {
@@ -255,7 +258,7 @@ func (c *compilation) build() (*plan.Plan, error) {
 		Model:       c.g.Name,
 		Packing:     c.opts.Packing,
 		InputShape:  append([]int(nil), c.g.Input...),
-		OutputShape: append([]int(nil), c.g.ValueShape(prog.Output)...),
+		OutputShape: append([]int(nil), c.g.ValueShape(c.output)...),
 		Depth:       D,
 		Head:        string(c.head),
 		Activations: c.acts,

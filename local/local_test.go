@@ -68,3 +68,26 @@ func TestMLPEncrypted(t *testing.T) {
 		})
 	}
 }
+
+func TestExpandingDense(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	g := &nn.Graph{Name: "expand", Input: nn.Shape{4}, Nodes: []*nn.Node{
+		{Name: "fc", OpType: "Gemm", Op: randDense(rng, 4, 12, 1), Inputs: []int{0}, Shape: nn.Shape{12}},
+		{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{12}},
+	}, Output: 2}
+	x := []float64{0.5, -0.25, 1, 0.75}
+	r, err := New(g, compiler.Options{Calibration: x}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Predict(context.Background(), x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := g.EvalBatch(x, 1, nil)
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > r.Plan.Precision.OutputError {
+			t.Fatalf("got %v\nwant %v", got, want)
+		}
+	}
+}

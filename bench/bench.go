@@ -1,0 +1,225 @@
+// Package bench runs the engine's benchmark workloads (the bundled
+// logreg, mlp, cnn and match models) encrypted, in latency and batch
+// packing, and compares each with the plaintext reference and with a
+// floor: the plan's operation counts times per-operation costs measured in
+// the same run.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"runtime"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/bundled"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// Workloads are the benchmark workloads in the order they run.
+var Workloads = []string{"logreg", "mlp", "cnn", "match"}
+
+// Modes are the packings each workload runs in.
+var Modes = []string{plan.Latency, plan.Batch}
+
+// Result is one workload in one mode. Per-call times are averages over
+// the calls of the run.
+type Result struct {
+	Workload        string  `json:"workload"`
+	Mode            string  `json:"mode"`
+	LogN            int     `json:"log_n"`
+	Depth           int     `json:"depth"`
+	Rotations       int     `json:"rotation_keys"`
+	Calls           int     `json:"calls"`
+	Samples         int     `json:"samples"`
+	SamplesPerCall  int     `json:"samples_per_call"`
+	KeygenMS        float64 `json:"keygen_ms"`
+	EncryptMS       float64 `json:"encrypt_ms"`
+	EvaluateMS      float64 `json:"evaluate_ms"`
+	DecryptMS       float64 `json:"decrypt_ms"`
+	EndToEndMS      float64 `json:"end_to_end_ms"`
+	SamplesPerSec   float64 `json:"samples_per_second"`
+	PlaintextMS     float64 `json:"plaintext_ms"`
+	PlaintextRatio  float64 `json:"plaintext_ratio"`
+	FloorMS         float64 `json:"floor_ms"`
+	FloorRatio      float64 `json:"floor_ratio"`
+	UploadBytes     int     `json:"upload_bytes"`
+	ResultBytes     int     `json:"result_bytes"`
+	EvalKeyBytes    int     `json:"eval_key_bytes"`
+	PublicKeyBytes  int     `json:"public_key_bytes"`
+	ArgmaxAgreement float64 `json:"argmax_agreement"`
+	MaxAbsError     float64 `json:"max_abs_error"`
+	StatedError     float64 `json:"stated_error"`
+	Workers         int     `json:"workers"`
+}
+
+// Options steer a run.
+type Options struct {
+	Workers int // evaluation goroutines (0: GOMAXPROCS)
+	// LatencyCalls is how many single-sample calls latency mode makes.
+	LatencyCalls int
+	// BatchSamples caps the samples of batch mode (0: one full call).
+	BatchSamples int
+}
+
+// Load returns a bundled workload's graph, calibration rows and inputs.
+func Load(name string) (g *nn.Graph, calib, x []float64, n int, err error) {
+	data, err := bundled.Model(name)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	g, err = onnx.Import(data, onnx.Options{})
+	if err != nil {
+		return nil, nil, nil, 0, fmt.Errorf("bundled model %s: %w", name, err)
+	}
+	g.Name = name
+	c, err := bundled.Calibration(name)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	in, err := bundled.Inputs(name)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	return g, c.Data, in.Data, in.Shape[0], nil
+}
+
+// Run runs one workload in one mode.
+func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.LatencyCalls <= 0 {
+		opts.LatencyCalls = 8
+	}
+	g, calib, x, n, err := Load(name)
+	if err != nil {
+		return nil, err
+	}
+	r, err := local.New(g, compiler.Options{Packing: mode, Calibration: calib}, opts.Workers)
+	if err != nil {
+		return nil, err
+	}
+	p := r.Plan
+	size := p.InputSize()
+	// Samples: latency makes LatencyCalls single-sample calls; batch fills
+	// one call by cycling through the bundled inputs.
+	count := min(opts.LatencyCalls, n)
+	if mode == plan.Batch {
+		count = p.BatchSize
+		if opts.BatchSamples > 0 {
+			count = min(count, opts.BatchSamples)
+		}
+	}
+	xs := make([]float64, count*size)
+	for i := 0; i < count; i++ {
+		copy(xs[i*size:], x[(i%n)*size:(i%n+1)*size])
+	}
+	got, err := r.Predict(ctx, xs, count)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	want, err := g.EvalBatch(xs, count, nil)
+	if err != nil {
+		return nil, err
+	}
+	plainTotal := time.Since(t0)
+
+	st := r.Stats
+	calls := float64(st.Calls)
+	res := &Result{
+		Workload: name, Mode: mode, LogN: p.Params.LogN, Depth: p.Depth, Rotations: len(p.Rotations),
+		Calls: st.Calls, Samples: count, SamplesPerCall: p.BatchSize,
+		KeygenMS:       ms(st.Keygen),
+		EncryptMS:      ms(st.Encrypt) / calls,
+		EvaluateMS:     ms(st.Evaluate) / calls,
+		DecryptMS:      ms(st.Decrypt) / calls,
+		SamplesPerSec:  float64(count) / st.Evaluate.Seconds(),
+		PlaintextMS:    ms(plainTotal) / calls,
+		UploadBytes:    st.UploadBytes / st.Calls,
+		ResultBytes:    st.ResultBytes / st.Calls,
+		EvalKeyBytes:   st.EvalKeyByte,
+		PublicKeyBytes: st.PublicKey,
+		StatedError:    p.Precision.OutputError + p.Precision.ApproximationError,
+		Workers:        opts.Workers,
+	}
+	if mode == plan.Latency {
+		res.SamplesPerCall = 1
+	}
+	res.EndToEndMS = res.EncryptMS + res.EvaluateMS + res.DecryptMS
+	if res.PlaintextMS > 0 {
+		res.PlaintextRatio = res.EvaluateMS / res.PlaintextMS
+	}
+	res.ArgmaxAgreement, res.MaxAbsError = Compare(got, want, p.OutputSize())
+	floor, err := Floor(r)
+	if err != nil {
+		return nil, err
+	}
+	res.FloorMS = ms(floor)
+	res.FloorRatio = res.EvaluateMS / res.FloorMS
+	return res, nil
+}
+
+// Compare returns the fraction of samples whose argmax agrees (for a
+// single output, the sign, i.e. the class of a binary score) and the
+// largest absolute difference.
+func Compare(got, want []float64, size int) (agree, maxErr float64) {
+	n := len(want) / size
+	same := 0
+	for s := 0; s < n; s++ {
+		g, w := got[s*size:(s+1)*size], want[s*size:(s+1)*size]
+		for i := range w {
+			maxErr = math.Max(maxErr, math.Abs(g[i]-w[i]))
+		}
+		if size == 1 {
+			if (g[0] >= 0.5) == (w[0] >= 0.5) {
+				same++
+			}
+		} else if argmax(g) == argmax(w) {
+			same++
+		}
+	}
+	return float64(same) / float64(n), maxErr
+}
+
+func argmax(v []float64) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// RunAll runs the named workloads (all when empty) in every mode.
+func RunAll(ctx context.Context, names []string, opts Options, each func(*Result)) error {
+	if len(names) == 0 {
+		names = Workloads
+	}
+	for _, name := range names {
+		known := false
+		for _, w := range Workloads {
+			known = known || w == name
+		}
+		if !known {
+			return fheserve.Errorf(fheserve.EINVALID, "unknown workload %q (have %v)", name, Workloads)
+		}
+		for _, mode := range Modes {
+			r, err := Run(ctx, name, mode, opts)
+			if err != nil {
+				return fmt.Errorf("%s/%s: %w", name, mode, err)
+			}
+			each(r)
+		}
+	}
+	return nil
+}

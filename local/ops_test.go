@@ -1,0 +1,114 @@
+package local
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// approxHook makes the reference evaluator use the plan's activation
+// approximations, so encrypted results can be held to the plan's stated
+// HE precision.
+func approxHook(g *nn.Graph, p *plan.Plan) *nn.EvalOptions {
+	acts := map[string]plan.Activation{}
+	for _, a := range p.Activations {
+		acts[a.Node] = a
+	}
+	return &nn.EvalOptions{Activation: func(node int, _ *nn.Activation) func(float64) float64 {
+		a, ok := acts[g.Nodes[node].Name]
+		if !ok {
+			return nil
+		}
+		return func(x float64) float64 {
+			return plan.EvalPoly(plan.Chebyshev, a.Coeffs, x*a.PreScale+a.PreOffset)
+		}
+	}}
+}
+
+func readNpy(t *testing.T, path string) *npy.Array {
+	t.Helper()
+	a, err := npy.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestOpsEncrypted runs every PyTorch-exported op fixture encrypted, in
+// both packings, and compares with (1) the float64 reference using the
+// plan's activation approximations, within the plan's stated precision,
+// and (2) PyTorch's own outputs, within the stated precision plus the
+// approximation error (plus float32 rounding).
+func TestOpsEncrypted(t *testing.T) {
+	files, err := filepath.Glob("../testdata/onnx/*.onnx")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".onnx")
+		if name == "maxpool" {
+			continue // refused at load time, tested in nn/onnx
+		}
+		for _, packing := range []string{plan.Latency, plan.Batch} {
+			t.Run(name+"/"+packing, func(t *testing.T) {
+				if testing.Short() && packing == plan.Batch {
+					t.Skip("short")
+				}
+				g, err := onnx.ImportFile(f, onnx.Options{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				base := strings.TrimSuffix(f, ".onnx")
+				x := readNpy(t, base+".x.npy")
+				y := readNpy(t, base+".y.npy")
+				opts := compiler.Options{Packing: packing, Calibration: x.Data}
+				if _, err := os.Stat(base + ".calib.npy"); err == nil {
+					opts.Calibration = append(readNpy(t, base+".calib.npy").Data, x.Data...)
+				}
+				r, err := New(g, opts, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := x.Shape[0]
+				got, err := r.Predict(context.Background(), x.Data, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref, err := g.EvalBatch(x.Data, n, approxHook(g, r.Plan))
+				if err != nil {
+					t.Fatal(err)
+				}
+				plan.ApplyHead("", ref, r.Plan.OutputSize())
+				stated := r.Plan.Precision.OutputError
+				var heErr, torchErr float64
+				for i := range ref {
+					heErr = math.Max(heErr, math.Abs(got[i]-ref[i]))
+					torchErr = math.Max(torchErr, math.Abs(got[i]-y.Data[i]))
+				}
+				t.Logf("logN=%d depth=%d: HE error %.2g (stated %.2g), vs PyTorch %.2g (approximation %.2g)",
+					r.Plan.Params.LogN, r.Plan.Depth, heErr, stated, torchErr, r.Plan.Precision.ApproximationError)
+				if heErr > stated {
+					t.Errorf("encrypted result differs from the reference by %g, above the stated precision %g", heErr, stated)
+				}
+				// Activations amplify approximation error by later weights;
+				// allow for that with the largest output seen.
+				tol := stated + 1e-4*(1+r.Plan.Precision.OutputBound)
+				if a := r.Plan.Precision.ApproximationError; a > 0 {
+					tol += 20 * a * (1 + r.Plan.Precision.OutputBound)
+				}
+				if torchErr > tol {
+					t.Errorf("encrypted result differs from PyTorch by %g (tolerance %g)", torchErr, tol)
+				}
+			})
+		}
+	}
+}
