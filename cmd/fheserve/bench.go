@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/fheserve/fheserve/bench"
+	"github.com/spf13/cobra"
+)
+
+type benchOptions struct {
+	out          io.Writer
+	json         bool
+	workloads    []string
+	workers      int
+	latencyCalls int
+	batchSamples int
+}
+
+func newBenchCmd(runF func(*cobra.Command, *benchOptions) error) *cobra.Command {
+	opts := &benchOptions{}
+	cmd := &cobra.Command{
+		Use:   "bench [--json] [--workload NAME]",
+		Short: "Benchmark the engine on the bundled workloads, encrypted, in latency and batch packing",
+		Long: `bench runs the bundled workloads (logreg, mlp, cnn, match) encrypted in
+latency and batch packing and reports keygen, encrypt, evaluate and decrypt
+times, sizes, throughput, the plaintext reference time, the floor (the
+plan's operation counts times per-operation costs measured in the same
+run) and the agreement with the plaintext reference.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.out = cmd.OutOrStdout()
+			if runF != nil {
+				return runF(cmd, opts)
+			}
+			return benchRun(cmd, opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON array, an object per workload and mode")
+	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match)")
+	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
+	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "single-sample calls in latency mode")
+	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
+	return cmd
+}
+
+func benchRun(cmd *cobra.Command, opts *benchOptions) error {
+	var results []*bench.Result
+	tw := tabwriter.NewWriter(opts.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if !opts.json {
+		fmt.Fprintln(tw, "workload\tmode\tlogN\tkeygen ms\tencrypt ms\tevaluate ms\tdecrypt ms\tsamples/s\tplain ms\tfloor ms\teval/floor\tupload KB\tresult KB\tkeys MB\targmax\tmax err\t")
+	}
+	err := bench.RunAll(cmd.Context(), opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples}, func(r *bench.Result) {
+		results = append(results, r)
+		if opts.json {
+			return
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t%.3f\t%.2g\t\n",
+			r.Workload, r.Mode, r.LogN, r.KeygenMS, r.EncryptMS, r.EvaluateMS, r.DecryptMS, r.SamplesPerSec,
+			r.PlaintextMS, r.FloorMS, r.FloorRatio, float64(r.UploadBytes)/1024, float64(r.ResultBytes)/1024,
+			float64(r.EvalKeyBytes)/(1<<20), r.ArgmaxAgreement, r.MaxAbsError)
+		tw.Flush()
+	})
+	if err != nil {
+		return err
+	}
+	if opts.json {
+		enc := json.NewEncoder(opts.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(results)
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/spf13/cobra"
+)
+
+type compileOptions struct {
+	Out    io.Writer
+	ErrOut io.Writer
+
+	Model   string
+	Packing string
+	JSON    bool
+	engineFlags
+}
+
+func newCompileCmd(runF func(*compileOptions) error) *cobra.Command {
+	opts := &compileOptions{}
+	cmd := &cobra.Command{
+		Use:   "compile --model M.onnx [flags]",
+		Short: "Compile a model to an encryption plan and print the plan",
+		Long: `Import an ONNX model, compile it to a CKKS plan and print the plan: the ring
+and moduli chosen for 128-bit security, the packing and layouts, the rotation
+keys a user must generate, estimated sizes, operation counts, the steps, how
+each activation is approximated, and the precision of the results.
+
+Without --calibration, activations are approximated on the default interval
+[-8, 8] and the plan carries a warning; pass representative inputs (an .npy
+file with a leading batch dimension) to fit the intervals to real data.`,
+		Example: `  fheserve compile --model model.onnx
+  fheserve compile --model model.onnx --calibration train_rows.npy --packing batch
+  fheserve compile --model model.onnx --json > plan.json`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Out, opts.ErrOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return compileRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
+	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	f.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
+	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
+	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
+	f.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
+	return cmd
+}
+
+func (o *compileOptions) validate() error {
+	if o.Model == "" {
+		return requiredFlag("--model")
+	}
+	if err := validPacking("--packing", o.Packing); err != nil {
+		return err
+	}
+	return validDegree(o.Degree)
+}
+
+func compileRun(opts *compileOptions) error {
+	g, err := loadModel(opts.Model)
+	if err != nil {
+		return err
+	}
+	copts, err := opts.compilerOptions(g, opts.Packing)
+	if err != nil {
+		return err
+	}
+	res, err := compiler.Compile(g, copts)
+	if err != nil {
+		return err
+	}
+	if !opts.JSON {
+		return writePlanReport(opts.Out, res.Plan)
+	}
+	writeWarnings(opts.ErrOut, res.Plan)
+	enc := json.NewEncoder(opts.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res.Plan)
+}
+
+// writeWarnings prints a plan's warnings to w, one per line.
+func writeWarnings(w io.Writer, p *plan.Plan) {
+	for _, s := range p.Warnings {
+		fmt.Fprintf(w, "fheserve: warning: %s\n", s)
+	}
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/fheserve/fheserve/plan"
+)
+
+// writePlanReport prints a plan for a person: what it costs, what keys it
+// needs and how precise its results are.
+func writePlanReport(w io.Writer, p *plan.Plan) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+
+	pr("Model\t%s\n", p.Model)
+	pr("Packing\t%s\n", packingText(p))
+	pr("Ring\tN = 2^%d (%d slots)\n", p.Params.LogN, p.Slots())
+	pr("Security\tlog QP = %.1f bits, bound %d for 128-bit security at this N (%s)\n",
+		p.LogQP, p.SecurityBound, secureText(p))
+	pr("Moduli\t%s\n", moduliText(p.Params))
+	pr("Depth\t%d levels\n", p.Depth)
+	pr("Scale\t2^%d\n", p.Params.LogDefaultScale)
+	pr("Input\t%s\n", layoutText(p.InputShape, p.Input))
+	pr("Output\t%s\n", layoutText(p.OutputShape, p.Output))
+	if p.Head != "" {
+		pr("Head\t%s, applied by the client after decryption\n", p.Head)
+	}
+	pr("Fingerprint\t%s\n", p.Fingerprint)
+	pr("\n")
+
+	pr("Keys\n")
+	pr("  relinearization key\t%s\n", yesNo(p.Relin))
+	switch lines := wrapInts(p.Rotations, 64); len(lines) {
+	case 0:
+		pr("  rotation keys\tnone\n")
+	case 1:
+		pr("  rotation keys\t%d: %s\n", len(p.Rotations), lines[0])
+	default:
+		pr("  rotation keys\t%d:\n", len(p.Rotations))
+		for _, line := range lines {
+			pr("  \t%s\n", line)
+		}
+	}
+	pr("\n")
+
+	pr("Sizes (estimated)\n")
+	pr("  upload\t%s per call\n", fmtBytes(p.Sizes.Upload))
+	pr("  result\t%s per call\n", fmtBytes(p.Sizes.Result))
+	pr("  evaluation keys\t%s (relinearization and %d Galois keys, sent once)\n", fmtBytes(p.Sizes.EvalKeys), p.Sizes.GaloisKeys)
+	pr("  public key\t%s\n", fmtBytes(p.Sizes.PublicKey))
+	pr("\n")
+
+	pr("Operations per call\n")
+	for _, c := range opCounts(&p.Ops) {
+		pr("  %s\t%d\n", c.name, c.n)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nSteps\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  #\tKIND\tNAME\tLEVELS\tLENGTHS\tDIAGONALS\tROTATIONS\tDEGREE\n")
+	for i, s := range p.Steps {
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d -> %d\t%d -> %d\t%s\t%s\t%s\n", i+1, s.Kind, s.Name,
+			s.LevelIn, s.LevelOut, s.InLength, s.OutLength, blank(s.Diagonals), blank(s.Rotations), blank(s.Degree))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nActivations\n")
+	if len(p.Activations) == 0 {
+		fmt.Fprintf(w, "  none: every operation is exact under encryption\n")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tDEGREE\tDEPTH\tMAX ERROR\n")
+		for _, a := range p.Activations {
+			fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%d\t%d\t%.2e\n", a.Node, a.Func,
+				a.Interval[0], a.Interval[1], a.Source, a.Degree, a.Depth, a.MaxError)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+
+	fmt.Fprintf(w, "\nPrecision\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	pr("  output error\t%.2e\t(expected largest absolute error of an output value)\n", p.Precision.OutputError)
+	if len(p.Activations) > 0 {
+		pr("  approximation error\t%.2e\t(largest activation approximation error on its interval)\n", p.Precision.ApproximationError)
+	}
+	pr("  output bound\t%.4g\t(largest output magnitude the parameters carry)\n", p.Precision.OutputBound)
+	pr("  flooding\t%.1f bits\t(noise added to results, above the evaluation noise it hides)\n", p.Precision.FloodBits)
+	pr("  result bits\t%d\t(bits per coefficient of a returned ciphertext)\n", p.ResultBits)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	if len(p.Warnings) > 0 {
+		fmt.Fprintf(w, "\nWarnings\n")
+		for _, s := range p.Warnings {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+	}
+	return nil
+}
+
+func packingText(p *plan.Plan) string {
+	switch {
+	case p.Packing == plan.Batch:
+		return fmt.Sprintf("batch: up to %d samples per call, sample i in slot i, one ciphertext per feature", p.BatchSize)
+	case p.Input.Encoding == plan.Coeffs:
+		return "latency: one sample per call, in polynomial coefficients (a single linear layer)"
+	}
+	return "latency: one sample per call, the vector repeated across all slots"
+}
+
+func secureText(p *plan.Plan) string {
+	if p.LogQP <= float64(p.SecurityBound) {
+		return "secure"
+	}
+	return "NOT secure"
+}
+
+// moduliText describes the modulus chain: q_0, the rescaling primes and
+// the key-switching primes.
+func moduliText(ps plan.Params) string {
+	q := fmt.Sprintf("q0 %d bits", ps.LogQ[0])
+	if n := len(ps.LogQ) - 1; n > 0 {
+		q += fmt.Sprintf(" + %d x %d bits", n, ps.LogQ[1])
+	}
+	p := make([]string, len(ps.LogP))
+	for i, b := range ps.LogP {
+		p[i] = strconv.Itoa(b)
+	}
+	return fmt.Sprintf("%s; key switching p %s bits", q, strings.Join(p, ", "))
+}
+
+func layoutText(shape []int, l plan.Layout) string {
+	s := fmt.Sprintf("%v: %d values in %d ciphertext%s (%s", shape, l.Length, l.Ciphertexts, plural(l.Ciphertexts), l.Encoding)
+	if l.Period > 0 {
+		s += fmt.Sprintf(", period %d", l.Period)
+	}
+	return s + fmt.Sprintf("), level %d, scale 2^%d", l.Level, l.LogScale)
+}
+
+type count struct {
+	name string
+	n    int
+}
+
+// opCounts lists the non-zero operation counts in a fixed order.
+func opCounts(o *plan.OpCounts) []count {
+	all := []count{
+		{"rotations", o.Rotations},
+		{"  baby steps (hoisted)", o.BabySteps},
+		{"  giant steps", o.GiantSteps},
+		{"  fold rotations", o.FoldRotations},
+		{"plaintext diagonals", o.Diagonals},
+		{"ciphertext x plaintext products", o.PtMuls},
+		{"ciphertext x scalar products", o.ConstMuls},
+		{"coefficient products", o.CoeffMuls},
+		{"ciphertext x ciphertext products", o.CtMuls},
+		{"polynomial evaluations", o.PolyEvals},
+		{"  their ciphertext products", o.PolyCtMuls},
+		{"rescalings", o.Rescales},
+		{"additions", o.Additions},
+		{"input ciphertexts", o.Ciphertexts},
+		{"result ciphertexts", o.ResultCts},
+	}
+	var out []count
+	for _, c := range all {
+		if c.n != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// wrapInts formats xs separated by spaces in lines of at most width
+// characters.
+func wrapInts(xs []int, width int) []string {
+	var lines []string
+	line := ""
+	for _, x := range xs {
+		s := strconv.Itoa(x)
+		if line != "" && len(line)+1+len(s) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += s
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
+}
+
+// fmtBytes formats a byte count in B, KB, MB or GB (powers of 1000).
+func fmtBytes(n int) string {
+	f := float64(n)
+	switch {
+	case f < 1e3:
+		return fmt.Sprintf("%d B", n)
+	case f < 1e6:
+		return fmt.Sprintf("%.1f KB", f/1e3)
+	case f < 1e9:
+		return fmt.Sprintf("%.1f MB", f/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", f/1e9)
+}
+
+func blank(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

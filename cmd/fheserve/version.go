@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/spf13/cobra"
+)
+
+// version is set at link time: go build -ldflags "-X main.version=v1.2.3".
+// Without it the module version from the build info is used.
+var version = ""
+
+type versionOptions struct {
+	Out io.Writer
+}
+
+func newVersionCmd(runF func(*versionOptions) error) *cobra.Command {
+	opts := &versionOptions{}
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of fheserve and of its formats",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Out = cmd.OutOrStdout()
+			if runF != nil {
+				return runF(opts)
+			}
+			return versionRun(opts)
+		},
+	}
+}
+
+func versionRun(opts *versionOptions) error {
+	v, lattigo, rev := version, "unknown", ""
+	if info, ok := debug.ReadBuildInfo(); ok {
+		if v == "" {
+			v = info.Main.Version
+		}
+		for _, d := range info.Deps {
+			if d.Path == "github.com/tuneinsight/lattigo/v6" {
+				lattigo = d.Version
+			}
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	fmt.Fprintf(opts.Out, "fheserve %s\n", v)
+	if rev != "" {
+		fmt.Fprintf(opts.Out, "commit:       %s\n", rev)
+	}
+	fmt.Fprintf(opts.Out, "go:           %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(opts.Out, "lattigo:      %s\n", lattigo)
+	fmt.Fprintf(opts.Out, "plan format:  %d\n", plan.Version)
+	fmt.Fprintf(opts.Out, "wire format:  %d\n", he.FormatVersion)
+	return nil
+}
