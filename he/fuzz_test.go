@@ -1,0 +1,328 @@
+package he_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// The fuzz targets decode untrusted bytes for specFuzz. Their property:
+// never panic, fail only with EINVALID or ETOOLARGE, allocate no more than
+// the limits imply, and whatever decodes is usable by Lattigo (it decrypts,
+// evaluates) and encodes back to the same bytes.
+//
+// The seed corpora in testdata/fuzz/<Target> hold valid encodings made with
+// the test-only secret key testdata/fuzz_secret.bin, their truncations and
+// bit flips. Regenerate them with: go test ./he -run TestWriteFuzzCorpus -write-corpus
+
+var writeCorpus = flag.Bool("write-corpus", false, "rewrite the seed corpora and test key under testdata")
+
+const fuzzSecretPath = "testdata/fuzz_secret.bin"
+
+var (
+	fuzzLimits    = he.Limits{MaxCount: 4, MaxLevel: 1}
+	fuzzKeyLimits = he.KeyLimits{MaxGalois: 2}
+)
+
+var fuzzKeys struct {
+	once sync.Once
+	keys *client.Keys
+	err  error
+}
+
+// fuzzSecret returns the committed test key for specFuzz.
+func fuzzSecret(tb testing.TB) *client.Keys {
+	tb.Helper()
+	fuzzKeys.once.Do(func() {
+		data, err := os.ReadFile(fuzzSecretPath)
+		if err != nil {
+			fuzzKeys.err = err
+			return
+		}
+		fuzzKeys.keys, fuzzKeys.err = client.UnmarshalSecret(MustParams(tb, specFuzz), data)
+	})
+	if fuzzKeys.err != nil {
+		tb.Fatalf("test key: %v (regenerate with -write-corpus)", fuzzKeys.err)
+	}
+	return fuzzKeys.keys
+}
+
+// checkDecodeError fails unless err is nil or a one-line EINVALID/ETOOLARGE.
+func checkDecodeError(t *testing.T, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	switch fheserve.ErrorCode(err) {
+	case fheserve.EINVALID, fheserve.ETOOLARGE:
+	default:
+		t.Fatalf("unexpected error %v", err)
+	}
+	if m := fheserve.ErrorMessage(err); len(m) > 200 || bytes.ContainsRune([]byte(m), '\n') {
+		t.Fatalf("message is not one short line: %q", m)
+	}
+}
+
+// allocBound runs f and fails if it allocated more than limit bytes.
+func allocBound(t *testing.T, limit uint64, f func()) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > limit {
+		t.Fatalf("allocated %d bytes, limit %d", n, limit)
+	}
+}
+
+// ciphertextBytes is the memory of one ciphertext at the highest level.
+func ciphertextBytes(params ckks.Parameters, level int) uint64 {
+	return uint64(2 * (level + 1) * params.N() * 8)
+}
+
+func FuzzUnmarshalCiphertexts(f *testing.F) {
+	params := MustParams(f, specFuzz)
+	keys := fuzzSecret(f)
+	limit := 2*uint64(fuzzLimits.MaxCount)*ciphertextBytes(params, fuzzLimits.MaxLevel) + 1<<20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var cts []*rlwe.Ciphertext
+		var err error
+		allocBound(t, limit+uint64(len(data)), func() {
+			cts, err = he.UnmarshalCiphertexts(bytes.NewReader(data), params, fuzzLimits)
+		})
+		checkDecodeError(t, err)
+		if err != nil {
+			return
+		}
+		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
+			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
+		}
+		if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
+			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
+		}
+		var again bytes.Buffer
+		if err := he.MarshalCiphertexts(&again, params, cts); err != nil {
+			t.Fatalf("decoded ciphertexts do not encode: %v", err)
+		}
+		if data[5] == 1 && !bytes.Equal(again.Bytes(), data) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}
+
+func FuzzUnmarshalResult(f *testing.F) {
+	params := MustParams(f, specFuzz)
+	keys := fuzzSecret(f)
+	limit := 2*uint64(fuzzLimits.MaxCount)*ciphertextBytes(params, 0) + 1<<20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var cts []*rlwe.Ciphertext
+		var err error
+		allocBound(t, limit+uint64(len(data)), func() {
+			cts, err = he.UnmarshalResult(bytes.NewReader(data), params, fuzzLimits)
+		})
+		checkDecodeError(t, err)
+		if err != nil {
+			return
+		}
+		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
+			t.Fatalf("decoded results do not decrypt: %v", err)
+		}
+		if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
+			t.Fatalf("decoded results do not decrypt: %v", err)
+		}
+		bits := int(data[7])
+		var again bytes.Buffer
+		if err := he.MarshalResult(&again, params, cts, bits); err != nil {
+			t.Fatalf("decoded results do not encode: %v", err)
+		}
+		// Switching back and forth is the identity when 2^bits < q0.
+		if 1<<bits < params.Q()[0] && !bytes.Equal(again.Bytes(), data) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}
+
+func FuzzUnmarshalEvalKeys(f *testing.F) {
+	params := MustParams(f, specFuzz)
+	keys := fuzzSecret(f)
+	// A key expanded: rows x 2 polynomials over QP; the public key is 2.
+	polyQP := uint64((params.QCount() + params.PCount()) * params.N() * 8)
+	rows := uint64(params.BaseRNSDecompositionVectorSize(params.MaxLevelQ(), params.MaxLevelP()))
+	limit := (2*polyQP + uint64(1+fuzzKeyLimits.MaxGalois)*2*rows*polyQP) * 3 / 2
+	ct, err := keys.Encrypt([][]float64{{1, 2, 3}}, 1, params.DefaultScale())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var k *he.EvalKeys
+		var err error
+		allocBound(t, limit+uint64(len(data)), func() {
+			k, err = he.UnmarshalEvalKeys(bytes.NewReader(data), params, fuzzKeyLimits)
+		})
+		checkDecodeError(t, err)
+		if err != nil {
+			return
+		}
+		var again bytes.Buffer
+		if err := he.MarshalEvalKeys(&again, params, k); err != nil {
+			t.Fatalf("decoded keys do not encode: %v", err)
+		}
+		if !bytes.Equal(again.Bytes(), data) {
+			t.Fatal("re-encoding differs")
+		}
+		// Garbage keys give garbage results, but never a panic.
+		eval := ckks.NewEvaluator(params, k.EvaluationKeySet())
+		out := ckks.NewCiphertext(params, 1, ct[0].Level())
+		for _, g := range k.GaloisElements() {
+			if err := eval.Automorphism(ct[0], g, out); err != nil {
+				t.Fatalf("automorphism %d: %v", g, err)
+			}
+		}
+		if k.Relin != nil {
+			if _, err := eval.MulRelinNew(ct[0], ct[0]); err != nil {
+				t.Fatalf("relinearization: %v", err)
+			}
+		}
+		if _, err := he.NewSanitizer(params, k.Public); err != nil {
+			t.Fatalf("sanitizer: %v", err)
+		}
+	})
+}
+
+func filter(cts []*rlwe.Ciphertext, batched bool) []*rlwe.Ciphertext {
+	var out []*rlwe.Ciphertext
+	for _, ct := range cts {
+		if ct.IsBatched == batched {
+			out = append(out, ct)
+		}
+	}
+	return out
+}
+
+// TestWriteFuzzCorpus regenerates the test key and the seed corpora.
+func TestWriteFuzzCorpus(t *testing.T) {
+	if !*writeCorpus {
+		t.Skip("run with -write-corpus to regenerate the seed corpora")
+	}
+	params := MustParams(t, specFuzz)
+	g1, g2 := params.GaloisElement(1), params.GaloisElement(-1)
+	keys, evk, err := client.GenerateKeys(params, []uint64{g1, g2}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := keys.MarshalSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fuzzSecretPath, secret, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vals := randomVectors(10, 2, 64)
+	enc := func(level int, coeffs bool) []*rlwe.Ciphertext {
+		f := keys.Encrypt
+		if coeffs {
+			f = keys.EncryptCoeffs
+		}
+		cts, err := f(vals, level, params.DefaultScale())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cts
+	}
+	full0 := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalCiphertexts(b, params, enc(0, false)[:1]) })
+	seeded1 := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalSeededCiphertexts(b, params, enc(1, false)) })
+	seededCoeffs := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalSeededCiphertexts(b, params, enc(0, true)[:1]) })
+	writeCorpusFiles(t, "FuzzUnmarshalCiphertexts", map[string][]byte{
+		"valid-full-level0":      full0,
+		"valid-seeded-level1":    seeded1,
+		"valid-seeded-coeffs":    seededCoeffs,
+		"truncated-header":       full0[:30],
+		"truncated-record":       seeded1[:44+25+64],
+		"truncated-seed":         seeded1[:len(seeded1)-8],
+		"flip-fingerprint":       flip(seededCoeffs, 8*20+3),
+		"flip-flags":             flip(seededCoeffs, 8*(44+2)+1),
+		"flip-coefficient-high":  flip(seededCoeffs, 8*(44+25)+30),
+		"trailing-byte":          append(append([]byte(nil), seededCoeffs...), 0),
+		"count-above-limit":      setByte(seededCoeffs[:44+25], 43, 200),
+		"level-above-parameters": setByte(seededCoeffs[:44+25], 44, 7),
+	})
+
+	res8 := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalResult(b, params, enc(0, false), 8) })
+	res31 := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalResult(b, params, enc(0, true)[:1], 31) })
+	writeCorpusFiles(t, "FuzzUnmarshalResult", map[string][]byte{
+		"valid-bits8":      res8,
+		"valid-bits31":     res31,
+		"truncated-header": res8[:40],
+		"truncated-record": res8[:44+25+100],
+		"flip-bits":        flip(res8, 8*7+5),
+		"flip-scale":       flip(res8, 8*(44+9)+7),
+		"trailing-byte":    append(append([]byte(nil), res8...), 0xff),
+		"kind-input":       setByte(res8, 5, 1),
+	})
+
+	pkOnly := mustMarshal(t, func(b *bytes.Buffer) error {
+		return he.MarshalEvalKeys(b, params, he.NewEvalKeys(params, evk.Public, *evk.PublicSeed, nil, nil))
+	})
+	oneGalois := mustMarshal(t, func(b *bytes.Buffer) error {
+		return he.MarshalEvalKeys(b, params, he.NewEvalKeys(params, evk.Public, *evk.PublicSeed, nil, evk.Galois[:1]))
+	})
+	relinGalois := mustMarshal(t, func(b *bytes.Buffer) error {
+		return he.MarshalEvalKeys(b, params, he.NewEvalKeys(params, evk.Public, *evk.PublicSeed, evk.Relin, evk.Galois[1:]))
+	})
+	// Damaged copies are cut short where they can, to keep the corpus small.
+	galoisPrefix := oneGalois[:len(pkOnly)+8+32+100]
+	writeCorpusFiles(t, "FuzzUnmarshalEvalKeys", map[string][]byte{
+		"valid-public-only":  pkOnly,
+		"valid-relin-galois": relinGalois,
+		"truncated-header":   pkOnly[:20],
+		"truncated-public":   pkOnly[:48+32+100],
+		"truncated-galois":   galoisPrefix,
+		"flip-fingerprint":   flip(pkOnly[:200], 8*30),
+		"flip-relin-flag":    flip(pkOnly, 8*7),
+		"flip-galois-elem":   flip(galoisPrefix, 8*len(pkOnly)+60),
+		"count-above-limit":  setByte(pkOnly[:48], 47, 3),
+		"trailing-byte":      append(append([]byte(nil), pkOnly...), 0),
+	})
+}
+
+func flip(data []byte, bit int) []byte {
+	out := append([]byte(nil), data...)
+	out[bit/8] ^= 1 << (bit % 8)
+	return out
+}
+
+func setByte(data []byte, i int, v byte) []byte {
+	out := append([]byte(nil), data...)
+	out[i] = v
+	return out
+}
+
+// writeCorpusFiles replaces the seed corpus of a fuzz target, in the format
+// of "go test fuzz v1" files.
+func writeCorpusFiles(t *testing.T, target string, entries map[string][]byte) {
+	dir := filepath.Join("testdata", "fuzz", target)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range entries {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(data)))
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
