@@ -878,11 +878,17 @@ func (im *importer) reshape() error {
 		return im.unsupported("Reshape to %v; the batch size may only appear first", t)
 	}
 	if t[0] == -1 {
-		// With the batch inferred, every other axis must be given.
+		// With the batch inferred, every other axis must be given, and
+		// they must hold one sample exactly.
+		n := 1
 		for _, d := range rest {
-			if d == 0 {
-				return im.unsupported("Reshape to %v mixes an inferred batch and copied axes", t)
+			if d <= 0 || d > nn.MaxSize || n*int(d) > nn.MaxSize {
+				return im.unsupported("Reshape to %v with an inferred batch needs every other axis given", t)
 			}
+			n *= int(d)
+		}
+		if n != v.shape.Size() {
+			return im.unsupported("Reshape to %v changes the batch size; a sample has %d values", t, v.shape.Size())
 		}
 	}
 	// Axis k of rest is ONNX axis k+1, so 0 there copies per-sample axis k.
