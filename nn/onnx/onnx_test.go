@@ -360,19 +360,19 @@ var importCases = []struct {
 		x: []float64{-1, 1}, want: []float64{0, 1}, shape: nn.Shape{2}, kinds: "activation",
 	},
 	{
-		name: "sigmoid",
+		name:  "sigmoid",
 		model: func() *testModel { return newModel(13, "N", 2).node("Sigmoid", ins("x"), ins("y")) },
-		x:    []float64{0, math.Log(3)}, want: []float64{0.5, 0.75}, shape: nn.Shape{2}, kinds: "activation",
+		x:     []float64{0, math.Log(3)}, want: []float64{0.5, 0.75}, shape: nn.Shape{2}, kinds: "activation",
 	},
 	{
-		name: "tanh",
+		name:  "tanh",
 		model: func() *testModel { return newModel(13, "N", 2).node("Tanh", ins("x"), ins("y")) },
-		x:    []float64{0, math.Log(2)}, want: []float64{0, 0.6}, shape: nn.Shape{2}, kinds: "activation",
+		x:     []float64{0, math.Log(2)}, want: []float64{0, 0.6}, shape: nn.Shape{2}, kinds: "activation",
 	},
 	{
-		name: "softplus",
+		name:  "softplus",
 		model: func() *testModel { return newModel(13, "N", 2).node("Softplus", ins("x"), ins("y")) },
-		x:    []float64{0, math.Log(3)}, want: []float64{math.Ln2, math.Log(4)}, shape: nn.Shape{2}, kinds: "activation",
+		x:     []float64{0, math.Log(3)}, want: []float64{math.Ln2, math.Log(4)}, shape: nn.Shape{2}, kinds: "activation",
 	},
 	{
 		name: "gelu operator (opset 20)",
@@ -430,14 +430,14 @@ var importCases = []struct {
 		x: []float64{1, -1}, want: []float64{0.841344746068543, -0.158655253931457}, shape: nn.Shape{2}, kinds: "activation",
 	},
 	{
-		name: "softmax head",
+		name:  "softmax head",
 		model: func() *testModel { return newModel(13, "N", 2).node("Softmax", ins("x"), ins("y"), aInt("axis", -1)) },
-		x:    []float64{0, math.Log(3)}, want: []float64{0.25, 0.75}, shape: nn.Shape{2}, kinds: "softmax",
+		x:     []float64{0, math.Log(3)}, want: []float64{0.25, 0.75}, shape: nn.Shape{2}, kinds: "softmax",
 	},
 	{
-		name: "softmax axis 1 over an image (opset 11)",
+		name:  "softmax axis 1 over an image (opset 11)",
 		model: func() *testModel { return newModel(11, "N", 2, 1, 1).node("Softmax", ins("x"), ins("y")) },
-		x:    []float64{0, math.Log(3)}, want: []float64{0.25, 0.75}, shape: nn.Shape{2, 1, 1}, kinds: "softmax",
+		x:     []float64{0, math.Log(3)}, want: []float64{0.25, 0.75}, shape: nn.Shape{2, 1, 1}, kinds: "softmax",
 	},
 	{
 		name: "constant folding of arithmetic, activations and shapes",
