@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/spf13/cobra"
+)
+
+// execute runs cmd as a subcommand of a bare root, as newRootCmd would,
+// and returns its error.
+func execute(t *testing.T, cmd *cobra.Command, args ...string) error {
+	t.Helper()
+	root := &cobra.Command{Use: "fheserve", SilenceErrors: true, SilenceUsage: true}
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(cmd)
+	root.SetArgs(append([]string{cmd.Name()}, args...))
+	root.SetOut(&bytes.Buffer{})
+	root.SetErr(&bytes.Buffer{})
+	return root.Execute()
+}
+
+// ignoreIO leaves writers and contexts out of option comparisons.
+var ignoreIO = cmpopts.IgnoreFields
+
+func TestCompileFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    compileOptions
+		wantErr string // error code
+	}{
+		{
+			name: "defaults",
+			args: []string{"--model", "m.onnx"},
+			want: compileOptions{Model: "m.onnx", Packing: "latency"},
+		},
+		{
+			name: "all",
+			args: []string{"--model=m.onnx", "--calibration", "c.npy", "--packing", "batch", "--degree", "15", "--log-n", "14", "--json"},
+			want: compileOptions{Model: "m.onnx", Packing: "batch", JSON: true,
+				engineFlags: engineFlags{Calibration: "c.npy", Degree: 15, LogN: 14}},
+		},
+		{name: "no model", args: nil, wantErr: fheserve.EINVALID},
+		{name: "bad packing", args: []string{"--model", "m.onnx", "--packing", "fast"}, wantErr: fheserve.EINVALID},
+		{name: "bad degree", args: []string{"--model", "m.onnx", "--degree", "1"}, wantErr: fheserve.EINVALID},
+		{name: "degree not a number", args: []string{"--model", "m.onnx", "--degree", "x"}, wantErr: fheserve.EINVALID},
+		{name: "unknown flag", args: []string{"--model", "m.onnx", "--fast"}, wantErr: fheserve.EINVALID},
+		{name: "positional", args: []string{"m.onnx"}, wantErr: fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *compileOptions
+			err := execute(t, newCompileCmd(func(o *compileOptions) error { got = o; return nil }), tt.args...)
+			checkParse(t, err, tt.wantErr)
+			if tt.wantErr == "" {
+				if diff := cmp.Diff(tt.want, *got, ignoreIO(compileOptions{}, "Out", "ErrOut"), cmp.AllowUnexported(compileOptions{})); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestPredictFlags(t *testing.T) {
+	base := []string{"--local", "--model", "m.onnx", "--input", "x.npy", "--output", "y.npy"}
+	tests := []struct {
+		name    string
+		args    []string
+		want    predictOptions
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			args: base,
+			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Mode: "latency"},
+		},
+		{
+			name: "all",
+			args: append(base[:len(base):len(base)], "--mode", "batch", "--calibration", "c.npy", "--degree", "5", "--log-n", "15", "--workers", "3", "--json"),
+			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Mode: "batch", Workers: 3, JSON: true,
+				engineFlags: engineFlags{Calibration: "c.npy", Degree: 5, LogN: 15}},
+		},
+		{name: "remote", args: base[1:], wantErr: fheserve.EUNSUPPORTED},
+		{name: "no model", args: []string{"--local", "--input", "x.npy", "--output", "y.npy"}, wantErr: fheserve.EINVALID},
+		{name: "no input", args: []string{"--local", "--model", "m.onnx", "--output", "y.npy"}, wantErr: fheserve.EINVALID},
+		{name: "no output", args: []string{"--local", "--model", "m.onnx", "--input", "x.npy"}, wantErr: fheserve.EINVALID},
+		{name: "bad mode", args: append(base[:len(base):len(base)], "--mode", "packed"), wantErr: fheserve.EINVALID},
+		{name: "packing is compile's flag", args: append(base[:len(base):len(base)], "--packing", "batch"), wantErr: fheserve.EINVALID},
+		{name: "negative workers", args: append(base[:len(base):len(base)], "--workers", "-1"), wantErr: fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *predictOptions
+			err := execute(t, newPredictCmd(func(o *predictOptions) error { got = o; return nil }), tt.args...)
+			checkParse(t, err, tt.wantErr)
+			if tt.wantErr == "" {
+				if diff := cmp.Diff(tt.want, *got, ignoreIO(predictOptions{}, "Out", "ErrOut", "Ctx"), cmp.AllowUnexported(predictOptions{})); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestDemoFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		want    demoOptions
+		wantErr string
+	}{
+		{name: "defaults", want: demoOptions{Model: defaultDemoModel, Samples: 3}},
+		{name: "all", args: []string{"--model", "logreg", "--samples", "10", "--workers", "1"},
+			want: demoOptions{Model: "logreg", Samples: 10, Workers: 1}},
+		{name: "unknown model", args: []string{"--model", "resnet"}, wantErr: fheserve.ENOTFOUND},
+		{name: "no samples", args: []string{"--samples", "0"}, wantErr: fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *demoOptions
+			err := execute(t, newDemoCmd(func(o *demoOptions) error { got = o; return nil }), tt.args...)
+			checkParse(t, err, tt.wantErr)
+			if tt.wantErr == "" {
+				if diff := cmp.Diff(tt.want, *got, ignoreIO(demoOptions{}, "Out", "Ctx")); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionFlags(t *testing.T) {
+	called := false
+	if err := execute(t, newVersionCmd(func(*versionOptions) error { called = true; return nil })); err != nil || !called {
+		t.Fatalf("version: err %v, called %v", err, called)
+	}
+	err := execute(t, newVersionCmd(nil), "extra")
+	checkParse(t, err, fheserve.EINVALID)
+}
+
+func checkParse(t *testing.T, err error, wantCode string) {
+	t.Helper()
+	switch {
+	case wantCode == "" && err != nil:
+		t.Fatalf("unexpected error: %v", err)
+	case wantCode != "" && err == nil:
+		t.Fatalf("no error, want one with code %q", wantCode)
+	case wantCode != "" && fheserve.ErrorCode(err) != wantCode:
+		t.Fatalf("error %q has code %q, want %q", err, fheserve.ErrorCode(err), wantCode)
+	}
+}
