@@ -31,8 +31,14 @@ func (im *importer) imageIn() (*value, error) {
 	return x, nil
 }
 
-// floatsOf converts a constant, naming it in errors.
+// floatsOf converts a constant, naming it in errors. Converting integers
+// allocates, so it is charged to the budget.
 func (im *importer) floatsOf(t *tensor) ([]float64, error) {
+	if t.isInt {
+		if err := im.charge(t.size()); err != nil {
+			return nil, err
+		}
+	}
 	f, err := t.floats()
 	if err != nil {
 		return nil, im.wrap(err)
@@ -49,6 +55,9 @@ func (im *importer) rowVector(t *tensor, n int, what string) ([]float64, error) 
 	}
 	if len(d) > 2 || len(d) == 2 && d[0] != 1 || last != 1 && last != n {
 		return nil, im.unsupported("the %s has shape %v; want [%d], [1, %d] or a scalar", what, d, n, n)
+	}
+	if err := im.charge(n); err != nil {
+		return nil, err
 	}
 	f, err := im.floatsOf(t)
 	if err != nil {
@@ -390,15 +399,13 @@ func (im *importer) pad() error {
 		if err != nil {
 			return err
 		}
-		f, err := im.floatsOf(c)
-		if err != nil {
-			return err
+		if c.size() > 1 {
+			return im.invalid("constant_value has %d values", c.size())
 		}
-		if len(f) > 1 {
-			return im.invalid("constant_value has %d values", len(f))
-		}
-		if len(f) == 1 {
-			value = f[0]
+		if v, ok := scalar(c); ok {
+			value = v
+		} else if c.size() == 1 {
+			return im.unsupported("constant_value depends on the batch size")
 		}
 	}
 	if value != 0 {
@@ -468,6 +475,9 @@ func (im *importer) batchNorm() error {
 		return err
 	}
 	c := x.shape[0]
+	if err := im.charge(2 * c); err != nil {
+		return err
+	}
 	var p [4][]float64 // scale, bias, mean, var
 	for k, what := range []string{"scale", "bias", "mean", "variance"} {
 		t, err := im.constIn(k+1, what)
@@ -523,6 +533,9 @@ func (im *importer) affineVec(c *tensor, ps nn.Shape) ([]float64, error) {
 	case len(f) == 1:
 		return []float64{f[0]}, nil
 	case perChannel:
+		if err := im.charge(len(f)); err != nil {
+			return nil, err
+		}
 		return slices.Clone(f), nil
 	}
 	size := ps.Size()
@@ -563,10 +576,19 @@ func (im *importer) binary(op string) error {
 	return im.twoComputed(op, a, b)
 }
 
+// scalar returns the value of a one-element constant.
+func scalar(t *tensor) (float64, bool) {
+	if t.size() != 1 {
+		return 0, false
+	}
+	f, err := t.floats()
+	return f[0], err == nil
+}
+
 // scalarIs reports whether t is a single value within 1e-6 of want.
 func scalarIs(t *tensor, want float64) bool {
-	f, err := t.floats()
-	return err == nil && len(f) == 1 && math.Abs(f[0]-want) <= 1e-6
+	v, ok := scalar(t)
+	return ok && math.Abs(v-want) <= 1e-6
 }
 
 // withConst converts x op c, or c op x when reversed, into an Affine.
@@ -578,13 +600,13 @@ func (im *importer) withConst(op string, x *value, c *tensor, reversed bool) err
 		}
 		return geluErr("%s", im.where())
 	case onePlusErfPart:
-		f, err := c.floats()
+		s, ok := scalar(c)
 		switch {
-		case err != nil || len(f) != 1:
+		case !ok:
 		case op == "Mul":
-			return im.set(&value{kind: onePlusErfPart, id: x.id, shape: x.shape, factor: x.factor * f[0]})
-		case op == "Div" && !reversed && f[0] != 0:
-			return im.set(&value{kind: onePlusErfPart, id: x.id, shape: x.shape, factor: x.factor / f[0]})
+			return im.set(&value{kind: onePlusErfPart, id: x.id, shape: x.shape, factor: x.factor * s})
+		case op == "Div" && !reversed && s != 0:
+			return im.set(&value{kind: onePlusErfPart, id: x.id, shape: x.shape, factor: x.factor / s})
 		}
 		return geluErr("%s", im.where())
 	}
@@ -751,11 +773,11 @@ func (im *importer) pow() error {
 	if err != nil {
 		return err
 	}
-	f, err := e.floats()
-	if err != nil || len(f) != 1 || f[0] != math.Trunc(f[0]) || f[0] < 1 || f[0] > 8 {
+	f, ok := scalar(e)
+	if !ok || f != math.Trunc(f) || f < 1 || f > 8 {
 		return im.unsupported("only constant integer exponents from 1 to 8 are supported")
 	}
-	n := int(f[0])
+	n := int(f)
 	if n == 1 {
 		return im.set(x)
 	}
@@ -865,7 +887,8 @@ func (im *importer) foldBinary(op string, a, b *tensor) error {
 	if !ok {
 		return im.invalid("result too large")
 	}
-	if err := im.charge(3 * n); err != nil {
+	// Index vectors, the result and converted integers: 5n at most.
+	if err := im.charge(5 * n); err != nil {
 		return err
 	}
 	ia, ib := broadcastIndex(a.dims, dims), broadcastIndex(b.dims, dims)

@@ -345,8 +345,7 @@ func (im *importer) dropout() error {
 		if err != nil {
 			return err
 		}
-		f, err := t.floats()
-		if err != nil || slices.ContainsFunc(f, func(x float64) bool { return x != 0 }) {
+		if v, ok := scalar(t); !ok || v != 0 {
 			return im.unsupported("Dropout in training mode")
 		}
 	}
@@ -389,13 +388,16 @@ func (im *importer) cast() error {
 	t := v.c
 	switch {
 	case toFloat:
-		f, err := t.floats()
+		f, err := im.floatsOf(t)
 		if err != nil {
-			return im.wrap(err)
+			return err
 		}
 		return im.setConst(floatTensor(t.dims, f))
 	case t.isInt:
 		return im.setConst(t)
+	}
+	if err := im.charge(len(t.f)); err != nil {
+		return err
 	}
 	out := make([]int64, len(t.f))
 	for k, x := range t.f {
@@ -427,6 +429,9 @@ func (im *importer) shapeOp() error {
 	var dims []int64
 	switch v.kind {
 	case constant:
+		if err := im.charge(len(v.c.dims)); err != nil {
+			return err
+		}
 		for _, d := range v.c.dims {
 			dims = append(dims, int64(d))
 		}
@@ -558,6 +563,9 @@ func (im *importer) squeeze(unsqueeze bool) error {
 	if len(axes) > r {
 		return im.invalid("%d axes for rank %d", len(axes), r)
 	}
+	if err := im.charge(2 * r); err != nil {
+		return err
+	}
 	mark := make([]bool, r)
 	for _, a := range axes {
 		k, ok := normAxis(a, r)
@@ -643,24 +651,28 @@ func (im *importer) concat() error {
 	if !ok {
 		return im.invalid("result too large")
 	}
-	if err := im.charge(n); err != nil {
+	if err := im.charge(2 * n); err != nil {
 		return err
 	}
 	outer, _ := dimsSize(dims[:axis])
 	inner, _ := dimsSize(dims[axis+1:])
 	out := &tensor{dims: dims, isInt: isInt}
+	fs := make([][]float64, len(ts))
+	for k, t := range ts {
+		if !isInt {
+			if fs[k], err = t.floats(); err != nil { // within the charge above
+				return im.wrap(err)
+			}
+		}
+	}
 	for o := range outer {
-		for _, t := range ts {
+		for k, t := range ts {
 			lo, hi := o*t.dims[axis]*inner, (o+1)*t.dims[axis]*inner
 			if isInt {
 				out.i = append(out.i, t.i[lo:hi]...)
-				continue
+			} else {
+				out.f = append(out.f, fs[k][lo:hi]...)
 			}
-			f, err := t.floats()
-			if err != nil {
-				return im.wrap(err)
-			}
-			out.f = append(out.f, f[lo:hi]...)
 		}
 	}
 	return im.setConst(out)
@@ -704,6 +716,9 @@ func (im *importer) slice() error {
 	steps, hasSteps, err := read(4, "steps")
 	if err != nil {
 		return err
+	}
+	if len(starts) > r {
+		return im.invalid("%d starts for rank %d", len(starts), r)
 	}
 	if !hasAxes {
 		for k := range starts {
@@ -845,6 +860,9 @@ func (im *importer) reshape() error {
 	}
 	t, err := im.constInts(1, "target shape")
 	if err != nil {
+		return err
+	}
+	if err := im.charge(2 * len(t)); err != nil {
 		return err
 	}
 	switch v.kind {

@@ -104,6 +104,9 @@ func isIdentity(a *nn.Affine) bool {
 // is none or the budget does not allow it. The weights are copied: they may
 // be shared with other nodes.
 func foldInto(prev *nn.Node, a *nn.Affine, budget *int) nn.Op {
+	if len(prev.Shape) == 0 {
+		return nil
+	}
 	c := prev.Shape[0] // output channels (Conv) or outputs (Dense)
 	perChannel := (len(a.Scale) == 1 || len(a.Scale) == c) && (len(a.Shift) == 1 || len(a.Shift) == c)
 	spend := func(n int) bool {
