@@ -1,8 +1,3 @@
-// Package he is fheserve's CKKS engine on top of Lattigo v6: parameter sets
-// and their security check, the versioned wire format for ciphertexts and
-// evaluation keys, and the server-side sanitization of results. The client
-// half (key generation, encryption, decryption) lives in he/client, the only
-// package that holds a secret key. See doc.go for the wire format.
 package he
 
 import (
