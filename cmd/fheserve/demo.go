@@ -179,7 +179,7 @@ func showUser(out io.Writer, r *local.Runner, w *workload, name string, got, wan
 	p := r.Plan
 	size := p.OutputSize()
 	fmt.Fprintf(out, "USER (decrypts the results)\n")
-	fmt.Fprintf(out, "  decrypted in %.0f ms; the plan promises an error of at most %.1e per value\n",
+	fmt.Fprintf(out, "  decrypted in %.0f ms; the plan expects errors below %.1e per value\n",
 		millis(r.Stats.Decrypt), p.Precision.OutputError)
 	agree, correct := 0, 0
 	for i := 0; i < w.n; i++ {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/fheserve/fheserve"
@@ -151,5 +152,39 @@ func checkParse(t *testing.T, err error, wantCode string) {
 		t.Fatalf("no error, want one with code %q", wantCode)
 	case wantCode != "" && fheserve.ErrorCode(err) != wantCode:
 		t.Fatalf("error %q has code %q, want %q", err, fheserve.ErrorCode(err), wantCode)
+	}
+}
+
+func TestBatchOf(t *testing.T) {
+	tests := []struct {
+		name  string
+		shape []int
+		input []int
+		want  int
+		err   string // substring of the error
+	}{
+		{"per-sample shape", []int{5, 1, 8, 8}, []int{1, 8, 8}, 5, ""},
+		{"flat", []int{5, 64}, []int{1, 8, 8}, 5, ""},
+		{"vector", []int{3, 16}, []int{16}, 3, ""},
+		{"no batch", []int{16}, []int{16}, 0, "no batch dimension"},
+		{"no batch image", []int{1, 8, 8}, []int{1, 8, 8}, 0, "no batch dimension"},
+		{"wrong size", []int{4, 15}, []int{16}, 0, "want [batch 16], the batch"},
+		{"wrong image", []int{4, 8, 8}, []int{1, 8, 8}, 0, "want [batch 1 8 8] or [batch 64]"},
+		{"scalar", nil, []int{16}, 0, "scalar"},
+		{"empty batch", []int{0, 16}, []int{16}, 0, "no samples"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := batchOf(tt.shape, tt.input)
+			if tt.err == "" {
+				if err != nil || n != tt.want {
+					t.Fatalf("batchOf = %d, %v; want %d", n, err, tt.want)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) || fheserve.ErrorCode(err) != fheserve.EINVALID {
+				t.Fatalf("batchOf error %v, want an invalid-input error containing %q", err, tt.err)
+			}
+		})
 	}
 }

@@ -57,7 +57,14 @@ func batchOf(shape []int, input nn.Shape) (int, error) {
 	case nn.Shape(shape[1:]).Equal(input), len(shape) == 2 && shape[1] == size:
 		return shape[0], nil
 	}
-	return 0, fheserve.Errorf(fheserve.EINVALID, "shape %v does not match the model: want [batch %s] or [batch %d] (the batch dimension comes first)", shape, dims(input), size)
+	want := fmt.Sprintf("[batch %s]", dims(input))
+	if len(input) > 1 {
+		want += fmt.Sprintf(" or [batch %d]", size)
+	}
+	if nn.Shape(shape).Equal(input) {
+		return 0, fheserve.Errorf(fheserve.EINVALID, "shape %v has no batch dimension: want %s (numpy.expand_dims(x, 0) for one sample)", shape, want)
+	}
+	return 0, fheserve.Errorf(fheserve.EINVALID, "shape %v does not match the model: want %s, the batch dimension first", shape, want)
 }
 
 // dims formats a shape without brackets: "1 28 28".
