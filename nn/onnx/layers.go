@@ -582,7 +582,10 @@ func scalar(t *tensor) (float64, bool) {
 		return 0, false
 	}
 	f, err := t.floats()
-	return f[0], err == nil
+	if err != nil {
+		return 0, false
+	}
+	return f[0], true
 }
 
 // scalarIs reports whether t is a single value within 1e-6 of want.
