@@ -207,6 +207,9 @@ func MarshalEvalKeys(w io.Writer, params ckks.Parameters, k *EvalKeys) error {
 			return err
 		}
 	}
+	if slices.Contains(k.Galois, nil) {
+		return fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a galois key is nil")
+	}
 	galEls := k.GaloisElements()
 	if err := CheckGaloisElements(params, galEls); err != nil {
 		return err
