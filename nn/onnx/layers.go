@@ -915,6 +915,9 @@ func (im *importer) foldBinary(op string, a, b *tensor) error {
 				}
 				out[k] = x / y
 			}
+			if out[k] == batchDim {
+				return im.unsupported("integer overflow in a constant computation")
+			}
 		}
 		return im.setConst(intTensor(dims, out))
 	}

@@ -302,14 +302,16 @@ func (im *importer) constantOp() error {
 			f[k] = float64(v)
 		}
 		return im.setConst(floatTensor([]int{len(f)}, f))
-	case "value_int":
-		return im.setConst(intTensor([]int{}, []int64{a.GetI()}))
-	case "value_ints":
+	case "value_int", "value_ints":
 		v := slices.Clone(a.GetInts())
-		if slices.Contains(v, batchDim) {
-			return im.invalid("value_ints holds a reserved integer")
+		dims := []int{len(v)}
+		if a.GetName() == "value_int" {
+			v, dims = []int64{a.GetI()}, []int{}
 		}
-		return im.setConst(intTensor([]int{len(v)}, v))
+		if slices.Contains(v, batchDim) {
+			return im.invalid("%s holds the reserved integer %d", a.GetName(), int64(batchDim))
+		}
+		return im.setConst(intTensor(dims, v))
 	}
 	return im.unsupported("Constant with %q is not supported; only numeric tensors", a.GetName())
 }
