@@ -152,8 +152,12 @@ func showClient(out io.Writer, r *local.Runner, w *workload) {
 		keys = "a relinearization key and " + keys
 	}
 	fmt.Fprintf(out, "    evaluation keys   %s, sent to the server once (%s)\n", fmtBytes(s.EvalKeyByte), keys)
-	fmt.Fprintf(out, "  encrypted %d sample%s of %d values in %.0f ms: %d upload%s, %s each\n\n",
-		w.n, plural(w.n), p.InputSize(), millis(s.Encrypt), s.Calls, plural(s.Calls), fmtBytes(s.UploadBytes/max(s.Calls, 1)))
+	uploads := fmt.Sprintf("1 upload of %s", fmtBytes(s.UploadBytes))
+	if s.Calls > 1 {
+		uploads = fmt.Sprintf("%d uploads of %s each", s.Calls, fmtBytes(s.UploadBytes/s.Calls))
+	}
+	fmt.Fprintf(out, "  encrypted %d sample%s of %d values in %.0f ms: %s\n\n",
+		w.n, plural(w.n), p.InputSize(), millis(s.Encrypt), uploads)
 }
 
 // showServer prints what the server knew and did: the plan, sizes and
