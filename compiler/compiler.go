@@ -163,6 +163,9 @@ func fuse(nodes []*irNode, out int, packing string) *plan.Program {
 				bias[i] += s.Bias[i]
 			}
 		}
+		if s.Preferred == nil && isDiagonal(s.M) {
+			s.Preferred = src.step.Preferred
+		}
 		s.M, s.Bias, s.In = m, bias, []int{src.step.In[0]}
 		if src.step.Name != s.Name {
 			s.Name = src.step.Name + "+" + s.Name
@@ -198,6 +201,20 @@ func fuse(nodes []*irNode, out int, packing string) *plan.Program {
 		}
 	}
 	return prog
+}
+
+// isDiagonal reports whether m is square with entries on its diagonal only.
+func isDiagonal(m *plan.Sparse) bool {
+	if m.Rows != m.Cols {
+		return false
+	}
+	for r := 0; r < m.Rows; r++ {
+		cols, _ := m.Row(r)
+		if len(cols) > 1 || (len(cols) == 1 && cols[0] != r) {
+			return false
+		}
+	}
+	return true
 }
 
 // stepDepth is the number of levels a step consumes.
@@ -316,17 +333,9 @@ func (c *compilation) build() (*plan.Plan, error) {
 			p.Input = plan.Layout{Encoding: plan.Coeffs, Length: inLen, Ciphertexts: 1, Level: D, LogScale: ps.spec.LogDefaultScale}
 			p.Output = plan.Layout{Encoding: plan.Coeffs, Length: outLen, Positions: pos, Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
 		} else {
-			period := make([]int, len(prog.Steps)+1)
-			period[0] = plan.NextPow2(inLen)
-			for i := range prog.Steps {
-				period[i+1] = plan.NextPow2(prog.Steps[i].Length)
-				s := &prog.Steps[i]
-				if s.Kind == plan.StepLinear {
-					s.Pin, s.Pout = period[s.In[0]], period[i+1]
-				}
-			}
+			pos, period := c.layout(slots, plan.NextPow2(inLen))
 			p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Period: period[0], Ciphertexts: 1, Level: D, LogScale: ps.spec.LogDefaultScale}
-			p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
+			p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Positions: pos[prog.Output], Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
 		}
 	}
 
@@ -342,6 +351,64 @@ func (c *compilation) build() (*plan.Plan, error) {
 	}
 	p.Fingerprint = p.ComputeFingerprint()
 	return p, nil
+}
+
+// layout assigns each value of a latency-mode program its period and the
+// positions of its elements. Values keep their natural order unless a
+// linear step has preferred output positions (a convolution) that cut its
+// diagonals at least in half, fit the slots, and flow only through
+// elementwise steps into linear steps, which absorb any order.
+func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
+	steps := c.prog.Steps
+	pos = make([][]int, len(steps)+1)
+	period = make([]int, len(steps)+1)
+	period[0] = inPeriod
+	for i := range steps {
+		s := &steps[i]
+		in := s.In[0]
+		if s.Kind != plan.StepLinear {
+			pos[i+1], period[i+1] = pos[in], period[in]
+			continue
+		}
+		s.InPos, s.Pin = pos[in], period[in]
+		s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
+		if s.Preferred != nil && c.reordersFreely(i+1) {
+			natural := len(s.Diagonals())
+			hi := 0
+			for _, q := range s.Preferred {
+				hi = max(hi, q)
+			}
+			s.OutPos, s.Pout = s.Preferred, plan.NextPow2(hi+1)
+			if s.Pout > slots || 2*len(s.Diagonals()) >= natural {
+				s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
+			}
+		}
+		pos[i+1], period[i+1] = s.OutPos, s.Pout
+	}
+	return pos, period
+}
+
+// reordersFreely reports whether value v reaches only elementwise
+// single-input steps, linear steps and the output.
+func (c *compilation) reordersFreely(v int) bool {
+	for i := range c.prog.Steps {
+		s := &c.prog.Steps[i]
+		for _, in := range s.In {
+			if in != v {
+				continue
+			}
+			switch s.Kind {
+			case plan.StepLinear:
+			case plan.StepSquare, plan.StepPoly:
+				if !c.reordersFreely(i + 1) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // countAndKeys fills the rotation set, Galois elements, operation counts

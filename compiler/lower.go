@@ -105,6 +105,7 @@ func (l *lowering) lower(nodes []*nn.Node, output int) (int, error) {
 		case *nn.Conv:
 			m, bias := convMatrix(op, inShape, n.Shape)
 			l.irOf[v] = l.linear(n.Name, in[0], m, bias)
+			l.nodes[l.irOf[v]-1].step.Preferred = convPositions(op, inShape, n.Shape)
 		case *nn.AvgPool:
 			l.irOf[v] = l.linear(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil)
 		case *nn.Pad:
@@ -326,6 +327,49 @@ func convMatrix(op *nn.Conv, in, out nn.Shape) (*plan.Sparse, []float64) {
 		}
 	}
 	return b.Build(), bias
+}
+
+// convPositions places each output of a convolution at the position of
+// its receptive field's corner in the input (shifted per output channel so
+// that channels do not collide): entry (r, c) of the convolution matrix
+// then lies on one of InC*KH*KW diagonals per output channel.
+func convPositions(op *nn.Conv, in, out nn.Shape) []int {
+	_, _, w := chw(in)
+	oc, oh, ow := chw(out)
+	base := make([]int, oh*ow)
+	lo := 0
+	for y := 0; y < oh; y++ {
+		for x := 0; x < ow; x++ {
+			a := (y*op.StrideH-op.PadT)*w + x*op.StrideW - op.PadL
+			base[y*ow+x] = a
+			lo = min(lo, a)
+		}
+	}
+	for i := range base {
+		base[i] -= lo
+	}
+	used := map[int]bool{}
+	pos := make([]int, 0, oc*oh*ow)
+	for o := 0; o < oc; o++ {
+		for off := 0; ; off++ {
+			free := true
+			for _, a := range base {
+				if used[a+off] {
+					free = false
+					break
+				}
+			}
+			if !free {
+				continue
+			}
+			for _, a := range base {
+				used[a+off] = true
+				pos = append(pos, a+off)
+			}
+			break
+		}
+	}
+	return pos
 }
 
 func poolMatrix(op *nn.AvgPool, in, out nn.Shape) *plan.Sparse {

@@ -44,8 +44,8 @@ type Params struct {
 // Layout says how a tensor is laid out in ciphertexts.
 //
 // Slots, latency packing: one ciphertext; element i of the flattened tensor
-// is in every slot j with j mod Period == i (the vector repeats across all
-// slots). Slots, batch packing: Length ciphertexts; ciphertext i holds
+// is in every slot j with j mod Period == Positions[i] (or i when Positions
+// is nil): the vector repeats across all slots. Slots, batch packing: Length ciphertexts; ciphertext i holds
 // element i of sample j in slot j. Coeffs: one ciphertext; element i is
 // coefficient Positions[i] (or i when Positions is nil).
 type Layout struct {
@@ -272,7 +272,9 @@ func (p *Plan) DecodeOutput(vecs [][]float64, n int) ([]float64, error) {
 			out[i] = vecs[0][pos]
 		}
 	default:
-		copy(out, vecs[0][:size])
+		for i := 0; i < size; i++ {
+			out[i] = vecs[0][at(o.Positions, i)]
+		}
 	}
 	ApplyHead(p.Head, out, size)
 	return out, nil

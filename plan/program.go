@@ -141,6 +141,13 @@ type Step struct {
 	Pout         int       // latency: output period
 	Coeffs       bool      // latency: coefficient-encoded product (input and output in coefficients)
 	LogBSGSRatio int       // latency: log2 of the baby-step giant-step ratio
+	// Latency, slots: where element i of the input and output sit within
+	// their periods (nil: at i). The compiler moves outputs of
+	// convolutions next to their receptive fields, which makes their
+	// matrices nearly diagonal.
+	InPos, OutPos []int
+	// Preferred output positions (a compiler hint, from convolutions).
+	Preferred []int
 
 	// Poly.
 	Basis string
@@ -166,10 +173,11 @@ func (s *Step) Diagonals() map[int][]float64 {
 	d := map[int][]float64{}
 	for r := 0; r < s.M.Rows; r++ {
 		cols, vals := s.M.Row(r)
+		rp := at(s.OutPos, r)
 		for j, c := range cols {
-			delta := c - r
+			delta := at(s.InPos, c) - rp
 			k := mod(delta, sm)
-			i := r + s.Pout*(mod(delta, s.Pin)/s.Pout)
+			i := rp + s.Pout*(mod(delta, s.Pin)/s.Pout)
 			v, ok := d[k]
 			if !ok {
 				v = make([]float64, q)
@@ -190,6 +198,17 @@ func (s *Step) FoldRotations() []int {
 	}
 	return r
 }
+
+// at maps element i through a position list (identity when nil).
+func at(pos []int, i int) int {
+	if pos == nil {
+		return i
+	}
+	return pos[i]
+}
+
+// Pos returns the position of element i in a layout's period.
+func Pos(pos []int, i int) int { return at(pos, i) }
 
 func mod(a, m int) int {
 	a %= m

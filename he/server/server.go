@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/big"
 	"runtime"
 	"sort"
 	"sync"
@@ -44,8 +43,10 @@ type prepared struct {
 	parts []lintrans.LinearTransformation
 	// Latency, coefficients.
 	coeffPt *rlwe.Plaintext
-	// Batch: weights pre-scaled by target/input scale, per row.
-	rows [][]float64
+	// Batch: per row, the weights times target/input scale times the
+	// rescaling prime, as RNS scalars in Montgomery form (level-major per
+	// weight: rows[r][j*(level+1)+i] for prime i).
+	rows [][]uint64
 	// Bias as encoded after rescaling (latency: a full slot vector).
 	bias     []float64
 	coeffB   []float64
@@ -121,13 +122,28 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in 
 	slots := params.MaxSlots()
 	switch {
 	case m.Plan.Packing == plan.Batch:
-		f := st.ptScale.Div(rlwe.NewScale(params.Q()[s.LevelIn])).Float64()
-		st.rows = make([][]float64, s.M.Rows)
+		// ptScale = q * target/in: each weight becomes round(w * ptScale).
+		f := st.ptScale.Float64()
+		ringQ := params.RingQ()
+		nl := s.LevelIn + 1
+		st.rows = make([][]uint64, s.M.Rows)
 		for r := range st.rows {
 			_, vals := s.M.Row(r)
-			w := make([]float64, len(vals))
+			w := make([]uint64, len(vals)*nl)
 			for j, v := range vals {
-				w[j] = v * f
+				x := v * f
+				if math.Abs(x) >= 1<<62 {
+					return fheserve.Errorf(fheserve.EUNSUPPORTED, "weight %g of step %q is too large for the parameters", v, s.Name)
+				}
+				wi := int64(math.Round(x))
+				for i := 0; i < nl; i++ {
+					sr := ringQ.SubRings[i]
+					u := wi % int64(sr.Modulus)
+					if u < 0 {
+						u += int64(sr.Modulus)
+					}
+					w[j*nl+i] = ring.MForm(uint64(u), sr.Modulus, sr.BRedConstant)
+				}
 			}
 			st.rows[r] = w
 		}
@@ -180,7 +196,9 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in 
 		if s.Bias != nil {
 			st.bias = make([]float64, slots)
 			for j := 0; j < slots; j += s.Pout {
-				copy(st.bias[j:], s.Bias)
+				for r, b := range s.Bias {
+					st.bias[j+plan.Pos(s.OutPos, r)] = b
+				}
 			}
 		}
 	}
@@ -556,15 +574,23 @@ func (e *Evaluator) linearCoeffs(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	out := make([]*rlwe.Ciphertext, s.M.Rows)
 	level := x[0].Level()
-	q := new(big.Float).SetUint64(e.m.params.Q()[level])
+	if level != s.LevelIn {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: input at level %d, prepared for %d", s.Name, level, s.LevelIn)
+	}
+	nl := level + 1
+	sub := e.m.params.RingQ().SubRings[:nl]
 	err := e.parallel(s.M.Rows, func(r int) error {
 		cols, _ := s.M.Row(r)
 		w := st.rows[r]
 		acc := ckks.NewCiphertext(e.m.params, 1, level)
-		acc.Scale = x[0].Scale.Mul(rlwe.Scale{Value: *q})
+		*acc.MetaData = *x[0].MetaData
+		acc.Scale = x[0].Scale.Mul(rlwe.NewScale(e.m.params.Q()[level]))
 		for j, c := range cols {
-			if err := e.eval.MulThenAdd(x[c], w[j], acc); err != nil {
-				return err
+			for k := 0; k < 2; k++ {
+				in, o := x[c].Value[k].Coeffs, acc.Value[k].Coeffs
+				for i := 0; i < nl; i++ {
+					sub[i].MulScalarMontgomeryThenAdd(in[i], w[j*nl+i], o[i])
+				}
 			}
 		}
 		if err := e.eval.Rescale(acc, acc); err != nil {

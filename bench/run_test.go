@@ -1,0 +1,38 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/fheserve/fheserve/plan"
+)
+
+// TestWorkloads runs every workload's latency mode and the two smallest
+// in batch mode, and checks each encrypted prediction's class against the
+// plaintext reference. The full benchmark is `fheserve bench`.
+func TestWorkloads(t *testing.T) {
+	cases := []struct{ name, mode string }{
+		{"logreg", plan.Latency}, {"mlp", plan.Latency}, {"cnn", plan.Latency}, {"match", plan.Latency},
+		{"logreg", plan.Batch}, {"mlp", plan.Batch},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name+"/"+tc.mode, func(t *testing.T) {
+			if testing.Short() && tc.name != "logreg" {
+				t.Skip("short")
+			}
+			r, err := Run(context.Background(), tc.name, tc.mode, Options{LatencyCalls: 2, BatchSamples: 256})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(r)
+			t.Logf("%s", b)
+			if r.ArgmaxAgreement != 1 {
+				t.Errorf("argmax agreement %.3f, want 1", r.ArgmaxAgreement)
+			}
+			if r.MaxAbsError > r.StatedError {
+				t.Errorf("max error %g above the stated %g", r.MaxAbsError, r.StatedError)
+			}
+		})
+	}
+}

@@ -1,0 +1,153 @@
+package compiler
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/bundled"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/plan"
+)
+
+func mustBundled(t *testing.T, name string) (*nn.Graph, []float64) {
+	t.Helper()
+	data, err := bundled.Model(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := onnx.Import(data, onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := bundled.Calibration(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, c.Data
+}
+
+// The plan's parameters are within the 128-bit bound, the rotation set is
+// exactly what the linear steps use, and the conv output is laid out next
+// to its receptive fields (25 taps x 5 channels diagonals, not ~1024).
+func TestCompileCNN(t *testing.T) {
+	g, calib := mustBundled(t, "cnn")
+	res, err := Compile(g, Options{Calibration: calib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Plan
+	if p.LogQP > float64(p.SecurityBound) {
+		t.Fatalf("logQP %.1f above bound %d", p.LogQP, p.SecurityBound)
+	}
+	if _, err := ToSpec(p.Params).Params(); err != nil {
+		t.Fatal(err)
+	}
+	if p.Depth != 5 || p.Params.LogN != 13 {
+		t.Errorf("depth %d logN %d, want 5 and 13", p.Depth, p.Params.LogN)
+	}
+	conv := p.Steps[0]
+	if conv.Kind != plan.StepLinear || conv.Diagonals > 5*25 {
+		t.Errorf("first step %+v: want a linear step with at most 125 diagonals", conv)
+	}
+	// Every rotation of every linear step is in the plan, and nothing else.
+	want := map[int]bool{}
+	for i := range res.Program.Steps {
+		s := &res.Program.Steps[i]
+		if s.Kind != plan.StepLinear {
+			continue
+		}
+		idx := []int{}
+		for k := range s.Diagonals() {
+			idx = append(idx, k)
+		}
+		b, gs := BSGS(idx, p.Slots(), s.LogBSGSRatio)
+		for _, r := range append(append(b, gs...), s.FoldRotations()...) {
+			want[r] = true
+		}
+	}
+	if len(want) != len(p.Rotations) {
+		t.Errorf("plan has %d rotations, steps use %d", len(p.Rotations), len(want))
+	}
+	for _, r := range p.Rotations {
+		if !want[r] {
+			t.Errorf("rotation %d in the plan but unused", r)
+		}
+	}
+	if p.Fingerprint != p.ComputeFingerprint() {
+		t.Error("fingerprint mismatch")
+	}
+	if err := p.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestCompileLogregUsesCoefficients(t *testing.T) {
+	g, calib := mustBundled(t, "logreg")
+	res, err := Compile(g, Options{Calibration: calib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Plan
+	if p.Input.Encoding != plan.Coeffs || len(p.Rotations) != 0 || p.Relin || p.Head != "sigmoid" {
+		t.Errorf("logreg plan: encoding %s, %d rotations, relin %v, head %q; want coefficients, none, false, sigmoid",
+			p.Input.Encoding, len(p.Rotations), p.Relin, p.Head)
+	}
+}
+
+func TestInsecureParametersRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		spec he.ParamSpec
+	}{
+		{"logN13 over 218", he.ParamSpec{LogN: 13, LogQ: []int{60, 50, 50, 50}, LogP: []int{60}, LogDefaultScale: 40}},
+		{"logN12 over 109", he.ParamSpec{LogN: 12, LogQ: []int{50, 40}, LogP: []int{40}, LogDefaultScale: 30}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.spec.Params()
+			if fheserve.ErrorCode(err) != fheserve.EINSECURE {
+				t.Fatalf("got %v, want an insecure-parameters error", err)
+			}
+		})
+	}
+	// A forced ring too small for the depth is refused, not weakened.
+	g, calib := mustBundled(t, "cnn")
+	_, err := Compile(g, Options{Calibration: calib, LogN: 12})
+	if err == nil || !strings.Contains(err.Error(), "128-bit") {
+		t.Fatalf("compiling depth 5 at logN 12: got %v, want a refusal naming 128-bit security", err)
+	}
+}
+
+func TestUnsupportedOpRefused(t *testing.T) {
+	_, err := onnx.ImportFile("../testdata/onnx/maxpool.onnx", onnx.Options{})
+	if fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED || !strings.Contains(err.Error(), "AveragePool") || !strings.Contains(err.Error(), "MaxPool") {
+		t.Fatalf("got %v, want an unsupported-op error naming MaxPool and suggesting AveragePool", err)
+	}
+	// Softmax in the middle of a model cannot be evaluated.
+	g := &nn.Graph{Name: "mid-softmax", Input: nn.Shape{4}, Nodes: []*nn.Node{
+		{Name: "sm", OpType: "Softmax", Op: &nn.Softmax{}, Inputs: []int{0}, Shape: nn.Shape{4}},
+		{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{4}},
+	}, Output: 2}
+	_, err = Compile(g, Options{})
+	if fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED || !strings.Contains(err.Error(), `"sm"`) {
+		t.Fatalf("got %v, want an unsupported error naming node sm", err)
+	}
+}
+
+// Without calibration data, activations use the documented default
+// interval and the plan warns.
+func TestDefaultIntervalWarns(t *testing.T) {
+	g := &nn.Graph{Name: "relu", Input: nn.Shape{4}, Nodes: []*nn.Node{
+		{Name: "act", OpType: "Relu", Op: &nn.Activation{Func: nn.ActReLU}, Inputs: []int{0}, Shape: nn.Shape{4}},
+	}, Output: 1}
+	res, err := Compile(g, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Plan.Activations[0]
+	if a.Source != "default" || a.Interval != [2]float64{-DefaultInterval, DefaultInterval} || len(res.Plan.Warnings) == 0 {
+		t.Fatalf("activation %+v, warnings %v", a, res.Plan.Warnings)
+	}
+}
