@@ -1,0 +1,93 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// BenchmarkPredict measures one encrypted call per workload and mode with
+// 1 and 2 evaluation workers; eval-ms/op is the server evaluation alone,
+// so the two worker counts show the speed-up from the second core.
+func BenchmarkPredict(b *testing.B) {
+	for _, name := range []string{"logreg", "mlp", "cnn"} {
+		for _, mode := range Modes {
+			for _, workers := range []int{1, 2} {
+				b.Run(fmt.Sprintf("%s/%s/workers=%d", name, mode, workers), func(b *testing.B) {
+					g, calib, x, n, err := Load(name)
+					if err != nil {
+						b.Fatal(err)
+					}
+					r, err := local.New(g, compiler.Options{Packing: mode, Calibration: calib}, workers)
+					if err != nil {
+						b.Fatal(err)
+					}
+					k := 1
+					if mode == plan.Batch {
+						k = min(n, r.Plan.BatchSize)
+					}
+					size := r.Plan.InputSize()
+					b.ResetTimer()
+					for i := 0; i < b.N; i++ {
+						if _, err := r.Predict(context.Background(), x[:k*size], k); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(float64(r.Stats.Evaluate.Microseconds())/1000/float64(b.N), "eval-ms/op")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkKernels measures the homomorphic operations the floor is made
+// of, at N=2^13 on the mlp plan's parameters, level 2.
+func BenchmarkKernels(b *testing.B) {
+	g, calib, _, _, err := Load("mlp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := compiler.Compile(g, compiler.Options{Calibration: calib})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := newCostMeter(res.Plan)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := m.params
+	level := 2
+	pt := ckks.NewPlaintext(p, level)
+	ct, err := m.enc.EncryptNew(pt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	acc := ckks.NewCiphertext(p, 1, level)
+	acc.Scale = ct.Scale.Mul(rlwe.NewScale(p.Q()[level]))
+	tmp := ckks.NewCiphertext(p, 1, level)
+	ops := []struct {
+		name string
+		f    func() error
+	}{
+		{"rotate", func() error { return m.eval.Rotate(ct, 1, tmp) }},
+		{"rotate-hoisted-x8", func() error { _, err := m.eval.RotateHoistedNew(ct, []int{1, 2, 3, 4, 5, 6, 7, 8}); return err }},
+		{"mul-plaintext-add", func() error { return m.eval.MulThenAdd(ct, pt, acc) }},
+		{"mul-relin", func() error { _, err := m.eval.MulRelinNew(ct, ct); return err }},
+		{"add", func() error { return m.eval.Add(ct, ct, tmp) }},
+	}
+	for _, op := range ops {
+		b.Run(op.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if err := op.f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
