@@ -2,6 +2,7 @@ package compiler
 
 import (
 	"math"
+	"math/bits"
 
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/plan"
@@ -55,15 +56,16 @@ func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
 	p.Precision.FloodBits = math.Log2(target / eEval)
 	// Result compression: the fewest bits whose rounding error stays below
 	// the flooding noise.
-	bits := he.MaxPrimeBits
-	for b := 16; b <= he.MaxPrimeBits; b++ {
+	maxBits := bits.Len64(ps.params.Q()[0] - 1)
+	nbits := maxBits
+	for b := 16; b < maxBits; b++ {
 		if he.ResultErrorStd(ps.params, b) <= target {
-			bits = b
+			nbits = b
 			break
 		}
 	}
-	p.ResultBits = bits
-	rErr := he.ResultErrorStd(ps.params, bits)
+	p.ResultBits = nbits
+	rErr := he.ResultErrorStd(ps.params, nbits)
 	p.Precision.OutputError = 5 * math.Sqrt(eEval*eEval+target*target+rErr*rErr)
 }
 

@@ -91,3 +91,36 @@ func TestExpandingDense(t *testing.T) {
 		}
 	}
 }
+
+// Two computed branches combined by Sub (Combine with B=-1) and by an
+// elementwise product of different values.
+func TestBranchesEncrypted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	g := &nn.Graph{Name: "branches", Input: nn.Shape{8}, Nodes: []*nn.Node{
+		{Name: "a", OpType: "Gemm", Op: randDense(rng, 8, 8, 1), Inputs: []int{0}, Shape: nn.Shape{8}},
+		{Name: "b", OpType: "Gemm", Op: randDense(rng, 8, 8, 1), Inputs: []int{0}, Shape: nn.Shape{8}},
+		{Name: "sub", OpType: "Sub", Op: &nn.Combine{A: 1, B: -1}, Inputs: []int{1, 2}, Shape: nn.Shape{8}},
+		{Name: "prod", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{3, 1}, Shape: nn.Shape{8}},
+		{Name: "out", OpType: "Gemm", Op: randDense(rng, 8, 3, 1), Inputs: []int{4}, Shape: nn.Shape{3}},
+	}, Output: 5}
+	x := make([]float64, 2*8)
+	for i := range x {
+		x[i] = rng.Float64()*2 - 1
+	}
+	for _, packing := range []string{plan.Latency, plan.Batch} {
+		r, err := New(g, compiler.Options{Packing: packing, Calibration: x}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Predict(context.Background(), x, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := g.EvalBatch(x, 2, nil)
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > r.Plan.Precision.OutputError {
+				t.Fatalf("%s: got %v\nwant %v (stated precision %g)", packing, got, want, r.Plan.Precision.OutputError)
+			}
+		}
+	}
+}
