@@ -61,7 +61,6 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 			r.Workload, r.Mode, r.LogN, r.KeygenMS, r.EncryptMS, r.EvaluateMS, r.DecryptMS, r.SamplesPerSec,
 			r.PlaintextMS, r.FloorMS, r.FloorRatio, float64(r.UploadBytes)/1024, float64(r.ResultBytes)/1024,
 			float64(r.EvalKeyBytes)/(1<<20), r.ArgmaxAgreement, r.MaxAbsError)
-		tw.Flush()
 	})
 	if err != nil {
 		return err

@@ -33,6 +33,7 @@ never sees the inputs, the intermediate values or the predictions.`,
 		newPredictCmd(nil),
 		newDemoCmd(nil),
 		newVersionCmd(nil),
+		newBenchCmd(nil),
 	)
 	return root
 }
