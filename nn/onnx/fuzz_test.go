@@ -85,10 +85,10 @@ func TestImportBoundsMemory(t *testing.T) {
 	}
 }
 
-// FuzzImportGraph builds well-formed models from the fuzzer's bytes, so
+// FuzzGeneratedModel builds well-formed models from the fuzzer's bytes, so
 // that the fuzzer explores operator and attribute combinations rather than
 // protobuf framing. The property is the same as FuzzImport's.
-func FuzzImportGraph(f *testing.F) {
+func FuzzGeneratedModel(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{3, 2, 1, 3, 3, 0, 5, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte("\x04\x01\x02\x02\x02\x01\x02\x00\x03\x07\x11\x05\x01\x00\x09\x02\x01\x08"))
