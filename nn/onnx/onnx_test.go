@@ -454,6 +454,38 @@ var importCases = []struct {
 		x: []float64{1, 2}, want: []float64{22, 22}, shape: nn.Shape{2}, kinds: "affine",
 	},
 	{
+		name: "casts of constants truncate toward zero",
+		model: func() *testModel {
+			return newModel(13, "N", 2).
+				init(floatT("c", []int{2}, 2.7, -2.7)).
+				node("Cast", ins("c"), ins("i"), aInt("to", int64(onnxpb.TensorProto_INT64))).
+				node("Cast", ins("i"), ins("f"), aInt("to", int64(onnxpb.TensorProto_FLOAT))).
+				node("Mul", ins("x", "f"), ins("y"))
+		},
+		x: []float64{1, 1}, want: []float64{2, -2}, shape: nn.Shape{2}, kinds: "affine",
+	},
+	{
+		name: "per-channel and per-element affines merge",
+		model: func() *testModel {
+			return newModel(13, "N", 2, 1, 2).
+				init(floatT("s", []int{2, 1, 1}, 2, 3), floatT("t", []int{1, 2, 1, 2}, 1, 2, 3, 4)).
+				node("Mul", ins("x", "s"), ins("h")).
+				node("Add", ins("h", "t"), ins("y"))
+		},
+		x: []float64{1, 1, 1, 1}, want: []float64{3, 4, 6, 7}, shape: nn.Shape{2, 1, 2}, kinds: "affine",
+	},
+	{
+		name: "per-channel scale and scalar shift fold into a conv without bias",
+		model: func() *testModel {
+			return newModel(13, "N", 1, 1, 1).
+				init(floatT("W", []int{2, 1, 1, 1}, 1, 2), floatT("s", []int{1, 2, 1, 1}, 3, 4), floatT("one", []int{1}, 1)).
+				node("Conv", ins("x", "W"), ins("c")).
+				node("Mul", ins("c", "s"), ins("h")).
+				node("Add", ins("h", "one"), ins("y"))
+		},
+		x: []float64{2}, want: []float64{7, 17}, shape: nn.Shape{2, 1, 1}, kinds: "conv",
+	},
+	{
 		name: "initializer listed as a graph input is ignored",
 		model: func() *testModel {
 			m := newModel(13, "N", 2).
