@@ -466,9 +466,7 @@ func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) 
 	params := e.m.params
 	rp := params.GetRLWEParameters()
 	levelQ, levelP := x.Level(), st.parts[0].LevelP
-	_, _, babies := st.parts[0].BSGSIndex()
-	// All parts share N1, so the baby steps of any part cover the union
-	// only if computed from the whole; collect them.
+	// The parts share N1 but not necessarily all baby steps: hoist the union.
 	need := map[int]bool{}
 	for _, part := range st.parts {
 		_, _, b := part.BSGSIndex()
@@ -476,7 +474,7 @@ func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) 
 			need[r] = true
 		}
 	}
-	babies = babies[:0]
+	babies := make([]int, 0, len(need))
 	for r := range need {
 		babies = append(babies, r)
 	}
@@ -569,40 +567,57 @@ func (e *Evaluator) linearCoeffs(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 	return out, nil
 }
 
+// batchChunk is how many coefficients of every ciphertext one task of a
+// batch linear map touches: small enough that the inputs' chunks stay in
+// cache while every output row reads them.
+const batchChunk = 256
+
 // linearBatch evaluates y_r = sum_c M[r][c] x_c + b_r with one ciphertext
-// per feature: scalar products only, no rotations. Rows run in parallel.
+// per feature: scalar products only, no rotations. The work is split by
+// RNS prime, polynomial and coefficient range, so that each input chunk
+// is read from cache by all rows and tasks never share an output.
 func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
-	out := make([]*rlwe.Ciphertext, s.M.Rows)
+	params := e.m.params
 	level := x[0].Level()
 	if level != s.LevelIn {
 		return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: input at level %d, prepared for %d", s.Name, level, s.LevelIn)
 	}
 	nl := level + 1
-	sub := e.m.params.RingQ().SubRings[:nl]
-	err := e.parallel(s.M.Rows, func(r int) error {
-		cols, _ := s.M.Row(r)
-		w := st.rows[r]
-		acc := ckks.NewCiphertext(e.m.params, 1, level)
-		*acc.MetaData = *x[0].MetaData
-		acc.Scale = x[0].Scale.Mul(rlwe.NewScale(e.m.params.Q()[level]))
-		for j, c := range cols {
-			for k := 0; k < 2; k++ {
-				in, o := x[c].Value[k].Coeffs, acc.Value[k].Coeffs
-				for i := 0; i < nl; i++ {
-					sub[i].MulScalarMontgomeryThenAdd(in[i], w[j*nl+i], o[i])
-				}
+	sub := params.RingQ().SubRings[:nl]
+	out := make([]*rlwe.Ciphertext, s.M.Rows)
+	for r := range out {
+		out[r] = ckks.NewCiphertext(params, 1, level)
+		*out[r].MetaData = *x[0].MetaData
+		out[r].Scale = x[0].Scale.Mul(rlwe.NewScale(params.Q()[level]))
+	}
+	n := params.N()
+	chunk := min(batchChunk, n)
+	perPoly := n / chunk
+	err := e.parallel(nl*2*perPoly, func(t int) error {
+		i, k, a := t/(2*perPoly), (t/perPoly)%2, (t%perPoly)*chunk
+		b := a + chunk
+		for r := range out {
+			cols, _ := s.M.Row(r)
+			w := st.rows[r]
+			o := out[r].Value[k].Coeffs[i][a:b]
+			for j, c := range cols {
+				sub[i].MulScalarMontgomeryThenAdd(x[c].Value[k].Coeffs[i][a:b], w[j*nl+i], o)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = e.parallel(len(out), func(r int) error {
+		acc := out[r]
 		if err := e.eval.Rescale(acc, acc); err != nil {
 			return err
 		}
 		acc.Scale = st.target
 		if st.bias != nil && st.bias[r] != 0 {
-			if err := e.eval.Add(acc, st.bias[r], acc); err != nil {
-				return err
-			}
+			return e.eval.Add(acc, st.bias[r], acc)
 		}
-		out[r] = acc
 		return nil
 	})
 	return out, err
