@@ -1,0 +1,153 @@
+package fheserve
+
+import (
+	"regexp"
+	"time"
+)
+
+// Statuses of a model.
+const (
+	ModelActive  = "active"  // users it allows may run predictions
+	ModelRetired = "retired" // kept for its records; no new keys or jobs
+)
+
+// Packings a model can be compiled with (mirrors plan.Latency and plan.Batch).
+const (
+	PackingLatency = "latency"
+	PackingBatch   = "batch"
+)
+
+// Model is one deployed version of an owner's model. Its public plan is
+// stored as JSON (package plan holds the type); its weights are stored
+// encrypted at rest in the blob store and never leave the server.
+type Model struct {
+	ID      string `json:"id"`
+	OwnerID string `json:"-"`
+	Owner   string `json:"owner"` // the owner's username
+	Name    string `json:"name"`
+	Version int    `json:"version"` // 1 for the first deployment of a name, then +1
+	Status  string `json:"status"`
+	// Allow lists the usernames that may use the model; empty means every
+	// approved user.
+	Allow []string `json:"allow,omitempty"`
+
+	// A summary of the plan, for listings.
+	Packing         string  `json:"packing"`
+	LogN            int     `json:"log_n"`
+	InputShape      []int   `json:"input_shape"`
+	OutputShape     []int   `json:"output_shape"`
+	BatchSize       int     `json:"batch_size"`
+	Rotations       int     `json:"rotations"`
+	OutputError     float64 `json:"output_error"`
+	PlanFingerprint string  `json:"plan_fingerprint"`
+	// ParamsFingerprint identifies the CKKS parameters (he.Fingerprint).
+	ParamsFingerprint string `json:"params_fingerprint"`
+	ModelBytes        int64  `json:"model_bytes"` // size of the uploaded ONNX file
+
+	PlanJSON   []byte `json:"-"` // the plan.Plan
+	WeightsKey string `json:"-"` // blob key of the encrypted program
+	WrappedKey []byte `json:"-"` // the weights' data key, wrapped by the master key
+
+	CreatedAt time.Time  `json:"created_at"`
+	RetiredAt *time.Time `json:"retired_at,omitempty"`
+}
+
+// Open reports whether every approved user may use m.
+func (m *Model) Open() bool { return len(m.Allow) == 0 }
+
+// Allows reports whether the user named username is on m's list (or m is open).
+func (m *Model) Allows(username string) bool {
+	if m.Open() {
+		return true
+	}
+	for _, u := range m.Allow {
+		if u == username {
+			return true
+		}
+	}
+	return false
+}
+
+var modelNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// MaxAllow bounds a model's allow-list.
+const MaxAllow = 1000
+
+// DeployRequest deploys a model: the server imports and compiles the ONNX
+// file and refuses it with the compiler's message if it cannot be evaluated.
+type DeployRequest struct {
+	Name    string   `json:"name"`
+	Packing string   `json:"packing,omitempty"` // latency (default) or batch
+	Degree  int      `json:"degree,omitempty"`  // activation approximation degree; 0: default
+	Allow   []string `json:"allow,omitempty"`   // empty: every approved user
+
+	ONNX        []byte `json:"-"` // the model file
+	Calibration []byte `json:"-"` // optional .npy of representative inputs
+}
+
+// Validate checks the request.
+func (r *DeployRequest) Validate() error {
+	if !modelNameRE.MatchString(r.Name) {
+		return Errorf(EINVALID, "model name %q is not valid: use 1 to 64 letters, digits, '_', '.' or '-'", clip(r.Name, 70))
+	}
+	if r.Packing != "" && r.Packing != PackingLatency && r.Packing != PackingBatch {
+		return Errorf(EINVALID, "packing must be %q or %q, not %q", PackingLatency, PackingBatch, clip(r.Packing, 20))
+	}
+	if r.Degree != 0 && (r.Degree < 2 || r.Degree > 63) {
+		return Errorf(EINVALID, "degree must be between 2 and 63, not %d", r.Degree)
+	}
+	if len(r.ONNX) == 0 {
+		return Errorf(EINVALID, "the ONNX model file is empty")
+	}
+	return validAllow(r.Allow)
+}
+
+// AccessRequest replaces a model's allow-list.
+type AccessRequest struct {
+	Allow []string `json:"allow"` // empty: every approved user
+}
+
+// Validate checks the request.
+func (r *AccessRequest) Validate() error { return validAllow(r.Allow) }
+
+func validAllow(allow []string) error {
+	if len(allow) > MaxAllow {
+		return Errorf(EINVALID, "allow-list has %d names, the limit is %d", len(allow), MaxAllow)
+	}
+	seen := map[string]bool{}
+	for _, u := range allow {
+		if err := ValidUsername(u); err != nil {
+			return err
+		}
+		if seen[u] {
+			return Errorf(EINVALID, "allow-list names %q twice", u)
+		}
+		seen[u] = true
+	}
+	return nil
+}
+
+// Usage summarizes the jobs run on a model, for its owner.
+type Usage struct {
+	ModelID  string      `json:"model_id"`
+	Requests int         `json:"requests"`
+	Failures int         `json:"failures"`
+	Latency  Latency     `json:"latency_ms"` // of finished jobs, submission to result
+	ByUser   []UsageLine `json:"by_user"`
+	ByDay    []UsageLine `json:"by_day"` // UTC days, oldest first
+}
+
+// UsageLine counts the requests of one user or one day.
+type UsageLine struct {
+	Key      string `json:"key"` // username or YYYY-MM-DD
+	Requests int    `json:"requests"`
+	Failures int    `json:"failures"`
+}
+
+// Latency percentiles in milliseconds.
+type Latency struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}

@@ -1,0 +1,86 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strconv"
+
+	"github.com/fheserve/fheserve"
+)
+
+const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.done, j.total, j.error_code,
+	j.error, j.attempts, j.input_bytes, j.result_bytes, j.input_key, j.result_key, j.created_at, j.started_at,
+	j.finished_at, j.expires_at`
+
+const jobFrom = ` FROM jobs j JOIN accounts a ON a.id = j.account_id`
+
+func scanJob(r scanner) (*fheserve.Job, error) {
+	var j fheserve.Job
+	var created int64
+	var started, finished, expires sql.NullInt64
+	err := r.Scan(&j.ID, &j.AccountID, &j.Username, &j.ModelID, &j.KeySetID, &j.Status, &j.Done, &j.Total, &j.ErrorCode,
+		&j.Error, &j.Attempts, &j.InputBytes, &j.ResultBytes, &j.InputKey, &j.ResultKey, &created, &started,
+		&finished, &expires)
+	if err != nil {
+		return nil, err
+	}
+	j.CreatedAt, j.StartedAt, j.FinishedAt, j.ExpiresAt = fromTS(created), fromNull(started), fromNull(finished), fromNull(expires)
+	return &j, nil
+}
+
+// CreateJob implements fheserve.Store.
+func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, account_id, model_id, keyset_id, status, done, total,
+		error_code, error, attempts, input_bytes, result_bytes, input_key, result_key, created_at, started_at,
+		finished_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.AccountID, j.ModelID, j.KeySetID, j.Status, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts,
+		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, ts(j.CreatedAt), tsPtr(j.StartedAt),
+		tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt))
+	return conflict(err, "job %q exists", j.ID)
+}
+
+// Job implements fheserve.Store.
+func (s *Store) Job(ctx context.Context, id string) (*fheserve.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobCols+jobFrom+` WHERE j.id = ?`, id))
+	return j, notFound(err, "no job %q", id)
+}
+
+// Jobs implements fheserve.Store.
+func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job, error) {
+	var w where
+	w.eq("j.account_id", f.AccountID)
+	w.eq("j.model_id", f.ModelID)
+	w.in("j.status", f.Statuses)
+	if !f.ExpiresBefore.IsZero() {
+		w.conds = append(w.conds, "j.expires_at < ?")
+		w.args = append(w.args, ts(f.ExpiresBefore))
+	}
+	q := `SELECT ` + jobCols + jobFrom + w.String() + ` ORDER BY j.seq`
+	if f.Limit > 0 {
+		q += " LIMIT " + strconv.Itoa(f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, w.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*fheserve.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+// UpdateJob implements fheserve.Store.
+func (s *Store) UpdateJob(ctx context.Context, j *fheserve.Job) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, done = ?, total = ?, error_code = ?, error = ?,
+		attempts = ?, input_bytes = ?, result_bytes = ?, input_key = ?, result_key = ?, started_at = ?,
+		finished_at = ?, expires_at = ? WHERE id = ?`,
+		j.Status, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts, j.InputBytes, j.ResultBytes, j.InputKey,
+		j.ResultKey, tsPtr(j.StartedAt), tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.ID)
+	return updated(res, err, "no job %q", j.ID)
+}

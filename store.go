@@ -1,0 +1,126 @@
+package fheserve
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Store keeps accounts, tokens, models, key sets, jobs and the audit trail.
+// Implementations return *Error with ENOTFOUND for unknown ids and
+// ECONFLICT for duplicates; every method is safe for concurrent use.
+// storetest.Run is the conformance suite every implementation passes.
+type Store interface {
+	CreateAccount(ctx context.Context, a *Account) error
+	Account(ctx context.Context, id string) (*Account, error)
+	AccountByUsername(ctx context.Context, username string) (*Account, error)
+	Accounts(ctx context.Context, f AccountFilter) ([]*Account, error)
+	// UpdateAccount stores a's status and review fields.
+	UpdateAccount(ctx context.Context, a *Account) error
+
+	CreateToken(ctx context.Context, t *Token) error
+	TokenByHash(ctx context.Context, hash string) (*Token, error)
+	Tokens(ctx context.Context, accountID string) ([]*Token, error)
+	// RevokeToken revokes one token of an account; RevokeTokens all of them.
+	RevokeToken(ctx context.Context, accountID, tokenID string, at time.Time) error
+	RevokeTokens(ctx context.Context, accountID string, at time.Time) error
+
+	// CreateModel assigns m.Version: one more than the owner's latest
+	// version of m.Name.
+	CreateModel(ctx context.Context, m *Model) error
+	Model(ctx context.Context, id string) (*Model, error)
+	Models(ctx context.Context, f ModelFilter) ([]*Model, error)
+	// UpdateModel stores m's status, retirement time and allow-list.
+	UpdateModel(ctx context.Context, m *Model) error
+
+	CreateKeySet(ctx context.Context, k *KeySet) error
+	KeySet(ctx context.Context, id string) (*KeySet, error)
+	KeySets(ctx context.Context, f KeySetFilter) ([]*KeySet, error)
+	// UpdateKeySet stores k's status, revocation time and replacement.
+	UpdateKeySet(ctx context.Context, k *KeySet) error
+
+	CreateJob(ctx context.Context, j *Job) error
+	Job(ctx context.Context, id string) (*Job, error)
+	// Jobs returns matching jobs, oldest first.
+	Jobs(ctx context.Context, f JobFilter) ([]*Job, error)
+	// UpdateJob stores everything of j but its id, owner and objects.
+	UpdateJob(ctx context.Context, j *Job) error
+
+	// AddEvent appends to the audit trail and sets e.ID.
+	AddEvent(ctx context.Context, e *Event) error
+	// Events returns the newest events first.
+	Events(ctx context.Context, f EventFilter) ([]*Event, error)
+
+	Close() error
+}
+
+// AccountFilter selects accounts; empty fields match everything.
+type AccountFilter struct {
+	Status string
+	Role   string
+}
+
+// ModelFilter selects models; empty fields match everything.
+type ModelFilter struct {
+	OwnerID string
+	Name    string
+	Status  string
+}
+
+// KeySetFilter selects key sets; empty fields match everything.
+type KeySetFilter struct {
+	AccountID string
+	ModelID   string
+	Status    string
+}
+
+// JobFilter selects jobs; empty fields match everything.
+type JobFilter struct {
+	AccountID string
+	ModelID   string
+	Statuses  []string
+	// ExpiresBefore selects jobs whose result expires before this time.
+	ExpiresBefore time.Time
+	Limit         int // 0: no limit
+}
+
+// EventFilter selects audit events.
+type EventFilter struct {
+	Actor  string
+	Target string
+	Limit  int // 0: a default of 100
+}
+
+// BlobStore keeps large opaque objects: encrypted weights, key sets,
+// ciphertexts. Keys are slash-separated paths of [a-z0-9_-] elements.
+// blob.Store is the local-file implementation.
+type BlobStore interface {
+	// Create starts writing a blob; nothing is visible under key until
+	// Commit returns. Abort (or Commit) must be called.
+	Create(ctx context.Context, key string) (BlobWriter, error)
+	// Open returns a reader of a committed blob and its size.
+	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
+	// Delete removes a blob; deleting a missing blob is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// BlobWriter writes one blob.
+type BlobWriter interface {
+	io.Writer
+	// Commit makes the blob durable and visible, atomically.
+	Commit() error
+	// Abort discards the blob; after Commit it does nothing.
+	Abort()
+}
+
+// Queue hands job ids to workers in order. The store is the record of
+// what must run; a queue may lose its contents on a restart, after which
+// the service pushes every queued or running job again.
+type Queue interface {
+	Push(ctx context.Context, jobID string) error
+	// Pop blocks until a job id is available or ctx ends.
+	Pop(ctx context.Context) (string, error)
+	// Position returns how many ids are ahead of jobID, or false if it is
+	// not queued.
+	Position(jobID string) (int, bool)
+}
