@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"sort"
 	"sync"
@@ -44,8 +45,7 @@ type prepared struct {
 	// Latency, coefficients.
 	coeffPt *rlwe.Plaintext
 	// Batch: per row, the weights times target/input scale times the
-	// rescaling prime, as RNS scalars in Montgomery form (level-major per
-	// weight: rows[r][j*(level+1)+i] for prime i).
+	// rescaling prime, as RNS residues (rows[r][j*(level+1)+i] for prime i).
 	rows [][]uint64
 	// Bias as encoded after rescaling (latency: a full slot vector).
 	bias     []float64
@@ -54,6 +54,24 @@ type prepared struct {
 	target   rlwe.Scale // output scale
 	ptScale  rlwe.Scale // plaintext scale of the weights
 	outScale rlwe.Scale
+	// lazyRelin: a batch-mode product read only by linear maps stays of
+	// degree 2; the linear map relinearizes its (fewer) outputs.
+	lazyRelin bool
+}
+
+// onlyLinearReaders reports whether value v is read by linear steps only.
+func onlyLinearReaders(prog *plan.Program, v int) bool {
+	if v == prog.Output {
+		return false
+	}
+	for i := range prog.Steps {
+		for _, in := range prog.Steps[i].In {
+			if in == v && prog.Steps[i].Kind != plan.StepLinear {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Parts is how many concurrent parts a linear transformation is split into.
@@ -106,6 +124,7 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 			return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
 		}
 		st.outScale = scales[i+1]
+		st.lazyRelin = p.Packing == plan.Batch && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && onlyLinearReaders(prog, i+1)
 	}
 	return m, nil
 }
@@ -142,7 +161,7 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in 
 					if u < 0 {
 						u += int64(sr.Modulus)
 					}
-					w[j*nl+i] = ring.MForm(uint64(u), sr.Modulus, sr.BRedConstant)
+					w[j*nl+i] = uint64(u)
 				}
 			}
 			st.rows[r] = w
@@ -420,7 +439,11 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext) ([]*rlwe.Ciphertext, 
 		}
 		out := make([]*rlwe.Ciphertext, len(x))
 		err := e.parallel(len(x), func(j int) error {
-			ct, err := e.eval.MulRelinNew(x[j], y[j])
+			mul := e.eval.MulRelinNew
+			if st.lazyRelin {
+				mul = e.eval.MulNew
+			}
+			ct, err := mul(x[j], y[j])
 			if err != nil {
 				return err
 			}
@@ -567,6 +590,31 @@ func (e *Evaluator) linearCoeffs(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 	return out, nil
 }
 
+// mulAcc adds x*w to the 128-bit accumulators (hi, lo) without reducing:
+// a sum of 2^(127-2*log2 q) products of residues mod q stays below 2^127,
+// so one reduction per coefficient (more only for primes near 2^61)
+// replaces one per term.
+func mulAcc(hi, lo, x []uint64, w uint64) {
+	lo = lo[:len(x)]
+	hi = hi[:len(x)]
+	for t, v := range x {
+		h, l := bits.Mul64(v, w)
+		var c uint64
+		lo[t], c = bits.Add64(lo[t], l, 0)
+		hi[t] += h + c
+	}
+}
+
+// accLimit is how many products mod q fit the 128-bit accumulators of
+// mulAcc before a reduction is due.
+func accLimit(q uint64) int {
+	room := 127 - 2*bits.Len64(q)
+	if room >= 30 {
+		return math.MaxInt
+	}
+	return 1 << max(room, 0)
+}
+
 // batchChunk is how many coefficients of every ciphertext one task of a
 // batch linear map touches: small enough that the inputs' chunks stay in
 // cache while every output row reads them.
@@ -584,24 +632,39 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 	}
 	nl := level + 1
 	sub := params.RingQ().SubRings[:nl]
+	deg := x[0].Degree()
 	out := make([]*rlwe.Ciphertext, s.M.Rows)
 	for r := range out {
-		out[r] = ckks.NewCiphertext(params, 1, level)
+		out[r] = ckks.NewCiphertext(params, deg, level)
 		*out[r].MetaData = *x[0].MetaData
 		out[r].Scale = x[0].Scale.Mul(rlwe.NewScale(params.Q()[level]))
 	}
 	n := params.N()
 	chunk := min(batchChunk, n)
 	perPoly := n / chunk
-	err := e.parallel(nl*2*perPoly, func(t int) error {
-		i, k, a := t/(2*perPoly), (t/perPoly)%2, (t%perPoly)*chunk
+	polys := deg + 1
+	err := e.parallel(nl*polys*perPoly, func(t int) error {
+		i, k, a := t/(polys*perPoly), (t/perPoly)%polys, (t%perPoly)*chunk
 		b := a + chunk
+		q := sub[i].Modulus
+		limit := accLimit(q)
+		hi, lo := make([]uint64, chunk), make([]uint64, chunk)
 		for r := range out {
 			cols, _ := s.M.Row(r)
 			w := st.rows[r]
-			o := out[r].Value[k].Coeffs[i][a:b]
+			clear(hi)
+			clear(lo)
 			for j, c := range cols {
-				sub[i].MulScalarMontgomeryThenAdd(x[c].Value[k].Coeffs[i][a:b], w[j*nl+i], o)
+				if j > 0 && j%limit == 0 {
+					for t := range lo {
+						lo[t], hi[t] = bits.Rem64(hi[t], lo[t], q), 0
+					}
+				}
+				mulAcc(hi, lo, x[c].Value[k].Coeffs[i][a:b], w[j*nl+i])
+			}
+			o := out[r].Value[k].Coeffs[i][a:b]
+			for t := range o {
+				o[t] = bits.Rem64(hi[t], lo[t], q)
 			}
 		}
 		return nil
@@ -613,6 +676,11 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 		acc := out[r]
 		if err := e.eval.Rescale(acc, acc); err != nil {
 			return err
+		}
+		if acc.Degree() > 1 {
+			if err := e.eval.Relinearize(acc, acc); err != nil {
+				return err
+			}
 		}
 		acc.Scale = st.target
 		if st.bias != nil && st.bias[r] != 0 {
