@@ -1,0 +1,205 @@
+// Package app is fheserve's application logic: it checks every caller's
+// role and ownership, validates requests, compiles deployed models, keeps
+// their weights encrypted at rest, checks uploaded keys and ciphertexts
+// against the plans, and runs jobs on a pool of workers. Storage, blobs and
+// the queue come in through the interfaces of package fheserve, so that
+// other implementations plug in without touching this package or the HTTP
+// handlers.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fheserve/fheserve"
+)
+
+// Config configures an App. Store, Blobs, Queue and MasterKey are required.
+type Config struct {
+	Store     fheserve.Store
+	Blobs     fheserve.BlobStore
+	Queue     fheserve.Queue
+	MasterKey []byte // 32 bytes; wraps the data keys of the weights at rest
+
+	// Workers is the number of jobs evaluated at once (default: one per
+	// core). EvalThreads is the number of goroutines one evaluation may
+	// use (default: one per core).
+	Workers     int
+	EvalThreads int
+
+	SessionTTL  time.Duration // lifetime of a login token (default 24h)
+	APITokenTTL time.Duration // default lifetime of an API token (default 90 days)
+	ResultTTL   time.Duration // how long results are kept (default 24h)
+
+	// MaxModelBytes bounds an uploaded ONNX file plus calibration data
+	// (default 256 MiB).
+	MaxModelBytes int64
+	// ModelCache bounds the prepared models kept in memory (default 8);
+	// EvaluatorCacheBytes bounds the evaluation keys held by cached
+	// evaluators (default 2 GiB).
+	ModelCache          int
+	EvaluatorCacheBytes int64
+	// JanitorInterval is how often expired results are deleted (default 1m).
+	JanitorInterval time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time // for tests
+}
+
+func (c *Config) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Workers, runtime.NumCPU())
+	def(&c.EvalThreads, runtime.NumCPU())
+	def(&c.ModelCache, 8)
+	defDur(&c.SessionTTL, 24*time.Hour)
+	defDur(&c.APITokenTTL, 90*24*time.Hour)
+	defDur(&c.ResultTTL, 24*time.Hour)
+	defDur(&c.JanitorInterval, time.Minute)
+	if c.MaxModelBytes <= 0 {
+		c.MaxModelBytes = 256 << 20
+	}
+	if c.EvaluatorCacheBytes <= 0 {
+		c.EvaluatorCacheBytes = 2 << 30
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// App is the service. Its methods take the calling account (nil for an
+// anonymous caller) and check what it may do.
+type App struct {
+	cfg    Config
+	store  fheserve.Store
+	blobs  fheserve.BlobStore
+	queue  fheserve.Queue
+	keys   *keyring
+	log    *slog.Logger
+	limits *limiter
+
+	plans      *lru[*planInfo]
+	models     *lru[*preparedModel]
+	evaluators *lru[*evaluator]
+
+	watchMu  sync.Mutex
+	watchers map[string]map[chan struct{}]bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns an App. Call Start to run jobs.
+func New(cfg Config) (*App, error) {
+	if cfg.Store == nil || cfg.Blobs == nil || cfg.Queue == nil {
+		return nil, errors.New("app: Store, Blobs and Queue are required")
+	}
+	cfg.setDefaults()
+	kr, err := newKeyring(cfg.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	return &App{
+		cfg:        cfg,
+		store:      cfg.Store,
+		blobs:      cfg.Blobs,
+		queue:      cfg.Queue,
+		keys:       kr,
+		log:        cfg.Logger,
+		limits:     newLimiter(),
+		plans:      newLRU[*planInfo](256),
+		models:     newLRU[*preparedModel](int64(cfg.ModelCache)),
+		evaluators: newLRU[*evaluator](cfg.EvaluatorCacheBytes),
+		watchers:   map[string]map[chan struct{}]bool{},
+	}, nil
+}
+
+// Start queues again the jobs that were queued or running when the
+// service last stopped, then starts the workers and the janitor. They
+// stop when Close is called.
+func (a *App) Start(ctx context.Context) error {
+	jobs, err := a.store.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobQueued, fheserve.JobRunning}})
+	if err != nil {
+		return fmt.Errorf("cannot list unfinished jobs: %w", err)
+	}
+	for _, j := range jobs {
+		if j.Status == fheserve.JobRunning {
+			j.Status, j.Done = fheserve.JobQueued, 0
+			if err := a.store.UpdateJob(ctx, j); err != nil {
+				return err
+			}
+		}
+		if err := a.queue.Push(ctx, j.ID); err != nil {
+			return err
+		}
+	}
+	if len(jobs) > 0 {
+		a.log.Info("requeued unfinished jobs", "count", len(jobs))
+	}
+	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for range a.cfg.Workers {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.work(ctx)
+		}()
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.janitor(ctx)
+	}()
+	return nil
+}
+
+// Close stops the workers (a job being evaluated stays running in the
+// store and runs again on the next start) and closes the store.
+func (a *App) Close() error {
+	if a.cancel != nil {
+		a.cancel()
+		a.wg.Wait()
+	}
+	return a.store.Close()
+}
+
+// newID returns a random id with a prefix, like "job_3q2...": 128 bits,
+// so ids cannot be guessed.
+func newID(prefix string) string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails
+	return prefix + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// audit appends to the audit trail. A failure is logged, not returned:
+// the action already happened.
+func (a *App) audit(ctx context.Context, actor *fheserve.Account, action, target, detail string) {
+	e := &fheserve.Event{Time: a.cfg.Now().UTC(), Action: action, Target: target, Detail: detail}
+	if actor != nil {
+		e.Actor = actor.Username
+	}
+	if err := a.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+		a.log.Error("cannot record audit event", "action", action, "err", err)
+	}
+}
+
+// MaxModelBytes is the limit on an uploaded model plus its calibration data.
+func (a *App) MaxModelBytes() int64 { return a.cfg.MaxModelBytes }

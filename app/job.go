@@ -1,0 +1,386 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+)
+
+// InputSize is the largest body a job's input may have: the plan's input
+// ciphertexts written in full (seeded ones take about half).
+func (a *App) InputSize(info *planInfo) int64 {
+	return int64(he.CiphertextsSize(info.params, info.plan.Input.Level, info.plan.Input.Ciphertexts, false))
+}
+
+// Submit queues a job: body holds one call's input ciphertexts for the
+// model (he.MarshalSeededCiphertexts or MarshalCiphertexts), encrypted
+// under the calling user's key set. They are checked against the plan as
+// they are read and stored; the job runs later on a worker.
+func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySetID string, body io.Reader, length int64) (*fheserve.Job, error) {
+	m, err := a.usableModel(ctx, who, modelID)
+	if err != nil {
+		return nil, err
+	}
+	if keySetID == "" {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "a job must name the key set its input is encrypted for")
+	}
+	ks, err := a.ownKeySet(ctx, who, keySetID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ks.ModelID != m.ID:
+		return nil, fheserve.Errorf(fheserve.EINVALID, "key set %s was made for model %s, not %s", ks.ID, ks.ModelID, m.ID)
+	case ks.Status != fheserve.KeySetActive:
+		return nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked; create new keys with 'fheserve keys create'", ks.ID)
+	}
+	info, err := a.planOf(m)
+	if err != nil {
+		return nil, err
+	}
+	limit := a.InputSize(info)
+	if length > limit {
+		return nil, tooLarge("encrypted input", length, limit)
+	}
+	j := &fheserve.Job{
+		ID:        newID("job"),
+		AccountID: who.ID,
+		Username:  who.Username,
+		ModelID:   m.ID,
+		KeySetID:  ks.ID,
+		Status:    fheserve.JobQueued,
+		Total:     len(info.plan.Steps) + 1,
+		CreatedAt: a.cfg.Now().UTC(),
+	}
+	j.InputKey = "jobs/" + j.ID + "/input"
+	w, err := a.blobs.Create(ctx, j.InputKey)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+	counted := &countingWriter{}
+	in := io.TeeReader(&limitedReader{r: body, n: limit, limit: limit, what: "encrypted input"}, io.MultiWriter(w, counted))
+	if _, err := readInput(in, info); err != nil {
+		return nil, err
+	}
+	if err := w.Commit(); err != nil {
+		return nil, err
+	}
+	j.InputBytes = counted.n
+	if err := a.store.CreateJob(ctx, j); err != nil {
+		a.blobs.Delete(ctx, j.InputKey)
+		return nil, err
+	}
+	if err := a.queue.Push(ctx, j.ID); err != nil {
+		return nil, err
+	}
+	a.audit(ctx, who, "job.submit", j.ID, fmt.Sprintf("model %s, key set %s, %d bytes", m.ID, ks.ID, j.InputBytes))
+	a.setPosition(j)
+	return j, nil
+}
+
+// readInput decodes and checks one call's input ciphertexts.
+func readInput(r io.Reader, info *planInfo) (cts []*rlwe.Ciphertext, err error) {
+	p := info.plan
+	cts, err = he.UnmarshalCiphertexts(r, info.params, he.Limits{MaxCount: p.Input.Ciphertexts, MinLevel: p.Input.Level, MaxLevel: p.Input.Level})
+	if err != nil {
+		if fheserve.ErrorCode(err) == fheserve.EINVALID {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input does not match the model's plan or is damaged: %s", fheserve.ErrorMessage(err))
+		}
+		return nil, err
+	}
+	if len(cts) != p.Input.Ciphertexts {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input has %d ciphertexts, the model's plan takes %d", len(cts), p.Input.Ciphertexts)
+	}
+	batched := p.Input.Encoding == plan.Slots
+	for i, ct := range cts {
+		if ct.IsBatched != batched {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input: ciphertext %d is encoded in %s, the plan takes %s", i, encodingName(ct.IsBatched), p.Input.Encoding)
+		}
+		if r := ct.Scale.Float64() / info.params.DefaultScale().Float64(); math.Abs(r-1) > 1e-9 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input: ciphertext %d has scale 2^%.2f, the plan takes 2^%d", i, math.Log2(ct.Scale.Float64()), p.Params.LogDefaultScale)
+		}
+	}
+	return cts, nil
+}
+
+func encodingName(batched bool) string {
+	if batched {
+		return plan.Slots
+	}
+	return plan.Coeffs
+}
+
+// visibleJob returns a job if who submitted it or is an administrator.
+func (a *App) visibleJob(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Job, error) {
+	if err := require(who, fheserve.RoleUser, fheserve.RoleAdmin); err != nil {
+		return nil, err
+	}
+	j, err := a.store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if who.Role != fheserve.RoleAdmin && j.AccountID != who.ID {
+		return nil, fheserve.Errorf(fheserve.EFORBIDDEN, "job %s belongs to another user", id)
+	}
+	a.setPosition(j)
+	return j, nil
+}
+
+func (a *App) setPosition(j *fheserve.Job) {
+	if j.Status != fheserve.JobQueued {
+		return
+	}
+	if pos, ok := a.queue.Position(j.ID); ok {
+		j.QueuePosition = &pos
+	}
+}
+
+// Job returns a job's status and progress.
+func (a *App) Job(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Job, error) {
+	return a.visibleJob(ctx, who, id)
+}
+
+// Jobs lists the calling user's jobs (every job, for an administrator).
+func (a *App) Jobs(ctx context.Context, who *fheserve.Account) ([]*fheserve.Job, error) {
+	if err := require(who, fheserve.RoleUser, fheserve.RoleAdmin); err != nil {
+		return nil, err
+	}
+	f := fheserve.JobFilter{}
+	if who.Role != fheserve.RoleAdmin {
+		f.AccountID = who.ID
+	}
+	jobs, err := a.store.Jobs(ctx, f)
+	for _, j := range jobs {
+		a.setPosition(j)
+	}
+	return jobs, err
+}
+
+// Result opens the encrypted result of a finished job of the calling
+// user (he.MarshalResult format) and returns its size.
+func (a *App) Result(ctx context.Context, who *fheserve.Account, id string) (io.ReadCloser, int64, error) {
+	if err := require(who, fheserve.RoleUser); err != nil {
+		return nil, 0, err
+	}
+	j, err := a.visibleJob(ctx, who, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch j.Status {
+	case fheserve.JobDone:
+		r, size, err := a.blobs.Open(ctx, j.ResultKey)
+		if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
+			return nil, 0, fheserve.Errorf(fheserve.ENOTFOUND, "the result of job %s was deleted", id)
+		}
+		return r, size, err
+	case fheserve.JobFailed:
+		return nil, 0, fheserve.Errorf(fheserve.ECONFLICT, "job %s failed: %s", id, j.Error)
+	case fheserve.JobExpired:
+		return nil, 0, fheserve.Errorf(fheserve.ENOTFOUND, "the result of job %s expired at %s and was deleted", id, j.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil, 0, fheserve.Errorf(fheserve.ECONFLICT, "job %s is %s; wait until it is done", id, j.Status)
+}
+
+// Watch returns a channel that receives a value whenever the job
+// changes, and a function to stop watching.
+func (a *App) Watch(ctx context.Context, who *fheserve.Account, id string) (<-chan struct{}, func(), error) {
+	if _, err := a.visibleJob(ctx, who, id); err != nil {
+		return nil, nil, err
+	}
+	ch := make(chan struct{}, 1)
+	a.watchMu.Lock()
+	if a.watchers[id] == nil {
+		a.watchers[id] = map[chan struct{}]bool{}
+	}
+	a.watchers[id][ch] = true
+	a.watchMu.Unlock()
+	return ch, func() {
+		a.watchMu.Lock()
+		delete(a.watchers[id], ch)
+		if len(a.watchers[id]) == 0 {
+			delete(a.watchers, id)
+		}
+		a.watchMu.Unlock()
+	}, nil
+}
+
+// notify wakes the watchers of a job; a slow watcher misses nothing but
+// intermediate states.
+func (a *App) notify(id string) {
+	a.watchMu.Lock()
+	defer a.watchMu.Unlock()
+	for ch := range a.watchers[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// notifyQueued wakes the watchers of every job, as queue positions moved.
+func (a *App) notifyAll() {
+	a.watchMu.Lock()
+	ids := make([]string, 0, len(a.watchers))
+	for id := range a.watchers {
+		ids = append(ids, id)
+	}
+	a.watchMu.Unlock()
+	for _, id := range ids {
+		a.notify(id)
+	}
+}
+
+func (a *App) work(ctx context.Context) {
+	for {
+		id, err := a.queue.Pop(ctx)
+		if err != nil {
+			return
+		}
+		a.notifyAll()
+		a.run(ctx, id)
+	}
+}
+
+// run evaluates one job. If ctx ends (the service stops) the job stays
+// running in the store and runs again on the next start.
+func (a *App) run(ctx context.Context, id string) {
+	j, err := a.store.Job(ctx, id)
+	if err != nil {
+		a.log.Error("cannot load queued job", "job", id, "err", err)
+		return
+	}
+	if j.Status != fheserve.JobQueued {
+		return
+	}
+	now := a.cfg.Now().UTC()
+	j.Status, j.Done, j.StartedAt = fheserve.JobRunning, 0, &now
+	j.Attempts++
+	if err := a.store.UpdateJob(ctx, j); err != nil {
+		a.log.Error("cannot start job", "job", id, "err", err)
+		return
+	}
+	a.notify(id)
+	t0 := time.Now()
+	err = a.evaluate(ctx, j)
+	if ctx.Err() != nil {
+		return
+	}
+	end := a.cfg.Now().UTC()
+	j.FinishedAt = &end
+	if err != nil {
+		j.Status, j.ErrorCode, j.Error = fheserve.JobFailed, fheserve.ErrorCode(err), fheserve.ErrorMessage(err)
+		if j.ErrorCode == fheserve.EINTERNAL {
+			a.log.Error("job failed", "job", id, "err", err)
+		}
+	} else {
+		exp := end.Add(a.cfg.ResultTTL)
+		j.Status, j.Done, j.ExpiresAt = fheserve.JobDone, j.Total, &exp
+	}
+	if err := a.store.UpdateJob(context.WithoutCancel(ctx), j); err != nil {
+		a.log.Error("cannot finish job", "job", id, "err", err)
+		return
+	}
+	a.blobs.Delete(ctx, j.InputKey)
+	a.log.Info("job finished", "job", id, "model", j.ModelID, "status", j.Status, "seconds", time.Since(t0).Seconds(),
+		"input_bytes", j.InputBytes, "result_bytes", j.ResultBytes)
+	a.notify(id)
+	a.audit(ctx, nil, "job."+j.Status, id, j.Error)
+}
+
+func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
+	m, err := a.store.Model(ctx, j.ModelID)
+	if err != nil {
+		return err
+	}
+	ks, err := a.store.KeySet(ctx, j.KeySetID)
+	if err != nil {
+		return err
+	}
+	if ks.Status != fheserve.KeySetActive {
+		return fheserve.Errorf(fheserve.ECONFLICT, "key set %s was revoked before the job ran", ks.ID)
+	}
+	pm, err := a.prepared(ctx, m)
+	if err != nil {
+		return err
+	}
+	ev, err := a.evaluatorFor(ctx, pm, ks)
+	if err != nil {
+		return err
+	}
+	r, _, err := a.blobs.Open(ctx, j.InputKey)
+	if err != nil {
+		return err
+	}
+	cts, err := readInput(bufio.NewReader(r), pm.planInfo)
+	r.Close()
+	if err != nil {
+		return err
+	}
+	out, err := ev.ev.Evaluate(ctx, cts, func(done, total int) {
+		j.Done, j.Total = done, total
+		if err := a.store.UpdateJob(ctx, j); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Warn("cannot record progress", "job", j.ID, "err", err)
+		}
+		a.notify(j.ID)
+	})
+	if err != nil {
+		return err
+	}
+	j.ResultKey = "jobs/" + j.ID + "/result"
+	w, err := a.blobs.Create(ctx, j.ResultKey)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	counted := &countingWriter{}
+	if err := he.MarshalResult(io.MultiWriter(w, counted), pm.params, out, pm.plan.ResultBits); err != nil {
+		return err
+	}
+	j.ResultBytes = counted.n
+	return w.Commit()
+}
+
+// janitor deletes results past their retention time.
+func (a *App) janitor(ctx context.Context) {
+	t := time.NewTicker(a.cfg.JanitorInterval)
+	defer t.Stop()
+	for {
+		a.expire(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *App) expire(ctx context.Context) {
+	jobs, err := a.store.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobDone}, ExpiresBefore: a.cfg.Now()})
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Error("cannot list expired results", "err", err)
+		}
+		return
+	}
+	for _, j := range jobs {
+		if err := a.blobs.Delete(ctx, j.ResultKey); err != nil {
+			a.log.Error("cannot delete expired result", "job", j.ID, "err", err)
+			continue
+		}
+		j.Status = fheserve.JobExpired
+		if err := a.store.UpdateJob(ctx, j); err != nil {
+			a.log.Error("cannot expire job", "job", j.ID, "err", err)
+		}
+		a.notify(j.ID)
+	}
+}

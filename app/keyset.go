@@ -1,0 +1,277 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/server"
+)
+
+// evaluator is a prepared model bound to one key set.
+type evaluator struct {
+	ev    *server.Evaluator
+	model *preparedModel
+}
+
+// KeySetSize is the exact size of a key set for the model's plan: the
+// limit on an upload's body.
+func (a *App) KeySetSize(info *planInfo) int64 {
+	return int64(he.EvalKeysSize(info.params, info.plan.GaloisElements, info.plan.Relin))
+}
+
+// UploadKeys stores the calling user's public and evaluation keys for a
+// model, read from body (the he.MarshalEvalKeys format) as it arrives.
+// The keys are checked against the plan before they are stored: the
+// parameters' fingerprint, the size, and exactly the rotations and
+// relinearization key the plan needs. length is the body's declared size
+// (-1 if unknown). If replaces names an active key set of the caller for
+// the same model, that one is revoked once the new one is stored.
+func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID string, body io.Reader, length int64, replaces string) (*fheserve.KeySet, error) {
+	m, err := a.usableModel(ctx, who, modelID)
+	if err != nil {
+		return nil, err
+	}
+	var old *fheserve.KeySet
+	if replaces != "" {
+		if old, err = a.ownKeySet(ctx, who, replaces); err != nil {
+			return nil, err
+		}
+		if old.ModelID != m.ID {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "key set %s is for model %s, not %s: it cannot be replaced by keys for another model", old.ID, old.ModelID, m.ID)
+		}
+	}
+	info, err := a.planOf(m)
+	if err != nil {
+		return nil, err
+	}
+	want := a.KeySetSize(info)
+	if length > want {
+		return nil, tooLarge("key set", length, want)
+	}
+	ks := &fheserve.KeySet{
+		ID:                newID("key"),
+		AccountID:         who.ID,
+		Username:          who.Username,
+		ModelID:           m.ID,
+		ParamsFingerprint: m.ParamsFingerprint,
+		Status:            fheserve.KeySetActive,
+		CreatedAt:         a.cfg.Now().UTC(),
+	}
+	ks.BlobKey = "keysets/" + ks.ID
+	w, err := a.blobs.Create(ctx, ks.BlobKey)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Abort()
+	h := sha256.New()
+	counted := &countingWriter{}
+	in := io.TeeReader(&limitedReader{r: body, n: want, limit: want, what: "key set"}, io.MultiWriter(w, h, counted))
+	keys, err := he.UnmarshalEvalKeys(in, info.params, he.KeyLimits{MaxGalois: len(info.plan.GaloisElements)})
+	if err != nil {
+		return nil, keyError(err)
+	}
+	if err := checkKeys(info, keys); err != nil {
+		return nil, err
+	}
+	if err := w.Commit(); err != nil {
+		return nil, err
+	}
+	ks.Size, ks.Fingerprint = counted.n, hex.EncodeToString(h.Sum(nil))
+	if err := a.store.CreateKeySet(ctx, ks); err != nil {
+		a.blobs.Delete(ctx, ks.BlobKey)
+		return nil, err
+	}
+	a.audit(ctx, who, "keyset.upload", ks.ID, fmt.Sprintf("model %s, %d bytes, sha256 %s", m.ID, ks.Size, ks.Fingerprint[:16]))
+	if old != nil {
+		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
+			return nil, err
+		}
+	}
+	go a.warm(context.WithoutCancel(ctx), m, ks.ID, keys)
+	return ks, nil
+}
+
+// keyError prefixes decoding errors with what to do about them.
+func keyError(err error) error {
+	switch fheserve.ErrorCode(err) {
+	case fheserve.EINVALID:
+		return fheserve.Errorf(fheserve.EINVALID, "key set does not match the model's plan or is damaged: %s; generate keys from the model's plan ('fheserve keys create')", fheserve.ErrorMessage(err))
+	}
+	return err
+}
+
+// checkKeys checks that keys hold exactly the keys the plan needs.
+func checkKeys(info *planInfo, keys *he.EvalKeys) error {
+	p := info.plan
+	switch {
+	case p.Relin && keys.Relin == nil:
+		return fheserve.Errorf(fheserve.EINVALID, "key set does not match the model's plan: it lacks the relinearization key the plan needs")
+	case !p.Relin && keys.Relin != nil:
+		return fheserve.Errorf(fheserve.EINVALID, "key set does not match the model's plan: it has a relinearization key the plan does not need")
+	}
+	have := keys.GaloisElements()
+	for _, g := range p.GaloisElements {
+		if _, ok := slices.BinarySearch(have, g); !ok {
+			return fheserve.Errorf(fheserve.EINVALID, "key set does not match the model's plan: it lacks the key for rotation %d (Galois element %d)", info.rotation[g], g)
+		}
+	}
+	want := slices.Sorted(slices.Values(p.GaloisElements))
+	for _, g := range have {
+		if _, ok := slices.BinarySearch(want, g); !ok {
+			return fheserve.Errorf(fheserve.EINVALID, "key set does not match the model's plan: it has a key for Galois element %d, which the plan does not use", g)
+		}
+	}
+	return nil
+}
+
+// warm prepares the model and an evaluator for a fresh key set, so that
+// the first job does not wait for them.
+func (a *App) warm(ctx context.Context, m *fheserve.Model, keySetID string, keys *he.EvalKeys) {
+	pm, err := a.prepared(ctx, m)
+	if err != nil {
+		a.log.Warn("cannot prepare model", "model", m.ID, "err", err)
+		return
+	}
+	if _, err := a.newEvaluator(pm, keySetID, keys); err != nil {
+		a.log.Warn("cannot prepare evaluator", "keyset", keySetID, "err", err)
+	}
+}
+
+func (a *App) newEvaluator(pm *preparedModel, keySetID string, keys *he.EvalKeys) (*evaluator, error) {
+	ev, err := pm.model.NewEvaluator(keys, a.cfg.EvalThreads)
+	if err != nil {
+		return nil, err
+	}
+	e := &evaluator{ev: ev, model: pm}
+	// Expanded keys take about twice their seeded size.
+	a.evaluators.add(keySetID, e, 2*int64(he.EvalKeysSize(pm.params, pm.plan.GaloisElements, pm.plan.Relin)))
+	return e, nil
+}
+
+// evaluatorFor returns an evaluator for a key set, loading the keys from
+// the blob store if it is not cached.
+func (a *App) evaluatorFor(ctx context.Context, pm *preparedModel, ks *fheserve.KeySet) (*evaluator, error) {
+	if e, ok := a.evaluators.get(ks.ID); ok && e.model == pm {
+		return e, nil
+	}
+	r, _, err := a.blobs.Open(ctx, ks.BlobKey)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	keys, err := he.UnmarshalEvalKeys(r, pm.params, he.KeyLimits{MaxGalois: len(pm.plan.GaloisElements)})
+	if err != nil {
+		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
+	}
+	return a.newEvaluator(pm, ks.ID, keys)
+}
+
+// ownKeySet returns a key set of the calling user.
+func (a *App) ownKeySet(ctx context.Context, who *fheserve.Account, id string) (*fheserve.KeySet, error) {
+	if err := require(who, fheserve.RoleUser); err != nil {
+		return nil, err
+	}
+	ks, err := a.store.KeySet(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if ks.AccountID != who.ID {
+		return nil, fheserve.Errorf(fheserve.EFORBIDDEN, "key set %s belongs to another user", id)
+	}
+	return ks, nil
+}
+
+// KeySets lists the calling user's key sets (all of them, for an
+// administrator), optionally for one model.
+func (a *App) KeySets(ctx context.Context, who *fheserve.Account, modelID string) ([]*fheserve.KeySet, error) {
+	if err := require(who, fheserve.RoleUser, fheserve.RoleAdmin); err != nil {
+		return nil, err
+	}
+	f := fheserve.KeySetFilter{ModelID: modelID}
+	if who.Role != fheserve.RoleAdmin {
+		f.AccountID = who.ID
+	}
+	return a.store.KeySets(ctx, f)
+}
+
+// KeySet returns one of the calling user's key sets.
+func (a *App) KeySet(ctx context.Context, who *fheserve.Account, id string) (*fheserve.KeySet, error) {
+	return a.ownKeySet(ctx, who, id)
+}
+
+// RevokeKeySet revokes one of the calling user's key sets and deletes the
+// keys. Jobs that name it and have not run fail.
+func (a *App) RevokeKeySet(ctx context.Context, who *fheserve.Account, id string) (*fheserve.KeySet, error) {
+	ks, err := a.ownKeySet(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	if ks.Status == fheserve.KeySetRevoked {
+		return nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is already revoked", id)
+	}
+	return ks, a.revokeKeySet(ctx, who, ks, "")
+}
+
+func (a *App) revokeKeySet(ctx context.Context, who *fheserve.Account, ks *fheserve.KeySet, replacedBy string) error {
+	now := a.cfg.Now().UTC()
+	ks.Status, ks.RevokedAt, ks.ReplacedBy = fheserve.KeySetRevoked, &now, replacedBy
+	if err := a.store.UpdateKeySet(ctx, ks); err != nil {
+		return err
+	}
+	a.evaluators.remove(ks.ID)
+	if err := a.blobs.Delete(ctx, ks.BlobKey); err != nil {
+		a.log.Warn("cannot delete revoked keys", "keyset", ks.ID, "err", err)
+	}
+	detail := ""
+	if replacedBy != "" {
+		detail = "replaced by " + replacedBy
+	}
+	a.audit(ctx, who, "keyset.revoke", ks.ID, detail)
+	return nil
+}
+
+// limitedReader reads at most limit bytes and fails with ETOOLARGE if
+// there are more.
+type limitedReader struct {
+	r     io.Reader
+	n     int64 // bytes left
+	limit int64
+	what  string
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		var b [1]byte
+		if k, err := l.r.Read(b[:]); k > 0 {
+			return 0, tooLarge(l.what, -1, l.limit)
+		} else {
+			return 0, err
+		}
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	k, err := l.r.Read(p)
+	l.n -= int64(k)
+	return k, err
+}
+
+func tooLarge(what string, got, limit int64) error {
+	if got < 0 {
+		return fheserve.Errorf(fheserve.ETOOLARGE, "%s is larger than the %d bytes the model's plan allows", what, limit)
+	}
+	return fheserve.Errorf(fheserve.ETOOLARGE, "%s of %d bytes is larger than the %d bytes the model's plan allows", what, got, limit)
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}

@@ -1,0 +1,446 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/server"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// planInfo is a model's decoded plan and its CKKS parameters.
+type planInfo struct {
+	plan   *plan.Plan
+	params ckks.Parameters
+	// rotation of each Galois element, for messages about missing keys
+	rotation map[uint64]int
+}
+
+// preparedModel is a model's weights encoded for evaluation.
+type preparedModel struct {
+	*planInfo
+	model *server.Model
+}
+
+// Deploy imports, compiles and stores a model of the calling owner. The
+// weights are stored encrypted under a fresh data key.
+func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.DeployRequest) (*fheserve.Model, error) {
+	if err := require(who, fheserve.RoleOwner); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if n := int64(len(req.ONNX) + len(req.Calibration)); n > a.cfg.MaxModelBytes {
+		return nil, fheserve.Errorf(fheserve.ETOOLARGE, "the model and calibration data take %d bytes, more than the limit of %d", n, a.cfg.MaxModelBytes)
+	}
+	if err := a.checkAllow(ctx, req.Allow); err != nil {
+		return nil, err
+	}
+	g, err := onnx.Import(req.ONNX, onnx.Options{})
+	if err != nil {
+		return nil, deployError(req.Name, err)
+	}
+	g.Name = req.Name
+	opts := compiler.Options{Packing: req.Packing, Degree: req.Degree}
+	if len(req.Calibration) > 0 {
+		arr, err := npy.Read(bytes.NewReader(req.Calibration), int64(len(req.Calibration)))
+		if err != nil {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "calibration data: %s", fheserve.ErrorMessage(err))
+		}
+		size := g.Input.Size()
+		if len(arr.Data) == 0 || len(arr.Data)%size != 0 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "calibration data of shape %v does not hold whole samples of the model's input %v", arr.Shape, g.Input)
+		}
+		opts.Calibration = arr.Data
+	}
+	res, err := compiler.Compile(g, opts)
+	if err != nil {
+		return nil, deployError(req.Name, err)
+	}
+	info, err := newPlanInfo(res.Plan)
+	if err != nil {
+		return nil, deployError(req.Name, err)
+	}
+	sm, err := server.Prepare(res.Plan, res.Program)
+	if err != nil {
+		return nil, deployError(req.Name, err)
+	}
+	planJSON, err := json.Marshal(res.Plan)
+	if err != nil {
+		return nil, err
+	}
+	p := res.Plan
+	m := &fheserve.Model{
+		ID:                newID("mdl"),
+		OwnerID:           who.ID,
+		Owner:             who.Username,
+		Name:              req.Name,
+		Status:            fheserve.ModelActive,
+		Allow:             req.Allow,
+		Packing:           p.Packing,
+		LogN:              p.Params.LogN,
+		InputShape:        p.InputShape,
+		OutputShape:       p.OutputShape,
+		BatchSize:         p.BatchSize,
+		Rotations:         len(p.Rotations),
+		OutputError:       p.Precision.OutputError,
+		PlanFingerprint:   p.Fingerprint,
+		ParamsFingerprint: he.Fingerprint(info.params),
+		ModelBytes:        int64(len(req.ONNX)),
+		PlanJSON:          planJSON,
+		CreatedAt:         a.cfg.Now().UTC(),
+	}
+	m.WeightsKey = "models/" + m.ID + "/weights"
+	if err := a.storeWeights(ctx, m, res.Program); err != nil {
+		return nil, err
+	}
+	if err := a.store.CreateModel(ctx, m); err != nil {
+		a.blobs.Delete(ctx, m.WeightsKey)
+		return nil, err
+	}
+	a.plans.add(m.ID, info, 1)
+	a.models.add(m.ID, &preparedModel{planInfo: info, model: sm}, 1)
+	a.audit(ctx, who, "model.deploy", m.ID, fmt.Sprintf("%s v%d, %d bytes, plan %s", m.Name, m.Version, m.ModelBytes, p.Fingerprint[:16]))
+	return m, nil
+}
+
+// CheckDeploy reports whether who may deploy models, so that a server can
+// refuse a large upload before reading it.
+func (a *App) CheckDeploy(who *fheserve.Account) error {
+	return require(who, fheserve.RoleOwner)
+}
+
+// deployError keeps the importer's and compiler's messages, which name the
+// node and what to use instead, and their codes.
+func deployError(name string, err error) error {
+	code := fheserve.ErrorCode(err)
+	if code == fheserve.EINTERNAL {
+		return err
+	}
+	return fheserve.Errorf(code, "cannot deploy %q: %s", name, fheserve.ErrorMessage(err))
+}
+
+// checkAllow checks that an allow-list names model users.
+func (a *App) checkAllow(ctx context.Context, allow []string) error {
+	for _, u := range allow {
+		acct, err := a.store.AccountByUsername(ctx, u)
+		if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
+			return fheserve.Errorf(fheserve.EINVALID, "allow-list names %q, which is not an account", u)
+		} else if err != nil {
+			return err
+		}
+		if acct.Role != fheserve.RoleUser {
+			return fheserve.Errorf(fheserve.EINVALID, "allow-list names %q, which is not a model user", u)
+		}
+	}
+	return nil
+}
+
+// storeWeights seals the program under a fresh data key.
+func (a *App) storeWeights(ctx context.Context, m *fheserve.Model, prog *plan.Program) error {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(prog); err != nil {
+		return fmt.Errorf("cannot encode weights: %w", err)
+	}
+	key, wrapped := a.keys.newDataKey(m.ID)
+	aead, err := newGCM(key)
+	if err != nil {
+		return err
+	}
+	sealed := seal(aead, buf.Bytes(), "weights:"+m.ID)
+	w, err := a.blobs.Create(ctx, m.WeightsKey)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(sealed); err != nil {
+		w.Abort()
+		return err
+	}
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	m.WrappedKey = wrapped
+	return nil
+}
+
+// loadWeights reads and decrypts a model's program.
+func (a *App) loadWeights(ctx context.Context, m *fheserve.Model) (*plan.Program, error) {
+	key, err := a.keys.unwrap(m.WrappedKey, m.ID)
+	if err != nil {
+		return nil, err
+	}
+	r, _, err := a.blobs.Open(ctx, m.WeightsKey)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := io.ReadAll(r)
+	r.Close()
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	data, err := open(aead, sealed, "weights:"+m.ID)
+	if err != nil {
+		return nil, err
+	}
+	var prog plan.Program
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&prog); err != nil {
+		return nil, fmt.Errorf("cannot decode the weights of %s: %w", m.ID, err)
+	}
+	return &prog, nil
+}
+
+func newPlanInfo(p *plan.Plan) (*planInfo, error) {
+	params, err := compiler.ToSpec(p.Params).Params()
+	if err != nil {
+		return nil, err
+	}
+	rot := make(map[uint64]int, len(p.Rotations))
+	for _, r := range p.Rotations {
+		rot[params.GaloisElement(r)] = r
+	}
+	return &planInfo{plan: p, params: params, rotation: rot}, nil
+}
+
+// planOf returns a model's decoded plan, from the cache if it is there.
+func (a *App) planOf(m *fheserve.Model) (*planInfo, error) {
+	if info, ok := a.plans.get(m.ID); ok {
+		return info, nil
+	}
+	var p plan.Plan
+	if err := json.Unmarshal(m.PlanJSON, &p); err != nil {
+		return nil, fmt.Errorf("stored plan of %s: %w", m.ID, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("stored plan of %s: %w", m.ID, err)
+	}
+	info, err := newPlanInfo(&p)
+	if err != nil {
+		return nil, err
+	}
+	a.plans.add(m.ID, info, 1)
+	return info, nil
+}
+
+// prepared returns a model ready for evaluation, from the cache if it is
+// there.
+func (a *App) prepared(ctx context.Context, m *fheserve.Model) (*preparedModel, error) {
+	if pm, ok := a.models.get(m.ID); ok {
+		return pm, nil
+	}
+	info, err := a.planOf(m)
+	if err != nil {
+		return nil, err
+	}
+	prog, err := a.loadWeights(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := server.Prepare(info.plan, prog)
+	if err != nil {
+		return nil, err
+	}
+	pm := &preparedModel{planInfo: info, model: sm}
+	a.models.add(m.ID, pm, 1)
+	return pm, nil
+}
+
+// visibleModel returns the model if who may see it: an administrator, its
+// owner, or a user it allows.
+func (a *App) visibleModel(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Model, error) {
+	if err := require(who); err != nil {
+		return nil, err
+	}
+	m, err := a.store.Model(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	switch who.Role {
+	case fheserve.RoleAdmin:
+	case fheserve.RoleOwner:
+		if m.OwnerID != who.ID {
+			return nil, fheserve.Errorf(fheserve.EFORBIDDEN, "model %s belongs to another owner", id)
+		}
+	default:
+		if !m.Allows(who.Username) {
+			return nil, fheserve.Errorf(fheserve.EFORBIDDEN, "%q is not allowed to use model %s; ask its owner %q to add you", who.Username, id, m.Owner)
+		}
+	}
+	return m, nil
+}
+
+// usableModel returns the model if who is a user it allows and it is
+// active.
+func (a *App) usableModel(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Model, error) {
+	if err := require(who, fheserve.RoleUser); err != nil {
+		return nil, err
+	}
+	m, err := a.visibleModel(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Status != fheserve.ModelActive {
+		return nil, fheserve.Errorf(fheserve.ECONFLICT, "model %s was retired by its owner; list the models you can use with 'fheserve model list'", id)
+	}
+	return m, nil
+}
+
+// ownModel returns the model if who owns it or is an administrator.
+func (a *App) ownModel(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Model, error) {
+	if err := require(who, fheserve.RoleOwner, fheserve.RoleAdmin); err != nil {
+		return nil, err
+	}
+	return a.visibleModel(ctx, who, id)
+}
+
+// Models lists the models who may see: all for an administrator, its own
+// for an owner, the active ones it may use for a user.
+func (a *App) Models(ctx context.Context, who *fheserve.Account) ([]*fheserve.Model, error) {
+	if err := require(who); err != nil {
+		return nil, err
+	}
+	switch who.Role {
+	case fheserve.RoleAdmin:
+		return a.store.Models(ctx, fheserve.ModelFilter{})
+	case fheserve.RoleOwner:
+		return a.store.Models(ctx, fheserve.ModelFilter{OwnerID: who.ID})
+	}
+	all, err := a.store.Models(ctx, fheserve.ModelFilter{Status: fheserve.ModelActive})
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(m *fheserve.Model) bool { return !m.Allows(who.Username) }), nil
+}
+
+// Model returns one model's description.
+func (a *App) Model(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Model, error) {
+	return a.visibleModel(ctx, who, id)
+}
+
+// Plan returns a model's public plan as JSON. The weights never leave.
+func (a *App) Plan(ctx context.Context, who *fheserve.Account, id string) ([]byte, error) {
+	m, err := a.visibleModel(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	return m.PlanJSON, nil
+}
+
+// Retire stops new keys and jobs on a model; queued jobs still run.
+func (a *App) Retire(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Model, error) {
+	m, err := a.ownModel(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Status == fheserve.ModelRetired {
+		return nil, fheserve.Errorf(fheserve.ECONFLICT, "model %s is already retired", id)
+	}
+	now := a.cfg.Now().UTC()
+	m.Status, m.RetiredAt = fheserve.ModelRetired, &now
+	if err := a.store.UpdateModel(ctx, m); err != nil {
+		return nil, err
+	}
+	a.audit(ctx, who, "model.retire", id, "")
+	return m, nil
+}
+
+// SetAccess replaces a model's allow-list.
+func (a *App) SetAccess(ctx context.Context, who *fheserve.Account, id string, req *fheserve.AccessRequest) (*fheserve.Model, error) {
+	m, err := a.ownModel(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if err := a.checkAllow(ctx, req.Allow); err != nil {
+		return nil, err
+	}
+	m.Allow = req.Allow
+	if err := a.store.UpdateModel(ctx, m); err != nil {
+		return nil, err
+	}
+	detail := "open to every approved user"
+	if len(m.Allow) > 0 {
+		detail = fmt.Sprintf("%d users", len(m.Allow))
+	}
+	a.audit(ctx, who, "model.access", id, detail)
+	return m, nil
+}
+
+// Usage summarizes the jobs on a model, for its owner or an administrator.
+func (a *App) Usage(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Usage, error) {
+	m, err := a.ownModel(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := a.store.Jobs(ctx, fheserve.JobFilter{ModelID: m.ID})
+	if err != nil {
+		return nil, err
+	}
+	return usageOf(m.ID, jobs), nil
+}
+
+func usageOf(modelID string, jobs []*fheserve.Job) *fheserve.Usage {
+	u := &fheserve.Usage{ModelID: modelID, ByUser: []fheserve.UsageLine{}, ByDay: []fheserve.UsageLine{}}
+	users, days := map[string]*fheserve.UsageLine{}, map[string]*fheserve.UsageLine{}
+	var lat []float64
+	count := func(m map[string]*fheserve.UsageLine, key string, failed bool) {
+		l, ok := m[key]
+		if !ok {
+			l = &fheserve.UsageLine{Key: key}
+			m[key] = l
+		}
+		l.Requests++
+		if failed {
+			l.Failures++
+		}
+	}
+	for _, j := range jobs {
+		failed := j.Status == fheserve.JobFailed
+		u.Requests++
+		if failed {
+			u.Failures++
+		}
+		count(users, j.Username, failed)
+		count(days, j.CreatedAt.UTC().Format(time.DateOnly), failed)
+		if !failed && j.FinishedAt != nil {
+			lat = append(lat, float64(j.FinishedAt.Sub(j.CreatedAt).Microseconds())/1000)
+		}
+	}
+	for _, m := range []struct {
+		src map[string]*fheserve.UsageLine
+		dst *[]fheserve.UsageLine
+	}{{users, &u.ByUser}, {days, &u.ByDay}} {
+		for _, l := range m.src {
+			*m.dst = append(*m.dst, *l)
+		}
+		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].Key < (*m.dst)[j].Key })
+	}
+	if len(lat) > 0 {
+		sort.Float64s(lat)
+		pct := func(p float64) float64 {
+			return lat[int(math.Ceil(p*float64(len(lat))))-1]
+		}
+		u.Latency = fheserve.Latency{P50: pct(0.5), P90: pct(0.9), P99: pct(0.99), Max: lat[len(lat)-1]}
+	}
+	return u
+}

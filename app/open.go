@@ -1,0 +1,47 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/fheserve/fheserve/blob"
+	"github.com/fheserve/fheserve/inproc"
+	"github.com/fheserve/fheserve/sqlite"
+)
+
+// DatabaseFile is the name of the SQLite database in the data directory.
+const DatabaseFile = "fheserve.db"
+
+// Open returns an App on the embedded defaults in dataDir: the SQLite
+// store (fheserve.db), the blob folder (blobs/), an in-process queue, and
+// the master key from $FHESERVE_MASTER_KEY or dataDir/master.key. cfg's
+// Store, Blobs, Queue and MasterKey are overwritten.
+func Open(ctx context.Context, dataDir string, cfg Config) (*App, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create data directory: %w", err)
+	}
+	key, err := LoadMasterKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := blob.Open(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		return nil, err
+	}
+	if err := blobs.CleanTemp(); err != nil {
+		return nil, fmt.Errorf("cannot clean the blob directory: %w", err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(dataDir, DatabaseFile))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey = store, blobs, inproc.NewQueue(), key
+	a, err := New(cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return a, nil
+}

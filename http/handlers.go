@@ -1,0 +1,394 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+)
+
+// Response wrappers of list endpoints.
+type (
+	AccountList struct {
+		Accounts []*fheserve.Account `json:"accounts"`
+	}
+	TokenList struct {
+		Tokens []*fheserve.Token `json:"tokens"`
+	}
+	EventList struct {
+		Events []*fheserve.Event `json:"events"`
+	}
+	ModelList struct {
+		Models []*fheserve.Model `json:"models"`
+	}
+	KeySetList struct {
+		KeySets []*fheserve.KeySet `json:"keysets"`
+	}
+	JobList struct {
+		Jobs []*fheserve.Job `json:"jobs"`
+	}
+)
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request, _ *app.Caller) error {
+	var req fheserve.RegisterRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	acct, err := s.app.Register(r.Context(), &req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, acct)
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *app.Caller) error {
+	var req fheserve.LoginRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	sess, err := s.app.Login(r.Context(), &req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, sess)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	if err := s.app.Logout(r.Context(), c); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	return writeJSON(w, http.StatusOK, c.Account)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	var req fheserve.APITokenRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	sess, err := s.app.CreateAPIToken(r.Context(), c.Account, &req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, sess)
+}
+
+func (s *Server) tokens(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	ts, err := s.app.Tokens(r.Context(), c.Account)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &TokenList{orEmpty(ts)})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	if err := s.app.RevokeToken(r.Context(), c.Account, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) accounts(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	q := r.URL.Query()
+	as, err := s.app.Accounts(r.Context(), c.Account, fheserve.AccountFilter{Status: q.Get("status"), Role: q.Get("role")})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &AccountList{orEmpty(as)})
+}
+
+func (s *Server) review(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	acct, err := s.app.Review(r.Context(), c.Account, r.PathValue("username"), r.PathValue("action"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, acct)
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	limit, err := intQuery(r, "limit")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	es, err := s.app.Events(r.Context(), c.Account, fheserve.EventFilter{Actor: q.Get("actor"), Target: q.Get("target"), Limit: limit})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &EventList{orEmpty(es)})
+}
+
+// deploy reads a multipart/form-data body: a "metadata" part (the JSON
+// DeployRequest), a "model" part (the ONNX file) and an optional
+// "calibration" part (.npy).
+func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	// Check the caller before reading a large body.
+	if err := s.app.CheckDeploy(c.Account); err != nil {
+		return err
+	}
+	limit := s.app.MaxModelBytes()
+	if r.ContentLength > limit+maxJSON {
+		return fheserve.Errorf(fheserve.ETOOLARGE, "request body of %d bytes is larger than the limit of %d", r.ContentLength, limit+maxJSON)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		return fheserve.Errorf(fheserve.EINVALID, "the body must be multipart/form-data with parts metadata, model and optionally calibration")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+maxJSON)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return fheserve.Errorf(fheserve.EINVALID, "invalid multipart body: %v", err)
+	}
+	var req fheserve.DeployRequest
+	var haveMeta bool
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return fheserve.Errorf(fheserve.EINVALID, "invalid multipart body: %v", errorOf(err))
+		}
+		switch part.FormName() {
+		case "metadata":
+			dec := json.NewDecoder(io.LimitReader(part, maxJSON))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				return fheserve.Errorf(fheserve.EINVALID, "invalid metadata part: %v", err)
+			}
+			haveMeta = true
+		case "model", "calibration":
+			data, err := io.ReadAll(io.LimitReader(part, limit+1))
+			if err != nil {
+				return errorOf(err)
+			}
+			if int64(len(data)) > limit {
+				return fheserve.Errorf(fheserve.ETOOLARGE, "the %s part is larger than the limit of %d bytes", part.FormName(), limit)
+			}
+			if part.FormName() == "model" {
+				req.ONNX = data
+			} else {
+				req.Calibration = data
+			}
+		default:
+			return fheserve.Errorf(fheserve.EINVALID, "unexpected multipart part %q (want metadata, model, calibration)", part.FormName())
+		}
+	}
+	if !haveMeta {
+		return fheserve.Errorf(fheserve.EINVALID, "the metadata part is missing")
+	}
+	m, err := s.app.Deploy(r.Context(), c.Account, &req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, m)
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	ms, err := s.app.Models(r.Context(), c.Account)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &ModelList{orEmpty(ms)})
+}
+
+func (s *Server) model(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	m, err := s.app.Model(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) plan(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	p, err := s.app.Plan(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err = w.Write(p)
+	return err
+}
+
+func (s *Server) setAccess(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	var req fheserve.AccessRequest
+	if err := readJSON(w, r, &req); err != nil {
+		return err
+	}
+	m, err := s.app.SetAccess(r.Context(), c.Account, r.PathValue("id"), &req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) retire(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	m, err := s.app.Retire(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) usage(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	u, err := s.app.Usage(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) uploadKeys(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	if err := binaryBody(r); err != nil {
+		return err
+	}
+	ks, err := s.app.UploadKeys(r.Context(), c.Account, r.PathValue("id"), r.Body, r.ContentLength, r.URL.Query().Get("replaces"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, ks)
+}
+
+func (s *Server) keySets(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	ks, err := s.app.KeySets(r.Context(), c.Account, r.URL.Query().Get("model"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &KeySetList{orEmpty(ks)})
+}
+
+func (s *Server) keySet(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	ks, err := s.app.KeySet(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ks)
+}
+
+func (s *Server) revokeKeySet(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	ks, err := s.app.RevokeKeySet(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, ks)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	if err := binaryBody(r); err != nil {
+		return err
+	}
+	j, err := s.app.Submit(r.Context(), c.Account, r.PathValue("id"), r.URL.Query().Get("keyset"), r.Body, r.ContentLength)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/jobs/"+j.ID)
+	return writeJSON(w, http.StatusAccepted, j)
+}
+
+func (s *Server) jobs(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	js, err := s.app.Jobs(r.Context(), c.Account)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, &JobList{orEmpty(js)})
+}
+
+func (s *Server) job(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	j, err := s.app.Job(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, j)
+}
+
+// keepAlive is how often an idle progress stream sends a comment, so that
+// proxies keep it open.
+const keepAlive = 15 * time.Second
+
+// jobEvents streams a job's status as server-sent events ("event: job",
+// data: the job as JSON) whenever it changes, until it is done or failed.
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	id := r.PathValue("id")
+	ch, stop, err := s.app.Watch(r.Context(), c.Account, id)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return fheserve.Errorf(fheserve.EINTERNAL, "streaming is not supported")
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	var last []byte
+	for {
+		j, err := s.app.Job(r.Context(), c.Account, id)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return nil
+			}
+			b, _ := json.Marshal(&ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
+			fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+			flusher.Flush()
+			return nil
+		}
+		b, err := json.Marshal(j)
+		if err != nil {
+			return nil
+		}
+		if string(b) != string(last) {
+			fmt.Fprintf(w, "event: job\nid: %s-%d-%s\ndata: %s\n\n", j.ID, j.Done, j.Status, b)
+			flusher.Flush()
+			last = b
+		}
+		if j.Terminal() {
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-ch:
+		case <-tick.C:
+			fmt.Fprint(w, ": keep-alive\n\n")
+			flusher.Flush()
+		}
+	}
+}
+
+func (s *Server) result(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+	rc, size, err := s.app.Result(r.Context(), c.Account, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.WriteHeader(http.StatusOK)
+	_, err = io.Copy(w, rc)
+	if err != nil {
+		// The status is sent; the client sees a short body.
+		s.log.Warn("result download interrupted", "job", r.PathValue("id"), "err", err)
+	}
+	return nil
+}

@@ -1,0 +1,288 @@
+package http
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+)
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// OpenAPI returns the OpenAPI 3 document of the API.
+func OpenAPI() []byte { return openapiJSON }
+
+// Server serves the API of an App.
+type Server struct {
+	app *app.App
+	log *slog.Logger
+	mux *http.ServeMux
+	srv *http.Server
+	ln  net.Listener
+
+	// routes lists "METHOD /path" of every handler, for the OpenAPI check.
+	routes []string
+}
+
+// NewServer returns a server for a. log may be nil.
+func NewServer(a *app.App, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{app: a, log: log, mux: http.NewServeMux()}
+	s.routesInit()
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No read or write timeout: bodies of keys can be large on slow
+		// links, and progress streams stay open while a job runs.
+	}
+	return s
+}
+
+// handler is an endpoint. c is nil on public endpoints.
+type handler func(w http.ResponseWriter, r *http.Request, c *app.Caller) error
+
+func (s *Server) handle(pattern string, public bool, h handler) {
+	s.routes = append(s.routes, pattern)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		var c *app.Caller
+		var err error
+		if !public {
+			c, err = s.authenticate(r)
+		}
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// Routes lists the "METHOD /path" patterns the server handles.
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
+func (s *Server) routesInit() {
+	s.handle("GET /v1/openapi.json", true, func(w http.ResponseWriter, r *http.Request, _ *app.Caller) error {
+		w.Header().Set("Content-Type", "application/json")
+		_, err := w.Write(openapiJSON)
+		return err
+	})
+	s.handle("GET /v1/health", true, func(w http.ResponseWriter, r *http.Request, _ *app.Caller) error {
+		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+
+	// Accounts and sessions.
+	s.handle("POST /v1/accounts", true, s.register)
+	s.handle("GET /v1/accounts", false, s.accounts)
+	s.handle("POST /v1/accounts/{username}/{action}", false, s.review)
+	s.handle("POST /v1/sessions", true, s.login)
+	s.handle("DELETE /v1/sessions/current", false, s.logout)
+	s.handle("GET /v1/me", false, s.me)
+	s.handle("POST /v1/tokens", false, s.createToken)
+	s.handle("GET /v1/tokens", false, s.tokens)
+	s.handle("DELETE /v1/tokens/{id}", false, s.revokeToken)
+	s.handle("GET /v1/audit", false, s.events)
+
+	// Models.
+	s.handle("POST /v1/models", false, s.deploy)
+	s.handle("GET /v1/models", false, s.models)
+	s.handle("GET /v1/models/{id}", false, s.model)
+	s.handle("GET /v1/models/{id}/plan", false, s.plan)
+	s.handle("PUT /v1/models/{id}/access", false, s.setAccess)
+	s.handle("POST /v1/models/{id}/retire", false, s.retire)
+	s.handle("GET /v1/models/{id}/usage", false, s.usage)
+
+	// Keys and jobs.
+	s.handle("POST /v1/models/{id}/keysets", false, s.uploadKeys)
+	s.handle("GET /v1/keysets", false, s.keySets)
+	s.handle("GET /v1/keysets/{id}", false, s.keySet)
+	s.handle("DELETE /v1/keysets/{id}", false, s.revokeKeySet)
+	s.handle("POST /v1/models/{id}/jobs", false, s.submit)
+	s.handle("GET /v1/jobs", false, s.jobs)
+	s.handle("GET /v1/jobs/{id}", false, s.job)
+	s.handle("GET /v1/jobs/{id}/events", false, s.jobEvents)
+	s.handle("GET /v1/jobs/{id}/result", false, s.result)
+
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fheserve.Errorf(fheserve.ENOTFOUND, "no endpoint %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
+	})
+}
+
+// ServeHTTP implements http.Handler: it logs each request (never its
+// credentials or bodies) and recovers from panics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t0 := time.Now()
+	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			if !rw.wrote {
+				s.writeError(rw, r, fheserve.Errorf(fheserve.EINTERNAL, "internal error"))
+			}
+		}
+		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rw.status,
+			"in", r.ContentLength, "out", rw.n, "ms", time.Since(t0).Milliseconds())
+	}()
+	s.mux.ServeHTTP(rw, r)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	n, err := w.ResponseWriter.Write(b)
+	w.n += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Listen binds addr ("127.0.0.1:0" picks a free port).
+func (s *Server) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fheserve.Errorf(fheserve.EUNAVAILABLE, "cannot listen on %s: %v", addr, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// URL is the base URL of a listening server.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// Serve serves on the listener until Shutdown; it returns nil then.
+func (s *Server) Serve() error {
+	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops accepting requests and waits for running ones until ctx
+// ends, then closes the remaining connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	return err
+}
+
+func (s *Server) authenticate(r *http.Request) (*app.Caller, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "authentication required: log in first ('fheserve login')")
+	}
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || token == "" {
+		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "the Authorization header must be 'Bearer <token>'")
+	}
+	return s.app.Authenticate(r.Context(), token)
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = errorOf(err)
+	code := fheserve.ErrorCode(err)
+	if code == fheserve.EINTERNAL && r.Context().Err() == nil {
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, StatusOf(code), &ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// maxJSON bounds JSON request bodies.
+const maxJSON = 1 << 20
+
+// readJSON decodes a JSON request body into v.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			return fheserve.Errorf(fheserve.EINVALID, "the body must be application/json, not %q", mt)
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSON))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fheserve.Errorf(fheserve.EINVALID, "the request body is empty; it must be a JSON object")
+		}
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return errorOf(err)
+		}
+		return fheserve.Errorf(fheserve.EINVALID, "invalid JSON body: %v", err)
+	}
+	return nil
+}
+
+// binaryBody checks that a request carries a binary body.
+func binaryBody(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/octet-stream" {
+			return fheserve.Errorf(fheserve.EINVALID, "the body must be application/octet-stream (the he wire format), not %q", mt)
+		}
+	}
+	return nil
+}
+
+// boolQuery parses an optional boolean query parameter.
+func intQuery(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fheserve.Errorf(fheserve.EINVALID, "query parameter %s must be a non-negative integer", name)
+	}
+	return n, nil
+}

@@ -1,0 +1,153 @@
+package sdk_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/compiler"
+	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/sdk"
+)
+
+// MustDaemon starts a server on 127.0.0.1:0 with a fresh data directory
+// and an administrator "root".
+func MustDaemon(tb testing.TB) *fhttp.Daemon {
+	tb.Helper()
+	d, err := fhttp.StartDaemon(context.Background(), tb.TempDir(), "127.0.0.1:0", app.Config{Workers: 2})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	if _, err := d.App.InitAdmin(context.Background(), "root", rootPassword); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+const rootPassword = "correct horse battery staple"
+
+// must(f())(t) returns f's value or fails the test with f's error.
+func must[T any](v T, err error) func(testing.TB) T {
+	return func(tb testing.TB) T {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return v
+	}
+}
+
+func wantCode(tb testing.TB, err error, code string) {
+	tb.Helper()
+	if got := fheserve.ErrorCode(err); got != code {
+		tb.Fatalf("error %v: code %q, want %q", err, got, code)
+	}
+}
+
+// TestEndToEnd runs the whole flow through the SDK against a real server:
+// registration, approval, login, deployment, keys, an encrypted
+// prediction, and checks the result against predict --local's engine.
+func TestEndToEnd(t *testing.T) {
+	for _, model := range []string{"mlp_square", "cnn_square"} {
+		t.Run(model, func(t *testing.T) { testEndToEnd(t, model) })
+	}
+}
+
+func testEndToEnd(t *testing.T, model string) {
+	ctx := context.Background()
+	d := MustDaemon(t)
+
+	// Registration lands as pending: no login until approved.
+	owner, user, admin := sdk.New(d.URL()), sdk.New(d.URL()), sdk.New(d.URL())
+	acct := must(owner.Register(ctx, "olivia", "owner-password", fheserve.RoleOwner))(t)
+	if acct.Status != fheserve.AccountPending {
+		t.Fatalf("new account is %s, want pending", acct.Status)
+	}
+	must(user.Register(ctx, "ulrich", "user-password", fheserve.RoleUser))(t)
+	_, err := user.Login(ctx, "ulrich", "user-password")
+	wantCode(t, err, fheserve.EFORBIDDEN)
+
+	must(admin.Login(ctx, "root", rootPassword))(t)
+	pending := must(admin.Pending(ctx))(t)
+	if len(pending) != 2 {
+		t.Fatalf("%d pending accounts, want 2", len(pending))
+	}
+	for _, a := range pending {
+		must(admin.Approve(ctx, a.Username))(t)
+	}
+	_, err = user.Login(ctx, "ulrich", "wrong password")
+	wantCode(t, err, fheserve.EUNAUTHORIZED)
+	must(owner.Login(ctx, "olivia", "owner-password"))(t)
+	must(user.Login(ctx, "ulrich", "user-password"))(t)
+
+	// The owner deploys a model for this user alone.
+	data := must(os.ReadFile(filepath.Join("..", "testdata", "onnx", model+".onnx")))(t)
+	m := must(owner.Deploy(ctx, &fheserve.DeployRequest{Name: model, ONNX: data, Allow: []string{"ulrich"}}))(t)
+	if m.Version != 1 || m.Owner != "olivia" || m.Status != fheserve.ModelActive {
+		t.Fatalf("deployed model: %+v", m)
+	}
+
+	// The user finds it, makes keys locally and uploads the public part.
+	models := must(user.Models(ctx))(t)
+	if len(models) != 1 || models[0].ID != m.ID {
+		t.Fatalf("user sees %v, want just %s", models, m.ID)
+	}
+	keys := must(user.GenerateKeys(ctx, m.ID))(t)
+	ks := must(user.UploadKeys(ctx, keys, ""))(t)
+	if ks.ModelID != m.ID || ks.Size != int64(keys.EvalKeysSize()) || keys.KeySetID != ks.ID {
+		t.Fatalf("key set: %+v", ks)
+	}
+
+	// An encrypted prediction of every fixture sample.
+	x := must(npy.ReadFile(filepath.Join("..", "testdata", "onnx", model+".x.npy")))(t)
+	n := x.Shape[0]
+	var updates int
+	got := must(user.Predict(ctx, keys, x.Data, n, func(p sdk.Progress) { updates++ }))(t)
+	if updates < n {
+		t.Errorf("%d progress updates for %d calls", updates, n)
+	}
+
+	// The same input through predict --local's engine.
+	g := must(onnx.Import(data, onnx.Options{}))(t)
+	g.Name = model
+	r := must(local.New(g, compiler.Options{}, 0))(t)
+	want := must(r.Predict(ctx, x.Data, n))(t)
+	if r.Plan.Fingerprint != keys.Plan.Fingerprint {
+		t.Fatalf("the server compiled plan %s, predict --local compiles %s", keys.Plan.Fingerprint, r.Plan.Fingerprint)
+	}
+	tol := keys.Plan.Precision.OutputError
+	var worst float64
+	for i := range want {
+		worst = math.Max(worst, math.Abs(got[i]-want[i]))
+	}
+	if worst > tol {
+		t.Fatalf("max |server - local| = %.3g, above the plan's precision %.3g", worst, tol)
+	}
+	t.Logf("%s: %d samples, max |server - local| = %.2e (precision %.2e)", model, n, worst, tol)
+
+	// The owner sees usage of their model, not the values.
+	u := must(owner.Usage(ctx, m.ID))(t)
+	if u.Requests != n || u.Failures != 0 || len(u.ByUser) != 1 || u.ByUser[0].Key != "ulrich" {
+		t.Fatalf("usage: %+v", u)
+	}
+	// The secret key never went to the server: the upload was exactly
+	// the public and evaluation keys.
+	events := must(admin.API.Events(ctx, fheserve.EventFilter{Target: ks.ID}))(t)
+	if len(events) != 1 || events[0].Action != "keyset.upload" {
+		t.Fatalf("audit of the key set: %v", events)
+	}
+
+	if err := user.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = user.Models(ctx)
+	wantCode(t, err, fheserve.EUNAUTHORIZED)
+}
