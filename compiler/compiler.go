@@ -61,6 +61,9 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkDegrees(g, opts.Degrees); err != nil {
+		return nil, err
+	}
 	nodes, output, head := splitHead(g)
 	cal, err := calibrate(g, opts.Calibration)
 	if err != nil {

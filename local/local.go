@@ -47,6 +47,10 @@ type Runner struct {
 	keys    *client.Keys
 	eval    *server.Evaluator
 	Stats   Stats
+	// OutOfBound lists the samples, numbered across Predict calls, whose
+	// decrypted output exceeded the plan's output bound
+	// (plan.Plan.OutOfBound): results not to be trusted.
+	OutOfBound []int
 }
 
 // New compiles g, generates keys for its plan, and prepares the server
@@ -108,7 +112,6 @@ func (r *Runner) Predict(ctx context.Context, x []float64, n int) ([]float64, er
 		}
 		res = append(res, y...)
 	}
-	r.Stats.Samples += n
 	return res, nil
 }
 
@@ -171,8 +174,16 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 	if err != nil {
 		return nil, err
 	}
-	y, err := p.DecodeOutput(vals, n)
+	y, err := p.DecodeRaw(vals, n)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range p.OutOfBound(y) {
+		r.OutOfBound = append(r.OutOfBound, r.Stats.Samples+s)
+	}
+	plan.ApplyHead(p.Head, y, p.OutputSize())
 	r.Stats.Decrypt += time.Since(t0)
 	r.Stats.Calls++
-	return y, err
+	r.Stats.Samples += n
+	return y, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/fheserve/fheserve/compiler"
@@ -122,5 +123,68 @@ func TestBranchesEncrypted(t *testing.T) {
 				t.Fatalf("%s: got %v\nwant %v (stated precision %g)", packing, got, want, r.Plan.Precision.OutputError)
 			}
 		}
+	}
+}
+
+// TestOutOfIntervalFlagged runs inputs that drive a ReLU far beyond its
+// calibrated interval, where the polynomial explodes: the decrypted
+// outputs exceed the plan's output bound, and the runner reports those
+// samples instead of returning them silently. In latency packing each
+// sample is its own call and in-range samples stay within the stated
+// precision. In batch packing the samples of a call share ciphertexts, and
+// a value past the modulus headroom wraps every coefficient, so the whole
+// call is garbage; the flagged samples then include the in-range ones.
+func TestOutOfIntervalFlagged(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := &nn.Graph{Name: "relu-mlp", Input: nn.Shape{16}, Nodes: []*nn.Node{
+		{Name: "fc1", OpType: "Gemm", Op: randDense(rng, 16, 8, 1), Inputs: []int{0}, Shape: nn.Shape{8}},
+		{Name: "relu", OpType: "Relu", Op: &nn.Activation{Func: nn.ActReLU}, Inputs: []int{1}, Shape: nn.Shape{8}},
+		{Name: "fc2", OpType: "Gemm", Op: randDense(rng, 8, 4, 1), Inputs: []int{2}, Shape: nn.Shape{4}},
+	}, Output: 3}
+	calib := make([]float64, 64*16)
+	for i := range calib {
+		calib[i] = rng.Float64()*2 - 1
+	}
+	// Samples 0-2 are calibration rows; 3 and 4 are rows scaled by 4.
+	const n = 5
+	x := append([]float64(nil), calib[:n*16]...)
+	for i := 3 * 16; i < n*16; i++ {
+		x[i] *= 4
+	}
+	want, err := g.EvalBatch(x, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, packing := range []string{plan.Latency, plan.Batch} {
+		t.Run(packing, func(t *testing.T) {
+			r, err := New(g, compiler.Options{Packing: packing, Calibration: calib, Degree: 15}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := r.Predict(context.Background(), x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := r.Plan
+			// The approximation error is amplified by fc2's rows.
+			tol := p.Precision.OutputError + 8*p.Precision.ApproximationError
+			for s := 0; s < n; s++ {
+				var e float64
+				for i := s * 4; i < s*4+4; i++ {
+					e = math.Max(e, math.Abs(got[i]-want[i]))
+				}
+				t.Logf("sample %d: max error %.3g (output bound %.3g)", s, e, p.Precision.OutputBound)
+				if packing == plan.Latency && s < 3 && e > tol {
+					t.Errorf("in-range sample %d: error %g above %g", s, e, tol)
+				}
+			}
+			flagged := r.OutOfBound
+			if packing == plan.Batch {
+				flagged = slices.DeleteFunc(slices.Clone(flagged), func(s int) bool { return s < 3 })
+			}
+			if !slices.Equal(flagged, []int{3, 4}) {
+				t.Errorf("flagged samples %v, want 3 and 4", r.OutOfBound)
+			}
+		})
 	}
 }

@@ -9,30 +9,10 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve/compiler"
-	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 )
-
-// approxHook makes the reference evaluator use the plan's activation
-// approximations, so encrypted results can be held to the plan's stated
-// HE precision.
-func approxHook(g *nn.Graph, p *plan.Plan) *nn.EvalOptions {
-	acts := map[string]plan.Activation{}
-	for _, a := range p.Activations {
-		acts[a.Node] = a
-	}
-	return &nn.EvalOptions{Activation: func(node int, _ *nn.Activation) func(float64) float64 {
-		a, ok := acts[g.Nodes[node].Name]
-		if !ok {
-			return nil
-		}
-		return func(x float64) float64 {
-			return plan.EvalPoly(plan.Chebyshev, a.Coeffs, x*a.PreScale+a.PreOffset)
-		}
-	}}
-}
 
 func readNpy(t *testing.T, path string) *npy.Array {
 	t.Helper()
@@ -83,7 +63,7 @@ func TestOpsEncrypted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				ref, err := g.EvalBatch(x.Data, n, approxHook(g, r.Plan))
+				ref, err := g.EvalBatch(x.Data, n, compiler.Approximated(g, r.Plan))
 				if err != nil {
 					t.Fatal(err)
 				}

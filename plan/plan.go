@@ -250,6 +250,17 @@ func (p *Plan) EncodeInput(x []float64, n int) ([][]float64, error) {
 // DecodeOutput extracts n samples of output (row-major) from the decrypted
 // vectors of one call's result and applies the client-side head.
 func (p *Plan) DecodeOutput(vecs [][]float64, n int) ([]float64, error) {
+	out, err := p.DecodeRaw(vecs, n)
+	if err != nil {
+		return nil, err
+	}
+	ApplyHead(p.Head, out, p.OutputSize())
+	return out, nil
+}
+
+// DecodeRaw is DecodeOutput without the head: the values the server
+// computed, which OutOfBound checks.
+func (p *Plan) DecodeRaw(vecs [][]float64, n int) ([]float64, error) {
 	size := p.OutputSize()
 	out := make([]float64, n*size)
 	o := p.Output
@@ -276,7 +287,6 @@ func (p *Plan) DecodeOutput(vecs [][]float64, n int) ([]float64, error) {
 			out[i] = vecs[0][at(o.Positions, i)]
 		}
 	}
-	ApplyHead(p.Head, out, size)
 	return out, nil
 }
 
