@@ -53,6 +53,7 @@ file with a leading batch dimension) to fit the intervals to real data.`,
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
 	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
+	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
 	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
 	f.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
 	return cmd

@@ -45,6 +45,14 @@ func TestCompileFlags(t *testing.T) {
 			want: compileOptions{Model: "m.onnx", Packing: "batch", JSON: true,
 				engineFlags: engineFlags{Calibration: "c.npy", Degree: 15, LogN: 14}},
 		},
+		{
+			name: "degrees",
+			args: []string{"--model", "m.onnx", "--degrees", "/1/Relu=15,/3/Relu=7", "--degrees", "act=5"},
+			want: compileOptions{Model: "m.onnx", Packing: "latency",
+				engineFlags: engineFlags{Degrees: map[string]int{"/1/Relu": 15, "/3/Relu": 7, "act": 5}}},
+		},
+		{name: "degrees without degree", args: []string{"--model", "m.onnx", "--degrees", "/1/Relu"}, wantErr: fheserve.EINVALID},
+		{name: "degrees not a number", args: []string{"--model", "m.onnx", "--degrees", "/1/Relu=high"}, wantErr: fheserve.EINVALID},
 		{name: "no model", args: nil, wantErr: fheserve.EINVALID},
 		{name: "bad packing", args: []string{"--model", "m.onnx", "--packing", "fast"}, wantErr: fheserve.EINVALID},
 		{name: "bad degree", args: []string{"--model", "m.onnx", "--degree", "1"}, wantErr: fheserve.EINVALID},
@@ -81,9 +89,9 @@ func TestPredictFlags(t *testing.T) {
 		},
 		{
 			name: "all",
-			args: append(base[:len(base):len(base)], "--mode", "batch", "--calibration", "c.npy", "--degree", "5", "--log-n", "15", "--workers", "3", "--json"),
+			args: append(base[:len(base):len(base)], "--mode", "batch", "--calibration", "c.npy", "--degree", "5", "--degrees", "a=9", "--log-n", "15", "--workers", "3", "--json"),
 			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Mode: "batch", Workers: 3, JSON: true,
-				engineFlags: engineFlags{Calibration: "c.npy", Degree: 5, LogN: 15}},
+				engineFlags: engineFlags{Calibration: "c.npy", Degree: 5, Degrees: map[string]int{"a": 9}, LogN: 15}},
 		},
 		{name: "remote", args: base[1:], wantErr: fheserve.EUNSUPPORTED},
 		{name: "no model", args: []string{"--local", "--input", "x.npy", "--output", "y.npy"}, wantErr: fheserve.EINVALID},
@@ -100,6 +108,50 @@ func TestPredictFlags(t *testing.T) {
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
 				if diff := cmp.Diff(tt.want, *got, ignoreIO(predictOptions{}, "Out", "ErrOut", "Ctx"), cmp.AllowUnexported(predictOptions{})); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestEvalFlags(t *testing.T) {
+	base := []string{"--model", "m.onnx", "--data", "x.npy", "--labels", "y.npy"}
+	with := func(args ...string) []string { return append(base[:len(base):len(base)], args...) }
+	tests := []struct {
+		name    string
+		args    []string
+		want    evalOptions
+		wantErr string
+	}{
+		{
+			name: "defaults",
+			args: base,
+			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "batch"},
+		},
+		{
+			name: "all",
+			args: with("--mode", "latency", "--limit", "100", "--calibration", "c.npy", "--degree", "15",
+				"--degrees", "/1/Relu=7", "--log-n", "15", "--workers", "2", "--json"),
+			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "latency", Limit: 100, Workers: 2, JSON: true,
+				engineFlags: engineFlags{Calibration: "c.npy", Degree: 15, Degrees: map[string]int{"/1/Relu": 7}, LogN: 15}},
+		},
+		{name: "no model", args: []string{"--data", "x.npy", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},
+		{name: "no data", args: []string{"--model", "m.onnx", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},
+		{name: "no labels", args: []string{"--model", "m.onnx", "--data", "x.npy"}, wantErr: fheserve.EINVALID},
+		{name: "bad mode", args: with("--mode", "fast"), wantErr: fheserve.EINVALID},
+		{name: "negative limit", args: with("--limit", "-1"), wantErr: fheserve.EINVALID},
+		{name: "negative workers", args: with("--workers", "-2"), wantErr: fheserve.EINVALID},
+		{name: "bad degree", args: with("--degree", "64"), wantErr: fheserve.EINVALID},
+		{name: "positional", args: with("extra"), wantErr: fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *evalOptions
+			err := execute(t, newEvalCmd(func(o *evalOptions) error { got = o; return nil }), tt.args...)
+			checkParse(t, err, tt.wantErr)
+			if tt.wantErr == "" {
+				if diff := cmp.Diff(tt.want, *got, ignoreIO(evalOptions{}, "Out", "ErrOut", "Ctx"), cmp.AllowUnexported(evalOptions{})); diff != "" {
 					t.Errorf("options (-want +got):\n%s", diff)
 				}
 			}

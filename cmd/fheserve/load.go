@@ -74,15 +74,19 @@ func dims(s []int) string {
 
 // engineFlags are the compilation flags that compile and predict share.
 type engineFlags struct {
-	Calibration string // .npy file of representative inputs
-	Degree      int    // activation approximation degree; 0 is the default
-	LogN        int    // forced ring degree; 0 picks the smallest
+	Calibration string         // .npy file of representative inputs
+	Degree      int            // activation approximation degree; 0 is the default
+	Degrees     map[string]int // per-node degrees, overriding Degree
+	LogN        int            // forced ring degree; 0 picks the smallest
 }
+
+// degreesUsage is the help of the --degrees flag.
+const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the compile report), overriding --degree"
 
 // compilerOptions reads the calibration file and returns the options for
 // compiler.Compile (or local.New).
 func (f *engineFlags) compilerOptions(g *nn.Graph, packing string) (compiler.Options, error) {
-	opts := compiler.Options{Packing: packing, Degree: f.Degree, LogN: f.LogN}
+	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, LogN: f.LogN}
 	if f.Calibration != "" {
 		x, _, err := readSamples(f.Calibration, "calibration", g)
 		if err != nil {

@@ -68,6 +68,7 @@ the largest output (the predicted class) agrees.`,
 	f.StringVar(&opts.Mode, "mode", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.IntVar(&opts.Degree, "degree", 0, "degree of activation approximations (default 7)")
+	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
 	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	f.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")

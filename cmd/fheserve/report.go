@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
 )
 
@@ -78,14 +80,18 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 		fmt.Fprintf(w, "  none: every operation is exact under encryption\n")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tDEGREE\tDEPTH\tMAX ERROR\n")
-		for _, a := range p.Activations {
-			fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%d\t%d\t%.2e\n", a.Node, a.Func,
-				a.Interval[0], a.Interval[1], a.Source, a.Degree, a.Depth, a.MaxError)
+		fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tDEGREE\tDEPTH\tMAX ERROR\tOUTSIDE +10%%\t+25%%\n")
+		for i := range p.Activations {
+			a := &p.Activations[i]
+			fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%d\t%d\t%.2e\t%s\t%s\n", a.Node, a.Func,
+				a.Interval[0], a.Interval[1], a.Source, a.Degree, a.Depth, a.MaxError, excursion(a, 0.1), excursion(a, 0.25))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Fprintf(w, "  MAX ERROR is on the interval; OUTSIDE is the largest error for inputs up to 10%% and 25%% of\n"+
+			"  the interval's half-width beyond it, where the polynomial grows fast (more so at high degree).\n"+
+			"  Choose the degree with --degree, or per node with --degrees node=D,...\n")
 	}
 
 	fmt.Fprintf(w, "\nPrecision\n")
@@ -237,4 +243,15 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// excursion formats the largest error of an activation's approximation up
+// to frac half-widths outside its interval (blank when the plan carries no
+// coefficients, as one read from JSON).
+func excursion(a *plan.Activation, frac float64) string {
+	f, err := nn.ActivationFunc(a.Func)
+	if err != nil || len(a.Coeffs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.2e", compiler.Excursion(a, f, frac))
 }

@@ -34,6 +34,7 @@ never sees the inputs, the intermediate values or the predictions.`,
 		newDemoCmd(nil),
 		newVersionCmd(nil),
 		newBenchCmd(nil),
+		newEvalCmd(nil),
 	)
 	return root
 }

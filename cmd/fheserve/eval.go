@@ -1,0 +1,443 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/spf13/cobra"
+)
+
+type evalOptions struct {
+	Out    io.Writer
+	ErrOut io.Writer
+	Ctx    context.Context
+
+	Model   string
+	Data    string
+	Labels  string
+	Mode    string
+	Limit   int
+	Workers int
+	JSON    bool
+	engineFlags
+}
+
+func newEvalCmd(runF func(*evalOptions) error) *cobra.Command {
+	opts := &evalOptions{}
+	cmd := &cobra.Command{
+		Use:   "eval --model M.onnx --data X.npy --labels y.npy [flags]",
+		Short: "Measure a model's accuracy under encryption on a labelled data set",
+		Long: `Run every sample of a labelled data set through the model encrypted (keys,
+encryption, evaluation on ciphertexts, decryption, all in this process
+through the wire format) and in plaintext, and report:
+
+  - accuracy of the plaintext model, of the plaintext model with the
+    activations replaced by the polynomials that run under encryption, and
+    of the encrypted model;
+  - how often the encrypted prediction agrees with the plaintext one, and
+    the largest output difference;
+  - for each approximated activation, how many samples drove it outside
+    its interval, where the polynomial is inaccurate;
+  - samples whose decrypted output exceeds the plan's output bound (not to
+    be trusted);
+  - the time per stage and per sample.
+
+Batch packing (the default) puts up to N/2 samples in each call, which
+makes test sets of thousands of images practical; latency packing runs
+one sample per call. Labels are class indices (for a single output, 1 for
+above the threshold: 0.5 after a sigmoid head, 0 otherwise).`,
+		Example: `  fheserve eval --model examples/fmnist-mlp/model.onnx --data examples/data/fmnist.x.npy --labels examples/data/fmnist.y.npy
+  fheserve eval --model model.onnx --data x.npy --labels y.npy --calibration calib.npy --degree 15 --json
+  fheserve eval --model model.onnx --data x.npy --labels y.npy --mode latency --limit 20`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return evalRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
+	f.StringVar(&opts.Data, "data", "", "samples as an .npy `file`, batch dimension first (required)")
+	f.StringVar(&opts.Labels, "labels", "", "class index of each sample as an .npy `file` (required)")
+	f.StringVar(&opts.Mode, "mode", plan.Batch, "packing: batch (many samples per call) or latency (one sample per call)")
+	f.IntVar(&opts.Limit, "limit", 0, "evaluate only the first `n` samples (default all)")
+	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
+	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
+	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
+	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
+	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func (o *evalOptions) validate() error {
+	switch {
+	case o.Model == "":
+		return requiredFlag("--model")
+	case o.Data == "":
+		return requiredFlag("--data")
+	case o.Labels == "":
+		return requiredFlag("--labels")
+	case o.Limit < 0:
+		return fheserve.Errorf(fheserve.EINVALID, "--limit must not be negative")
+	case o.Workers < 0:
+		return fheserve.Errorf(fheserve.EINVALID, "--workers must not be negative")
+	}
+	if err := validPacking("--mode", o.Mode); err != nil {
+		return err
+	}
+	return validDegree(o.Degree)
+}
+
+// evalReport is what eval --json prints.
+type evalReport struct {
+	Model   string      `json:"model"`
+	Data    string      `json:"data"`
+	Samples int         `json:"samples"`
+	Plan    planSummary `json:"plan"`
+	// Accuracy is the fraction of samples whose predicted class is the
+	// label: plaintext (exact activations), approximated (plaintext with
+	// the plan's polynomials; omitted when every operation is exact) and
+	// encrypted.
+	Accuracy struct {
+		Plaintext    float64  `json:"plaintext"`
+		Approximated *float64 `json:"approximated,omitempty"`
+		Encrypted    float64  `json:"encrypted"`
+	} `json:"accuracy"`
+	// Plaintext compares the encrypted outputs with the exact plaintext
+	// model: HE noise plus the activation approximations.
+	Plaintext referenceCheck `json:"vs_plaintext"`
+	// Approximated compares them with the plaintext model using the
+	// plan's polynomials: HE noise alone, which the plan bounds by its
+	// output error.
+	Approximated *referenceCheck `json:"vs_approximated,omitempty"`
+	Activations  []activationUse `json:"activations,omitempty"`
+	// OutOfBound counts the samples whose decrypted output exceeded the
+	// plan's output bound.
+	OutOfBound int           `json:"out_of_bound"`
+	TimesMS    evalTimes     `json:"times_ms"`
+	Sizes      local.Stats   `json:"sizes"`
+	Warnings   []string      `json:"warnings,omitempty"`
+	summary    referenceData // for the text report
+}
+
+// activationUse says how the data used one approximated activation.
+type activationUse struct {
+	Node     string     `json:"node"`
+	Func     string     `json:"func"`
+	Degree   int        `json:"degree"`
+	Interval [2]float64 `json:"interval"`
+	// Outside counts the samples that drove the activation outside its
+	// interval at least once, and Excursion is the farthest input beyond
+	// it, in half-widths of the interval (0 when none).
+	Outside   int     `json:"samples_outside"`
+	Excursion float64 `json:"max_excursion"`
+}
+
+type evalTimes struct {
+	stageTimes
+	// PerSample is the client and server time of one sample: encryption,
+	// evaluation and decryption over the samples (keys are made once).
+	PerSample float64 `json:"per_sample"`
+	// Plaintext is the float64 reference model's time per sample.
+	Plaintext float64 `json:"plaintext_per_sample"`
+	Total     float64 `json:"total"`
+}
+
+type referenceData struct {
+	plainCorrect, approxCorrect, encCorrect int
+}
+
+func evalRun(opts *evalOptions) error {
+	start := time.Now()
+	g, err := loadModel(opts.Model)
+	if err != nil {
+		return err
+	}
+	x, n, err := readSamples(opts.Data, "data", g)
+	if err != nil {
+		return err
+	}
+	if opts.Limit > 0 && opts.Limit < n {
+		n = opts.Limit
+		x = x[:n*g.Input.Size()]
+	}
+	labels, err := readLabels(opts.Labels, n)
+	if err != nil {
+		return err
+	}
+	copts, err := opts.compilerOptions(g, opts.Mode)
+	if err != nil {
+		return err
+	}
+	r, err := local.New(g, copts, opts.Workers)
+	if err != nil {
+		return err
+	}
+	p := r.Plan
+	writeWarnings(opts.ErrOut, p)
+
+	t0 := time.Now()
+	ref, err := evalReference(g, p, x, n)
+	if err != nil {
+		return err
+	}
+	plainTime := time.Since(t0)
+
+	got, err := predictWithProgress(opts, r, x, n)
+	if err != nil {
+		return err
+	}
+
+	rep := &evalReport{Model: p.Model, Data: opts.Data, Samples: n, Plan: summarize(p), Warnings: p.Warnings}
+	size := p.OutputSize()
+	correct := func(y []float64) int {
+		c := 0
+		for s := 0; s < n; s++ {
+			if classOf(y[s*size:(s+1)*size], p.Head) == labels[s] {
+				c++
+			}
+		}
+		return c
+	}
+	d := &rep.summary
+	d.plainCorrect, d.encCorrect = correct(ref.exact), correct(got)
+	rep.Accuracy.Plaintext = float64(d.plainCorrect) / float64(n)
+	rep.Accuracy.Encrypted = float64(d.encCorrect) / float64(n)
+	rep.Plaintext = compareOutputs(got, ref.exact, p)
+	if len(p.Activations) > 0 {
+		d.approxCorrect = correct(ref.approx)
+		acc := float64(d.approxCorrect) / float64(n)
+		rep.Accuracy.Approximated = &acc
+		c := compareOutputs(got, ref.approx, p)
+		c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError
+		rep.Approximated = &c
+	} else {
+		// Every operation is exact: the plaintext model is the reference
+		// and the HE error alone is to be compared with the plan's.
+		rep.Plaintext.WithinPrecision = rep.Plaintext.MaxAbsError <= p.Precision.OutputError
+	}
+	rep.Activations = ref.uses
+	rep.OutOfBound = len(r.OutOfBound)
+	st := &r.Stats
+	rep.Sizes = *st
+	rep.TimesMS = evalTimes{
+		stageTimes: stageTimesOf(st),
+		PerSample:  millis(st.Encrypt+st.Evaluate+st.Decrypt) / float64(n),
+		Plaintext:  millis(plainTime) / float64(n),
+		Total:      millis(time.Since(start)),
+	}
+	if opts.JSON {
+		enc := json.NewEncoder(opts.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	writeEvalSummary(opts.Out, rep)
+	return nil
+}
+
+// readLabels reads n class indices (any integer-valued numeric .npy with
+// at least n entries; the first n are used).
+func readLabels(path string, n int) ([]int, error) {
+	a, err := npy.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Data) < n || (len(a.Shape) > 1 && a.Size() != a.Shape[0]) {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q has shape %v: want one class index per sample, [%d]", path, a.Shape, n)
+	}
+	labels := make([]int, n)
+	for i, v := range a.Data[:n] {
+		if v != math.Trunc(v) || v < 0 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q: label %d is %g, not a class index", path, i, v)
+		}
+		labels[i] = int(v)
+	}
+	return labels, nil
+}
+
+// predictWithProgress runs the samples encrypted one call at a time and
+// reports progress on stderr when the run is long.
+func predictWithProgress(opts *evalOptions, r *local.Runner, x []float64, n int) ([]float64, error) {
+	p := r.Plan
+	in := p.InputSize()
+	chunk := p.BatchSize
+	if p.Packing == plan.Latency {
+		chunk = max(1, min(n/10, 100))
+	}
+	out := make([]float64, 0, n*p.OutputSize())
+	t0 := time.Now()
+	for start := 0; start < n; start += chunk {
+		k := min(chunk, n-start)
+		y, err := r.Predict(opts.Ctx, x[start*in:(start+k)*in], k)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, y...)
+		if start+k < n && time.Since(t0) > 5*time.Second {
+			fmt.Fprintf(opts.ErrOut, "  %d/%d samples encrypted and evaluated, %.0f s\n", start+k, n, time.Since(t0).Seconds())
+		}
+	}
+	return out, nil
+}
+
+// reference holds the plaintext model's outputs and how the samples used
+// the approximated activations.
+type reference struct {
+	exact, approx []float64
+	uses          []activationUse
+}
+
+// evalReference runs the plaintext model on every sample, exactly and with
+// the plan's polynomials, and records which samples drove an activation
+// outside its interval.
+func evalReference(g *nn.Graph, p *plan.Plan, x []float64, n int) (*reference, error) {
+	in, out := g.Input.Size(), g.OutputShape().Size()
+	ref := &reference{exact: make([]float64, n*out)}
+	index := map[int]int{} // graph node -> activation
+	for i, nd := range g.Nodes {
+		for k, a := range p.Activations {
+			if a.Node == nd.Name {
+				index[i] = k
+			}
+		}
+	}
+	outside := make([]atomic.Int64, len(p.Activations))
+	worst := make([]float64, len(p.Activations))
+	var mu sync.Mutex
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	for w := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				s := int(next.Add(1) - 1)
+				if s >= n {
+					return
+				}
+				hit := make([]bool, len(p.Activations))
+				far := make([]float64, len(p.Activations))
+				opt := &nn.EvalOptions{Trace: func(node int, ins []*nn.Tensor, _ *nn.Tensor) {
+					k, ok := index[node]
+					if !ok {
+						return
+					}
+					lo, hi := p.Activations[k].Interval[0], p.Activations[k].Interval[1]
+					half := (hi - lo) / 2
+					for _, v := range ins[0].Data {
+						if v < lo || v > hi {
+							hit[k] = true
+							far[k] = math.Max(far[k], math.Max(lo-v, v-hi)/half)
+						}
+					}
+				}}
+				y, err := g.Eval(&nn.Tensor{Shape: g.Input, Data: x[s*in : (s+1)*in]}, opt)
+				if err != nil {
+					errs[w] = fmt.Errorf("sample %d: %w", s, err)
+					return
+				}
+				copy(ref.exact[s*out:], y.Data)
+				mu.Lock()
+				for k := range hit {
+					if hit[k] {
+						outside[k].Add(1)
+					}
+					worst[k] = math.Max(worst[k], far[k])
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(p.Activations) == 0 {
+		return ref, nil
+	}
+	var err error
+	if ref.approx, err = g.EvalBatch(x, n, compiler.Approximated(g, p)); err != nil {
+		return nil, err
+	}
+	for k, a := range p.Activations {
+		ref.uses = append(ref.uses, activationUse{Node: a.Node, Func: a.Func, Degree: a.Degree, Interval: a.Interval,
+			Outside: int(outside[k].Load()), Excursion: worst[k]})
+	}
+	return ref, nil
+}
+
+func writeEvalSummary(w io.Writer, r *evalReport) {
+	p := r.Plan
+	d := r.summary
+	fmt.Fprintf(w, "evaluated %s on %d sample%s of %s under encryption (%s packing, N = 2^%d, depth %d, %d call%s)\n",
+		r.Model, r.Samples, plural(r.Samples), r.Data, p.Packing, p.LogN, p.Depth, r.Sizes.Calls, plural(r.Sizes.Calls))
+	fmt.Fprintf(w, "  accuracy: plaintext %s (%d)", pct(r.Accuracy.Plaintext), d.plainCorrect)
+	if r.Accuracy.Approximated != nil {
+		fmt.Fprintf(w, ", approximated activations %s (%d)", pct(*r.Accuracy.Approximated), d.approxCorrect)
+	}
+	fmt.Fprintf(w, ", encrypted %s (%d)\n", pct(r.Accuracy.Encrypted), d.encCorrect)
+	c := r.Plaintext
+	fmt.Fprintf(w, "  encrypted vs plaintext: predicted class agrees on %d/%d (%s), max abs error %.2e\n",
+		c.ArgmaxAgree, r.Samples, pct(c.ArgmaxAgreement), c.MaxAbsError)
+	if a := r.Approximated; a != nil {
+		fmt.Fprintf(w, "  encrypted vs approximated plaintext: agrees on %d/%d (%s), max abs error %.2e (plan's output error %.2e)\n",
+			a.ArgmaxAgree, r.Samples, pct(a.ArgmaxAgreement), a.MaxAbsError, p.Precision.OutputError)
+	} else {
+		within := "within"
+		if !c.WithinPrecision {
+			within = "ABOVE"
+		}
+		fmt.Fprintf(w, "  every operation is exact under encryption: the error is %s the plan's output error %.2e\n", within, p.Precision.OutputError)
+	}
+	for _, a := range r.Activations {
+		fmt.Fprintf(w, "  activation %s (%s, degree %d on [%.4g, %.4g]): %d sample%s outside the interval",
+			a.Node, a.Func, a.Degree, a.Interval[0], a.Interval[1], a.Outside, plural(a.Outside))
+		if a.Outside > 0 {
+			fmt.Fprintf(w, ", at most %.2f half-widths beyond", a.Excursion)
+		}
+		fmt.Fprintln(w)
+	}
+	if r.OutOfBound > 0 {
+		fmt.Fprintf(w, "  WARNING: %d sample%s decrypted beyond the output bound %.4g: inputs unlike the calibration data; values past the modulus headroom wrap around, and in batch packing that spoils every sample of the call\n",
+			r.OutOfBound, plural(r.OutOfBound), p.Precision.OutputBound)
+	}
+	t := r.TimesMS
+	fmt.Fprintf(w, "  time: keygen %s, encrypt %s, evaluate %s, decrypt %s; %.3g ms per sample encrypted, %.3g ms in plaintext; total %s\n",
+		secs(t.Keygen), secs(t.Encrypt), secs(t.Evaluate), secs(t.Decrypt), t.PerSample, t.Plaintext, secs(t.Total))
+	s := r.Sizes
+	fmt.Fprintf(w, "  sizes: evaluation keys %s, uploads %s, results %s\n", fmtBytes(s.EvalKeyByte), fmtBytes(s.UploadBytes), fmtBytes(s.ResultBytes))
+}
+
+// pct formats a fraction as a percentage with two decimals.
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+// secs formats milliseconds as seconds or milliseconds.
+func secs(ms float64) string {
+	if ms >= 1000 {
+		return fmt.Sprintf("%.1f s", ms/1000)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
+}
