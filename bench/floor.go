@@ -127,12 +127,7 @@ func Floor(r *local.Runner) (time.Duration, error) {
 			case s.Coeffs:
 				total += c.ptMul + c.rescale
 			default:
-				diags := s.Diagonals()
-				idx := make([]int, 0, len(diags))
-				for k := range diags {
-					idx = append(idx, k)
-				}
-				sort.Ints(idx)
+				idx := s.DiagonalIndices()
 				babies, giants := compiler.BSGS(idx, slots, s.LogBSGSRatio)
 				total += time.Duration(len(babies))*c.hoisted + time.Duration(len(giants))*c.rot +
 					time.Duration(len(idx))*c.ptMul + c.rescale

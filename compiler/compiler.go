@@ -446,12 +446,7 @@ func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
 			case s.Coeffs:
 				ops.CoeffMuls++
 			default:
-				diags := s.Diagonals()
-				idx := make([]int, 0, len(diags))
-				for k := range diags {
-					idx = append(idx, k)
-				}
-				sort.Ints(idx)
+				idx := s.DiagonalIndices()
 				s.LogBSGSRatio = bestRatio(idx, slots)
 				babies, giants := BSGS(idx, slots, s.LogBSGSRatio)
 				for _, r := range babies {

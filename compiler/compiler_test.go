@@ -59,11 +59,7 @@ func TestCompileCNN(t *testing.T) {
 		if s.Kind != plan.StepLinear {
 			continue
 		}
-		idx := []int{}
-		for k := range s.Diagonals() {
-			idx = append(idx, k)
-		}
-		b, gs := BSGS(idx, p.Slots(), s.LogBSGSRatio)
+		b, gs := BSGS(s.DiagonalIndices(), p.Slots(), s.LogBSGSRatio)
 		for _, r := range append(append(b, gs...), s.FoldRotations()...) {
 			want[r] = true
 		}

@@ -189,6 +189,18 @@ func (s *Step) Diagonals() map[int][]float64 {
 	return d
 }
 
+// DiagonalIndices returns the sorted indices of the step's non-zero
+// diagonals.
+func (s *Step) DiagonalIndices() []int {
+	d := s.Diagonals()
+	idx := make([]int, 0, len(d))
+	for k := range d {
+		idx = append(idx, k)
+	}
+	sort.Ints(idx)
+	return idx
+}
+
 // FoldRotations are the rotations that sum the Pin/Pout blocks after the
 // diagonal product of a latency-mode Linear step (empty when Pin <= Pout).
 func (s *Step) FoldRotations() []int {
