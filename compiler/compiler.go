@@ -36,6 +36,12 @@ type Options struct {
 	Degrees map[string]int
 	// LogN forces the ring degree (0 picks the smallest that fits).
 	LogN int
+	// MinFloodBits demands that the flooding noise added to results be at
+	// least 2^MinFloodBits times the evaluation noise it hides (circuit
+	// privacy against the model's weights), at the price of a larger
+	// scale or ring. 0 accepts what the smallest ring gives; the plan
+	// reports it either way.
+	MinFloodBits float64
 	// OutputBound forces the largest output magnitude the parameters must
 	// carry (0 takes it from calibration).
 	OutputBound float64
@@ -309,9 +315,26 @@ func (c *compilation) build() (*plan.Plan, error) {
 	}
 	p.Precision.OutputBound = bound
 
-	ps, err := chooseParams(D, minSlots, coeffN, bound, c.opts.LogN)
+	maxScale := maxLogScale
+	if c.opts.MinFloodBits > 0 {
+		maxScale = maxQBits
+	}
+	ps, err := chooseParams(D, minSlots, coeffN, bound, c.opts.LogN, maxScale)
 	if err != nil {
 		return nil, err
+	}
+	// A demanded flooding margin buys a larger scale, then a larger ring.
+	for c.opts.MinFloodBits > 0 {
+		e := c.evalNoise(ps)
+		if math.Log2(floodTarget(bound, e)/e) >= c.opts.MinFloodBits {
+			break
+		}
+		if c.opts.LogN != 0 || ps.spec.LogN >= 16 {
+			return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "no 128-bit secure ring up to 2^16 gives %.0f bits of flooding for this model's depth %d and output range %.3g", c.opts.MinFloodBits, D, bound)
+		}
+		if ps, err = chooseParams(D, minSlots, coeffN, bound, ps.spec.LogN+1, maxScale); err != nil {
+			return nil, err
+		}
 	}
 	p.Params = ps.spec
 	p.LogQP = ps.logQP

@@ -147,3 +147,27 @@ func TestDefaultIntervalWarns(t *testing.T) {
 		t.Fatalf("activation %+v, warnings %v", a, res.Plan.Warnings)
 	}
 }
+
+// A demanded flooding margin is met by a larger scale or ring, and an
+// unreachable one is refused rather than silently weakened.
+func TestMinFloodBits(t *testing.T) {
+	g, calib := mustBundled(t, "cnn")
+	base, err := Compile(g, Options{Calibration: calib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Compile(g, Options{Calibration: calib, MinFloodBits: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Plan.Precision.FloodBits < 20 || base.Plan.Precision.FloodBits >= 20 {
+		t.Fatalf("flood bits: default %.1f, demanded 20 got %.1f", base.Plan.Precision.FloodBits, res.Plan.Precision.FloodBits)
+	}
+	if res.Plan.LogQP > float64(res.Plan.SecurityBound) {
+		t.Fatalf("logQP %.1f above bound %d", res.Plan.LogQP, res.Plan.SecurityBound)
+	}
+	_, err = Compile(g, Options{Calibration: calib, MinFloodBits: 40})
+	if fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED {
+		t.Fatalf("40 flood bits: got %v, want an unsupported error", err)
+	}
+}

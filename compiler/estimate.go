@@ -20,7 +20,9 @@ import (
 // drowns the weight-dependent evaluation noise as far as it can.
 const floodPrecisionBits = 12
 
-func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
+// evalNoise is the modelled std of the evaluation noise of an output
+// value (slot domain, value units) under the given parameters.
+func (c *compilation) evalNoise(ps *paramChoice) float64 {
 	n := float64(ps.params.N())
 	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
 	h := 2 * n / 3
@@ -47,10 +49,22 @@ func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
 			err[i+1] = lip*x + float64(plan.PolyDepth(len(s.Poly)-1))*sum*eRescale
 		}
 	}
-	eEval := err[c.prog.Output]
+	return err[c.prog.Output]
+}
+
+// floodTarget is the slot-domain std of the flooding noise: the precision
+// budget, but at least twice the evaluation noise.
+func floodTarget(bound, eEval float64) float64 {
+	return math.Max(bound*math.Exp2(-floodPrecisionBits)/5, 2*eEval)
+}
+
+func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
+	n := float64(ps.params.N())
+	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
+	eEval := c.evalNoise(ps)
 	// Coefficient-domain std of the evaluation noise, and flooding sized to
 	// the precision budget but at least twice the evaluation noise.
-	target := math.Max(p.Precision.OutputBound*math.Exp2(-floodPrecisionBits)/5, 2*eEval)
+	target := floodTarget(p.Precision.OutputBound, eEval)
 	toCoeff := scale / math.Sqrt(n)
 	p.Precision.FloodStd = math.Floor(target * toCoeff)
 	p.Precision.FloodBits = math.Log2(target / eEval)

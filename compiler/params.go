@@ -16,6 +16,7 @@ import (
 const (
 	maxLogScale = 40
 	minLogScale = 26
+	maxQBits    = 60
 )
 
 type paramChoice struct {
@@ -39,7 +40,7 @@ func headroomBits(bound float64) int {
 
 // chooseParams picks the smallest ring that fits the depth and the layout,
 // and on it the largest scale that keeps 128-bit security.
-func chooseParams(depth, minSlots, coeffN int, outBound float64, forceLogN int) (*paramChoice, error) {
+func chooseParams(depth, minSlots, coeffN int, outBound float64, forceLogN, maxScale int) (*paramChoice, error) {
 	hb := headroomBits(outBound)
 	lo, hi := he.MinLogN, 16
 	if forceLogN != 0 {
@@ -54,8 +55,10 @@ func chooseParams(depth, minSlots, coeffN int, outBound float64, forceLogN int) 
 		if !ok {
 			return nil, fheserve.Errorf(fheserve.EINVALID, "ring degree 2^%d is not supported", logN)
 		}
-		for s := maxLogScale; s >= minLogScale; s-- {
-			b0 := min(s+hb, he.MaxPrimeBits)
+		// q0 must hold the scale plus the output headroom; Lattigo takes
+		// ciphertext primes of at most 60 bits.
+		for s := min(maxScale, maxQBits-hb); s >= minLogScale; s-- {
+			b0 := s + hb
 			bp := min(max(b0, s)+1, he.MaxPrimeBits)
 			// Leave a bit of slack: generated primes are not exact powers of two.
 			if float64(b0+depth*s+bp) > bound-1 {

@@ -188,3 +188,29 @@ func TestOutOfIntervalFlagged(t *testing.T) {
 		})
 	}
 }
+
+func TestStrongFloodingEncrypted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := mlp(rng)
+	x := make([]float64, 2*16)
+	for i := range x {
+		x[i] = rng.Float64()*2 - 1
+	}
+	r, err := New(g, compiler.Options{Calibration: x, MinFloodBits: 20}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Plan.Precision.FloodBits < 20 {
+		t.Fatalf("flood bits %.1f", r.Plan.Precision.FloodBits)
+	}
+	got, err := r.Predict(context.Background(), x, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := g.EvalBatch(x, 2, nil)
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > r.Plan.Precision.OutputError {
+			t.Fatalf("got %v\nwant %v (stated %g)", got, want, r.Plan.Precision.OutputError)
+		}
+	}
+}

@@ -78,6 +78,7 @@ type engineFlags struct {
 	Degree      int            // activation approximation degree; 0 is the default
 	Degrees     map[string]int // per-node degrees, overriding Degree
 	LogN        int            // forced ring degree; 0 picks the smallest
+	FloodBits   float64        // demanded flooding margin over the evaluation noise
 }
 
 // degreesUsage is the help of the --degrees flag.
@@ -86,7 +87,7 @@ const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the
 // compilerOptions reads the calibration file and returns the options for
 // compiler.Compile (or local.New).
 func (f *engineFlags) compilerOptions(g *nn.Graph, packing string) (compiler.Options, error) {
-	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, LogN: f.LogN}
+	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, LogN: f.LogN, MinFloodBits: f.FloodBits}
 	if f.Calibration != "" {
 		x, _, err := readSamples(f.Calibration, "calibration", g)
 		if err != nil {
