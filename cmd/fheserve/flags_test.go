@@ -240,3 +240,18 @@ func TestBatchOf(t *testing.T) {
 		})
 	}
 }
+
+func TestModelName(t *testing.T) {
+	for path, want := range map[string]string{
+		"m.onnx":                            "m",
+		"dir/cnn.onnx":                      "cnn",
+		"examples/fmnist-cnn/model.onnx":    "fmnist-cnn",
+		"model.onnx":                        "model",
+		"/model.onnx":                       "model",
+		"../examples/face-match/model.onnx": "face-match",
+	} {
+		if got := modelName(path); got != want {
+			t.Errorf("modelName(%q) = %q, want %q", path, got, want)
+		}
+	}
+}

@@ -17,14 +17,23 @@ import (
 )
 
 // loadModel imports the ONNX model at path. The model is named after its
-// file: exporters name graphs generically ("torch_jit", "main_graph").
+// file, or its folder when the file is model.onnx (examples/NAME/model.onnx):
+// exporters name graphs generically ("torch_jit", "main_graph").
 func loadModel(path string) (*nn.Graph, error) {
 	g, err := onnx.ImportFile(path, onnx.Options{})
 	if err != nil {
 		return nil, err
 	}
-	g.Name = strings.TrimSuffix(filepath.Base(path), ".onnx")
+	g.Name = modelName(path)
 	return g, nil
+}
+
+func modelName(path string) string {
+	name := strings.TrimSuffix(filepath.Base(path), ".onnx")
+	if dir := filepath.Base(filepath.Dir(path)); name == "model" && dir != "." && dir != string(filepath.Separator) {
+		return dir
+	}
+	return name
 }
 
 // readSamples reads the .npy file at path as samples for g: a leading batch

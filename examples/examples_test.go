@@ -1,0 +1,127 @@
+package examples
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// zoo lists the examples with the compilation settings their READMEs
+// quote, and how many fixture rows the test runs encrypted.
+var zoo = []struct {
+	name    string
+	degree  int // activation degree; 0 for models without approximations
+	packing string
+	samples int
+}{
+	{"cancer-logreg", 0, plan.Batch, 143},
+	{"cancer-logreg", 0, plan.Latency, 4},
+	{"digits-mlp", 15, plan.Batch, 200},
+	{"face-match", 0, plan.Batch, 128},
+	{"face-match", 0, plan.Latency, 3},
+}
+
+func mustRead(t *testing.T, path string) *npy.Array {
+	t.Helper()
+	a, err := npy.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestEncrypted runs fixture rows of each example encrypted through the
+// wire format and checks, per sample, that the predicted class is the
+// plaintext model's and that the outputs are within the plan's stated
+// precision of the plaintext model with the plan's activation
+// approximations (the HE error alone); the approximations' own effect,
+// the distance between that model and the exact one, is logged.
+func TestEncrypted(t *testing.T) {
+	for _, ex := range zoo {
+		t.Run(ex.name+"/"+ex.packing, func(t *testing.T) {
+			dir := ex.name
+			g, err := onnx.ImportFile(filepath.Join(dir, "model.onnx"), onnx.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.Name = ex.name
+			calib := mustRead(t, filepath.Join(dir, "calib.npy"))
+			x := mustRead(t, filepath.Join(dir, "test.x.npy"))
+			labels := mustRead(t, filepath.Join(dir, "test.y.npy"))
+			n := min(ex.samples, x.Shape[0])
+			in := g.Input.Size()
+			xs := x.Data[:n*in]
+
+			r, err := local.New(g, compiler.Options{Packing: ex.packing, Calibration: calib.Data, Degree: ex.degree}, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := r.Plan
+			if len(p.Warnings) > 0 {
+				t.Errorf("plan warnings: %v", p.Warnings)
+			}
+			got, err := r.Predict(context.Background(), xs, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			exact, err := g.EvalBatch(xs, n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			approx, err := g.EvalBatch(xs, n, compiler.Approximated(g, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			size := p.OutputSize()
+			var heErr, approxEffect float64
+			correct := 0
+			for s := 0; s < n; s++ {
+				e, a, w := got[s*size:(s+1)*size], approx[s*size:(s+1)*size], exact[s*size:(s+1)*size]
+				if class(e) != class(w) {
+					t.Errorf("sample %d: encrypted class %d, plaintext %d (outputs %.4g vs %.4g)", s, class(e), class(w), e, w)
+				}
+				if class(e) == int(labels.Data[s]) {
+					correct++
+				}
+				for i := range e {
+					heErr = math.Max(heErr, math.Abs(e[i]-a[i]))
+					approxEffect = math.Max(approxEffect, math.Abs(a[i]-w[i]))
+				}
+			}
+			if heErr > p.Precision.OutputError {
+				t.Errorf("largest error %.3g against the approximated plaintext model, above the plan's output error %.3g", heErr, p.Precision.OutputError)
+			}
+			if len(r.OutOfBound) > 0 {
+				t.Errorf("samples %v decrypted beyond the output bound %g", r.OutOfBound, p.Precision.OutputBound)
+			}
+			t.Logf("N=2^%d depth %d: %d/%d correct encrypted; HE error %.2e (stated %.2e); approximation effect %.2e (activation error %.2e)",
+				p.Params.LogN, p.Depth, correct, n, heErr, p.Precision.OutputError, approxEffect, p.Precision.ApproximationError)
+		})
+	}
+}
+
+// class is the predicted class of one output vector: its arg max, or for
+// a single output (a probability after the sigmoid head) whether it is
+// above 0.5.
+func class(v []float64) int {
+	if len(v) == 1 {
+		if v[0] > 0.5 {
+			return 1
+		}
+		return 0
+	}
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}
