@@ -1,18 +1,24 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/bundled"
-	"github.com/fheserve/fheserve/compiler"
-	"github.com/fheserve/fheserve/local"
+	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -33,14 +39,15 @@ func newDemoCmd(runF func(*demoOptions) error) *cobra.Command {
 	opts := &demoOptions{}
 	cmd := &cobra.Command{
 		Use:   "demo [flags]",
-		Short: "Run an encrypted prediction on a bundled model and show what each party sees",
-		Long: fmt.Sprintf(`Run a bundled model on a few of its sample inputs under encryption and print
-what each party sees: the client (its keys and uploads), the server (the
-plan it compiled, sizes and timings, never a value) and the user (the
-decrypted prediction next to the plaintext model's).
-
-The client and the server run in this process and exchange keys and
-ciphertexts in the same wire format they use over a network.
+		Short: "Run the service on a temporary data directory and show what each party sees",
+		Long: fmt.Sprintf(`Start a server on a temporary data directory and play every party through
+its real HTTP API: an administrator approves an owner and a user; the owner
+deploys a bundled model; the user generates keys, uploads the public part,
+encrypts a few of the model's sample inputs, submits them, follows the jobs,
+downloads the encrypted results and decrypts them. Print what each party
+saw (the server: sizes, timings and its audit trail, never a value; the
+user: the decrypted prediction next to the plaintext model's), then stop
+the server and delete its data.
 Bundled models: %s.`, strings.Join(bundled.Names(), ", ")),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -57,7 +64,7 @@ Bundled models: %s.`, strings.Join(bundled.Names(), ", ")),
 	f := cmd.Flags()
 	f.StringVar(&opts.Model, "model", defaultDemoModel, "bundled `name` of the model to run")
 	f.IntVar(&opts.Samples, "samples", 3, "number of bundled sample inputs to predict")
-	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
+	f.IntVar(&opts.Workers, "workers", 0, "goroutines one evaluation may use (default: one per core)")
 	return cmd
 }
 
@@ -119,72 +126,195 @@ func demoRun(opts *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	r, err := local.New(w.graph, compiler.Options{Calibration: w.calib}, opts.Workers)
+	dir, err := os.MkdirTemp("", "fheserve-demo-")
 	if err != nil {
 		return err
 	}
-	y, err := r.Predict(opts.Ctx, w.x, w.n)
+	defer os.RemoveAll(dir)
+	d := &demo{opts: opts, out: opts.Out, w: w, ctx: opts.Ctx}
+	err = d.run(dir)
+	if d.daemon != nil {
+		d.daemon.Close()
+		fmt.Fprintf(d.out, "\nstopped the server and deleted its data directory\n")
+	}
+	return err
+}
+
+// demo runs the service on a temporary data directory and plays the
+// administrator, an owner and a user through the real HTTP API.
+type demo struct {
+	opts   *demoOptions
+	out    io.Writer
+	w      *workload
+	ctx    context.Context
+	daemon *fhttp.Daemon
+}
+
+const demoPassword = "demo-password-not-secret"
+
+func (d *demo) run(dir string) error {
+	ctx, out, w := d.ctx, d.out, d.w
+	var err error
+	d.daemon, err = fhttp.StartDaemon(ctx, dir, "127.0.0.1:0", app.Config{EvalThreads: d.opts.Workers})
 	if err != nil {
 		return err
 	}
+	url := d.daemon.URL()
+	fmt.Fprintf(out, "fheserve demo: an encrypted prediction service on this machine, the bundled model %q, %d sample%s\n", d.opts.Model, w.n, plural(w.n))
+	fmt.Fprintf(out, "started a server at %s on a temporary data directory; every step below goes through its HTTP API\n\n", url)
+
+	// The administrator is created offline, like 'fheserve admin init'.
+	if _, err := d.daemon.App.InitAdmin(ctx, "admin", demoPassword); err != nil {
+		return err
+	}
+	admin, owner, user := sdk.New(url), sdk.New(url), sdk.New(url)
+	if _, err := owner.Register(ctx, "owner", demoPassword, fheserve.RoleOwner); err != nil {
+		return err
+	}
+	if _, err := user.Register(ctx, "user", demoPassword, fheserve.RoleUser); err != nil {
+		return err
+	}
+	_, pendingErr := user.Login(ctx, "user", demoPassword)
+	if _, err := admin.Login(ctx, "admin", demoPassword); err != nil {
+		return err
+	}
+	pending, err := admin.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "ADMIN (the service provider)\n")
+	fmt.Fprintf(out, "  created the administrator offline ('fheserve admin init')\n")
+	for _, a := range pending {
+		if _, err := admin.Approve(ctx, a.Username); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  approved the registration of %q as a model %s\n", a.Username, a.Role)
+	}
+	fmt.Fprintf(out, "  (before approval, the user's login was refused: %s)\n\n", fheserve.ErrorMessage(pendingErr))
+
+	// The owner deploys the bundled model with its calibration data.
+	if _, err := owner.Login(ctx, "owner", demoPassword); err != nil {
+		return err
+	}
+	onnxData, err := bundled.Model(d.opts.Model)
+	if err != nil {
+		return err
+	}
+	var calib bytes.Buffer
+	if err := npy.Write(&calib, &npy.Array{Shape: []int{len(w.calib) / w.graph.Input.Size(), w.graph.Input.Size()}, Data: w.calib}); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: d.opts.Model, ONNX: onnxData, Calibration: calib.Bytes(), Allow: []string{"user"}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "OWNER (deploys the model; sees usage, never inputs or predictions)\n")
+	fmt.Fprintf(out, "  deployed %q (%s of ONNX, %s of calibration data) in %.0f ms: model %s\n",
+		m.Name, fmtBytes(len(onnxData)), fmtBytes(calib.Len()), millis(time.Since(t0)), m.ID)
+	fmt.Fprintf(out, "  the server compiled it to a %s plan: N = 2^%d, %d rotation keys, precision %.1e; weights stored encrypted (AES-256-GCM)\n",
+		m.Packing, m.LogN, m.Rotations, m.OutputError)
+	fmt.Fprintf(out, "  access: only %q\n\n", "user")
+
+	// The user makes keys on the device and runs the prediction.
+	if _, err := user.Login(ctx, "user", demoPassword); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	keys, err := user.GenerateKeys(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	keygen := time.Since(t0)
+	p := keys.Plan
+	t0 = time.Now()
+	ks, err := user.UploadKeys(ctx, keys, "")
+	if err != nil {
+		return err
+	}
+	upload := time.Since(t0)
+	fmt.Fprintf(out, "USER'S DEVICE (the only holder of the secret key)\n")
+	fmt.Fprintf(out, "  fetched the public plan of %s (fingerprint %s...) and generated keys in %.0f ms\n", m.ID, p.Fingerprint[:16], millis(keygen))
+	fmt.Fprintf(out, "    secret key                  kept on the device, never sent\n")
+	fmt.Fprintf(out, "    public and evaluation keys  %s, uploaded in %.0f ms as key set %s\n", fmtBytes(int(ks.Size)), millis(upload), ks.ID)
+	in := p.InputSize()
+	var jobs []*fheserve.Job
+	var encrypt time.Duration
+	var sent int
+	for i := 0; i < w.n; i++ {
+		t0 := time.Now()
+		ct, err := keys.Encrypt(w.x[i*in:(i+1)*in], 1)
+		if err != nil {
+			return err
+		}
+		encrypt += time.Since(t0)
+		sent += len(ct)
+		j, err := user.Submit(ctx, keys, ct)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, j)
+	}
+	fmt.Fprintf(out, "  encrypted %d sample%s of %d values in %.0f ms and submitted %d job%s (%s of ciphertexts)\n",
+		w.n, plural(w.n), in, millis(encrypt), len(jobs), plural(len(jobs)), fmtBytes(sent))
+	var got []float64
+	var decrypt time.Duration
+	for i, j := range jobs {
+		done, err := user.Wait(ctx, j.ID, nil)
+		if err != nil {
+			return err
+		}
+		jobs[i] = done
+		t0 := time.Now()
+		y, err := user.Fetch(ctx, keys, j.ID, 1)
+		if err != nil {
+			return err
+		}
+		decrypt += time.Since(t0)
+		got = append(got, y...)
+	}
+	fmt.Fprintf(out, "  followed each job's progress, downloaded the encrypted results and decrypted them in %.0f ms\n\n", millis(decrypt))
+
+	// What the server recorded: sizes, timings and an audit trail.
+	fmt.Fprintf(out, "SERVER (sees the model, evaluation keys and ciphertexts; no value in the clear)\n")
+	for _, j := range jobs {
+		fmt.Fprintf(out, "  job %s: %s in, waited %.0f ms, evaluated %d steps in %.0f ms, %s of sanitized result out\n",
+			j.ID, fmtBytes(int(j.InputBytes)), millis(j.StartedAt.Sub(j.CreatedAt)), j.Total,
+			millis(j.FinishedAt.Sub(*j.StartedAt)), fmtBytes(int(j.ResultBytes)))
+	}
+	events, err := admin.API.Events(ctx, fheserve.EventFilter{Limit: 12})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  audit trail (newest %d of the records the administrator sees):\n", len(events))
+	for i := len(events) - 1; i >= 0; i-- {
+		e := events[i]
+		actor := e.Actor
+		if actor == "" {
+			actor = "(server)"
+		}
+		fmt.Fprintf(out, "    %-8s %-20s %s %s\n", actor, e.Action, e.Target, e.Detail)
+	}
+	u, err := owner.Usage(ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  the owner's usage report: %d requests by %d user, %d failed, latency p50 %.0f ms\n\n",
+		u.Requests, len(u.ByUser), u.Failures, u.Latency.P50)
+
 	want, err := w.graph.EvalBatch(w.x, w.n, nil)
 	if err != nil {
 		return err
 	}
-	out := opts.Out
-	fmt.Fprintf(out, "fheserve demo: encrypted prediction with the bundled model %q on %d sample%s\n", opts.Model, w.n, plural(w.n))
-	fmt.Fprintf(out, "(client and server run in this process and exchange keys and ciphertexts in the wire format)\n\n")
-	showClient(out, r, w)
-	showServer(out, r)
-	showUser(out, r, w, opts.Model, y, want)
+	showPredictions(out, p, w, d.opts.Model, got, want)
 	return nil
 }
 
-// showClient prints what the user's device did and sent.
-func showClient(out io.Writer, r *local.Runner, w *workload) {
-	s, p := &r.Stats, r.Plan
-	fmt.Fprintf(out, "CLIENT (the user's device: the only holder of the secret key)\n")
-	fmt.Fprintf(out, "  generated keys in %.0f ms\n", millis(s.Keygen))
-	fmt.Fprintf(out, "    secret key        kept on the device, never sent\n")
-	fmt.Fprintf(out, "    public key        %s\n", fmtBytes(s.PublicKey))
-	keys := fmt.Sprintf("%d rotation keys", len(p.Rotations))
-	if p.Relin {
-		keys = "a relinearization key and " + keys
-	}
-	fmt.Fprintf(out, "    evaluation keys   %s, sent to the server once (%s)\n", fmtBytes(s.EvalKeyByte), keys)
-	uploads := fmt.Sprintf("1 upload of %s", fmtBytes(s.UploadBytes))
-	if s.Calls > 1 {
-		uploads = fmt.Sprintf("%d uploads of %s each", s.Calls, fmtBytes(s.UploadBytes/s.Calls))
-	}
-	fmt.Fprintf(out, "  encrypted %d sample%s of %d values in %.0f ms: %s\n\n",
-		w.n, plural(w.n), p.InputSize(), millis(s.Encrypt), uploads)
-}
-
-// showServer prints what the server knew and did: the plan, sizes and
-// timings. It never saw a value in the clear.
-func showServer(out io.Writer, r *local.Runner) {
-	s, p := &r.Stats, r.Plan
-	fmt.Fprintf(out, "SERVER (sees the model, evaluation keys and ciphertexts; no value in the clear)\n")
-	fmt.Fprintf(out, "  compiled %q in %.0f ms: %s packing, N = 2^%d, depth %d, log QP %.1f (128-bit bound %d)\n",
-		p.Model, millis(s.Compile), p.Packing, p.Params.LogN, p.Depth, p.LogQP, p.SecurityBound)
-	steps := make([]string, len(p.Steps))
-	for i, st := range p.Steps {
-		steps[i] = fmt.Sprintf("%s %s (%d -> %d)", st.Kind, st.Name, st.InLength, st.OutLength)
-	}
-	fmt.Fprintf(out, "  steps: %s\n", strings.Join(steps, ", "))
-	fmt.Fprintf(out, "  received %s of evaluation keys and %d encrypted input%s (%s)\n",
-		fmtBytes(s.EvalKeyByte), s.Calls, plural(s.Calls), fmtBytes(s.UploadBytes))
-	fmt.Fprintf(out, "  evaluated %d call%s in %.0f ms (%.0f ms per call) and returned %s of sanitized results\n\n",
-		s.Calls, plural(s.Calls), millis(s.Evaluate), millis(s.Evaluate)/float64(max(s.Calls, 1)), fmtBytes(s.ResultBytes))
-}
-
-// showUser prints the decrypted predictions next to the plaintext model's.
-func showUser(out io.Writer, r *local.Runner, w *workload, name string, got, want []float64) {
-	p := r.Plan
+// showPredictions prints the decrypted predictions next to the plaintext
+// model's.
+func showPredictions(out io.Writer, p *plan.Plan, w *workload, name string, got, want []float64) {
 	size := p.OutputSize()
-	fmt.Fprintf(out, "USER (decrypts the results)\n")
-	fmt.Fprintf(out, "  decrypted in %.0f ms; the plan expects errors below %.1e per value\n",
-		millis(r.Stats.Decrypt), p.Precision.OutputError)
+	fmt.Fprintf(out, "USER (reads the decrypted predictions; the plan expects errors below %.1e per value)\n", p.Precision.OutputError)
 	agree, correct := 0, 0
 	for i := 0; i < w.n; i++ {
 		g, t := got[i*size:(i+1)*size], want[i*size:(i+1)*size]

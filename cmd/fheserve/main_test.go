@@ -237,12 +237,16 @@ func TestErrors(t *testing.T) {
 			2, []string{"shape [4 16]", "[batch 1 8 8]"}},
 		{"unwritable output", []string{"predict", "--local", "--model", fixture("gemm.onnx"), "--input", fixture("gemm.x.npy"), "--output", filepath.Join(dir, "no", "y.npy")},
 			1, []string{"cannot write"}},
-		{"remote", []string{"predict", "--model", fixture("gemm.onnx"), "--input", fixture("gemm.x.npy"), "--output", y},
-			2, []string{"server", "--local"}},
+		{"remote, not logged in", []string{"predict", "--model", "mdl_x", "--input", fixture("gemm.x.npy"), "--output", y},
+			1, []string{"not logged in", "fheserve login"}},
+		{"remote with local flags", []string{"predict", "--model", "mdl_x", "--input", fixture("gemm.x.npy"), "--output", y, "--mode", "batch"},
+			2, []string{"--mode", "--local only"}},
 		{"missing flag", []string{"compile"}, 2, []string{"--model is required"}},
-		{"unknown command", []string{"serve"}, 2, []string{`unknown command "serve"`}},
+		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"unknown flag", []string{"compile", "--model", "m.onnx", "--fast"}, 2, []string{"unknown flag: --fast", "fheserve compile --help"}},
 	}
+	t.Setenv(homeEnv, filepath.Join(dir, "home"))
+	t.Setenv(serverEnv, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mustFail(t, runCLI(t, tt.args...), tt.code, tt.want...)
@@ -253,8 +257,9 @@ func TestErrors(t *testing.T) {
 func TestDemo(t *testing.T) {
 	r := runCLI(t, "demo", "--samples", "2")
 	mustSucceed(t, r)
-	for _, want := range []string{"CLIENT", "secret key", "kept on the device", "SERVER", "no value in the clear",
-		"USER", "encrypted ", "plaintext ", "2/2 encrypted predictions match the plaintext model"} {
+	for _, want := range []string{"ADMIN", "approved the registration", "OWNER", "deployed", "USER'S DEVICE",
+		"secret key", "kept on the device", "SERVER", "no value in the clear", "audit trail", "keyset.upload",
+		"USER", "encrypted ", "plaintext ", "2/2 encrypted predictions match the plaintext model", "stopped the server"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
@@ -272,7 +277,7 @@ func TestVersion(t *testing.T) {
 func TestHelp(t *testing.T) {
 	r := runCLI(t)
 	mustSucceed(t, r)
-	for _, cmd := range []string{"compile", "predict", "demo", "version"} {
+	for _, cmd := range []string{"compile", "predict", "demo", "version", "serve", "admin", "register", "login", "logout", "model", "keys", "usage"} {
 		if !strings.Contains(r.stdout, cmd) {
 			t.Errorf("help does not list %q:\n%s", cmd, r.stdout)
 		}

@@ -21,6 +21,7 @@ type predictOptions struct {
 	Ctx    context.Context
 
 	Local   bool
+	Keys    string
 	Model   string
 	Input   string
 	Output  string
@@ -28,15 +29,21 @@ type predictOptions struct {
 	Workers int
 	JSON    bool
 	engineFlags
+	clientFlags
 }
 
 func newPredictCmd(runF func(*predictOptions) error) *cobra.Command {
 	opts := &predictOptions{}
 	cmd := &cobra.Command{
-		Use:   "predict --local --model M.onnx --input X.npy --output Y.npy [flags]",
+		Use:   "predict --model ID --input X.npy --output Y.npy [flags]",
 		Short: "Run an encrypted prediction",
 		Long: `Encrypt the samples of an .npy file, evaluate the model on the ciphertexts,
 decrypt the results and write them as float32 .npy, shaped [batch, output...].
+
+Without --local, --model is the id of a model on the server: the samples are
+encrypted here with the keys of 'fheserve keys create' (the newest for the
+model, or --keys), submitted as jobs, and the encrypted results are
+downloaded and decrypted here. A progress bar shows on a terminal.
 
 With --local, the client (key generation, encryption, decryption) and the
 server (evaluation on ciphertexts) both run in this process, talking through
@@ -46,7 +53,8 @@ the batch; the rest is the model's input shape or its flat size.
 The results are also checked against the plaintext model with exact
 activations: the summary gives the largest absolute difference and how often
 the largest output (the predicted class) agrees.`,
-		Example: `  fheserve predict --local --model model.onnx --input x.npy --output y.npy
+		Example: `  fheserve predict --model mdl_... --input x.npy --output y.npy
+  fheserve predict --local --model model.onnx --input x.npy --output y.npy
   fheserve predict --local --model model.onnx --input x.npy --output y.npy --mode batch --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -61,8 +69,10 @@ the largest output (the predicted class) agrees.`,
 		},
 	}
 	f := cmd.Flags()
-	f.BoolVar(&opts.Local, "local", false, "run client and server in this process (required for now)")
-	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
+	f.BoolVar(&opts.Local, "local", false, "run client and server in this process instead of using a server")
+	f.StringVar(&opts.Model, "model", "", "model ID on the server, or with --local an ONNX model `file` (required)")
+	f.StringVar(&opts.Keys, "keys", "", "key set `ID` to encrypt with (default: the newest for the model; not with --local)")
+	opts.register(f)
 	f.StringVar(&opts.Input, "input", "", "input samples as an .npy `file`, batch dimension first (required)")
 	f.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy (required)")
 	f.StringVar(&opts.Mode, "mode", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
@@ -77,8 +87,10 @@ the largest output (the predicted class) agrees.`,
 
 func (o *predictOptions) validate() error {
 	switch {
-	case !o.Local:
-		return fheserve.Errorf(fheserve.EUNSUPPORTED, "remote prediction needs an fheserve server, which is not available yet: pass --local to run the client and the server in this process")
+	case !o.Local && (o.Calibration != "" || o.Degree != 0 || len(o.Degrees) > 0 || o.LogN != 0 || o.Mode != plan.Latency || o.Workers != 0):
+		return fheserve.Errorf(fheserve.EINVALID, "--calibration, --degree, --degrees, --log-n, --mode and --workers apply with --local only: the server compiled the model when it was deployed")
+	case o.Local && (o.Keys != "" || o.Server != ""):
+		return fheserve.Errorf(fheserve.EINVALID, "--keys and --server do not apply with --local")
 	case o.Model == "":
 		return requiredFlag("--model")
 	case o.Input == "":
@@ -139,6 +151,9 @@ type referenceCheck struct {
 }
 
 func predictRun(opts *predictOptions) error {
+	if !opts.Local {
+		return predictRemote(opts)
+	}
 	g, err := loadModel(opts.Model)
 	if err != nil {
 		return err

@@ -35,6 +35,14 @@ never sees the inputs, the intermediate values or the predictions.`,
 		newVersionCmd(nil),
 		newBenchCmd(nil),
 		newEvalCmd(nil),
+		newServeCmd(nil),
+		newAdminCmd(nil),
+		newRegisterCmd(nil),
+		newLoginCmd(nil),
+		newLogoutCmd(nil),
+		newModelCmd(nil),
+		newKeysCmd(nil),
+		newUsageCmd(nil),
 	)
 	return root
 }

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/sdk"
+	"github.com/spf13/pflag"
+)
+
+// The client's state lives under FHESERVE_HOME (default: the user config
+// directory's fheserve/): config.json with the server and the session
+// token, and keys/ with one metadata file and one secret-key file per key
+// set. Files holding a token or a secret key are mode 0600.
+const (
+	homeEnv   = "FHESERVE_HOME"
+	serverEnv = "FHESERVE_SERVER"
+	// defaultServer is where 'fheserve serve' listens by default.
+	defaultServer = "http://127.0.0.1:8080"
+)
+
+// clientConfig is FHESERVE_HOME/config.json.
+type clientConfig struct {
+	Server    string    `json:"server,omitempty"`
+	Username  string    `json:"username,omitempty"`
+	Role      string    `json:"role,omitempty"`
+	Token     string    `json:"token,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+// clientFlags are the flags of every verb that talks to a server.
+type clientFlags struct {
+	Server string
+}
+
+func (f *clientFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.Server, "server", "", "server `URL` (default: $"+serverEnv+", then the server of the last login, then "+defaultServer+")")
+}
+
+// home returns the client's state directory.
+func home() (string, error) {
+	if h := os.Getenv(homeEnv); h != "" {
+		return h, nil
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fheserve.Errorf(fheserve.EINVALID, "cannot find a directory for the client's state: set $%s (%v)", homeEnv, err)
+	}
+	return filepath.Join(dir, "fheserve"), nil
+}
+
+func loadConfig() (*clientConfig, error) {
+	h, err := home()
+	if err != nil {
+		return nil, err
+	}
+	var c clientConfig
+	data, err := os.ReadFile(filepath.Join(h, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &c, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "%s: %v; delete it and log in again", filepath.Join(h, "config.json"), err)
+	}
+	return &c, nil
+}
+
+func saveConfig(c *clientConfig) error {
+	h, err := home()
+	if err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writePrivate(filepath.Join(h, "config.json"), append(data, '\n'))
+}
+
+// writePrivate writes a file readable by its owner only, atomically.
+func writePrivate(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// serverURL picks the server: the flag, the environment, the last login.
+func (f *clientFlags) serverURL(c *clientConfig) string {
+	switch {
+	case f.Server != "":
+		return strings.TrimRight(f.Server, "/")
+	case os.Getenv(serverEnv) != "":
+		return strings.TrimRight(os.Getenv(serverEnv), "/")
+	case c.Server != "":
+		return c.Server
+	}
+	return defaultServer
+}
+
+// anonymous returns an SDK client without credentials.
+func (f *clientFlags) anonymous() (*sdk.Client, *clientConfig, error) {
+	c, err := loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sdk.New(f.serverURL(c)), c, nil
+}
+
+// session returns an SDK client acting with the saved token.
+func (f *clientFlags) session() (*sdk.Client, *clientConfig, error) {
+	cl, c, err := f.anonymous()
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case c.Token == "":
+		return nil, nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "not logged in: run 'fheserve login --username U --password-stdin'")
+	case cl.API.URL != c.Server:
+		return nil, nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "logged in to %s, not %s: log in to this server first", c.Server, cl.API.URL)
+	case !c.ExpiresAt.IsZero() && time.Now().After(c.ExpiresAt):
+		return nil, nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "the session of %q expired at %s: log in again", c.Username, c.ExpiresAt.Format(time.RFC3339))
+	}
+	cl.SetToken(c.Token)
+	return cl, c, nil
+}
+
+// readPassword reads a password from the first line of r.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, fheserve.MaxPasswordLen+2)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("cannot read the password from standard input: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", fheserve.Errorf(fheserve.EINVALID, "no password on standard input")
+	}
+	return pw, nil
+}
+
+// keyRecord is the metadata of a key set in FHESERVE_HOME/keys/ID.json;
+// its secret key is in FHESERVE_HOME/keys/ID.secret.
+type keyRecord struct {
+	ID              string    `json:"id"`
+	Server          string    `json:"server"`
+	Username        string    `json:"username"`
+	ModelID         string    `json:"model_id"`
+	Fingerprint     string    `json:"fingerprint"`
+	PlanFingerprint string    `json:"plan_fingerprint"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+func keysDir() (string, error) {
+	h, err := home()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(h, "keys"), nil
+}
+
+// saveKeys stores a key set's metadata and secret key.
+func saveKeys(rec *keyRecord, secret []byte) error {
+	dir, err := keysDir()
+	if err != nil {
+		return err
+	}
+	if err := writePrivate(filepath.Join(dir, rec.ID+".secret"), secret); err != nil {
+		return fmt.Errorf("cannot store the secret key: %w", err)
+	}
+	data, _ := json.MarshalIndent(rec, "", "  ")
+	return writePrivate(filepath.Join(dir, rec.ID+".json"), append(data, '\n'))
+}
+
+// localKeys lists the key sets stored locally, newest first.
+func localKeys() ([]*keyRecord, error) {
+	dir, err := keysDir()
+	if err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*keyRecord
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		var rec keyRecord
+		if err := json.Unmarshal(data, &rec); err != nil {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "%s: %v", f, err)
+		}
+		out = append(out, &rec)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	return out, nil
+}
+
+// readSecret returns a key set's secret key.
+func readSecret(id string) ([]byte, error) {
+	dir, err := keysDir()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(dir, id+".secret"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no secret key for key set %s in %s: keys are usable only where they were created", id, dir)
+	}
+	return data, err
+}
+
+// forgetKeys deletes a key set's local files.
+func forgetKeys(id string) error {
+	dir, err := keysDir()
+	if err != nil {
+		return err
+	}
+	for _, ext := range []string{".secret", ".json"} {
+		if err := os.Remove(filepath.Join(dir, id+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/spf13/cobra"
+)
+
+type modelOptions struct {
+	Out io.Writer
+	Ctx context.Context
+
+	Action      string // deploy, list, show, retire
+	ID          string
+	Name        string
+	File        string
+	Calibration string
+	Allow       []string
+	Packing     string
+	Degree      int
+	JSON        bool
+	clientFlags
+}
+
+func newModelCmd(runF func(*modelOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "model",
+		Short: "Deploy, list, show and retire models on a server",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	runE := func(opts *modelOptions) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			opts.Out, opts.Ctx = cmd.OutOrStdout(), cmd.Context()
+			if len(args) == 1 {
+				opts.ID = args[0]
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelRun(opts)
+		}
+	}
+
+	deploy := &modelOptions{Action: "deploy"}
+	deployCmd := &cobra.Command{
+		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--allow U1,U2]",
+		Short: "Upload an ONNX model; the server compiles it and prints its id last",
+		Long: `Upload an ONNX model with optional calibration data. The server compiles it
+(refusing it with the compiler's message if it cannot be evaluated under
+encryption) and stores its weights encrypted. Deploying a name again makes a
+new version. Without --allow every approved user may use the model. The
+model's id is printed alone on the last line.`,
+		Args: noArgs,
+		RunE: runE(deploy),
+	}
+	f := deployCmd.Flags()
+	f.StringVar(&deploy.Name, "name", "", "model `name` (required)")
+	f.StringVar(&deploy.File, "file", "", "ONNX model `file` (required)")
+	f.StringVar(&deploy.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	f.StringSliceVar(&deploy.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
+	f.StringVar(&deploy.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
+	f.IntVar(&deploy.Degree, "degree", 0, "degree of activation approximations (default 7)")
+	deploy.register(f)
+
+	list := &modelOptions{Action: "list"}
+	listCmd := &cobra.Command{Use: "list [--json]", Short: "List the models you may see", Args: noArgs, RunE: runE(list)}
+	listCmd.Flags().BoolVar(&list.JSON, "json", false, "print JSON")
+	list.register(listCmd.Flags())
+
+	show := &modelOptions{Action: "show"}
+	showCmd := &cobra.Command{Use: "show ID [--json]", Short: "Show a model and its public plan", Args: exactlyOne("model ID"), RunE: runE(show)}
+	showCmd.Flags().BoolVar(&show.JSON, "json", false, "print the model and its plan as JSON")
+	show.register(showCmd.Flags())
+
+	retire := &modelOptions{Action: "retire"}
+	retireCmd := &cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID"), RunE: runE(retire)}
+	retire.register(retireCmd.Flags())
+
+	cmd.AddCommand(deployCmd, listCmd, showCmd, retireCmd)
+	return cmd
+}
+
+func (o *modelOptions) validate() error {
+	if o.Action != "deploy" {
+		return nil
+	}
+	switch {
+	case o.Name == "":
+		return requiredFlag("--name")
+	case o.File == "":
+		return requiredFlag("--file")
+	}
+	if err := validPacking("--packing", o.Packing); err != nil {
+		return err
+	}
+	return validDegree(o.Degree)
+}
+
+func modelRun(opts *modelOptions) error {
+	ctx := opts.Ctx
+	c, _, err := opts.session()
+	if err != nil {
+		return err
+	}
+	out := opts.Out
+	switch opts.Action {
+	case "deploy":
+		req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, Degree: opts.Degree, Allow: opts.Allow}
+		if req.ONNX, err = readInputFile(opts.File, "model"); err != nil {
+			return err
+		}
+		if opts.Calibration != "" {
+			if req.Calibration, err = readInputFile(opts.Calibration, "calibration"); err != nil {
+				return err
+			}
+		}
+		m, err := c.Deploy(ctx, req)
+		if err != nil {
+			return err
+		}
+		writeModel(out, m)
+		fmt.Fprintln(out, m.ID)
+	case "list":
+		ms, err := c.Models(ctx)
+		if err != nil {
+			return err
+		}
+		if opts.JSON {
+			return printJSON(out, orEmpty(ms))
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tVERSION\tOWNER\tSTATUS\tPACKING\tINPUT\tOUTPUT\tACCESS")
+		for _, m := range ms {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%v\t%v\t%s\n", m.ID, m.Name, m.Version, m.Owner, m.Status, m.Packing, m.InputShape, m.OutputShape, access(m))
+		}
+		return tw.Flush()
+	case "show":
+		m, err := c.Model(ctx, opts.ID)
+		if err != nil {
+			return err
+		}
+		p, err := c.Plan(ctx, opts.ID)
+		if err != nil {
+			return err
+		}
+		if opts.JSON {
+			return printJSON(out, map[string]any{"model": m, "plan": p})
+		}
+		writeModel(out, m)
+		fmt.Fprintln(out)
+		return writePlanReport(out, p)
+	case "retire":
+		m, err := c.API.Retire(ctx, opts.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "retired %s (%s v%d)\n", m.ID, m.Name, m.Version)
+	}
+	return nil
+}
+
+func writeModel(w io.Writer, m *fheserve.Model) {
+	fmt.Fprintf(w, "model %s: %s v%d by %s, %s\n", m.ID, m.Name, m.Version, m.Owner, m.Status)
+	fmt.Fprintf(w, "  %s packing, N = 2^%d, %d rotation keys, input %v, output %v, precision %.1e\n",
+		m.Packing, m.LogN, m.Rotations, m.InputShape, m.OutputShape, m.OutputError)
+	fmt.Fprintf(w, "  access: %s; deployed %s; plan %s\n", access(m), m.CreatedAt.Local().Format(time.DateTime), m.PlanFingerprint)
+}
+
+func access(m *fheserve.Model) string {
+	if m.Open() {
+		return "every approved user"
+	}
+	return strings.Join(m.Allow, ",")
+}
+
+// readInputFile reads a file named by a flag, with a message naming it.
+func readInputFile(path, what string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "%s file %q not found", what, path)
+	}
+	return data, err
+}

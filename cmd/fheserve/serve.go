@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/spf13/cobra"
+)
+
+// dataDirEnv names the environment variable with the default data directory.
+const dataDirEnv = "FHESERVE_DATA"
+
+type serveOptions struct {
+	ErrOut io.Writer
+	Ctx    context.Context
+
+	DataDir     string
+	Addr        string
+	Workers     int
+	EvalThreads int
+	ResultTTL   time.Duration
+	LogJSON     bool
+}
+
+func newServeCmd(runF func(*serveOptions) error) *cobra.Command {
+	opts := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
+		Short: "Run the fheserve server",
+		Long: `Serve the fheserve API under /v1/ (described at /v1/openapi.json): accounts,
+model deployment, key registry and encrypted jobs.
+
+Everything lives in the data directory: the SQLite database (fheserve.db),
+the blobs (blobs/: encrypted weights, key sets, ciphertexts) and the master
+key that encrypts the weights at rest (master.key, created on first start,
+unless $FHESERVE_MASTER_KEY holds it). Jobs that were queued or running when
+the server stopped run again when it starts.
+
+Create the first administrator offline with 'fheserve admin init'.`,
+		Example: `  fheserve admin init --data-dir /var/lib/fheserve --username root --password-stdin < pw.txt
+  fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8080`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ErrOut, opts.Ctx = cmd.ErrOrStderr(), cmd.Context()
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return serveRun(opts)
+		},
+	}
+	f := cmd.Flags()
+	dataDirFlag(f, &opts.DataDir)
+	f.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
+	f.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core)")
+	f.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
+	f.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
+	f.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines instead of text")
+	return cmd
+}
+
+// dataDirFlag adds --data-dir, defaulting to $FHESERVE_DATA or ./fheserve-data.
+func dataDirFlag(f interface {
+	StringVar(p *string, name string, value string, usage string)
+}, p *string) {
+	def := os.Getenv(dataDirEnv)
+	if def == "" {
+		def = "fheserve-data"
+	}
+	f.StringVar(p, "data-dir", def, "server data `directory` (default: $"+dataDirEnv+" or ./fheserve-data)")
+}
+
+func (o *serveOptions) validate() error {
+	switch {
+	case o.DataDir == "":
+		return requiredFlag("--data-dir")
+	case o.Workers < 0 || o.EvalThreads < 0:
+		return fheserve.Errorf(fheserve.EINVALID, "--workers and --eval-threads must not be negative")
+	case o.ResultTTL < time.Minute:
+		return fheserve.Errorf(fheserve.EINVALID, "--result-ttl must be at least 1m")
+	}
+	return nil
+}
+
+func serveRun(opts *serveOptions) error {
+	var h slog.Handler = slog.NewTextHandler(opts.ErrOut, nil)
+	if opts.LogJSON {
+		h = slog.NewJSONHandler(opts.ErrOut, nil)
+	}
+	log := slog.New(h)
+	ctx, stop := signal.NotifyContext(opts.Ctx, syscall.SIGTERM)
+	defer stop()
+	d, err := fhttp.StartDaemon(ctx, opts.DataDir, opts.Addr, app.Config{
+		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("serving", "url", d.URL(), "data_dir", opts.DataDir)
+	fmt.Fprintf(opts.ErrOut, "fheserve: serving on %s\n", d.URL())
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+		return d.Close()
+	case err := <-d.Done():
+		d.Close()
+		return err
+	}
+}
