@@ -85,6 +85,14 @@ func keysRun(opts *keysOptions) error {
 	out := opts.Out
 	switch opts.Action {
 	case "create":
+		// Refuse before the work of generating keys; the server checks again.
+		m, err := c.Model(ctx, opts.Model)
+		if err != nil {
+			return err
+		}
+		if m.Status != fheserve.ModelActive {
+			return fheserve.Errorf(fheserve.ECONFLICT, "model %s was retired by its owner; list the models you can use with 'fheserve model list'", m.ID)
+		}
 		t0 := time.Now()
 		keys, err := c.GenerateKeys(ctx, opts.Model)
 		if err != nil {

@@ -1,0 +1,414 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/bundled"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
+)
+
+// The tests in this file run the fheserve binary, built once into a
+// temporary directory, as separate processes: servers and clients.
+
+var cli struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cli.dir != "" {
+		os.RemoveAll(cli.dir)
+	}
+	os.Exit(code)
+}
+
+// binary builds the fheserve command (once per test run) and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	cli.once.Do(func() {
+		cli.dir, cli.err = os.MkdirTemp("", "fheserve-bin-")
+		if cli.err != nil {
+			return
+		}
+		cli.path = filepath.Join(cli.dir, "fheserve")
+		out, err := exec.Command("go", "build", "-o", cli.path, ".").CombinedOutput()
+		if err != nil {
+			cli.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if cli.err != nil {
+		t.Fatal(cli.err)
+	}
+	return cli.path
+}
+
+// server is a 'fheserve serve' process.
+type server struct {
+	cmd *exec.Cmd
+	url string
+	log *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer runs 'fheserve serve' on a free port of 127.0.0.1 with
+// dataDir and waits until it listens.
+func startServer(t *testing.T, dataDir string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), "FHESERVE_MASTER_KEY=")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, log: &syncBuffer{}}
+	t.Cleanup(func() { s.kill() })
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(s.log, line)
+			if u, ok := strings.CutPrefix(line, "fheserve: serving on "); ok {
+				urls <- u
+			}
+		}
+	}()
+	select {
+	case s.url = <-urls:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the server did not start:\n%s", s.log)
+	}
+	return s
+}
+
+// kill stops the server with SIGKILL: no chance to clean up.
+func (s *server) kill() {
+	if s.cmd.ProcessState == nil {
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		s.cmd.Wait()
+	}
+}
+
+// party runs client commands with its own FHESERVE_HOME.
+type party struct {
+	t      *testing.T
+	home   string
+	server string
+}
+
+func newParty(t *testing.T, s *server) *party {
+	return &party{t: t, home: t.TempDir(), server: s.url}
+}
+
+// run runs the binary with stdin and returns the result.
+func (p *party) run(stdin string, args ...string) result {
+	p.t.Helper()
+	cmd := exec.Command(binary(p.t), args...)
+	cmd.Env = append(os.Environ(), homeEnv+"="+p.home, serverEnv+"="+p.server)
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		p.t.Fatal(err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// ok runs a command that must succeed and returns its stdout.
+func (p *party) ok(stdin string, args ...string) string {
+	p.t.Helper()
+	r := p.run(stdin, args...)
+	mustSucceed(p.t, r)
+	return r.stdout
+}
+
+// lastLine is the id a creating verb prints alone on its last line.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func decodeJSON[T any](t *testing.T, s string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("%v in:\n%s", err, s)
+	}
+	return v
+}
+
+// TestServiceCLI runs the whole flow with the binary: an administrator
+// created offline, a server, an owner and users each with their own
+// client state, and checks the remote prediction against predict --local.
+func TestServiceCLI(t *testing.T) {
+	data := t.TempDir()
+	admin := &party{t: t, home: t.TempDir()}
+	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
+	s := startServer(t, data)
+	admin.server = s.url
+	owner, user, other := newParty(t, s), newParty(t, s), newParty(t, s)
+
+	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
+	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")
+	other.ok("other-password\n", "register", "--username", "otto", "--role", "user", "--password-stdin")
+	mustFail(t, user.run("user-password\n", "login", "--username", "ulrich", "--password-stdin"), 1, "pending approval")
+
+	admin.ok("root-password\n", "login", "--username", "root", "--password-stdin")
+	pending := decodeJSON[[]fheserve.Account](t, admin.ok("", "admin", "pending", "--json"))
+	if len(pending) != 3 {
+		t.Fatalf("%d pending accounts, want 3", len(pending))
+	}
+	for _, u := range []string{"olivia", "ulrich", "otto"} {
+		admin.ok("", "admin", "approve", u)
+	}
+	mustFail(t, user.run("wrong-password\n", "login", "--username", "ulrich", "--password-stdin"), 1, "wrong username or password")
+	for _, p := range []struct {
+		party    *party
+		name, pw string
+	}{{owner, "olivia", "owner-password"}, {user, "ulrich", "user-password"}, {other, "otto", "other-password"}} {
+		p.party.ok(p.pw+"\n", "login", "--username", p.name, "--password-stdin")
+	}
+
+	// The owner deploys a model for ulrich only.
+	modelID := lastLine(owner.ok("", "model", "deploy", "--name", "mlp_square", "--file", fixture("mlp_square.onnx"), "--allow", "ulrich"))
+	if !strings.HasPrefix(modelID, "mdl_") {
+		t.Fatalf("model deploy printed %q last, not a model id", modelID)
+	}
+	mustFail(t, owner.run("", "model", "deploy", "--name", "bad", "--file", fixture("maxpool.onnx")), 2, "MaxPool", "AveragePool")
+
+	// ulrich sees it, creates keys and predicts; otto may not.
+	models := decodeJSON[[]fheserve.Model](t, user.ok("", "model", "list", "--json"))
+	if len(models) != 1 || models[0].ID != modelID {
+		t.Fatalf("ulrich sees %v", models)
+	}
+	mustFail(t, other.run("", "keys", "create", "--model", modelID), 1, "not allowed to use model")
+	keyID := lastLine(user.ok("", "keys", "create", "--model", modelID))
+	st, err := os.Stat(filepath.Join(user.home, "keys", keyID+".secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("secret key file mode %v, want 0600", st.Mode().Perm())
+	}
+	dir := t.TempDir()
+	remote, localOut := filepath.Join(dir, "remote.npy"), filepath.Join(dir, "local.npy")
+	user.ok("", "predict", "--model", modelID, "--input", fixture("mlp_square.x.npy"), "--output", remote)
+	user.ok("", "predict", "--local", "--model", fixture("mlp_square.onnx"), "--input", fixture("mlp_square.x.npy"), "--output", localOut)
+
+	show := decodeJSON[struct{ Plan plan.Plan }](t, user.ok("", "model", "show", modelID, "--json"))
+	got, err := npy.ReadFile(remote)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := npy.ReadFile(localOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
+		t.Fatalf("remote output shape %v, local %v", got.Shape, want.Shape)
+	}
+	var worst float64
+	for i := range want.Data {
+		worst = math.Max(worst, math.Abs(got.Data[i]-want.Data[i]))
+	}
+	if tol := show.Plan.Precision.OutputError; worst > tol {
+		t.Fatalf("max |remote - local| = %.3g, above the plan's precision %.3g", worst, tol)
+	}
+	t.Logf("max |remote - local| = %.2e (precision %.2e)", worst, show.Plan.Precision.OutputError)
+
+	// The owner sees usage; the user cannot.
+	usage := decodeJSON[fheserve.Usage](t, owner.ok("", "usage", "--model", modelID, "--json"))
+	if usage.Requests != got.Shape[0] || usage.ByUser[0].Key != "ulrich" {
+		t.Fatalf("usage %+v", usage)
+	}
+	mustFail(t, user.run("", "usage", "--model", modelID), 1, "only a model owner")
+
+	// Revoked keys are gone here and on the server.
+	user.ok("", "keys", "revoke", keyID)
+	keys := decodeJSON[[]fheserve.KeySet](t, user.ok("", "keys", "list", "--json"))
+	if len(keys) != 1 || keys[0].Status != fheserve.KeySetRevoked {
+		t.Fatalf("keys after revoke: %+v", keys)
+	}
+	mustFail(t, user.run("", "predict", "--model", modelID, "--input", fixture("mlp_square.x.npy"), "--output", remote), 2, "no keys for model")
+
+	owner.ok("", "model", "retire", modelID)
+	mustFail(t, user.run("", "keys", "create", "--model", modelID), 1, "retired")
+	user.ok("", "logout")
+	mustFail(t, user.run("", "model", "list"), 1, "not logged in")
+}
+
+// TestRestart kills the server with SIGKILL while one job runs and another
+// waits in the queue, restarts it on the same data directory, and gets
+// both results.
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	admin := &party{t: t, home: t.TempDir()}
+	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
+	// One job at a time on one thread, so that the second job waits.
+	s := startServer(t, data, "--workers", "1", "--eval-threads", "1")
+	w := newRestartWorld(ctx, t, s.url)
+
+	a := w.submit(ctx, t, 0)
+	b := w.submit(ctx, t, 1)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		j, err := w.user.API.Job(ctx, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == fheserve.JobRunning {
+			break
+		}
+		if j.Status != fheserve.JobQueued || time.Now().After(deadline) {
+			t.Fatalf("job %s is %s before it was seen running", a, j.Status)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if j, err := w.user.API.Job(ctx, b); err != nil || j.Status != fheserve.JobQueued || j.QueuePosition == nil || *j.QueuePosition != 0 {
+		t.Fatalf("job %s is not next in the queue: %+v, %v", b, j, err)
+	}
+	s.kill()
+	t.Logf("killed the server with job %s running and job %s queued", a, b)
+
+	s = startServer(t, data, "--workers", "1", "--eval-threads", "1")
+	w.reconnect(s.url)
+	for i, id := range []string{a, b} {
+		j, err := w.user.Wait(ctx, id, nil)
+		if err != nil {
+			t.Fatalf("job %s after the restart: %v\nserver log:\n%s", id, err, s.log)
+		}
+		if id == a && j.Attempts < 2 {
+			t.Errorf("job %s ran %d times, want 2 (killed while running)", id, j.Attempts)
+		}
+		w.check(ctx, t, id, i)
+	}
+}
+
+// restartWorld is an owner's model and a user's keys on a server, through
+// the SDK.
+type restartWorld struct {
+	user *sdk.Client
+	keys *sdk.Keys
+	w    *workload
+	want []float64
+}
+
+func newRestartWorld(ctx context.Context, t *testing.T, url string) *restartWorld {
+	t.Helper()
+	w, err := loadWorkload("cnn", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, owner, user := sdk.New(url), sdk.New(url), sdk.New(url)
+	step := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = owner.Register(ctx, "olivia", "owner-password", fheserve.RoleOwner)
+	step(err)
+	_, err = user.Register(ctx, "ulrich", "user-password", fheserve.RoleUser)
+	step(err)
+	_, err = admin.Login(ctx, "root", "root-password")
+	step(err)
+	for _, u := range []string{"olivia", "ulrich"} {
+		_, err = admin.Approve(ctx, u)
+		step(err)
+	}
+	_, err = owner.Login(ctx, "olivia", "owner-password")
+	step(err)
+	_, err = user.Login(ctx, "ulrich", "user-password")
+	step(err)
+	onnx, err := bundled.Model("cnn")
+	step(err)
+	var calib bytes.Buffer
+	size := w.graph.Input.Size()
+	step(npy.Write(&calib, &npy.Array{Shape: []int{len(w.calib) / size, size}, Data: w.calib}))
+	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: "cnn", ONNX: onnx, Calibration: calib.Bytes()})
+	step(err)
+	keys, err := user.GenerateKeys(ctx, m.ID)
+	step(err)
+	_, err = user.UploadKeys(ctx, keys, "")
+	step(err)
+	want, err := w.graph.EvalBatch(w.x, w.n, nil)
+	step(err)
+	return &restartWorld{user: user, keys: keys, w: w, want: want}
+}
+
+func (rw *restartWorld) reconnect(url string) { rw.user.API.URL = url }
+
+// submit encrypts sample i and submits it.
+func (rw *restartWorld) submit(ctx context.Context, t *testing.T, i int) string {
+	t.Helper()
+	in := rw.keys.Plan.InputSize()
+	ct, err := rw.keys.Encrypt(rw.w.x[i*in:(i+1)*in], 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := rw.user.Submit(ctx, rw.keys, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j.ID
+}
+
+// check fetches job id's result and compares it with sample i's plaintext output.
+func (rw *restartWorld) check(ctx context.Context, t *testing.T, id string, i int) {
+	t.Helper()
+	got, err := rw.user.Fetch(ctx, rw.keys, id, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rw.keys.Plan
+	size := p.OutputSize()
+	tol := p.Precision.OutputError + p.Precision.ApproximationError
+	for k, v := range got {
+		if d := math.Abs(v - rw.want[i*size+k]); d > tol {
+			t.Fatalf("job %s output %d differs from the plaintext model by %.3g, above %.3g", id, k, d, tol)
+		}
+	}
+}
