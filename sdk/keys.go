@@ -76,18 +76,27 @@ func (k *Keys) EvalKeysSize() int {
 	return he.EvalKeysSize(k.params, k.Plan.GaloisElements, k.Plan.Relin)
 }
 
+// WriteEvalKeys writes the public and evaluation keys in the wire format
+// the server takes (EvalKeysSize bytes); UploadKeys sends the same bytes.
+func (k *Keys) WriteEvalKeys(w io.Writer) error {
+	if k.eval == nil {
+		return fheserve.Errorf(fheserve.EINVALID, "these keys were loaded from a secret key and hold no evaluation keys to upload; generate new keys")
+	}
+	return he.MarshalEvalKeys(w, k.params, k.eval)
+}
+
 // UploadKeys uploads the public and evaluation keys of k (never the
 // secret key), streaming them, and sets k.KeySetID. It checks that the
 // server stored exactly the bytes sent. replaces, if not empty, names a
 // key set of the user for the same model that the new one replaces.
 func (c *Client) UploadKeys(ctx context.Context, k *Keys, replaces string) (*fheserve.KeySet, error) {
 	if k.eval == nil {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "these keys were loaded from a secret key and hold no evaluation keys to upload; generate new keys")
+		return nil, k.WriteEvalKeys(nil)
 	}
 	pr, pw := io.Pipe()
 	h := sha256.New()
 	go func() {
-		pw.CloseWithError(he.MarshalEvalKeys(io.MultiWriter(pw, h), k.params, k.eval))
+		pw.CloseWithError(k.WriteEvalKeys(io.MultiWriter(pw, h)))
 	}()
 	ks, err := c.API.UploadKeys(ctx, k.ModelID, pr, int64(k.EvalKeysSize()), replaces)
 	pr.Close()
