@@ -68,7 +68,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	}
 	defer w.Abort()
 	counted := &countingWriter{}
-	in := io.TeeReader(&limitedReader{r: body, n: limit, limit: limit, what: "encrypted input"}, io.MultiWriter(w, counted))
+	in := io.TeeReader(&limitedReader{r: body, n: limit, limit: limit, length: length, what: "encrypted input"}, io.MultiWriter(w, counted))
 	if _, err := readInput(in, info); err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -50,10 +51,9 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
+	// The body is not refused on its declared length alone: the header
+	// says more precisely what is wrong (other parameters, other keys).
 	want := a.KeySetSize(info)
-	if length > want {
-		return nil, tooLarge("key set", length, want)
-	}
 	ks := &fheserve.KeySet{
 		ID:                newID("key"),
 		AccountID:         who.ID,
@@ -71,10 +71,11 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	defer w.Abort()
 	h := sha256.New()
 	counted := &countingWriter{}
-	in := io.TeeReader(&limitedReader{r: body, n: want, limit: want, what: "key set"}, io.MultiWriter(w, h, counted))
+	lim := &limitedReader{r: body, n: want, limit: want, length: length, what: "key set"}
+	in := io.TeeReader(lim, io.MultiWriter(w, h, counted))
 	keys, err := he.UnmarshalEvalKeys(in, info.params, he.KeyLimits{MaxGalois: len(info.plan.GaloisElements)})
 	if err != nil {
-		return nil, keyError(err)
+		return nil, keyError(err, lim)
 	}
 	if err := checkKeys(info, keys); err != nil {
 		return nil, err
@@ -97,10 +98,15 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	return ks, nil
 }
 
-// keyError prefixes decoding errors with what to do about them.
-func keyError(err error) error {
+// keyError says what a decoding error means for the user. A key set
+// with more keys than the plan's is refused by the decoder as too large;
+// it is a mismatch with the plan, not an oversized body.
+func keyError(err error, lim *limitedReader) error {
+	if lim.err != nil && errors.Is(err, lim.err) {
+		return err
+	}
 	switch fheserve.ErrorCode(err) {
-	case fheserve.EINVALID:
+	case fheserve.EINVALID, fheserve.ETOOLARGE:
 		return fheserve.Errorf(fheserve.EINVALID, "key set does not match the model's plan or is damaged: %s; generate keys from the model's plan ('fheserve keys create')", fheserve.ErrorMessage(err))
 	}
 	return err
@@ -239,17 +245,20 @@ func (a *App) revokeKeySet(ctx context.Context, who *fheserve.Account, ks *fhese
 // limitedReader reads at most limit bytes and fails with ETOOLARGE if
 // there are more.
 type limitedReader struct {
-	r     io.Reader
-	n     int64 // bytes left
-	limit int64
-	what  string
+	r      io.Reader
+	n      int64 // bytes left
+	limit  int64
+	length int64 // the declared length, -1 if unknown
+	what   string
+	err    error // the error returned when the limit is passed
 }
 
 func (l *limitedReader) Read(p []byte) (int, error) {
 	if l.n <= 0 {
 		var b [1]byte
 		if k, err := l.r.Read(b[:]); k > 0 {
-			return 0, tooLarge(l.what, -1, l.limit)
+			l.err = tooLarge(l.what, l.length, l.limit)
+			return 0, l.err
 		} else {
 			return 0, err
 		}

@@ -1,0 +1,192 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/sdk"
+)
+
+// otherModel deploys a fixture as olivia, open to every user, and returns
+// ulrich's uploaded keys for it.
+func (w *world) otherModel(name string) *sdk.Keys {
+	ctx := context.Background()
+	data, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", name+".onnx"))
+	check(w.t, err)
+	m, err := w.owner.Deploy(ctx, &fheserve.DeployRequest{Name: name, ONNX: data})
+	check(w.t, err)
+	k, err := w.user.GenerateKeys(ctx, m.ID)
+	check(w.t, err)
+	_, err = w.user.UploadKeys(ctx, k, "")
+	check(w.t, err)
+	return k
+}
+
+// keysWithout returns an upload of keys for w.model's plan lacking the
+// first rotation's key.
+func (w *world) keysWithout() []byte {
+	p := w.keys.Plan
+	params, err := compiler.ToSpec(p.Params).Params()
+	check(w.t, err)
+	_, evk, err := client.GenerateKeys(params, p.GaloisElements[1:], p.Relin)
+	check(w.t, err)
+	var buf bytes.Buffer
+	check(w.t, he.MarshalEvalKeys(&buf, params, evk))
+	return buf.Bytes()
+}
+
+func corrupt(b []byte, at int, with byte, n int) []byte {
+	out := bytes.Clone(b)
+	for i := range n {
+		out[at+i] = with
+	}
+	return out
+}
+
+// TestBadInput sends malformed, oversized and misdirected requests: each
+// gets a 4xx with a message that says what is wrong, and the server keeps
+// serving everyone.
+func TestBadInput(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	relu := w.otherModel("relu")         // other CKKS parameters
+	cnn := w.otherModel("cnn_square")    // same parameters, other rotations
+	reluInput, err := relu.Encrypt(make([]float64, relu.Plan.InputSize()), 1)
+	check(t, err)
+	cnnKeys := w.keyUpload(cnn)
+	m, k := w.model.ID, w.keys.KeySetID
+	keysPath := "/v1/models/" + m + "/keysets"
+	jobsPath := "/v1/models/" + m + "/jobs?keyset=" + k
+	bin := "application/octet-stream"
+	garbage := []byte("this is not an ONNX model, just text")
+	malformed, ctype := multipartDeploy(t, &fheserve.DeployRequest{Name: "garbage", ONNX: garbage})
+	maxpoolONNX, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", "maxpool.onnx"))
+	check(t, err)
+	unsupported, ctype2 := multipartDeploy(t, &fheserve.DeployRequest{Name: "maxpool", ONNX: maxpoolONNX})
+	big := append(bytes.Clone(w.keyBytes), make([]byte, 1<<20)...)
+
+	tests := []struct {
+		name   string
+		role   string
+		c      call
+		chunk  bool // send without Content-Length
+		status int
+		want   []string
+	}{
+		{"oversized key set", user, call{"POST", keysPath, big, bin}, false, 413, []string{"key set", "larger than", "plan allows"}},
+		{"oversized key set, streamed", user, call{"POST", keysPath, big, bin}, true, 413, []string{"larger than"}},
+		{"truncated key set", user, call{"POST", keysPath, w.keyBytes[:len(w.keyBytes)/2], bin}, false, 400, []string{"key set", "truncated"}},
+		{"key set with a bad header", user, call{"POST", keysPath, corrupt(w.keyBytes, 0, 'X', 4), bin}, false, 400, []string{"not a key set"}},
+		{"key set with unreduced coefficients", user, call{"POST", keysPath, corrupt(w.keyBytes, 200, 0xff, 64), bin}, false, 400, []string{"coefficient not reduced"}},
+		{"key set for other parameters", user, call{"POST", keysPath, w.keyUpload(relu), bin}, false, 400, []string{"does not match the model's plan", "other parameters"}},
+		{"key set for another plan's rotations", user, call{"POST", keysPath, cnnKeys, bin}, false, 400, []string{"does not match the model's plan"}},
+		{"key set missing a rotation", user, call{"POST", keysPath, w.keysWithout(), bin}, false, 400, []string{"lacks the key for rotation"}},
+		{"oversized input", user, call{"POST", jobsPath, append(bytes.Clone(w.input), make([]byte, 1<<20)...), bin}, false, 413, []string{"encrypted input", "larger than"}},
+		{"truncated input", user, call{"POST", jobsPath, w.input[:len(w.input)-100], bin}, false, 400, []string{"encrypted input", "truncated"}},
+		{"input with a bad header", user, call{"POST", jobsPath, corrupt(w.input, 0, 0, 4), bin}, false, 400, []string{"encrypted input"}},
+		{"empty input", user, call{"POST", jobsPath, []byte{}, bin}, false, 400, []string{"truncated"}},
+		{"input for other parameters", user, call{"POST", jobsPath, reluInput, bin}, false, 400, []string{"other parameters"}},
+		{"input under another model's key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=" + cnn.KeySetID, w.input, bin}, false, 400, []string{"was made for model"}},
+		{"input without a key set", user, call{"POST", "/v1/models/" + m + "/jobs", w.input, bin}, false, 400, []string{"must name the key set"}},
+		{"unknown key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=key_nope", w.input, bin}, false, 404, []string{"no key set"}},
+		{"unknown model", user, call{"POST", "/v1/models/mdl_nope/jobs?keyset=" + k, w.input, bin}, false, 404, []string{"no model \"mdl_nope\""}},
+		{"unknown model's plan", user, call{"GET", "/v1/models/mdl_nope/plan", nil, ""}, false, 404, []string{"no model"}},
+		{"another user's job", user2, call{"GET", "/v1/jobs/" + w.job.ID, nil, ""}, false, 403, []string{"belongs to another user"}},
+		{"another user's result", user2, call{"GET", "/v1/jobs/" + w.job.ID + "/result", nil, ""}, false, 403, []string{"belongs to another user"}},
+		{"another user's key set", user2, call{"GET", "/v1/keysets/" + k, nil, ""}, false, 403, []string{"belongs to another user"}},
+		{"unknown job", user, call{"GET", "/v1/jobs/job_nope", nil, ""}, false, 404, []string{"no job"}},
+		{"malformed ONNX", owner, call{"POST", "/v1/models", malformed, ctype}, false, 400, []string{"cannot deploy \"garbage\"", "ONNX"}},
+		{"unsupported ONNX", owner, call{"POST", "/v1/models", unsupported, ctype2}, false, 422, []string{"MaxPool", "AveragePool"}},
+		{"deployment without a model", owner, func() call {
+			b, ct := multipartDeploy(t, &fheserve.DeployRequest{Name: "empty"})
+			return call{"POST", "/v1/models", b, ct}
+		}(), false, 400, []string{"empty"}},
+		{"deployment as JSON", owner, jsonCall("POST", "/v1/models", map[string]string{"name": "x"}), false, 400, []string{"multipart/form-data"}},
+		{"allow-list naming nobody", owner, func() call {
+			b, ct := multipartDeploy(t, &fheserve.DeployRequest{Name: "m", ONNX: w.onnx, Allow: []string{"nobody"}})
+			return call{"POST", "/v1/models", b, ct}
+		}(), false, 400, []string{"\"nobody\"", "not an account"}},
+		{"keys as JSON", user, jsonCall("POST", keysPath, map[string]string{"key": "x"}), false, 400, []string{"application/octet-stream"}},
+		{"invalid JSON", anonymous, call{"POST", "/v1/accounts", []byte("{"), "application/json"}, false, 400, []string{"invalid JSON"}},
+		{"unknown JSON field", anonymous, call{"POST", "/v1/accounts", []byte(`{"username":"a1","password":"p","role":"user","admin":true}`), "application/json"}, false, 400, []string{"unknown field"}},
+		{"short password", anonymous, jsonCall("POST", "/v1/accounts", fheserve.RegisterRequest{Username: "shorty", Password: "x", Role: "user"}), false, 400, []string{"password is too short"}},
+		{"self-made administrator", anonymous, jsonCall("POST", "/v1/accounts", fheserve.RegisterRequest{Username: "mallory", Password: "a-password", Role: "admin"}), false, 400, []string{"role must be"}},
+		{"taken username", anonymous, jsonCall("POST", "/v1/accounts", fheserve.RegisterRequest{Username: "ulrich", Password: "a-password", Role: "user"}), false, 409, []string{"taken"}},
+		{"bad token", anonymous, call{"GET", "/v1/models?token=x", nil, ""}, false, 401, []string{"log in"}},
+		{"unknown endpoint", user, call{"GET", "/v1/nothing", nil, ""}, false, 404, []string{"no endpoint"}},
+		{"result of a retired model's job is still there", user, call{"GET", "/v1/jobs/" + w.job.ID + "/result", nil, ""}, false, 200, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.t = t
+			status, body := w.send(tt.role, tt.c, tt.chunk)
+			if tt.status == 200 {
+				if status != 200 {
+					t.Fatalf("status %d: %s", status, body)
+				}
+				return
+			}
+			var e fhttp.ErrorResponse
+			if err := json.Unmarshal(body, &e); err != nil {
+				t.Fatalf("status %d, body is not an error: %q", status, body)
+			}
+			if (tt.status != 0 && status != tt.status) || status < 400 || status >= 500 {
+				t.Errorf("status %d (%s), want %d", status, e.Code, tt.status)
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(e.Message, want) {
+					t.Errorf("message %q does not say %q", e.Message, want)
+				}
+			}
+			t.Logf("%d %s", status, e.Message)
+		})
+	}
+
+	// The server still serves: a valid prediction goes through.
+	w.t = t
+	j, err := w.user.Submit(ctx, w.keys, w.input)
+	check(t, err)
+	if _, err := w.user.Wait(ctx, j.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.user.Fetch(ctx, w.keys, j.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// send sends c as role; chunked hides the body's length.
+func (w *world) send(role string, c call, chunked bool) (int, []byte) {
+	w.t.Helper()
+	var body io.Reader
+	if c.body != nil {
+		body = bytes.NewReader(c.body)
+		if chunked {
+			body = io.MultiReader(body)
+		}
+	}
+	req, err := http.NewRequest(c.method, w.url+c.path, body)
+	check(w.t, err)
+	if c.contentType != "" {
+		req.Header.Set("Content-Type", c.contentType)
+	}
+	if tok := w.tokens[role]; tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	check(w.t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
