@@ -61,8 +61,8 @@ func corrupt(b []byte, at int, with byte, n int) []byte {
 func TestBadInput(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	relu := w.otherModel("relu")         // other CKKS parameters
-	cnn := w.otherModel("cnn_square")    // same parameters, other rotations
+	relu := w.otherModel("relu")      // other CKKS parameters
+	cnn := w.otherModel("cnn_square") // same parameters, other rotations
 	reluInput, err := relu.Encrypt(make([]float64, relu.Plan.InputSize()), 1)
 	check(t, err)
 	cnnKeys := w.keyUpload(cnn)
