@@ -3,8 +3,8 @@ package sdk_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
