@@ -32,6 +32,9 @@ type evalOptions struct {
 	Limit   int
 	Workers int
 	JSON    bool
+	// PlaintextOnly skips encryption: the plaintext and approximated
+	// accuracies alone, to choose a degree cheaply.
+	PlaintextOnly bool
 	engineFlags
 }
 
@@ -57,7 +60,9 @@ through the wire format) and in plaintext, and report:
 
 Batch packing (the default) puts up to N/2 samples in each call, which
 makes test sets of thousands of images practical; latency packing runs
-one sample per call. Labels are class indices (for a single output, 1 for
+one sample per call. --plaintext-only compiles the plan but encrypts
+nothing: it reports the plaintext and approximated accuracy in seconds, to
+compare degrees (--degree, --degrees) before an encrypted run. Labels are class indices (for a single output, 1 for
 above the threshold: 0.5 after a sigmoid head, 0 otherwise).`,
 		Example: `  fheserve eval --model examples/fmnist-mlp/model.onnx --data examples/data/fmnist.x.npy --labels examples/data/fmnist.y.npy
   fheserve eval --model model.onnx --data x.npy --labels y.npy --calibration calib.npy --degree 15 --json
@@ -85,6 +90,7 @@ above the threshold: 0.5 after a sigmoid head, 0 otherwise).`,
 	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
 	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
+	f.BoolVar(&opts.PlaintextOnly, "plaintext-only", false, "skip encryption: report the plaintext and approximated accuracy only (to choose a degree)")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
 }
@@ -108,7 +114,8 @@ func (o *evalOptions) validate() error {
 	return validDegree(o.Degree)
 }
 
-// evalReport is what eval --json prints.
+// evalReport is what eval --json prints. With --plaintext-only, the
+// encrypted fields are omitted.
 type evalReport struct {
 	Model   string      `json:"model"`
 	Data    string      `json:"data"`
@@ -121,11 +128,11 @@ type evalReport struct {
 	Accuracy struct {
 		Plaintext    float64  `json:"plaintext"`
 		Approximated *float64 `json:"approximated,omitempty"`
-		Encrypted    float64  `json:"encrypted"`
+		Encrypted    *float64 `json:"encrypted,omitempty"`
 	} `json:"accuracy"`
 	// Plaintext compares the encrypted outputs with the exact plaintext
 	// model: HE noise plus the activation approximations.
-	Plaintext referenceCheck `json:"vs_plaintext"`
+	Plaintext *referenceCheck `json:"vs_plaintext,omitempty"`
 	// Approximated compares them with the plaintext model using the
 	// plan's polynomials: HE noise alone, which the plan bounds by its
 	// output error.
@@ -133,11 +140,11 @@ type evalReport struct {
 	Activations  []activationUse `json:"activations,omitempty"`
 	// OutOfBound counts the samples whose decrypted output exceeded the
 	// plan's output bound.
-	OutOfBound int           `json:"out_of_bound"`
-	TimesMS    evalTimes     `json:"times_ms"`
-	Sizes      local.Stats   `json:"sizes"`
-	Warnings   []string      `json:"warnings,omitempty"`
-	summary    referenceData // for the text report
+	OutOfBound int          `json:"out_of_bound"`
+	TimesMS    evalTimes    `json:"times_ms"`
+	Sizes      *local.Stats `json:"sizes,omitempty"`
+	Warnings   []string     `json:"warnings,omitempty"`
+	correct    evalCounts   // for the text report
 }
 
 // activationUse says how the data used one approximated activation.
@@ -163,8 +170,9 @@ type evalTimes struct {
 	Total     float64 `json:"total"`
 }
 
-type referenceData struct {
-	plainCorrect, approxCorrect, encCorrect int
+// evalCounts are the correctly classified samples behind the accuracies.
+type evalCounts struct {
+	plain, approx, enc int
 }
 
 func evalRun(opts *evalOptions) error {
@@ -189,11 +197,20 @@ func evalRun(opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
-	r, err := local.New(g, copts, opts.Workers)
-	if err != nil {
-		return err
+	var r *local.Runner
+	var p *plan.Plan
+	if opts.PlaintextOnly {
+		res, err := compiler.Compile(g, copts)
+		if err != nil {
+			return err
+		}
+		p = res.Plan
+	} else {
+		if r, err = local.New(g, copts, opts.Workers); err != nil {
+			return err
+		}
+		p = r.Plan
 	}
-	p := r.Plan
 	writeWarnings(opts.ErrOut, p)
 
 	t0 := time.Now()
@@ -203,49 +220,46 @@ func evalRun(opts *evalOptions) error {
 	}
 	plainTime := time.Since(t0)
 
-	got, err := predictWithProgress(opts, r, x, n)
-	if err != nil {
-		return err
-	}
-
-	rep := &evalReport{Model: p.Model, Data: opts.Data, Samples: n, Plan: summarize(p), Warnings: p.Warnings}
+	rep := &evalReport{Model: p.Model, Data: opts.Data, Samples: n, Plan: summarize(p), Warnings: p.Warnings, Activations: ref.uses}
 	size := p.OutputSize()
-	correct := func(y []float64) int {
-		c := 0
+	accuracy := func(y []float64, count *int) *float64 {
 		for s := 0; s < n; s++ {
 			if classOf(y[s*size:(s+1)*size], p.Head) == labels[s] {
-				c++
+				*count++
 			}
 		}
-		return c
+		acc := float64(*count) / float64(n)
+		return &acc
 	}
-	d := &rep.summary
-	d.plainCorrect, d.encCorrect = correct(ref.exact), correct(got)
-	rep.Accuracy.Plaintext = float64(d.plainCorrect) / float64(n)
-	rep.Accuracy.Encrypted = float64(d.encCorrect) / float64(n)
-	rep.Plaintext = compareOutputs(got, ref.exact, p)
+	rep.Accuracy.Plaintext = *accuracy(ref.exact, &rep.correct.plain)
 	if len(p.Activations) > 0 {
-		d.approxCorrect = correct(ref.approx)
-		acc := float64(d.approxCorrect) / float64(n)
-		rep.Accuracy.Approximated = &acc
-		c := compareOutputs(got, ref.approx, p)
-		c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError
-		rep.Approximated = &c
-	} else {
-		// Every operation is exact: the plaintext model is the reference
-		// and the HE error alone is to be compared with the plan's.
-		rep.Plaintext.WithinPrecision = rep.Plaintext.MaxAbsError <= p.Precision.OutputError
+		rep.Accuracy.Approximated = accuracy(ref.approx, &rep.correct.approx)
 	}
-	rep.Activations = ref.uses
-	rep.OutOfBound = len(r.OutOfBound)
-	st := &r.Stats
-	rep.Sizes = *st
-	rep.TimesMS = evalTimes{
-		stageTimes: stageTimesOf(st),
-		PerSample:  millis(st.Encrypt+st.Evaluate+st.Decrypt) / float64(n),
-		Plaintext:  millis(plainTime) / float64(n),
-		Total:      millis(time.Since(start)),
+	rep.TimesMS.Plaintext = millis(plainTime) / float64(n)
+	if r != nil {
+		got, err := predictWithProgress(opts, r, x, n)
+		if err != nil {
+			return err
+		}
+		rep.Accuracy.Encrypted = accuracy(got, &rep.correct.enc)
+		c := compareOutputs(got, ref.exact, p)
+		rep.Plaintext = &c
+		if len(p.Activations) > 0 {
+			c := compareOutputs(got, ref.approx, p)
+			c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError
+			rep.Approximated = &c
+		} else {
+			// Every operation is exact: the plaintext model is the
+			// reference and the HE error alone is compared with the plan's.
+			rep.Plaintext.WithinPrecision = rep.Plaintext.MaxAbsError <= p.Precision.OutputError
+		}
+		rep.OutOfBound = len(r.OutOfBound)
+		st := r.Stats
+		rep.Sizes = &st
+		rep.TimesMS.stageTimes = stageTimesOf(&st)
+		rep.TimesMS.PerSample = millis(st.Encrypt+st.Evaluate+st.Decrypt) / float64(n)
 	}
+	rep.TimesMS.Total = millis(time.Since(start))
 	if opts.JSON {
 		enc := json.NewEncoder(opts.Out)
 		enc.SetIndent("", "  ")
@@ -391,26 +405,35 @@ func evalReference(g *nn.Graph, p *plan.Plan, x []float64, n int) (*reference, e
 
 func writeEvalSummary(w io.Writer, r *evalReport) {
 	p := r.Plan
-	d := r.summary
-	fmt.Fprintf(w, "evaluated %s on %d sample%s of %s under encryption (%s packing, N = 2^%d, depth %d, %d call%s)\n",
-		r.Model, r.Samples, plural(r.Samples), r.Data, p.Packing, p.LogN, p.Depth, r.Sizes.Calls, plural(r.Sizes.Calls))
-	fmt.Fprintf(w, "  accuracy: plaintext %s (%d)", pct(r.Accuracy.Plaintext), d.plainCorrect)
-	if r.Accuracy.Approximated != nil {
-		fmt.Fprintf(w, ", approximated activations %s (%d)", pct(*r.Accuracy.Approximated), d.approxCorrect)
-	}
-	fmt.Fprintf(w, ", encrypted %s (%d)\n", pct(r.Accuracy.Encrypted), d.encCorrect)
-	c := r.Plaintext
-	fmt.Fprintf(w, "  encrypted vs plaintext: predicted class agrees on %d/%d (%s), max abs error %.2e\n",
-		c.ArgmaxAgree, r.Samples, pct(c.ArgmaxAgreement), c.MaxAbsError)
-	if a := r.Approximated; a != nil {
-		fmt.Fprintf(w, "  encrypted vs approximated plaintext: agrees on %d/%d (%s), max abs error %.2e (plan's output error %.2e)\n",
-			a.ArgmaxAgree, r.Samples, pct(a.ArgmaxAgreement), a.MaxAbsError, p.Precision.OutputError)
+	k := r.correct
+	if r.Accuracy.Encrypted == nil {
+		fmt.Fprintf(w, "evaluated %s on %d sample%s of %s in plaintext only (plan: %s packing, N = 2^%d, depth %d)\n",
+			r.Model, r.Samples, plural(r.Samples), r.Data, p.Packing, p.LogN, p.Depth)
 	} else {
-		within := "within"
-		if !c.WithinPrecision {
-			within = "ABOVE"
+		fmt.Fprintf(w, "evaluated %s on %d sample%s of %s under encryption (%s packing, N = 2^%d, depth %d, %d call%s)\n",
+			r.Model, r.Samples, plural(r.Samples), r.Data, p.Packing, p.LogN, p.Depth, r.Sizes.Calls, plural(r.Sizes.Calls))
+	}
+	fmt.Fprintf(w, "  accuracy: plaintext %s (%d)", pct(r.Accuracy.Plaintext), k.plain)
+	if a := r.Accuracy.Approximated; a != nil {
+		fmt.Fprintf(w, ", approximated activations %s (%d)", pct(*a), k.approx)
+	}
+	if a := r.Accuracy.Encrypted; a != nil {
+		fmt.Fprintf(w, ", encrypted %s (%d)", pct(*a), k.enc)
+	}
+	fmt.Fprintln(w)
+	if c := r.Plaintext; c != nil {
+		fmt.Fprintf(w, "  encrypted vs plaintext: predicted class agrees on %d/%d (%s), max abs error %.2e\n",
+			c.ArgmaxAgree, r.Samples, pct(c.ArgmaxAgreement), c.MaxAbsError)
+		if a := r.Approximated; a != nil {
+			fmt.Fprintf(w, "  encrypted vs approximated plaintext: agrees on %d/%d (%s), max abs error %.2e (plan's output error %.2e)\n",
+				a.ArgmaxAgree, r.Samples, pct(a.ArgmaxAgreement), a.MaxAbsError, p.Precision.OutputError)
+		} else {
+			within := "within"
+			if !c.WithinPrecision {
+				within = "ABOVE"
+			}
+			fmt.Fprintf(w, "  every operation is exact under encryption: the error is %s the plan's output error %.2e\n", within, p.Precision.OutputError)
 		}
-		fmt.Fprintf(w, "  every operation is exact under encryption: the error is %s the plan's output error %.2e\n", within, p.Precision.OutputError)
 	}
 	for _, a := range r.Activations {
 		fmt.Fprintf(w, "  activation %s (%s, degree %d on [%.4g, %.4g]): %d sample%s outside the interval",
@@ -425,10 +448,13 @@ func writeEvalSummary(w io.Writer, r *evalReport) {
 			r.OutOfBound, plural(r.OutOfBound), p.Precision.OutputBound)
 	}
 	t := r.TimesMS
-	fmt.Fprintf(w, "  time: keygen %s, encrypt %s, evaluate %s, decrypt %s; %.3g ms per sample encrypted, %.3g ms in plaintext; total %s\n",
-		secs(t.Keygen), secs(t.Encrypt), secs(t.Evaluate), secs(t.Decrypt), t.PerSample, t.Plaintext, secs(t.Total))
-	s := r.Sizes
-	fmt.Fprintf(w, "  sizes: evaluation keys %s, uploads %s, results %s\n", fmtBytes(s.EvalKeyByte), fmtBytes(s.UploadBytes), fmtBytes(s.ResultBytes))
+	if s := r.Sizes; s != nil {
+		fmt.Fprintf(w, "  time: keygen %s, encrypt %s, evaluate %s, decrypt %s; %.3g ms per sample encrypted, %.3g ms in plaintext; total %s\n",
+			secs(t.Keygen), secs(t.Encrypt), secs(t.Evaluate), secs(t.Decrypt), t.PerSample, t.Plaintext, secs(t.Total))
+		fmt.Fprintf(w, "  sizes: evaluation keys %s, uploads %s, results %s\n", fmtBytes(s.EvalKeyByte), fmtBytes(s.UploadBytes), fmtBytes(s.ResultBytes))
+	} else {
+		fmt.Fprintf(w, "  time: %.3g ms per sample in plaintext; total %s\n", t.Plaintext, secs(t.Total))
+	}
 }
 
 // pct formats a fraction as a percentage with two decimals.

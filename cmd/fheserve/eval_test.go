@@ -57,13 +57,13 @@ func TestEvalExactModel(t *testing.T) {
 	if rep.Samples != 143 || rep.Plan.Packing != "batch" || rep.Sizes.Calls != 1 {
 		t.Errorf("samples %d, packing %s, calls %d: want all 143 rows in one batch call", rep.Samples, rep.Plan.Packing, rep.Sizes.Calls)
 	}
-	if rep.Accuracy.Plaintext < 0.9 || rep.Accuracy.Encrypted != rep.Accuracy.Plaintext {
+	if rep.Accuracy.Plaintext < 0.9 || rep.Accuracy.Encrypted == nil || *rep.Accuracy.Encrypted != rep.Accuracy.Plaintext {
 		t.Errorf("accuracy %+v: want the encrypted accuracy equal to the plaintext one, above 90%%", rep.Accuracy)
 	}
 	if rep.Accuracy.Approximated != nil || rep.Approximated != nil || rep.Activations != nil {
 		t.Errorf("a model without activations reports approximations: %+v", rep)
 	}
-	if c := rep.Plaintext; c.ArgmaxAgree != 143 || !c.WithinPrecision {
+	if c := rep.Plaintext; c == nil || c.ArgmaxAgree != 143 || !c.WithinPrecision {
 		t.Errorf("vs plaintext %+v", c)
 	}
 	if rep.OutOfBound != 0 || rep.TimesMS.PerSample <= 0 || rep.TimesMS.Evaluate <= 0 {
@@ -110,6 +110,13 @@ func TestEvalApproximatedActivation(t *testing.T) {
 	}
 	if rep.OutOfBound == 0 {
 		t.Errorf("no sample out of the output bound")
+	}
+
+	// Plaintext only: no encryption, the same plaintext figures.
+	plain := mustEvalJSON(t, append(args, "--plaintext-only")...)
+	if plain.Accuracy.Encrypted != nil || plain.Plaintext != nil || plain.Sizes != nil ||
+		*plain.Accuracy.Approximated != *rep.Accuracy.Approximated || plain.Activations[0] != rep.Activations[0] {
+		t.Errorf("--plaintext-only report %+v, want the encrypted run's plaintext figures and nothing encrypted", plain)
 	}
 
 	// The text report.

@@ -139,8 +139,8 @@ func TestEvalFlags(t *testing.T) {
 		{
 			name: "all",
 			args: with("--mode", "latency", "--limit", "100", "--calibration", "c.npy", "--degree", "15",
-				"--degrees", "/1/Relu=7", "--log-n", "15", "--workers", "2", "--json"),
-			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "latency", Limit: 100, Workers: 2, JSON: true,
+				"--degrees", "/1/Relu=7", "--log-n", "15", "--workers", "2", "--plaintext-only", "--json"),
+			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "latency", Limit: 100, Workers: 2, JSON: true, PlaintextOnly: true,
 				engineFlags: engineFlags{Calibration: "c.npy", Degree: 15, Degrees: map[string]int{"/1/Relu": 7}, LogN: 15}},
 		},
 		{name: "no model", args: []string{"--data", "x.npy", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},
