@@ -30,6 +30,17 @@ var _ audit.Store = (*Store)(nil)
 // Store is an audit.Store on an SQLite database.
 type Store struct {
 	db *sql.DB
+	// The statements of Append, prepared once.
+	sizes, insertRecord, insertObject, insertHash, insertCheckpoint *sql.Stmt
+}
+
+// appendStatements are the statements of Append, in the order of Store's fields.
+var appendStatements = []string{
+	`SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM records), (SELECT COALESCE(MAX(id) + 1, 0) FROM hashes)`,
+	`INSERT INTO records (idx, data, time, actor_id, actor, action, outcome, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	`INSERT INTO objects (idx, kind, id) VALUES (?, ?, ?)`,
+	`INSERT INTO hashes (id, hash) VALUES (?, ?)`,
+	`INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)`,
 }
 
 // migrations are applied in order, each once; append, never edit.
@@ -75,6 +86,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("cannot migrate audit database %q: %w", path, err)
+	}
+	for i, p := range []**sql.Stmt{&s.sizes, &s.insertRecord, &s.insertObject, &s.insertHash, &s.insertCheckpoint} {
+		if *p, err = s.db.PrepareContext(ctx, appendStatements[i]); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("cannot prepare audit database statements: %w", err)
+		}
 	}
 	return s, nil
 }
@@ -162,27 +179,14 @@ func (s *Store) Append(ctx context.Context, b *audit.Batch) error {
 		return err
 	}
 	defer tx.Rollback()
-	n, err := size(ctx, tx)
-	if err != nil {
-		return err
-	}
-	var hashes int64
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id) + 1, 0) FROM hashes`).Scan(&hashes); err != nil {
+	var n, hashes int64
+	if err := tx.StmtContext(ctx, s.sizes).QueryRowContext(ctx).Scan(&n, &hashes); err != nil {
 		return err
 	}
 	if n != b.Size || hashes != tlog.StoredHashCount(b.Size) {
 		return fheserve.Errorf(fheserve.ECONFLICT, "audit log has %d records and %d stored hashes, not %d and %d", n, hashes, b.Size, tlog.StoredHashCount(b.Size))
 	}
-	rec, err := tx.PrepareContext(ctx, `INSERT INTO records (idx, data, time, actor_id, actor, action, outcome, request_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer rec.Close()
-	obj, err := tx.PrepareContext(ctx, `INSERT INTO objects (idx, kind, id) VALUES (?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer obj.Close()
+	rec, obj := tx.StmtContext(ctx, s.insertRecord), tx.StmtContext(ctx, s.insertObject)
 	for _, e := range b.Entries {
 		r := e.Record
 		if _, err := rec.ExecContext(ctx, e.Index, e.Data, r.Time.UnixMicro(), r.ActorID, r.Actor, r.Action, r.Outcome, r.RequestID); err != nil {
@@ -194,34 +198,16 @@ func (s *Store) Append(ctx context.Context, b *audit.Batch) error {
 			}
 		}
 	}
-	if len(b.Hashes) > 0 {
-		if err := insertHashes(ctx, tx, tlog.StoredHashCount(b.Size), b.Hashes); err != nil {
+	hash := tx.StmtContext(ctx, s.insertHash)
+	for i, h := range b.Hashes {
+		if _, err := hash.ExecContext(ctx, hashes+int64(i), h[:]); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)`, b.Size+int64(len(b.Entries)), b.Checkpoint); err != nil {
+	if _, err := tx.StmtContext(ctx, s.insertCheckpoint).ExecContext(ctx, b.Size+int64(len(b.Entries)), b.Checkpoint); err != nil {
 		return err
 	}
 	return tx.Commit()
-}
-
-// insertHashes inserts hashes at consecutive indexes from start, many rows
-// per statement.
-func insertHashes(ctx context.Context, tx *sql.Tx, start int64, hashes []tlog.Hash) error {
-	const rows = 200
-	for len(hashes) > 0 {
-		k := min(len(hashes), rows)
-		args := make([]any, 0, 2*k)
-		for i, h := range hashes[:k] {
-			args = append(args, start+int64(i), h[:])
-		}
-		q := `INSERT INTO hashes (id, hash) VALUES (?, ?)` + strings.Repeat(`, (?, ?)`, k-1)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return err
-		}
-		start, hashes = start+int64(k), hashes[k:]
-	}
-	return nil
 }
 
 // ReadHashes implements audit.Store.
