@@ -58,7 +58,7 @@ func Verify(ctx context.Context, st Store, vkey string) (*Verified, error) {
 	n := w.front.n
 	if len(w.cps) > 0 {
 		c := w.cps[0]
-		return nil, &VerifyError{Index: n, Reason: fmt.Sprintf("the checkpoint of %d records covers more than the %d stored: records %d to %d were removed", c.Size, n, n, c.Size-1)}
+		return nil, &VerifyError{Index: n, Reason: fmt.Sprintf("the checkpoint of %d records covers more than the %d stored: records from %d on were removed", c.Size, n, n)}
 	}
 	if w.good != n || w.latest == nil {
 		return nil, badRecord(w.good, "records %d to %d are not covered by any signed checkpoint", w.good, n-1)
