@@ -1,0 +1,161 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
+)
+
+// Flag parsing of the service's verbs, without running them.
+
+func TestServeFlags(t *testing.T) {
+	t.Setenv(dataDirEnv, "")
+	tests := []struct {
+		name    string
+		args    []string
+		want    serveOptions
+		wantErr string
+	}{
+		{name: "defaults", want: serveOptions{DataDir: "fheserve-data", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
+		{name: "all", args: []string{"--data-dir", "/d", "--addr", ":9", "--workers", "3", "--eval-threads", "1", "--result-ttl", "1h", "--log-json"},
+			want: serveOptions{DataDir: "/d", Addr: ":9", Workers: 3, EvalThreads: 1, ResultTTL: time.Hour, LogJSON: true}},
+		{name: "negative workers", args: []string{"--workers", "-1"}, wantErr: fheserve.EINVALID},
+		{name: "short ttl", args: []string{"--result-ttl", "1s"}, wantErr: fheserve.EINVALID},
+		{name: "argument", args: []string{"now"}, wantErr: fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *serveOptions
+			err := execute(t, newServeCmd(func(o *serveOptions) error { got = o; return nil }), tt.args...)
+			checkParse(t, err, tt.wantErr)
+			if tt.wantErr == "" {
+				if diff := cmp.Diff(tt.want, *got, ignoreIO(serveOptions{}, "ErrOut", "Ctx")); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+func TestClientVerbFlags(t *testing.T) {
+	t.Setenv(dataDirEnv, "")
+	tests := []struct {
+		name    string
+		cmd     func(*parsed) *cobra.Command // records the options in *parsed
+		args    []string
+		check   func(t *testing.T, p *parsed)
+		wantErr string
+	}{
+		{name: "admin init", cmd: adminCmd, args: []string{"init", "--data-dir", "/d", "--username", "root", "--password-stdin"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.admin; o.Action != "init" || o.DataDir != "/d" || o.Username != "root" || !o.Stdin {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "admin init without password", cmd: adminCmd, args: []string{"init", "--username", "root"}, wantErr: fheserve.EINVALID},
+		{name: "admin approve", cmd: adminCmd, args: []string{"approve", "ulrich", "--server", "http://h"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.admin; o.Action != "approve" || o.Username != "ulrich" || o.Server != "http://h" {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "admin disable without user", cmd: adminCmd, args: []string{"disable"}, wantErr: fheserve.EINVALID},
+		{name: "admin pending json", cmd: adminCmd, args: []string{"pending", "--json"},
+			check: func(t *testing.T, p *parsed) {
+				if !p.admin.JSON {
+					t.Error("--json not set")
+				}
+			}},
+		{name: "register", cmd: registerCmd, args: []string{"--username", "u", "--role", "owner", "--password-stdin"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.account; o.Username != "u" || o.Role != "owner" || !o.Stdin {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "register as admin", cmd: registerCmd, args: []string{"--username", "u", "--role", "admin", "--password-stdin"}, wantErr: fheserve.EINVALID},
+		{name: "register without password", cmd: registerCmd, args: []string{"--username", "u", "--role", "user"}, wantErr: fheserve.EINVALID},
+		{name: "login without username", cmd: loginCmd, args: []string{"--password-stdin"}, wantErr: fheserve.EINVALID},
+		{name: "model deploy", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "m.onnx", "--calibration", "c.npy", "--allow", "a,b", "--packing", "batch", "--degree", "5"},
+			check: func(t *testing.T, p *parsed) {
+				o := p.model
+				if o.Name != "n" || o.File != "m.onnx" || o.Calibration != "c.npy" || len(o.Allow) != 2 || o.Packing != "batch" || o.Degree != 5 {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "model deploy without file", cmd: modelCmd, args: []string{"deploy", "--name", "n"}, wantErr: fheserve.EINVALID},
+		{name: "model deploy bad packing", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "f", "--packing", "x"}, wantErr: fheserve.EINVALID},
+		{name: "model show", cmd: modelCmd, args: []string{"show", "mdl_1", "--json"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.model; o.Action != "show" || o.ID != "mdl_1" || !o.JSON {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "model retire without id", cmd: modelCmd, args: []string{"retire"}, wantErr: fheserve.EINVALID},
+		{name: "keys create", cmd: keysCmd, args: []string{"create", "--model", "mdl_1", "--replace", "key_0"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.keys; o.Model != "mdl_1" || o.Replace != "key_0" {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "keys create without model", cmd: keysCmd, args: []string{"create"}, wantErr: fheserve.EINVALID},
+		{name: "keys revoke", cmd: keysCmd, args: []string{"revoke", "key_1"},
+			check: func(t *testing.T, p *parsed) {
+				if p.keys.ID != "key_1" {
+					t.Errorf("%+v", p.keys)
+				}
+			}},
+		{name: "usage", cmd: usageCmd, args: []string{"--model", "mdl_1", "--json"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.usage; o.Model != "mdl_1" || !o.JSON {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "usage without model", cmd: usageCmd, wantErr: fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &parsed{}
+			err := execute(t, tt.cmd(p), tt.args...)
+			checkParse(t, err, tt.wantErr)
+			if tt.wantErr == "" {
+				tt.check(t, p)
+			}
+		})
+	}
+}
+
+// parsed records the options a command parsed.
+type parsed struct {
+	admin   *adminOptions
+	account *accountOptions
+	model   *modelOptions
+	keys    *keysOptions
+	usage   *usageOptions
+}
+
+func adminCmd(p *parsed) *cobra.Command {
+	return newAdminCmd(func(o *adminOptions) error { p.admin = o; return nil })
+}
+
+func registerCmd(p *parsed) *cobra.Command {
+	return newRegisterCmd(func(o *accountOptions) error { p.account = o; return nil })
+}
+
+func loginCmd(p *parsed) *cobra.Command {
+	return newLoginCmd(func(o *accountOptions) error { p.account = o; return nil })
+}
+
+func modelCmd(p *parsed) *cobra.Command {
+	return newModelCmd(func(o *modelOptions) error { p.model = o; return nil })
+}
+
+func keysCmd(p *parsed) *cobra.Command {
+	return newKeysCmd(func(o *keysOptions) error { p.keys = o; return nil })
+}
+
+func usageCmd(p *parsed) *cobra.Command {
+	return newUsageCmd(func(o *usageOptions) error { p.usage = o; return nil })
+}
