@@ -10,6 +10,12 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
+// Files of the log in the server's data directory.
+const (
+	DBFile  = "audit.db"  // the SQLite store (package audit/sqlite)
+	KeyFile = "audit.key" // the signing key (mode 0600); KeyFile+".pub" holds the verifier key
+)
+
 // maxBatch bounds the records one transaction appends.
 const maxBatch = 512
 

@@ -43,6 +43,7 @@ never sees the inputs, the intermediate values or the predictions.`,
 		newModelCmd(nil),
 		newKeysCmd(nil),
 		newUsageCmd(nil),
+		newAuditCmd(nil),
 	)
 	return root
 }

@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
+	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
+	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// tokenEnv overrides the token of the last login for the audit verbs.
+const tokenEnv = "FHESERVE_TOKEN"
+
+type auditOptions struct {
+	Out    io.Writer
+	ErrOut io.Writer
+	Ctx    context.Context
+
+	Action  string // verify, log, key
+	DataDir string // offline: the server's data directory
+	Pin     string // verify --server: the verifier key to pin
+	Token   string // --server: bearer token (default $FHESERVE_TOKEN, then the last login's)
+	Since   time.Time
+	Actor   string
+	JSON    bool
+	clientFlags
+}
+
+func newAuditCmd(runF func(*auditOptions) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Verify and read the tamper-evident audit log",
+		Long: `The server appends every security-relevant action to a Merkle-tree log and
+signs a checkpoint of it (size and root hash) after each append. Clients
+keep the checkpoints they saw, so the operator cannot rewrite or roll back
+history without them noticing; operators verify the stored log offline.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	run := func(opts *auditOptions, since *string) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
+			if since != nil && *since != "" {
+				t, err := parseSince(*since, time.Now())
+				if err != nil {
+					return err
+				}
+				opts.Since = t
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return auditRun(opts)
+		}
+	}
+
+	verifyOpts := &auditOptions{Action: "verify"}
+	verifyCmd := &cobra.Command{
+		Use:   "verify (--server URL [--pin KEY] | --data-dir D [--pin KEY])",
+		Short: "Check the audit log: from outside against a server, or offline in a data directory",
+		Long: `With --server, fetch the latest signed checkpoint, check its signature with
+the server's pinned key (the first use pins the key the server names, like
+SSH; --pin gives it), check that the log extends the last checkpoint seen,
+and check that each of your records is in it. The key and the checkpoint
+are kept under $FHESERVE_HOME/audit/.
+
+With --data-dir (the operator, offline), recompute the whole tree from the
+stored records and check it against the stored hashes and every signed
+checkpoint; the first record altered, removed or moved is named.`,
+		Example: `  fheserve audit verify --server https://fhe.example.com
+  fheserve audit verify --server https://fhe.example.com --pin 'fheserve.audit/1f2e...+1a2b3c4d+AbC...'
+  fheserve audit verify --data-dir /var/lib/fheserve`,
+		Args: noArgs,
+		RunE: run(verifyOpts, nil),
+	}
+	auditFlags(verifyCmd, verifyOpts)
+	verifyCmd.Flags().StringVar(&verifyOpts.Pin, "pin", "", "the log's verifier `KEY`, as the operator publishes it")
+
+	var since string
+	logOpts := &auditOptions{Action: "log"}
+	logCmd := &cobra.Command{
+		Use:   "log [--server URL | --data-dir D] [--since T] [--actor U] [--json]",
+		Short: "List audit records: yours from a server, or all of them offline",
+		Long: `List the records of the audit log, oldest first: from a server, those about
+you (an administrator sees all); from a data directory, all. --json prints
+one object per line, {"index": N, "record": {...}}, the record being the
+exact bytes hashed into the log.`,
+		Example: `  fheserve audit log --since 24h
+  fheserve audit log --data-dir /var/lib/fheserve --actor alice --json`,
+		Args: noArgs,
+		RunE: run(logOpts, &since),
+	}
+	auditFlags(logCmd, logOpts)
+	logCmd.Flags().StringVar(&since, "since", "", "records at or after `T`: an RFC 3339 time, a date (YYYY-MM-DD, UTC) or a duration ago (24h)")
+	logCmd.Flags().StringVar(&logOpts.Actor, "actor", "", "records by the account named `U`")
+	logCmd.Flags().BoolVar(&logOpts.JSON, "json", false, "print JSON lines")
+
+	keyOpts := &auditOptions{Action: "key"}
+	keyCmd := &cobra.Command{
+		Use:   "key --data-dir D",
+		Short: "Print the audit log's verifier key, for clients to pin",
+		Args:  noArgs,
+		RunE:  run(keyOpts, nil),
+	}
+	keyCmd.Flags().StringVar(&keyOpts.DataDir, "data-dir", "", "server data `directory` (required)")
+
+	cmd.AddCommand(verifyCmd, logCmd, keyCmd)
+	return cmd
+}
+
+// auditFlags adds the flags that choose where the log is read.
+func auditFlags(cmd *cobra.Command, opts *auditOptions) {
+	f := cmd.Flags()
+	f.StringVar(&opts.DataDir, "data-dir", "", "read the log offline from the server data `directory`")
+	f.StringVar(&opts.Token, "token", "", "bearer `token` for --server (default: $"+tokenEnv+", then the last login's)")
+	opts.register(f)
+}
+
+func (o *auditOptions) validate() error {
+	switch {
+	case o.Action == "key" && o.DataDir == "":
+		return requiredFlag("--data-dir")
+	case o.DataDir != "" && o.Server != "":
+		return fheserve.Errorf(fheserve.EINVALID, "give --server or --data-dir, not both")
+	case o.DataDir != "" && o.Token != "":
+		return fheserve.Errorf(fheserve.EINVALID, "--token is for --server only")
+	}
+	if o.Pin != "" {
+		if _, err := note.NewVerifier(o.Pin); err != nil {
+			return fheserve.Errorf(fheserve.EINVALID, "--pin is not a verifier key (name+hash+key): %v", err)
+		}
+	}
+	return nil
+}
+
+func auditRun(opts *auditOptions) error {
+	switch {
+	case opts.Action == "key":
+		vkey, err := dataDirKey(opts.DataDir)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(opts.Out, vkey)
+		return nil
+	case opts.Action == "verify" && opts.DataDir != "":
+		return auditVerifyOffline(opts)
+	case opts.Action == "verify":
+		return auditVerifyServer(opts)
+	case opts.DataDir != "":
+		return auditLogOffline(opts)
+	}
+	return auditLogServer(opts)
+}
+
+// openAuditStore opens the log of a data directory for reading.
+func openAuditStore(ctx context.Context, dataDir string) (*auditsqlite.Store, error) {
+	st, err := auditsqlite.OpenReadOnly(ctx, filepath.Join(dataDir, audit.DBFile))
+	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
+		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no audit log in %s: is it the server's --data-dir?", dataDir)
+	}
+	return st, err
+}
+
+// dataDirKey returns the verifier key of the signing key in a data directory.
+func dataDirKey(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, audit.KeyFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fheserve.Errorf(fheserve.ENOTFOUND, "cannot read the audit signing key: %v", err)
+	}
+	k, err := audit.ParseKey(string(data))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return k.VerifierKey(), nil
+}
+
+func auditVerifyOffline(opts *auditOptions) error {
+	vkey := opts.Pin
+	if vkey == "" {
+		// The key beside the log: this checks the records against the
+		// checkpoints, but someone who replaced the key could re-sign;
+		// --pin with the published key rules that out.
+		var err error
+		if vkey, err = dataDirKey(opts.DataDir); err != nil {
+			return fmt.Errorf("%w; give the published verifier key with --pin", err)
+		}
+	}
+	st, err := openAuditStore(opts.Ctx, opts.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	v, err := audit.Verify(opts.Ctx, st, vkey)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.Out, "audit log in %s verified: %d records, %d signed checkpoints\n", opts.DataDir, v.Records, v.Checkpoints)
+	fmt.Fprintf(opts.Out, "root hash %s, signed by %s\n", v.Latest.Hash, vkey)
+	return nil
+}
+
+// auditClient returns a client of the audit API of the chosen server and
+// the server's URL.
+func (o *auditOptions) auditClient() (*audit.Client, string, error) {
+	cfg, err := loadConfig()
+	if err != nil {
+		return nil, "", err
+	}
+	server := o.serverURL(cfg)
+	token := o.Token
+	switch {
+	case token != "":
+	case os.Getenv(tokenEnv) != "":
+		token = os.Getenv(tokenEnv)
+	case cfg.Server == server:
+		token = cfg.Token
+	}
+	return &audit.Client{URL: server + audit.PathPrefix, Token: token}, server, nil
+}
+
+// auditStateDir is where the client keeps what it trusts about a server's
+// log: the pinned verifier key ("key") and the latest checkpoint it
+// verified ("checkpoint").
+func auditStateDir(server string) (string, error) {
+	h, err := home()
+	if err != nil {
+		return "", err
+	}
+	name := strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://")
+	name = regexp.MustCompile(`[^A-Za-z0-9.-]+`).ReplaceAllString(name, "_")
+	return filepath.Join(h, "audit", name), nil
+}
+
+// readState returns a state file's contents, nil if there is none.
+func readState(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return data, err
+}
+
+func auditVerifyServer(opts *auditOptions) error {
+	c, server, err := opts.auditClient()
+	if err != nil {
+		return err
+	}
+	dir, err := auditStateDir(server)
+	if err != nil {
+		return err
+	}
+	keyFile, seenFile := filepath.Join(dir, "key"), filepath.Join(dir, "checkpoint")
+	pinned, err := readState(keyFile)
+	if err != nil {
+		return err
+	}
+	vkey := strings.TrimSpace(string(pinned))
+	switch {
+	case vkey != "" && opts.Pin != "" && opts.Pin != vkey:
+		return fheserve.Errorf(fheserve.ECONFLICT, "--pin is not the key pinned for %s in %s (%s): if the operator announced a new key, delete that file and the checkpoint beside it", server, keyFile, vkey)
+	case vkey == "" && opts.Pin != "":
+		vkey = opts.Pin
+	case vkey == "":
+		if vkey, err = c.VerifierKey(opts.Ctx); err != nil {
+			return err
+		}
+		if _, err := note.NewVerifier(vkey); err != nil {
+			return fheserve.Errorf(fheserve.EINVALID, "the server's audit key %q is not a verifier key", vkey)
+		}
+		fmt.Fprintf(opts.ErrOut, "fheserve: warning: pinning the audit key %s on first use: compare it with the key the operator publishes\n", vkey)
+	}
+	seen, err := readState(seenFile)
+	if err != nil {
+		return err
+	}
+	res, err := c.CheckLog(opts.Ctx, vkey, seen)
+	var ve *audit.VerifyError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%w (the checkpoint seen before is kept in %s as evidence)", err, seenFile)
+	} else if err != nil {
+		return err
+	}
+	if len(pinned) == 0 {
+		if err := writePrivate(keyFile, []byte(vkey+"\n")); err != nil {
+			return err
+		}
+	}
+	if err := writePrivate(seenFile, res.Note); err != nil {
+		return err
+	}
+	cp := res.Checkpoint
+	fmt.Fprintf(opts.Out, "audit log of %s verified: %d records, root hash %s\n", server, cp.N, cp.Hash)
+	if seen != nil {
+		old, _ := audit.OpenCheckpoint(seen, vkey)
+		fmt.Fprintf(opts.Out, "it extends the log of %d records seen before\n", old.N)
+	}
+	fmt.Fprintf(opts.Out, "%d of your records are in it\n", res.Records)
+	return nil
+}
+
+func auditLogOffline(opts *auditOptions) error {
+	st, err := openAuditStore(opts.Ctx, opts.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p := newRecordPrinter(opts)
+	f := audit.Filter{Since: opts.Since, Actor: opts.Actor, Limit: audit.MaxLimit}
+	for {
+		es, err := st.Records(opts.Ctx, f)
+		for _, e := range es {
+			p.print(e.Index, e.Data, e.Record)
+		}
+		if err != nil {
+			return err
+		}
+		if len(es) < f.PageSize() {
+			return p.flush()
+		}
+		f.From = es[len(es)-1].Index + 1
+	}
+}
+
+func auditLogServer(opts *auditOptions) error {
+	c, _, err := opts.auditClient()
+	if err != nil {
+		return err
+	}
+	p := newRecordPrinter(opts)
+	q := audit.Query{Since: opts.Since, Actor: opts.Actor, Limit: audit.MaxLimit}
+	for {
+		page, err := c.Records(opts.Ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, it := range page.Records {
+			r, err := audit.DecodeRecord(it.Record)
+			if err != nil {
+				return fmt.Errorf("audit record %d from the server: %w", it.Index, err)
+			}
+			p.print(it.Index, it.Record, r)
+		}
+		if page.Next <= q.From {
+			return p.flush()
+		}
+		q.From = page.Next
+	}
+}
+
+// recordPrinter prints records as a table or as JSON lines.
+type recordPrinter struct {
+	json bool
+	out  io.Writer
+	tw   *tabwriter.Writer
+}
+
+func newRecordPrinter(opts *auditOptions) *recordPrinter {
+	p := &recordPrinter{json: opts.JSON, out: opts.Out}
+	if !p.json {
+		p.tw = tabwriter.NewWriter(opts.Out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(p.tw, "INDEX\tTIME (UTC)\tACTOR\tACTION\tOUTCOME\tOBJECTS\tREQUEST")
+	}
+	return p
+}
+
+func (p *recordPrinter) print(i int64, data []byte, r *audit.Record) {
+	if p.json {
+		line, _ := json.Marshal(audit.Item{Index: i, Record: data})
+		fmt.Fprintf(p.out, "%s\n", line)
+		return
+	}
+	actor := r.Actor
+	if actor == "" {
+		actor = "-"
+	}
+	objs := make([]string, len(r.Objects))
+	for k, o := range r.Objects {
+		objs[k] = o.Kind + ":" + o.ID
+	}
+	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i, r.Time.Format("2006-01-02 15:04:05"), actor, r.Action, r.Outcome,
+		orDash(strings.Join(objs, ",")), orDash(r.RequestID))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (p *recordPrinter) flush() error {
+	if p.tw != nil {
+		return p.tw.Flush()
+	}
+	return nil
+}
+
+// parseSince reads --since: an RFC 3339 time, a UTC date, or a duration
+// before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fheserve.Errorf(fheserve.EINVALID, "--since %q is not an RFC 3339 time, a date (YYYY-MM-DD) or a duration (24h)", s)
+}
