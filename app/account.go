@@ -150,9 +150,10 @@ func (a *App) newSession(ctx context.Context, acct *fheserve.Account, kind, name
 // Authenticate returns the caller a bearer token belongs to. The account
 // must be active: a token of a disabled account stops working at once.
 func (a *App) Authenticate(ctx context.Context, token string) (*Caller, error) {
+	invalid := fheserve.Errorf(fheserve.EUNAUTHORIZED, "the token is invalid, expired or revoked: log in again")
 	t, err := a.store.TokenByHash(ctx, hashToken(token))
-	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND || (err == nil && !t.Valid(a.cfg.Now())) {
-		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "the token is invalid, expired or revoked: log in again")
+	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
+		return nil, invalid
 	} else if err != nil {
 		return nil, err
 	}
@@ -160,8 +161,12 @@ func (a *App) Authenticate(ctx context.Context, token string) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The account's standing comes first: it explains a revoked token.
 	if !acct.Active() {
 		return nil, inactive(acct)
+	}
+	if !t.Valid(a.cfg.Now()) {
+		return nil, invalid
 	}
 	return &Caller{Account: acct, Token: t}, nil
 }
