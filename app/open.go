@@ -33,9 +33,17 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*App, error) {
 	if err := blobs.CleanTemp(); err != nil {
 		return nil, fmt.Errorf("cannot clean the blob directory: %w", err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(dataDir, DatabaseFile))
+	dbPath := filepath.Join(dataDir, DatabaseFile)
+	store, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return nil, err
+	}
+	// The database holds password hashes: readable by the server only.
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(dbPath+suffix, 0o600); err != nil && !os.IsNotExist(err) {
+			store.Close()
+			return nil, err
+		}
 	}
 	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey = store, blobs, inproc.NewQueue(), key
 	a, err := New(cfg)
