@@ -293,8 +293,8 @@ func (a *App) run(ctx context.Context, id string) {
 	a.blobs.Delete(ctx, j.InputKey)
 	a.log.Info("job finished", "job", id, "model", j.ModelID, "status", j.Status, "seconds", time.Since(t0).Seconds(),
 		"input_bytes", j.InputBytes, "result_bytes", j.ResultBytes)
-	a.notify(id)
 	a.audit(ctx, nil, "job."+j.Status, id, j.Error)
+	a.notify(id)
 }
 
 func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
