@@ -180,7 +180,11 @@ func LoadOrCreateKey(path, origin string) (*Key, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot create the audit signing key: %w", err)
 	}
-	if _, err := f.WriteString(k.skey + "\n"); err != nil {
+	_, err = f.WriteString(k.skey + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
 		f.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("cannot write the audit signing key: %w", err)

@@ -18,7 +18,7 @@ const PathPrefix = "/v1/audit"
 // Authorizer tells which records the caller of a request may see. It
 // fails with EUNAUTHORIZED when the request has no valid credentials; a
 // caller it lets in may fetch checkpoints, the key and proofs, which
-// hold hashes only, and the records its scope allows.
+// hold hashes only, and the records its scope allows (none if nil).
 type Authorizer interface {
 	Scope(r *http.Request) (*Scope, error)
 }
@@ -106,6 +106,9 @@ func (h *handler) serve(f func(http.ResponseWriter, *http.Request, *Scope) error
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		s, err := h.authz.Scope(r)
+		if s == nil {
+			s = &Scope{} // a nil scope sees nothing, never everything
+		}
 		if err == nil {
 			err = f(w, r, s)
 		}

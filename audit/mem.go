@@ -88,7 +88,10 @@ func (m *MemStore) Checkpoint(ctx context.Context, n int64) ([]byte, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	k := len(m.checkpoints)
-	if n < 0 && k > 0 {
+	if n < 0 {
+		if k == 0 {
+			return nil, fheserve.Errorf(fheserve.ENOTFOUND, "the audit log has no checkpoint")
+		}
 		return m.checkpoints[k-1].Note, nil
 	}
 	i := sort.Search(k, func(i int) bool { return m.checkpoints[i].Size >= n })
