@@ -155,7 +155,7 @@ func codeOf(status int) string {
 // Verify checks that it is the record at its index in the tree of the
 // checkpoint c, and returns the record.
 func (it *Item) Verify(c *Checkpoint) (*Record, error) {
-	if it.TreeSize != c.N || len(it.Proof) == 0 && c.N > 1 {
+	if it.TreeSize != c.N {
 		return nil, badRecord(it.Index, "the server sent no proof of inclusion in the tree of %d records", c.N)
 	}
 	if err := tlog.CheckRecord(it.Proof, c.N, c.Hash, it.Index, tlog.RecordHash(it.Record)); err != nil {

@@ -97,7 +97,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 }
 
 // OpenReadOnly opens an existing database for reading, as the offline
-// verifier does; it fails with ENOTFOUND if there is none.
+// verifier does; it fails with ENOTFOUND if there is none. The store reads
+// one snapshot, taken when it opens, so that a log appended to meanwhile
+// is seen whole.
 func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no audit database at %s", path)
@@ -106,8 +108,15 @@ func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One connection, in one read transaction until Close: its first
+	// read fixes the snapshot.
+	s.db.SetMaxOpenConns(1)
+	if _, err := s.db.ExecContext(ctx, `BEGIN`); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("cannot read audit database %q: %w", path, err)
+	}
 	var v int
-	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM checkpoints) >= 0, user_version FROM pragma_user_version`).Scan(new(bool), &v); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("cannot read audit database %q: %w", path, err)
 	}
@@ -159,16 +168,8 @@ func (s *Store) Close() error { return s.db.Close() }
 
 // Size implements audit.Store.
 func (s *Store) Size(ctx context.Context) (int64, error) {
-	return size(ctx, s.db)
-}
-
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-func size(ctx context.Context, q querier) (int64, error) {
 	var n int64
-	err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM records`).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM records`).Scan(&n)
 	return n, err
 }
 

@@ -229,3 +229,45 @@ func mustRewrite(t *testing.T, dir string, i int64) {
 		}
 	}
 }
+
+// TestVerifyWhileAppending verifies a log that the server appends to
+// meanwhile: each verification sees one consistent snapshot.
+func TestVerifyWhileAppending(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "audit.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	l, key := audittest.MustNew(t, st)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 600 {
+			if _, err := l.Append(ctx, audittest.Rec(i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { <-done }()
+	for i := 0; ; i++ {
+		ro, err := sqlite.OpenReadOnly(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := audit.Verify(ctx, ro, key.VerifierKey())
+		ro.Close()
+		if err != nil {
+			t.Fatalf("Verify %d: %v", i, err)
+		}
+		select {
+		case <-done:
+			if v.Records == 600 || i > 1000 {
+				return
+			}
+		default:
+		}
+	}
+}

@@ -235,6 +235,8 @@ func (o *auditOptions) auditClient() (*audit.Client, string, error) {
 	return &audit.Client{URL: server + audit.PathPrefix, Token: token}, server, nil
 }
 
+var unsafeInFileName = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
+
 // auditStateDir is where the client keeps what it trusts about a server's
 // log: the pinned verifier key ("key") and the latest checkpoint it
 // verified ("checkpoint").
@@ -244,7 +246,7 @@ func auditStateDir(server string) (string, error) {
 		return "", err
 	}
 	name := strings.TrimPrefix(strings.TrimPrefix(server, "https://"), "http://")
-	name = regexp.MustCompile(`[^A-Za-z0-9.-]+`).ReplaceAllString(name, "_")
+	name = unsafeInFileName.ReplaceAllString(name, "_")
 	return filepath.Join(h, "audit", name), nil
 }
 
