@@ -111,6 +111,9 @@ func (r *RegisterRequest) Validate() error {
 type LoginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Addr is the client's network address, set by the server, for
+	// throttling guesses per address as well as per account.
+	Addr string `json:"-"`
 }
 
 // Validate checks the request.

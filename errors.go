@@ -6,6 +6,7 @@ package fheserve
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes are stable: clients and the CLI branch on them, and the HTTP
@@ -29,6 +30,9 @@ const (
 type Error struct {
 	Code    string
 	Message string
+	// RetryAfter, with ERATELIMIT or EUNAVAILABLE, is when to try again
+	// (the HTTP Retry-After header).
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }

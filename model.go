@@ -30,6 +30,8 @@ type Model struct {
 	// Allow lists the usernames that may use the model; empty means every
 	// approved user.
 	Allow []string `json:"allow,omitempty"`
+	// Limits are the owner's abuse limits on the users' jobs.
+	Limits ModelLimits `json:"limits"`
 
 	// A summary of the plan, for listings.
 	Packing         string  `json:"packing"`

@@ -30,7 +30,7 @@ type Store interface {
 	CreateModel(ctx context.Context, m *Model) error
 	Model(ctx context.Context, id string) (*Model, error)
 	Models(ctx context.Context, f ModelFilter) ([]*Model, error)
-	// UpdateModel stores m's status, retirement time and allow-list.
+	// UpdateModel stores m's status, retirement time, allow-list and limits.
 	UpdateModel(ctx context.Context, m *Model) error
 
 	CreateKeySet(ctx context.Context, k *KeySet) error
@@ -45,6 +45,9 @@ type Store interface {
 	Jobs(ctx context.Context, f JobFilter) ([]*Job, error)
 	// UpdateJob stores everything of j but its id, owner and objects.
 	UpdateJob(ctx context.Context, j *Job) error
+	// CountJobs counts matching jobs (Limit is ignored): the stored
+	// counters behind daily quotas.
+	CountJobs(ctx context.Context, f JobFilter) (int, error)
 
 	// AddEvent appends to the audit trail and sets e.ID.
 	AddEvent(ctx context.Context, e *Event) error
@@ -81,7 +84,9 @@ type JobFilter struct {
 	Statuses  []string
 	// ExpiresBefore selects jobs whose result expires before this time.
 	ExpiresBefore time.Time
-	Limit         int // 0: no limit
+	// CreatedAfter selects jobs submitted at or after this time.
+	CreatedAfter time.Time
+	Limit        int // 0: no limit
 }
 
 // EventFilter selects audit events.

@@ -2,11 +2,9 @@ package app
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/fheserve/fheserve"
-	"golang.org/x/time/rate"
 )
 
 // Caller is an authenticated account and the token it used.
@@ -62,7 +60,7 @@ func (a *App) Register(ctx context.Context, req *fheserve.RegisterRequest) (*fhe
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if err := a.limits.allow("register", ""); err != nil {
+	if err := a.limits.register(); err != nil {
 		return nil, err
 	}
 	acct := &fheserve.Account{
@@ -112,7 +110,7 @@ func (a *App) Login(ctx context.Context, req *fheserve.LoginRequest) (*fheserve.
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if err := a.limits.allow("login", req.Username); err != nil {
+	if err := a.limits.login(req.Username, req.Addr); err != nil {
 		return nil, err
 	}
 	acct, err := a.store.AccountByUsername(ctx, req.Username)
@@ -287,36 +285,4 @@ func (a *App) Events(ctx context.Context, who *fheserve.Account, f fheserve.Even
 		return nil, err
 	}
 	return a.store.Events(ctx, f)
-}
-
-// limiter slows down password guessing and mass registration: per
-// username for logins, globally for registrations.
-type limiter struct {
-	mu sync.Mutex
-	m  map[string]*rate.Limiter
-}
-
-func newLimiter() *limiter { return &limiter{m: map[string]*rate.Limiter{}} }
-
-func (l *limiter) allow(kind, key string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.m) > 10000 {
-		l.m = map[string]*rate.Limiter{} // forget everyone rather than grow without bound
-	}
-	k := kind + "\x00" + key
-	lim, ok := l.m[k]
-	if !ok {
-		switch kind {
-		case "login":
-			lim = rate.NewLimiter(rate.Every(2*time.Second), 10)
-		default:
-			lim = rate.NewLimiter(rate.Every(100*time.Millisecond), 100)
-		}
-		l.m[k] = lim
-	}
-	if !lim.Allow() {
-		return fheserve.Errorf(fheserve.ERATELIMIT, "too many %s attempts; wait a little and try again", kind)
-	}
-	return nil
 }

@@ -125,7 +125,7 @@ func New(cfg Config) (*App, error) {
 		queue:      cfg.Queue,
 		keys:       kr,
 		log:        cfg.Logger,
-		limits:     newLimiter(),
+		limits:     newLimiter(cfg.Now),
 		plans:      newLRU[*planInfo](256),
 		models:     newLRU[*preparedModel](int64(cfg.ModelCache)),
 		evaluators: newLRU[*evaluator](cfg.EvaluatorCacheBytes),

@@ -43,6 +43,9 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	case ks.Status != fheserve.KeySetActive:
 		return nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked; create new keys with 'fheserve keys create'", ks.ID)
 	}
+	if err := a.checkLimits(ctx, who, m); err != nil {
+		return nil, err
+	}
 	info, err := a.planOf(m)
 	if err != nil {
 		return nil, err

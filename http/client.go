@@ -94,7 +94,7 @@ func responseError(resp *http.Response) error {
 	var e ErrorResponse
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(body, &e) == nil && e.Code != "" && e.Message != "" {
-		return &fheserve.Error{Code: e.Code, Message: e.Message}
+		return &fheserve.Error{Code: e.Code, Message: e.Message, RetryAfter: retryAfterOf(resp)}
 	}
 	return fheserve.Errorf(CodeOf(resp.StatusCode), "the server answered %s", resp.Status)
 }

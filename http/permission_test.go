@@ -93,6 +93,9 @@ func endpoints() []endpoint {
 		{"PUT /v1/models/{id}/access", []string{owner, admin}, func(w *world, _ string) call {
 			return jsonCall("PUT", "/v1/models/"+w.deploy().ID+"/access", fheserve.AccessRequest{Allow: []string{"ursula"}})
 		}},
+		{"PUT /v1/models/{id}/limits", []string{owner, admin}, func(w *world, _ string) call {
+			return jsonCall("PUT", "/v1/models/"+w.deploy().ID+"/limits", fheserve.ModelLimits{RatePerMinute: 6, Daily: 100})
+		}},
 		{"POST /v1/models/{id}/retire", []string{owner, admin}, func(w *world, _ string) call {
 			return call{"POST", "/v1/models/" + w.deploy().ID + "/retire", nil, ""}
 		}},

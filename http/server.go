@@ -105,6 +105,7 @@ func (s *Server) routesInit() {
 	s.handle("GET /v1/models/{id}", false, s.model)
 	s.handle("GET /v1/models/{id}/plan", false, s.plan)
 	s.handle("PUT /v1/models/{id}/access", false, s.setAccess)
+	s.handle("PUT /v1/models/{id}/limits", false, s.setLimits)
 	s.handle("POST /v1/models/{id}/retire", false, s.retire)
 	s.handle("GET /v1/models/{id}/usage", false, s.usage)
 
@@ -228,6 +229,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == fheserve.EINTERNAL && r.Context().Err() == nil {
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	setRetryAfter(w, err)
 	writeJSON(w, StatusOf(code), &ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})
 }
 

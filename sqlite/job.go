@@ -45,8 +45,7 @@ func (s *Store) Job(ctx context.Context, id string) (*fheserve.Job, error) {
 	return j, notFound(err, "no job %q", id)
 }
 
-// Jobs implements fheserve.Store.
-func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job, error) {
+func jobWhere(f fheserve.JobFilter) *where {
 	var w where
 	w.eq("j.account_id", f.AccountID)
 	w.eq("j.model_id", f.ModelID)
@@ -55,6 +54,24 @@ func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job
 		w.conds = append(w.conds, "j.expires_at < ?")
 		w.args = append(w.args, ts(f.ExpiresBefore))
 	}
+	if !f.CreatedAfter.IsZero() {
+		w.conds = append(w.conds, "j.created_at >= ?")
+		w.args = append(w.args, ts(f.CreatedAfter))
+	}
+	return &w
+}
+
+// CountJobs implements fheserve.Store.
+func (s *Store) CountJobs(ctx context.Context, f fheserve.JobFilter) (int, error) {
+	w := jobWhere(f)
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs j`+w.String(), w.args...).Scan(&n)
+	return n, err
+}
+
+// Jobs implements fheserve.Store.
+func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job, error) {
+	w := jobWhere(f)
 	q := `SELECT ` + jobCols + jobFrom + w.String() + ` ORDER BY j.seq`
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)

@@ -10,25 +10,25 @@ import (
 
 const modelCols = `m.id, m.owner_id, a.username, m.name, m.version, m.status, m.allow, m.packing, m.log_n,
 	m.input_shape, m.output_shape, m.batch_size, m.rotations, m.output_error, m.plan_fingerprint,
-	m.params_fingerprint, m.model_bytes, m.plan_json, m.weights_key, m.wrapped_key, m.created_at, m.retired_at`
+	m.params_fingerprint, m.model_bytes, m.plan_json, m.weights_key, m.wrapped_key, m.created_at, m.retired_at, m.limits`
 
 const modelFrom = ` FROM models m JOIN accounts a ON a.id = m.owner_id`
 
 func scanModel(r scanner) (*fheserve.Model, error) {
 	var m fheserve.Model
-	var allow, in, out string
+	var allow, in, out, limits string
 	var created int64
 	var retired sql.NullInt64
 	err := r.Scan(&m.ID, &m.OwnerID, &m.Owner, &m.Name, &m.Version, &m.Status, &allow, &m.Packing, &m.LogN,
 		&in, &out, &m.BatchSize, &m.Rotations, &m.OutputError, &m.PlanFingerprint,
-		&m.ParamsFingerprint, &m.ModelBytes, &m.PlanJSON, &m.WeightsKey, &m.WrappedKey, &created, &retired)
+		&m.ParamsFingerprint, &m.ModelBytes, &m.PlanJSON, &m.WeightsKey, &m.WrappedKey, &created, &retired, &limits)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
 		s string
 		v any
-	}{{allow, &m.Allow}, {in, &m.InputShape}, {out, &m.OutputShape}} {
+	}{{allow, &m.Allow}, {in, &m.InputShape}, {out, &m.OutputShape}, {limits, &m.Limits}} {
 		if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
 			return nil, err
 		}
@@ -52,11 +52,11 @@ func (s *Store) CreateModel(ctx context.Context, m *fheserve.Model) error {
 	m.Version = latest + 1
 	_, err = tx.ExecContext(ctx, `INSERT INTO models (id, owner_id, name, version, status, allow, packing, log_n,
 		input_shape, output_shape, batch_size, rotations, output_error, plan_fingerprint, params_fingerprint,
-		model_bytes, plan_json, weights_key, wrapped_key, created_at, retired_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		model_bytes, plan_json, weights_key, wrapped_key, created_at, retired_at, limits)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.OwnerID, m.Name, m.Version, m.Status, mustJSON(nonNil(m.Allow)), m.Packing, m.LogN,
 		mustJSON(m.InputShape), mustJSON(m.OutputShape), m.BatchSize, m.Rotations, m.OutputError, m.PlanFingerprint, m.ParamsFingerprint,
-		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt))
+		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt), mustJSON(m.Limits))
 	if err != nil {
 		return conflict(err, "model %q exists", m.ID)
 	}
@@ -100,7 +100,7 @@ func (s *Store) Models(ctx context.Context, f fheserve.ModelFilter) ([]*fheserve
 
 // UpdateModel implements fheserve.Store.
 func (s *Store) UpdateModel(ctx context.Context, m *fheserve.Model) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE models SET status = ?, retired_at = ?, allow = ? WHERE id = ?`,
-		m.Status, tsPtr(m.RetiredAt), mustJSON(nonNil(m.Allow)), m.ID)
+	res, err := s.db.ExecContext(ctx, `UPDATE models SET status = ?, retired_at = ?, allow = ?, limits = ? WHERE id = ?`,
+		m.Status, tsPtr(m.RetiredAt), mustJSON(nonNil(m.Allow)), mustJSON(m.Limits), m.ID)
 	return updated(res, err, "no model %q", m.ID)
 }

@@ -138,6 +138,10 @@ var migrations = []string{
 		target TEXT NOT NULL,
 		detail TEXT NOT NULL
 	);`,
+	// The owners' abuse limits (fheserve.ModelLimits as JSON) and the index
+	// that counts a user's jobs on a model for daily quotas.
+	`ALTER TABLE models ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
+	CREATE INDEX jobs_model_created ON jobs(model_id, created_at);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -268,6 +268,28 @@ func testJobs(t *testing.T, s fheserve.Store) {
 	if len(limited) != 1 {
 		t.Fatalf("limit 1 gave %d jobs", len(limited))
 	}
+	for _, c := range []struct {
+		name string
+		f    fheserve.JobFilter
+		want int
+	}{
+		{"all", fheserve.JobFilter{}, 3},
+		{"user and model today", fheserve.JobFilter{AccountID: carol.ID, ModelID: m.ID, CreatedAfter: t0}, 3},
+		{"after the jobs", fheserve.JobFilter{ModelID: m.ID, CreatedAfter: t0.Add(time.Nanosecond)}, 0},
+		{"other user", fheserve.JobFilter{AccountID: alice.ID}, 0},
+		{"queued", fheserve.JobFilter{Statuses: []string{fheserve.JobQueued}}, 2},
+	} {
+		n, err := s.CountJobs(ctx, c.f)
+		must(t, err)
+		if n != c.want {
+			t.Errorf("CountJobs(%s) = %d, want %d", c.name, n, c.want)
+		}
+	}
+	m.Limits = fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 2, Daily: 10, ModelDaily: 100}
+	must(t, s.UpdateModel(ctx, m))
+	if got, _ := s.Model(ctx, m.ID); got.Limits != m.Limits {
+		t.Fatalf("stored limits = %+v, want %+v", got.Limits, m.Limits)
+	}
 }
 
 func testEvents(t *testing.T, s fheserve.Store) {

@@ -17,7 +17,7 @@ type modelOptions struct {
 	Out io.Writer
 	Ctx context.Context
 
-	Action      string // deploy, list, show, retire
+	Action      string // deploy, list, show, retire, limits
 	ID          string
 	Name        string
 	File        string
@@ -26,6 +26,7 @@ type modelOptions struct {
 	Packing     string
 	Degree      int
 	JSON        bool
+	Limits      fheserve.ModelLimits
 	clientFlags
 }
 
@@ -87,7 +88,7 @@ model's id is printed alone on the last line.`,
 	retireCmd := &cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID"), RunE: runE(retire)}
 	retire.register(retireCmd.Flags())
 
-	cmd.AddCommand(deployCmd, listCmd, showCmd, retireCmd)
+	cmd.AddCommand(deployCmd, listCmd, showCmd, retireCmd, newModelLimitsCmd(runE))
 	return cmd
 }
 
@@ -160,6 +161,12 @@ func modelRun(opts *modelOptions) error {
 		writeModel(out, m)
 		fmt.Fprintln(out)
 		return writePlanReport(out, p)
+	case "limits":
+		m, err := c.API.SetLimits(ctx, opts.ID, &opts.Limits)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "limits of %s (%s v%d): %s\n", m.ID, m.Name, m.Version, limitsText(m.Limits))
 	case "retire":
 		m, err := c.API.Retire(ctx, opts.ID)
 		if err != nil {
@@ -175,6 +182,7 @@ func writeModel(w io.Writer, m *fheserve.Model) {
 	fmt.Fprintf(w, "  %s packing, N = 2^%d, %d rotation keys, input %v, output %v, precision %.1e\n",
 		m.Packing, m.LogN, m.Rotations, m.InputShape, m.OutputShape, m.OutputError)
 	fmt.Fprintf(w, "  access: %s; deployed %s; plan %s\n", access(m), m.CreatedAt.Local().Format(time.DateTime), m.PlanFingerprint)
+	fmt.Fprintf(w, "  limits: %s\n", limitsText(m.Limits))
 }
 
 func access(m *fheserve.Model) string {

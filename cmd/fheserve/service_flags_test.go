@@ -94,6 +94,20 @@ func TestClientVerbFlags(t *testing.T) {
 				}
 			}},
 		{name: "model retire without id", cmd: modelCmd, args: []string{"retire"}, wantErr: fheserve.EINVALID},
+		{name: "model limits", cmd: modelCmd, args: []string{"limits", "mdl_1", "--rate", "1.5", "--burst", "3", "--daily", "100", "--model-rate", "60", "--model-daily", "5000"},
+			check: func(t *testing.T, p *parsed) {
+				want := fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 3, Daily: 100, ModelRatePerMinute: 60, ModelDaily: 5000}
+				if o := p.model; o.Action != "limits" || o.ID != "mdl_1" || o.Limits != want {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "model limits none", cmd: modelCmd, args: []string{"limits", "mdl_1"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.model; o.Action != "limits" || o.Limits != (fheserve.ModelLimits{}) {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "model limits without id", cmd: modelCmd, args: []string{"limits", "--rate", "1"}, wantErr: fheserve.EINVALID},
 		{name: "keys create", cmd: keysCmd, args: []string{"create", "--model", "mdl_1", "--replace", "key_0"},
 			check: func(t *testing.T, p *parsed) {
 				if o := p.keys; o.Model != "mdl_1" || o.Replace != "key_0" {

@@ -1,0 +1,143 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/sdk"
+)
+
+// TestModelLimits sets each kind of limit on a fresh model used by two
+// users, submits jobs as the first until one is refused with 429, a
+// Retry-After and a message saying when to retry, and checks whether the
+// second user is affected: not by per-user limits, yes by model-wide ones.
+func TestModelLimits(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	ursula := sdk.New(w.url)
+	ursula.SetToken(w.tokens[user2])
+	endOfDay := func() time.Duration {
+		now := time.Now().UTC()
+		return now.Truncate(24 * time.Hour).Add(24 * time.Hour).Sub(now)
+	}
+	tests := []struct {
+		name         string
+		limits       fheserve.ModelLimits
+		allowed      int // jobs of the first user that pass
+		retryMin     time.Duration
+		retryMax     func() time.Duration
+		message      string
+		otherLimited bool
+	}{
+		{"user rate", fheserve.ModelLimits{RatePerMinute: 1, Burst: 2}, 2, 50 * time.Second, func() time.Duration { return time.Minute },
+			"your rate limit is 1 jobs a minute (bursts of 2); try again in", false},
+		{"user rate, default burst", fheserve.ModelLimits{RatePerMinute: 0.5}, 1, 110 * time.Second, func() time.Duration { return 2 * time.Minute },
+			"your rate limit is 0.5 jobs a minute (bursts of 1)", false},
+		{"user daily quota", fheserve.ModelLimits{Daily: 2}, 2, 0, endOfDay,
+			"your daily quota of 2 jobs is used up until 00:00 UTC; try again in", false},
+		{"model rate", fheserve.ModelLimits{ModelRatePerMinute: 2, ModelBurst: 2}, 2, 20 * time.Second, func() time.Duration { return 30 * time.Second },
+			"the rate limit of all users is 2 jobs a minute", true},
+		{"model daily quota", fheserve.ModelLimits{ModelDaily: 1, Daily: 5}, 1, 0, endOfDay,
+			"the daily quota of all users of 1 jobs is used up", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.t = t
+			m, err := w.owner.API.SetAccess(ctx, w.deploy().ID, &fheserve.AccessRequest{Allow: []string{"ulrich", "ursula"}})
+			check(t, err)
+			m, err = w.owner.API.SetLimits(ctx, m.ID, &tt.limits)
+			check(t, err)
+			if m.Limits != tt.limits {
+				t.Fatalf("limits = %+v, want %+v", m.Limits, tt.limits)
+			}
+			path, input := w.keysFor(t, w.user, m.ID)
+			for i := range tt.allowed {
+				if status, body := w.do(user, "POST", path, input, "application/octet-stream"); status != http.StatusAccepted {
+					t.Fatalf("job %d: %d %s, want 202", i+1, status, body)
+				}
+			}
+			req, _ := http.NewRequest("POST", w.url+path, strings.NewReader(string(input)))
+			req.Header.Set("Authorization", "Bearer "+w.tokens[user])
+			resp, err := http.DefaultClient.Do(req)
+			check(t, err)
+			var e fhttp.ErrorResponse
+			json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			retry := time.Duration(secs) * time.Second
+			if resp.StatusCode != http.StatusTooManyRequests || e.Code != fheserve.ERATELIMIT || !strings.Contains(e.Message, tt.message) {
+				t.Fatalf("job %d: %d %+v, want 429 saying %q", tt.allowed+1, resp.StatusCode, e, tt.message)
+			}
+			if retry < max(tt.retryMin, time.Second) || retry > tt.retryMax()+time.Second {
+				t.Fatalf("Retry-After: %q, want between %v and %v", resp.Header.Get("Retry-After"), tt.retryMin, tt.retryMax())
+			}
+
+			// The SDK's error carries the time to retry too.
+			keys, err := w.user.GenerateKeys(ctx, m.ID)
+			check(t, err)
+			_, err = w.user.UploadKeys(ctx, keys, "")
+			check(t, err)
+			_, err = w.user.Submit(ctx, keys, input)
+			if fheserve.ErrorCode(err) != fheserve.ERATELIMIT || fheserve.RetryAfter(err) <= 0 {
+				t.Fatalf("SDK submit: %v (retry after %v), want rate_limited with a time", err, fheserve.RetryAfter(err))
+			}
+
+			otherPath, otherInput := w.keysFor(t, ursula, m.ID)
+			status, body := w.do(user2, "POST", otherPath, otherInput, "application/octet-stream")
+			if tt.otherLimited && status != http.StatusTooManyRequests {
+				t.Fatalf("other user: %d %s, want 429 under a model-wide limit", status, body)
+			}
+			if !tt.otherLimited && status != http.StatusAccepted {
+				t.Fatalf("other user: %d %s, want 202: a per-user limit must not affect others", status, body)
+			}
+		})
+	}
+}
+
+// keysFor makes and uploads c's keys for model id and returns the path
+// to submit a job to and a valid encrypted input.
+func (w *world) keysFor(t *testing.T, c *sdk.Client, id string) (path string, input []byte) {
+	t.Helper()
+	ctx := context.Background()
+	keys, err := c.GenerateKeys(ctx, id)
+	check(t, err)
+	_, err = c.UploadKeys(ctx, keys, "")
+	check(t, err)
+	input, err = keys.Encrypt(make([]float64, keys.Plan.InputSize()), 1)
+	check(t, err)
+	return "/v1/models/" + id + "/jobs?keyset=" + keys.KeySetID, input
+}
+
+// TestSetLimitsInvalid checks that bad limits are refused with a message
+// naming the field, and that no one but the owner and an administrator
+// may set them (see also the permission matrix).
+func TestSetLimitsInvalid(t *testing.T) {
+	w := newWorld(t)
+	tests := []struct {
+		name string
+		body string
+		want string
+	}{
+		{"negative rate", `{"rate_per_minute": -1}`, "rate_per_minute must be between 0"},
+		{"huge daily", `{"daily": 1e9}`, "daily"},
+		{"burst without rate", `{"burst": 5}`, "burst needs a rate_per_minute"},
+		{"model burst without rate", `{"model_burst": 5}`, "model_burst needs a model_rate_per_minute"},
+		{"unknown field", `{"per_hour": 5}`, "per_hour"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w.t = t
+			status, body := w.do(owner, "PUT", "/v1/models/"+w.model.ID+"/limits", []byte(tt.body), "application/json")
+			if status != http.StatusBadRequest || !strings.Contains(string(body), tt.want) {
+				t.Fatalf("%s: %d %s, want 400 naming %q", tt.body, status, body, tt.want)
+			}
+		})
+	}
+}
