@@ -70,7 +70,12 @@ func check(t testing.TB, err error) {
 // behind a server on 127.0.0.1:0.
 func MustServer(t testing.TB) (url string, store fheserve.Store, a *app.App) {
 	t.Helper()
-	dir := t.TempDir()
+	return MustServerIn(t, t.TempDir())
+}
+
+// MustServerIn is MustServer with its data under dir.
+func MustServerIn(t testing.TB, dir string) (url string, store fheserve.Store, a *app.App) {
+	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
 	check(t, err)
 	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
