@@ -1,0 +1,57 @@
+#!/bin/sh
+# Reproduce the figures of the examples' READMEs: every example on its full
+# test set under encryption in batch packing, and a few samples in latency
+# packing. Outputs go to examples/data/results/NAME.MODE.txt.
+#
+#   examples/evaluate.sh                 # all (the Fashion-MNIST CNNs take minutes each)
+#   examples/evaluate.sh face-match ...  # some
+#
+# Needs the test sets: /usr/bin/python3 examples/make_testsets.py
+set -e
+cd "$(dirname "$0")/.."
+mkdir -p examples/data/results
+go build -o examples/data/fheserve ./cmd/fheserve
+
+# run NAME MODE DATA [flags...]
+run() {
+	name=$1 mode=$2 data=$3
+	shift 3
+	echo "== $name ($mode)"
+	examples/data/fheserve eval --model "examples/$name/model.onnx" \
+		--data "examples/data/$data.x.npy" --labels "examples/data/$data.y.npy" \
+		--calibration "examples/$name/calib.npy" --mode "$mode" "$@" |
+		tee "examples/data/results/$name.$mode.txt"
+}
+
+example() {
+	case $1 in
+	cancer-logreg)
+		run cancer-logreg batch cancer
+		run cancer-logreg latency cancer --limit 20 ;;
+	digits-mlp)
+		run digits-mlp batch digits --degree 15
+		run digits-mlp latency digits --degree 15 --limit 20 ;;
+	face-match)
+		run face-match batch faces
+		run face-match latency faces --limit 20 ;;
+	fmnist-mlp)
+		run fmnist-mlp batch fmnist
+		run fmnist-mlp latency fmnist --limit 10 ;;
+	fmnist-cnn)
+		run fmnist-cnn batch fmnist --degree DEGREE_CNN
+		run fmnist-cnn latency fmnist --degree DEGREE_CNN --limit 5 ;;
+	fmnist-cnn-poly)
+		run fmnist-cnn-poly batch fmnist
+		run fmnist-cnn-poly latency fmnist --limit 5 ;;
+	*)
+		echo "unknown example $1" >&2
+		exit 2 ;;
+	esac
+}
+
+if [ $# -eq 0 ]; then
+	set -- cancer-logreg digits-mlp face-match fmnist-mlp fmnist-cnn fmnist-cnn-poly
+fi
+for name in "$@"; do
+	example "$name"
+done
