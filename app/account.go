@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 )
 
 // Caller is an authenticated account and the token it used.
@@ -74,7 +75,7 @@ func (a *App) Register(ctx context.Context, req *fheserve.RegisterRequest) (*fhe
 	if err := a.store.CreateAccount(ctx, acct); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, acct, "account.register", acct.Username, "role "+acct.Role)
+	a.audit(ctx, acct, "account.register", acct.Username, "role "+acct.Role, accountObj(acct.ID))
 	return acct, nil
 }
 
@@ -101,7 +102,7 @@ func (a *App) InitAdmin(ctx context.Context, username, password string) (*fheser
 	if err := a.store.CreateAccount(ctx, acct); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, acct, "account.init_admin", username, "")
+	a.audit(ctx, acct, "account.init_admin", username, "", accountObj(acct.ID))
 	return acct, nil
 }
 
@@ -116,22 +117,26 @@ func (a *App) Login(ctx context.Context, req *fheserve.LoginRequest) (*fheserve.
 	acct, err := a.store.AccountByUsername(ctx, req.Username)
 	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
 		checkPassword(dummyHash, req.Password)
+		// No actor: the name typed may be anything, even a password.
+		a.auditOutcome(ctx, nil, "session.login_failed", fheserve.EUNAUTHORIZED, "", "unknown username")
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "wrong username or password")
 	} else if err != nil {
 		return nil, err
 	}
 	if !checkPassword(acct.PasswordHash, req.Password) {
-		a.audit(ctx, nil, "session.login_failed", acct.Username, "")
+		a.auditOutcome(ctx, nil, "session.login_failed", fheserve.EUNAUTHORIZED, acct.Username, "", accountObj(acct.ID))
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "wrong username or password")
 	}
 	if !acct.Active() {
-		return nil, inactive(acct)
+		err := inactive(acct)
+		a.auditOutcome(ctx, acct, "session.login", fheserve.ErrorCode(err), acct.Username, acct.Status, accountObj(acct.ID))
+		return nil, err
 	}
 	s, err := a.newSession(ctx, acct, fheserve.TokenSession, "", a.cfg.SessionTTL)
 	if err != nil {
 		return nil, err
 	}
-	a.audit(ctx, acct, "session.login", acct.Username, "")
+	a.audit(ctx, acct, "session.login", acct.Username, "", accountObj(acct.ID), audit.Object{Kind: audit.KindToken, ID: s.TokenID})
 	return s, nil
 }
 
@@ -177,7 +182,7 @@ func (a *App) Logout(ctx context.Context, c *Caller) error {
 	if err := a.store.RevokeToken(ctx, c.Account.ID, c.Token.ID, a.cfg.Now().UTC()); err != nil {
 		return err
 	}
-	a.audit(ctx, c.Account, "session.logout", c.Token.ID, "")
+	a.audit(ctx, c.Account, "session.logout", c.Token.ID, "", accountObj(c.Account.ID), audit.Object{Kind: audit.KindToken, ID: c.Token.ID})
 	return nil
 }
 
@@ -197,7 +202,7 @@ func (a *App) CreateAPIToken(ctx context.Context, who *fheserve.Account, req *fh
 	if err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "token.create", s.TokenID, req.Name)
+	a.audit(ctx, who, "token.create", s.TokenID, req.Name, accountObj(who.ID))
 	return s, nil
 }
 
@@ -217,7 +222,7 @@ func (a *App) RevokeToken(ctx context.Context, who *fheserve.Account, id string)
 	if err := a.store.RevokeToken(ctx, who.ID, id, a.cfg.Now().UTC()); err != nil {
 		return err
 	}
-	a.audit(ctx, who, "token.revoke", id, "")
+	a.audit(ctx, who, "token.revoke", id, "", accountObj(who.ID))
 	return nil
 }
 
@@ -275,7 +280,7 @@ func (a *App) Review(ctx context.Context, who *fheserve.Account, username, actio
 			return nil, err
 		}
 	}
-	a.audit(ctx, who, "account."+action, username, "")
+	a.audit(ctx, who, "account."+action, username, "", accountObj(acct.ID))
 	return acct, nil
 }
 

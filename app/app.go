@@ -13,6 +13,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 )
 
 // Config configures an App. Store, Blobs, Queue and MasterKey are required.
@@ -28,9 +30,12 @@ type Config struct {
 	Blobs     fheserve.BlobStore
 	Queue     fheserve.Queue
 	MasterKey []byte // 32 bytes; wraps the data keys of the weights at rest
+	// Audit, if set, is the transparency log every security-relevant
+	// action is appended to; Close closes it.
+	Audit *audit.Log
 
 	// Workers is the number of jobs evaluated at once (default: one per
-	// core). EvalThreads is the number of goroutines one evaluation may
+	// core, fewer under GOMEMLIMIT: see defaultWorkers). EvalThreads is the number of goroutines one evaluation may
 	// use (default: one per core).
 	Workers     int
 	EvalThreads int
@@ -44,9 +49,11 @@ type Config struct {
 	MaxModelBytes int64
 	// ModelCache bounds the prepared models kept in memory (default 8);
 	// EvaluatorCacheBytes bounds the evaluation keys held by cached
-	// evaluators (default 2 GiB).
+	// evaluators (default 2 GiB, or a quarter of GOMEMLIMIT).
 	ModelCache          int
 	EvaluatorCacheBytes int64
+	// Bounds caps uploads and queued jobs.
+	Bounds Bounds
 	// JanitorInterval is how often expired results are deleted (default 1m).
 	JanitorInterval time.Duration
 
@@ -65,7 +72,7 @@ func (c *Config) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.Workers, runtime.NumCPU())
+	def(&c.Workers, defaultWorkers())
 	def(&c.EvalThreads, runtime.NumCPU())
 	def(&c.ModelCache, 8)
 	defDur(&c.SessionTTL, 24*time.Hour)
@@ -76,8 +83,9 @@ func (c *Config) setDefaults() {
 		c.MaxModelBytes = 256 << 20
 	}
 	if c.EvaluatorCacheBytes <= 0 {
-		c.EvaluatorCacheBytes = 2 << 30
+		c.EvaluatorCacheBytes = defaultEvaluatorCacheBytes()
 	}
+	c.Bounds.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -96,6 +104,9 @@ type App struct {
 	keys   *keyring
 	log    *slog.Logger
 	limits *limiter
+	// auditStore is the audit log's store when Open opened it.
+	auditStore io.Closer
+	ops        ops
 
 	plans      *lru[*planInfo]
 	models     *lru[*preparedModel]
@@ -172,13 +183,21 @@ func (a *App) Start(ctx context.Context) error {
 }
 
 // Close stops the workers (a job being evaluated stays running in the
-// store and runs again on the next start) and closes the store.
+// store and runs again on the next start) and closes the audit log and
+// the store.
 func (a *App) Close() error {
 	if a.cancel != nil {
 		a.cancel()
 		a.wg.Wait()
 	}
-	return a.store.Close()
+	var err error
+	if a.cfg.Audit != nil {
+		err = a.cfg.Audit.Close()
+	}
+	if a.auditStore != nil {
+		err = errors.Join(err, a.auditStore.Close())
+	}
+	return errors.Join(err, a.store.Close())
 }
 
 // newID returns a random id with a prefix, like "job_3q2...": 128 bits,
@@ -187,18 +206,6 @@ func newID(prefix string) string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails
 	return prefix + "_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
-// audit appends to the audit trail. A failure is logged, not returned:
-// the action already happened.
-func (a *App) audit(ctx context.Context, actor *fheserve.Account, action, target, detail string) {
-	e := &fheserve.Event{Time: a.cfg.Now().UTC(), Action: action, Target: target, Detail: detail}
-	if actor != nil {
-		e.Actor = actor.Username
-	}
-	if err := a.store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
-		a.log.Error("cannot record audit event", "action", action, "err", err)
-	}
 }
 
 // MaxModelBytes is the limit on an uploaded model plus its calibration data.

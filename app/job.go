@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
@@ -46,6 +47,14 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	if err := a.checkLimits(ctx, who, m); err != nil {
 		return nil, err
 	}
+	if err := a.checkQueue(ctx, who); err != nil {
+		return nil, err
+	}
+	release, err := a.uploadSlot(who)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	info, err := a.planOf(m)
 	if err != nil {
 		return nil, err
@@ -86,7 +95,8 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	if err := a.queue.Push(ctx, j.ID); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "job.submit", j.ID, fmt.Sprintf("model %s, key set %s, %d bytes", m.ID, ks.ID, j.InputBytes))
+	a.audit(ctx, who, "job.submit", j.ID, fmt.Sprintf("model %s, key set %s, %d bytes", m.ID, ks.ID, j.InputBytes),
+		modelObj(m.ID), audit.Object{Kind: audit.KindKeySet, ID: ks.ID})
 	a.setPosition(j)
 	return j, nil
 }
@@ -244,6 +254,8 @@ func (a *App) notifyAll() {
 }
 
 func (a *App) work(ctx context.Context) {
+	a.ops.workers.Add(1)
+	defer a.ops.workers.Add(-1)
 	for {
 		id, err := a.queue.Pop(ctx)
 		if err != nil {
@@ -296,7 +308,14 @@ func (a *App) run(ctx context.Context, id string) {
 	a.blobs.Delete(ctx, j.InputKey)
 	a.log.Info("job finished", "job", id, "model", j.ModelID, "status", j.Status, "seconds", time.Since(t0).Seconds(),
 		"input_bytes", j.InputBytes, "result_bytes", j.ResultBytes)
-	a.audit(ctx, nil, "job."+j.Status, id, j.Error)
+	outcome := audit.OutcomeOK
+	if j.Status == fheserve.JobFailed {
+		outcome = j.ErrorCode
+	}
+	// The user and the owner each see how their job ended.
+	a.auditOutcome(ctx, nil, "job."+j.Status, outcome, id, j.Error,
+		modelObj(j.ModelID), accountObj(j.AccountID), audit.Object{Kind: audit.KindKeySet, ID: j.KeySetID})
+	a.jobFinished(j)
 	a.notify(id)
 }
 

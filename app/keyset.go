@@ -51,6 +51,11 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
+	release, err := a.uploadSlot(who)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	// The body is not refused on its declared length alone: the header
 	// says more precisely what is wrong (other parameters, other keys).
 	want := a.KeySetSize(info)
@@ -88,7 +93,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 		a.blobs.Delete(ctx, ks.BlobKey)
 		return nil, err
 	}
-	a.audit(ctx, who, "keyset.upload", ks.ID, fmt.Sprintf("model %s, %d bytes, sha256 %s", m.ID, ks.Size, ks.Fingerprint[:16]))
+	a.audit(ctx, who, "keyset.upload", ks.ID, fmt.Sprintf("model %s, %d bytes, sha256 %s", m.ID, ks.Size, ks.Fingerprint[:16]), modelObj(m.ID))
 	if old != nil {
 		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
 			return nil, err
@@ -238,7 +243,7 @@ func (a *App) revokeKeySet(ctx context.Context, who *fheserve.Account, ks *fhese
 	if replacedBy != "" {
 		detail = "replaced by " + replacedBy
 	}
-	a.audit(ctx, who, "keyset.revoke", ks.ID, detail)
+	a.audit(ctx, who, "keyset.revoke", ks.ID, detail, modelObj(ks.ModelID))
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/fheserve/fheserve/audit"
+	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
 	"github.com/fheserve/fheserve/blob"
 	"github.com/fheserve/fheserve/inproc"
 	"github.com/fheserve/fheserve/sqlite"
@@ -45,11 +47,38 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*App, error) {
 			return nil, err
 		}
 	}
-	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey = store, blobs, inproc.NewQueue(), key
-	a, err := New(cfg)
+	alog, ast, err := openAudit(ctx, dataDir)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
+	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey, cfg.Audit = store, blobs, inproc.NewQueue(), key, alog
+	a, err := New(cfg)
+	if err != nil {
+		alog.Close()
+		ast.Close()
+		store.Close()
+		return nil, err
+	}
+	a.auditStore = ast
 	return a, nil
+}
+
+// openAudit opens the transparency log in dataDir (audit.db), signing
+// with the key in audit.key, created on first use.
+func openAudit(ctx context.Context, dataDir string) (*audit.Log, *auditsqlite.Store, error) {
+	key, err := audit.LoadOrCreateKey(filepath.Join(dataDir, audit.KeyFile), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := auditsqlite.Open(ctx, filepath.Join(dataDir, audit.DBFile))
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := audit.New(ctx, st, key)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return l, st, nil
 }

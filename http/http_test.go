@@ -17,6 +17,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/blob"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/inproc"
@@ -82,7 +83,11 @@ func MustServerIn(t testing.TB, dir string) (url string, store fheserve.Store, a
 	check(t, err)
 	key := make([]byte, 32)
 	rand.Read(key)
-	a, err = app.New(app.Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: key, Workers: 2})
+	akey, err := audit.GenerateKey("")
+	check(t, err)
+	alog, err := audit.New(context.Background(), audit.NewMemStore(), akey)
+	check(t, err)
+	a, err = app.New(app.Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: key, Workers: 2, Audit: alog})
 	check(t, err)
 	check(t, a.Start(context.Background()))
 	s := fhttp.NewServer(a, nil)

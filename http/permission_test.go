@@ -82,6 +82,16 @@ func endpoints() []endpoint {
 			return call{"DELETE", "/v1/tokens/" + s.TokenID, nil, ""}
 		}},
 		{"GET /v1/audit", []string{admin}, func(w *world, _ string) call { return call{"GET", "/v1/audit?limit=5", nil, ""} }},
+		{"GET /v1/audit/checkpoint", active, func(w *world, _ string) call { return call{"GET", "/v1/audit/checkpoint", nil, ""} }},
+		{"GET /v1/audit/key", active, func(w *world, _ string) call { return call{"GET", "/v1/audit/key", nil, ""} }},
+		{"GET /v1/audit/records", active, func(w *world, _ string) call { return call{"GET", "/v1/audit/records?limit=5", nil, ""} }},
+		// Record 0 is the administrator's creation: only it sees it.
+		{"GET /v1/audit/records/{index}", []string{admin}, func(w *world, _ string) call {
+			return call{"GET", "/v1/audit/records/0", nil, ""}
+		}},
+		{"GET /v1/audit/consistency", active, func(w *world, _ string) call {
+			return call{"GET", "/v1/audit/consistency?old=1&new=2", nil, ""}
+		}},
 		{"POST /v1/models", []string{owner, owner2}, func(w *world, _ string) call { return w.deployCall() }},
 		{"GET /v1/models", active, func(w *world, _ string) call { return call{"GET", "/v1/models", nil, ""} }},
 		{"GET /v1/models/{id}", []string{user, owner, admin}, func(w *world, _ string) call {

@@ -33,6 +33,8 @@ type Server struct {
 	srv *http.Server
 	ln  net.Listener
 
+	metrics *metrics
+
 	// routes lists "METHOD /path" of every handler, for the OpenAPI check.
 	routes []string
 }
@@ -42,8 +44,9 @@ func NewServer(a *app.App, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{app: a, log: log, mux: http.NewServeMux()}
+	s := &Server{app: a, log: log, mux: http.NewServeMux(), metrics: newMetrics(a)}
 	s.routesInit()
+	s.opsInit()
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -125,23 +128,31 @@ func (s *Server) routesInit() {
 	})
 }
 
-// ServeHTTP implements http.Handler: it logs each request (never its
-// credentials or bodies) and recovers from panics.
+// ServeHTTP implements http.Handler: it gives each request an id (echoed
+// in the X-Request-Id header), logs it (never its credentials or bodies),
+// counts it in the metrics and recovers from panics.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
+	id := requestID(r)
+	w.Header().Set(RequestIDHeader, id)
+	r = r.WithContext(app.WithRequestID(r.Context(), id))
+	body := &countingBody{ReadCloser: r.Body}
+	r.Body = body
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	log := s.log.With("request_id", id)
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
+			log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(p))
 			if !rw.wrote {
 				s.writeError(rw, r, fheserve.Errorf(fheserve.EINTERNAL, "internal error"))
 			}
 		}
-		s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rw.status,
-			"in", r.ContentLength, "out", rw.n, "ms", time.Since(t0).Milliseconds())
+		s.metrics.observe(r.Pattern, rw.status, body.n, rw.n)
+		log.Info("request", "method", r.Method, "path", r.URL.Path, "route", r.Pattern, "status", rw.status,
+			"in", body.n, "out", rw.n, "ms", time.Since(t0).Milliseconds())
 	}()
 	s.mux.ServeHTTP(rw, r)
 }
@@ -227,7 +238,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = errorOf(err)
 	code := fheserve.ErrorCode(err)
 	if code == fheserve.EINTERNAL && r.Context().Err() == nil {
-		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "request_id", app.RequestID(r.Context()), "err", err)
 	}
 	setRetryAfter(w, err)
 	writeJSON(w, StatusOf(code), &ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})

@@ -37,12 +37,16 @@ func newServeCmd(runF func(*serveOptions) error) *cobra.Command {
 		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
 		Short: "Run the fheserve server",
 		Long: `Serve the fheserve API under /v1/ (described at /v1/openapi.json): accounts,
-model deployment, key registry and encrypted jobs.
+model deployment, key registry, encrypted jobs and the audit log
+(/v1/audit/). Operators also get Prometheus metrics at /metrics and the
+probes /healthz (the process is up) and /readyz (the store answers and the
+workers run); bind the server where only they reach these, or filter them.
 
 Everything lives in the data directory: the SQLite database (fheserve.db),
 the blobs (blobs/: encrypted weights, key sets, ciphertexts) and the master
 key that encrypts the weights at rest (master.key, created on first start,
-unless $FHESERVE_MASTER_KEY holds it). Jobs that were queued or running when
+unless $FHESERVE_MASTER_KEY holds it), and the audit log (audit.db, signed
+with audit.key; 'fheserve audit key' prints the key to publish). Jobs that were queued or running when
 the server stopped run again when it starts.
 
 Create the first administrator offline with 'fheserve admin init'.`,
@@ -66,7 +70,7 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core)")
 	f.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
 	f.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
-	f.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines instead of text")
+	f.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")
 	return cmd
 }
 
@@ -93,9 +97,20 @@ func (o *serveOptions) validate() error {
 	return nil
 }
 
+// isTerminal reports whether w is a terminal, where people read text
+// logs; elsewhere logs go to a collector, which reads JSON.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 func serveRun(opts *serveOptions) error {
 	var h slog.Handler = slog.NewTextHandler(opts.ErrOut, nil)
-	if opts.LogJSON {
+	if opts.LogJSON || !isTerminal(opts.ErrOut) {
 		h = slog.NewJSONHandler(opts.ErrOut, nil)
 	}
 	log := slog.New(h)

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/fheserve/fheserve"
+)
+
+// ops is what the operator's probes and metrics read.
+type ops struct {
+	workers atomic.Int32 // worker goroutines running
+
+	mu       sync.Mutex
+	finished []func(*fheserve.Job)
+}
+
+// OnJobFinished registers f to be called with every job that ends (done
+// or failed), after it is stored. f must not block.
+func (a *App) OnJobFinished(f func(*fheserve.Job)) {
+	a.ops.mu.Lock()
+	defer a.ops.mu.Unlock()
+	a.ops.finished = append(a.ops.finished, f)
+}
+
+func (a *App) jobFinished(j *fheserve.Job) {
+	a.ops.mu.Lock()
+	fs := a.ops.finished
+	a.ops.mu.Unlock()
+	for _, f := range fs {
+		f(j)
+	}
+}
+
+// QueueDepth returns the number of jobs waiting to be evaluated.
+func (a *App) QueueDepth(ctx context.Context) (int, error) {
+	jobs, err := a.store.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobQueued}})
+	return len(jobs), err
+}
+
+// ActiveKeySets returns the number of key sets that are not revoked.
+func (a *App) ActiveKeySets(ctx context.Context) (int, error) {
+	ks, err := a.store.KeySets(ctx, fheserve.KeySetFilter{Status: fheserve.KeySetActive})
+	return len(ks), err
+}
+
+// Ready reports whether the App can serve: its store answers and its
+// workers run.
+func (a *App) Ready(ctx context.Context) error {
+	if _, err := a.QueueDepth(ctx); err != nil {
+		return fheserve.Errorf(fheserve.EUNAVAILABLE, "the store does not answer: %v", err)
+	}
+	if a.ops.workers.Load() == 0 {
+		return fheserve.Errorf(fheserve.EUNAVAILABLE, "no worker is running")
+	}
+	return nil
+}

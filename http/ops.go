@@ -1,0 +1,172 @@
+package http
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/audit"
+)
+
+// RequestIDHeader carries a request's id: the client's if it sent a
+// valid one, else a new one; the server echoes it in the response, logs
+// it and names it in the audit records of the request's actions.
+const RequestIDHeader = "X-Request-Id"
+
+var requestIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$`)
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(RequestIDHeader); requestIDRE.MatchString(id) {
+		return id
+	}
+	var b [12]byte
+	rand.Read(b[:]) // never fails
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+// metrics are the server's Prometheus metrics, in a registry of its own
+// so that several servers can run in one process.
+type metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	bytesIn   *prometheus.CounterVec
+	bytesOut  *prometheus.CounterVec
+	queueWait *prometheus.HistogramVec
+	eval      *prometheus.HistogramVec
+	jobs      *prometheus.CounterVec
+}
+
+// latencyBuckets span a small model's milliseconds to a large one's
+// minutes.
+var latencyBuckets = prometheus.ExponentialBuckets(0.005, 2.5, 14)
+
+func newMetrics(a *app.App) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fheserve_http_requests_total", Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fheserve_http_request_bytes_total", Help: "Bytes of request bodies read, by route pattern.",
+		}, []string{"route"}),
+		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fheserve_http_response_bytes_total", Help: "Bytes of response bodies written, by route pattern.",
+		}, []string{"route"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fheserve_job_queue_wait_seconds", Help: "Time from a job's submission to the start of its evaluation, by model.",
+			Buckets: latencyBuckets,
+		}, []string{"model"}),
+		eval: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fheserve_job_evaluation_seconds", Help: "Time a job's evaluation took, by model.",
+			Buckets: latencyBuckets,
+		}, []string{"model"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fheserve_jobs_finished_total", Help: "Jobs finished, by model and outcome (ok or the error code).",
+		}, []string{"model", "outcome"}),
+	}
+	gauge := func(name, help string, f func(context.Context) (int, error)) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			n, err := f(ctx)
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		})
+	}
+	m.reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.queueWait, m.eval, m.jobs,
+		gauge("fheserve_job_queue_depth", "Jobs waiting to be evaluated (-1: the store did not answer).", a.QueueDepth),
+		gauge("fheserve_keysets_active", "Key sets uploaded and not revoked (-1: the store did not answer).", a.ActiveKeySets),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	a.OnJobFinished(m.jobFinished)
+	return m
+}
+
+func (m *metrics) jobFinished(j *fheserve.Job) {
+	if j.StartedAt == nil || j.FinishedAt == nil {
+		return
+	}
+	m.queueWait.WithLabelValues(j.ModelID).Observe(j.StartedAt.Sub(j.CreatedAt).Seconds())
+	m.eval.WithLabelValues(j.ModelID).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
+	outcome := audit.OutcomeOK
+	if j.Status == fheserve.JobFailed {
+		outcome = j.ErrorCode
+	}
+	m.jobs.WithLabelValues(j.ModelID, outcome).Inc()
+}
+
+// observe counts a served request. route is the pattern that matched,
+// so that ids in paths do not make a label value each.
+func (m *metrics) observe(route string, status int, in, out int64) {
+	if route == "" {
+		route = "unmatched"
+	}
+	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.bytesIn.WithLabelValues(route).Add(float64(in))
+	m.bytesOut.WithLabelValues(route).Add(float64(out))
+}
+
+// countingBody counts the bytes of a request body read by a handler.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// opsInit adds the operator's endpoints (metrics and probes, outside
+// /v1/ and unauthenticated: bind the server where only the operator and
+// the load balancer reach them, or filter them at the proxy) and the
+// audit log's.
+func (s *Server) opsInit() {
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.app.Ready(r.Context()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	var auditHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, fheserve.Errorf(fheserve.EUNAVAILABLE, "this server keeps no audit log"))
+	})
+	if l := s.app.AuditLog(); l != nil {
+		authz := audit.AuthorizerFunc(func(r *http.Request) (*audit.Scope, error) {
+			c, err := s.authenticate(r)
+			if err != nil {
+				return nil, err
+			}
+			return s.app.AuditScope(r.Context(), c.Account)
+		})
+		auditHandler = http.StripPrefix(audit.PathPrefix, audit.NewHandler(l, authz))
+	}
+	s.mux.Handle(audit.PathPrefix+"/", auditHandler)
+	s.routes = append(s.routes,
+		"GET "+audit.PathPrefix+"/checkpoint",
+		"GET "+audit.PathPrefix+"/key",
+		"GET "+audit.PathPrefix+"/records",
+		"GET "+audit.PathPrefix+"/records/{index}",
+		"GET "+audit.PathPrefix+"/consistency",
+	)
+}
