@@ -51,11 +51,6 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
-	release, err := a.uploadSlot(who)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
 	// The body is not refused on its declared length alone: the header
 	// says more precisely what is wrong (other parameters, other keys).
 	want := a.KeySetSize(info)
