@@ -131,19 +131,50 @@ func validAllow(allow []string) error {
 
 // Usage summarizes the jobs run on a model, for its owner.
 type Usage struct {
-	ModelID  string      `json:"model_id"`
-	Requests int         `json:"requests"`
-	Failures int         `json:"failures"`
-	Latency  Latency     `json:"latency_ms"` // of finished jobs, submission to result
-	ByUser   []UsageLine `json:"by_user"`
-	ByDay    []UsageLine `json:"by_day"` // UTC days, oldest first
+	ModelID  string  `json:"model_id"`
+	Requests int     `json:"requests"`
+	Failures int     `json:"failures"`
+	Latency  Latency `json:"latency_ms"` // of finished jobs, submission to result
+	// QueueWait (submission to the start of evaluation) and Evaluation
+	// (its run) are over the jobs that ran, done or failed.
+	QueueWait  Latency     `json:"queue_wait_ms"`
+	Evaluation Latency     `json:"evaluation_ms"`
+	ByUser     []UsageLine `json:"by_user"`
+	ByDay      []UsageLine `json:"by_day"` // UTC days, oldest first
+	// ByUserHour and ByUserDay count each user's requests per UTC hour
+	// (Key "YYYY-MM-DDTHH") and per UTC day, by user then oldest first.
+	ByUserHour []UsageLine `json:"by_user_hour"`
+	ByUserDay  []UsageLine `json:"by_user_day"`
+	// FailuresByCause counts failed jobs by error code.
+	FailuresByCause map[string]int `json:"failures_by_cause"`
+	// KeySets are the active key sets of the model, with their jobs.
+	KeySets []KeySetUsage `json:"keysets"`
+	Quota   QuotaState    `json:"quota"`
 }
 
-// UsageLine counts the requests of one user or one day.
+// UsageLine counts the requests of one user, one period, or one user in
+// one period.
 type UsageLine struct {
-	Key      string `json:"key"` // username or YYYY-MM-DD
+	Key      string `json:"key"`            // username, YYYY-MM-DD or YYYY-MM-DDTHH
+	User     string `json:"user,omitempty"` // in lines per user and period
 	Requests int    `json:"requests"`
 	Failures int    `json:"failures"`
+}
+
+// KeySetUsage is one key set in use on a model.
+type KeySetUsage struct {
+	ID        string    `json:"id"`
+	User      string    `json:"user"`
+	CreatedAt time.Time `json:"created_at"`
+	Jobs      int       `json:"jobs"`
+}
+
+// QuotaState is a model's abuse limits and the jobs they count today.
+type QuotaState struct {
+	Set     bool        `json:"set"`
+	Limits  ModelLimits `json:"limits"`
+	Today   int         `json:"today"`   // jobs in view submitted since 00:00 UTC
+	Summary string      `json:"summary"` // e.g. "no quota set"
 }
 
 // Latency percentiles in milliseconds.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -255,9 +256,10 @@ func TestUsage(t *testing.T) {
 	for i := range 10 {
 		created := day.Add(time.Duration(i) * 20 * time.Minute)
 		fin := created.Add(time.Duration(i+1) * 100 * time.Millisecond)
-		j := &fheserve.Job{Username: []string{"ann", "bob"}[i%2], Status: fheserve.JobDone, CreatedAt: created, FinishedAt: &fin}
+		start := created.Add(10 * time.Millisecond)
+		j := &fheserve.Job{Username: []string{"ann", "bob"}[i%2], Status: fheserve.JobDone, CreatedAt: created, StartedAt: &start, FinishedAt: &fin}
 		if i == 9 {
-			j.Status = fheserve.JobFailed
+			j.Status, j.ErrorCode = fheserve.JobFailed, fheserve.ECONFLICT
 		}
 		jobs = append(jobs, j)
 	}
@@ -273,5 +275,33 @@ func TestUsage(t *testing.T) {
 	}
 	if u.Latency.P50 != 500 || u.Latency.Max != 900 || u.Latency.P90 != 900 {
 		t.Errorf("latency: %+v", u.Latency)
+	}
+	if u.QueueWait.P99 != 10 || u.Evaluation.P50 != 490 || u.Evaluation.Max != 990 {
+		t.Errorf("queue wait %+v, evaluation %+v", u.QueueWait, u.Evaluation)
+	}
+	if len(u.FailuresByCause) != 1 || u.FailuresByCause[fheserve.ECONFLICT] != 1 {
+		t.Errorf("failures by cause: %v", u.FailuresByCause)
+	}
+	// Jobs at 23:00, 23:20 and 23:40 on the 22nd, then 00:00 to 02:00.
+	hours := map[string]int{}
+	for _, l := range u.ByUserHour {
+		hours[l.User+" "+l.Key] = l.Requests
+	}
+	want := map[string]int{"ann 2026-11-22T23": 2, "bob 2026-11-22T23": 1, "ann 2026-11-23T00": 1, "bob 2026-11-23T00": 2,
+		"ann 2026-11-23T01": 2, "bob 2026-11-23T01": 1, "bob 2026-11-23T02": 1}
+	if fmt.Sprint(hours) != fmt.Sprint(want) {
+		t.Errorf("by user and hour: %v, want %v", hours, want)
+	}
+	if len(u.ByUserDay) != 4 || u.ByUserDay[0] != (fheserve.UsageLine{Key: "2026-11-22", User: "ann", Requests: 2}) {
+		t.Errorf("by user and day: %+v", u.ByUserDay)
+	}
+
+	q := quotaState(fheserve.ModelLimits{}, jobs, day.Add(2*time.Hour))
+	if q.Set || q.Summary != "no quota set" || q.Today != 7 {
+		t.Errorf("no limits: %+v", q)
+	}
+	q = quotaState(fheserve.ModelLimits{RatePerMinute: 6, Daily: 100, ModelDaily: 1000}, jobs, day.Add(2*time.Hour))
+	if !q.Set || q.Summary != "6/min per user (bursts of 6), 100/day per user, 1000/day for all users" {
+		t.Errorf("limits: %+v", q)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fheserve/fheserve"
@@ -386,61 +387,136 @@ func (a *App) SetAccess(ctx context.Context, who *fheserve.Account, id string, r
 	return m, nil
 }
 
-// Usage summarizes the jobs on a model, for its owner or an administrator.
+// Usage summarizes the jobs on a model: all of them for its owner or an
+// administrator, their own for a user the model allows. It never shows
+// inputs or results.
 func (a *App) Usage(ctx context.Context, who *fheserve.Account, id string) (*fheserve.Usage, error) {
-	m, err := a.ownModel(ctx, who, id)
+	m, err := a.visibleModel(ctx, who, id)
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := a.store.Jobs(ctx, fheserve.JobFilter{ModelID: m.ID})
+	jf := fheserve.JobFilter{ModelID: m.ID}
+	kf := fheserve.KeySetFilter{ModelID: m.ID, Status: fheserve.KeySetActive}
+	if who.Role == fheserve.RoleUser {
+		jf.AccountID, kf.AccountID = who.ID, who.ID
+	}
+	jobs, err := a.store.Jobs(ctx, jf)
 	if err != nil {
 		return nil, err
 	}
-	return usageOf(m.ID, jobs), nil
+	keySets, err := a.store.KeySets(ctx, kf)
+	if err != nil {
+		return nil, err
+	}
+	u := usageOf(m.ID, jobs)
+	perKeySet := map[string]int{}
+	for _, j := range jobs {
+		perKeySet[j.KeySetID]++
+	}
+	u.KeySets = []fheserve.KeySetUsage{}
+	for _, ks := range keySets {
+		u.KeySets = append(u.KeySets, fheserve.KeySetUsage{ID: ks.ID, User: ks.Username, CreatedAt: ks.CreatedAt, Jobs: perKeySet[ks.ID]})
+	}
+	u.Quota = quotaState(m.Limits, jobs, a.cfg.Now())
+	return u, nil
 }
 
+// usageOf counts jobs: in all, per user, per day, per user and hour or
+// day, and failures by cause; and takes latency percentiles.
 func usageOf(modelID string, jobs []*fheserve.Job) *fheserve.Usage {
-	u := &fheserve.Usage{ModelID: modelID, ByUser: []fheserve.UsageLine{}, ByDay: []fheserve.UsageLine{}}
+	u := &fheserve.Usage{ModelID: modelID, FailuresByCause: map[string]int{}}
 	users, days := map[string]*fheserve.UsageLine{}, map[string]*fheserve.UsageLine{}
-	var lat []float64
-	count := func(m map[string]*fheserve.UsageLine, key string, failed bool) {
-		l, ok := m[key]
+	userHours, userDays := map[string]*fheserve.UsageLine{}, map[string]*fheserve.UsageLine{}
+	var total, wait, eval []float64
+	count := func(m map[string]*fheserve.UsageLine, user, key string, failed bool) {
+		l, ok := m[user+" "+key]
 		if !ok {
-			l = &fheserve.UsageLine{Key: key}
-			m[key] = l
+			l = &fheserve.UsageLine{Key: key, User: user}
+			m[user+" "+key] = l
 		}
 		l.Requests++
 		if failed {
 			l.Failures++
 		}
 	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for _, j := range jobs {
 		failed := j.Status == fheserve.JobFailed
 		u.Requests++
 		if failed {
 			u.Failures++
+			u.FailuresByCause[j.ErrorCode]++
 		}
-		count(users, j.Username, failed)
-		count(days, j.CreatedAt.UTC().Format(time.DateOnly), failed)
+		created := j.CreatedAt.UTC()
+		count(users, "", j.Username, failed)
+		count(days, "", created.Format(time.DateOnly), failed)
+		count(userHours, j.Username, created.Format("2006-01-02T15"), failed)
+		count(userDays, j.Username, created.Format(time.DateOnly), failed)
 		if !failed && j.FinishedAt != nil {
-			lat = append(lat, float64(j.FinishedAt.Sub(j.CreatedAt).Microseconds())/1000)
+			total = append(total, ms(j.FinishedAt.Sub(j.CreatedAt)))
+		}
+		if j.StartedAt != nil && j.FinishedAt != nil {
+			wait = append(wait, ms(j.StartedAt.Sub(j.CreatedAt)))
+			eval = append(eval, ms(j.FinishedAt.Sub(*j.StartedAt)))
 		}
 	}
-	for _, m := range []struct {
-		src map[string]*fheserve.UsageLine
-		dst *[]fheserve.UsageLine
-	}{{users, &u.ByUser}, {days, &u.ByDay}} {
-		for _, l := range m.src {
-			*m.dst = append(*m.dst, *l)
-		}
-		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].Key < (*m.dst)[j].Key })
-	}
-	if len(lat) > 0 {
-		sort.Float64s(lat)
-		pct := func(p float64) float64 {
-			return lat[int(math.Ceil(p*float64(len(lat))))-1]
-		}
-		u.Latency = fheserve.Latency{P50: pct(0.5), P90: pct(0.9), P99: pct(0.99), Max: lat[len(lat)-1]}
-	}
+	u.ByUser, u.ByDay = lines(users), lines(days)
+	u.ByUserHour, u.ByUserDay = lines(userHours), lines(userDays)
+	u.Latency, u.QueueWait, u.Evaluation = percentiles(total), percentiles(wait), percentiles(eval)
 	return u
+}
+
+// lines returns m's lines by user, then key.
+func lines(m map[string]*fheserve.UsageLine) []fheserve.UsageLine {
+	out := []fheserve.UsageLine{}
+	for _, l := range m {
+		out = append(out, *l)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].User != out[j].User {
+			return out[i].User < out[j].User
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out
+}
+
+// percentiles returns the nearest-rank percentiles of ms (zero if empty).
+func percentiles(ms []float64) fheserve.Latency {
+	if len(ms) == 0 {
+		return fheserve.Latency{}
+	}
+	sort.Float64s(ms)
+	pct := func(p float64) float64 { return ms[int(math.Ceil(p*float64(len(ms))))-1] }
+	return fheserve.Latency{P50: pct(0.5), P90: pct(0.9), P99: pct(0.99), Max: ms[len(ms)-1]}
+}
+
+// quotaState describes a model's limits and counts the jobs of today.
+func quotaState(l fheserve.ModelLimits, jobs []*fheserve.Job, now time.Time) fheserve.QuotaState {
+	q := fheserve.QuotaState{Limits: l, Set: l != fheserve.ModelLimits{}}
+	today := now.UTC().Truncate(24 * time.Hour)
+	for _, j := range jobs {
+		if !j.CreatedAt.Before(today) {
+			q.Today++
+		}
+	}
+	if !q.Set {
+		q.Summary = "no quota set"
+		return q
+	}
+	var parts []string
+	if l.RatePerMinute > 0 {
+		parts = append(parts, fmt.Sprintf("%s/min per user (bursts of %d)", trimFloat(l.RatePerMinute), fheserve.BurstOr(l.Burst, l.RatePerMinute)))
+	}
+	if l.Daily > 0 {
+		parts = append(parts, fmt.Sprintf("%d/day per user", l.Daily))
+	}
+	if l.ModelRatePerMinute > 0 {
+		parts = append(parts, fmt.Sprintf("%s/min for all users (bursts of %d)", trimFloat(l.ModelRatePerMinute), fheserve.BurstOr(l.ModelBurst, l.ModelRatePerMinute)))
+	}
+	if l.ModelDaily > 0 {
+		parts = append(parts, fmt.Sprintf("%d/day for all users", l.ModelDaily))
+	}
+	q.Summary = strings.Join(parts, ", ")
+	return q
 }

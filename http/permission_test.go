@@ -109,7 +109,7 @@ func endpoints() []endpoint {
 		{"POST /v1/models/{id}/retire", []string{owner, admin}, func(w *world, _ string) call {
 			return call{"POST", "/v1/models/" + w.deploy().ID + "/retire", nil, ""}
 		}},
-		{"GET /v1/models/{id}/usage", []string{owner, admin}, func(w *world, _ string) call {
+		{"GET /v1/models/{id}/usage", []string{user, owner, admin}, func(w *world, _ string) call {
 			return call{"GET", "/v1/models/" + w.model.ID + "/usage", nil, ""}
 		}},
 		{"POST /v1/models/{id}/keysets", []string{user}, func(w *world, _ string) call {

@@ -258,12 +258,26 @@ func TestServiceCLI(t *testing.T) {
 	}
 	t.Logf("max |remote - local| = %.2e (precision %.2e)", worst, show.Plan.Precision.OutputError)
 
-	// The owner sees usage; the user cannot.
+	// The owner sees usage; the user their own; otto none.
 	usage := decodeJSON[fheserve.Usage](t, owner.ok("", "usage", "--model", modelID, "--json"))
 	if usage.Requests != got.Shape[0] || usage.ByUser[0].Key != "ulrich" {
 		t.Fatalf("usage %+v", usage)
 	}
-	mustFail(t, user.run("", "usage", "--model", modelID), 1, "only a model owner")
+	if out := user.ok("", "usage", "--model", modelID); !strings.Contains(out, fmt.Sprintf("%d requests, 0 failed", got.Shape[0])) ||
+		!strings.Contains(out, "quota: no quota set") {
+		t.Errorf("the user's usage:\n%s", out)
+	}
+	mustFail(t, other.run("", "usage", "--model", modelID), 1, "not allowed to use model")
+
+	// The user and the owner check the audit log from outside, the
+	// operator the data directory while the server runs.
+	for _, p := range []*party{user, owner} {
+		out := p.ok("", "audit", "verify", "--server", s.url)
+		if !strings.Contains(out, "records are in it") || strings.Contains(out, " 0 of your records") {
+			t.Errorf("audit verify --server:\n%s", out)
+		}
+	}
+	admin.ok("", "audit", "verify", "--data-dir", data)
 
 	// Revoked keys are gone here and on the server.
 	user.ok("", "keys", "revoke", keyID)

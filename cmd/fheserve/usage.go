@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"text/tabwriter"
+	"time"
+
+	"github.com/fheserve/fheserve"
 
 	"github.com/spf13/cobra"
 )
@@ -22,10 +27,12 @@ func newUsageCmd(runF func(*usageOptions) error) *cobra.Command {
 	opts := &usageOptions{}
 	cmd := &cobra.Command{
 		Use:   "usage --model ID [--json]",
-		Short: "Show a model's usage: requests per user and per day, latency, failures",
-		Long: `Show how one of your models is used: requests per user and per day, latency
-percentiles from submission to result, and failures. Owners see their own
-models only; the values computed never appear.`,
+		Short: "Show a model's usage: requests per user, hour and day, latency, failures, keys, quota",
+		Long: `Show how a model is used: requests per user, per user and hour, and per user
+and day; latency percentiles (submission to result, queue wait, evaluation);
+failures by cause; the key sets in use; and the quota the owner set. Owners
+see their own models, users their own jobs on the models they may use;
+inputs and results never appear.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Out, opts.Ctx = cmd.OutOrStdout(), cmd.Context()
@@ -58,8 +65,25 @@ func usageRun(opts *usageOptions) error {
 	}
 	out := opts.Out
 	fmt.Fprintf(out, "model %s: %d requests, %d failed\n", u.ModelID, u.Requests, u.Failures)
-	l := u.Latency
-	fmt.Fprintf(out, "latency (submission to result): p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", l.P50, l.P90, l.P99, l.Max)
+	for _, l := range []struct {
+		what string
+		l    fheserve.Latency
+	}{{"submission to result", u.Latency}, {"queue wait", u.QueueWait}, {"evaluation", u.Evaluation}} {
+		fmt.Fprintf(out, "latency (%s): p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms\n", l.what, l.l.P50, l.l.P90, l.l.P99, l.l.Max)
+	}
+	if len(u.FailuresByCause) > 0 {
+		causes := slices.Sorted(maps.Keys(u.FailuresByCause))
+		fmt.Fprint(out, "failures by cause:")
+		for _, c := range causes {
+			fmt.Fprintf(out, " %s %d", c, u.FailuresByCause[c])
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "quota: %s", u.Quota.Summary)
+	if u.Quota.Set {
+		fmt.Fprintf(out, "; %d jobs today", u.Quota.Today)
+	}
+	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nUSER\tREQUESTS\tFAILURES")
 	for _, line := range u.ByUser {
@@ -68,6 +92,19 @@ func usageRun(opts *usageOptions) error {
 	fmt.Fprintln(tw, "\nDAY (UTC)\tREQUESTS\tFAILURES")
 	for _, line := range u.ByDay {
 		fmt.Fprintf(tw, "%s\t%d\t%d\n", line.Key, line.Requests, line.Failures)
+	}
+	for _, per := range []struct {
+		title string
+		lines []fheserve.UsageLine
+	}{{"HOUR (UTC)", u.ByUserHour}, {"DAY (UTC)", u.ByUserDay}} {
+		fmt.Fprintf(tw, "\nUSER\t%s\tREQUESTS\tFAILURES\n", per.title)
+		for _, line := range per.lines {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", line.User, line.Key, line.Requests, line.Failures)
+		}
+	}
+	fmt.Fprintln(tw, "\nKEY SET IN USE\tUSER\tCREATED\tJOBS")
+	for _, ks := range u.KeySets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", ks.ID, ks.User, ks.CreatedAt.Format(time.DateTime), ks.Jobs)
 	}
 	return tw.Flush()
 }
