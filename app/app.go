@@ -35,8 +35,9 @@ type Config struct {
 	Audit *audit.Log
 
 	// Workers is the number of jobs evaluated at once (default: one per
-	// core). EvalThreads is the number of goroutines one evaluation may
-	// use (default: one per core).
+	// core, fewer under GOMEMLIMIT: see defaultWorkers). EvalThreads is
+	// the number of goroutines one evaluation may use (default: one per
+	// core).
 	Workers     int
 	EvalThreads int
 
@@ -49,9 +50,11 @@ type Config struct {
 	MaxModelBytes int64
 	// ModelCache bounds the prepared models kept in memory (default 8);
 	// EvaluatorCacheBytes bounds the evaluation keys held by cached
-	// evaluators (default 2 GiB).
+	// evaluators (default 2 GiB, or a quarter of GOMEMLIMIT).
 	ModelCache          int
 	EvaluatorCacheBytes int64
+	// Bounds caps uploads and queued jobs.
+	Bounds Bounds
 	// JanitorInterval is how often expired results are deleted (default 1m).
 	JanitorInterval time.Duration
 
@@ -70,7 +73,7 @@ func (c *Config) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.Workers, runtime.NumCPU())
+	def(&c.Workers, defaultWorkers())
 	def(&c.EvalThreads, runtime.NumCPU())
 	def(&c.ModelCache, 8)
 	defDur(&c.SessionTTL, 24*time.Hour)
@@ -81,8 +84,9 @@ func (c *Config) setDefaults() {
 		c.MaxModelBytes = 256 << 20
 	}
 	if c.EvaluatorCacheBytes <= 0 {
-		c.EvaluatorCacheBytes = 2 << 30
+		c.EvaluatorCacheBytes = defaultEvaluatorCacheBytes()
 	}
+	c.Bounds.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

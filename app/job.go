@@ -47,6 +47,14 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	if err := a.checkLimits(ctx, who, m); err != nil {
 		return nil, err
 	}
+	if err := a.checkQueue(ctx, who); err != nil {
+		return nil, err
+	}
+	release, err := a.uploadSlot(who)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	info, err := a.planOf(m)
 	if err != nil {
 		return nil, err

@@ -51,6 +51,11 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
+	release, err := a.uploadSlot(who)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	// The body is not refused on its declared length alone: the header
 	// says more precisely what is wrong (other parameters, other keys).
 	want := a.KeySetSize(info)
@@ -94,7 +99,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 			return nil, err
 		}
 	}
-	go a.warm(context.WithoutCancel(ctx), m, ks.ID, keys)
+	a.warmLater(context.WithoutCancel(ctx), m, ks.ID, keys)
 	return ks, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -33,12 +34,16 @@ const maxBuckets = 10000
 
 // limiter holds the token buckets of login and registration throttling
 // and of the owners' per-model rate limits, in separate maps so that
-// flooding one (with made-up usernames, say) cannot reset the other.
+// flooding one (with made-up usernames, say) cannot reset the other, and
+// the count of uploads in progress.
 type limiter struct {
 	mu   sync.Mutex
 	auth map[string]*rate.Limiter
 	use  map[string]*rate.Limiter
 	now  func() time.Time
+
+	uploads slots
+	warming atomic.Int32 // key sets being prepared after their upload
 }
 
 func newLimiter(now func() time.Time) *limiter {

@@ -74,8 +74,9 @@ func MustServer(t testing.TB) (url string, store fheserve.Store, a *app.App) {
 	return MustServerIn(t, t.TempDir())
 }
 
-// MustServerIn is MustServer with its data under dir.
-func MustServerIn(t testing.TB, dir string) (url string, store fheserve.Store, a *app.App) {
+// MustServerIn is MustServer with its data under dir and its
+// configuration changed by each of configure.
+func MustServerIn(t testing.TB, dir string, configure ...func(*app.Config)) (url string, store fheserve.Store, a *app.App) {
 	t.Helper()
 	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "db"))
 	check(t, err)
@@ -87,7 +88,11 @@ func MustServerIn(t testing.TB, dir string) (url string, store fheserve.Store, a
 	check(t, err)
 	alog, err := audit.New(context.Background(), audit.NewMemStore(), akey)
 	check(t, err)
-	a, err = app.New(app.Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: key, Workers: 2, Audit: alog})
+	cfg := app.Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: key, Workers: 2, Audit: alog}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	a, err = app.New(cfg)
 	check(t, err)
 	check(t, a.Start(context.Background()))
 	s := fhttp.NewServer(a, nil)
