@@ -62,9 +62,9 @@ func calibrate(g *nn.Graph, data []float64) (*calibration, error) {
 }
 
 // interval returns the approximation interval for activation node idx: the
-// calibrated range widened by 10% on each side (nil samples when there is
-// no calibration data).
-func (c *calibration) interval(idx int) (lo, hi float64, samples []float64, clipped float64) {
+// calibrated range widened by margin times its width on each side (nil
+// samples when there is no calibration data).
+func (c *calibration) interval(idx int, margin float64) (lo, hi float64, samples []float64, clipped float64) {
 	s, ok := c.actIn[idx]
 	if !ok || len(s) == 0 {
 		return 0, 0, nil, 0
@@ -77,7 +77,7 @@ func (c *calibration) interval(idx int) (lo, hi float64, samples []float64, clip
 	if w < 1e-3 {
 		w = 1
 	}
-	return lo - 0.1*w, hi + 0.1*w, s, 0
+	return lo - margin*w, hi + margin*w, s, 0
 }
 
 // outputBound runs the program in plaintext on the calibration inputs and

@@ -19,6 +19,10 @@ import (
 // are approximated when no calibration data is given: [-8, 8].
 const DefaultInterval = 8.0
 
+// DefaultMargin is the default widening of calibrated activation
+// intervals, as a fraction of their width on each side.
+const DefaultMargin = 0.1
+
 // DefaultDegree is the default degree of activation approximations
 // (depth 3).
 const DefaultDegree = 7
@@ -34,6 +38,13 @@ type Options struct {
 	// when 0); Degrees overrides it per node name.
 	Degree  int
 	Degrees map[string]int
+	// Fit is how activations are approximated: FitInterpolation (the
+	// default) or FitLeastSquares.
+	Fit string
+	// Margin widens each calibrated activation interval by this fraction
+	// of its width on each side (DefaultMargin when 0): inputs beyond the
+	// calibration data up to the margin are still approximated well.
+	Margin float64
 	// LogN forces the ring degree (0 picks the smallest that fits).
 	LogN int
 	// MinFloodBits demands that the flooding noise added to results be at
@@ -63,6 +74,17 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	}
 	if opts.Degree == 0 {
 		opts.Degree = DefaultDegree
+	}
+	if opts.Margin == 0 {
+		opts.Margin = DefaultMargin
+	}
+	if opts.Margin < 0 || opts.Margin > 10 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "interval margin %g is out of range 0..10", opts.Margin)
+	}
+	switch opts.Fit {
+	case "", FitInterpolation, FitLeastSquares:
+	default:
+		return nil, fheserve.Errorf(fheserve.EINVALID, "unknown approximation fit %q (want %q or %q)", opts.Fit, FitInterpolation, FitLeastSquares)
 	}
 	if err := g.Validate(); err != nil {
 		return nil, err

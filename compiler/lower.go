@@ -204,7 +204,7 @@ func (l *lowering) activation(n *nn.Node, idx, in int, op *nn.Activation, size i
 		return 0, fheserve.Errorf(fheserve.EINVALID, "activation degree %d for node %q is out of range 2..63", degree, n.Name)
 	}
 	act := plan.Activation{Node: n.Name, Func: op.Func, Degree: degree, Depth: plan.PolyDepth(degree), Basis: plan.Chebyshev}
-	lo, hi, samples, clipped := l.calib.interval(idx)
+	lo, hi, samples, clipped := l.calib.interval(idx, l.opts.Margin)
 	if samples == nil {
 		lo, hi = -DefaultInterval, DefaultInterval
 		act.Source = "default"
@@ -214,7 +214,12 @@ func (l *lowering) activation(n *nn.Node, idx, in int, op *nn.Activation, size i
 	}
 	act.Interval = [2]float64{lo, hi}
 	act.Clipped = clipped
-	act.Coeffs = chebyshevInterpolant(f, lo, hi, degree)
+	if l.opts.Fit == FitLeastSquares && samples != nil {
+		act.Coeffs = leastSquaresChebyshev(f, lo, hi, degree, samples)
+		act.Fit = FitLeastSquares
+	} else {
+		act.Coeffs = chebyshevInterpolant(f, lo, hi, degree)
+	}
 	act.PreScale = 2 / (hi - lo)
 	act.PreOffset = -(hi + lo) / (hi - lo)
 	// Error measured on the calibration inputs inside the interval, and on

@@ -60,18 +60,21 @@ type Layout struct {
 
 // Activation reports how one non-polynomial activation is approximated.
 type Activation struct {
-	Node      string     `json:"node"`
-	Func      string     `json:"func"`
-	Interval  [2]float64 `json:"interval"`
-	Source    string     `json:"source"` // "calibration" or "default"
-	Degree    int        `json:"degree"`
-	Depth     int        `json:"depth"`
-	MaxError  float64    `json:"max_error"` // on calibration data (or the interval grid)
-	Clipped   float64    `json:"clipped"`   // fraction of calibration inputs outside the interval
-	Basis     string     `json:"basis"`
-	Coeffs    []float64  `json:"-"`
-	PreScale  float64    `json:"-"`
-	PreOffset float64    `json:"-"`
+	Node     string     `json:"node"`
+	Func     string     `json:"func"`
+	Interval [2]float64 `json:"interval"`
+	Source   string     `json:"source"` // "calibration" or "default"
+	Degree   int        `json:"degree"`
+	Depth    int        `json:"depth"`
+	MaxError float64    `json:"max_error"` // on calibration data (or the interval grid)
+	Clipped  float64    `json:"clipped"`   // fraction of calibration inputs outside the interval
+	// Fit is "least-squares" for a least-squares fit to the calibration
+	// inputs; empty for interpolation at the Chebyshev nodes.
+	Fit       string    `json:"fit,omitempty"`
+	Basis     string    `json:"basis"`
+	Coeffs    []float64 `json:"-"`
+	PreScale  float64   `json:"-"`
+	PreOffset float64   `json:"-"`
 }
 
 // Precision is what the user gets back.

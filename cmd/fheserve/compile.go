@@ -54,6 +54,8 @@ file with a leading batch dimension) to fit the intervals to real data.`,
 	f.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
 	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
 	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
+	f.StringVar(&opts.Fit, "fit", "", fitUsage)
+	f.Float64Var(&opts.Margin, "margin", 0, marginUsage)
 	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
 	f.Float64Var(&opts.FloodBits, "flood-bits", 0, "demand flooding noise `b` bits above the evaluation noise (circuit privacy), at the price of a larger scale or ring")
 	f.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")

@@ -88,6 +88,8 @@ above the threshold: 0.5 after a sigmoid head, 0 otherwise).`,
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
 	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
+	f.StringVar(&opts.Fit, "fit", "", fitUsage)
+	f.Float64Var(&opts.Margin, "margin", 0, marginUsage)
 	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	f.BoolVar(&opts.PlaintextOnly, "plaintext-only", false, "skip encryption: report the plaintext and approximated accuracy only (to choose a degree)")
@@ -300,6 +302,7 @@ func predictWithProgress(opts *evalOptions, r *local.Runner, x []float64, n int)
 	}
 	out := make([]float64, 0, n*p.OutputSize())
 	t0 := time.Now()
+	last := t0
 	for start := 0; start < n; start += chunk {
 		k := min(chunk, n-start)
 		y, err := r.Predict(opts.Ctx, x[start*in:(start+k)*in], k)
@@ -307,8 +310,9 @@ func predictWithProgress(opts *evalOptions, r *local.Runner, x []float64, n int)
 			return nil, err
 		}
 		out = append(out, y...)
-		if start+k < n && time.Since(t0) > 5*time.Second {
-			fmt.Fprintf(opts.ErrOut, "  %d/%d samples encrypted and evaluated, %.0f s\n", start+k, n, time.Since(t0).Seconds())
+		if start+k < n && time.Since(last) > 10*time.Second {
+			last = time.Now()
+			fmt.Fprintf(opts.ErrOut, "  ... %d/%d samples encrypted and evaluated in %.0f s\n", start+k, n, last.Sub(t0).Seconds())
 		}
 	}
 	return out, nil

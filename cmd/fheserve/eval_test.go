@@ -147,6 +147,7 @@ func TestEvalErrors(t *testing.T) {
 		{"fractional label", append(relu, "--labels", frac), 2, []string{"label 2 is 0.5"}},
 		{"unknown degrees node", append(relu, "--labels", short, "--limit", "2", "--degrees", "relu=9"),
 			2, []string{`node "relu"`, `"/1/Relu"`}},
+		{"unknown fit", append(relu, "--labels", short, "--limit", "2", "--fit", "minimax"), 2, []string{`fit "minimax"`, "interpolation", "least-squares"}},
 		{"missing data", []string{"eval", "--model", fixture("relu.onnx"), "--data", filepath.Join(dir, "x.npy"), "--labels", short},
 			2, []string{"data file", "not found"}},
 	}

@@ -47,9 +47,9 @@ func TestCompileFlags(t *testing.T) {
 		},
 		{
 			name: "degrees",
-			args: []string{"--model", "m.onnx", "--degrees", "/1/Relu=15,/3/Relu=7", "--degrees", "act=5"},
+			args: []string{"--model", "m.onnx", "--degrees", "/1/Relu=15,/3/Relu=7", "--degrees", "act=5", "--fit", "least-squares", "--margin", "0.3"},
 			want: compileOptions{Model: "m.onnx", Packing: "latency",
-				engineFlags: engineFlags{Degrees: map[string]int{"/1/Relu": 15, "/3/Relu": 7, "act": 5}}},
+				engineFlags: engineFlags{Degrees: map[string]int{"/1/Relu": 15, "/3/Relu": 7, "act": 5}, Fit: "least-squares", Margin: 0.3}},
 		},
 		{name: "degrees without degree", args: []string{"--model", "m.onnx", "--degrees", "/1/Relu"}, wantErr: fheserve.EINVALID},
 		{name: "degrees not a number", args: []string{"--model", "m.onnx", "--degrees", "/1/Relu=high"}, wantErr: fheserve.EINVALID},
@@ -139,9 +139,9 @@ func TestEvalFlags(t *testing.T) {
 		{
 			name: "all",
 			args: with("--mode", "latency", "--limit", "100", "--calibration", "c.npy", "--degree", "15",
-				"--degrees", "/1/Relu=7", "--log-n", "15", "--workers", "2", "--plaintext-only", "--json"),
+				"--degrees", "/1/Relu=7", "--fit", "least-squares", "--margin", "0.4", "--log-n", "15", "--workers", "2", "--plaintext-only", "--json"),
 			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "latency", Limit: 100, Workers: 2, JSON: true, PlaintextOnly: true,
-				engineFlags: engineFlags{Calibration: "c.npy", Degree: 15, Degrees: map[string]int{"/1/Relu": 7}, LogN: 15}},
+				engineFlags: engineFlags{Calibration: "c.npy", Degree: 15, Degrees: map[string]int{"/1/Relu": 7}, Fit: "least-squares", Margin: 0.4, LogN: 15}},
 		},
 		{name: "no model", args: []string{"--data", "x.npy", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},
 		{name: "no data", args: []string{"--model", "m.onnx", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},

@@ -86,9 +86,17 @@ type engineFlags struct {
 	Calibration string         // .npy file of representative inputs
 	Degree      int            // activation approximation degree; 0 is the default
 	Degrees     map[string]int // per-node degrees, overriding Degree
+	Fit         string         // approximation method; "" is interpolation
+	Margin      float64        // interval widening; 0 is the default
 	LogN        int            // forced ring degree; 0 picks the smallest
 	FloodBits   float64        // demanded flooding margin over the evaluation noise
 }
+
+// marginUsage is the help of the --margin flag.
+const marginUsage = "widen each calibrated activation interval by this `fraction` of its width on each side (default 0.1)"
+
+// fitUsage is the help of the --fit flag.
+const fitUsage = "how activations are approximated: interpolation (the default; uniform over the interval) or least-squares (fitted to the calibration inputs, most accurate where they lie)"
 
 // degreesUsage is the help of the --degrees flag.
 const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the compile report), overriding --degree"
@@ -96,7 +104,7 @@ const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the
 // compilerOptions reads the calibration file and returns the options for
 // compiler.Compile (or local.New).
 func (f *engineFlags) compilerOptions(g *nn.Graph, packing string) (compiler.Options, error) {
-	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, LogN: f.LogN, MinFloodBits: f.FloodBits}
+	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, Fit: f.Fit, Margin: f.Margin, LogN: f.LogN, MinFloodBits: f.FloodBits}
 	if f.Calibration != "" {
 		x, _, err := readSamples(f.Calibration, "calibration", g)
 		if err != nil {

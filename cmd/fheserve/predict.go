@@ -79,6 +79,8 @@ the largest output (the predicted class) agrees.`,
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.IntVar(&opts.Degree, "degree", 0, "degree of activation approximations (default 7)")
 	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
+	f.StringVar(&opts.Fit, "fit", "", fitUsage)
+	f.Float64Var(&opts.Margin, "margin", 0, marginUsage)
 	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	f.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")

@@ -80,18 +80,23 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 		fmt.Fprintf(w, "  none: every operation is exact under encryption\n")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tDEGREE\tDEPTH\tMAX ERROR\tOUTSIDE +10%%\t+25%%\n")
+		fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tFIT\tDEGREE\tDEPTH\tMAX ERROR\tOUTSIDE +10%%\t+25%%\n")
 		for i := range p.Activations {
 			a := &p.Activations[i]
-			fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%d\t%d\t%.2e\t%s\t%s\n", a.Node, a.Func,
-				a.Interval[0], a.Interval[1], a.Source, a.Degree, a.Depth, a.MaxError, excursion(a, 0.1), excursion(a, 0.25))
+			fit := a.Fit
+			if fit == "" {
+				fit = compiler.FitInterpolation
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%s\t%d\t%d\t%.2e\t%s\t%s\n", a.Node, a.Func,
+				a.Interval[0], a.Interval[1], a.Source, fit, a.Degree, a.Depth, a.MaxError, excursion(a, 0.1), excursion(a, 0.25))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "  MAX ERROR is on the interval; OUTSIDE is the largest error for inputs up to 10%% and 25%% of\n"+
 			"  the interval's half-width beyond it, where the polynomial grows fast (more so at high degree).\n"+
-			"  Choose the degree with --degree, or per node with --degrees node=D,...\n")
+			"  Choose the degree with --degree or per node with --degrees node=D,..., the interval's margin\n"+
+			"  with --margin and the fit with --fit (see docs/models.md).\n")
 	}
 
 	fmt.Fprintf(w, "\nPrecision\n")
