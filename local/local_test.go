@@ -23,6 +23,29 @@ func randDense(rng *rand.Rand, in, out int, scale float64) *nn.Dense {
 	return d
 }
 
+// checkEncrypted runs n samples of x encrypted through r and compares
+// them with the float64 reference within the plan's stated precision. It
+// returns the largest error.
+func checkEncrypted(t *testing.T, r *Runner, g *nn.Graph, x []float64, n int) float64 {
+	t.Helper()
+	got, err := r.Predict(context.Background(), x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := g.EvalBatch(x, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var maxErr float64
+	for i := range want {
+		maxErr = math.Max(maxErr, math.Abs(got[i]-want[i]))
+	}
+	if stated := r.Plan.Precision.OutputError; maxErr > stated {
+		t.Fatalf("%s: max error %g above the plan's stated %g\ngot  %v\nwant %v", r.Plan.Packing, maxErr, stated, got, want)
+	}
+	return maxErr
+}
+
 func mlp(rng *rand.Rand) *nn.Graph {
 	return &nn.Graph{
 		Name:  "mlp",
@@ -50,22 +73,8 @@ func TestMLPEncrypted(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("plan: %s precision %+v", r.Plan, r.Plan.Precision)
-			got, err := r.Predict(context.Background(), x, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := g.EvalBatch(x, 3, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var maxErr float64
-			for i := range want {
-				maxErr = math.Max(maxErr, math.Abs(got[i]-want[i]))
-			}
+			maxErr := checkEncrypted(t, r, g, x, 3)
 			t.Logf("max error %.3g (stated %.3g)", maxErr, r.Plan.Precision.OutputError)
-			if maxErr > r.Plan.Precision.OutputError {
-				t.Fatalf("max error %g above the plan's stated %g\ngot  %v\nwant %v", maxErr, r.Plan.Precision.OutputError, got, want)
-			}
 		})
 	}
 }
@@ -81,16 +90,7 @@ func TestExpandingDense(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := r.Predict(context.Background(), x, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := g.EvalBatch(x, 1, nil)
-	for i := range want {
-		if math.Abs(got[i]-want[i]) > r.Plan.Precision.OutputError {
-			t.Fatalf("got %v\nwant %v", got, want)
-		}
-	}
+	checkEncrypted(t, r, g, x, 1)
 }
 
 // Two computed branches combined by Sub (Combine with B=-1) and by an
@@ -113,16 +113,7 @@ func TestBranchesEncrypted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := r.Predict(context.Background(), x, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := g.EvalBatch(x, 2, nil)
-		for i := range want {
-			if math.Abs(got[i]-want[i]) > r.Plan.Precision.OutputError {
-				t.Fatalf("%s: got %v\nwant %v (stated precision %g)", packing, got, want, r.Plan.Precision.OutputError)
-			}
-		}
+		checkEncrypted(t, r, g, x, 2)
 	}
 }
 
@@ -203,14 +194,5 @@ func TestStrongFloodingEncrypted(t *testing.T) {
 	if r.Plan.Precision.FloodBits < 20 {
 		t.Fatalf("flood bits %.1f", r.Plan.Precision.FloodBits)
 	}
-	got, err := r.Predict(context.Background(), x, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := g.EvalBatch(x, 2, nil)
-	for i := range want {
-		if math.Abs(got[i]-want[i]) > r.Plan.Precision.OutputError {
-			t.Fatalf("got %v\nwant %v (stated %g)", got, want, r.Plan.Precision.OutputError)
-		}
-	}
+	checkEncrypted(t, r, g, x, 2)
 }
