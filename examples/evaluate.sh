@@ -14,42 +14,46 @@ go build -o examples/data/fheserve ./cmd/fheserve
 
 # The ReLU CNN's approximation: degree 31 on the first ReLU, 15 on the
 # second, least-squares fit to the calibration inputs, intervals widened by
-# 40% of their width on each side (see fmnist-cnn/README.md).
-CNN_FLAGS="--degrees /3/Relu=31,/7/Relu=15 --fit least-squares --margin 0.4"
+# 25% of their width on each side (see fmnist-cnn/README.md).
+CNN_FLAGS="--degrees /3/Relu=31,/7/Relu=15 --fit least-squares --margin 0.25"
 
-# run NAME MODE DATA [flags...]
+# run NAME MODE DATA CALIBRATION [flags...]
 run() {
-	name=$1 mode=$2 data=$3
-	shift 3
+	name=$1 mode=$2 data=$3 calib=$4
+	shift 4
 	echo "== $name ($mode)"
 	examples/data/fheserve eval --model "examples/$name/model.onnx" \
 		--data "examples/data/$data.x.npy" --labels "examples/data/$data.y.npy" \
-		--calibration "examples/$name/calib.npy" --mode "$mode" "$@" |
+		--calibration "$calib" --mode "$mode" "$@" |
 		tee "examples/data/results/$name.$mode.txt"
 }
+
+# Fashion-MNIST models calibrate on 512 training images (make_testsets.py),
+# the others on their committed calib.npy.
+FMNIST_CALIB=examples/data/fmnist.calib.npy
 
 example() {
 	case $1 in
 	cancer-logreg)
-		run cancer-logreg batch cancer
-		run cancer-logreg latency cancer --limit 20 ;;
+		run cancer-logreg batch cancer examples/cancer-logreg/calib.npy
+		run cancer-logreg latency cancer examples/cancer-logreg/calib.npy --limit 20 ;;
 	digits-mlp)
-		run digits-mlp batch digits --degree 15
-		run digits-mlp latency digits --degree 15 --limit 20 ;;
+		run digits-mlp batch digits examples/digits-mlp/calib.npy --degree 15
+		run digits-mlp latency digits examples/digits-mlp/calib.npy --degree 15 --limit 20 ;;
 	face-match)
-		run face-match batch faces
-		run face-match latency faces --limit 20 ;;
+		run face-match batch faces examples/face-match/calib.npy
+		run face-match latency faces examples/face-match/calib.npy --limit 20 ;;
 	fmnist-mlp)
-		run fmnist-mlp batch fmnist
-		run fmnist-mlp latency fmnist --limit 10 ;;
+		run fmnist-mlp batch fmnist $FMNIST_CALIB
+		run fmnist-mlp latency fmnist $FMNIST_CALIB --limit 10 ;;
 	fmnist-cnn)
 		# shellcheck disable=SC2086
-		run fmnist-cnn batch fmnist $CNN_FLAGS
+		run fmnist-cnn batch fmnist $FMNIST_CALIB $CNN_FLAGS
 		# shellcheck disable=SC2086
-		run fmnist-cnn latency fmnist $CNN_FLAGS --limit 5 ;;
+		run fmnist-cnn latency fmnist $FMNIST_CALIB $CNN_FLAGS --limit 5 ;;
 	fmnist-cnn-poly)
-		run fmnist-cnn-poly batch fmnist
-		run fmnist-cnn-poly latency fmnist --limit 5 ;;
+		run fmnist-cnn-poly batch fmnist $FMNIST_CALIB
+		run fmnist-cnn-poly latency fmnist $FMNIST_CALIB --limit 5 ;;
 	*)
 		echo "unknown example $1" >&2
 		exit 2 ;;

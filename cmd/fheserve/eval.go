@@ -142,11 +142,14 @@ type evalReport struct {
 	Activations  []activationUse `json:"activations,omitempty"`
 	// OutOfBound counts the samples whose decrypted output exceeded the
 	// plan's output bound.
-	OutOfBound int          `json:"out_of_bound"`
-	TimesMS    evalTimes    `json:"times_ms"`
-	Sizes      *local.Stats `json:"sizes,omitempty"`
-	Warnings   []string     `json:"warnings,omitempty"`
-	correct    evalCounts   // for the text report
+	OutOfBound int `json:"out_of_bound"`
+	// MaxOutput is the largest output magnitude of the plaintext model on
+	// the data, to compare with the plan's output bound.
+	MaxOutput float64      `json:"max_output"`
+	TimesMS   evalTimes    `json:"times_ms"`
+	Sizes     *local.Stats `json:"sizes,omitempty"`
+	Warnings  []string     `json:"warnings,omitempty"`
+	correct   evalCounts   // for the text report
 }
 
 // activationUse says how the data used one approximated activation.
@@ -238,6 +241,9 @@ func evalRun(opts *evalOptions) error {
 		rep.Accuracy.Approximated = accuracy(ref.approx, &rep.correct.approx)
 	}
 	rep.TimesMS.Plaintext = millis(plainTime) / float64(n)
+	for _, v := range ref.exact {
+		rep.MaxOutput = math.Max(rep.MaxOutput, math.Abs(v))
+	}
 	if r != nil {
 		got, err := predictWithProgress(opts, r, x, n)
 		if err != nil {
@@ -448,8 +454,12 @@ func writeEvalSummary(w io.Writer, r *evalReport) {
 		fmt.Fprintln(w)
 	}
 	if r.OutOfBound > 0 {
-		fmt.Fprintf(w, "  WARNING: %d sample%s decrypted beyond the output bound %.4g: inputs unlike the calibration data; values past the modulus headroom wrap around, and in batch packing that spoils every sample of the call\n",
-			r.OutOfBound, plural(r.OutOfBound), p.Precision.OutputBound)
+		fmt.Fprintf(w, "  WARNING: %d sample%s decrypted beyond the output bound %.4g the parameters were sized for (largest plaintext output %.4g):\n"+
+			"    the stated precision does not cover them; calibrate on more data like them. Past about 8 times the bound\n"+
+			"    values wrap around the modulus, and in batch packing that spoils every sample of the call.\n",
+			r.OutOfBound, plural(r.OutOfBound), p.Precision.OutputBound, r.MaxOutput)
+	} else if r.MaxOutput > p.Precision.OutputBound {
+		fmt.Fprintf(w, "  note: the largest plaintext output %.4g is beyond the plan's output bound %.4g\n", r.MaxOutput, p.Precision.OutputBound)
 	}
 	t := r.TimesMS
 	if s := r.Sizes; s != nil {
