@@ -14,18 +14,23 @@ import (
 )
 
 // zoo lists the examples with the compilation settings their READMEs
-// quote, and how many fixture rows the test runs encrypted.
+// quote (packing and calibration aside), and how many fixture rows the
+// test runs encrypted: latency packing for the large models, whose batch
+// calls cost minutes whatever the number of samples.
 var zoo = []struct {
 	name    string
-	degree  int // activation degree; 0 for models without approximations
-	packing string
+	opts    compiler.Options
 	samples int
 }{
-	{"cancer-logreg", 0, plan.Batch, 143},
-	{"cancer-logreg", 0, plan.Latency, 4},
-	{"digits-mlp", 15, plan.Batch, 200},
-	{"face-match", 0, plan.Batch, 128},
-	{"face-match", 0, plan.Latency, 3},
+	{"cancer-logreg", compiler.Options{Packing: plan.Batch}, 143},
+	{"cancer-logreg", compiler.Options{Packing: plan.Latency}, 4},
+	{"digits-mlp", compiler.Options{Packing: plan.Batch, Degree: 15}, 200},
+	{"face-match", compiler.Options{Packing: plan.Batch}, 128},
+	{"face-match", compiler.Options{Packing: plan.Latency}, 3},
+	{"fmnist-mlp", compiler.Options{Packing: plan.Latency}, 3},
+	{"fmnist-cnn", compiler.Options{Packing: plan.Latency, Fit: compiler.FitLeastSquares, Margin: 0.25,
+		Degrees: map[string]int{"/3/Relu": 31, "/7/Relu": 15}}, 1},
+	{"fmnist-cnn-poly", compiler.Options{Packing: plan.Latency}, 2},
 }
 
 func mustRead(t *testing.T, path string) *npy.Array {
@@ -45,7 +50,7 @@ func mustRead(t *testing.T, path string) *npy.Array {
 // the distance between that model and the exact one, is logged.
 func TestEncrypted(t *testing.T) {
 	for _, ex := range zoo {
-		t.Run(ex.name+"/"+ex.packing, func(t *testing.T) {
+		t.Run(ex.name+"/"+ex.opts.Packing, func(t *testing.T) {
 			dir := ex.name
 			g, err := onnx.ImportFile(filepath.Join(dir, "model.onnx"), onnx.Options{})
 			if err != nil {
@@ -59,7 +64,9 @@ func TestEncrypted(t *testing.T) {
 			in := g.Input.Size()
 			xs := x.Data[:n*in]
 
-			r, err := local.New(g, compiler.Options{Packing: ex.packing, Calibration: calib.Data, Degree: ex.degree}, 0)
+			opts := ex.opts
+			opts.Calibration = calib.Data
+			r, err := local.New(g, opts, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
