@@ -117,6 +117,7 @@ func (a *App) Login(ctx context.Context, req *fheserve.LoginRequest) (*fheserve.
 	acct, err := a.store.AccountByUsername(ctx, req.Username)
 	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
 		checkPassword(dummyHash, req.Password)
+		a.limits.loginFailed(req.Addr)
 		// No actor: the name typed may be anything, even a password.
 		a.auditOutcome(ctx, nil, "session.login_failed", fheserve.EUNAUTHORIZED, "", "unknown username")
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "wrong username or password")
@@ -124,6 +125,7 @@ func (a *App) Login(ctx context.Context, req *fheserve.LoginRequest) (*fheserve.
 		return nil, err
 	}
 	if !checkPassword(acct.PasswordHash, req.Password) {
+		a.limits.loginFailed(req.Addr)
 		a.auditOutcome(ctx, nil, "session.login_failed", fheserve.EUNAUTHORIZED, acct.Username, "", accountObj(acct.ID))
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "wrong username or password")
 	}

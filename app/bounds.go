@@ -20,6 +20,10 @@ type Bounds struct {
 	Uploads        int // key sets and job inputs received at once (default 4)
 	UploadsPerUser int // of those, by one user (default 2)
 	QueuedPerUser  int // one user's jobs queued or running (default 16)
+	// UploadWait is how long an upload waits for one of the Uploads
+	// places before it is refused with 503 (default 30s). A waiting
+	// upload holds no body in memory: it is read once it has a place.
+	UploadWait time.Duration
 }
 
 func (b *Bounds) setDefaults() {
@@ -30,6 +34,9 @@ func (b *Bounds) setDefaults() {
 		if *f.v <= 0 {
 			*f.v = f.d
 		}
+	}
+	if b.UploadWait <= 0 {
+		b.UploadWait = 30 * time.Second
 	}
 }
 
@@ -71,34 +78,70 @@ type slots struct {
 	mu     sync.Mutex
 	total  int
 	byUser map[string]int
+	freed  chan struct{} // closed when a place frees up, then replaced
 }
 
 // uploadSlot reserves a place for one upload of who, or says why there
-// is none: 503 when the server is full, 429 when who has too many.
-func (a *App) uploadSlot(who *fheserve.Account) (release func(), err error) {
+// is none: 429 at once when who has UploadsPerUser uploads in progress;
+// when the server has Uploads in progress, it waits for one to finish,
+// up to UploadWait (503 after that) or until ctx ends.
+func (a *App) uploadSlot(ctx context.Context, who *fheserve.Account) (release func(), err error) {
 	s, b := &a.limits.uploads, a.cfg.Bounds
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.byUser == nil {
 		s.byUser = map[string]int{}
 	}
-	switch {
-	case s.byUser[who.ID] >= b.UploadsPerUser:
-		return nil, retryLater(time.Second, "you have %d uploads in progress, the limit per user; wait for one to finish", s.byUser[who.ID])
-	case s.total >= b.Uploads:
-		return nil, &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: time.Second,
-			Message: fmt.Sprintf("the server is receiving %d uploads, its limit; try again in 1s", s.total)}
+	if n := s.byUser[who.ID]; n >= b.UploadsPerUser {
+		s.mu.Unlock()
+		return nil, retryLater(time.Second, "you have %d uploads in progress, the limit per user; wait for one to finish", n)
+	}
+	s.byUser[who.ID]++ // held while waiting, so that one user waits for one place at most UploadsPerUser times
+	var timeout <-chan time.Time
+	for s.total >= b.Uploads {
+		if s.freed == nil {
+			s.freed = make(chan struct{})
+		}
+		freed := s.freed
+		s.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(b.UploadWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		var err error
+		select {
+		case <-freed:
+		case <-timeout:
+			err = &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: time.Second,
+				Message: fmt.Sprintf("the server has been receiving %d uploads, its limit, for %s; try again in 1s", b.Uploads, b.UploadWait)}
+		case <-ctx.Done():
+			err = fheserve.Errorf(fheserve.EUNAVAILABLE, "the upload was given up while waiting for a place: %v", ctx.Err())
+		}
+		s.mu.Lock()
+		if err != nil {
+			s.dropUser(who.ID)
+			s.mu.Unlock()
+			return nil, err
+		}
 	}
 	s.total++
-	s.byUser[who.ID]++
+	s.mu.Unlock()
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.total--
-		if s.byUser[who.ID]--; s.byUser[who.ID] == 0 {
-			delete(s.byUser, who.ID)
+		s.dropUser(who.ID)
+		if s.freed != nil {
+			close(s.freed)
+			s.freed = nil
 		}
 	}, nil
+}
+
+func (s *slots) dropUser(id string) {
+	if s.byUser[id]--; s.byUser[id] <= 0 {
+		delete(s.byUser, id)
+	}
 }
 
 // checkQueue refuses a job of who when who already has QueuedPerUser jobs

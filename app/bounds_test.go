@@ -42,11 +42,13 @@ func TestMemorySizing(t *testing.T) {
 }
 
 // TestUploadSlots fills the per-user and the global cap and checks the
-// refusals (429 for a user over its share, 503 for a full server) and
-// that a finished upload frees its slot.
+// refusals (429 at once for a user over its share, 503 after waiting
+// UploadWait on a full server), that a waiting upload gets the place a
+// finished one frees, and that a cancelled wait gives its place up.
 func TestUploadSlots(t *testing.T) {
+	ctx := context.Background()
 	a, _ := mustApp(t)
-	a.cfg.Bounds = Bounds{Uploads: 3, UploadsPerUser: 2}
+	a.cfg.Bounds = Bounds{Uploads: 3, UploadsPerUser: 2, UploadWait: 20 * time.Millisecond}
 	alice, bob, carol := &fheserve.Account{ID: "a"}, &fheserve.Account{ID: "b"}, &fheserve.Account{ID: "c"}
 	steps := []struct {
 		who  *fheserve.Account
@@ -56,7 +58,7 @@ func TestUploadSlots(t *testing.T) {
 	}
 	var releases []func()
 	for i, s := range steps {
-		release, err := a.uploadSlot(s.who)
+		release, err := a.uploadSlot(ctx, s.who)
 		if fheserve.ErrorCode(err) != s.code || (err != nil && fheserve.RetryAfter(err) <= 0) {
 			t.Fatalf("step %d (%s): %v, want code %q with a time to retry", i, s.who.ID, err, s.code)
 		}
@@ -64,9 +66,44 @@ func TestUploadSlots(t *testing.T) {
 			releases = append(releases, release)
 		}
 	}
+
+	// A waiting upload gets the place of one that finishes.
+	a.cfg.Bounds.UploadWait = time.Minute
+	got := make(chan error, 1)
+	go func() {
+		release, err := a.uploadSlot(ctx, carol)
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("carol did not wait for a place: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
 	releases[0]()
-	if _, err := a.uploadSlot(carol); err != nil {
-		t.Fatalf("after one finished: %v", err)
+	if err := <-got; err != nil {
+		t.Fatalf("carol, after one finished: %v", err)
+	}
+
+	// A cancelled wait leaves no trace: bob can still use two places.
+	hold, err := a.uploadSlot(ctx, carol) // full again: alice, bob, carol
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := a.uploadSlot(cctx, bob); fheserve.ErrorCode(err) != fheserve.EUNAVAILABLE {
+		t.Fatalf("a cancelled wait on a full server: %v, want unavailable", err)
+	}
+	for _, release := range []func(){releases[1], releases[2], hold} {
+		release()
+	}
+	for i := range 2 {
+		if _, err := a.uploadSlot(ctx, bob); err != nil {
+			t.Fatalf("bob's upload %d after the others finished: %v", i+1, err)
+		}
 	}
 }
 

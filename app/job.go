@@ -50,7 +50,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	if err := a.checkQueue(ctx, who); err != nil {
 		return nil, err
 	}
-	release, err := a.uploadSlot(who)
+	release, err := a.uploadSlot(ctx, who)
 	if err != nil {
 		return nil, err
 	}

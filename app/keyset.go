@@ -51,7 +51,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
-	release, err := a.uploadSlot(who)
+	release, err := a.uploadSlot(ctx, who)
 	if err != nil {
 		return nil, err
 	}

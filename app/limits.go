@@ -15,8 +15,10 @@ import (
 
 // Throttles of logins and registrations. A password guesser gets 10
 // tries per account, then one every 2 seconds; one address gets 30
-// tries over all accounts, then one a second, so that spraying one
-// password over many accounts is slow too.
+// failed tries over all accounts, then one a second, so that spraying one
+// password over many accounts is slow too. Successful logins do not count
+// against the address: many users behind one NAT (or a load balancer)
+// log in as often as they need.
 var (
 	loginPerAccount = throttle{rate.Every(2 * time.Second), 10}
 	loginPerAddr    = throttle{rate.Every(time.Second), 30}
@@ -72,7 +74,24 @@ func (l *limiter) take(m *map[string]*rate.Limiter, key string, th throttle) tim
 	return 0
 }
 
-// login throttles a login attempt by account and by client address.
+// wait returns how long until the bucket key of m has a token, without
+// taking it (0 when it has one now).
+func (l *limiter) wait(m *map[string]*rate.Limiter, key string, th throttle) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := (*m)[key]
+	if !ok {
+		return 0
+	}
+	now := l.now()
+	if tok := lim.TokensAt(now); tok < 1 {
+		return time.Duration((1 - tok) / float64(th.every) * float64(time.Second))
+	}
+	return 0
+}
+
+// login throttles a login attempt by account, and refuses it while the
+// client's address has used up its failed attempts (loginFailed).
 func (l *limiter) login(username, addr string) error {
 	if d := l.take(&l.auth, "login\x00"+username, loginPerAccount); d > 0 {
 		return retryLater(d, "too many login attempts for %q", username)
@@ -80,10 +99,17 @@ func (l *limiter) login(username, addr string) error {
 	if addr == "" {
 		return nil
 	}
-	if d := l.take(&l.auth, "addr\x00"+addr, loginPerAddr); d > 0 {
-		return retryLater(d, "too many login attempts from your address")
+	if d := l.wait(&l.auth, "addr\x00"+addr, loginPerAddr); d > 0 {
+		return retryLater(d, "too many failed login attempts from your address")
 	}
 	return nil
+}
+
+// loginFailed counts a failed login against the client's address.
+func (l *limiter) loginFailed(addr string) {
+	if addr != "" {
+		l.take(&l.auth, "addr\x00"+addr, loginPerAddr)
+	}
 }
 
 // register throttles registrations, globally.

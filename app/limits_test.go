@@ -17,6 +17,7 @@ func TestLoginThrottle(t *testing.T) {
 	tests := []struct {
 		name      string
 		attempts  func(i int) attempt // the i-th attempt
+		fail      bool                // the attempts fail (wrong password)
 		allowed   int                 // how many pass before the first refusal
 		retry     time.Duration       // the refusal's Retry-After
 		message   string
@@ -33,9 +34,10 @@ func TestLoginThrottle(t *testing.T) {
 		{
 			name:      "many accounts from one address",
 			attempts:  func(i int) attempt { return attempt{"user" + strconv.Itoa(i), "192.0.2.7"} },
+			fail:      true,
 			allowed:   30,
 			retry:     time.Second,
-			message:   "too many login attempts from your address; try again in 1s",
+			message:   "too many failed login attempts from your address; try again in 1s",
 			bystander: attempt{"user1", "192.0.2.8"},
 		},
 	}
@@ -47,6 +49,9 @@ func TestLoginThrottle(t *testing.T) {
 				a := tt.attempts(i)
 				if err := l.login(a.user, a.addr); err != nil {
 					t.Fatalf("attempt %d refused: %v", i+1, err)
+				}
+				if tt.fail {
+					l.loginFailed(a.addr)
 				}
 			}
 			a := tt.attempts(tt.allowed)
@@ -62,5 +67,28 @@ func TestLoginThrottle(t *testing.T) {
 				t.Fatalf("after waiting %v: %v", tt.retry, err)
 			}
 		})
+	}
+}
+
+// TestLoginSuccessesFromOneAddress checks that successful logins of many
+// accounts from one address (users behind a NAT) are not throttled, and
+// that failures from it still are.
+func TestLoginSuccessesFromOneAddress(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)}
+	l := newLimiter(clk.Now)
+	const addr = "192.0.2.7"
+	for i := range 200 {
+		if err := l.login("user"+strconv.Itoa(i), addr); err != nil {
+			t.Fatalf("successful login %d refused: %v", i+1, err)
+		}
+	}
+	for i := range 30 {
+		if err := l.login("guess"+strconv.Itoa(i), addr); err != nil {
+			t.Fatalf("failed attempt %d refused: %v", i+1, err)
+		}
+		l.loginFailed(addr)
+	}
+	if err := l.login("user0", addr); fheserve.ErrorCode(err) != fheserve.ERATELIMIT {
+		t.Fatalf("after 30 failures from %s: %v, want rate_limited", addr, err)
 	}
 }

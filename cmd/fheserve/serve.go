@@ -29,6 +29,12 @@ type serveOptions struct {
 	EvalThreads int
 	ResultTTL   time.Duration
 	LogJSON     bool
+
+	// Resource bounds (0: the defaults of app.Bounds).
+	MaxUploads        int
+	MaxUploadsPerUser int
+	MaxQueuedPerUser  int
+	UploadWait        time.Duration
 }
 
 func newServeCmd(runF func(*serveOptions) error) *cobra.Command {
@@ -71,6 +77,10 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
 	f.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
 	f.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")
+	f.IntVar(&opts.MaxUploads, "max-uploads", 0, "key sets and encrypted inputs received at once; others wait (default 4)")
+	f.IntVar(&opts.MaxUploadsPerUser, "max-uploads-per-user", 0, "of those, by one user; more get 429 (default 2)")
+	f.IntVar(&opts.MaxQueuedPerUser, "max-queued-per-user", 0, "one user's jobs queued or running; more get 429 (default 16)")
+	f.DurationVar(&opts.UploadWait, "upload-wait", 0, "how long an upload waits for a place before a 503 (default 30s)")
 	return cmd
 }
 
@@ -91,6 +101,8 @@ func (o *serveOptions) validate() error {
 		return requiredFlag("--data-dir")
 	case o.Workers < 0 || o.EvalThreads < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers and --eval-threads must not be negative")
+	case o.MaxUploads < 0 || o.MaxUploadsPerUser < 0 || o.MaxQueuedPerUser < 0 || o.UploadWait < 0:
+		return fheserve.Errorf(fheserve.EINVALID, "--max-uploads, --max-uploads-per-user, --max-queued-per-user and --upload-wait must not be negative")
 	case o.ResultTTL < time.Minute:
 		return fheserve.Errorf(fheserve.EINVALID, "--result-ttl must be at least 1m")
 	}
@@ -118,6 +130,10 @@ func serveRun(opts *serveOptions) error {
 	defer stop()
 	d, err := fhttp.StartDaemon(ctx, opts.DataDir, opts.Addr, app.Config{
 		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
+		Bounds: app.Bounds{
+			Uploads: opts.MaxUploads, UploadsPerUser: opts.MaxUploadsPerUser,
+			QueuedPerUser: opts.MaxQueuedPerUser, UploadWait: opts.UploadWait,
+		},
 	})
 	if err != nil {
 		return err

@@ -22,7 +22,11 @@ func TestServeFlags(t *testing.T) {
 		{name: "defaults", want: serveOptions{DataDir: "fheserve-data", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
 		{name: "all", args: []string{"--data-dir", "/d", "--addr", ":9", "--workers", "3", "--eval-threads", "1", "--result-ttl", "1h", "--log-json"},
 			want: serveOptions{DataDir: "/d", Addr: ":9", Workers: 3, EvalThreads: 1, ResultTTL: time.Hour, LogJSON: true}},
+		{name: "bounds", args: []string{"--max-uploads", "8", "--max-uploads-per-user", "1", "--max-queued-per-user", "4", "--upload-wait", "5s"},
+			want: serveOptions{DataDir: "fheserve-data", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour,
+				MaxUploads: 8, MaxUploadsPerUser: 1, MaxQueuedPerUser: 4, UploadWait: 5 * time.Second}},
 		{name: "negative workers", args: []string{"--workers", "-1"}, wantErr: fheserve.EINVALID},
+		{name: "negative bound", args: []string{"--max-queued-per-user", "-1"}, wantErr: fheserve.EINVALID},
 		{name: "short ttl", args: []string{"--result-ttl", "1s"}, wantErr: fheserve.EINVALID},
 		{name: "argument", args: []string{"now"}, wantErr: fheserve.EINVALID},
 	}
