@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -24,11 +25,23 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// argonSlots bounds the argon2id computations running at once to the
+// cores: each takes argonMemory, so a flood of logins would otherwise
+// take 19 MiB per request in flight (1 GiB for 50) and no less time,
+// since they share the cores anyway.
+var argonSlots = make(chan struct{}, max(2, runtime.NumCPU()))
+
+func argonKey(pw, salt []byte, time, mem uint32, threads uint8, n uint32) []byte {
+	argonSlots <- struct{}{}
+	defer func() { <-argonSlots }()
+	return argon2.IDKey(pw, salt, time, mem, threads, n)
+}
+
 // hashPassword returns pw hashed with argon2id in the PHC string format.
 func hashPassword(pw string) string {
 	salt := make([]byte, argonSaltLen)
 	rand.Read(salt)
-	key := argon2.IDKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argonKey([]byte(pw), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
 		b64.EncodeToString(salt), b64.EncodeToString(key))
 }
@@ -54,7 +67,7 @@ func checkPassword(hash, pw string) bool {
 	if err1 != nil || err2 != nil || len(want) == 0 {
 		return false
 	}
-	got := argon2.IDKey([]byte(pw), salt, time, mem, threads, uint32(len(want)))
+	got := argonKey([]byte(pw), salt, time, mem, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
