@@ -387,6 +387,9 @@ func (c *compilation) build() (*plan.Plan, error) {
 		}
 	}
 
+	if p.Packing == plan.Batch {
+		c.chooseLazyRelin(bound, ps)
+	}
 	if err := c.countAndKeys(p, ps); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,9 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 	h := 2 * n / 3
 	eFresh := 3.2 * math.Sqrt(n) / scale
 	eRescale := math.Sqrt((1+h)/12) * math.Sqrt(n) / scale
+	// Rescaling a degree-2 ciphertext: the third component's rounding r
+	// decrypts as r*s^2, whose coefficients have std h/sqrt(12).
+	eRescale2 := math.Sqrt((1+h+h*h)/12) * math.Sqrt(n) / scale
 	bounds := c.calib.bounds
 	err := make([]float64, len(c.prog.Steps)+1)
 	err[0] = eFresh
@@ -37,11 +40,16 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		switch s.Kind {
 		case plan.StepLinear:
 			err[i+1] = s.M.MaxRowNorm()*x + eRescale
-		case plan.StepSquare:
-			err[i+1] = 2*bounds[s.In[0]]*x + x*x + eRescale
-		case plan.StepMul:
-			y := err[s.In[1]]
-			err[i+1] = bounds[s.In[0]]*y + bounds[s.In[1]]*x + x*y + eRescale
+		case plan.StepSquare, plan.StepMul:
+			y, by := x, bounds[s.In[0]]
+			if s.Kind == plan.StepMul {
+				y, by = err[s.In[1]], bounds[s.In[1]]
+			}
+			r := eRescale
+			if s.LazyRelin {
+				r = eRescale2
+			}
+			err[i+1] = bounds[s.In[0]]*y + by*x + x*y + r
 		case plan.StepAdd:
 			err[i+1] = x + err[s.In[1]]
 		case plan.StepPoly:
@@ -50,6 +58,56 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		}
 	}
 	return err[c.prog.Output]
+}
+
+// chooseLazyRelin marks the batch-mode products read only by linear maps
+// for lazy relinearization (plan.Step.LazyRelin) when the noise model
+// says the output error grows by at most 10% (and the demanded flooding
+// margin holds): it saves a relinearization per input of the next linear
+// map, but the rescaling of an unrelinearized product is noisier.
+func (c *compilation) chooseLazyRelin(bound float64, ps *paramChoice) {
+	prog := c.prog
+	var eligible []int
+	for i := range prog.Steps {
+		s := &prog.Steps[i]
+		if (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && onlyLinearReaders(prog, i+1) {
+			eligible = append(eligible, i)
+		}
+	}
+	if len(eligible) == 0 {
+		return
+	}
+	total := func(e float64) float64 { t := floodTarget(bound, e); return math.Sqrt(e*e + t*t) }
+	eager := c.evalNoise(ps)
+	for _, i := range eligible {
+		prog.Steps[i].LazyRelin = true
+	}
+	lazy := c.evalNoise(ps)
+	ok := total(lazy) <= 1.1*total(eager)
+	if c.opts.MinFloodBits > 0 && math.Log2(floodTarget(bound, lazy)/lazy) < c.opts.MinFloodBits {
+		ok = false
+	}
+	if !ok {
+		for _, i := range eligible {
+			prog.Steps[i].LazyRelin = false
+		}
+	}
+}
+
+// onlyLinearReaders reports whether value v is read by linear steps only
+// (and is not the output).
+func onlyLinearReaders(prog *plan.Program, v int) bool {
+	if v == prog.Output {
+		return false
+	}
+	for i := range prog.Steps {
+		for _, in := range prog.Steps[i].In {
+			if in == v && prog.Steps[i].Kind != plan.StepLinear {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // floodTarget is the slot-domain std of the flooding noise: the precision

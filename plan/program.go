@@ -133,6 +133,13 @@ type Step struct {
 	LevelIn  int // level of the (first) input when the step runs
 	Level    int // level of the output
 	FeedsMul bool
+	// LazyRelin (batch, Square and Mul read only by linear maps): the
+	// product is rescaled unrelinearized and the linear maps relinearize
+	// their sums, one relinearization per output instead of per input.
+	// Rescaling a degree-2 ciphertext multiplies its rounding by s^2 at
+	// decryption, so the compiler sets it only where its noise model says
+	// the output error barely grows.
+	LazyRelin bool `json:",omitempty"`
 
 	// Linear.
 	M            *Sparse

@@ -124,7 +124,7 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 			return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
 		}
 		st.outScale = scales[i+1]
-		st.lazyRelin = p.Packing == plan.Batch && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && onlyLinearReaders(prog, i+1)
+		st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && onlyLinearReaders(prog, i+1)
 	}
 	return m, nil
 }
@@ -674,13 +674,16 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 	}
 	err = e.parallel(len(out), func(r int) error {
 		acc := out[r]
-		if err := e.eval.Rescale(acc, acc); err != nil {
-			return err
-		}
+		// Relinearize before rescaling: the rounding of a rescale
+		// multiplies the third component's by s^2 at decryption, tens of
+		// times the noise of a rescale after relinearization.
 		if acc.Degree() > 1 {
 			if err := e.eval.Relinearize(acc, acc); err != nil {
 				return err
 			}
+		}
+		if err := e.eval.Rescale(acc, acc); err != nil {
+			return err
 		}
 		acc.Scale = st.target
 		if st.bias != nil && st.bias[r] != 0 {
