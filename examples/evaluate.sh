@@ -4,7 +4,7 @@
 # packing. Outputs go to examples/data/results/NAME.MODE.txt.
 #
 #   examples/evaluate.sh                 # all (the Fashion-MNIST CNNs take minutes each)
-#   examples/evaluate.sh face-match ...  # some
+#   examples/evaluate.sh face-match ...  # some (bundled-cnn: the x*x CNN of bundled/)
 #
 # Needs the test sets: /usr/bin/python3 examples/make_testsets.py
 set -e
@@ -21,8 +21,10 @@ CNN_FLAGS="--degrees /3/Relu=31,/7/Relu=15 --fit least-squares --margin 0.25"
 run() {
 	name=$1 mode=$2 data=$3 calib=$4
 	shift 4
+	model=examples/$name/model.onnx
+	case $name in bundled-*) model=bundled/${name#bundled-}.onnx ;; esac
 	echo "== $name ($mode)"
-	examples/data/fheserve eval --model "examples/$name/model.onnx" \
+	examples/data/fheserve eval --model "$model" \
 		--data "examples/data/$data.x.npy" --labels "examples/data/$data.y.npy" \
 		--calibration "$calib" --mode "$mode" "$@" |
 		tee "examples/data/results/$name.$mode.txt"
@@ -54,6 +56,10 @@ example() {
 	fmnist-cnn-poly)
 		run fmnist-cnn-poly batch fmnist $FMNIST_CALIB
 		run fmnist-cnn-poly latency fmnist $FMNIST_CALIB --limit 5 ;;
+	bundled-cnn)
+		# The x*x CNN that 'fheserve demo' and 'fheserve bench' use.
+		run bundled-cnn batch fmnist $FMNIST_CALIB
+		run bundled-cnn latency fmnist $FMNIST_CALIB --limit 10 ;;
 	*)
 		echo "unknown example $1" >&2
 		exit 2 ;;
@@ -61,7 +67,7 @@ example() {
 }
 
 if [ $# -eq 0 ]; then
-	set -- cancer-logreg digits-mlp face-match fmnist-mlp fmnist-cnn fmnist-cnn-poly
+	set -- cancer-logreg digits-mlp face-match fmnist-mlp bundled-cnn fmnist-cnn-poly fmnist-cnn
 fi
 for name in "$@"; do
 	example "$name"
