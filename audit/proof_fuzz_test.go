@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/internal/allocs"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -103,24 +104,32 @@ func FuzzProofs(f *testing.F) {
 	f.Add([]byte(`{"index":3,"record":{},"tree_size":11,"proof":["AAAA"]}`))
 	f.Add([]byte(`{"old":4,"new":11,"proof":[]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var it audit.Item
-		if json.Unmarshal(data, &it) == nil {
-			r, err := it.Verify(w.cp)
-			if err == nil {
-				if it.Index < 0 || it.Index >= int64(len(w.records)) || !bytes.Equal(it.Record, w.records[it.Index]) || r == nil {
-					t.Fatalf("a forged item verified: %s", data)
-				}
-			}
-		}
-		var c audit.Consistency
-		if json.Unmarshal(data, &c) == nil {
-			// Against the genuine trees (must not panic), and against the
-			// sizes the input claims, as the client would with a server's
-			// numbers.
-			tlog.CheckTree(c.Proof, w.cp.N, w.cp.Hash, w.old.N, w.old.Hash)
-			if c.Old > 0 && c.New >= c.Old && c.New < 1<<40 {
-				tlog.CheckTree(c.Proof, c.New, w.cp.Hash, c.Old, w.old.Hash)
-			}
-		}
+		// Decoding and checking allocate in proportion to the input (a
+		// proof of k hashes is k*32 bytes from at least k*44 of base64).
+		allocs.Bound(t, 64*uint64(len(data))+64<<10, func() { checkProofs(t, w, data) })
 	})
+}
+
+// checkProofs decodes data as an item and as a consistency proof and
+// checks them as the audit client would.
+func checkProofs(t *testing.T, w *proofWorld, data []byte) {
+	var it audit.Item
+	if json.Unmarshal(data, &it) == nil {
+		r, err := it.Verify(w.cp)
+		if err == nil {
+			if it.Index < 0 || it.Index >= int64(len(w.records)) || !bytes.Equal(it.Record, w.records[it.Index]) || r == nil {
+				t.Fatalf("a forged item verified: %s", data)
+			}
+		}
+	}
+	var c audit.Consistency
+	if json.Unmarshal(data, &c) == nil {
+		// Against the genuine trees (must not panic), and against the
+		// sizes the input claims, as the client would with a server's
+		// numbers.
+		tlog.CheckTree(c.Proof, w.cp.N, w.cp.Hash, w.old.N, w.old.Hash)
+		if c.Old > 0 && c.New >= c.Old && c.New < 1<<40 {
+			tlog.CheckTree(c.Proof, c.New, w.cp.Hash, c.Old, w.old.Hash)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/internal/allocs"
 )
 
 func validRecord() *audit.Record {
@@ -181,7 +182,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add([]byte(`{"v":1}`))
 	f.Add([]byte(`{"action":"a","actor":"","actor_id":"","objects":[],"outcome":"ok","request_id":"","time":"2026-11-22T03:27:00.000000Z","v":1}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := audit.DecodeRecord(data)
+		var r *audit.Record
+		var err error
+		// The JSON decoder's own state and the record's strings: well
+		// within 64 bytes per input byte and 64 KiB.
+		allocs.Bound(t, 64*uint64(len(data))+64<<10, func() { r, err = audit.DecodeRecord(data) })
 		if err != nil {
 			return
 		}
@@ -204,7 +209,9 @@ func FuzzParseCheckpoint(f *testing.F) {
 	f.Add("o\n5\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n")
 	f.Add("o\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— o abc=\n")
 	f.Fuzz(func(t *testing.T, text string) {
-		c, err := audit.ParseCheckpoint(text)
+		var c *audit.Checkpoint
+		var err error
+		allocs.Bound(t, 16*uint64(len(text))+64<<10, func() { c, err = audit.ParseCheckpoint(text) })
 		if err != nil {
 			return
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/internal/allocs"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
@@ -75,18 +75,6 @@ func checkDecodeError(t *testing.T, err error) {
 	}
 }
 
-// allocBound runs f and fails if it allocated more than limit bytes.
-func allocBound(t *testing.T, limit uint64, f func()) {
-	t.Helper()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	if n := after.TotalAlloc - before.TotalAlloc; n > limit {
-		t.Fatalf("allocated %d bytes, limit %d", n, limit)
-	}
-}
-
 // ciphertextBytes is the memory of one ciphertext at the highest level.
 func ciphertextBytes(params ckks.Parameters, level int) uint64 {
 	return uint64(2 * (level + 1) * params.N() * 8)
@@ -99,7 +87,7 @@ func FuzzUnmarshalCiphertexts(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var cts []*rlwe.Ciphertext
 		var err error
-		allocBound(t, limit+uint64(len(data)), func() {
+		allocs.Bound(t, limit+uint64(len(data)), func() {
 			cts, err = he.UnmarshalCiphertexts(bytes.NewReader(data), params, fuzzLimits)
 		})
 		checkDecodeError(t, err)
@@ -129,7 +117,7 @@ func FuzzUnmarshalResult(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var cts []*rlwe.Ciphertext
 		var err error
-		allocBound(t, limit+uint64(len(data)), func() {
+		allocs.Bound(t, limit+uint64(len(data)), func() {
 			cts, err = he.UnmarshalResult(bytes.NewReader(data), params, fuzzLimits)
 		})
 		checkDecodeError(t, err)
@@ -168,7 +156,7 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var k *he.EvalKeys
 		var err error
-		allocBound(t, limit+uint64(len(data)), func() {
+		allocs.Bound(t, limit+uint64(len(data)), func() {
 			k, err = he.UnmarshalEvalKeys(bytes.NewReader(data), params, fuzzKeyLimits)
 		})
 		checkDecodeError(t, err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/allocs"
 	"github.com/fheserve/fheserve/npy"
 )
 
@@ -255,8 +256,9 @@ func TestReadFileNamesFile(t *testing.T) {
 	}
 }
 
-// FuzzRead checks that Read never panics, that what it accepts is
-// consistent, and that it survives a lossless round trip.
+// FuzzRead checks that Read never panics, that it allocates at most
+// fuzzReadBound, that what it accepts is consistent, and that it survives
+// a lossless round trip.
 func FuzzRead(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.npy"))
 	if err != nil {
@@ -270,7 +272,9 @@ func FuzzRead(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := npy.Read(bytes.NewReader(b), 1<<20)
+		var a *npy.Array
+		var err error
+		allocs.Bound(t, fuzzReadBound(len(b)), func() { a, err = npy.Read(bytes.NewReader(b), 1<<20) })
 		if err != nil {
 			if _, ok := err.(*fheserve.Error); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
@@ -287,6 +291,13 @@ func FuzzRead(f *testing.F) {
 		mustEqual(t, mustRead(t, out.Bytes()), a)
 	})
 }
+
+// fuzzReadBound is the allocation FuzzRead allows Read for n bytes of
+// input with a payload limit of 1 MiB: the payload as float64s (8 bytes
+// for each 1-byte element at worst: 8 MiB), the raw payload (1 MiB), the
+// header (its length field is read as is: at most 64 KiB, checked) and
+// slack for the parser.
+func fuzzReadBound(n int) uint64 { return 9<<20 + 64<<10 + 4*uint64(n) + 64<<10 }
 
 func mustRead(tb testing.TB, b []byte) *npy.Array {
 	tb.Helper()

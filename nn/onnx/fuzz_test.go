@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/allocs"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx/onnxpb"
 )
@@ -23,7 +24,9 @@ func FuzzImport(f *testing.F) {
 		f.Add(mustMarshal(f, tt.model()))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := Import(data, Options{})
+		var g *nn.Graph
+		var err error
+		allocs.Bound(t, importBound(len(data)), func() { g, err = Import(data, Options{}) })
 		if err != nil {
 			if fheserve.ErrorMessage(err) == "internal error" || fheserve.ErrorCode(err) == fheserve.EINTERNAL {
 				t.Fatalf("error is not a checked *fheserve.Error: %v", err)
@@ -41,6 +44,12 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// importBound is the allocation the fuzz targets allow Import for n
+// bytes of model: the importer's budget of 2^24 + 2n tensor elements at 8
+// bytes, the decoded protobuf (at most 32 bytes per input byte: repeated
+// fields decode to wider types), and 16 MiB for the graph and the parser.
+func importBound(n int) uint64 { return 8*(1<<24+2*uint64(n)) + 32*uint64(n) + 16<<20 }
 
 // cheapToEval bounds the work of evaluating g, so the fuzzer stays fast.
 func cheapToEval(g *nn.Graph) bool {
@@ -93,7 +102,10 @@ func FuzzGeneratedModel(f *testing.F) {
 	f.Add([]byte{3, 2, 1, 3, 3, 0, 5, 1, 2, 3, 4, 5, 6, 7, 8, 9})
 	f.Add([]byte("\x04\x01\x02\x02\x02\x01\x02\x00\x03\x07\x11\x05\x01\x00\x09\x02\x01\x08"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		g, err := Import(mustMarshal(t, genModel(&byteReader{b: data})), Options{})
+		model := mustMarshal(t, genModel(&byteReader{b: data}))
+		var g *nn.Graph
+		var err error
+		allocs.Bound(t, importBound(len(model)), func() { g, err = Import(model, Options{}) })
 		if err != nil {
 			if fheserve.ErrorMessage(err) == "internal error" || fheserve.ErrorCode(err) == fheserve.EINTERNAL {
 				t.Fatalf("error is not a checked *fheserve.Error: %v", err)
