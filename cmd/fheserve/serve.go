@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,6 +38,9 @@ type serveOptions struct {
 	MaxUploadsPerUser int
 	MaxQueuedPerUser  int
 	UploadWait        time.Duration
+
+	// DebugAddr, if set, serves Go's profiles (net/http/pprof) there.
+	DebugAddr string
 }
 
 func newServeCmd(runF func(*serveOptions) error) *cobra.Command {
@@ -81,7 +87,30 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f.IntVar(&opts.MaxUploadsPerUser, "max-uploads-per-user", 0, "of those, by one user; more get 429 (default 2)")
 	f.IntVar(&opts.MaxQueuedPerUser, "max-queued-per-user", 0, "one user's jobs queued or running; more get 429 (default 16)")
 	f.DurationVar(&opts.UploadWait, "upload-wait", 0, "how long an upload waits for a place before a 503 (default 30s)")
+	f.StringVar(&opts.DebugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on this `host:port`; keep it private (default: off)")
 	return cmd
+}
+
+// serveDebug serves net/http/pprof's handlers on addr until ctx ends and
+// returns the address it listens on.
+func serveDebug(ctx context.Context, addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fheserve.Errorf(fheserve.EUNAVAILABLE, "cannot listen on %s for --debug-addr: %v", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	return ln.Addr().String(), nil
 }
 
 // dataDirFlag adds --data-dir, defaulting to $FHESERVE_DATA or ./fheserve-data.
@@ -137,6 +166,14 @@ func serveRun(opts *serveOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+	if opts.DebugAddr != "" {
+		addr, err := serveDebug(ctx, opts.DebugAddr)
+		if err != nil {
+			d.Close()
+			return err
+		}
+		log.Info("serving profiles", "url", "http://"+addr+"/debug/pprof/")
 	}
 	log.Info("serving", "url", d.URL(), "data_dir", opts.DataDir)
 	fmt.Fprintf(opts.ErrOut, "fheserve: serving on %s\n", d.URL())
