@@ -114,7 +114,7 @@ type App struct {
 	evaluators *lru[*evaluator]
 
 	watchMu  sync.Mutex
-	watchers map[string]map[chan struct{}]bool
+	watchers map[string]map[*Watcher]bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -141,7 +141,7 @@ func New(cfg Config) (*App, error) {
 		plans:      newLRU[*planInfo](256),
 		models:     newLRU[*preparedModel](int64(cfg.ModelCache)),
 		evaluators: newLRU[*evaluator](cfg.EvaluatorCacheBytes),
-		watchers:   map[string]map[chan struct{}]bool{},
+		watchers:   map[string]map[*Watcher]bool{},
 	}, nil
 }
 

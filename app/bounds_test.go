@@ -130,3 +130,64 @@ func TestQueuedPerUser(t *testing.T) {
 		t.Fatalf("another user: %v", err)
 	}
 }
+
+// TestWatcher checks what a progress stream is told: a change of the job
+// marks it changed; a move of the queue only wakes it, and Refresh reads
+// the new position from the queue, not the store.
+func TestWatcher(t *testing.T) {
+	ctx := context.Background()
+	a, _ := mustApp(t)
+	owner := storetest.MustAccount(t, a.store, "olivia", fheserve.RoleOwner)
+	u := storetest.MustAccount(t, a.store, "ulrich", fheserve.RoleUser)
+	m := storetest.MustModel(t, a.store, owner, "mdl_1", "m")
+	ks := storetest.MustKeySet(t, a.store, u, m, "key_1")
+	for _, id := range []string{"job_a", "job_b"} {
+		j := &fheserve.Job{ID: id, AccountID: u.ID, ModelID: m.ID, KeySetID: ks.ID, Status: fheserve.JobQueued, CreatedAt: time.Now()}
+		if err := a.store.CreateJob(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.queue.Push(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := a.Watch(ctx, u, "job_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if !w.Changed() {
+		t.Fatal("a new watcher must read the job once")
+	}
+	j, err := a.Job(ctx, u, "job_b")
+	if err != nil || j.QueuePosition == nil || *j.QueuePosition != 1 {
+		t.Fatalf("job_b: %+v, %v; want queued at position 1", j, err)
+	}
+
+	// The worker takes job_a: the queue moved, job_b did not change.
+	if id, err := a.queue.Pop(ctx); err != nil || id != "job_a" {
+		t.Fatalf("pop: %q, %v", id, err)
+	}
+	a.notifyAll()
+	select {
+	case <-w.C:
+	case <-time.After(time.Second):
+		t.Fatal("a move of the queue did not wake the watcher")
+	}
+	if w.Changed() {
+		t.Fatal("a move of the queue marked the job changed")
+	}
+	w.Refresh(j)
+	if j.QueuePosition == nil || *j.QueuePosition != 0 {
+		t.Fatalf("after Refresh: position %v, want 0", j.QueuePosition)
+	}
+
+	// A change of job_b marks it changed.
+	a.notify("job_b")
+	<-w.C
+	if !w.Changed() {
+		t.Fatal("a change of the job did not mark it changed")
+	}
+	if _, err := a.Watch(ctx, &fheserve.Account{ID: "x", Role: fheserve.RoleUser, Status: fheserve.AccountActive}, "job_b"); err == nil {
+		t.Fatal("another user watched job_b")
+	}
+}

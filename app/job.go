@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/fheserve/fheserve"
@@ -204,52 +205,83 @@ func (a *App) Result(ctx context.Context, who *fheserve.Account, id string) (io.
 	return nil, 0, fheserve.Errorf(fheserve.ECONFLICT, "job %s is %s; wait until it is done", id, j.Status)
 }
 
-// Watch returns a channel that receives a value whenever the job
-// changes, and a function to stop watching.
-func (a *App) Watch(ctx context.Context, who *fheserve.Account, id string) (<-chan struct{}, func(), error) {
-	if _, err := a.visibleJob(ctx, who, id); err != nil {
-		return nil, nil, err
-	}
-	ch := make(chan struct{}, 1)
-	a.watchMu.Lock()
-	if a.watchers[id] == nil {
-		a.watchers[id] = map[chan struct{}]bool{}
-	}
-	a.watchers[id][ch] = true
-	a.watchMu.Unlock()
-	return ch, func() {
-		a.watchMu.Lock()
-		delete(a.watchers[id], ch)
-		if len(a.watchers[id]) == 0 {
-			delete(a.watchers, id)
-		}
-		a.watchMu.Unlock()
-	}, nil
+// Watcher follows one job for a progress stream.
+type Watcher struct {
+	// C receives a value whenever the job changes or its queue position
+	// may have moved.
+	C       <-chan struct{}
+	c       chan struct{}
+	changed atomic.Bool
+	a       *App
+	id      string
 }
 
-// notify wakes the watchers of a job; a slow watcher misses nothing but
-// intermediate states.
+// Changed reports, and clears, whether the job itself changed since the
+// last call: when it did not, only its queue position may have moved,
+// which Refresh updates without reading the store.
+func (w *Watcher) Changed() bool { return w.changed.Swap(false) }
+
+// Refresh updates the queue position of j, a copy of the watched job.
+func (w *Watcher) Refresh(j *fheserve.Job) {
+	j.QueuePosition = nil
+	w.a.setPosition(j)
+}
+
+// Stop stops watching.
+func (w *Watcher) Stop() {
+	a := w.a
+	a.watchMu.Lock()
+	defer a.watchMu.Unlock()
+	delete(a.watchers[w.id], w)
+	if len(a.watchers[w.id]) == 0 {
+		delete(a.watchers, w.id)
+	}
+}
+
+// Watch starts following a job of the caller.
+func (a *App) Watch(ctx context.Context, who *fheserve.Account, id string) (*Watcher, error) {
+	if _, err := a.visibleJob(ctx, who, id); err != nil {
+		return nil, err
+	}
+	c := make(chan struct{}, 1)
+	w := &Watcher{C: c, c: c, a: a, id: id}
+	w.changed.Store(true)
+	a.watchMu.Lock()
+	if a.watchers[id] == nil {
+		a.watchers[id] = map[*Watcher]bool{}
+	}
+	a.watchers[id][w] = true
+	a.watchMu.Unlock()
+	return w, nil
+}
+
+// notify wakes the watchers of a job that changed; a slow watcher misses
+// nothing but intermediate states.
 func (a *App) notify(id string) {
 	a.watchMu.Lock()
 	defer a.watchMu.Unlock()
-	for ch := range a.watchers[id] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	for w := range a.watchers[id] {
+		w.changed.Store(true)
+		w.wake()
 	}
 }
 
-// notifyQueued wakes the watchers of every job, as queue positions moved.
+func (w *Watcher) wake() {
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
+// notifyAll wakes the watchers of every job, as queue positions moved;
+// they need not read the store for that.
 func (a *App) notifyAll() {
 	a.watchMu.Lock()
-	ids := make([]string, 0, len(a.watchers))
-	for id := range a.watchers {
-		ids = append(ids, id)
-	}
-	a.watchMu.Unlock()
-	for _, id := range ids {
-		a.notify(id)
+	defer a.watchMu.Unlock()
+	for _, ws := range a.watchers {
+		for w := range ws {
+			w.wake()
+		}
 	}
 }
 

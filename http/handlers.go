@@ -328,11 +328,11 @@ const keepAlive = 15 * time.Second
 // data: the job as JSON) whenever it changes, until it is done or failed.
 func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
 	id := r.PathValue("id")
-	ch, stop, err := s.app.Watch(r.Context(), c.Account, id)
+	wt, err := s.app.Watch(r.Context(), c.Account, id)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer wt.Stop()
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		return fheserve.Errorf(fheserve.EINTERNAL, "streaming is not supported")
@@ -343,16 +343,24 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
 	var last []byte
+	var j *fheserve.Job
 	for {
-		j, err := s.app.Job(r.Context(), c.Account, id)
-		if err != nil {
-			if r.Context().Err() != nil {
+		// The store is read when the job changed; when only the queue
+		// moved, the position is updated in memory.
+		if j == nil || wt.Changed() {
+			var err error
+			j, err = s.app.Job(r.Context(), c.Account, id)
+			if err != nil {
+				if r.Context().Err() != nil {
+					return nil
+				}
+				b, _ := json.Marshal(&ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
+				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+				flusher.Flush()
 				return nil
 			}
-			b, _ := json.Marshal(&ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
-			fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
-			flusher.Flush()
-			return nil
+		} else {
+			wt.Refresh(j)
 		}
 		b, err := json.Marshal(j)
 		if err != nil {
@@ -369,7 +377,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller
 		select {
 		case <-r.Context().Done():
 			return nil
-		case <-ch:
+		case <-wt.C:
 		case <-tick.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 			flusher.Flush()

@@ -74,7 +74,11 @@ func TestLoad(t *testing.T) {
 	admin := &party{t: t, home: t.TempDir()}
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	t.Setenv("GOMEMLIMIT", loadMemLimit)
-	s := startServer(t, data)
+	var args []string
+	if addr := os.Getenv("FHESERVE_LOAD_DEBUG"); addr != "" {
+		args = append(args, "--debug-addr", addr) // to profile the server under load
+	}
+	s := startServer(t, data, args...)
 	mem := watchMemory(t, s.cmd.Process.Pid)
 
 	// One transport for every client, counting statuses.
