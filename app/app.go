@@ -35,11 +35,16 @@ type Config struct {
 	Audit *audit.Log
 
 	// Workers is the number of jobs evaluated at once (default: one per
-	// core, fewer under GOMEMLIMIT: see defaultWorkers). EvalThreads is
+	// core); under a memory bound, fewer when their memory estimates do
+	// not fit in EvalMemory together. EvalThreads is
 	// the number of goroutines one evaluation may use (default: one per
 	// core).
 	Workers     int
 	EvalThreads int
+	// EvalMemory bounds the memory the evaluations in progress may hold
+	// together, by their estimates (default: half of GOMEMLIMIT; without
+	// GOMEMLIMIT, no bound beyond Workers).
+	EvalMemory int64
 
 	SessionTTL  time.Duration // lifetime of a login token (default 24h)
 	APITokenTTL time.Duration // default lifetime of an API token (default 90 days)
@@ -73,7 +78,10 @@ func (c *Config) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.Workers, defaultWorkers())
+	def(&c.Workers, runtime.NumCPU())
+	if c.EvalMemory <= 0 {
+		c.EvalMemory = defaultEvalMemory()
+	}
 	def(&c.EvalThreads, runtime.NumCPU())
 	def(&c.ModelCache, 8)
 	defDur(&c.SessionTTL, 24*time.Hour)
@@ -98,13 +106,14 @@ func (c *Config) setDefaults() {
 // App is the service. Its methods take the calling account (nil for an
 // anonymous caller) and check what it may do.
 type App struct {
-	cfg    Config
-	store  fheserve.Store
-	blobs  fheserve.BlobStore
-	queue  fheserve.Queue
-	keys   *keyring
-	log    *slog.Logger
-	limits *limiter
+	cfg     Config
+	store   fheserve.Store
+	blobs   fheserve.BlobStore
+	queue   fheserve.Queue
+	keys    *keyring
+	log     *slog.Logger
+	limits  *limiter
+	evalMem *memBudget
 	// auditStore is the audit log's store when Open opened it.
 	auditStore io.Closer
 	ops        ops
@@ -138,6 +147,7 @@ func New(cfg Config) (*App, error) {
 		keys:       kr,
 		log:        cfg.Logger,
 		limits:     newLimiter(cfg.Now),
+		evalMem:    &memBudget{cap: cfg.EvalMemory},
 		plans:      newLRU[*planInfo](256),
 		models:     newLRU[*preparedModel](int64(cfg.ModelCache)),
 		evaluators: newLRU[*evaluator](cfg.EvaluatorCacheBytes),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -40,10 +39,6 @@ func (b *Bounds) setDefaults() {
 	}
 }
 
-// perEvaluation is the memory one evaluation is assumed to take: a call's
-// ciphertexts at N = 2^14 and the key-switching buffers, with room to spare.
-const perEvaluation = 512 << 20
-
 // memoryLimit returns GOMEMLIMIT (or debug.SetMemoryLimit's value), or
 // 0 when there is none.
 func memoryLimit() int64 {
@@ -53,15 +48,88 @@ func memoryLimit() int64 {
 	return 0
 }
 
-// defaultWorkers is one worker per core or, under a memory limit, as many
-// evaluations as fit in half of it (at least one): the other half is for
-// cached evaluation keys (a quarter) and uploads, models and the runtime.
-func defaultWorkers() int {
-	n := runtime.NumCPU()
-	if l := memoryLimit(); l > 0 {
-		n = int(min(int64(n), max(1, l/2/perEvaluation)))
+// defaultEvalMemory is, under a memory limit, half of it: the memory
+// that evaluations in progress may hold together (their estimates,
+// server.Model.MemoryEstimate); the other half is for cached evaluation
+// keys (a quarter) and uploads, models and the runtime. Without a limit,
+// 0: no bound beyond the number of workers.
+func defaultEvalMemory() int64 {
+	return memoryLimit() / 2
+}
+
+// memBudget admits evaluations while their memory estimates fit, in the
+// order they ask; an estimate above the whole budget is admitted alone.
+type memBudget struct {
+	mu      sync.Mutex
+	cap     int64 // 0: unbounded
+	used    int64
+	waiters []*memWaiter
+}
+
+type memWaiter struct {
+	n     int64
+	ready chan struct{}
+}
+
+// acquire waits until n bytes fit (or ctx ends) and returns the function
+// that gives them back.
+func (b *memBudget) acquire(ctx context.Context, n int64) (release func(), err error) {
+	if b.cap <= 0 {
+		return func() {}, nil
 	}
-	return n
+	n = min(max(n, 0), b.cap)
+	b.mu.Lock()
+	if len(b.waiters) == 0 && b.used+n <= b.cap {
+		b.used += n
+		b.mu.Unlock()
+		return b.releaser(n), nil
+	}
+	w := &memWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return b.releaser(n), nil
+	case <-ctx.Done():
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		select {
+		case <-w.ready: // admitted meanwhile: give it back
+			b.used -= n
+			b.admit()
+		default:
+			for i, o := range b.waiters {
+				if o == w {
+					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+					break
+				}
+			}
+			b.admit()
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (b *memBudget) releaser(n int64) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			b.used -= n
+			b.admit()
+		})
+	}
+}
+
+// admit admits waiters in order while they fit (b.mu held).
+func (b *memBudget) admit() {
+	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.cap {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		b.used += w.n
+		close(w.ready)
+	}
 }
 
 // defaultEvaluatorCacheBytes is 2 GiB or, under a memory limit, a

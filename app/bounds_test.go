@@ -15,15 +15,15 @@ import (
 func TestMemorySizing(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	tests := []struct {
-		name      string
-		limit     int64
-		workers   int
-		evalCache int64
+		name       string
+		limit      int64
+		evalMemory int64
+		evalCache  int64
 	}{
-		{"no limit", 0, runtime.NumCPU(), 2 << 30},
-		{"1 GiB", 1 << 30, 1, 256 << 20},
-		{"too little for one", 100 << 20, 1, 25 << 20},
-		{"64 GiB", 64 << 30, runtime.NumCPU(), 16 << 30},
+		{"no limit", 0, 0, 2 << 30},
+		{"1 GiB", 1 << 30, 512 << 20, 256 << 20},
+		{"100 MiB", 100 << 20, 50 << 20, 25 << 20},
+		{"64 GiB", 64 << 30, 32 << 30, 16 << 30},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,10 +34,87 @@ func TestMemorySizing(t *testing.T) {
 			}
 			var c Config
 			c.setDefaults()
-			if c.Workers != tt.workers || c.EvaluatorCacheBytes != tt.evalCache {
-				t.Fatalf("workers %d, evaluator cache %d; want %d, %d", c.Workers, c.EvaluatorCacheBytes, tt.workers, tt.evalCache)
+			if c.Workers != runtime.NumCPU() || c.EvalMemory != tt.evalMemory || c.EvaluatorCacheBytes != tt.evalCache {
+				t.Fatalf("workers %d, evaluation memory %d, evaluator cache %d; want %d, %d, %d",
+					c.Workers, c.EvalMemory, c.EvaluatorCacheBytes, runtime.NumCPU(), tt.evalMemory, tt.evalCache)
 			}
 		})
+	}
+}
+
+// TestMemBudget checks the admission of evaluations by memory: in order,
+// while they fit; one larger than the budget alone; a cancelled wait
+// leaves no trace.
+func TestMemBudget(t *testing.T) {
+	ctx := context.Background()
+	b := &memBudget{cap: 100}
+	r1, err := b.acquire(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := b.acquire(ctx, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 35 does not fit beside 90; a later 10 that would fit waits behind it.
+	got := make(chan string, 2)
+	releases := map[string]chan func(){"a": make(chan func(), 1), "b": make(chan func(), 1)}
+	for _, w := range []struct {
+		name string
+		n    int64
+	}{{"a", 35}, {"b", 10}} {
+		go func() {
+			r, err := b.acquire(ctx, w.n)
+			if err != nil {
+				got <- "error " + err.Error()
+				return
+			}
+			releases[w.name] <- r
+			got <- w.name
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	quiet := func(what string) {
+		t.Helper()
+		select {
+		case g := <-got:
+			t.Fatalf("%s admitted %s", what, g)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	quiet("a full budget")
+	r2() // 60 used: a fits (95); b (105) does not
+	if g := <-got; g != "a" {
+		t.Fatalf("admitted %s, want a", g)
+	}
+	quiet("with a admitted, the budget")
+	(<-releases["a"])()
+	if g := <-got; g != "b" {
+		t.Fatalf("admitted %s, want b", g)
+	}
+	r1()
+	(<-releases["b"])()
+	if b.used != 0 || len(b.waiters) != 0 {
+		t.Fatalf("after every release: used %d, %d waiters", b.used, len(b.waiters))
+	}
+
+	// Larger than the budget: admitted alone.
+	big, err := b.acquire(ctx, 1000)
+	if err != nil || b.used != 100 {
+		t.Fatalf("a job above the budget: %v, used %d", err, b.used)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	if _, err := b.acquire(cctx, 1); err == nil {
+		t.Fatal("admitted beside a job that takes the whole budget")
+	}
+	big()
+	if b.used != 0 || len(b.waiters) != 0 {
+		t.Fatalf("after a cancelled wait: used %d, %d waiters", b.used, len(b.waiters))
+	}
+	// Unbounded: admits at once.
+	if _, err := (&memBudget{}).acquire(ctx, 1<<40); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -367,6 +367,12 @@ func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
 	if err != nil {
 		return err
 	}
+	// Wait until the evaluation's memory fits beside the others'.
+	release, err := a.evalMem.acquire(ctx, pm.memory)
+	if err != nil {
+		return err
+	}
+	defer release()
 	ev, err := a.evaluatorFor(ctx, pm, ks)
 	if err != nil {
 		return err

@@ -34,7 +34,8 @@ type planInfo struct {
 // preparedModel is a model's weights encoded for evaluation.
 type preparedModel struct {
 	*planInfo
-	model *server.Model
+	model  *server.Model
+	memory int64 // one evaluation's memory estimate
 }
 
 // Deploy imports, compiles and stores a model of the calling owner. The
@@ -115,7 +116,7 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 		return nil, err
 	}
 	a.plans.add(m.ID, info, 1)
-	a.models.add(m.ID, &preparedModel{planInfo: info, model: sm}, 1)
+	a.models.add(m.ID, a.newPrepared(info, sm), 1)
 	a.audit(ctx, who, "model.deploy", m.ID, fmt.Sprintf("%s v%d, %d bytes, plan %s", m.Name, m.Version, m.ModelBytes, p.Fingerprint[:16]))
 	return m, nil
 }
@@ -259,9 +260,13 @@ func (a *App) prepared(ctx context.Context, m *fheserve.Model) (*preparedModel, 
 	if err != nil {
 		return nil, err
 	}
-	pm := &preparedModel{planInfo: info, model: sm}
+	pm := a.newPrepared(info, sm)
 	a.models.add(m.ID, pm, 1)
 	return pm, nil
+}
+
+func (a *App) newPrepared(info *planInfo, sm *server.Model) *preparedModel {
+	return &preparedModel{planInfo: info, model: sm, memory: sm.MemoryEstimate(a.cfg.EvalThreads)}
 }
 
 // visibleModel returns the model if who may see it: an administrator, its

@@ -43,6 +43,7 @@ type Runner struct {
 	Plan    *plan.Plan
 	Program *plan.Program
 	Graph   *nn.Graph
+	Model   *server.Model // the server's side: weights encoded for the plan
 	params  ckks.Parameters
 	keys    *client.Keys
 	eval    *server.Evaluator
@@ -68,6 +69,7 @@ func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
 		return nil, err
 	}
 	r.params = model.Params()
+	r.Model = model
 
 	t0 = time.Now()
 	keys, evk, err := client.GenerateKeys(r.params, res.Plan.GaloisElements, res.Plan.Relin)

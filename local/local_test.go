@@ -4,8 +4,11 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/compiler"
@@ -256,5 +259,81 @@ func TestBatchTailWithinPrecision(t *testing.T) {
 	t.Logf("%d values, largest error %.3g, stated output error %.3g", len(got), worst, bound)
 	if above > 0 {
 		t.Errorf("%d of %d values differ from the plaintext model by more than the stated %.3g (largest %.3g)", above, len(got), bound, worst)
+	}
+}
+
+// TestMemoryEstimate compares server.Model.MemoryEstimate, which the
+// service uses to decide how many evaluations may run at once under its
+// memory limit, with the heap an evaluation actually adds (sampled every
+// millisecond with the garbage collector made eager): the estimate must
+// cover it and not exceed it by more than 4x.
+func TestMemoryEstimate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	for _, tt := range []struct{ model, packing string }{{"mlp", plan.Batch}, {"cnn", plan.Latency}} {
+		t.Run(tt.model+"/"+tt.packing, func(t *testing.T) {
+			data, err := bundled.Model(tt.model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := onnx.Import(data, onnx.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			calib, err := bundled.Calibration(tt.model)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(g, compiler.Options{Packing: tt.packing, Calibration: calib.Data}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := r.Plan.BatchSize
+			x := make([]float64, n*g.Input.Size())
+			for i := range x {
+				x[i] = calib.Data[i%len(calib.Data)]
+			}
+			// The input ciphertexts are counted in the estimate; here
+			// they are made before the baseline, so subtract them.
+			vecs, err := r.Plan.EncodeInput(x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cts, err := r.keys.Encrypt(vecs, r.Plan.Input.Level, r.params.DefaultScale())
+			if err != nil {
+				t.Fatal(err)
+			}
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			base, peak := ms.HeapAlloc, ms.HeapAlloc
+			done := make(chan struct{})
+			go func() {
+				for {
+					select {
+					case <-done:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					var ms runtime.MemStats
+					runtime.ReadMemStats(&ms)
+					peak = max(peak, ms.HeapAlloc)
+				}
+			}()
+			_, err = r.eval.Evaluate(context.Background(), cts, nil)
+			close(done)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input := int64(len(cts)) * int64(2*(r.Plan.Input.Level+1)*r.params.N()*8)
+			est := r.Model.MemoryEstimate(2) - input*3/2
+			used := int64(peak - base)
+			t.Logf("estimate %d MiB (beyond the input), measured peak %d MiB", est>>20, used>>20)
+			if est < used || est > 4*used {
+				t.Errorf("estimate %d bytes, measured %d: not within 1x to 4x", est, used)
+			}
+		})
 	}
 }

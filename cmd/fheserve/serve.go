@@ -79,7 +79,7 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f := cmd.Flags()
 	dataDirFlag(f, &opts.DataDir)
 	f.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
-	f.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core, fewer under GOMEMLIMIT)")
+	f.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it)")
 	f.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
 	f.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
 	f.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")

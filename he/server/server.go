@@ -693,3 +693,51 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 	})
 	return out, err
 }
+
+// MemoryEstimate is, roughly, the most memory one evaluation holds beyond
+// the model and the keys: the ciphertexts alive at once (the input, kept
+// to the end, and every value from the step that makes it to the last
+// that reads it; in batch packing one ciphertext per element, products
+// left unrelinearized with three polynomials) times 1.5 for temporaries,
+// plus working buffers of 32 top-level ciphertexts per thread (rotations,
+// key switching, sanitization). The allowances are measured
+// (local.TestMemoryEstimate): the estimate covers the heap an evaluation
+// adds, within 2x.
+func (m *Model) MemoryEstimate(threads int) int64 {
+	p, steps := m.Plan, m.prog.Steps
+	n := int64(m.params.N())
+	ctBytes := func(level, polys int) int64 { return int64(polys) * int64(level+1) * n * 8 }
+	size := func(v int) int64 {
+		if v == 0 {
+			return int64(p.Input.Ciphertexts) * ctBytes(p.Input.Level, 2)
+		}
+		s := &steps[v-1]
+		polys := 2
+		if s.LazyRelin && p.Packing == plan.Batch {
+			polys = 3
+		}
+		width := 1
+		if p.Packing == plan.Batch {
+			width = s.Length
+		}
+		return int64(width) * ctBytes(s.Level, polys)
+	}
+	last := make([]int, len(steps)+1) // value -> the last step that reads it
+	for i := range steps {
+		for _, in := range steps[i].In {
+			last[in] = i
+		}
+	}
+	last[0], last[m.prog.Output] = len(steps), len(steps)
+	var peak int64
+	for i := range steps {
+		var live int64
+		for v := 0; v <= i+1; v++ {
+			if last[v] >= i {
+				live += size(v)
+			}
+		}
+		peak = max(peak, live)
+	}
+	return peak*3/2 + int64(32*max(threads, 1))*ctBytes(m.params.MaxLevel(), 2)
+}
