@@ -57,6 +57,16 @@ func mustApp(t *testing.T) (*App, *clock) {
 	return a, c
 }
 
+// mustKeySet stores an owner "olivia" with a model mdl_1, and a user
+// "ulrich" with a key set key_1 for it.
+func mustKeySet(t *testing.T, a *App) (*fheserve.Account, *fheserve.Model, *fheserve.KeySet) {
+	t.Helper()
+	owner := storetest.MustAccount(t, a.store, "olivia", fheserve.RoleOwner)
+	user := storetest.MustAccount(t, a.store, "ulrich", fheserve.RoleUser)
+	m := storetest.MustModel(t, a.store, owner, "mdl_1", "m")
+	return user, m, storetest.MustKeySet(t, a.store, user, m, "key_1")
+}
+
 func wantCode(t *testing.T, err error, code string) {
 	t.Helper()
 	if got := fheserve.ErrorCode(err); got != code {
@@ -213,10 +223,7 @@ func TestSessionExpiry(t *testing.T) {
 func TestResultExpiry(t *testing.T) {
 	ctx := context.Background()
 	a, clk := mustApp(t)
-	owner := storetest.MustAccount(t, a.store, "olivia", fheserve.RoleOwner)
-	user := storetest.MustAccount(t, a.store, "ulrich", fheserve.RoleUser)
-	m := storetest.MustModel(t, a.store, owner, "mdl_1", "m")
-	ks := storetest.MustKeySet(t, a.store, user, m, "key_1")
+	user, m, ks := mustKeySet(t, a)
 	w, err := a.blobs.Create(ctx, "jobs/job_1/result")
 	if err != nil {
 		t.Fatal(err)

@@ -214,10 +214,7 @@ func TestQueuedPerUser(t *testing.T) {
 func TestWatcher(t *testing.T) {
 	ctx := context.Background()
 	a, _ := mustApp(t)
-	owner := storetest.MustAccount(t, a.store, "olivia", fheserve.RoleOwner)
-	u := storetest.MustAccount(t, a.store, "ulrich", fheserve.RoleUser)
-	m := storetest.MustModel(t, a.store, owner, "mdl_1", "m")
-	ks := storetest.MustKeySet(t, a.store, u, m, "key_1")
+	u, m, ks := mustKeySet(t, a)
 	for _, id := range []string{"job_a", "job_b"} {
 		j := &fheserve.Job{ID: id, AccountID: u.ID, ModelID: m.ID, KeySetID: ks.ID, Status: fheserve.JobQueued, CreatedAt: time.Now()}
 		if err := a.store.CreateJob(ctx, j); err != nil {

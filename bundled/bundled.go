@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 )
 
@@ -36,6 +38,20 @@ func Names() []string {
 // Model returns the ONNX file of a workload.
 func Model(name string) ([]byte, error) {
 	return file(name, ".onnx")
+}
+
+// Graph returns the model of a workload imported, named after it.
+func Graph(name string) (*nn.Graph, error) {
+	data, err := Model(name)
+	if err != nil {
+		return nil, err
+	}
+	g, err := onnx.Import(data, onnx.Options{})
+	if err != nil {
+		return nil, err
+	}
+	g.Name = name
+	return g, nil
 }
 
 // Inputs returns the sample inputs of a workload, float32 values with the

@@ -14,11 +14,7 @@ import (
 
 func mustBundled(t *testing.T, name string) (*nn.Graph, []float64) {
 	t.Helper()
-	data, err := bundled.Model(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := onnx.Import(data, onnx.Options{})
+	g, err := bundled.Graph(name)
 	if err != nil {
 		t.Fatal(err)
 	}

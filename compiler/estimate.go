@@ -70,7 +70,7 @@ func (c *compilation) chooseLazyRelin(bound float64, ps *paramChoice) {
 	var eligible []int
 	for i := range prog.Steps {
 		s := &prog.Steps[i]
-		if (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && onlyLinearReaders(prog, i+1) {
+		if (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1) {
 			eligible = append(eligible, i)
 		}
 	}
@@ -92,22 +92,6 @@ func (c *compilation) chooseLazyRelin(bound float64, ps *paramChoice) {
 			prog.Steps[i].LazyRelin = false
 		}
 	}
-}
-
-// onlyLinearReaders reports whether value v is read by linear steps only
-// (and is not the output).
-func onlyLinearReaders(prog *plan.Program, v int) bool {
-	if v == prog.Output {
-		return false
-	}
-	for i := range prog.Steps {
-		for _, in := range prog.Steps[i].In {
-			if in == v && prog.Steps[i].Kind != plan.StepLinear {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // floodTarget is the slot-domain std of the flooding noise: the precision

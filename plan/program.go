@@ -168,6 +168,22 @@ type Program struct {
 	Output  int // value id of the output
 }
 
+// OnlyLinearReaders reports whether value v is read by linear steps only
+// (and is not the output).
+func (p *Program) OnlyLinearReaders(v int) bool {
+	if v == p.Output {
+		return false
+	}
+	for i := range p.Steps {
+		for _, in := range p.Steps[i].In {
+			if in == v && p.Steps[i].Kind != StepLinear {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // Diagonals returns the non-zero generalized diagonals of a latency-mode
 // Linear step: with Q = max(Pin, Pout) and S = min(Pin, Pout), entry (r, c)
 // of M lands in diagonal k = (c-r) mod S at position

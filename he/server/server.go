@@ -59,21 +59,6 @@ type prepared struct {
 	lazyRelin bool
 }
 
-// onlyLinearReaders reports whether value v is read by linear steps only.
-func onlyLinearReaders(prog *plan.Program, v int) bool {
-	if v == prog.Output {
-		return false
-	}
-	for i := range prog.Steps {
-		for _, in := range prog.Steps[i].In {
-			if in == v && prog.Steps[i].Kind != plan.StepLinear {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // Parts is how many concurrent parts a linear transformation is split into.
 var Parts = 2
 
@@ -124,7 +109,7 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 			return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
 		}
 		st.outScale = scales[i+1]
-		st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && onlyLinearReaders(prog, i+1)
+		st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1)
 	}
 	return m, nil
 }
