@@ -122,11 +122,22 @@ func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
 	}
 	p.ResultBits = nbits
 	rErr := he.ResultErrorStd(ps.params, nbits)
-	// Eight standard deviations: five for the tail of a Gaussian over a
-	// few thousand slots, the rest for what the model leaves out (key
-	// switching noise, encoding rounding); measured errors stay below
-	// 0.8 of this bound over hundreds of runs.
-	p.Precision.OutputError = 8 * math.Sqrt(eEval*eEval+target*target+rErr*rErr)
+	p.Precision.OutputError = tailFactor(p) * math.Sqrt(eEval*eEval+target*target+rErr*rErr)
+}
+
+// tailFactor is how many modelled standard deviations the stated output
+// error is: the largest of M Gaussian values stays below
+// sqrt(2 ln(2000 M)) of them with probability 0.999, for the M output
+// values of a call (all slots in batch packing); times 1.6 for what the
+// model leaves out (key switching, re-randomization, encoding rounding:
+// the measured error of a full batch of the bundled matcher, 4 million
+// values, was 1.6 times the modelled); and at least 8.
+func tailFactor(p *plan.Plan) float64 {
+	m := float64(p.OutputSize())
+	if p.Packing == plan.Batch {
+		m *= float64(p.BatchSize)
+	}
+	return math.Max(8, 1.6*math.Sqrt(2*math.Log(2000*m)))
 }
 
 // polyLipschitz bounds |p'| and sum |c_k| of a polynomial on [-1, 1] by
