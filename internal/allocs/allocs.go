@@ -7,10 +7,10 @@ import (
 	"testing"
 )
 
-// Bound runs f and fails tb if f allocated more than limit bytes in all
-// (the process's total allocation, so run it where nothing else
-// allocates: a fuzz target with -parallel 1, a test that is not
-// parallel).
+// Bound runs f and fails tb if f allocated more than limit bytes in all.
+// It counts the process's allocations, so run it where nothing else
+// allocates meanwhile: in a fuzz target (each fuzzing worker is a process
+// that runs one input at a time) or a test that is not parallel.
 func Bound(tb testing.TB, limit uint64, f func()) {
 	tb.Helper()
 	var before, after runtime.MemStats
