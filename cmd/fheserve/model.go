@@ -17,7 +17,7 @@ type modelOptions struct {
 	Out io.Writer
 	Ctx context.Context
 
-	Action      string // deploy, list, show, retire, limits
+	Action      string // deploy, list, show, retire, limits, access
 	ID          string
 	Name        string
 	File        string
@@ -26,6 +26,7 @@ type modelOptions struct {
 	Packing     string
 	Degree      int
 	JSON        bool
+	Everyone    bool // access: open the model to every approved user
 	Limits      fheserve.ModelLimits
 	clientFlags
 }
@@ -88,11 +89,32 @@ model's id is printed alone on the last line.`,
 	retireCmd := &cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID"), RunE: runE(retire)}
 	retire.register(retireCmd.Flags())
 
-	cmd.AddCommand(deployCmd, listCmd, showCmd, retireCmd, newModelLimitsCmd(runE))
+	acc := &modelOptions{Action: "access"}
+	accessCmd := &cobra.Command{
+		Use:   "access ID (--allow U1,U2 | --everyone)",
+		Short: "Set who may use a model",
+		Long: `Replace a model's allow-list (its owner or an administrator): --allow names
+the users who may fetch its plan, upload keys and submit jobs; --everyone
+opens it to every approved user. Users taken off the list lose access at
+once; their jobs already queued still run.`,
+		Args: exactlyOne("model ID"),
+		RunE: runE(acc),
+	}
+	accessCmd.Flags().StringSliceVar(&acc.Allow, "allow", nil, "`users` allowed to use the model")
+	accessCmd.Flags().BoolVar(&acc.Everyone, "everyone", false, "allow every approved user")
+	acc.register(accessCmd.Flags())
+
+	cmd.AddCommand(deployCmd, listCmd, showCmd, retireCmd, accessCmd, newModelLimitsCmd(runE))
 	return cmd
 }
 
 func (o *modelOptions) validate() error {
+	if o.Action == "access" {
+		if (len(o.Allow) > 0) == o.Everyone {
+			return fheserve.Errorf(fheserve.EINVALID, "give either --allow U1,U2 or --everyone")
+		}
+		return nil
+	}
 	if o.Action != "deploy" {
 		return nil
 	}
@@ -167,6 +189,12 @@ func modelRun(opts *modelOptions) error {
 			return err
 		}
 		fmt.Fprintf(out, "limits of %s (%s v%d): %s\n", m.ID, m.Name, m.Version, limitsText(m.Limits))
+	case "access":
+		m, err := c.API.SetAccess(ctx, opts.ID, &fheserve.AccessRequest{Allow: opts.Allow})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "access to %s (%s v%d): %s\n", m.ID, m.Name, m.Version, access(m))
 	case "retire":
 		m, err := c.API.Retire(ctx, opts.ID)
 		if err != nil {

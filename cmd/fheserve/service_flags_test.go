@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -112,6 +113,20 @@ func TestClientVerbFlags(t *testing.T) {
 				}
 			}},
 		{name: "model limits without id", cmd: modelCmd, args: []string{"limits", "--rate", "1"}, wantErr: fheserve.EINVALID},
+		{name: "model access", cmd: modelCmd, args: []string{"access", "mdl_1", "--allow", "a,b"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.model; o.Action != "access" || o.ID != "mdl_1" || strings.Join(o.Allow, ",") != "a,b" || o.Everyone {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "model access everyone", cmd: modelCmd, args: []string{"access", "mdl_1", "--everyone"},
+			check: func(t *testing.T, p *parsed) {
+				if o := p.model; o.Action != "access" || len(o.Allow) != 0 || !o.Everyone {
+					t.Errorf("%+v", o)
+				}
+			}},
+		{name: "model access neither", cmd: modelCmd, args: []string{"access", "mdl_1"}, wantErr: fheserve.EINVALID},
+		{name: "model access both", cmd: modelCmd, args: []string{"access", "mdl_1", "--allow", "a", "--everyone"}, wantErr: fheserve.EINVALID},
 		{name: "keys create", cmd: keysCmd, args: []string{"create", "--model", "mdl_1", "--replace", "key_0"},
 			check: func(t *testing.T, p *parsed) {
 				if o := p.keys; o.Model != "mdl_1" || o.Replace != "key_0" {

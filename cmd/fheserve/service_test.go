@@ -224,6 +224,14 @@ func TestServiceCLI(t *testing.T) {
 		t.Fatalf("ulrich sees %v", models)
 	}
 	mustFail(t, other.run("", "keys", "create", "--model", modelID), 1, "not allowed to use model")
+	// The owner opens it to otto too, then closes it again.
+	owner.ok("", "model", "access", modelID, "--allow", "ulrich,otto")
+	if got := other.ok("", "model", "list"); !strings.Contains(got, modelID) {
+		t.Fatalf("otto, once allowed, does not see the model:\n%s", got)
+	}
+	owner.ok("", "model", "access", modelID, "--allow", "ulrich")
+	mustFail(t, other.run("", "keys", "create", "--model", modelID), 1, "not allowed to use model")
+	mustFail(t, user.run("", "model", "access", modelID, "--everyone"), 1, "only a model owner may do this")
 	keyID := lastLine(user.ok("", "keys", "create", "--model", modelID))
 	st, err := os.Stat(filepath.Join(user.home, "keys", keyID+".secret"))
 	if err != nil {
