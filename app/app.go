@@ -113,7 +113,7 @@ type App struct {
 	keys    *keyring
 	log     *slog.Logger
 	limits  *limiter
-	evalMem *memBudget
+	evalMem *budget
 	// auditStore is the audit log's store when Open opened it.
 	auditStore io.Closer
 	ops        ops
@@ -139,7 +139,7 @@ func New(cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &App{
+	a := &App{
 		cfg:        cfg,
 		store:      cfg.Store,
 		blobs:      cfg.Blobs,
@@ -147,12 +147,14 @@ func New(cfg Config) (*App, error) {
 		keys:       kr,
 		log:        cfg.Logger,
 		limits:     newLimiter(cfg.Now),
-		evalMem:    &memBudget{cap: cfg.EvalMemory},
+		evalMem:    &budget{cap: cfg.EvalMemory},
 		plans:      newLRU[*planInfo](256),
 		models:     newLRU[*preparedModel](int64(cfg.ModelCache)),
 		evaluators: newLRU[*evaluator](cfg.EvaluatorCacheBytes),
 		watchers:   map[string]map[*Watcher]bool{},
-	}, nil
+	}
+	a.limits.uploads.total = &budget{cap: int64(cfg.Bounds.Uploads)}
+	return a, nil
 }
 
 // Start queues again the jobs that were queued or running when the

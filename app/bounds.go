@@ -57,23 +57,25 @@ func defaultEvalMemory() int64 {
 	return memoryLimit() / 2
 }
 
-// memBudget admits evaluations while their memory estimates fit, in the
-// order they ask; an estimate above the whole budget is admitted alone.
-type memBudget struct {
+// budget is a weighted semaphore: it admits holders while their weights
+// fit in cap, in the order they ask; one heavier than cap is admitted
+// alone. It bounds the memory of evaluations in progress (weights: their
+// estimates) and the uploads received at once (weight 1 each).
+type budget struct {
 	mu      sync.Mutex
 	cap     int64 // 0: unbounded
 	used    int64
-	waiters []*memWaiter
+	waiters []*budgetWaiter
 }
 
-type memWaiter struct {
+type budgetWaiter struct {
 	n     int64
 	ready chan struct{}
 }
 
-// acquire waits until n bytes fit (or ctx ends) and returns the function
-// that gives them back.
-func (b *memBudget) acquire(ctx context.Context, n int64) (release func(), err error) {
+// acquire waits until n fits (or ctx ends) and returns the function that
+// gives it back.
+func (b *budget) acquire(ctx context.Context, n int64) (release func(), err error) {
 	if b.cap <= 0 {
 		return func() {}, nil
 	}
@@ -84,7 +86,7 @@ func (b *memBudget) acquire(ctx context.Context, n int64) (release func(), err e
 		b.mu.Unlock()
 		return b.releaser(n), nil
 	}
-	w := &memWaiter{n: n, ready: make(chan struct{})}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
 	select {
@@ -110,7 +112,7 @@ func (b *memBudget) acquire(ctx context.Context, n int64) (release func(), err e
 	}
 }
 
-func (b *memBudget) releaser(n int64) func() {
+func (b *budget) releaser(n int64) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -123,7 +125,7 @@ func (b *memBudget) releaser(n int64) func() {
 }
 
 // admit admits waiters in order while they fit (b.mu held).
-func (b *memBudget) admit() {
+func (b *budget) admit() {
 	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.cap {
 		w := b.waiters[0]
 		b.waiters = b.waiters[1:]
@@ -143,16 +145,15 @@ func defaultEvaluatorCacheBytes() int64 {
 
 // slots counts the uploads in progress, in all and per user.
 type slots struct {
+	total  *budget // Bounds.Uploads places
 	mu     sync.Mutex
-	total  int
 	byUser map[string]int
-	freed  chan struct{} // closed when a place frees up, then replaced
 }
 
 // uploadSlot reserves a place for one upload of who, or says why there
 // is none: 429 at once when who has UploadsPerUser uploads in progress;
 // when the server has Uploads in progress, it waits for one to finish,
-// up to UploadWait (503 after that) or until ctx ends.
+// in order, up to UploadWait (503 after that) or until ctx ends.
 func (a *App) uploadSlot(ctx context.Context, who *fheserve.Account) (release func(), err error) {
 	s, b := &a.limits.uploads, a.cfg.Bounds
 	s.mu.Lock()
@@ -164,49 +165,27 @@ func (a *App) uploadSlot(ctx context.Context, who *fheserve.Account) (release fu
 		return nil, retryLater(time.Second, "you have %d uploads in progress, the limit per user; wait for one to finish", n)
 	}
 	s.byUser[who.ID]++ // held while waiting, so that one user waits for one place at most UploadsPerUser times
-	var timeout <-chan time.Time
-	for s.total >= b.Uploads {
-		if s.freed == nil {
-			s.freed = make(chan struct{})
-		}
-		freed := s.freed
-		s.mu.Unlock()
-		if timeout == nil {
-			t := time.NewTimer(b.UploadWait)
-			defer t.Stop()
-			timeout = t.C
-		}
-		var err error
-		select {
-		case <-freed:
-		case <-timeout:
-			err = &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: time.Second,
-				Message: fmt.Sprintf("the server has been receiving %d uploads, its limit, for %s; try again in 1s", b.Uploads, b.UploadWait)}
-		case <-ctx.Done():
-			err = fheserve.Errorf(fheserve.EUNAVAILABLE, "the upload was given up while waiting for a place: %v", ctx.Err())
-		}
-		s.mu.Lock()
-		if err != nil {
-			s.dropUser(who.ID)
-			s.mu.Unlock()
-			return nil, err
-		}
-	}
-	s.total++
 	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.total--
+	wctx, cancel := context.WithTimeout(ctx, b.UploadWait)
+	defer cancel()
+	placed, err := s.total.acquire(wctx, 1)
+	if err != nil {
 		s.dropUser(who.ID)
-		if s.freed != nil {
-			close(s.freed)
-			s.freed = nil
+		if ctx.Err() != nil {
+			return nil, fheserve.Errorf(fheserve.EUNAVAILABLE, "the upload was given up while waiting for a place: %v", ctx.Err())
 		}
+		return nil, &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: time.Second,
+			Message: fmt.Sprintf("the server has been receiving %d uploads, its limit, for %s; try again in 1s", b.Uploads, b.UploadWait)}
+	}
+	return func() {
+		placed()
+		s.dropUser(who.ID)
 	}, nil
 }
 
 func (s *slots) dropUser(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.byUser[id]--; s.byUser[id] <= 0 {
 		delete(s.byUser, id)
 	}

@@ -42,12 +42,12 @@ func TestMemorySizing(t *testing.T) {
 	}
 }
 
-// TestMemBudget checks the admission of evaluations by memory: in order,
-// while they fit; one larger than the budget alone; a cancelled wait
-// leaves no trace.
-func TestMemBudget(t *testing.T) {
+// TestBudget checks the weighted semaphore that admits evaluations by
+// memory and uploads by count: in order, while they fit; one larger than
+// the budget alone; a cancelled wait leaves no trace.
+func TestBudget(t *testing.T) {
 	ctx := context.Background()
-	b := &memBudget{cap: 100}
+	b := &budget{cap: 100}
 	r1, err := b.acquire(ctx, 60)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestMemBudget(t *testing.T) {
 		t.Fatalf("after a cancelled wait: used %d, %d waiters", b.used, len(b.waiters))
 	}
 	// Unbounded: admits at once.
-	if _, err := (&memBudget{}).acquire(ctx, 1<<40); err != nil {
+	if _, err := (&budget{}).acquire(ctx, 1<<40); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -126,6 +126,7 @@ func TestUploadSlots(t *testing.T) {
 	ctx := context.Background()
 	a, _ := mustApp(t)
 	a.cfg.Bounds = Bounds{Uploads: 3, UploadsPerUser: 2, UploadWait: 20 * time.Millisecond}
+	a.limits.uploads.total = &budget{cap: 3}
 	alice, bob, carol := &fheserve.Account{ID: "a"}, &fheserve.Account{ID: "b"}, &fheserve.Account{ID: "c"}
 	steps := []struct {
 		who  *fheserve.Account

@@ -76,7 +76,7 @@ func (l *limiter) take(m *map[string]*rate.Limiter, key string, th throttle) tim
 
 // wait returns how long until the bucket key of m has a token, without
 // taking it (0 when it has one now).
-func (l *limiter) wait(m *map[string]*rate.Limiter, key string, th throttle) time.Duration {
+func (l *limiter) wait(m *map[string]*rate.Limiter, key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, ok := (*m)[key]
@@ -85,7 +85,7 @@ func (l *limiter) wait(m *map[string]*rate.Limiter, key string, th throttle) tim
 	}
 	now := l.now()
 	if tok := lim.TokensAt(now); tok < 1 {
-		return time.Duration((1 - tok) / float64(th.every) * float64(time.Second))
+		return time.Duration((1 - tok) / float64(lim.Limit()) * float64(time.Second))
 	}
 	return 0
 }
@@ -99,7 +99,7 @@ func (l *limiter) login(username, addr string) error {
 	if addr == "" {
 		return nil
 	}
-	if d := l.wait(&l.auth, "addr\x00"+addr, loginPerAddr); d > 0 {
+	if d := l.wait(&l.auth, "addr\x00"+addr); d > 0 {
 		return retryLater(d, "too many failed login attempts from your address")
 	}
 	return nil

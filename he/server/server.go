@@ -698,7 +698,7 @@ func (m *Model) MemoryEstimate(threads int) int64 {
 		}
 		s := &steps[v-1]
 		polys := 2
-		if s.LazyRelin && p.Packing == plan.Batch {
+		if m.steps[v-1].lazyRelin {
 			polys = 3
 		}
 		width := 1
