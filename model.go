@@ -1,7 +1,9 @@
 package fheserve
 
 import (
+	"math"
 	"regexp"
+	"sort"
 	"time"
 )
 
@@ -183,4 +185,15 @@ type Latency struct {
 	P90 float64 `json:"p90"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
+}
+
+// LatencyOf returns the nearest-rank percentiles of ms (zero if empty);
+// it sorts ms.
+func LatencyOf(ms []float64) Latency {
+	if len(ms) == 0 {
+		return Latency{}
+	}
+	sort.Float64s(ms)
+	pct := func(p float64) float64 { return ms[int(math.Ceil(p*float64(len(ms))))-1] }
+	return Latency{P50: pct(0.5), P90: pct(0.9), P99: pct(0.99), Max: ms[len(ms)-1]}
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -467,7 +466,7 @@ func usageOf(modelID string, jobs []*fheserve.Job) *fheserve.Usage {
 	}
 	u.ByUser, u.ByDay = lines(users), lines(days)
 	u.ByUserHour, u.ByUserDay = lines(userHours), lines(userDays)
-	u.Latency, u.QueueWait, u.Evaluation = percentiles(total), percentiles(wait), percentiles(eval)
+	u.Latency, u.QueueWait, u.Evaluation = fheserve.LatencyOf(total), fheserve.LatencyOf(wait), fheserve.LatencyOf(eval)
 	return u
 }
 
@@ -484,16 +483,6 @@ func lines(m map[string]*fheserve.UsageLine) []fheserve.UsageLine {
 		return out[i].Key < out[j].Key
 	})
 	return out
-}
-
-// percentiles returns the nearest-rank percentiles of ms (zero if empty).
-func percentiles(ms []float64) fheserve.Latency {
-	if len(ms) == 0 {
-		return fheserve.Latency{}
-	}
-	sort.Float64s(ms)
-	pct := func(p float64) float64 { return ms[int(math.Ceil(p*float64(len(ms))))-1] }
-	return fheserve.Latency{P50: pct(0.5), P90: pct(0.9), P99: pct(0.99), Max: ms[len(ms)-1]}
 }
 
 // quotaState describes a model's limits and counts the jobs of today.

@@ -165,21 +165,11 @@ func mustTreeHash(t *testing.T, l *audit.Log, n int64) tlog.Hash {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hashes []tlog.Hash
-	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = hashes[x]
-		}
-		return out, nil
-	})
-	for _, e := range es {
-		hs, err := tlog.StoredHashes(e.Index, e.Data, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hashes = append(hashes, hs...)
+	records := make([][]byte, len(es))
+	for i, e := range es {
+		records[i] = e.Data
 	}
+	_, r := audittest.StoredHashes(t, records)
 	h, err := tlog.TreeHash(n, r)
 	if err != nil {
 		t.Fatal(err)

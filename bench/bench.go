@@ -17,7 +17,6 @@ import (
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/nn"
-	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/plan"
 )
 
@@ -69,15 +68,9 @@ type Options struct {
 
 // Load returns a bundled workload's graph, calibration rows and inputs.
 func Load(name string) (g *nn.Graph, calib, x []float64, n int, err error) {
-	data, err := bundled.Model(name)
-	if err != nil {
+	if g, err = bundled.Graph(name); err != nil {
 		return nil, nil, nil, 0, err
 	}
-	g, err = onnx.Import(data, onnx.Options{})
-	if err != nil {
-		return nil, nil, nil, 0, fmt.Errorf("bundled model %s: %w", name, err)
-	}
-	g.Name = name
 	c, err := bundled.Calibration(name)
 	if err != nil {
 		return nil, nil, nil, 0, err

@@ -8,6 +8,7 @@ package bundled
 import (
 	"bytes"
 	"embed"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -48,7 +49,7 @@ func Graph(name string) (*nn.Graph, error) {
 	}
 	g, err := onnx.Import(data, onnx.Options{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bundled model %q: %w", name, err)
 	}
 	g.Name = name
 	return g, nil

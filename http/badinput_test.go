@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,17 +175,5 @@ func (w *world) send(role string, c call, chunked bool) (int, []byte) {
 			body = io.MultiReader(body)
 		}
 	}
-	req, err := http.NewRequest(c.method, w.url+c.path, body)
-	check(w.t, err)
-	if c.contentType != "" {
-		req.Header.Set("Content-Type", c.contentType)
-	}
-	if tok := w.tokens[role]; tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	check(w.t, err)
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return w.request(role, c.method, c.path, body, c.contentType)
 }

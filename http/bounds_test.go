@@ -36,21 +36,7 @@ func TestUploadBurstMemory(t *testing.T) {
 		c.Bounds = app.Bounds{Uploads: 2, UploadsPerUser: 2, QueuedPerUser: 4}
 		c.EvaluatorCacheBytes = 1 // the newest evaluator only
 	})
-	_, err := a.InitAdmin(ctx, "root", "root-password")
-	check(t, err)
-	admin := sdk.New(url)
-	_, err = admin.Login(ctx, "root", "root-password")
-	check(t, err)
-	login := func(name, role string) *sdk.Client {
-		c := sdk.New(url)
-		_, err := c.Register(ctx, name, name+"-password", role)
-		check(t, err)
-		_, err = admin.Approve(ctx, name)
-		check(t, err)
-		_, err = c.Login(ctx, name, name+"-password")
-		check(t, err)
-		return c
-	}
+	login := signup(t, url, a)
 	owner := login("olivia", fheserve.RoleOwner)
 	onnx, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", "mlp_square.onnx"))
 	check(t, err)

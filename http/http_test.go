@@ -107,6 +107,27 @@ func MustServerIn(t testing.TB, dir string, configure ...func(*app.Config)) (url
 	return s.URL(), store, a
 }
 
+// signup creates the administrator root on a and returns a function that
+// registers an account, has root approve it and logs it in.
+func signup(t testing.TB, url string, a *app.App) func(name, role string) *sdk.Client {
+	ctx := context.Background()
+	_, err := a.InitAdmin(ctx, "root", "root-password")
+	check(t, err)
+	admin := sdk.New(url)
+	_, err = admin.Login(ctx, "root", "root-password")
+	check(t, err)
+	return func(name, role string) *sdk.Client {
+		c := sdk.New(url)
+		_, err := c.Register(ctx, name, name+"-password", role)
+		check(t, err)
+		_, err = admin.Approve(ctx, name)
+		check(t, err)
+		_, err = c.Login(ctx, name, name+"-password")
+		check(t, err)
+		return c
+	}
+}
+
 func newWorld(t *testing.T) *world {
 	ctx := context.Background()
 	w := &world{t: t, tokens: map[string]string{}, creds: map[string][2]string{}}
@@ -197,7 +218,13 @@ func (w *world) do(role, method, path string, body []byte, contentType string) (
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, w.url+path, r)
+	return w.request(role, method, path, r, contentType)
+}
+
+// request sends body (nil: none) as role and returns the status and body.
+func (w *world) request(role, method, path string, body io.Reader, contentType string) (int, []byte) {
+	w.t.Helper()
+	req, err := http.NewRequest(method, w.url+path, body)
 	check(w.t, err)
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)

@@ -30,21 +30,7 @@ func TestNoSecretsStored(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	url, _, a := MustServerIn(t, dir)
-	_, err := a.InitAdmin(ctx, "root", "root-password")
-	check(t, err)
-	admin := sdk.New(url)
-	_, err = admin.Login(ctx, "root", "root-password")
-	check(t, err)
-	login := func(name, role string) *sdk.Client {
-		c := sdk.New(url)
-		_, err := c.Register(ctx, name, name+"-password", role)
-		check(t, err)
-		_, err = admin.Approve(ctx, name)
-		check(t, err)
-		_, err = c.Login(ctx, name, name+"-password")
-		check(t, err)
-		return c
-	}
+	login := signup(t, url, a)
 	owner, user := login("olivia", fheserve.RoleOwner), login("ulrich", fheserve.RoleUser)
 	onnx, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", "mlp_square.onnx"))
 	check(t, err)

@@ -318,3 +318,25 @@ func testReopen(t *testing.T, st audit.Store) {
 		t.Errorf("Verify: %v", err)
 	}
 }
+
+// StoredHashes computes the hashes a log of the given records stores, as
+// someone holding the records alone would, and a reader over them.
+func StoredHashes(tb testing.TB, records [][]byte) ([]tlog.Hash, tlog.HashReader) {
+	tb.Helper()
+	var hashes []tlog.Hash
+	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = hashes[x]
+		}
+		return out, nil
+	})
+	for n, data := range records {
+		hs, err := tlog.StoredHashes(int64(n), data, r)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		hashes = append(hashes, hs...)
+	}
+	return hashes, r
+}

@@ -203,26 +203,16 @@ func mustRewrite(t *testing.T, dir string, i int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var hashes []tlog.Hash
-	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		for i, x := range idx {
-			out[i] = hashes[x]
-		}
-		return out, nil
-	})
-	for n := int64(0); rows.Next(); n++ {
+	var records [][]byte
+	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
 			t.Fatal(err)
 		}
-		hs, err := tlog.StoredHashes(n, data, r)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hashes = append(hashes, hs...)
+		records = append(records, data)
 	}
 	rows.Close()
+	hashes, _ := audittest.StoredHashes(t, records)
 	for id, h := range hashes {
 		if _, err := db.Exec(`UPDATE hashes SET hash = ? WHERE id = ?`, h[:], id); err != nil {
 			t.Fatal(err)

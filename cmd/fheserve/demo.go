@@ -15,7 +15,6 @@ import (
 	"github.com/fheserve/fheserve/bundled"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn"
-	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
@@ -90,15 +89,10 @@ type workload struct {
 }
 
 func loadWorkload(name string, samples int) (*workload, error) {
-	data, err := bundled.Model(name)
+	g, err := bundled.Graph(name)
 	if err != nil {
 		return nil, err
 	}
-	g, err := onnx.Import(data, onnx.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("bundled model %q: %w", name, err)
-	}
-	g.Name = name
 	w := &workload{graph: g}
 	inputs, err := bundled.Inputs(name)
 	if err != nil {

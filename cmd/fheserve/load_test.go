@@ -189,10 +189,16 @@ func TestLoad(t *testing.T) {
 	fmt.Fprintf(&b, "%d clients for %s on 127.0.0.1 (server: %s, GOMEMLIMIT=%s)\n", nclients, elapsed.Round(time.Second), s.url, loadMemLimit)
 	fmt.Fprintf(&b, "%-16s %8s %10s %10s %10s %10s\n", "operation", "count", "p50", "p90", "p99", "max")
 	for _, op := range []string{"login", "plan", "keys.logreg", "keys.mlp", "predict.logreg", "predict.mlp"} {
-		d := ops[op]
-		total += len(d)
-		slices.Sort(d)
-		fmt.Fprintf(&b, "%-16s %8d %10s %10s %10s %10s\n", op, len(d), pctl(d, 0.50), pctl(d, 0.90), pctl(d, 0.99), pctl(d, 1))
+		ms := make([]float64, len(ops[op]))
+		for i, d := range ops[op] {
+			ms[i] = float64(d) / float64(time.Millisecond)
+		}
+		total += len(ms)
+		cols := []string{"-", "-", "-", "-"}
+		if l := fheserve.LatencyOf(ms); len(ms) > 0 {
+			cols = []string{fmtMS(l.P50), fmtMS(l.P90), fmtMS(l.P99), fmtMS(l.Max)}
+		}
+		fmt.Fprintf(&b, "%-16s %8d %10s %10s %10s %10s\n", op, len(ms), cols[0], cols[1], cols[2], cols[3])
 	}
 	fmt.Fprintf(&b, "operations %d (%.1f/s); HTTP requests %d, by status %s; retried after 429/503: %d\n",
 		total, float64(total)/elapsed.Seconds(), stats.requests.Load(), stats.byStatus(), stats.retries.Load())
@@ -436,22 +442,15 @@ func (t *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-func pctl(d []time.Duration, p float64) string {
-	if len(d) == 0 {
-		return "-"
-	}
-	i := int(math.Ceil(p*float64(len(d)))) - 1
-	return fmtDur(d[max(i, 0)])
-}
-
-func fmtDur(d time.Duration) string {
+// fmtMS formats milliseconds for the load report.
+func fmtMS(ms float64) string {
 	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
-	case d < time.Second:
-		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	case ms < 1:
+		return fmt.Sprintf("%.2f ms", ms)
+	case ms < 1000:
+		return fmt.Sprintf("%.1f ms", ms)
 	default:
-		return fmt.Sprintf("%.2f s", d.Seconds())
+		return fmt.Sprintf("%.2f s", ms/1000)
 	}
 }
 

@@ -13,7 +13,6 @@ NAME.y.npy (int64 labels) and NAME.calib.npy (64 float32 training rows),
 and prints the plaintext accuracy that bundled/README.md quotes.
 """
 
-import gzip
 import os
 import sys
 import time
@@ -23,9 +22,12 @@ import onnx
 import torch
 from torch import nn
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bundled")
-FASHION = "/usr/share/datasets/fashion-mnist"
-FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+OUT = os.path.join(ROOT, "bundled")
+# Fashion-MNIST is read and normalized as the examples read it (the same
+# mean and std), so that one test set serves every Fashion-MNIST model.
+sys.path.insert(0, os.path.join(ROOT, "examples"))
+from zoo import fashion  # noqa: E402
 
 
 class Square(nn.Module):
@@ -85,23 +87,6 @@ def logreg():
     rng = np.random.default_rng(0)
     save("logreg", xte, yte, xtr[rng.choice(len(xtr), 64, replace=False)])
     return acc
-
-
-def read_idx(name):
-    with gzip.open(os.path.join(FASHION, name)) as f:
-        b = f.read()
-    ndim = b[3]
-    dims = [int.from_bytes(b[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(b, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def fashion():
-    def images(name):
-        x = read_idx(name).astype(np.float32) / 255
-        return ((x - FASHION_MEAN) / FASHION_STD)[:, None, :, :]
-
-    return (images("train-images-idx3-ubyte.gz"), read_idx("train-labels-idx1-ubyte.gz").astype(np.int64),
-            images("t10k-images-idx3-ubyte.gz"), read_idx("t10k-labels-idx1-ubyte.gz").astype(np.int64))
 
 
 def shrink_init(model, factor):
