@@ -23,6 +23,16 @@ const DefaultInterval = 8.0
 // intervals, as a fraction of their width on each side.
 const DefaultMargin = 0.1
 
+// Privacy and precision defaults (see Options).
+const (
+	DefaultPrivacyBits   = 30
+	DefaultQueryBudget   = 1 << 16
+	DefaultPrecisionBits = 8
+	// NoPrivacy as Options.PrivacyBits turns flooding off (tests and
+	// benchmarks of the bare engine only).
+	NoPrivacy = -1
+)
+
 // DefaultDegree is the default degree of activation approximations
 // (depth 3).
 const DefaultDegree = 7
@@ -47,12 +57,23 @@ type Options struct {
 	Margin float64
 	// LogN forces the ring degree (0 picks the smallest that fits).
 	LogN int
-	// MinFloodBits demands that the flooding noise added to results be at
-	// least 2^MinFloodBits times the evaluation noise it hides (circuit
-	// privacy against the model's weights), at the price of a larger
-	// scale or ring. 0 accepts what the smallest ring gives; the plan
-	// reports it either way.
-	MinFloodBits float64
+	// PrivacyBits is the statistical security parameter lambda of circuit
+	// privacy against an honest-but-curious user (DefaultPrivacyBits when
+	// 0; NoPrivacy turns flooding off): results are flooded so that the
+	// statistical distance between what a user sees over QueryBudget
+	// samples and what a simulator knowing only the outputs produces is at
+	// most 2^(-lambda/2) (Renyi-divergence accounting, Li, Micciancio,
+	// Schultz and Sorrell, CRYPTO 2022).
+	PrivacyBits float64
+	// QueryBudget is the number of samples over which the privacy
+	// guarantee holds (DefaultQueryBudget when 0).
+	QueryBudget int
+	// PrecisionBits is the precision an owner asks for: the stated output
+	// error is at most OutputBound * 2^-PrecisionBits
+	// (DefaultPrecisionBits when 0). Privacy and precision both cost
+	// scale bits; the compiler picks a ring and scale that meet both, or
+	// refuses and says what each would need.
+	PrecisionBits float64
 	// OutputBound forces the largest output magnitude the parameters must
 	// carry (0 takes it from calibration).
 	OutputBound float64
@@ -337,26 +358,9 @@ func (c *compilation) build() (*plan.Plan, error) {
 	}
 	p.Precision.OutputBound = bound
 
-	maxScale := maxLogScale
-	if c.opts.MinFloodBits > 0 {
-		maxScale = maxQBits
-	}
-	ps, err := chooseParams(D, minSlots, coeffN, bound, c.opts.LogN, maxScale)
+	ps, err := chooseParams(D, minSlots, coeffN, bound, c.opts.LogN, maxLogScale)
 	if err != nil {
 		return nil, err
-	}
-	// A demanded flooding margin buys a larger scale, then a larger ring.
-	for c.opts.MinFloodBits > 0 {
-		e := c.evalNoise(ps)
-		if math.Log2(floodTarget(bound, e)/e) >= c.opts.MinFloodBits {
-			break
-		}
-		if c.opts.LogN != 0 || ps.spec.LogN >= 16 {
-			return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "no 128-bit secure ring up to 2^16 gives %.0f bits of flooding for this model's depth %d and output range %.3g", c.opts.MinFloodBits, D, bound)
-		}
-		if ps, err = chooseParams(D, minSlots, coeffN, bound, ps.spec.LogN+1, maxScale); err != nil {
-			return nil, err
-		}
 	}
 	p.Params = ps.spec
 	p.LogQP = ps.logQP

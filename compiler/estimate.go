@@ -84,9 +84,6 @@ func (c *compilation) chooseLazyRelin(bound float64, ps *paramChoice) {
 	}
 	lazy := c.evalNoise(ps)
 	ok := total(lazy) <= 1.1*total(eager)
-	if c.opts.MinFloodBits > 0 && math.Log2(floodTarget(bound, lazy)/lazy) < c.opts.MinFloodBits {
-		ok = false
-	}
 	if !ok {
 		for _, i := range eligible {
 			prog.Steps[i].LazyRelin = false

@@ -148,7 +148,7 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 		return nil, err
 	}
 	t1 := time.Now()
-	outCts, err := r.eval.Evaluate(ctx, in, nil)
+	outCts, err := r.eval.Evaluate(ctx, in, n, nil)
 	if err != nil {
 		return nil, err
 	}

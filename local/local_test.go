@@ -296,7 +296,7 @@ func TestMemoryEstimate(t *testing.T) {
 					peak = max(peak, ms.HeapAlloc)
 				}
 			}()
-			_, err = r.eval.Evaluate(context.Background(), cts, nil)
+			_, err = r.eval.Evaluate(context.Background(), cts, r.Plan.BatchSize, nil)
 			close(done)
 			if err != nil {
 				t.Fatal(err)

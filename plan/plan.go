@@ -93,6 +93,18 @@ type Precision struct {
 	FloodBits float64 `json:"flood_bits"`
 	// OutputBound is the largest output magnitude the parameters carry.
 	OutputBound float64 `json:"output_bound"`
+	// PrivacyBits is the circuit-privacy level reached: over QueryBudget
+	// samples, the statistical distance between a user's view of the
+	// results and one simulated from the outputs alone is at most
+	// 2^(-PrivacyBits/2). 0 when results are not flooded.
+	PrivacyBits float64 `json:"privacy_bits"`
+	// QueryBudget is the number of samples the privacy level assumes.
+	QueryBudget int `json:"query_budget"`
+	// ApproxOutputError is the largest difference, over the calibration
+	// data, between the model's outputs and the outputs with its
+	// activations approximated: the approximation error propagated
+	// through the network (0 when all activations are exact).
+	ApproxOutputError float64 `json:"approx_output_error"`
 }
 
 // Sizes are encoded sizes in bytes.

@@ -104,7 +104,7 @@ const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the
 // compilerOptions reads the calibration file and returns the options for
 // compiler.Compile (or local.New).
 func (f *engineFlags) compilerOptions(g *nn.Graph, packing string) (compiler.Options, error) {
-	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, Fit: f.Fit, Margin: f.Margin, LogN: f.LogN, MinFloodBits: f.FloodBits}
+	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, Fit: f.Fit, Margin: f.Margin, LogN: f.LogN}
 	if f.Calibration != "" {
 		x, _, err := readSamples(f.Calibration, "calibration", g)
 		if err != nil {

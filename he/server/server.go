@@ -283,11 +283,16 @@ func (m *Model) Params() ckks.Parameters { return m.params }
 // Steps is the number of progress units of one evaluation.
 func (m *Model) Steps() int { return len(m.prog.Steps) + 1 }
 
-// Evaluate runs the program on one call's input ciphertexts and returns
-// the sanitized result ciphertexts at level 0. progress, if not nil, is
-// called after each step with (done, total).
-func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, progress func(done, total int)) ([]*rlwe.Ciphertext, error) {
+// Evaluate runs the program on one call's input ciphertexts holding the
+// given number of samples (1 in latency packing, 1 to the plan's batch
+// size in batch packing) and returns the sanitized result ciphertexts at
+// level 0, which hold the outputs of those samples and nothing else.
+// progress, if not nil, is called after each step with (done, total).
+func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples int, progress func(done, total int)) ([]*rlwe.Ciphertext, error) {
 	p := e.m.Plan
+	if samples < 1 || samples > p.BatchSize {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "a call holds 1 to %d samples, not %d", p.BatchSize, samples)
+	}
 	if len(in) != p.Input.Ciphertexts {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "input has %d ciphertexts, the plan takes %d", len(in), p.Input.Ciphertexts)
 	}
