@@ -16,10 +16,10 @@ import (
 
 // Parameter sets used by the tests.
 var (
-	// spec12 is small and fast: two levels, logQP 103 of 109.
+	// spec12 is small and fast: two levels, logQP 103.0 of 103.9 (he.MaxLogQP).
 	spec12 = he.ParamSpec{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}
-	// spec13 has seven levels, logQP 215 of 218; used for sizes and benchmarks.
-	spec13 = he.ParamSpec{LogN: 13, LogQ: []int{35, 25, 25, 25, 25, 25, 25}, LogP: []int{30}, LogDefaultScale: 25}
+	// spec13 has seven levels, logQP 209.0 of 209.7; used for sizes and benchmarks.
+	spec13 = he.ParamSpec{LogN: 13, LogQ: []int{35, 24, 24, 24, 24, 24, 24}, LogP: []int{30}, LogDefaultScale: 24}
 	// specFuzz keeps fuzz inputs small: two short primes.
 	specFuzz = he.ParamSpec{LogN: 12, LogQ: []int{30, 20}, LogP: []int{30}, LogDefaultScale: 20}
 )
