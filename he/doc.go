@@ -113,6 +113,17 @@ Then:
 Only the b parts travel: keys are half the size of Lattigo's. EvalKeysSize
 gives the exact size of a key set.
 
+Beyond the format, the decoder refuses key material that no honest key
+generator makes: a b part is -a*s + e (plus the gadget term), pseudo-random
+modulo each prime, so a row of it (its N residues modulo one prime) of which
+more than half lies within q/2^10 of 0 or repeats its predecessor, in the
+NTT domain (out of Montgomery form) or in the coefficient domain, or equals
+plus or minus the a part, is refused with EINVALID. This refuses a zero b
+part, a zero secret key (b = e) and constant parts; an honest key set fails
+with probability below 2^-14000. It cannot refuse a b part with an
+arbitrary polynomial added, which is as pseudo-random as an honest one;
+docs/security.md ("Malicious keys and inputs") says what that leaves open.
+
 # Secret keys
 
 The client's secret key has its own format, for the user's local storage

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -189,6 +190,51 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 	})
 }
 
+// The valid seeds must decode, or the fuzzers never reach the checks that
+// follow a successful decode.
+func TestFuzzCorpusValidSeedsDecode(t *testing.T) {
+	params := MustParams(t, specFuzz)
+	for _, target := range []string{"FuzzUnmarshalCiphertexts", "FuzzUnmarshalResult", "FuzzUnmarshalEvalKeys"} {
+		paths, err := filepath.Glob(filepath.Join("testdata", "fuzz", target, "valid-*"))
+		if err != nil || len(paths) == 0 {
+			t.Fatalf("%s: no valid seeds (%v)", target, err)
+		}
+		for _, path := range paths {
+			data := readCorpusFile(t, path)
+			var err error
+			switch target {
+			case "FuzzUnmarshalCiphertexts":
+				_, err = he.UnmarshalCiphertexts(bytes.NewReader(data), params, fuzzLimits)
+			case "FuzzUnmarshalResult":
+				_, err = he.UnmarshalResult(bytes.NewReader(data), params, fuzzLimits)
+			default:
+				_, err = he.UnmarshalEvalKeys(bytes.NewReader(data), params, fuzzKeyLimits)
+			}
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+		}
+	}
+}
+
+// readCorpusFile reads a "go test fuzz v1" file holding one []byte.
+func readCorpusFile(t *testing.T, path string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitN(string(body), "\n", 3)
+	if len(lines) < 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") || !strings.HasSuffix(lines[1], ")") {
+		t.Fatalf("%s: not a go test fuzz v1 file with one []byte", path)
+	}
+	data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return []byte(data)
+}
+
 func filter(cts []*rlwe.Ciphertext, batched bool) []*rlwe.Ciphertext {
 	var out []*rlwe.Ciphertext
 	for _, ct := range cts {
@@ -271,9 +317,13 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	})
 	// Damaged copies are cut short where they can, to keep the corpus small.
 	galoisPrefix := oneGalois[:len(pkOnly)+8+32+100]
+	// A public key whose b part is 0, as with the secret key 0 and no noise.
+	zeroPublic := append([]byte(nil), pkOnly...)
+	clear(zeroPublic[48+32:])
 	writeCorpusFiles(t, "FuzzUnmarshalEvalKeys", map[string][]byte{
 		"valid-public-only":  pkOnly,
 		"valid-relin-galois": relinGalois,
+		"zero-public-b":      zeroPublic,
 		"truncated-header":   pkOnly[:20],
 		"truncated-public":   pkOnly[:48+32+100],
 		"truncated-galois":   galoisPrefix,

@@ -3,11 +3,13 @@ package he
 import (
 	"cmp"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"slices"
 
 	"github.com/fheserve/fheserve"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
@@ -320,11 +322,15 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 		return nil, err
 	}
 	ExpandSeed(params, *k.PublicSeed, k.Public.Value[1])
+	check := newKeyChecker(params)
+	if why := check.degenerate(k.Public.Value[0], k.Public.Value[1]); why != "" {
+		return nil, d.degenerate("public key", why)
+	}
 
 	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
 	if relin {
 		k.Relin = rlwe.NewRelinearizationKey(params, evkParams)
-		if err := readEvalKey(d, params, &k.Relin.EvaluationKey); err != nil {
+		if err := readEvalKey(d, params, &k.Relin.EvaluationKey, check, "relinearization key"); err != nil {
 			return nil, err
 		}
 	}
@@ -346,7 +352,7 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 		gk := rlwe.NewGaloisKey(params, evkParams)
 		gk.GaloisElement = g
 		gk.NthRoot = nthRoot
-		if err := readEvalKey(d, params, &gk.EvaluationKey); err != nil {
+		if err := readEvalKey(d, params, &gk.EvaluationKey, check, fmt.Sprintf("galois key %d", i)); err != nil {
 			return nil, err
 		}
 		k.Galois = append(k.Galois, gk)
@@ -372,8 +378,8 @@ func readPolyQP(d *decoder, params ckks.Parameters, p ringqp.Poly) error {
 }
 
 // readEvalKey fills a compressed key allocated with the shape params imply,
-// then expands it.
-func readEvalKey(d *decoder, params ckks.Parameters, evk *rlwe.EvaluationKey) error {
+// expands it and refuses it if a b part is degenerate.
+func readEvalKey(d *decoder, params ckks.Parameters, evk *rlwe.EvaluationKey, check *keyChecker, name string) error {
 	seed, err := d.read(seedLen)
 	if err != nil {
 		return err
@@ -388,5 +394,108 @@ func readEvalKey(d *decoder, params ckks.Parameters, evk *rlwe.EvaluationKey) er
 	if err := evk.Expand(params, nil); err != nil {
 		return d.invalid("cannot expand key: %v", err)
 	}
+	for j, row := range evk.Value {
+		if why := check.degenerate(row[0][0], row[0][1]); why != "" {
+			return d.degenerate(fmt.Sprintf("%s (entry %d)", name, j), why)
+		}
+	}
 	return nil
+}
+
+func (d *decoder) degenerate(name, why string) error {
+	return d.invalid("%s is degenerate: %s; make keys with client.GenerateKeys", name, why)
+}
+
+// Degenerate key material. An honest b part, -a*s + e (plus the gadget
+// term in an evaluation key), is pseudo-random modulo each prime under the
+// RLWE assumption, in the NTT domain and, the inverse NTT being a
+// bijection, in the coefficient domain. keyChecker counts, in each row of a
+// b part (the residues modulo one prime), three things a uniform row makes
+// rare, and refuses the key if any of them covers more than half the row:
+//
+//   - coefficients within q/2^10 of 0, centred, in the NTT and in the
+//     coefficient domain (probability below 2^-9 each): a zero secret gives
+//     b = e, whose coefficients are all below 6 sigma; a zero b part or a
+//     constant one is near 0 in one of the two domains;
+//   - coefficients equal to their predecessor, in both domains
+//     (probability 1/q each): constant or mostly constant rows;
+//   - coefficients equal to plus or minus the a part's (probability 2/q
+//     each): b = a or b = -a, the secrets -1 and 1 without noise.
+//
+// For a uniform row of N >= 2^12 residues modulo q >= 2^19, a count above
+// N/2 has probability at most 2^N * (2^-9)^(N/2) = 2^(-3.5N) <= 2^-14336,
+// so an honest key set is refused with probability below 2^-14000 (a key
+// set has far fewer than 2^300 rows) plus the advantage of whoever could
+// tell RLWE samples from uniform ones. The checks cost an IMForm and
+// an inverse NTT per row, less than regenerating the a parts from seeds.
+//
+// They catch keys that are not even pseudo-random, not malicious ones in
+// general: a b part with any polynomial added (say 2^30 on a Galois key,
+// which makes key switching add 2^30 times the decomposition digits of the
+// rotated ciphertext to the result) is as pseudo-random as an honest one,
+// and only a proof of well-formedness made with the secret key can rule it
+// out. docs/security.md says what such keys give a user.
+type keyChecker struct {
+	rings []*ring.SubRing // the primes of Q, then of P
+	buf   []uint64
+}
+
+func newKeyChecker(params ckks.Parameters) *keyChecker {
+	rings := slices.Clone(params.RingQ().SubRings)
+	rings = append(rings, params.RingP().SubRings...)
+	return &keyChecker{rings: rings, buf: make([]uint64, params.N())}
+}
+
+// degenerate returns why b, the b part of a key whose a part is a (both
+// over QP, NTT domain, Montgomery form), is not pseudo-random, or "".
+func (c *keyChecker) degenerate(b, a ringqp.Poly) string {
+	rowsB := append(slices.Clip(b.Q.Coeffs), b.P.Coeffs...)
+	rowsA := append(slices.Clip(a.Q.Coeffs), a.P.Coeffs...)
+	for i, s := range c.rings {
+		if mostlyPlusMinus(rowsB[i], rowsA[i], s.Modulus) {
+			return fmt.Sprintf("row %d of b is mostly plus or minus the a part", i)
+		}
+		s.IMForm(rowsB[i], c.buf)
+		if why := sparse(c.buf, s.Modulus); why != "" {
+			return fmt.Sprintf("row %d of b is mostly %s in the NTT domain", i, why)
+		}
+		s.INTT(c.buf, c.buf)
+		if why := sparse(c.buf, s.Modulus); why != "" {
+			return fmt.Sprintf("row %d of b is mostly %s in the coefficient domain, as with a zero secret key", i, why)
+		}
+	}
+	return ""
+}
+
+// sparse returns "near 0" or "repeated values" if more than half of row
+// (residues mod q) is within q/2^10 of 0, or equal to its predecessor.
+func sparse(row []uint64, q uint64) string {
+	near := q >> 10
+	small, repeats := 0, 0
+	for i, x := range row {
+		if x < near || q-x < near {
+			small++
+		}
+		if i > 0 && x == row[i-1] {
+			repeats++
+		}
+	}
+	switch half := len(row) / 2; {
+	case small > half:
+		return "near 0"
+	case repeats > half:
+		return "repeated values"
+	}
+	return ""
+}
+
+// mostlyPlusMinus reports whether more than half of b equals a or -a mod q.
+func mostlyPlusMinus(b, a []uint64, q uint64) bool {
+	n := 0
+	for i, x := range b {
+		if x == a[i] || x+a[i] == q {
+			n++
+		}
+	}
+	return n > len(b)/2
 }

@@ -7,11 +7,14 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring"
+	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
@@ -171,5 +174,194 @@ func TestUnmarshalEvalKeysAllocatesForWhatArrives(t *testing.T) {
 	// 1000 Galois keys would be 400 MB.
 	if n := after.TotalAlloc - before.TotalAlloc; n > 2<<20 {
 		t.Fatalf("allocated %d bytes", n)
+	}
+}
+
+// keyParts returns the b and a parts of every key in k: the public key,
+// then the relinearization key's and each Galois key's gadget entries.
+func keyParts(k *he.EvalKeys) (bs, as []ringqp.Poly) {
+	bs, as = []ringqp.Poly{k.Public.Value[0]}, []ringqp.Poly{k.Public.Value[1]}
+	var evks []*rlwe.EvaluationKey
+	if k.Relin != nil {
+		evks = append(evks, &k.Relin.EvaluationKey)
+	}
+	for _, g := range k.Galois {
+		evks = append(evks, &g.EvaluationKey)
+	}
+	for _, evk := range evks {
+		for _, row := range evk.Value {
+			bs, as = append(bs, row[0][0]), append(as, row[0][1])
+		}
+	}
+	return bs, as
+}
+
+// rows returns the rows of p over QP, with their primes.
+func rows(params ckks.Parameters, p ringqp.Poly) ([][]uint64, []uint64) {
+	return append(slices.Clip(p.Q.Coeffs), p.P.Coeffs...), append(params.Q(), params.P()...)
+}
+
+// craftKeys decodes an honest key set, lets f change the decoded keys as a
+// hostile client would, and returns their encoding.
+func craftKeys(t *testing.T, params ckks.Parameters, data []byte, f func(*he.EvalKeys)) []byte {
+	t.Helper()
+	k := mustDecode(t, params, data)
+	f(k)
+	return mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, k) })
+}
+
+func mustDecode(t *testing.T, params ckks.Parameters, data []byte) *he.EvalKeys {
+	t.Helper()
+	k, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{MaxGalois: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// zeroSecretKeys returns a key set made by Lattigo's key generator for the
+// secret key 0: every b part is its noise e alone.
+func zeroSecretKeys(t *testing.T, params ckks.Parameters, galEls []uint64) []byte {
+	t.Helper()
+	sk := rlwe.NewSecretKey(params)
+	kgen := rlwe.NewKeyGenerator(params)
+	pk := kgen.GenPublicKeyNew(sk)
+	var seed [32]byte
+	he.ExpandSeed(params, seed, pk.Value[1]) // b = e does not depend on a
+	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
+	k := he.NewEvalKeys(params, pk, seed, kgen.GenRelinearizationKeyNew(sk, evkParams), kgen.GenGaloisKeysNew(galEls, sk, evkParams))
+	return mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, k) })
+}
+
+// Keys that no honest key generator makes are refused: b parts that are
+// zero (secret key 0 and no noise), noise alone (secret key 0), constant,
+// or equal to plus or minus the a part.
+func TestUnmarshalEvalKeysRefusesDegenerate(t *testing.T) {
+	params := MustParams(t, spec12)
+	galEls := []uint64{params.GaloisElement(1), params.GaloisElement(-1)}
+	_, evk := MustKeys(t, params, galEls, true)
+	honest := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+	// set changes, row by row, the b part number which of keyParts (-1: all).
+	set := func(which int, f func(b, a []uint64, q uint64)) func(*he.EvalKeys) {
+		return func(k *he.EvalKeys) {
+			bs, as := keyParts(k)
+			for i := range bs {
+				if which >= 0 && i != which {
+					continue
+				}
+				rowsB, primes := rows(params, bs[i])
+				rowsA, _ := rows(params, as[i])
+				for j, q := range primes {
+					f(rowsB[j], rowsA[j], q)
+				}
+			}
+		}
+	}
+	zero := func(b, _ []uint64, _ uint64) { clear(b) }
+	bs, _ := keyParts(mustDecode(t, params, honest))
+	last := len(bs) - 1
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"all b parts zero (secret key 0, no noise)", craftKeys(t, params, honest, set(-1, zero)), "public key is degenerate"},
+		{"public key b zero", craftKeys(t, params, honest, set(0, zero)), "public key is degenerate"},
+		{"relinearization key b zero", craftKeys(t, params, honest, set(1, zero)), "relinearization key (entry 0) is degenerate"},
+		{"last galois key b zero", craftKeys(t, params, honest, set(last, zero)), "galois key 1 (entry 1) is degenerate"},
+		{"secret key 0 with noise", zeroSecretKeys(t, params, galEls), "as with a zero secret key"},
+		{"constant b", craftKeys(t, params, honest, set(last, func(b, _ []uint64, q uint64) {
+			for i := range b {
+				b[i] = q / 3
+			}
+		})), "mostly repeated values in the NTT domain"},
+		{"b equal to a", craftKeys(t, params, honest, set(last, func(b, a []uint64, _ uint64) { copy(b, a) })), "plus or minus the a part"},
+		{"b equal to -a", craftKeys(t, params, honest, set(0, func(b, a []uint64, q uint64) {
+			for i := range b {
+				b[i] = (q - a[i]) % q
+			}
+		})), "plus or minus the a part"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := he.UnmarshalEvalKeys(bytes.NewReader(tt.data), params, he.KeyLimits{MaxGalois: 8})
+			if k != nil {
+				t.Fatal("got keys along with the error")
+			}
+			wantCode(t, err, fheserve.EINVALID)
+			if msg := fheserve.ErrorMessage(err); !strings.Contains(msg, tt.want) || !strings.Contains(msg, "client.GenerateKeys") || len(msg) > 200 {
+				t.Fatalf("message %q does not say %q and how to fix it in one line", msg, tt.want)
+			}
+		})
+	}
+}
+
+// A Galois key with 2^30 added to its b part is as pseudo-random as an
+// honest one: the decoder cannot tell, and accepts it. Every rotation with
+// it then adds 2^30/P times the sum of the rotated c1's RNS digits to the
+// result: terms of the computation that no flood sized for honest noise
+// hides. Only a proof of well-formed keys rules this out (docs/security.md).
+func TestUnmarshalEvalKeysAcceptsOffsetKey(t *testing.T) {
+	params := MustParams(t, spec12)
+	g := params.GaloisElement(1)
+	keys, evk := MustKeys(t, params, []uint64{g}, false)
+	honest := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+	const offset = 1 << 30
+	crafted := craftKeys(t, params, honest, func(k *he.EvalKeys) {
+		for _, row := range k.Galois[0].Value {
+			// 2^30 added to the constant coefficient is 2^30 added to every
+			// NTT coefficient, in Montgomery form as keys are held.
+			rowsB, primes := rows(params, row[0][0])
+			for j, q := range primes {
+				o := ring.MForm(offset%q, q, ring.GenBRedConstant(q))
+				for i, x := range rowsB[j] {
+					rowsB[j][i] = (x + o) % q
+				}
+			}
+		}
+	})
+	vals := randomVectors(3, 1, params.MaxSlots())
+	ct, err := keys.Encrypt(vals, params.MaxLevel(), params.DefaultScale())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotErr := func(data []byte) float64 {
+		k, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{MaxGalois: 1})
+		if err != nil {
+			t.Fatalf("offset key refused: %v", err)
+		}
+		out, err := ckks.NewEvaluator(params, k.EvaluationKeySet()).RotateNew(ct[0], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := keys.Decrypt([]*rlwe.Ciphertext{out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(slices.Clone(vals[0][1:]), vals[0][0])
+		return maxDiff(t, got[0], want)
+	}
+	honestErr, craftedErr := rotErr(honest), rotErr(crafted)
+	t.Logf("rotation error: honest key %.3g, key with b + 2^30 %.3g", honestErr, craftedErr)
+	if honestErr > 1e-3 || craftedErr < 1e3*honestErr {
+		t.Fatalf("rotation errors %.3g (honest) and %.3g (offset): the offset should dominate", honestErr, craftedErr)
+	}
+}
+
+// Honest keys always pass the checks: the probability that they fail is
+// below 2^-14000 (see keyChecker), so any failure here is a bug.
+func TestUnmarshalEvalKeysAcceptsHonestKeys(t *testing.T) {
+	params := MustParams(t, spec12)
+	galEls := []uint64{params.GaloisElement(1), params.GaloisElement(-1)}
+	n := 64
+	if testing.Short() {
+		n = 8
+	}
+	for i := range n {
+		_, evk := MustKeys(t, params, galEls, true)
+		data := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+		if _, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{MaxGalois: 2}); err != nil {
+			t.Fatalf("honest key set %d refused: %v", i, err)
+		}
 	}
 }
