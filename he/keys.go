@@ -275,8 +275,9 @@ func writeEvalKey(e *encoder, params ckks.Parameters, evk *rlwe.EvaluationKey) {
 // It checks the header against params and lim before allocating (at most
 // one relinearization key and lim.MaxGalois Galois keys, each of the size
 // params imply), checks every coefficient against its prime and the Galois
-// elements for validity and order, and regenerates the a parts from the
-// seeds. The keys it returns are expanded, ready for EvaluationKeySet.
+// elements for validity and order, regenerates the a parts from the seeds
+// and refuses degenerate b parts (see keyChecker). The keys it returns are
+// expanded, ready for EvaluationKeySet.
 func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*EvalKeys, error) {
 	if err := CheckParams(params); err != nil {
 		return nil, err
@@ -415,24 +416,26 @@ func (d *decoder) degenerate(name, why string) error {
 //
 //   - coefficients within q/2^10 of 0, centred, in the NTT and in the
 //     coefficient domain (probability below 2^-9 each): a zero secret gives
-//     b = e, whose coefficients are all below 6 sigma; a zero b part or a
-//     constant one is near 0 in one of the two domains;
+//     b = e, whose coefficients are all below 6 sigma (q/2^10 >= 2^9); a
+//     zero b part or a constant one is near 0 in one of the two domains;
 //   - coefficients equal to their predecessor, in both domains
 //     (probability 1/q each): constant or mostly constant rows;
 //   - coefficients equal to plus or minus the a part's (probability 2/q
 //     each): b = a or b = -a, the secrets -1 and 1 without noise.
 //
 // For a uniform row of N >= 2^12 residues modulo q >= 2^19, a count above
-// N/2 has probability at most 2^N * (2^-9)^(N/2) = 2^(-3.5N) <= 2^-14336,
-// so an honest key set is refused with probability below 2^-14000 (a key
-// set has far fewer than 2^300 rows) plus the advantage of whoever could
-// tell RLWE samples from uniform ones. The checks cost an IMForm and
-// an inverse NTT per row, less than regenerating the a parts from seeds.
+// N/2 of events of probability p <= 2^-9 each has probability at most
+// 2^N * p^(N/2) <= 2^(-3.5N) <= 2^-14336, so an honest key set (fewer than
+// 2^40 rows, six counts each) is refused with probability below 2^-14000,
+// plus the advantage of whoever could tell RLWE samples from uniform ones.
+// The checks cost an IMForm and an inverse NTT per row: about a third of
+// regenerating the a part from its seed (1 ms against 3.3 ms per
+// polynomial over QP at N = 2^13).
 //
 // They catch keys that are not even pseudo-random, not malicious ones in
 // general: a b part with any polynomial added (say 2^30 on a Galois key,
-// which makes key switching add 2^30 times the decomposition digits of the
-// rotated ciphertext to the result) is as pseudo-random as an honest one,
+// which makes key switching add 2^30/P times the RNS digits of the rotated
+// ciphertext's c1 to the result) is as pseudo-random as an honest one,
 // and only a proof of well-formedness made with the secret key can rule it
 // out. docs/security.md says what such keys give a user.
 type keyChecker struct {
@@ -460,8 +463,11 @@ func (c *keyChecker) degenerate(b, a ringqp.Poly) string {
 			return fmt.Sprintf("row %d of b is mostly %s in the NTT domain", i, why)
 		}
 		s.INTT(c.buf, c.buf)
-		if why := sparse(c.buf, s.Modulus); why != "" {
-			return fmt.Sprintf("row %d of b is mostly %s in the coefficient domain, as with a zero secret key", i, why)
+		switch why := sparse(c.buf, s.Modulus); why {
+		case "near 0":
+			return fmt.Sprintf("row %d of b is mostly near 0 in the coefficient domain, as with a zero secret key", i)
+		case "repeated values":
+			return fmt.Sprintf("row %d of b is mostly repeated values in the coefficient domain", i)
 		}
 	}
 	return ""
