@@ -20,9 +20,12 @@ type calibration struct {
 	bounds  []float64         // program value id -> largest magnitude seen
 	outMax  float64
 	program *plan.Program
+	// exact holds the model's output (without its head) on each given
+	// calibration row, for the end-to-end approximation error.
+	exact [][]float64
 }
 
-func calibrate(g *nn.Graph, data []float64) (*calibration, error) {
+func calibrate(g *nn.Graph, data []float64, output int) (*calibration, error) {
 	size := g.Input.Size()
 	c := &calibration{actIn: map[int][]float64{}}
 	if len(data) > 0 {
@@ -48,17 +51,47 @@ func calibrate(g *nn.Graph, data []float64) (*calibration, error) {
 	if !c.given {
 		return c, nil
 	}
+	var exact []float64
 	opt := &nn.EvalOptions{Trace: func(node int, in []*nn.Tensor, out *nn.Tensor) {
 		if _, ok := g.Nodes[node].Op.(*nn.Activation); ok {
 			c.actIn[node] = append(c.actIn[node], in[0].Data...)
 		}
+		if node == output-1 {
+			exact = append([]float64(nil), out.Data...)
+		}
 	}}
 	for _, row := range c.rows {
+		exact = nil
 		if _, err := g.Eval(&nn.Tensor{Shape: g.Input, Data: row}, opt); err != nil {
 			return nil, err
 		}
+		if output == 0 {
+			exact = append([]float64(nil), row...)
+		}
+		c.exact = append(c.exact, exact)
 	}
 	return c, nil
+}
+
+// approxOutputError is the largest difference, over the given calibration
+// rows, between the model's exact outputs and the program's (activations
+// approximated, no encryption): the approximation error after it has
+// propagated through the rest of the network. 0 without calibration data
+// (each activation's own error on its interval is still reported).
+func (c *compilation) approxOutputError() float64 {
+	if len(c.calib.exact) == 0 || len(c.acts) == 0 {
+		return 0
+	}
+	var worst float64
+	for i, row := range c.calib.rows {
+		got := c.prog.EvalPlain(row)
+		for j, v := range c.calib.exact[i] {
+			if j < len(got) {
+				worst = math.Max(worst, math.Abs(got[j]-v))
+			}
+		}
+	}
+	return worst
 }
 
 // interval returns the approximation interval for activation node idx: the

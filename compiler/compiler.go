@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
 )
@@ -26,7 +27,7 @@ const DefaultMargin = 0.1
 // Privacy and precision defaults (see Options).
 const (
 	DefaultPrivacyBits   = 30
-	DefaultQueryBudget   = 1 << 16
+	DefaultQueryBudget   = 1 << 14
 	DefaultPrecisionBits = 8
 	// NoPrivacy as Options.PrivacyBits turns flooding off (tests and
 	// benchmarks of the bare engine only).
@@ -114,7 +115,7 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 		return nil, err
 	}
 	nodes, output, head := splitHead(g)
-	cal, err := calibrate(g, opts.Calibration)
+	cal, err := calibrate(g, opts.Calibration, output)
 	if err != nil {
 		return nil, err
 	}
@@ -127,12 +128,40 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 		return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "model %q computes nothing from its input", g.Name)
 	}
 	prog := fuse(l.nodes, out, opts.Packing)
-	c := &compilation{g: g, opts: &opts, prog: prog, head: head, acts: l.acts, warn: l.warn, calib: cal, output: output}
-	p, err := c.build()
-	if err != nil {
-		return nil, err
+	// Two ways to keep a latency result to its outputs when the last step
+	// is a linear map: mask its diagonals (no level, but the zeroed slots
+	// keep the diagonals' encoding error times the map's inputs), or a
+	// mask step (a level, and a smaller leak). Both are compiled; the
+	// smaller ring, then the smaller keys, then more privacy wins.
+	variant := func(maskStep bool) (*Result, error) {
+		pr := &plan.Program{Packing: prog.Packing, Steps: append([]plan.Step(nil), prog.Steps...), Output: prog.Output}
+		c := &compilation{g: g, opts: &opts, prog: pr, head: head, acts: l.acts, warn: append([]string(nil), l.warn...), calib: cal, output: output, maskStep: maskStep}
+		p, err := c.build()
+		if err != nil {
+			return nil, err
+		}
+		return &Result{Plan: p, Program: pr}, nil
 	}
-	return &Result{Plan: p, Program: prog}, nil
+	res, err := variant(false)
+	if last := prog.Steps[prog.Output-1]; opts.Packing == plan.Latency && last.Kind == plan.StepLinear && !(res != nil && res.Program.Steps[0].Coeffs) {
+		alt, altErr := variant(true)
+		if altErr == nil && (err != nil || better(alt.Plan, res.Plan)) {
+			return alt, nil
+		}
+	}
+	return res, err
+}
+
+// better reports whether plan a costs the user less than plan b: a smaller
+// ring, then smaller keys, then more privacy.
+func better(a, b *plan.Plan) bool {
+	switch {
+	case a.Params.LogN != b.Params.LogN:
+		return a.Params.LogN < b.Params.LogN
+	case a.Sizes.EvalKeys != b.Sizes.EvalKeys:
+		return a.Sizes.EvalKeys < b.Sizes.EvalKeys
+	}
+	return a.Precision.PrivacyBits > b.Precision.PrivacyBits
 }
 
 // splitHead removes a final Sigmoid or Softmax: the client applies it after
@@ -272,7 +301,7 @@ func isDiagonal(m *plan.Sparse) bool {
 // stepDepth is the number of levels a step consumes.
 func stepDepth(s *plan.Step) int {
 	switch s.Kind {
-	case plan.StepLinear, plan.StepSquare, plan.StepMul:
+	case plan.StepLinear, plan.StepSquare, plan.StepMul, plan.StepMask:
 		return 1
 	case plan.StepPoly:
 		return plan.PolyDepth(len(s.Poly) - 1)
@@ -291,10 +320,34 @@ type compilation struct {
 	// output is the graph value the program computes (the graph output
 	// without its head).
 	output int
+	// maskStep: mask a latency result with a mask step even when its last
+	// step is a linear map that could mask its own diagonals.
+	maskStep bool
 }
 
 func (c *compilation) build() (*plan.Plan, error) {
 	prog := c.prog
+	inLen := c.g.Input.Size()
+	// A lone linear map on the input runs in coefficient encoding when
+	// its rows fit a ring; the sanitizer then keeps only the output
+	// coefficients. Any other result is masked to its declared outputs
+	// by a last step.
+	coeffN := 0
+	if c.opts.Packing == plan.Latency && len(prog.Steps) == 1 && prog.Steps[0].Kind == plan.StepLinear && prog.Steps[0].In[0] == 0 {
+		coeffN = prog.Steps[0].M.Rows * plan.NextPow2(inLen)
+		if coeffN > 1<<maxLogN || (c.opts.LogN != 0 && coeffN > 1<<c.opts.LogN) {
+			coeffN = 0
+		}
+	}
+	switch last := &prog.Steps[prog.Output-1]; {
+	case coeffN > 0:
+	case c.opts.Packing == plan.Latency && last.Kind == plan.StepLinear && !c.maskStep:
+		// The last linear map writes its outputs alone, at no level.
+		last.MaskOutput = true
+	default:
+		prog.Steps = append(prog.Steps, plan.Step{Kind: plan.StepMask, Name: "mask", In: []int{prog.Output}, Length: last.Length})
+		prog.Output = len(prog.Steps)
+	}
 	// Depth and levels.
 	depth := make([]int, len(prog.Steps)+1)
 	for i := range prog.Steps {
@@ -339,13 +392,8 @@ func (c *compilation) build() (*plan.Plan, error) {
 
 	// Layout needs: latency packs each value with a power-of-two period,
 	// or a lone linear map in coefficient encoding.
-	inLen := c.g.Input.Size()
-	outLen := prog.Steps[prog.Output-1].Length
-	minSlots, coeffN := 1, 0
-	if p.Packing == plan.Latency {
-		if len(prog.Steps) == 1 && prog.Steps[0].Kind == plan.StepLinear && prog.Steps[0].In[0] == 0 {
-			coeffN = prog.Steps[0].M.Rows * plan.NextPow2(inLen)
-		}
+	minSlots := 1
+	if p.Packing == plan.Latency && coeffN == 0 {
 		for i := range prog.Steps {
 			minSlots = max(minSlots, plan.NextPow2(prog.Steps[i].Length))
 		}
@@ -358,46 +406,80 @@ func (c *compilation) build() (*plan.Plan, error) {
 	}
 	p.Precision.OutputBound = bound
 
-	ps, err := chooseParams(D, minSlots, coeffN, bound, c.opts.LogN, maxLogScale)
-	if err != nil {
-		return nil, err
+	// Privacy and precision both cost scale bits: on each ring, smallest
+	// first, take the largest secure scale and size the flooding; the
+	// first ring that meets both wins.
+	maxScale := maxQBits
+	if c.opts.PrivacyBits == NoPrivacy {
+		maxScale = maxLogScale
 	}
+	lo, hi := he.MinLogN, maxLogN
+	if c.opts.LogN != 0 {
+		lo, hi = c.opts.LogN, c.opts.LogN
+	}
+	last := prog.LastCompute()
+	fixedOut := last == prog.Output && prog.Steps[last-1].Kind == plan.StepMask
+	var (
+		ps, best *paramChoice
+		pr, bpr  privacy
+	)
+	for logN := lo; logN <= hi && ps == nil; logN++ {
+		n := 1 << logN
+		if (coeffN > 0 && coeffN > n) || (coeffN == 0 && minSlots > n/2) {
+			continue
+		}
+		cand, err := chooseParams(D, logN, bound, maxScale, fixedOut)
+		if err != nil {
+			return nil, err
+		}
+		if cand == nil {
+			continue
+		}
+		c.setLayout(p, cand, coeffN > 0)
+		got := c.sizePrivacy(p, cand)
+		if best == nil || got.bits > bpr.bits || (got.bits == bpr.bits && got.heError < bpr.heError) {
+			best, bpr = cand, got
+		}
+		if got.ok {
+			ps, pr = cand, got
+		}
+	}
+	// On the ring found, the smallest scale that still meets both: every
+	// bit of scale is a bit of every prime in the keys the user uploads.
+	for ps != nil && c.opts.PrivacyBits != NoPrivacy {
+		cand, err := chooseParams(D, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut)
+		if err != nil || cand == nil {
+			break
+		}
+		c.setLayout(p, cand, coeffN > 0)
+		got := c.sizePrivacy(p, cand)
+		if !got.ok {
+			break
+		}
+		ps, pr = cand, got
+	}
+	if ps == nil {
+		if best == nil {
+			if c.opts.LogN != 0 {
+				return nil, fheserve.Errorf(fheserve.EINSECURE, "depth %d does not fit ring degree 2^%d at 128-bit security with a scale of at least 2^%d", D, c.opts.LogN, minLogScale)
+			}
+			return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "the model needs depth %d and %d slots, more than any 128-bit secure ring up to 2^%d holds without bootstrapping; use fewer layers or lower-degree activations", D, minSlots, maxLogN)
+		}
+		return nil, c.tradeOff(p, best, bpr)
+	}
+	c.setLayout(p, ps, coeffN > 0)
 	p.Params = ps.spec
 	p.LogQP = ps.logQP
 	p.SecurityBound = ps.bound
-	slots := 1 << (ps.spec.LogN - 1)
-	useCoeffs := coeffN > 0 && coeffN <= 2*slots
-
 	if p.Packing == plan.Batch {
-		p.BatchSize = slots
-		p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Ciphertexts: inLen, Level: D, LogScale: ps.spec.LogDefaultScale}
-		p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Ciphertexts: outLen, Level: 0, LogScale: ps.spec.LogDefaultScale}
-	} else {
-		p.BatchSize = 1
-		if useCoeffs {
-			s := &prog.Steps[0]
-			s.Coeffs = true
-			s.Pin = plan.NextPow2(inLen)
-			pos := make([]int, s.M.Rows)
-			for r := range pos {
-				pos[r] = r*s.Pin + s.Pin - 1
-			}
-			p.Input = plan.Layout{Encoding: plan.Coeffs, Length: inLen, Ciphertexts: 1, Level: D, LogScale: ps.spec.LogDefaultScale}
-			p.Output = plan.Layout{Encoding: plan.Coeffs, Length: outLen, Positions: pos, Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
-		} else {
-			pos, period := c.layout(slots, plan.NextPow2(inLen))
-			p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Period: period[0], Ciphertexts: 1, Level: D, LogScale: ps.spec.LogDefaultScale}
-			p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Positions: pos[prog.Output], Ciphertexts: 1, Level: 0, LogScale: ps.spec.LogDefaultScale}
-		}
-	}
-
-	if p.Packing == plan.Batch {
-		c.chooseLazyRelin(bound, ps)
+		c.chooseLazyRelin(ps)
+		pr = c.sizePrivacy(p, ps)
 	}
 	if err := c.countAndKeys(p, ps); err != nil {
 		return nil, err
 	}
-	c.precision(p, ps)
+	p.Precision.ApproxOutputError = c.approxOutputError()
+	c.precision(p, ps, pr)
 	if err := c.sizes(p, ps); err != nil {
 		return nil, err
 	}
@@ -406,6 +488,52 @@ func (c *compilation) build() (*plan.Plan, error) {
 	}
 	p.Fingerprint = p.ComputeFingerprint()
 	return p, nil
+}
+
+// setLayout fills the plan's batch size and input and output layouts for
+// parameters ps.
+func (c *compilation) setLayout(p *plan.Plan, ps *paramChoice, coeffs bool) {
+	prog := c.prog
+	slots := 1 << (ps.spec.LogN - 1)
+	inLen := c.g.Input.Size()
+	outLen := prog.Steps[prog.Output-1].Length
+	D := p.Depth
+	ls, lo := ps.spec.LogDefaultScale, ps.outLogScale
+	switch {
+	case p.Packing == plan.Batch:
+		p.BatchSize = slots
+		p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Ciphertexts: inLen, Level: D, LogScale: ls}
+		p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Ciphertexts: outLen, Level: 0, LogScale: lo}
+	case coeffs:
+		p.BatchSize = 1
+		s := &prog.Steps[0]
+		s.Coeffs = true
+		s.Pin = plan.NextPow2(inLen)
+		pos := make([]int, s.M.Rows)
+		for r := range pos {
+			pos[r] = r*s.Pin + s.Pin - 1
+		}
+		p.Input = plan.Layout{Encoding: plan.Coeffs, Length: inLen, Ciphertexts: 1, Level: D, LogScale: ls}
+		p.Output = plan.Layout{Encoding: plan.Coeffs, Length: outLen, Positions: pos, Ciphertexts: 1, Level: 0, LogScale: lo}
+	default:
+		p.BatchSize = 1
+		pos, period := c.layout(slots, plan.NextPow2(inLen))
+		p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Period: period[0], Ciphertexts: 1, Level: D, LogScale: ls}
+		p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Positions: pos[prog.Output], Ciphertexts: 1, Level: 0, LogScale: lo}
+	}
+}
+
+// tradeOff explains why no ring meets both the privacy and the precision
+// asked for, with the best the model reaches.
+func (c *compilation) tradeOff(p *plan.Plan, ps *paramChoice, pr privacy) error {
+	keys := he.EvalKeysSize(ps.params, nil, false) + he.EvalKeysSize(ps.params, []uint64{ps.params.GaloisElement(1)}, false)
+	reach := fmt.Sprintf("the best is %.1f bits at N=2^%d (scale 2^%d, logQP %.0f, about %.1f MB per key)", pr.bits, ps.spec.LogN, ps.spec.LogDefaultScale, ps.logQP, float64(keys)/2e6)
+	if pr.flood == 0 {
+		reach = fmt.Sprintf("the evaluation noise alone (%.3g at N=2^%d, scale 2^%d) exceeds the precision budget", pr.eval, ps.spec.LogN, ps.spec.LogDefaultScale)
+	}
+	// Each bit of precision given up buys two bits of privacy.
+	return fheserve.Errorf(fheserve.EUNSUPPORTED, "no 128-bit secure ring gives %.0f bits of circuit privacy over %d samples at %.0f bits of precision for this model (depth %d, output range %.3g): %s; ask for fewer privacy bits (--privacy-bits), a smaller query budget (--query-budget), or less precision (--precision-bits; each bit less gives two bits of privacy)",
+		c.privacyBits(), c.queryBudget(), c.precisionBits(), p.Depth, p.Precision.OutputBound, reach)
 }
 
 // layout assigns each value of a latency-mode program its period and the
@@ -427,7 +555,10 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 		}
 		s.InPos, s.Pin = pos[in], period[in]
 		s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
-		if s.Preferred != nil && c.reordersFreely(i+1) {
+		if s.MaskOutput {
+			// No folding: a fold leaves partial sums outside the outputs.
+			s.Pout = max(s.Pout, s.Pin)
+		} else if s.Preferred != nil && c.reordersFreely(i+1) {
 			natural := len(s.Diagonals())
 			hi := 0
 			for _, q := range s.Preferred {

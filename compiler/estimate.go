@@ -15,17 +15,28 @@ import (
 // of Hamming weight h ~ 2N/3. Linear maps amplify input errors by their
 // largest row norm, products by the magnitude of the other factor.
 
-// floodPrecisionBits is the precision, relative to the output range, that
-// flooding noise may take away: it is sized to use that budget, so that it
-// drowns the weight-dependent evaluation noise as far as it can.
-const floodPrecisionBits = 12
-
 // evalNoise is the modelled std of the evaluation noise of an output
-// value (slot domain, value units) under the given parameters.
+// value (slot domain, value units) under the given parameters; for a
+// coefficient-encoded program, of an output coefficient.
 func (c *compilation) evalNoise(ps *paramChoice) float64 {
 	n := float64(ps.params.N())
 	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
+	outScale := math.Exp2(float64(ps.outLogScale))
 	h := 2 * n / 3
+	if s := &c.prog.Steps[0]; s.Coeffs {
+		// Coefficient encoding: the input's encryption error times the
+		// weight polynomial (every weight reaches an output coefficient
+		// through the negacyclic product), the weights' encoding rounding
+		// times the input, and the rescale's rounding.
+		var w2 float64
+		for _, v := range s.M.Val {
+			w2 += v * v
+		}
+		q := float64(ps.params.Q()[s.LevelIn])
+		in := c.calib.bounds[0] * math.Sqrt(float64(s.M.Cols))
+		return 3.2*math.Sqrt(w2)/scale + in*math.Sqrt(float64(s.M.NNZ())/12)/q + math.Sqrt((1+h)/12)/outScale
+	}
+	last := c.prog.LastCompute()
 	eFresh := 3.2 * math.Sqrt(n) / scale
 	eRescale := math.Sqrt((1+h)/12) * math.Sqrt(n) / scale
 	// Rescaling a degree-2 ciphertext: the third component's rounding r
@@ -37,9 +48,16 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 	for i := range c.prog.Steps {
 		s := &c.prog.Steps[i]
 		x := err[s.In[0]]
+		eRescale := eRescale
+		if i+1 >= last {
+			eRescale *= scale / outScale
+		}
 		switch s.Kind {
 		case plan.StepLinear:
 			err[i+1] = s.M.MaxRowNorm()*x + eRescale
+			if s.MaskOutput {
+				err[i+1] += c.maskLeak(ps, s)
+			}
 		case plan.StepSquare, plan.StepMul:
 			y, by := x, bounds[s.In[0]]
 			if s.Kind == plan.StepMul {
@@ -55,17 +73,38 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		case plan.StepPoly:
 			lip, sum := polyLipschitz(s.Basis, s.Poly)
 			err[i+1] = lip*x + float64(plan.PolyDepth(len(s.Poly)-1))*sum*eRescale
+		case plan.StepMask:
+			err[i+1] = x + eRescale + c.maskLeak(ps, s)
 		}
 	}
 	return err[c.prog.Output]
 }
 
+// maskLeak is the std, in a zeroed slot, of what masking leaves of the
+// value it zeroes. A mask step multiplies by a 0/1 plaintext encoded at
+// the scale of a prime q, with rounding of std sqrt(1/12) per
+// coefficient, so each slot is multiplied by 0 plus an error of std
+// sqrt(N/12)/q; the values zeroed are at most the mask input's bound,
+// four times over for the partial sums a folding linear map leaves
+// outside its outputs. A masked linear map multiplies each of its
+// rotated inputs by a diagonal that is 0 there plus its encoding error,
+// at the diagonals' scale q * outScale / inScale.
+func (c *compilation) maskLeak(ps *paramChoice, s *plan.Step) float64 {
+	n := float64(ps.params.N())
+	q := float64(ps.params.Q()[s.LevelIn])
+	if s.Kind == plan.StepLinear {
+		ptScale := q * math.Exp2(float64(ps.outLogScale-ps.spec.LogDefaultScale))
+		return math.Sqrt(float64(len(s.DiagonalIndices()))) * c.calib.bounds[s.In[0]] * math.Sqrt(n/12) / ptScale
+	}
+	return 4 * c.calib.bounds[s.In[0]] * math.Sqrt(n/12) / q
+}
+
 // chooseLazyRelin marks the batch-mode products read only by linear maps
 // for lazy relinearization (plan.Step.LazyRelin) when the noise model
-// says the output error grows by at most 10% (and the demanded flooding
-// margin holds): it saves a relinearization per input of the next linear
-// map, but the rescaling of an unrelinearized product is noisier.
-func (c *compilation) chooseLazyRelin(bound float64, ps *paramChoice) {
+// says the evaluation noise grows by at most 10%: it saves a
+// relinearization per input of the next linear map, but the rescaling of
+// an unrelinearized product is noisier.
+func (c *compilation) chooseLazyRelin(ps *paramChoice) {
 	prog := c.prog
 	var eligible []int
 	for i := range prog.Steps {
@@ -77,49 +116,171 @@ func (c *compilation) chooseLazyRelin(bound float64, ps *paramChoice) {
 	if len(eligible) == 0 {
 		return
 	}
-	total := func(e float64) float64 { t := floodTarget(bound, e); return math.Sqrt(e*e + t*t) }
+	for _, i := range eligible {
+		prog.Steps[i].LazyRelin = false
+	}
 	eager := c.evalNoise(ps)
 	for _, i := range eligible {
 		prog.Steps[i].LazyRelin = true
 	}
-	lazy := c.evalNoise(ps)
-	ok := total(lazy) <= 1.1*total(eager)
-	if !ok {
+	if c.evalNoise(ps) > 1.1*eager {
 		for _, i := range eligible {
 			prog.Steps[i].LazyRelin = false
 		}
 	}
 }
 
-// floodTarget is the slot-domain std of the flooding noise: the precision
-// budget, but at least twice the evaluation noise.
-func floodTarget(bound, eEval float64) float64 {
-	return math.Max(bound*math.Exp2(-floodPrecisionBits)/5, 2*eEval)
+// privacy is what a parameter choice gives: the flooding noise, the
+// privacy level it reaches and the error the user sees.
+type privacy struct {
+	// eval is the evaluation noise std and flood the flooding std of an
+	// output value (value units; slot-domain convention of evalNoise,
+	// or per coefficient for a coefficient-encoded result).
+	eval, flood float64
+	// bits is the privacy level reached (0 without flooding), and
+	// heError the stated error of an output from the encryption alone
+	// (evaluation, flooding and result compression, tail included).
+	bits, heError float64
+	resultBits    int
+	ok            bool // precision and privacy both met
 }
 
-func (c *compilation) precision(p *plan.Plan, ps *paramChoice) {
+// sizePrivacy sizes the flooding noise for parameters ps: as large as the
+// precision budget (OutputBound * 2^-PrecisionBits for the encryption's
+// error, tail included) allows, and reports the privacy level it reaches.
+//
+// The accounting: over Q samples a user sees the results' decryptions.
+// Whatever in them depends on the weights beyond the declared outputs is
+// the deterministic evaluation error d (the server's computation is a
+// function of the weights, the user's input and keys, which the user
+// knows); the flood is an independent Gaussian of std sigma per value.
+// The Kullback-Leibler divergence between the real results and results
+// simulated from the outputs alone is then at most Q*|d|^2/(2 sigma'^2)
+// summed over every value a result carries (sigma' the std per real
+// component), and the statistical distance at most sqrt(KL/2) (Pinsker).
+// PrivacyBits = lambda means it is at most 2^(-lambda/2), which by the
+// Renyi-divergence argument of Li, Micciancio, Schultz and Sorrell
+// (CRYPTO 2022) and Micciancio and Walter's bit security of decision
+// problems (EUROCRYPT 2018) is lambda bits of security. |d| per value is
+// bounded from the noise model (not its average): 1.6 (what the model
+// leaves out, measured) times the Gaussian tail z that all the values of
+// the whole query budget stay below except with probability
+// 2^(-lambda/2). Zeroed slots count too: they carry the mask's leak. The
+// last rescale's rounding does not count: the mask step re-randomizes the
+// ciphertext before it (he.Sanitizer.Rerandomize), so the rounding is a
+// function of fresh randomness.
+func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 	n := float64(ps.params.N())
-	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
-	eEval := c.evalNoise(ps)
-	// Coefficient-domain std of the evaluation noise, and flooding sized to
-	// the precision budget but at least twice the evaluation noise.
-	target := floodTarget(p.Precision.OutputBound, eEval)
-	toCoeff := scale / math.Sqrt(n)
-	p.Precision.FloodStd = math.Floor(target * toCoeff)
-	p.Precision.FloodBits = math.Log2(target / eEval)
-	// Result compression: the fewest bits whose rounding error stays below
-	// the flooding noise.
+	coeffs := c.prog.Steps[0].Coeffs
+	lambda, q := c.privacyBits(), float64(c.queryBudget())
+	e := c.evalNoise(ps)
+	k := tailFactor(p)
+	budget := p.Precision.OutputBound * math.Exp2(-c.precisionBits()) / k
+	pr := privacy{eval: e}
+	room := budget*budget - e*e
+	if c.opts.PrivacyBits == NoPrivacy {
+		room = math.Min(room, e*e)
+	}
 	maxBits := bits.Len64(ps.params.Q()[0] - 1)
-	nbits := maxBits
+	pr.resultBits = maxBits
+	if room <= 0 {
+		pr.heError = k * e
+		return pr
+	}
+	if c.opts.PrivacyBits != NoPrivacy {
+		pr.flood = 0.95 * math.Sqrt(room)
+	}
+	// Result compression: the fewest bits whose rounding stays below a
+	// third of the room left.
+	// he.ResultErrorStd is in slot units at the default scale.
+	toSlot := math.Exp2(float64(ps.outLogScale - ps.spec.LogDefaultScale))
+	if coeffs {
+		toSlot *= math.Sqrt(n / 2)
+	}
 	for b := 16; b < maxBits; b++ {
-		if he.ResultErrorStd(ps.params, b) <= target {
-			nbits = b
+		if he.ResultErrorStd(ps.params, b)/toSlot <= math.Sqrt(room)/3 {
+			pr.resultBits = b
 			break
 		}
 	}
-	p.ResultBits = nbits
-	rErr := he.ResultErrorStd(ps.params, nbits)
-	p.Precision.OutputError = tailFactor(p) * math.Sqrt(eEval*eEval+target*target+rErr*rErr)
+	r := he.ResultErrorStd(ps.params, pr.resultBits) / toSlot
+	pr.heError = k * math.Sqrt(e*e+pr.flood*pr.flood+r*r)
+	pr.ok = c.opts.PrivacyBits == NoPrivacy
+	if pr.flood == 0 {
+		return pr
+	}
+	// Values per sample that carry weight-dependent error, and the bound.
+	outLen := float64(p.Output.Length)
+	perCall := outLen * float64(p.BatchSize)
+	if !coeffs && p.Packing == plan.Latency {
+		perCall = n / 2
+	}
+	_ = perCall
+	bound := 1.6 * math.Sqrt2 * e
+	var d2, sigma float64
+	if coeffs {
+		d2 = outLen * bound * bound
+		sigma = pr.flood // real coefficients
+	} else {
+		// A zeroed slot: the mask's leak.
+		zeroed := 1.6 * math.Sqrt2 * c.maskLeak(ps, &c.prog.Steps[c.prog.Output-1])
+		if p.Packing == plan.Latency && c.prog.Steps[c.prog.Output-1].Kind == plan.StepLinear && c.prog.Steps[c.prog.Output-1].Pin == 0 {
+			zeroed = 0 // before the layout: no diagonals yet
+		}
+		cts := 1.0
+		if p.Packing == plan.Batch {
+			cts = outLen
+			outLen = 1
+		}
+		d2 = cts * (outLen*bound*bound + (n/2)*zeroed*zeroed)
+		sigma = pr.flood / math.Sqrt2 // per real component
+	}
+	pr.bits = 2 * math.Log2(sigma*math.Sqrt(2)/math.Sqrt(q*d2))
+	pr.ok = pr.bits >= lambda
+	return pr
+}
+
+func (c *compilation) privacyBits() float64 {
+	switch c.opts.PrivacyBits {
+	case 0:
+		return DefaultPrivacyBits
+	case NoPrivacy:
+		return 0
+	}
+	return c.opts.PrivacyBits
+}
+
+func (c *compilation) queryBudget() int {
+	if c.opts.QueryBudget == 0 {
+		return DefaultQueryBudget
+	}
+	return c.opts.QueryBudget
+}
+
+func (c *compilation) precisionBits() float64 {
+	if c.opts.PrecisionBits == 0 {
+		return DefaultPrecisionBits
+	}
+	return c.opts.PrecisionBits
+}
+
+// precision fills the plan's precision and result size from a sized
+// privacy choice.
+func (c *compilation) precision(p *plan.Plan, ps *paramChoice, pr privacy) {
+	n := float64(ps.params.N())
+	scale := math.Exp2(float64(ps.outLogScale))
+	toCoeff := scale / math.Sqrt(n)
+	if c.prog.Steps[0].Coeffs {
+		toCoeff = scale
+	}
+	p.Precision.FloodStd = math.Floor(pr.flood * toCoeff)
+	if pr.flood > 0 {
+		p.Precision.FloodBits = math.Log2(pr.flood / pr.eval)
+		p.Precision.PrivacyBits = math.Floor(pr.bits*10) / 10
+		p.Precision.QueryBudget = c.queryBudget()
+	}
+	p.ResultBits = pr.resultBits
+	p.Precision.OutputError = pr.heError + p.Precision.ApproxOutputError
 }
 
 // tailFactor is how many modelled standard deviations the stated output

@@ -20,7 +20,10 @@ const (
 )
 
 type paramChoice struct {
-	spec   plan.Params
+	spec plan.Params
+	// outLogScale is the scale of the outputs: the default scale, or less
+	// when q_0 (at most 60 bits) cannot hold it with the output headroom.
+	outLogScale int
 	params ckks.Parameters
 	logQP  float64
 	bound  int
@@ -38,50 +41,49 @@ func headroomBits(bound float64) int {
 	return max(b, 4)
 }
 
-// chooseParams picks the smallest ring that fits the depth and the layout,
-// and on it the largest scale that keeps 128-bit security.
-func chooseParams(depth, minSlots, coeffN int, outBound float64, forceLogN, maxScale int) (*paramChoice, error) {
+// maxLogN is the largest ring degree the compiler considers.
+const maxLogN = 16
+
+// chooseParams returns, on the ring of degree 2^logN, the parameters with
+// the largest scale up to 2^maxScale that fit the depth and the output
+// headroom at 128-bit security, or nil when none does.
+//
+// fixedOut says that the outputs keep the default scale (the last step is
+// a product or a sum, whose scale follows from its inputs).
+func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool) (*paramChoice, error) {
 	hb := headroomBits(outBound)
-	lo, hi := he.MinLogN, 16
-	if forceLogN != 0 {
-		lo, hi = forceLogN, forceLogN
+	bound, ok := he.MaxLogQP(logN)
+	if !ok {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "ring degree 2^%d is not supported", logN)
 	}
-	for logN := lo; logN <= hi; logN++ {
-		n := 1 << logN
-		if !(coeffN > 0 && coeffN <= n) && minSlots > n/2 {
+	// q0 must hold the output scale plus the output headroom; Lattigo
+	// takes ciphertext primes of at most 60 bits. Intermediate values may
+	// have a larger scale than the outputs: the last step lands on the
+	// output scale, and the noise of every earlier step is smaller.
+	for s := min(maxScale, maxQBits-1); s >= minLogScale; s-- {
+		b0 := min(s+hb, maxQBits)
+		if b0-hb < minLogScale || (fixedOut && b0-hb < s) {
 			continue
 		}
-		bound, ok := he.MaxLogQP(logN)
-		if !ok {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "ring degree 2^%d is not supported", logN)
+		bp := min(max(b0, s)+1, he.MaxPrimeBits)
+		// Leave a bit of slack: generated primes are not exact powers of two.
+		if float64(b0+depth*s+bp) > bound-1 {
+			continue
 		}
-		// q0 must hold the scale plus the output headroom; Lattigo takes
-		// ciphertext primes of at most 60 bits.
-		for s := min(maxScale, maxQBits-hb); s >= minLogScale; s-- {
-			b0 := s + hb
-			bp := min(max(b0, s)+1, he.MaxPrimeBits)
-			// Leave a bit of slack: generated primes are not exact powers of two.
-			if float64(b0+depth*s+bp) > bound-1 {
-				continue
-			}
-			spec := plan.Params{LogN: logN, LogQ: []int{b0}, LogP: []int{bp}, LogDefaultScale: s}
-			for i := 0; i < depth; i++ {
-				spec.LogQ = append(spec.LogQ, s)
-			}
-			params, err := ToSpec(spec).Params()
-			if fheserve.ErrorCode(err) == fheserve.EINSECURE {
-				continue
-			}
-			if err != nil {
-				return nil, err
-			}
-			return &paramChoice{spec: spec, params: params, logQP: params.LogQP(), bound: int(bound)}, nil
+		spec := plan.Params{LogN: logN, LogQ: []int{b0}, LogP: []int{bp}, LogDefaultScale: s}
+		for i := 0; i < depth; i++ {
+			spec.LogQ = append(spec.LogQ, s)
 		}
+		params, err := ToSpec(spec).Params()
+		if fheserve.ErrorCode(err) == fheserve.EINSECURE {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &paramChoice{spec: spec, outLogScale: b0 - hb, params: params, logQP: params.LogQP(), bound: int(bound)}, nil
 	}
-	if forceLogN != 0 {
-		return nil, fheserve.Errorf(fheserve.EINSECURE, "depth %d does not fit ring degree 2^%d at 128-bit security with a scale of at least 2^%d", depth, forceLogN, minLogScale)
-	}
-	return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "the model needs depth %d and %d slots, more than any 128-bit secure ring up to 2^16 holds without bootstrapping; use fewer layers or lower-degree activations", depth, minSlots)
+	return nil, nil
 }
 
 func galoisElements(ps *paramChoice, rots []int) []uint64 {

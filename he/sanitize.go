@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"sync"
 
 	"github.com/fheserve/fheserve"
@@ -53,6 +54,16 @@ func NewSanitizer(params ckks.Parameters, pk *rlwe.PublicKey) (*Sanitizer, error
 // floodStd must lie in [0, MaxFloodStd]; choose it about 2^lambda times the
 // bound of the evaluation error it must hide. ct must have degree 1.
 func (s *Sanitizer) Sanitize(ct *rlwe.Ciphertext, floodStd float64) error {
+	return s.SanitizeKeeping(ct, floodStd, nil)
+}
+
+// SanitizeKeeping is Sanitize for a result of which only some coefficients
+// are outputs (coefficient encoding): every coefficient not listed in keep
+// is made uniformly random mod q_0, so that what it held (partial sums of
+// the weights, for a coefficient-encoded product) is gone; the kept ones
+// are flooded. keep nil keeps every coefficient; keep must be nil for a
+// slot-encoded ciphertext, whose slots are not coefficients.
+func (s *Sanitizer) SanitizeKeeping(ct *rlwe.Ciphertext, floodStd float64, keep []int) error {
 	switch {
 	case !(floodStd >= 0 && floodStd <= MaxFloodStd): // also refuses NaN
 		return fheserve.Errorf(fheserve.EINVALID, "sanitize: flooding std %g is outside 0..2^48", floodStd)
@@ -62,6 +73,13 @@ func (s *Sanitizer) Sanitize(ct *rlwe.Ciphertext, floodStd float64) error {
 		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext does not match the parameters")
 	case !ct.IsNTT || ct.IsMontgomery:
 		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext is not in NTT, non-Montgomery form")
+	case keep != nil && ct.IsBatched:
+		return fheserve.Errorf(fheserve.EINVALID, "sanitize: only a coefficient-encoded result keeps some coefficients")
+	}
+	for _, k := range keep {
+		if k < 0 || k >= s.params.N() {
+			return fheserve.Errorf(fheserve.EINVALID, "sanitize: coefficient %d is outside 0..%d", k, s.params.N()-1)
+		}
 	}
 	// (a) Dropping levels only forgets residues: the message and the error
 	// stay the same, and the result is as small as it can be.
@@ -80,15 +98,72 @@ func (s *Sanitizer) Sanitize(ct *rlwe.Ciphertext, floodStd float64) error {
 	ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
 	ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
 
-	// (c) Flood c0 with a wide Gaussian.
-	if floodStd > 0 {
+	// (c) Flood c0 with a wide Gaussian, and replace the coefficients that
+	// are not outputs by uniform values mod q_0.
+	if floodStd > 0 || keep != nil {
 		e := zero.Value[0]
-		if err := sampleGaussian(e.Coeffs[0], floodStd, s.params.Q()[0]); err != nil {
+		q := s.params.Q()[0]
+		if err := sampleGaussian(e.Coeffs[0], floodStd, q); err != nil {
 			return err
+		}
+		if keep != nil {
+			kept := e.Coeffs[0]
+			u := make([]uint64, len(kept))
+			if err := sampleUniform(u, q); err != nil {
+				return err
+			}
+			for _, k := range keep {
+				u[k] = kept[k]
+			}
+			copy(kept, u)
 		}
 		ringQ.NTT(e, e)
 		ringQ.Add(ct.Value[0], e, ct.Value[0])
 	}
+	return nil
+}
+
+// sampleUniform fills out with independent uniform values mod q from
+// crypto/rand: 128 random bits reduced mod q, whose bias (below q/2^128)
+// is far below any statistical test.
+func sampleUniform(out []uint64, q uint64) error {
+	buf := make([]byte, 16*len(out))
+	if _, err := rand.Read(buf); err != nil {
+		return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: no randomness: %v", err)
+	}
+	for i := range out {
+		hi := binary.LittleEndian.Uint64(buf[16*i:]) % q
+		lo := binary.LittleEndian.Uint64(buf[16*i+8:])
+		out[i] = bits.Rem64(hi, lo, q)
+	}
+	return nil
+}
+
+// Rerandomize adds, in place, a fresh encryption of zero under the user's
+// public key to ct at its level. Before a rescale it makes the rescale's
+// rounding a function of fresh randomness rather than of the computation:
+// the ciphertext's parts become (pseudo)uniform and independent of what
+// was computed, and so do their roundings.
+func (s *Sanitizer) Rerandomize(ct *rlwe.Ciphertext) error {
+	switch {
+	case ct == nil || ct.MetaData == nil || ct.Degree() != 1:
+		return fheserve.Errorf(fheserve.EINVALID, "rerandomize: ciphertext must have degree 1")
+	case ct.N() != s.params.N() || ct.Level() > s.params.MaxLevel():
+		return fheserve.Errorf(fheserve.EINVALID, "rerandomize: ciphertext does not match the parameters")
+	case !ct.IsNTT || ct.IsMontgomery:
+		return fheserve.Errorf(fheserve.EINVALID, "rerandomize: ciphertext is not in NTT, non-Montgomery form")
+	}
+	zero := rlwe.NewCiphertext(s.params, 1, ct.Level())
+	zero.MetaData = ct.MetaData.CopyNew()
+	enc := s.encs.Get().(*rlwe.Encryptor)
+	err := enc.EncryptZero(zero)
+	s.encs.Put(enc)
+	if err != nil {
+		return fheserve.Errorf(fheserve.EINTERNAL, "rerandomize: %v", err)
+	}
+	ringQ := s.params.RingQ().AtLevel(ct.Level())
+	ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
+	ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
 	return nil
 }
 

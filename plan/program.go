@@ -13,6 +13,11 @@ const (
 	StepPoly   = "poly"   // y = p(x) elementwise
 	StepMul    = "mul"    // y = x0 * x1 elementwise
 	StepAdd    = "add"    // y = x0 + x1
+	// StepMask keeps the declared outputs and zeroes every other slot
+	// (latency: the first window's output positions; batch: the slots of
+	// the call's samples). It is the identity on the logical values and
+	// costs one level: a product by a 0/1 plaintext, rescaled.
+	StepMask = "mask"
 )
 
 // Polynomial bases.
@@ -147,6 +152,11 @@ type Step struct {
 	Pin          int       // latency: input period
 	Pout         int       // latency: output period
 	Coeffs       bool      // latency: coefficient-encoded product (input and output in coefficients)
+	// MaskOutput (latency, slots, the program's last step): the output is
+	// written to the first window only and every other slot is zero; the
+	// diagonals are zero outside the first window, and Pout >= Pin so
+	// that no block folding spreads partial sums.
+	MaskOutput bool `json:",omitempty"`
 	LogBSGSRatio int       // latency: log2 of the baby-step giant-step ratio
 	// Latency, slots: where element i of the input and output sit within
 	// their periods (nil: at i). The compiler moves outputs of
@@ -182,6 +192,19 @@ func (p *Program) OnlyLinearReaders(v int) bool {
 		}
 	}
 	return true
+}
+
+// LastCompute is the value id from which on values have the output scale:
+// the output, and the input of a final mask step when that input is a
+// linear or polynomial step (whose output scale is set freely).
+func (p *Program) LastCompute() int {
+	v := p.Output
+	if s := &p.Steps[v-1]; s.Kind == StepMask && s.In[0] > 0 {
+		if in := &p.Steps[s.In[0]-1]; (in.Kind == StepLinear || in.Kind == StepPoly) && !in.FeedsMul {
+			v = s.In[0]
+		}
+	}
+	return v
 }
 
 // Diagonals returns the non-zero generalized diagonals of a latency-mode
@@ -301,6 +324,8 @@ func (s *Step) evalPlain(vals [][]float64) []float64 {
 		for i := range y {
 			y[i] = EvalPoly(s.Basis, s.Poly, x[i])
 		}
+	case StepMask:
+		copy(y, x)
 	}
 	return y
 }

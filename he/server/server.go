@@ -54,6 +54,9 @@ type prepared struct {
 	target   rlwe.Scale // output scale
 	ptScale  rlwe.Scale // plaintext scale of the weights
 	outScale rlwe.Scale
+	// Mask, latency: the 0/1 plaintext that keeps the declared output
+	// positions of the first window, at the rescaling prime's scale.
+	mask *rlwe.Plaintext
 	// lazyRelin: a batch-mode product read only by linear maps stays of
 	// degree 2; the linear map relinearizes its (fewer) outputs.
 	lazyRelin bool
@@ -75,6 +78,10 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 	scales := make([]rlwe.Scale, len(prog.Steps)+1)
 	scales[0] = m.inScale
 	def := params.DefaultScale()
+	// From the last computing step on, values have the plan's output
+	// scale, which may be below the default (q_0 holds it with headroom).
+	outScale := rlwe.NewScale(math.Exp2(float64(p.Output.LogScale)))
+	last := prog.LastCompute()
 	for i := range prog.Steps {
 		s := &prog.Steps[i]
 		st := &m.steps[i]
@@ -85,6 +92,8 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 		if s.FeedsMul {
 			q := float64(params.Q()[s.Level])
 			target = rlwe.NewScale(math.Sqrt(q * def.Float64()))
+		} else if i+1 >= last {
+			target = outScale
 		}
 		switch s.Kind {
 		case plan.StepLinear:
@@ -101,6 +110,17 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 			scales[i+1] = in.Mul(scales[s.In[1]]).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
 		case plan.StepAdd:
 			scales[i+1] = in
+		case plan.StepMask:
+			scales[i+1] = in
+			if p.Packing == plan.Latency {
+				pos := make([]int, s.Length)
+				for r := range pos {
+					pos[r] = plan.Pos(p.Output.Positions, r)
+				}
+				if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, pos); err != nil {
+					return nil, err
+				}
+			}
 		case plan.StepPoly:
 			st.poly = polynomial.NewPolynomial(bignum.NewPolynomial(polyBasis(s.Basis), s.Poly, [2]float64{-1, 1}))
 			st.target = target
@@ -112,6 +132,22 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 		st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1)
 	}
 	return m, nil
+}
+
+// maskPlaintext encodes a slot vector that is 1 at the given slots and 0
+// elsewhere, at level and with the scale of that level's prime, so that a
+// product by it followed by a rescale keeps the ciphertext's scale.
+func (m *Model) maskPlaintext(ecd *ckks.Encoder, level int, keep []int) (*rlwe.Plaintext, error) {
+	v := make([]float64, m.params.MaxSlots())
+	for _, j := range keep {
+		v[j] = 1
+	}
+	pt := ckks.NewPlaintext(m.params, level)
+	pt.Scale = rlwe.NewScale(m.params.Q()[level])
+	if err := ecd.Encode(v, pt); err != nil {
+		return nil, err
+	}
+	return pt, nil
 }
 
 func polyBasis(b string) bignum.Basis {
@@ -181,6 +217,9 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in 
 			v := make([]float64, slots)
 			for j := 0; j < slots; j += len(d) {
 				copy(v[j:], d)
+				if s.MaskOutput {
+					break // the first window only: every other slot is zero
+				}
 			}
 			full[k] = v
 		}
@@ -202,6 +241,9 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in 
 			for j := 0; j < slots; j += s.Pout {
 				for r, b := range s.Bias {
 					st.bias[j+plan.Pos(s.OutPos, r)] = b
+				}
+				if s.MaskOutput {
+					break
 				}
 			}
 		}
@@ -319,7 +361,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out, err := e.step(i, vals)
+		out, err := e.step(i, vals, samples)
 		if err != nil {
 			return nil, fmt.Errorf("step %q: %w", e.m.prog.Steps[i].Name, err)
 		}
@@ -331,8 +373,17 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 		}
 	}
 	res := vals[e.m.prog.Output]
+	// A coefficient-encoded result keeps only the output coefficients;
+	// the others, partial sums of the weights, become uniform noise.
+	var keep []int
+	if p.Output.Encoding == plan.Coeffs {
+		keep = make([]int, p.Output.Length)
+		for r := range keep {
+			keep[r] = plan.Pos(p.Output.Positions, r)
+		}
+	}
 	err := e.parallel(len(res), func(j int) error {
-		return e.sanitizer.Sanitize(res[j], p.Precision.FloodStd)
+		return e.sanitizer.SanitizeKeeping(res[j], p.Precision.FloodStd, keep)
 	})
 	if err != nil {
 		return nil, err
@@ -406,7 +457,7 @@ func (e *Evaluator) parallel(n int, f func(int) error) error {
 	return ferr
 }
 
-func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe.Ciphertext, error) {
 	s := &e.m.prog.Steps[i]
 	st := &e.m.steps[i]
 	x := vals[s.In[0]]
@@ -453,6 +504,8 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext) ([]*rlwe.Ciphertext, 
 			return err
 		})
 		return out, err
+	case plan.StepMask:
+		return e.mask(s, st, x, samples)
 	case plan.StepPoly:
 		out := make([]*rlwe.Ciphertext, len(x))
 		err := e.parallel(len(x), func(j int) error {
@@ -470,6 +523,53 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext) ([]*rlwe.Ciphertext, 
 		return out, err
 	}
 	return nil, fheserve.Errorf(fheserve.EINTERNAL, "unknown step kind %q", s.Kind)
+}
+
+// mask keeps the call's declared outputs and zeroes every other slot, so
+// that a result carries nothing but them: in latency packing the output
+// positions of the first window (the other windows are copies for an
+// honest input, and anything at all for a crafted one), in batch packing
+// the slots of the call's samples.
+func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, samples int) ([]*rlwe.Ciphertext, error) {
+	pt := st.mask
+	if e.m.Plan.Packing == plan.Batch {
+		if samples == e.m.Plan.BatchSize {
+			// Every slot is a declared sample: nothing to zero.
+			out := make([]*rlwe.Ciphertext, len(x))
+			for j, ct := range x {
+				out[j] = ct.CopyNew()
+				e.eval.DropLevel(out[j], s.LevelIn-s.Level)
+			}
+			return out, nil
+		}
+		keep := make([]int, samples)
+		for j := range keep {
+			keep[j] = j
+		}
+		var err error
+		if pt, err = e.m.maskPlaintext(ckks.NewEncoder(e.m.params), s.LevelIn, keep); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]*rlwe.Ciphertext, len(x))
+	err := e.parallel(len(x), func(j int) error {
+		ct, err := e.eval.MulNew(x[j], pt)
+		if err != nil {
+			return err
+		}
+		// Re-randomized before the rescale, the rescale's rounding (in
+		// every slot, zeroed or not) no longer depends on the weights.
+		if err := e.sanitizer.Rerandomize(ct); err != nil {
+			return err
+		}
+		if err := e.eval.Rescale(ct, ct); err != nil {
+			return err
+		}
+		ct.Scale = st.outScale
+		out[j] = ct
+		return nil
+	})
+	return out, err
 }
 
 // linearSlots evaluates M x with the diagonal method: hoisted baby-step
@@ -529,6 +629,13 @@ func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) 
 	out := outs[0]
 	for _, o := range outs[1:] {
 		if err := e.eval.Add(out, o, out); err != nil {
+			return nil, err
+		}
+	}
+	if s.MaskOutput {
+		// The result's last rescale: re-randomized first, its rounding
+		// no longer depends on the weights (see mask).
+		if err := e.sanitizer.Rerandomize(out); err != nil {
 			return nil, err
 		}
 	}
