@@ -1,6 +1,7 @@
 package compiler
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -41,8 +42,11 @@ func TestCompileCNN(t *testing.T) {
 	if _, err := ToSpec(p.Params).Params(); err != nil {
 		t.Fatal(err)
 	}
-	if p.Depth != 5 || p.Params.LogN != 13 {
-		t.Errorf("depth %d logN %d, want 5 and 13", p.Depth, p.Params.LogN)
+	// Depth 5 (the last Gemm masks its own outputs, no mask step); the
+	// 128-bit bound of 2^13 leaves no room for the scale that default
+	// privacy needs.
+	if p.Depth != 5 || p.Params.LogN != 14 {
+		t.Errorf("depth %d logN %d, want 5 and 14", p.Depth, p.Params.LogN)
 	}
 	conv := p.Steps[0]
 	if conv.Kind != plan.StepLinear || conv.Diagonals > 5*25 {
@@ -144,26 +148,65 @@ func TestDefaultIntervalWarns(t *testing.T) {
 	}
 }
 
-// A demanded flooding margin is met by a larger scale or ring, and an
-// unreachable one is refused rather than silently weakened.
-func TestMinFloodBits(t *testing.T) {
-	g, calib := mustBundled(t, "cnn")
-	base, err := Compile(g, Options{Calibration: calib})
+// The privacy an owner asks for is met, and reported, by a larger scale or
+// ring, precision and the query budget trade against it as the accounting
+// says (two bits of privacy per bit of precision, one per doubling of the
+// budget), and an unreachable level is refused with the trade-off rather
+// than silently weakened.
+func TestPrivacyBits(t *testing.T) {
+	g, calib := mustBundled(t, "mlp")
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want float64
+	}{
+		{"default", Options{}, DefaultPrivacyBits},
+		{"20 bits", Options{PrivacyBits: 20}, 20},
+		{"36 bits", Options{PrivacyBits: 36}, 36},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Calibration = calib
+			res, err := Compile(g, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := res.Plan.Precision
+			if p.PrivacyBits < tc.want || p.QueryBudget != DefaultQueryBudget {
+				t.Fatalf("privacy %.1f bits over %d samples, want %.0f over %d", p.PrivacyBits, p.QueryBudget, tc.want, DefaultQueryBudget)
+			}
+			if res.Plan.LogQP > float64(res.Plan.SecurityBound) {
+				t.Fatalf("logQP %.1f above bound %d", res.Plan.LogQP, res.Plan.SecurityBound)
+			}
+			if limit := p.OutputBound * math.Exp2(-DefaultPrecisionBits); p.OutputError > limit*1.0001 {
+				t.Fatalf("output error %.3g above the precision budget %.3g", p.OutputError, limit)
+			}
+		})
+	}
+	// More precision or a larger budget costs scale bits (or a ring).
+	cost := func(o Options) int {
+		t.Helper()
+		o.Calibration = calib
+		res, err := Compile(g, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 100*res.Plan.Params.LogN + res.Plan.Params.LogDefaultScale
+	}
+	if small, large := cost(Options{QueryBudget: 1 << 8}), cost(Options{QueryBudget: 1 << 20}); small >= large {
+		t.Errorf("budget 2^8 costs %d, 2^20 costs %d: want less", small, large)
+	}
+	if low, high := cost(Options{PrecisionBits: 5}), cost(Options{PrecisionBits: 11}); low >= high {
+		t.Errorf("5 bits of precision cost %d, 11 bits %d: want less", low, high)
+	}
+	_, err := Compile(g, Options{Calibration: calib, PrivacyBits: 90})
+	if fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED || !strings.Contains(err.Error(), "--privacy-bits") {
+		t.Fatalf("90 privacy bits: got %v, want an unsupported error naming the trade-off", err)
+	}
+	none, err := Compile(g, Options{Calibration: calib, PrivacyBits: NoPrivacy})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Compile(g, Options{Calibration: calib, MinFloodBits: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Plan.Precision.FloodBits < 20 || base.Plan.Precision.FloodBits >= 20 {
-		t.Fatalf("flood bits: default %.1f, demanded 20 got %.1f", base.Plan.Precision.FloodBits, res.Plan.Precision.FloodBits)
-	}
-	if res.Plan.LogQP > float64(res.Plan.SecurityBound) {
-		t.Fatalf("logQP %.1f above bound %d", res.Plan.LogQP, res.Plan.SecurityBound)
-	}
-	_, err = Compile(g, Options{Calibration: calib, MinFloodBits: 40})
-	if fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED {
-		t.Fatalf("40 flood bits: got %v, want an unsupported error", err)
+	if none.Plan.Precision.FloodStd != 0 || none.Plan.Precision.PrivacyBits != 0 {
+		t.Fatalf("no privacy: flood %g, privacy %.1f", none.Plan.Precision.FloodStd, none.Plan.Precision.PrivacyBits)
 	}
 }

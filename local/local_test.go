@@ -220,19 +220,19 @@ func TestOutOfIntervalFlagged(t *testing.T) {
 	}
 }
 
-func TestStrongFloodingEncrypted(t *testing.T) {
+func TestStrongPrivacyEncrypted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	g := mlp(rng)
 	x := make([]float64, 2*16)
 	for i := range x {
 		x[i] = rng.Float64()*2 - 1
 	}
-	r, err := New(g, compiler.Options{Calibration: x, MinFloodBits: 20}, 2)
+	r, err := New(g, compiler.Options{Calibration: x, PrivacyBits: 40}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Plan.Precision.FloodBits < 20 {
-		t.Fatalf("flood bits %.1f", r.Plan.Precision.FloodBits)
+	if r.Plan.Precision.PrivacyBits < 40 {
+		t.Fatalf("privacy %.1f bits", r.Plan.Precision.PrivacyBits)
 	}
 	checkEncrypted(t, r, g, x, 2)
 }
