@@ -24,9 +24,9 @@ type paramChoice struct {
 	// outLogScale is the scale of the outputs: the default scale, or less
 	// when q_0 (at most 60 bits) cannot hold it with the output headroom.
 	outLogScale int
-	params ckks.Parameters
-	logQP  float64
-	bound  int
+	params      ckks.Parameters
+	logQP       float64
+	bound       int
 }
 
 // ToSpec converts plan parameters to the HE engine's spec.
