@@ -20,6 +20,11 @@ type Job struct {
 	ModelID   string `json:"model_id"`
 	KeySetID  string `json:"keyset_id"`
 	Status    string `json:"status"`
+	// Samples is the number of samples the job's input holds, as the user
+	// declared it: 1 in latency packing, 1 to the plan's batch size in
+	// batch packing. Quotas and rate limits count samples, and the result
+	// carries the outputs of these samples only.
+	Samples int `json:"samples"`
 	// Done and Total count evaluation steps (layers) for progress.
 	Done  int `json:"done"`
 	Total int `json:"total"`
@@ -37,6 +42,25 @@ type Job struct {
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	ExpiresAt  *time.Time `json:"expires_at,omitempty"` // when the result is deleted
+}
+
+// SubmitRequest names what a job's input is for; the input ciphertexts
+// travel beside it.
+type SubmitRequest struct {
+	ModelID  string `json:"model_id"`
+	KeySetID string `json:"keyset_id"` // the key set the input is encrypted for
+	Samples  int    `json:"samples"`   // samples in the input (the plan bounds it further)
+}
+
+// Validate checks the request.
+func (r *SubmitRequest) Validate() error {
+	if r.KeySetID == "" {
+		return Errorf(EINVALID, "a job must name the key set its input is encrypted for")
+	}
+	if r.Samples < 1 {
+		return Errorf(EINVALID, "a job must hold at least one sample, not %d", r.Samples)
+	}
+	return nil
 }
 
 // Terminal reports whether j will not change any more (except expiring).

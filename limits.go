@@ -8,15 +8,17 @@ import (
 
 // ModelLimits are the abuse limits a model's owner sets: a defence
 // against extracting the model through many queries. Zero means no limit.
-// Rates are refilled continuously (a token bucket); daily quotas count the
-// jobs submitted since 00:00 UTC.
+// Every limit counts samples, not jobs: a batch job of n samples costs n,
+// as n queries do. Rates are refilled continuously (a token bucket); daily
+// quotas count the samples of the jobs submitted since 00:00 UTC.
 type ModelLimits struct {
-	// Each user's jobs on the model: RatePerMinute with bursts of Burst
-	// (default: the rate rounded up, at least 1), and Daily per UTC day.
+	// Each user's samples on the model: RatePerMinute with bursts of Burst
+	// (default: the rate rounded up, at least 1; a job may hold at most
+	// Burst samples), and Daily per UTC day.
 	RatePerMinute float64 `json:"rate_per_minute,omitempty"`
 	Burst         int     `json:"burst,omitempty"`
 	Daily         int     `json:"daily,omitempty"`
-	// Every user's jobs on the model together.
+	// Every user's samples on the model together.
 	ModelRatePerMinute float64 `json:"model_rate_per_minute,omitempty"`
 	ModelBurst         int     `json:"model_burst,omitempty"`
 	ModelDaily         int     `json:"model_daily,omitempty"`

@@ -77,13 +77,96 @@ var modelNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // MaxAllow bounds a model's allow-list.
 const MaxAllow = 1000
 
+// Approximation fits (compiler.FitInterpolation, compiler.FitLeastSquares).
+const (
+	FitInterpolation = "interpolation"
+	FitLeastSquares  = "least-squares"
+)
+
+// Ranges of CompileSettings (NoPrivacy is compiler.NoPrivacy).
+const (
+	NoPrivacy        = -1      // PrivacyBits that turns flooding off
+	MaxPrivacyBits   = 128     // the largest statistical security parameter
+	MaxQueryBudget   = 1 << 40 // the largest number of samples a guarantee may cover
+	MaxPrecisionBits = 40      // the largest precision target, in bits
+	MaxMargin        = 10      // the widest interval margin, in widths
+	MaxDegrees       = 256     // per-node degrees in one request
+	maxNodeName      = 256     // the longest node name of a per-node degree
+)
+
+// CompileSettings are the compilation settings an owner may choose, the
+// ones 'fheserve compile' takes; a zero field means the default.
+type CompileSettings struct {
+	// Degree of activation approximations (0: the compiler's default);
+	// Degrees overrides it per activation node name.
+	Degree  int            `json:"degree,omitempty"`
+	Degrees map[string]int `json:"degrees,omitempty"`
+	// Fit is how activations are approximated: FitInterpolation or
+	// FitLeastSquares. Empty: least squares when calibration data is
+	// given (measured more accurate on ReLU CNNs), interpolation without.
+	Fit string `json:"fit,omitempty"`
+	// Margin widens each calibrated activation interval by this fraction
+	// of its width on each side (0: the compiler's default).
+	Margin float64 `json:"margin,omitempty"`
+	// LogN forces the ring degree 2^LogN (0: the smallest that fits).
+	LogN int `json:"log_n,omitempty"`
+	// PrivacyBits is the circuit-privacy level lambda the results are
+	// flooded for (0: the compiler's default; NoPrivacy: no flooding);
+	// QueryBudget the number of samples it holds over (0: the default).
+	PrivacyBits float64 `json:"privacy_bits,omitempty"`
+	QueryBudget int     `json:"query_budget,omitempty"`
+	// PrecisionBits is the output precision asked for, in bits below the
+	// output bound (0: the default).
+	PrecisionBits float64 `json:"precision_bits,omitempty"`
+}
+
+// Validate checks the settings' ranges; the compiler checks the rest
+// against the model (node names, what fits in a ring).
+func (c *CompileSettings) Validate() error {
+	if c.Degree != 0 && !validDegree(c.Degree) {
+		return Errorf(EINVALID, "degree must be between 2 and 63, not %d", c.Degree)
+	}
+	if len(c.Degrees) > MaxDegrees {
+		return Errorf(EINVALID, "degrees names %d nodes, the limit is %d", len(c.Degrees), MaxDegrees)
+	}
+	for name, d := range c.Degrees {
+		if name == "" || len(name) > maxNodeName {
+			return Errorf(EINVALID, "degrees: a node name must have 1 to %d characters, not %d", maxNodeName, len(name))
+		}
+		if !validDegree(d) {
+			return Errorf(EINVALID, "degrees: the degree of node %q must be between 2 and 63, not %d", clip(name, 70), d)
+		}
+	}
+	if c.Fit != "" && c.Fit != FitInterpolation && c.Fit != FitLeastSquares {
+		return Errorf(EINVALID, "fit must be %q or %q, not %q", FitInterpolation, FitLeastSquares, clip(c.Fit, 20))
+	}
+	if math.IsNaN(c.Margin) || c.Margin < 0 || c.Margin > MaxMargin {
+		return Errorf(EINVALID, "margin must be between 0 (the default) and %d, not %g", MaxMargin, c.Margin)
+	}
+	if c.LogN != 0 && (c.LogN < 12 || c.LogN > 16) {
+		return Errorf(EINVALID, "log_n must be 0 (the smallest ring that fits) or between 12 and 16, not %d", c.LogN)
+	}
+	if p := c.PrivacyBits; p != NoPrivacy && p != 0 && !(p >= 1 && p <= MaxPrivacyBits) {
+		return Errorf(EINVALID, "privacy_bits must be -1 (no flooding), 0 (the default) or between 1 and %d, not %g", MaxPrivacyBits, p)
+	}
+	if c.QueryBudget < 0 || c.QueryBudget > MaxQueryBudget {
+		return Errorf(EINVALID, "query_budget must be 0 (the default) or between 1 and 2^40, not %d", c.QueryBudget)
+	}
+	if p := c.PrecisionBits; p != 0 && !(p >= 1 && p <= MaxPrecisionBits) {
+		return Errorf(EINVALID, "precision_bits must be 0 (the default) or between 1 and %d, not %g", MaxPrecisionBits, p)
+	}
+	return nil
+}
+
 // DeployRequest deploys a model: the server imports and compiles the ONNX
 // file and refuses it with the compiler's message if it cannot be evaluated.
 type DeployRequest struct {
-	Name    string   `json:"name"`
-	Packing string   `json:"packing,omitempty"` // latency (default) or batch
-	Degree  int      `json:"degree,omitempty"`  // activation approximation degree; 0: default
-	Allow   []string `json:"allow,omitempty"`   // empty: every approved user
+	Name    string `json:"name"`
+	Packing string `json:"packing,omitempty"` // latency (default) or batch
+	CompileSettings
+	// Allow lists the users who may use the model; empty: every approved
+	// user.
+	Allow []string `json:"allow,omitempty"`
 
 	ONNX        []byte `json:"-"` // the model file
 	Calibration []byte `json:"-"` // optional .npy of representative inputs
@@ -97,14 +180,16 @@ func (r *DeployRequest) Validate() error {
 	if r.Packing != "" && r.Packing != PackingLatency && r.Packing != PackingBatch {
 		return Errorf(EINVALID, "packing must be %q or %q, not %q", PackingLatency, PackingBatch, clip(r.Packing, 20))
 	}
-	if r.Degree != 0 && (r.Degree < 2 || r.Degree > 63) {
-		return Errorf(EINVALID, "degree must be between 2 and 63, not %d", r.Degree)
+	if err := r.CompileSettings.Validate(); err != nil {
+		return err
 	}
 	if len(r.ONNX) == 0 {
 		return Errorf(EINVALID, "the ONNX model file is empty")
 	}
 	return validAllow(r.Allow)
 }
+
+func validDegree(d int) bool { return d >= 2 && d <= 63 }
 
 // AccessRequest replaces a model's allow-list.
 type AccessRequest struct {
@@ -133,10 +218,12 @@ func validAllow(allow []string) error {
 
 // Usage summarizes the jobs run on a model, for its owner.
 type Usage struct {
-	ModelID  string  `json:"model_id"`
-	Requests int     `json:"requests"`
-	Failures int     `json:"failures"`
-	Latency  Latency `json:"latency_ms"` // of finished jobs, submission to result
+	ModelID  string `json:"model_id"`
+	Requests int    `json:"requests"` // jobs
+	Failures int    `json:"failures"`
+	// Samples counts the samples of the jobs, what quotas count.
+	Samples int     `json:"samples"`
+	Latency Latency `json:"latency_ms"` // of finished jobs, submission to result
 	// QueueWait (submission to the start of evaluation) and Evaluation
 	// (its run) are over the jobs that ran, done or failed.
 	QueueWait  Latency     `json:"queue_wait_ms"`
@@ -154,13 +241,14 @@ type Usage struct {
 	Quota   QuotaState    `json:"quota"`
 }
 
-// UsageLine counts the requests of one user, one period, or one user in
-// one period.
+// UsageLine counts the requests (jobs) and their samples of one user, one
+// period, or one user in one period.
 type UsageLine struct {
 	Key      string `json:"key"`            // username, YYYY-MM-DD or YYYY-MM-DDTHH
 	User     string `json:"user,omitempty"` // in lines per user and period
 	Requests int    `json:"requests"`
 	Failures int    `json:"failures"`
+	Samples  int    `json:"samples"`
 }
 
 // KeySetUsage is one key set in use on a model.
@@ -169,14 +257,18 @@ type KeySetUsage struct {
 	User      string    `json:"user"`
 	CreatedAt time.Time `json:"created_at"`
 	Jobs      int       `json:"jobs"`
+	Samples   int       `json:"samples"`
 }
 
-// QuotaState is a model's abuse limits and the jobs they count today.
+// QuotaState is a model's abuse limits and what they count today.
 type QuotaState struct {
-	Set     bool        `json:"set"`
-	Limits  ModelLimits `json:"limits"`
-	Today   int         `json:"today"`   // jobs in view submitted since 00:00 UTC
-	Summary string      `json:"summary"` // e.g. "no quota set"
+	Set    bool        `json:"set"`
+	Limits ModelLimits `json:"limits"`
+	// Today and TodaySamples count the jobs in view submitted since 00:00
+	// UTC and their samples, which the daily quotas count.
+	Today        int    `json:"today"`
+	TodaySamples int    `json:"today_samples"`
+	Summary      string `json:"summary"` // e.g. "no quota set"
 }
 
 // Latency percentiles in milliseconds.

@@ -45,9 +45,11 @@ type Store interface {
 	Jobs(ctx context.Context, f JobFilter) ([]*Job, error)
 	// UpdateJob stores everything of j but its id, owner and objects.
 	UpdateJob(ctx context.Context, j *Job) error
-	// CountJobs counts matching jobs (Limit is ignored): the stored
-	// counters behind daily quotas.
+	// CountJobs counts matching jobs (Limit is ignored).
 	CountJobs(ctx context.Context, f JobFilter) (int, error)
+	// CountSamples sums the samples of matching jobs (Limit is ignored):
+	// the stored counters behind daily quotas.
+	CountSamples(ctx context.Context, f JobFilter) (int, error)
 
 	// AddEvent appends to the audit trail and sets e.ID.
 	AddEvent(ctx context.Context, e *Event) error

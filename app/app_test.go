@@ -264,17 +264,17 @@ func TestUsage(t *testing.T) {
 		created := day.Add(time.Duration(i) * 20 * time.Minute)
 		fin := created.Add(time.Duration(i+1) * 100 * time.Millisecond)
 		start := created.Add(10 * time.Millisecond)
-		j := &fheserve.Job{Username: []string{"ann", "bob"}[i%2], Status: fheserve.JobDone, CreatedAt: created, StartedAt: &start, FinishedAt: &fin}
+		j := &fheserve.Job{Username: []string{"ann", "bob"}[i%2], Status: fheserve.JobDone, Samples: i%3 + 1, CreatedAt: created, StartedAt: &start, FinishedAt: &fin}
 		if i == 9 {
 			j.Status, j.ErrorCode = fheserve.JobFailed, fheserve.ECONFLICT
 		}
 		jobs = append(jobs, j)
 	}
 	u := usageOf("mdl_1", jobs)
-	if u.Requests != 10 || u.Failures != 1 {
-		t.Fatalf("requests %d, failures %d", u.Requests, u.Failures)
+	if u.Requests != 10 || u.Failures != 1 || u.Samples != 19 {
+		t.Fatalf("requests %d, failures %d, samples %d", u.Requests, u.Failures, u.Samples)
 	}
-	if len(u.ByUser) != 2 || u.ByUser[0].Key != "ann" || u.ByUser[0].Requests != 5 || u.ByUser[1].Failures != 1 {
+	if len(u.ByUser) != 2 || u.ByUser[0].Key != "ann" || u.ByUser[0].Requests != 5 || u.ByUser[0].Samples != 10 || u.ByUser[1].Failures != 1 {
 		t.Errorf("by user: %+v", u.ByUser)
 	}
 	if len(u.ByDay) != 2 || u.ByDay[0].Key != "2026-11-22" || u.ByDay[0].Requests != 3 {
@@ -299,16 +299,16 @@ func TestUsage(t *testing.T) {
 	if fmt.Sprint(hours) != fmt.Sprint(want) {
 		t.Errorf("by user and hour: %v, want %v", hours, want)
 	}
-	if len(u.ByUserDay) != 4 || u.ByUserDay[0] != (fheserve.UsageLine{Key: "2026-11-22", User: "ann", Requests: 2}) {
+	if len(u.ByUserDay) != 4 || u.ByUserDay[0] != (fheserve.UsageLine{Key: "2026-11-22", User: "ann", Requests: 2, Samples: 4}) {
 		t.Errorf("by user and day: %+v", u.ByUserDay)
 	}
 
 	q := quotaState(fheserve.ModelLimits{}, jobs, day.Add(2*time.Hour))
-	if q.Set || q.Summary != "no quota set" || q.Today != 7 {
+	if q.Set || q.Summary != "no quota set" || q.Today != 7 || q.TodaySamples != 13 {
 		t.Errorf("no limits: %+v", q)
 	}
 	q = quotaState(fheserve.ModelLimits{RatePerMinute: 6, Daily: 100, ModelDaily: 1000}, jobs, day.Add(2*time.Hour))
-	if !q.Set || q.Summary != "6/min per user (bursts of 6), 100/day per user, 1000/day for all users" {
+	if !q.Set || q.Summary != "6 samples/min per user (bursts of 6), 100 samples/day per user, 1000 samples/day for all users" {
 		t.Errorf("limits: %+v", q)
 	}
 }

@@ -25,17 +25,18 @@ func (a *App) InputSize(info *planInfo) int64 {
 
 // Submit queues a job: body holds one call's input ciphertexts for the
 // model (he.MarshalSeededCiphertexts or MarshalCiphertexts), encrypted
-// under the calling user's key set. They are checked against the plan as
-// they are read and stored; the job runs later on a worker.
-func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySetID string, body io.Reader, length int64) (*fheserve.Job, error) {
-	m, err := a.usableModel(ctx, who, modelID)
+// under the calling user's key set, with req.Samples samples. They are
+// checked against the plan as they are read and stored; the job runs
+// later on a worker.
+func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.SubmitRequest, body io.Reader, length int64) (*fheserve.Job, error) {
+	m, err := a.usableModel(ctx, who, req.ModelID)
 	if err != nil {
 		return nil, err
 	}
-	if keySetID == "" {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "a job must name the key set its input is encrypted for")
+	if err := req.Validate(); err != nil {
+		return nil, err
 	}
-	ks, err := a.ownKeySet(ctx, who, keySetID)
+	ks, err := a.ownKeySet(ctx, who, req.KeySetID)
 	if err != nil {
 		return nil, err
 	}
@@ -45,7 +46,14 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	case ks.Status != fheserve.KeySetActive:
 		return nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked; create new keys with 'fheserve keys create'", ks.ID)
 	}
-	if err := a.checkLimits(ctx, who, m); err != nil {
+	info, err := a.planOf(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSamples(info.plan, req.Samples); err != nil {
+		return nil, err
+	}
+	if err := a.checkLimits(ctx, who, m, req.Samples); err != nil {
 		return nil, err
 	}
 	if err := a.checkQueue(ctx, who); err != nil {
@@ -56,10 +64,6 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 		return nil, err
 	}
 	defer release()
-	info, err := a.planOf(m)
-	if err != nil {
-		return nil, err
-	}
 	limit := a.InputSize(info)
 	if length > limit {
 		return nil, tooLarge("encrypted input", length, limit)
@@ -71,6 +75,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 		ModelID:   m.ID,
 		KeySetID:  ks.ID,
 		Status:    fheserve.JobQueued,
+		Samples:   req.Samples,
 		Total:     len(info.plan.Steps) + 1,
 		CreatedAt: a.cfg.Now().UTC(),
 	}
@@ -96,10 +101,26 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, modelID, keySet
 	if err := a.queue.Push(ctx, j.ID); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "job.submit", j.ID, fmt.Sprintf("model %s, key set %s, %d bytes", m.ID, ks.ID, j.InputBytes),
+	a.audit(ctx, who, "job.submit", j.ID, fmt.Sprintf("model %s, key set %s, %d samples, %d bytes", m.ID, ks.ID, j.Samples, j.InputBytes),
 		modelObj(m.ID), audit.Object{Kind: audit.KindKeySet, ID: ks.ID})
 	a.setPosition(j)
 	return j, nil
+}
+
+// checkSamples checks the samples a job declares against its plan: one
+// in latency packing, up to the batch size in batch packing. The result
+// carries the outputs of the declared samples only, and limits count them.
+func checkSamples(p *plan.Plan, n int) error {
+	if p.Packing != plan.Batch {
+		if n != 1 {
+			return fheserve.Errorf(fheserve.EINVALID, "a job on a %s-packed model holds 1 sample, not %d", p.Packing, n)
+		}
+		return nil
+	}
+	if n < 1 || n > p.BatchSize {
+		return fheserve.Errorf(fheserve.EINVALID, "a job on this batch-packed model holds 1 to %d samples, not %d", p.BatchSize, n)
+	}
+	return nil
 }
 
 // readInput decodes and checks one call's input ciphertexts.
@@ -386,7 +407,7 @@ func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
 	if err != nil {
 		return err
 	}
-	out, err := ev.ev.Evaluate(ctx, cts, pm.plan.BatchSize, func(done, total int) {
+	out, err := ev.ev.Evaluate(ctx, cts, j.Samples, func(done, total int) {
 		j.Done, j.Total = done, total
 		if err := a.store.UpdateJob(ctx, j); err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Warn("cannot record progress", "job", j.ID, "err", err)

@@ -55,6 +55,15 @@ func newLimiter(now func() time.Time) *limiter {
 // take takes one token from the bucket key of m (made with th if new) and
 // returns 0, or, when the bucket is empty, how long until it has one.
 func (l *limiter) take(m *map[string]*rate.Limiter, key string, th throttle) time.Duration {
+	_, d := l.reserve(m, key, th, 1, l.now())
+	return d
+}
+
+// reserve takes n tokens (at most th.burst) at now from the bucket key of
+// m (made with th if new) and returns their reservation, to cancel at now
+// if the job they were taken for is refused after all; or, when the
+// bucket has fewer, how long until it has n.
+func (l *limiter) reserve(m *map[string]*rate.Limiter, key string, th throttle, n int, now time.Time) (*rate.Reservation, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(*m) >= maxBuckets {
@@ -65,13 +74,15 @@ func (l *limiter) take(m *map[string]*rate.Limiter, key string, th throttle) tim
 		lim = rate.NewLimiter(th.every, th.burst)
 		(*m)[key] = lim
 	}
-	now := l.now()
-	r := lim.ReserveN(now, 1)
+	r := lim.ReserveN(now, n)
+	if !r.OK() {
+		return nil, rate.InfDuration
+	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return d
+		return nil, d
 	}
-	return 0
+	return r, 0
 }
 
 // wait returns how long until the bucket key of m has a token, without
@@ -131,11 +142,11 @@ func retryLater(d time.Duration, format string, args ...any) error {
 		Message: fmt.Sprintf("%s; try again in %s", msg, d)}
 }
 
-// checkLimits enforces m's limits on a job of who: the daily quotas,
-// counted in the store, then the rates. Two
-// jobs submitted at the same instant may both pass the last unit of a
-// daily quota; the rate limits bound how many can.
-func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserve.Model) error {
+// checkLimits enforces m's limits on a job of who holding n samples: the
+// daily quotas, counted in the store, then the rates, each of which the
+// job costs n. Two jobs submitted at the same instant may both pass the
+// last samples of a daily quota; the rate limits bound how many can.
+func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserve.Model, n int) error {
 	l := m.Limits
 	if l == (fheserve.ModelLimits{}) {
 		return nil
@@ -154,13 +165,28 @@ func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserv
 		if q.limit == 0 {
 			continue
 		}
-		n, err := a.store.CountJobs(ctx, fheserve.JobFilter{AccountID: q.account, ModelID: m.ID, CreatedAfter: day})
+		if n > q.limit {
+			return fheserve.Errorf(fheserve.EINVALID, "model %s: this job holds %d samples, more than %s of %d samples; submit at most %d samples per job", m.ID, n, q.what, q.limit, q.limit)
+		}
+		used, err := a.store.CountSamples(ctx, fheserve.JobFilter{AccountID: q.account, ModelID: m.ID, CreatedAfter: day})
 		if err != nil {
 			return err
 		}
-		if n >= q.limit {
-			return retryLater(tomorrow, "model %s: %s of %d jobs is used up until 00:00 UTC", m.ID, q.what, q.limit)
+		switch left := q.limit - used; {
+		case left <= 0:
+			return retryLater(tomorrow, "model %s: %s of %d samples is used up until 00:00 UTC", m.ID, q.what, q.limit)
+		case n > left:
+			return retryLater(tomorrow, "model %s: %s of %d samples has %d left until 00:00 UTC, and this job holds %d", m.ID, q.what, q.limit, left, n)
 		}
+	}
+	// Tokens taken from the per-user bucket go back if the model-wide one
+	// refuses the job.
+	var taken []*rate.Reservation
+	refuse := func(err error) error {
+		for _, r := range taken {
+			r.CancelAt(now)
+		}
+		return err
 	}
 	for _, r := range []struct {
 		perMinute float64
@@ -175,12 +201,18 @@ func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserv
 			continue
 		}
 		burst := fheserve.BurstOr(r.burst, r.perMinute)
+		if n > burst {
+			return refuse(fheserve.Errorf(fheserve.EINVALID, "model %s: this job holds %d samples, more than the bursts of %d samples %s allows; submit at most %d samples per job",
+				m.ID, n, burst, r.what, burst))
+		}
 		th := throttle{rate.Limit(r.perMinute / 60), burst}
 		// The limits are part of the key, so new limits start a new bucket.
 		key := fmt.Sprintf("%s\x00%s\x00%g\x00%d", m.ID, r.key, r.perMinute, burst)
-		if d := a.limits.take(&a.limits.use, key, th); d > 0 {
-			return retryLater(d, "model %s: %s is %s jobs a minute (bursts of %d)", m.ID, r.what, trimFloat(r.perMinute), burst)
+		res, d := a.limits.reserve(&a.limits.use, key, th, n, now)
+		if d > 0 {
+			return refuse(retryLater(d, "model %s: %s is %s samples a minute (bursts of %d)", m.ID, r.what, trimFloat(r.perMinute), burst))
 		}
+		taken = append(taken, res)
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 		return nil, deployError(req.Name, err)
 	}
 	g.Name = req.Name
-	opts := compiler.Options{Packing: req.Packing, Degree: req.Degree}
+	var calib []float64
 	if len(req.Calibration) > 0 {
 		arr, err := npy.Read(bytes.NewReader(req.Calibration), int64(len(req.Calibration)))
 		if err != nil {
@@ -67,9 +67,9 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 		if len(arr.Data) == 0 || len(arr.Data)%size != 0 {
 			return nil, fheserve.Errorf(fheserve.EINVALID, "calibration data of shape %v does not hold whole samples of the model's input %v", arr.Shape, g.Input)
 		}
-		opts.Calibration = arr.Data
+		calib = arr.Data
 	}
-	res, err := compiler.Compile(g, opts)
+	res, err := compiler.Compile(g, CompilerOptions(req.Packing, &req.CompileSettings, calib))
 	if err != nil {
 		return nil, deployError(req.Name, err)
 	}
@@ -118,6 +118,35 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 	a.models.add(m.ID, a.newPrepared(info, sm), 1)
 	a.audit(ctx, who, "model.deploy", m.ID, fmt.Sprintf("%s v%d, %d bytes, plan %s", m.Name, m.Version, m.ModelBytes, p.Fingerprint[:16]))
 	return m, nil
+}
+
+// CompilerOptions maps an owner's compile settings to the compiler's
+// options, with fheserve's defaults where the compiler has none: the
+// least-squares fit when calibration data is given (on ReLU CNNs it
+// measured more accurate than interpolation: a stride-2 digits CNN went
+// from 60/64 to 64/64 agreement with the plaintext model), interpolation
+// without. 'fheserve compile' uses it too, so that a compiled plan is the
+// one a deployment gets.
+func CompilerOptions(packing string, s *fheserve.CompileSettings, calibration []float64) compiler.Options {
+	fit := s.Fit
+	if fit == "" {
+		fit = compiler.FitInterpolation
+		if len(calibration) > 0 {
+			fit = compiler.FitLeastSquares
+		}
+	}
+	return compiler.Options{
+		Packing:       packing,
+		Calibration:   calibration,
+		Degree:        s.Degree,
+		Degrees:       s.Degrees,
+		Fit:           fit,
+		Margin:        s.Margin,
+		LogN:          s.LogN,
+		PrivacyBits:   s.PrivacyBits,
+		QueryBudget:   s.QueryBudget,
+		PrecisionBits: s.PrecisionBits,
+	}
 }
 
 // CheckDeploy reports whether who may deploy models, so that a server can
@@ -413,32 +442,36 @@ func (a *App) Usage(ctx context.Context, who *fheserve.Account, id string) (*fhe
 		return nil, err
 	}
 	u := usageOf(m.ID, jobs)
-	perKeySet := map[string]int{}
+	jobsOf, samplesOf := map[string]int{}, map[string]int{}
 	for _, j := range jobs {
-		perKeySet[j.KeySetID]++
+		jobsOf[j.KeySetID]++
+		samplesOf[j.KeySetID] += j.Samples
 	}
 	u.KeySets = []fheserve.KeySetUsage{}
 	for _, ks := range keySets {
-		u.KeySets = append(u.KeySets, fheserve.KeySetUsage{ID: ks.ID, User: ks.Username, CreatedAt: ks.CreatedAt, Jobs: perKeySet[ks.ID]})
+		u.KeySets = append(u.KeySets, fheserve.KeySetUsage{ID: ks.ID, User: ks.Username, CreatedAt: ks.CreatedAt,
+			Jobs: jobsOf[ks.ID], Samples: samplesOf[ks.ID]})
 	}
 	u.Quota = quotaState(m.Limits, jobs, a.cfg.Now())
 	return u, nil
 }
 
-// usageOf counts jobs: in all, per user, per day, per user and hour or
-// day, and failures by cause; and takes latency percentiles.
+// usageOf counts jobs and their samples: in all, per user, per day, per
+// user and hour or day, and failures by cause; and takes latency
+// percentiles.
 func usageOf(modelID string, jobs []*fheserve.Job) *fheserve.Usage {
 	u := &fheserve.Usage{ModelID: modelID, FailuresByCause: map[string]int{}}
 	users, days := map[string]*fheserve.UsageLine{}, map[string]*fheserve.UsageLine{}
 	userHours, userDays := map[string]*fheserve.UsageLine{}, map[string]*fheserve.UsageLine{}
 	var total, wait, eval []float64
-	count := func(m map[string]*fheserve.UsageLine, user, key string, failed bool) {
+	count := func(m map[string]*fheserve.UsageLine, user, key string, j *fheserve.Job, failed bool) {
 		l, ok := m[user+" "+key]
 		if !ok {
 			l = &fheserve.UsageLine{Key: key, User: user}
 			m[user+" "+key] = l
 		}
 		l.Requests++
+		l.Samples += j.Samples
 		if failed {
 			l.Failures++
 		}
@@ -447,15 +480,16 @@ func usageOf(modelID string, jobs []*fheserve.Job) *fheserve.Usage {
 	for _, j := range jobs {
 		failed := j.Status == fheserve.JobFailed
 		u.Requests++
+		u.Samples += j.Samples
 		if failed {
 			u.Failures++
 			u.FailuresByCause[j.ErrorCode]++
 		}
 		created := j.CreatedAt.UTC()
-		count(users, "", j.Username, failed)
-		count(days, "", created.Format(time.DateOnly), failed)
-		count(userHours, j.Username, created.Format("2006-01-02T15"), failed)
-		count(userDays, j.Username, created.Format(time.DateOnly), failed)
+		count(users, "", j.Username, j, failed)
+		count(days, "", created.Format(time.DateOnly), j, failed)
+		count(userHours, j.Username, created.Format("2006-01-02T15"), j, failed)
+		count(userDays, j.Username, created.Format(time.DateOnly), j, failed)
 		if !failed && j.FinishedAt != nil {
 			total = append(total, ms(j.FinishedAt.Sub(j.CreatedAt)))
 		}
@@ -485,13 +519,15 @@ func lines(m map[string]*fheserve.UsageLine) []fheserve.UsageLine {
 	return out
 }
 
-// quotaState describes a model's limits and counts the jobs of today.
+// quotaState describes a model's limits and counts the jobs of today and
+// their samples.
 func quotaState(l fheserve.ModelLimits, jobs []*fheserve.Job, now time.Time) fheserve.QuotaState {
 	q := fheserve.QuotaState{Limits: l, Set: l != fheserve.ModelLimits{}}
 	today := now.UTC().Truncate(24 * time.Hour)
 	for _, j := range jobs {
 		if !j.CreatedAt.Before(today) {
 			q.Today++
+			q.TodaySamples += j.Samples
 		}
 	}
 	if !q.Set {
@@ -500,16 +536,16 @@ func quotaState(l fheserve.ModelLimits, jobs []*fheserve.Job, now time.Time) fhe
 	}
 	var parts []string
 	if l.RatePerMinute > 0 {
-		parts = append(parts, fmt.Sprintf("%s/min per user (bursts of %d)", trimFloat(l.RatePerMinute), fheserve.BurstOr(l.Burst, l.RatePerMinute)))
+		parts = append(parts, fmt.Sprintf("%s samples/min per user (bursts of %d)", trimFloat(l.RatePerMinute), fheserve.BurstOr(l.Burst, l.RatePerMinute)))
 	}
 	if l.Daily > 0 {
-		parts = append(parts, fmt.Sprintf("%d/day per user", l.Daily))
+		parts = append(parts, fmt.Sprintf("%d samples/day per user", l.Daily))
 	}
 	if l.ModelRatePerMinute > 0 {
-		parts = append(parts, fmt.Sprintf("%s/min for all users (bursts of %d)", trimFloat(l.ModelRatePerMinute), fheserve.BurstOr(l.ModelBurst, l.ModelRatePerMinute)))
+		parts = append(parts, fmt.Sprintf("%s samples/min for all users (bursts of %d)", trimFloat(l.ModelRatePerMinute), fheserve.BurstOr(l.ModelBurst, l.ModelRatePerMinute)))
 	}
 	if l.ModelDaily > 0 {
-		parts = append(parts, fmt.Sprintf("%d/day for all users", l.ModelDaily))
+		parts = append(parts, fmt.Sprintf("%d samples/day for all users", l.ModelDaily))
 	}
 	q.Summary = strings.Join(parts, ", ")
 	return q

@@ -99,6 +99,9 @@ func TestBadInput(t *testing.T) {
 		{"input for other parameters", user, call{"POST", jobsPath, reluInput, bin}, false, 400, []string{"other parameters"}},
 		{"input under another model's key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=" + cnn.KeySetID, w.input, bin}, false, 400, []string{"was made for model"}},
 		{"input without a key set", user, call{"POST", "/v1/models/" + m + "/jobs", w.input, bin}, false, 400, []string{"must name the key set"}},
+		{"two samples in a latency job", user, call{"POST", jobsPath + "&samples=2", w.input, bin}, false, 400, []string{"latency-packed model holds 1 sample, not 2"}},
+		{"no samples", user, call{"POST", jobsPath + "&samples=0", w.input, bin}, false, 400, []string{"at least one sample"}},
+		{"samples not a number", user, call{"POST", jobsPath + "&samples=many", w.input, bin}, false, 400, []string{"samples", "integer"}},
 		{"unknown key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=key_nope", w.input, bin}, false, 404, []string{"no key set"}},
 		{"unknown model", user, call{"POST", "/v1/models/mdl_nope/jobs?keyset=" + k, w.input, bin}, false, 404, []string{"no model \"mdl_nope\""}},
 		{"unknown model's plan", user, call{"GET", "/v1/models/mdl_nope/plan", nil, ""}, false, 404, []string{"no model"}},
@@ -112,6 +115,12 @@ func TestBadInput(t *testing.T) {
 			b, ct := multipartDeploy(t, &fheserve.DeployRequest{Name: "empty"})
 			return call{"POST", "/v1/models", b, ct}
 		}(), false, 400, []string{"empty"}},
+		{"deployment with privacy bits out of range", owner, deployCall(t, w.onnx, fheserve.CompileSettings{PrivacyBits: 200}), false, 400, []string{"privacy_bits", "128"}},
+		{"deployment with an unknown fit", owner, deployCall(t, w.onnx, fheserve.CompileSettings{Fit: "spline"}), false, 400, []string{"fit", `"spline"`}},
+		{"deployment with a ring too large", owner, deployCall(t, w.onnx, fheserve.CompileSettings{LogN: 20}), false, 400, []string{"log_n", "12 and 16"}},
+		{"deployment with a query budget too large", owner, deployCall(t, w.onnx, fheserve.CompileSettings{QueryBudget: 1<<40 + 1}), false, 400, []string{"query_budget"}},
+		{"deployment with a bad node degree", owner, deployCall(t, w.onnx, fheserve.CompileSettings{Degrees: map[string]int{"/1/Relu": 64}}), false, 400, []string{"/1/Relu", "2 and 63"}},
+		{"deployment with a degree for no activation", owner, deployCall(t, w.onnx, fheserve.CompileSettings{Degrees: map[string]int{"nothing": 5}}), false, 400, []string{`"nothing"`}},
 		{"deployment as JSON", owner, jsonCall("POST", "/v1/models", map[string]string{"name": "x"}), false, 400, []string{"multipart/form-data"}},
 		{"allow-list naming nobody", owner, func() call {
 			b, ct := multipartDeploy(t, &fheserve.DeployRequest{Name: "m", ONNX: w.onnx, Allow: []string{"nobody"}})
@@ -155,7 +164,7 @@ func TestBadInput(t *testing.T) {
 
 	// The server still serves: a valid prediction goes through.
 	w.t = t
-	j, err := w.user.Submit(ctx, w.keys, w.input)
+	j, err := w.user.Submit(ctx, w.keys, w.input, 1)
 	check(t, err)
 	if _, err := w.user.Wait(ctx, j.ID, nil); err != nil {
 		t.Fatal(err)
@@ -163,6 +172,12 @@ func TestBadInput(t *testing.T) {
 	if _, err := w.user.Fetch(ctx, w.keys, j.ID, 1); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// deployCall is a deployment of model with settings.
+func deployCall(t *testing.T, model []byte, settings fheserve.CompileSettings) call {
+	b, ct := multipartDeploy(t, &fheserve.DeployRequest{Name: "m", ONNX: model, CompileSettings: settings})
+	return call{"POST", "/v1/models", b, ct}
 }
 
 // send sends c as role; chunked hides the body's length.

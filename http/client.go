@@ -11,6 +11,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/fheserve/fheserve"
@@ -328,11 +329,13 @@ func (c *Client) RevokeKeySet(ctx context.Context, id string) (*fheserve.KeySet,
 }
 
 // Submit queues a job: body holds one call's input ciphertexts (he wire
-// format, size bytes long, or -1 if unknown) under the key set keySetID.
-func (c *Client) Submit(ctx context.Context, modelID, keySetID string, body io.Reader, size int64) (*fheserve.Job, error) {
+// format, size bytes long, or -1 if unknown) of req.Samples samples under
+// the key set req.KeySetID.
+func (c *Client) Submit(ctx context.Context, req *fheserve.SubmitRequest, body io.Reader, size int64) (*fheserve.Job, error) {
+	q := url.Values{"keyset": {req.KeySetID}, "samples": {strconv.Itoa(req.Samples)}}
 	var j fheserve.Job
-	return &j, c.do(ctx, &request{method: http.MethodPost, path: "/v1/models/" + esc(modelID) + "/jobs",
-		query: url.Values{"keyset": {keySetID}}, body: body, length: size, contentType: "application/octet-stream"}, &j)
+	return &j, c.do(ctx, &request{method: http.MethodPost, path: "/v1/models/" + esc(req.ModelID) + "/jobs",
+		query: q, body: body, length: size, contentType: "application/octet-stream"}, &j)
 }
 
 // Jobs lists the caller's jobs.

@@ -296,7 +296,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 	if err := binaryBody(r); err != nil {
 		return err
 	}
-	j, err := s.app.Submit(r.Context(), c.Account, r.PathValue("id"), r.URL.Query().Get("keyset"), r.Body, r.ContentLength)
+	req := &fheserve.SubmitRequest{ModelID: r.PathValue("id"), KeySetID: r.URL.Query().Get("keyset"), Samples: 1}
+	if r.URL.Query().Has("samples") {
+		n, err := intQuery(r, "samples")
+		if err != nil {
+			return err
+		}
+		req.Samples = n
+	}
+	j, err := s.app.Submit(r.Context(), c.Account, req, r.Body, r.ContentLength)
 	if err != nil {
 		return err
 	}

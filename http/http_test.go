@@ -176,7 +176,7 @@ func newWorld(t *testing.T) *world {
 	check(t, err)
 	w.input, err = w.keys.Encrypt(make([]float64, w.keys.Plan.InputSize()), 1)
 	check(t, err)
-	j, err := w.user.Submit(ctx, w.keys, w.input)
+	j, err := w.user.Submit(ctx, w.keys, w.input, 1)
 	check(t, err)
 	w.job, err = w.user.Wait(ctx, j.ID, nil)
 	check(t, err)

@@ -3,6 +3,8 @@ package http_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/sdk"
 )
 
@@ -37,15 +41,15 @@ func TestModelLimits(t *testing.T) {
 		otherLimited bool
 	}{
 		{"user rate", fheserve.ModelLimits{RatePerMinute: 1, Burst: 2}, 2, 50 * time.Second, func() time.Duration { return time.Minute },
-			"your rate limit is 1 jobs a minute (bursts of 2); try again in", false},
+			"your rate limit is 1 samples a minute (bursts of 2); try again in", false},
 		{"user rate, default burst", fheserve.ModelLimits{RatePerMinute: 0.5}, 1, 110 * time.Second, func() time.Duration { return 2 * time.Minute },
-			"your rate limit is 0.5 jobs a minute (bursts of 1)", false},
+			"your rate limit is 0.5 samples a minute (bursts of 1)", false},
 		{"user daily quota", fheserve.ModelLimits{Daily: 2}, 2, 0, endOfDay,
-			"your daily quota of 2 jobs is used up until 00:00 UTC; try again in", false},
+			"your daily quota of 2 samples is used up until 00:00 UTC; try again in", false},
 		{"model rate", fheserve.ModelLimits{ModelRatePerMinute: 2, ModelBurst: 2}, 2, 20 * time.Second, func() time.Duration { return 30 * time.Second },
-			"the rate limit of all users is 2 jobs a minute", true},
+			"the rate limit of all users is 2 samples a minute", true},
 		{"model daily quota", fheserve.ModelLimits{ModelDaily: 1, Daily: 5}, 1, 0, endOfDay,
-			"the daily quota of all users of 1 jobs is used up", true},
+			"the daily quota of all users of 1 samples is used up", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,7 +88,7 @@ func TestModelLimits(t *testing.T) {
 			check(t, err)
 			_, err = w.user.UploadKeys(ctx, keys, "")
 			check(t, err)
-			_, err = w.user.Submit(ctx, keys, input)
+			_, err = w.user.Submit(ctx, keys, input, 1)
 			if fheserve.ErrorCode(err) != fheserve.ERATELIMIT || fheserve.RetryAfter(err) <= 0 {
 				t.Fatalf("SDK submit: %v (retry after %v), want rate_limited with a time", err, fheserve.RetryAfter(err))
 			}
@@ -99,6 +103,87 @@ func TestModelLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLimitsCountSamples deploys a batch-packed model and checks that
+// jobs declare their samples, that the declaration is checked against the
+// plan, and that quotas, rates and usage count samples, not jobs.
+func TestLimitsCountSamples(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	m, err := w.owner.Deploy(ctx, &fheserve.DeployRequest{Name: "batch", Packing: fheserve.PackingBatch, ONNX: w.onnx})
+	check(t, err)
+	keys, err := w.user.GenerateKeys(ctx, m.ID)
+	check(t, err)
+	_, err = w.user.UploadKeys(ctx, keys, "")
+	check(t, err)
+	x := make([]float64, 8*keys.Plan.InputSize())
+	for i := range x {
+		x[i] = float64(i%7)/7 - 0.5
+	}
+	want, err := w.onnxGraph().EvalBatch(x, 8, nil)
+	check(t, err)
+	predict := func(n int) error {
+		t.Helper()
+		y, err := w.user.Predict(ctx, keys, x[:n*keys.Plan.InputSize()], n, nil)
+		if err == nil {
+			for i := range y {
+				if d := math.Abs(y[i] - want[i]); d > keys.Plan.Precision.OutputError {
+					t.Fatalf("output %d of %d samples: off by %.3g", i, n, d)
+				}
+			}
+		}
+		return err
+	}
+
+	// A declaration the plan does not allow is refused before anything
+	// counts.
+	input, err := keys.Encrypt(x[:2*keys.Plan.InputSize()], 2)
+	check(t, err)
+	path := "/v1/models/" + m.ID + "/jobs?keyset=" + keys.KeySetID
+	status, body := w.do(user, "POST", fmt.Sprintf("%s&samples=%d", path, keys.Plan.BatchSize+1), input, "application/octet-stream")
+	if status != http.StatusBadRequest || !strings.Contains(string(body), fmt.Sprintf("holds 1 to %d samples, not %d", keys.Plan.BatchSize, keys.Plan.BatchSize+1)) {
+		t.Fatalf("more samples than the batch size: %d %s, want 400 naming the range", status, body)
+	}
+
+	// Daily quota of 10 samples: 8 pass, 8 more do not, 2 do.
+	_, err = w.owner.API.SetLimits(ctx, m.ID, &fheserve.ModelLimits{Daily: 10})
+	check(t, err)
+	check(t, predict(8))
+	err = predict(8)
+	if fheserve.ErrorCode(err) != fheserve.ERATELIMIT || !strings.Contains(err.Error(), "your daily quota of 10 samples has 2 left") {
+		t.Fatalf("second job of 8 samples: %v, want rate_limited saying 2 are left", err)
+	}
+	check(t, predict(2))
+	if err := predict(1); fheserve.ErrorCode(err) != fheserve.ERATELIMIT || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("a sample past the quota: %v, want rate_limited", err)
+	}
+	u, err := w.owner.Usage(ctx, m.ID)
+	check(t, err)
+	if u.Requests != 2 || u.Samples != 10 || u.ByUser[0].Samples != 10 || u.Quota.TodaySamples != 10 || u.KeySets[0].Samples != 10 {
+		t.Errorf("usage: %d requests, %d samples, by user %+v, quota %+v, key sets %+v; want 2 jobs of 10 samples",
+			u.Requests, u.Samples, u.ByUser, u.Quota, u.KeySets)
+	}
+
+	// A rate of 60 samples a minute in bursts of 5: a job of 8 can never
+	// pass; 5 pass at once, then not 1 more.
+	_, err = w.owner.API.SetLimits(ctx, m.ID, &fheserve.ModelLimits{RatePerMinute: 60, Burst: 5})
+	check(t, err)
+	err = predict(8)
+	if fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), "more than the bursts of 5 samples") {
+		t.Fatalf("a job larger than the burst: %v, want invalid naming the burst", err)
+	}
+	check(t, predict(5))
+	if err := predict(1); fheserve.ErrorCode(err) != fheserve.ERATELIMIT {
+		t.Fatalf("a sample past the burst: %v, want rate_limited", err)
+	}
+}
+
+// onnxGraph imports w.onnx.
+func (w *world) onnxGraph() *nn.Graph {
+	g, err := onnx.Import(w.onnx, onnx.Options{})
+	check(w.t, err)
+	return g
 }
 
 // keysFor makes and uploads c's keys for model id and returns the path

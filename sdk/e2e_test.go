@@ -2,9 +2,11 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fheserve/fheserve"
@@ -150,4 +152,50 @@ func testEndToEnd(t *testing.T, model string) {
 	}
 	_, err = user.Models(ctx)
 	wantCode(t, err, fheserve.EUNAUTHORIZED)
+}
+
+// TestOutOfBound predicts, through a real server, a sample like the
+// calibration data and one ten times larger on a model with an
+// approximated ReLU: the larger one drives the polynomial far beyond its
+// interval, and Predict (through Fetch and Keys.Decrypt) returns every
+// output with an *OutOfBoundError naming that sample, not silently.
+func TestOutOfBound(t *testing.T) {
+	ctx := context.Background()
+	d := MustDaemon(t)
+	owner, user, admin := sdk.New(d.URL()), sdk.New(d.URL()), sdk.New(d.URL())
+	must(admin.Login(ctx, "root", rootPassword))(t)
+	for _, c := range []struct {
+		c          *sdk.Client
+		name, role string
+	}{{owner, "olivia", fheserve.RoleOwner}, {user, "ulrich", fheserve.RoleUser}} {
+		must(c.c.Register(ctx, c.name, c.name+"-password", c.role))(t)
+		must(admin.Approve(ctx, c.name))(t)
+		must(c.c.Login(ctx, c.name, c.name+"-password"))(t)
+	}
+	fixture := func(name string) []byte {
+		return must(os.ReadFile(filepath.Join("..", "testdata", "onnx", name)))(t)
+	}
+	m := must(owner.Deploy(ctx, &fheserve.DeployRequest{Name: "relu", ONNX: fixture("relu.onnx"), Calibration: fixture("relu.calib.npy")}))(t)
+	keys := must(user.GenerateKeys(ctx, m.ID))(t)
+	must(user.UploadKeys(ctx, keys, ""))(t)
+
+	x := must(npy.ReadFile(filepath.Join("..", "testdata", "onnx", "relu.x.npy")))(t)
+	in := keys.Plan.InputSize()
+	xs := append([]float64(nil), x.Data[:2*in]...)
+	for i := in; i < 2*in; i++ {
+		xs[i] *= 10
+	}
+	y, err := user.Predict(ctx, keys, xs, 2, nil)
+	var oob *sdk.OutOfBoundError
+	if !errors.As(err, &oob) {
+		t.Fatalf("Predict: %v, want an *OutOfBoundError", err)
+	}
+	if len(oob.Samples) != 1 || oob.Samples[0] != 1 || oob.Total != 2 || oob.Largest <= oob.Bound || len(y) != 2*keys.Plan.OutputSize() {
+		t.Fatalf("out of bound: %+v, %d outputs; want sample 1 of 2 and every output", oob, len(y))
+	}
+	wantCode(t, err, fheserve.EINVALID)
+	if msg := err.Error(); !strings.Contains(msg, "1 of 2 samples (sample 1)") || !strings.Contains(msg, "left the calibrated interval") {
+		t.Errorf("message %q", msg)
+	}
+	t.Log(err)
 }

@@ -138,7 +138,7 @@ func ExampleClient_Wait() {
 	if err != nil {
 		panic(err)
 	}
-	job, err := user.Submit(ctx, keys, ct)
+	job, err := user.Submit(ctx, keys, ct, 1)
 	if err != nil {
 		panic(err)
 	}

@@ -137,7 +137,30 @@ func (k *Keys) Encrypt(x []float64, n int) ([]byte, error) {
 
 // Decrypt reads one call's encrypted result, decrypts it and decodes the
 // n samples' outputs (row-major) with the plan's head applied.
+//
+// Before the head, it checks each sample's values against the plan's
+// output bound (plan.Plan.OutOfBound). When some exceed it, Decrypt
+// returns every output and an *OutOfBoundError naming those samples: their
+// inputs probably left the interval an activation was calibrated on, or
+// their values wrapped around the modulus, and their outputs mean nothing
+// (a sigmoid would turn garbage into a plausible probability).
 func (k *Keys) Decrypt(result io.Reader, n int) ([]float64, error) {
+	p := k.Plan
+	y, err := k.DecryptRaw(result, n)
+	if err != nil {
+		return nil, err
+	}
+	bad := outOfBound(p, y, n)
+	plan.ApplyHead(p.Head, y, p.OutputSize())
+	if bad != nil {
+		return y, bad
+	}
+	return y, nil
+}
+
+// DecryptRaw is Decrypt without the head and without the check: the
+// values the server computed, as they decrypt.
+func (k *Keys) DecryptRaw(result io.Reader, n int) ([]float64, error) {
 	p := k.Plan
 	cts, err := he.UnmarshalResult(result, k.params, he.Limits{MaxCount: p.Output.Ciphertexts})
 	if err != nil {
@@ -152,5 +175,5 @@ func (k *Keys) Decrypt(result io.Reader, n int) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.DecodeOutput(vals, n)
+	return p.DecodeRaw(vals, n)
 }

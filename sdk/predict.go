@@ -14,13 +14,15 @@ type Progress struct {
 	Job         *fheserve.Job
 }
 
-// Submit queues one call's encrypted input (from Keys.Encrypt) under k's
-// key set.
-func (c *Client) Submit(ctx context.Context, k *Keys, ciphertexts []byte) (*fheserve.Job, error) {
+// Submit queues one call's encrypted input of n samples (from
+// Keys.Encrypt(x, n)) under k's key set. The server counts the n samples
+// against the owner's limits and returns the outputs of n samples.
+func (c *Client) Submit(ctx context.Context, k *Keys, ciphertexts []byte, n int) (*fheserve.Job, error) {
 	if k.KeySetID == "" {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "the keys are not uploaded: call UploadKeys first")
 	}
-	return c.API.Submit(ctx, k.ModelID, k.KeySetID, bytes.NewReader(ciphertexts), int64(len(ciphertexts)))
+	req := &fheserve.SubmitRequest{ModelID: k.ModelID, KeySetID: k.KeySetID, Samples: n}
+	return c.API.Submit(ctx, req, bytes.NewReader(ciphertexts), int64(len(ciphertexts)))
 }
 
 // Wait follows a job until it is done or failed, calling progress (if not
@@ -36,7 +38,8 @@ func (c *Client) Wait(ctx context.Context, jobID string, progress func(*fheserve
 	return j, nil
 }
 
-// Fetch downloads a finished job's result and decrypts its n samples.
+// Fetch downloads a finished job's result and decrypts its n samples, as
+// Keys.Decrypt does (see there for *OutOfBoundError).
 func (c *Client) Fetch(ctx context.Context, k *Keys, jobID string, n int) ([]float64, error) {
 	r, err := c.API.Result(ctx, jobID)
 	if err != nil {
@@ -50,6 +53,10 @@ func (c *Client) Fetch(ctx context.Context, k *Keys, jobID string, n int) ([]flo
 // it splits them into calls of at most the plan's batch size, encrypts and
 // submits every call, then waits for each, fetches and decrypts. progress,
 // if not nil, sees every status change of every job.
+//
+// When some samples' outputs exceed the plan's output bound, Predict
+// returns every output and an *OutOfBoundError listing those samples
+// (numbered from 0 in x): their predictions are not to be trusted.
 func (c *Client) Predict(ctx context.Context, k *Keys, x []float64, n int, progress func(Progress)) ([]float64, error) {
 	p := k.Plan
 	in, out := p.InputSize(), p.OutputSize()
@@ -70,7 +77,7 @@ func (c *Client) Predict(ctx context.Context, k *Keys, x []float64, n int, progr
 		if err != nil {
 			return nil, err
 		}
-		if cl.job, err = c.Submit(ctx, k, ct); err != nil {
+		if cl.job, err = c.Submit(ctx, k, ct, cl.n); err != nil {
 			return nil, err
 		}
 		if progress != nil {
@@ -78,6 +85,7 @@ func (c *Client) Predict(ctx context.Context, k *Keys, x []float64, n int, progr
 		}
 	}
 	y := make([]float64, 0, n*out)
+	var bad OutOfBoundError
 	for i, cl := range calls {
 		var f func(*fheserve.Job)
 		if progress != nil {
@@ -87,10 +95,14 @@ func (c *Client) Predict(ctx context.Context, k *Keys, x []float64, n int, progr
 			return nil, err
 		}
 		v, err := c.Fetch(ctx, k, cl.job.ID, cl.n)
-		if err != nil {
+		if err := bad.add(err, cl.start); err != nil {
 			return nil, err
 		}
 		y = append(y, v...)
+	}
+	if len(bad.Samples) > 0 {
+		bad.Total = n
+		return y, &bad
 	}
 	return y, nil
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/fheserve/fheserve"
 )
 
-const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.done, j.total, j.error_code,
+const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.samples, j.done, j.total, j.error_code,
 	j.error, j.attempts, j.input_bytes, j.result_bytes, j.input_key, j.result_key, j.created_at, j.started_at,
 	j.finished_at, j.expires_at`
 
@@ -18,7 +18,7 @@ func scanJob(r scanner) (*fheserve.Job, error) {
 	var j fheserve.Job
 	var created int64
 	var started, finished, expires sql.NullInt64
-	err := r.Scan(&j.ID, &j.AccountID, &j.Username, &j.ModelID, &j.KeySetID, &j.Status, &j.Done, &j.Total, &j.ErrorCode,
+	err := r.Scan(&j.ID, &j.AccountID, &j.Username, &j.ModelID, &j.KeySetID, &j.Status, &j.Samples, &j.Done, &j.Total, &j.ErrorCode,
 		&j.Error, &j.Attempts, &j.InputBytes, &j.ResultBytes, &j.InputKey, &j.ResultKey, &created, &started,
 		&finished, &expires)
 	if err != nil {
@@ -30,10 +30,10 @@ func scanJob(r scanner) (*fheserve.Job, error) {
 
 // CreateJob implements fheserve.Store.
 func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, account_id, model_id, keyset_id, status, done, total,
+	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, account_id, model_id, keyset_id, status, samples, done, total,
 		error_code, error, attempts, input_bytes, result_bytes, input_key, result_key, created_at, started_at,
-		finished_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, j.AccountID, j.ModelID, j.KeySetID, j.Status, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts,
+		finished_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.AccountID, j.ModelID, j.KeySetID, j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts,
 		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, ts(j.CreatedAt), tsPtr(j.StartedAt),
 		tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt))
 	return conflict(err, "job %q exists", j.ID)
@@ -69,6 +69,14 @@ func (s *Store) CountJobs(ctx context.Context, f fheserve.JobFilter) (int, error
 	return n, err
 }
 
+// CountSamples implements fheserve.Store.
+func (s *Store) CountSamples(ctx context.Context, f fheserve.JobFilter) (int, error) {
+	w := jobWhere(f)
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(j.samples), 0) FROM jobs j`+w.String(), w.args...).Scan(&n)
+	return n, err
+}
+
 // Jobs implements fheserve.Store.
 func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job, error) {
 	w := jobWhere(f)
@@ -94,10 +102,10 @@ func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job
 
 // UpdateJob implements fheserve.Store.
 func (s *Store) UpdateJob(ctx context.Context, j *fheserve.Job) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, done = ?, total = ?, error_code = ?, error = ?,
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET status = ?, samples = ?, done = ?, total = ?, error_code = ?, error = ?,
 		attempts = ?, input_bytes = ?, result_bytes = ?, input_key = ?, result_key = ?, started_at = ?,
 		finished_at = ?, expires_at = ? WHERE id = ?`,
-		j.Status, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts, j.InputBytes, j.ResultBytes, j.InputKey,
+		j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts, j.InputBytes, j.ResultBytes, j.InputKey,
 		j.ResultKey, tsPtr(j.StartedAt), tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.ID)
 	return updated(res, err, "no job %q", j.ID)
 }

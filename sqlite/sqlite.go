@@ -26,6 +26,11 @@ type Store struct {
 // Open opens (creating if needed) the database at path and migrates it to
 // the current schema.
 func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, len(migrations))
+}
+
+// open opens the database at path migrated to schema version last.
+func open(ctx context.Context, path string, last int) (*Store, error) {
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
 		"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
@@ -35,7 +40,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// SQLite has one writer; a small pool keeps readers concurrent.
 	db.SetMaxOpenConns(4)
 	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	if err := s.migrate(ctx, last); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("cannot migrate database %q: %w", path, err)
 	}
@@ -142,9 +147,13 @@ var migrations = []string{
 	// that counts a user's jobs on a model for daily quotas.
 	`ALTER TABLE models ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
 	CREATE INDEX jobs_model_created ON jobs(model_id, created_at);`,
+	// The samples a job declares, which quotas count; jobs stored before
+	// count as one.
+	`ALTER TABLE jobs ADD COLUMN samples INTEGER NOT NULL DEFAULT 1;`,
 }
 
-func (s *Store) migrate(ctx context.Context) error {
+// migrate applies the migrations up to schema version last.
+func (s *Store) migrate(ctx context.Context, last int) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return err
 	}
@@ -155,7 +164,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	if have > len(migrations) {
 		return fmt.Errorf("schema version %d is newer than this binary's %d", have, len(migrations))
 	}
-	for v := have + 1; v <= len(migrations); v++ {
+	for v := have + 1; v <= last; v++ {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
 			return err

@@ -233,14 +233,16 @@ func testJobs(t *testing.T, s fheserve.Store) {
 	carol := MustAccount(t, s, "carol", fheserve.RoleUser)
 	m := MustModel(t, s, alice, "mdl_1", "mnist")
 	k := MustKeySet(t, s, carol, m, "key_1")
+	// Jobs of 1, 8 and 3 samples.
+	samples := []int{1, 8, 3}
 	for i := range 3 {
 		j := &fheserve.Job{ID: fmt.Sprintf("job_%d", i), AccountID: carol.ID, ModelID: m.ID, KeySetID: k.ID,
-			Status: fheserve.JobQueued, Total: 4, InputBytes: 100, InputKey: "in", CreatedAt: t0}
+			Status: fheserve.JobQueued, Samples: samples[i], Total: 4, InputBytes: 100, InputKey: "in", CreatedAt: t0}
 		must(t, s.CreateJob(ctx, j))
 	}
 	j, err := s.Job(ctx, "job_1")
 	must(t, err)
-	if j.Username != "carol" || j.Status != fheserve.JobQueued || j.Total != 4 || j.StartedAt != nil {
+	if j.Username != "carol" || j.Status != fheserve.JobQueued || j.Samples != 8 || j.Total != 4 || j.StartedAt != nil {
 		t.Fatalf("Job = %+v", j)
 	}
 	_, err = s.Job(ctx, "job_nope")
@@ -250,7 +252,7 @@ func testJobs(t *testing.T, s fheserve.Store) {
 	j.ResultKey, j.ResultBytes = "out", 50
 	must(t, s.UpdateJob(ctx, j))
 	got, _ := s.Job(ctx, "job_1")
-	if got.Status != fheserve.JobDone || got.Done != 4 || !got.FinishedAt.Equal(end) || got.ResultKey != "out" || got.ResultBytes != 50 {
+	if got.Status != fheserve.JobDone || got.Samples != 8 || got.Done != 4 || !got.FinishedAt.Equal(end) || got.ResultKey != "out" || got.ResultBytes != 50 {
 		t.Fatalf("updated job = %+v", got)
 	}
 	pending, err := s.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobQueued, fheserve.JobRunning}})
@@ -269,20 +271,25 @@ func testJobs(t *testing.T, s fheserve.Store) {
 		t.Fatalf("limit 1 gave %d jobs", len(limited))
 	}
 	for _, c := range []struct {
-		name string
-		f    fheserve.JobFilter
-		want int
+		name          string
+		f             fheserve.JobFilter
+		jobs, samples int
 	}{
-		{"all", fheserve.JobFilter{}, 3},
-		{"user and model today", fheserve.JobFilter{AccountID: carol.ID, ModelID: m.ID, CreatedAfter: t0}, 3},
-		{"after the jobs", fheserve.JobFilter{ModelID: m.ID, CreatedAfter: t0.Add(time.Nanosecond)}, 0},
-		{"other user", fheserve.JobFilter{AccountID: alice.ID}, 0},
-		{"queued", fheserve.JobFilter{Statuses: []string{fheserve.JobQueued}}, 2},
+		{"all", fheserve.JobFilter{}, 3, 12},
+		{"user and model today", fheserve.JobFilter{AccountID: carol.ID, ModelID: m.ID, CreatedAfter: t0}, 3, 12},
+		{"after the jobs", fheserve.JobFilter{ModelID: m.ID, CreatedAfter: t0.Add(time.Nanosecond)}, 0, 0},
+		{"other user", fheserve.JobFilter{AccountID: alice.ID}, 0, 0},
+		{"queued", fheserve.JobFilter{Statuses: []string{fheserve.JobQueued}}, 2, 4},
 	} {
 		n, err := s.CountJobs(ctx, c.f)
 		must(t, err)
-		if n != c.want {
-			t.Errorf("CountJobs(%s) = %d, want %d", c.name, n, c.want)
+		if n != c.jobs {
+			t.Errorf("CountJobs(%s) = %d, want %d", c.name, n, c.jobs)
+		}
+		n, err = s.CountSamples(ctx, c.f)
+		must(t, err)
+		if n != c.samples {
+			t.Errorf("CountSamples(%s) = %d, want %d", c.name, n, c.samples)
 		}
 	}
 	m.Limits = fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 2, Daily: 10, ModelDaily: 100}

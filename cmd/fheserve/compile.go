@@ -32,9 +32,18 @@ each activation is approximated, and the precision of the results.
 
 Without --calibration, activations are approximated on the default interval
 [-8, 8] and the plan carries a warning; pass representative inputs (an .npy
-file with a leading batch dimension) to fit the intervals to real data.`,
+file with a leading batch dimension) to fit the intervals to real data (and,
+by default, the polynomials by least squares to the data).
+
+Results are flooded with noise for circuit privacy against an
+honest-but-curious user: --privacy-bits sets the statistical security
+parameter and --query-budget the number of samples it holds over;
+--precision-bits sets the output precision asked for. The compiler picks a
+ring and scale that meet both or says what each would need. 'fheserve model
+deploy' takes the same flags.`,
 		Example: `  fheserve compile --model model.onnx
   fheserve compile --model model.onnx --calibration train_rows.npy --packing batch
+  fheserve compile --model model.onnx --privacy-bits 40 --query-budget 100000
   fheserve compile --model model.onnx --json > plan.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -52,12 +61,7 @@ file with a leading batch dimension) to fit the intervals to real data.`,
 	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
-	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
-	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
-	f.StringVar(&opts.Fit, "fit", "", fitUsage)
-	f.Float64Var(&opts.Margin, "margin", 0, marginUsage)
-	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
-	f.Float64Var(&opts.FloodBits, "flood-bits", 0, "demand flooding noise `b` bits above the evaluation noise (circuit privacy), at the price of a larger scale or ring")
+	registerCompileSettings(f, &opts.CompileSettings)
 	f.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
 	return cmd
 }
@@ -69,7 +73,7 @@ func (o *compileOptions) validate() error {
 	if err := validPacking("--packing", o.Packing); err != nil {
 		return err
 	}
-	return validDegree(o.Degree)
+	return o.engineFlags.validate()
 }
 
 func compileRun(opts *compileOptions) error {

@@ -73,7 +73,8 @@ func TestCrash(t *testing.T) {
 					w.user.API.UploadKeys(actx, w.keys.ModelID, bytes.NewReader(keyBytes.Bytes()), int64(keyBytes.Len()), "")
 					continue
 				}
-				j, err := w.user.API.Submit(actx, w.keys.ModelID, w.keys.KeySetID, bytes.NewReader(cts[i%2]), int64(len(cts[i%2])))
+				req := &fheserve.SubmitRequest{ModelID: w.keys.ModelID, KeySetID: w.keys.KeySetID, Samples: 1}
+				j, err := w.user.API.Submit(actx, req, bytes.NewReader(cts[i%2]), int64(len(cts[i%2])))
 				if err == nil {
 					mu.Lock()
 					acked[j.ID] = i % 2

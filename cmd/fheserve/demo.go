@@ -243,7 +243,7 @@ func (d *demo) run(dir string) error {
 		}
 		encrypt += time.Since(t0)
 		sent += len(ct)
-		j, err := user.Submit(ctx, keys, ct)
+		j, err := user.Submit(ctx, keys, ct, 1)
 		if err != nil {
 			return err
 		}

@@ -63,7 +63,11 @@ makes test sets of thousands of images practical; latency packing runs
 one sample per call. --plaintext-only compiles the plan but encrypts
 nothing: it reports the plaintext and approximated accuracy in seconds, to
 compare degrees (--degree, --degrees) before an encrypted run. Labels are class indices (for a single output, 1 for
-above the threshold: 0.5 after a sigmoid head, 0 otherwise).`,
+above the threshold: 0.5 after a sigmoid head, 0 otherwise). For a regression
+model (no sigmoid or softmax head, and labels that are not class indices:
+fractions, or one target per output), eval reports the RMSE and the largest
+absolute error against the labels and against the plaintext model instead
+of accuracy and class agreement.`,
 		Example: `  fheserve eval --model examples/fmnist-mlp/model.onnx --data examples/data/fmnist.x.npy --labels examples/data/fmnist.y.npy
   fheserve eval --model model.onnx --data x.npy --labels y.npy --calibration calib.npy --degree 15 --json
   fheserve eval --model model.onnx --data x.npy --labels y.npy --mode latency --limit 20`,
@@ -82,15 +86,11 @@ above the threshold: 0.5 after a sigmoid head, 0 otherwise).`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
 	f.StringVar(&opts.Data, "data", "", "samples as an .npy `file`, batch dimension first (required)")
-	f.StringVar(&opts.Labels, "labels", "", "class index of each sample as an .npy `file` (required)")
+	f.StringVar(&opts.Labels, "labels", "", "class index (or, for a regression model, targets) of each sample as an .npy `file` (required)")
 	f.StringVar(&opts.Mode, "mode", plan.Batch, "packing: batch (many samples per call) or latency (one sample per call)")
 	f.IntVar(&opts.Limit, "limit", 0, "evaluate only the first `n` samples (default all)")
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	f.IntVar(&opts.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
-	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
-	f.StringVar(&opts.Fit, "fit", "", fitUsage)
-	f.Float64Var(&opts.Margin, "margin", 0, marginUsage)
-	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
+	registerCompileSettings(f, &opts.CompileSettings)
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	f.BoolVar(&opts.PlaintextOnly, "plaintext-only", false, "skip encryption: report the plaintext and approximated accuracy only (to choose a degree)")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
@@ -113,7 +113,7 @@ func (o *evalOptions) validate() error {
 	if err := validPacking("--mode", o.Mode); err != nil {
 		return err
 	}
-	return validDegree(o.Degree)
+	return o.engineFlags.validate()
 }
 
 // evalReport is what eval --json prints. With --plaintext-only, the
@@ -123,15 +123,17 @@ type evalReport struct {
 	Data    string      `json:"data"`
 	Samples int         `json:"samples"`
 	Plan    planSummary `json:"plan"`
+	// Task is "classification" (labels are class indices) or
+	// "regression" (labels are target values).
+	Task string `json:"task"`
 	// Accuracy is the fraction of samples whose predicted class is the
 	// label: plaintext (exact activations), approximated (plaintext with
 	// the plan's polynomials; omitted when every operation is exact) and
-	// encrypted.
-	Accuracy struct {
-		Plaintext    float64  `json:"plaintext"`
-		Approximated *float64 `json:"approximated,omitempty"`
-		Encrypted    *float64 `json:"encrypted,omitempty"`
-	} `json:"accuracy"`
+	// encrypted. Classification only.
+	Accuracy *accuracies `json:"accuracy,omitempty"`
+	// Labels compares the outputs with the labels, the same three ways:
+	// regression only.
+	Labels *labelErrors `json:"vs_labels,omitempty"`
 	// Plaintext compares the encrypted outputs with the exact plaintext
 	// model: HE noise plus the activation approximations.
 	Plaintext *referenceCheck `json:"vs_plaintext,omitempty"`
@@ -150,6 +152,39 @@ type evalReport struct {
 	Sizes     *local.Stats `json:"sizes,omitempty"`
 	Warnings  []string     `json:"warnings,omitempty"`
 	correct   evalCounts   // for the text report
+}
+
+type accuracies struct {
+	Plaintext    float64  `json:"plaintext"`
+	Approximated *float64 `json:"approximated,omitempty"`
+	Encrypted    *float64 `json:"encrypted,omitempty"`
+}
+
+// labelErrors are a regression model's errors against its labels.
+type labelErrors struct {
+	Plaintext    errorStats  `json:"plaintext"`
+	Approximated *errorStats `json:"approximated,omitempty"`
+	Encrypted    *errorStats `json:"encrypted,omitempty"`
+}
+
+// errorStats summarize the differences between outputs and references.
+type errorStats struct {
+	RMSE        float64 `json:"rmse"`
+	MaxAbsError float64 `json:"max_abs_error"`
+}
+
+// errorsOf returns the RMSE and largest absolute difference of got and want.
+func errorsOf(got, want []float64) errorStats {
+	var e errorStats
+	for i := range want {
+		d := math.Abs(got[i] - want[i])
+		e.MaxAbsError = math.Max(e.MaxAbsError, d)
+		e.RMSE += d * d
+	}
+	if len(want) > 0 {
+		e.RMSE = math.Sqrt(e.RMSE / float64(len(want)))
+	}
+	return e
 }
 
 // activationUse says how the data used one approximated activation.
@@ -194,7 +229,7 @@ func evalRun(opts *evalOptions) error {
 		n = opts.Limit
 		x = x[:n*g.Input.Size()]
 	}
-	labels, err := readLabels(opts.Labels, n)
+	labels, err := readLabels(opts.Labels, n, g)
 	if err != nil {
 		return err
 	}
@@ -226,19 +261,32 @@ func evalRun(opts *evalOptions) error {
 	plainTime := time.Since(t0)
 
 	rep := &evalReport{Model: p.Model, Data: opts.Data, Samples: n, Plan: summarize(p), Warnings: p.Warnings, Activations: ref.uses}
+	classify := labels.classes != nil
 	size := p.OutputSize()
 	accuracy := func(y []float64, count *int) *float64 {
 		for s := 0; s < n; s++ {
-			if classOf(y[s*size:(s+1)*size], p.Head) == labels[s] {
+			if classOf(y[s*size:(s+1)*size], p.Head) == labels.classes[s] {
 				*count++
 			}
 		}
 		acc := float64(*count) / float64(n)
 		return &acc
 	}
-	rep.Accuracy.Plaintext = *accuracy(ref.exact, &rep.correct.plain)
-	if len(p.Activations) > 0 {
-		rep.Accuracy.Approximated = accuracy(ref.approx, &rep.correct.approx)
+	vsLabels := func(y []float64) *errorStats {
+		e := errorsOf(y, labels.targets)
+		return &e
+	}
+	if classify {
+		rep.Task, rep.Accuracy = "classification", &accuracies{}
+		rep.Accuracy.Plaintext = *accuracy(ref.exact, &rep.correct.plain)
+		if len(p.Activations) > 0 {
+			rep.Accuracy.Approximated = accuracy(ref.approx, &rep.correct.approx)
+		}
+	} else {
+		rep.Task, rep.Labels = "regression", &labelErrors{Plaintext: *vsLabels(ref.exact)}
+		if len(p.Activations) > 0 {
+			rep.Labels.Approximated = vsLabels(ref.approx)
+		}
 	}
 	rep.TimesMS.Plaintext = millis(plainTime) / float64(n)
 	for _, v := range ref.exact {
@@ -249,11 +297,15 @@ func evalRun(opts *evalOptions) error {
 		if err != nil {
 			return err
 		}
-		rep.Accuracy.Encrypted = accuracy(got, &rep.correct.enc)
-		c := compareOutputs(got, ref.exact, p)
+		if classify {
+			rep.Accuracy.Encrypted = accuracy(got, &rep.correct.enc)
+		} else {
+			rep.Labels.Encrypted = vsLabels(got)
+		}
+		c := compareOutputs(got, ref.exact, p, classify)
 		rep.Plaintext = &c
 		if len(p.Activations) > 0 {
-			c := compareOutputs(got, ref.approx, p)
+			c := compareOutputs(got, ref.approx, p, classify)
 			c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError
 			rep.Approximated = &c
 		} else {
@@ -277,24 +329,63 @@ func evalRun(opts *evalOptions) error {
 	return nil
 }
 
-// readLabels reads n class indices (any integer-valued numeric .npy with
-// at least n entries; the first n are used).
-func readLabels(path string, n int) ([]int, error) {
+// labelSet is what eval compares a model's outputs with: class indices,
+// or for a regression model target values.
+type labelSet struct {
+	classes []int     // one per sample; nil for regression
+	targets []float64 // regression: one per output value, row-major
+}
+
+// readLabels reads the labels of n samples of g's data (the first n of
+// the file): class indices, one per sample, any integer-valued numeric
+// .npy. A model without a sigmoid or softmax head may be a regression: its
+// labels are then the target values, one per output (shape [n] for a
+// single output, [n, output...] otherwise), and a label that is not a
+// class index (a fraction, or beyond the outputs) marks it as one.
+func readLabels(path string, n int, g *nn.Graph) (*labelSet, error) {
 	a, err := npy.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if len(a.Data) < n || (len(a.Shape) > 1 && a.Size() != a.Shape[0]) {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q has shape %v: want one class index per sample, [%d]", path, a.Shape, n)
+	size := g.OutputShape().Size()
+	regression := !hasHead(g)
+	if regression && size > 1 && len(a.Shape) > 1 && a.Shape[0] >= n && a.Size() == a.Shape[0]*size {
+		return &labelSet{targets: a.Data[:n*size]}, nil
 	}
+	if len(a.Data) < n || (len(a.Shape) > 1 && a.Size() != a.Shape[0]) {
+		want := fmt.Sprintf("want one class index per sample, [%d]", n)
+		if regression && size > 1 {
+			want += fmt.Sprintf(", or for a regression model one target per output, [%d %s]", n, dims(g.OutputShape()))
+		}
+		return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q has shape %v: %s", path, a.Shape, want)
+	}
+	classes := max(2, size) // a single output is a yes or no
 	labels := make([]int, n)
 	for i, v := range a.Data[:n] {
-		if v != math.Trunc(v) || v < 0 {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q: label %d is %g, not a class index", path, i, v)
+		if v != math.Trunc(v) || v < 0 || v >= float64(classes) {
+			if regression && size == 1 {
+				return &labelSet{targets: a.Data[:n]}, nil
+			}
+			return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q: label %d is %g, not a class index (0 to %d)", path, i, v, classes-1)
 		}
 		labels[i] = int(v)
 	}
-	return labels, nil
+	return &labelSet{classes: labels}, nil
+}
+
+// hasHead reports whether g ends in a sigmoid or softmax, which the
+// compiler leaves to the client (a classifier's head).
+func hasHead(g *nn.Graph) bool {
+	if g.Output == 0 {
+		return false
+	}
+	switch op := g.Nodes[g.Output-1].Op.(type) {
+	case *nn.Softmax:
+		return true
+	case *nn.Activation:
+		return op.Func == nn.ActSigmoid
+	}
+	return false
 }
 
 // predictWithProgress runs the samples encrypted one call at a time and
@@ -415,35 +506,17 @@ func evalReference(g *nn.Graph, p *plan.Plan, x []float64, n int) (*reference, e
 
 func writeEvalSummary(w io.Writer, r *evalReport) {
 	p := r.Plan
-	k := r.correct
-	if r.Accuracy.Encrypted == nil {
+	if r.Sizes == nil {
 		fmt.Fprintf(w, "evaluated %s on %d sample%s of %s in plaintext only (plan: %s packing, N = 2^%d, depth %d)\n",
 			r.Model, r.Samples, plural(r.Samples), r.Data, p.Packing, p.LogN, p.Depth)
 	} else {
 		fmt.Fprintf(w, "evaluated %s on %d sample%s of %s under encryption (%s packing, N = 2^%d, depth %d, %d call%s)\n",
 			r.Model, r.Samples, plural(r.Samples), r.Data, p.Packing, p.LogN, p.Depth, r.Sizes.Calls, plural(r.Sizes.Calls))
 	}
-	fmt.Fprintf(w, "  accuracy: plaintext %s (%d)", pct(r.Accuracy.Plaintext), k.plain)
-	if a := r.Accuracy.Approximated; a != nil {
-		fmt.Fprintf(w, ", approximated activations %s (%d)", pct(*a), k.approx)
-	}
-	if a := r.Accuracy.Encrypted; a != nil {
-		fmt.Fprintf(w, ", encrypted %s (%d)", pct(*a), k.enc)
-	}
-	fmt.Fprintln(w)
-	if c := r.Plaintext; c != nil {
-		fmt.Fprintf(w, "  encrypted vs plaintext: predicted class agrees on %d/%d (%s), max abs error %.2e\n",
-			c.ArgmaxAgree, r.Samples, pct(c.ArgmaxAgreement), c.MaxAbsError)
-		if a := r.Approximated; a != nil {
-			fmt.Fprintf(w, "  encrypted vs approximated plaintext: agrees on %d/%d (%s), max abs error %.2e (plan's output error %.2e)\n",
-				a.ArgmaxAgree, r.Samples, pct(a.ArgmaxAgreement), a.MaxAbsError, p.Precision.OutputError)
-		} else {
-			within := "within"
-			if !c.WithinPrecision {
-				within = "ABOVE"
-			}
-			fmt.Fprintf(w, "  every operation is exact under encryption: the error is %s the plan's output error %.2e\n", within, p.Precision.OutputError)
-		}
+	if r.Accuracy != nil {
+		writeClassification(w, r)
+	} else {
+		writeRegression(w, r)
 	}
 	for _, a := range r.Activations {
 		fmt.Fprintf(w, "  activation %s (%s, degree %d on [%.4g, %.4g]): %d sample%s outside the interval",
@@ -469,6 +542,65 @@ func writeEvalSummary(w io.Writer, r *evalReport) {
 	} else {
 		fmt.Fprintf(w, "  time: %.3g ms per sample in plaintext; total %s\n", t.Plaintext, secs(t.Total))
 	}
+}
+
+// writeClassification reports a classifier's accuracy and agreement.
+func writeClassification(w io.Writer, r *evalReport) {
+	p, k := r.Plan, r.correct
+	fmt.Fprintf(w, "  accuracy: plaintext %s (%d)", pct(r.Accuracy.Plaintext), k.plain)
+	if a := r.Accuracy.Approximated; a != nil {
+		fmt.Fprintf(w, ", approximated activations %s (%d)", pct(*a), k.approx)
+	}
+	if a := r.Accuracy.Encrypted; a != nil {
+		fmt.Fprintf(w, ", encrypted %s (%d)", pct(*a), k.enc)
+	}
+	fmt.Fprintln(w)
+	c := r.Plaintext
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "  encrypted vs plaintext: predicted class agrees on %d/%d (%s), max abs error %.2e\n",
+		c.ArgmaxAgree, r.Samples, pct(c.ArgmaxAgreement), c.MaxAbsError)
+	if a := r.Approximated; a != nil {
+		fmt.Fprintf(w, "  encrypted vs approximated plaintext: agrees on %d/%d (%s), max abs error %.2e (plan's output error %.2e)\n",
+			a.ArgmaxAgree, r.Samples, pct(a.ArgmaxAgreement), a.MaxAbsError, p.Precision.OutputError)
+	} else {
+		writeExact(w, r)
+	}
+}
+
+// writeRegression reports a regression model's errors.
+func writeRegression(w io.Writer, r *evalReport) {
+	p, l := r.Plan, r.Labels
+	fmt.Fprintf(w, "  vs labels (regression): plaintext RMSE %.3e, max abs error %.3e", l.Plaintext.RMSE, l.Plaintext.MaxAbsError)
+	if e := l.Approximated; e != nil {
+		fmt.Fprintf(w, "; approximated activations RMSE %.3e, max %.3e", e.RMSE, e.MaxAbsError)
+	}
+	if e := l.Encrypted; e != nil {
+		fmt.Fprintf(w, "; encrypted RMSE %.3e, max %.3e", e.RMSE, e.MaxAbsError)
+	}
+	fmt.Fprintln(w)
+	c := r.Plaintext
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "  encrypted vs plaintext: RMSE %.2e, max abs error %.2e\n", c.RMSE, c.MaxAbsError)
+	if a := r.Approximated; a != nil {
+		fmt.Fprintf(w, "  encrypted vs approximated plaintext: RMSE %.2e, max abs error %.2e (plan's output error %.2e)\n",
+			a.RMSE, a.MaxAbsError, p.Precision.OutputError)
+	} else {
+		writeExact(w, r)
+	}
+}
+
+// writeExact says how the error of a model whose every operation is exact
+// compares with the plan's.
+func writeExact(w io.Writer, r *evalReport) {
+	within := "within"
+	if !r.Plaintext.WithinPrecision {
+		within = "ABOVE"
+	}
+	fmt.Fprintf(w, "  every operation is exact under encryption: the error is %s the plan's output error %.2e\n", within, r.Plan.Precision.OutputError)
 }
 
 // pct formats a fraction as a percentage with two decimals.

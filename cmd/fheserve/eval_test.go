@@ -130,6 +130,35 @@ func TestEvalApproximatedActivation(t *testing.T) {
 	}
 }
 
+// TestEvalRegression checks that a model without a head, with labels that
+// are targets (one per output), gets errors, not accuracy.
+func TestEvalRegression(t *testing.T) {
+	args := []string{"--model", fixture("gelu.onnx"), "--data", fixture("gelu.x.npy"), "--labels", fixture("gelu.y.npy"),
+		"--calibration", fixture("gelu.calib.npy")}
+	rep := mustEvalJSON(t, args...)
+	if rep.Task != "regression" || rep.Accuracy != nil || rep.Labels == nil {
+		t.Fatalf("task %q, accuracy %+v, vs labels %+v: want a regression's errors", rep.Task, rep.Accuracy, rep.Labels)
+	}
+	l := rep.Labels
+	// The labels are PyTorch's float32 outputs.
+	if l.Plaintext.RMSE > 1e-5 || l.Plaintext.MaxAbsError > 1e-5 || l.Approximated == nil || l.Encrypted == nil {
+		t.Errorf("vs labels %+v", l)
+	}
+	if e, c := l.Encrypted, rep.Plaintext; e.RMSE > e.MaxAbsError || c == nil || c.RMSE == 0 || c.RMSE > c.MaxAbsError || c.ArgmaxAgree != 0 {
+		t.Errorf("encrypted vs labels %+v, vs plaintext %+v", e, c)
+	}
+	r := runCLI(t, append([]string{"eval"}, args...)...)
+	mustSucceed(t, r)
+	for _, want := range []string{"vs labels (regression): plaintext RMSE", "encrypted RMSE", "encrypted vs plaintext: RMSE"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "accuracy") || strings.Contains(r.stdout, "agrees") {
+		t.Errorf("a regression's report speaks of classes:\n%s", r.stdout)
+	}
+}
+
 func TestEvalErrors(t *testing.T) {
 	dir := t.TempDir()
 	short := writeNpy(t, dir, "short.npy", &npy.Array{Shape: []int{2}, Data: []float64{0, 1}})
@@ -147,7 +176,7 @@ func TestEvalErrors(t *testing.T) {
 		{"fractional label", append(relu, "--labels", frac), 2, []string{"label 2 is 0.5"}},
 		{"unknown degrees node", append(relu, "--labels", short, "--limit", "2", "--degrees", "relu=9"),
 			2, []string{`node "relu"`, `"/1/Relu"`}},
-		{"unknown fit", append(relu, "--labels", short, "--limit", "2", "--fit", "minimax"), 2, []string{`fit "minimax"`, "interpolation", "least-squares"}},
+		{"unknown fit", append(relu, "--labels", short, "--limit", "2", "--fit", "minimax"), 2, []string{"--fit", `"minimax"`, "interpolation", "least-squares"}},
 		{"missing data", []string{"eval", "--model", fixture("relu.onnx"), "--data", filepath.Join(dir, "x.npy"), "--labels", short},
 			2, []string{"data file", "not found"}},
 	}

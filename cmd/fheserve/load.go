@@ -9,11 +9,13 @@ import (
 	"strings"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
+	"github.com/spf13/pflag"
 )
 
 // loadModel imports the ONNX model at path. The model is named after its
@@ -81,52 +83,80 @@ func dims(s []int) string {
 	return strings.Trim(fmt.Sprint(s), "[]")
 }
 
-// engineFlags are the compilation flags that compile and predict share.
+// engineFlags are the compilation flags that compile, predict --local and
+// eval share; model deploy sends the same settings to the server.
 type engineFlags struct {
-	Calibration string         // .npy file of representative inputs
-	Degree      int            // activation approximation degree; 0 is the default
-	Degrees     map[string]int // per-node degrees, overriding Degree
-	Fit         string         // approximation method; "" is interpolation
-	Margin      float64        // interval widening; 0 is the default
-	LogN        int            // forced ring degree; 0 picks the smallest
-	FloodBits   float64        // demanded flooding margin over the evaluation noise
+	Calibration string // .npy file of representative inputs
+	fheserve.CompileSettings
 }
 
 // marginUsage is the help of the --margin flag.
 const marginUsage = "widen each calibrated activation interval by this `fraction` of its width on each side (default 0.1)"
 
 // fitUsage is the help of the --fit flag.
-const fitUsage = "how activations are approximated: interpolation (the default; uniform over the interval) or least-squares (fitted to the calibration inputs, most accurate where they lie)"
+const fitUsage = "how activations are approximated: interpolation (uniform over the interval; the default without --calibration) or least-squares (fitted to the calibration inputs, most accurate where they lie; the default with --calibration)"
 
 // degreesUsage is the help of the --degrees flag.
 const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the compile report), overriding --degree"
 
+// registerCompileSettings adds the flags of the compilation settings
+// (fheserve.CompileSettings) to f: compile, predict --local, eval and
+// model deploy take the same.
+func registerCompileSettings(f *pflag.FlagSet, s *fheserve.CompileSettings) {
+	f.IntVar(&s.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
+	f.StringToIntVar(&s.Degrees, "degrees", nil, degreesUsage)
+	f.StringVar(&s.Fit, "fit", "", fitUsage)
+	f.Float64Var(&s.Margin, "margin", 0, marginUsage)
+	f.IntVar(&s.LogN, "log-n", 0, "force the ring degree to 2^`n`, 12 to 16 (default: the smallest that fits)")
+	f.Float64Var(&s.PrivacyBits, "privacy-bits", 0, fmt.Sprintf("circuit privacy against an honest-but-curious user: flood results for statistical security `lambda`, 1 to %d, or -1 for no flooding (default %d)",
+		fheserve.MaxPrivacyBits, compiler.DefaultPrivacyBits))
+	f.IntVar(&s.QueryBudget, "query-budget", 0, fmt.Sprintf("the number of `samples` the privacy guarantee holds over (default %d); set the model's quotas to match", compiler.DefaultQueryBudget))
+	f.Float64Var(&s.PrecisionBits, "precision-bits", 0, fmt.Sprintf("ask for an output error of at most the output bound times 2^-`bits` (default %d); precision and privacy both cost scale bits", compiler.DefaultPrecisionBits))
+}
+
+// settingsGiven reports whether any compilation setting is set.
+func settingsGiven(s *fheserve.CompileSettings) bool {
+	return s.Degree != 0 || len(s.Degrees) > 0 || s.Fit != "" || s.Margin != 0 || s.LogN != 0 ||
+		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0
+}
+
 // compilerOptions reads the calibration file and returns the options for
-// compiler.Compile (or local.New).
+// compiler.Compile (or local.New), with the defaults a deployment gets
+// (app.CompilerOptions), so that a plan compiled here is the server's.
 func (f *engineFlags) compilerOptions(g *nn.Graph, packing string) (compiler.Options, error) {
-	opts := compiler.Options{Packing: packing, Degree: f.Degree, Degrees: f.Degrees, Fit: f.Fit, Margin: f.Margin, LogN: f.LogN}
+	var calib []float64
 	if f.Calibration != "" {
 		x, _, err := readSamples(f.Calibration, "calibration", g)
 		if err != nil {
-			return opts, err
+			return compiler.Options{}, err
 		}
-		opts.Calibration = x
+		calib = x
 	}
-	return opts, nil
+	return app.CompilerOptions(packing, &f.CompileSettings, calib), nil
 }
+
+// validate checks the settings' ranges, naming the flags.
+func (f *engineFlags) validate() error {
+	return validSettings(&f.CompileSettings)
+}
+
+// validSettings checks compilation settings given as flags.
+func validSettings(s *fheserve.CompileSettings) error {
+	if err := s.Validate(); err != nil {
+		return fheserve.Errorf(fheserve.EINVALID, "%s", flagNames.Replace(fheserve.ErrorMessage(err)))
+	}
+	return nil
+}
+
+// flagNames turns the settings' JSON names in messages into flag names.
+var flagNames = strings.NewReplacer("degrees:", "--degrees:", "degree must", "--degree must", "fit must", "--fit must",
+	"margin must", "--margin must", "log_n must", "--log-n must", "privacy_bits must", "--privacy-bits must",
+	"query_budget must", "--query-budget must", "precision_bits must", "--precision-bits must")
 
 // validPacking checks a --packing or --mode value.
 func validPacking(flag, v string) error {
 	if v != plan.Latency && v != plan.Batch {
 		return fheserve.Errorf(fheserve.EINVALID, "%s must be %q or %q, not %q", flag, plan.Latency, plan.Batch, v)
-	}
-	return nil
-}
-
-// validDegree checks a --degree value (compiler.Options.Degree's range).
-func validDegree(d int) error {
-	if d != 0 && (d < 2 || d > 63) {
-		return fheserve.Errorf(fheserve.EINVALID, "--degree must be between 2 and 63, not %d", d)
 	}
 	return nil
 }

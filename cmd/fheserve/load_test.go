@@ -374,7 +374,7 @@ func (c *loadClient) predict(ctx context.Context, name string, m *loadTarget) er
 		return err
 	}
 	var job *fheserve.Job
-	if err := c.retry(func() error { job, err = c.api.Submit(ctx, k, ct); return err }); err != nil {
+	if err := c.retry(func() error { job, err = c.api.Submit(ctx, k, ct, 1); return err }); err != nil {
 		return err
 	}
 	c.acked++

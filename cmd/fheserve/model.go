@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
 	"github.com/spf13/cobra"
 )
 
 type modelOptions struct {
-	Out io.Writer
-	Ctx context.Context
+	Out    io.Writer
+	ErrOut io.Writer
+	Ctx    context.Context
 
 	Action      string // deploy, list, show, retire, limits, access
 	ID          string
@@ -24,10 +26,10 @@ type modelOptions struct {
 	Calibration string
 	Allow       []string
 	Packing     string
-	Degree      int
-	JSON        bool
-	Everyone    bool // access: open the model to every approved user
-	Limits      fheserve.ModelLimits
+	fheserve.CompileSettings
+	JSON     bool
+	Everyone bool // access: open the model to every approved user
+	Limits   fheserve.ModelLimits
 	clientFlags
 }
 
@@ -40,7 +42,7 @@ func newModelCmd(runF func(*modelOptions) error) *cobra.Command {
 	}
 	runE := func(opts *modelOptions) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.Ctx = cmd.OutOrStdout(), cmd.Context()
+			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
 			if len(args) == 1 {
 				opts.ID = args[0]
 			}
@@ -56,13 +58,19 @@ func newModelCmd(runF func(*modelOptions) error) *cobra.Command {
 
 	deploy := &modelOptions{Action: "deploy"}
 	deployCmd := &cobra.Command{
-		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--allow U1,U2]",
+		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--allow U1,U2] [compile flags]",
 		Short: "Upload an ONNX model; the server compiles it and prints its id last",
 		Long: `Upload an ONNX model with optional calibration data. The server compiles it
 (refusing it with the compiler's message if it cannot be evaluated under
 encryption) and stores its weights encrypted. Deploying a name again makes a
 new version. Without --allow every approved user may use the model. The
-model's id is printed alone on the last line.`,
+model's id is printed alone on the last line.
+
+The compilation flags are those of 'fheserve compile' (--packing, --degree,
+--degrees, --fit, --margin, --log-n, --privacy-bits, --query-budget,
+--precision-bits): try them there first, offline, and deploy with the same.
+Without --calibration, activations are approximated on a default interval
+that fits few real models: deploy warns.`,
 		Args: noArgs,
 		RunE: runE(deploy),
 	}
@@ -72,7 +80,7 @@ model's id is printed alone on the last line.`,
 	f.StringVar(&deploy.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.StringSliceVar(&deploy.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
 	f.StringVar(&deploy.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
-	f.IntVar(&deploy.Degree, "degree", 0, "degree of activation approximations (default 7)")
+	registerCompileSettings(f, &deploy.CompileSettings)
 	deploy.register(f)
 
 	list := &modelOptions{Action: "list"}
@@ -127,7 +135,7 @@ func (o *modelOptions) validate() error {
 	if err := validPacking("--packing", o.Packing); err != nil {
 		return err
 	}
-	return validDegree(o.Degree)
+	return validSettings(&o.CompileSettings)
 }
 
 func modelRun(opts *modelOptions) error {
@@ -139,7 +147,7 @@ func modelRun(opts *modelOptions) error {
 	out := opts.Out
 	switch opts.Action {
 	case "deploy":
-		req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, Degree: opts.Degree, Allow: opts.Allow}
+		req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, CompileSettings: opts.CompileSettings, Allow: opts.Allow}
 		if req.ONNX, err = readInputFile(opts.File, "model"); err != nil {
 			return err
 		}
@@ -147,6 +155,11 @@ func modelRun(opts *modelOptions) error {
 			if req.Calibration, err = readInputFile(opts.Calibration, "calibration"); err != nil {
 				return err
 			}
+		}
+		if opts.Calibration == "" {
+			fmt.Fprintf(opts.ErrOut, "fheserve: warning: no --calibration: activations are approximated on the default interval [%g, %g] "+
+				"and the output bound comes from synthetic inputs, not your data, so predictions may be unreliable; "+
+				"deploy with representative inputs: --calibration C.npy\n", -compiler.DefaultInterval, compiler.DefaultInterval)
 		}
 		m, err := c.Deploy(ctx, req)
 		if err != nil {

@@ -87,7 +87,7 @@ func TestMonitoring(t *testing.T) {
 	must(user.UploadKeys(ctx, keys, ""))(t)
 	in := keys.Plan.InputSize()
 	ct := must(keys.Encrypt(x.Data[:in], 1))(t)
-	doomed := must(user.Submit(ctx, keys, ct))(t)
+	doomed := must(user.Submit(ctx, keys, ct, 1))(t)
 	must(user.API.RevokeKeySet(ctx, keys.KeySetID))(t)
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestMonitoring(t *testing.T) {
 	var last string
 	for range ok {
 		ct := must(keys.Encrypt(x.Data[:in], 1))(t)
-		j := must(user.Submit(ctx, keys, ct))(t)
+		j := must(user.Submit(ctx, keys, ct, 1))(t)
 		must(user.Wait(ctx, j.ID, nil))(t)
 		last = j.ID
 	}

@@ -77,11 +77,7 @@ the largest output (the predicted class) agrees.`,
 	f.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy (required)")
 	f.StringVar(&opts.Mode, "mode", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	f.IntVar(&opts.Degree, "degree", 0, "degree of activation approximations (default 7)")
-	f.StringToIntVar(&opts.Degrees, "degrees", nil, degreesUsage)
-	f.StringVar(&opts.Fit, "fit", "", fitUsage)
-	f.Float64Var(&opts.Margin, "margin", 0, marginUsage)
-	f.IntVar(&opts.LogN, "log-n", 0, "force the ring degree to 2^`n` (default: the smallest that fits)")
+	registerCompileSettings(f, &opts.CompileSettings)
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	f.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")
 	return cmd
@@ -89,8 +85,8 @@ the largest output (the predicted class) agrees.`,
 
 func (o *predictOptions) validate() error {
 	switch {
-	case !o.Local && (o.Calibration != "" || o.Degree != 0 || len(o.Degrees) > 0 || o.LogN != 0 || o.Mode != plan.Latency || o.Workers != 0):
-		return fheserve.Errorf(fheserve.EINVALID, "--calibration, --degree, --degrees, --log-n, --mode and --workers apply with --local only: the server compiled the model when it was deployed")
+	case !o.Local && (o.Calibration != "" || settingsGiven(&o.CompileSettings) || o.Mode != plan.Latency || o.Workers != 0):
+		return fheserve.Errorf(fheserve.EINVALID, "--calibration, the compilation flags (--degree, --fit, --privacy-bits ...), --mode and --workers apply with --local only: the server compiled the model when it was deployed")
 	case o.Local && (o.Keys != "" || o.Server != ""):
 		return fheserve.Errorf(fheserve.EINVALID, "--keys and --server do not apply with --local")
 	case o.Model == "":
@@ -105,7 +101,7 @@ func (o *predictOptions) validate() error {
 	if err := validPacking("--mode", o.Mode); err != nil {
 		return err
 	}
-	return validDegree(o.Degree)
+	return o.engineFlags.validate()
 }
 
 // predictReport is what predict --json prints.
@@ -142,11 +138,13 @@ type planSummary struct {
 // referenceCheck compares decrypted results with the plaintext model.
 type referenceCheck struct {
 	MaxAbsError float64 `json:"max_abs_error"`
+	RMSE        float64 `json:"rmse"`
 	// ArgmaxAgree counts the samples whose predicted class (argmax of the
 	// output, or the side of the threshold for a single output) is the
-	// same; ArgmaxAgreement is the fraction.
-	ArgmaxAgree     int     `json:"argmax_agree"`
-	ArgmaxAgreement float64 `json:"argmax_agreement"`
+	// same; ArgmaxAgreement is the fraction. Classifiers only: eval leaves
+	// them out for a regression model.
+	ArgmaxAgree     int     `json:"argmax_agree,omitempty"`
+	ArgmaxAgreement float64 `json:"argmax_agreement,omitempty"`
 	// WithinPrecision says whether MaxAbsError is at most the plan's
 	// stated output error plus the largest activation approximation error.
 	WithinPrecision bool `json:"within_precision"`
@@ -193,7 +191,7 @@ func predictRun(opts *predictOptions) error {
 		TimesMS:   stageTimesOf(&r.Stats),
 		Sizes:     r.Stats,
 		Plan:      summarize(p),
-		Reference: compareOutputs(y, want, p),
+		Reference: compareOutputs(y, want, p, true),
 		Warnings:  p.Warnings,
 	}
 	if opts.JSON {
@@ -233,13 +231,15 @@ func summarize(p *plan.Plan) planSummary {
 }
 
 // compareOutputs compares got with want, both row-major samples of the
-// plan's output size.
-func compareOutputs(got, want []float64, p *plan.Plan) referenceCheck {
+// plan's output size, and when classify is set, their predicted classes.
+func compareOutputs(got, want []float64, p *plan.Plan, classify bool) referenceCheck {
 	size := p.OutputSize()
-	var c referenceCheck
+	e := errorsOf(got, want)
+	c := referenceCheck{MaxAbsError: e.MaxAbsError, RMSE: e.RMSE}
 	n := len(want) / size
-	for i := range want {
-		c.MaxAbsError = math.Max(c.MaxAbsError, math.Abs(got[i]-want[i]))
+	c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError+p.Precision.ApproximationError
+	if !classify {
+		return c
 	}
 	for s := 0; s < n; s++ {
 		if classOf(got[s*size:(s+1)*size], p.Head) == classOf(want[s*size:(s+1)*size], p.Head) {
@@ -249,7 +249,6 @@ func compareOutputs(got, want []float64, p *plan.Plan) referenceCheck {
 	if n > 0 {
 		c.ArgmaxAgreement = float64(c.ArgmaxAgree) / float64(n)
 	}
-	c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError+p.Precision.ApproximationError
 	return c
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -34,6 +36,9 @@ type remoteReport struct {
 	UploadBytes int64   `json:"upload_bytes"`
 	ResultBytes int64   `json:"result_bytes"`
 	Precision   float64 `json:"precision"`
+	// OutOfBound lists the samples whose decrypted outputs exceeded the
+	// plan's output bound: predictions not to be trusted.
+	OutOfBound []int `json:"out_of_bound,omitempty"`
 }
 
 // predictRemote encrypts the input here, runs it on the server, and
@@ -94,12 +99,13 @@ func predictRemote(opts *predictOptions) error {
 		if i == 0 {
 			serverStart = time.Now()
 		}
-		if cl.job, err = c.Submit(ctx, keys, ct); err != nil {
+		if cl.job, err = c.Submit(ctx, keys, ct, cl.n); err != nil {
 			return err
 		}
 		rep.Jobs = append(rep.Jobs, cl.job.ID)
 	}
 	y := make([]float64, 0, n*p.OutputSize())
+	var bad sdk.OutOfBoundError
 	for i, cl := range calls {
 		j, err := c.Wait(ctx, cl.job.ID, func(j *fheserve.Job) { bar.set(i*steps + j.Done) })
 		if err != nil {
@@ -124,7 +130,10 @@ func predictRemote(opts *predictOptions) error {
 		rep.ResultBytes += int64(buf.Len())
 		t0 := time.Now()
 		v, err := keys.Decrypt(&buf, cl.n)
-		if err != nil {
+		var oob *sdk.OutOfBoundError
+		if errors.As(err, &oob) {
+			bad.Merge(oob, cl.start)
+		} else if err != nil {
 			return err
 		}
 		rep.TimesMS.Decrypt += millis(time.Since(t0))
@@ -136,6 +145,10 @@ func predictRemote(opts *predictOptions) error {
 		return fmt.Errorf("cannot write the predictions to %q: %w", opts.Output, err)
 	}
 	rep.TimesMS.Total = millis(time.Since(start))
+	if len(bad.Samples) > 0 {
+		bad.Total, rep.OutOfBound = n, bad.Samples
+		fmt.Fprintf(opts.ErrOut, "fheserve: warning: %s (%s holds them too)\n", &bad, opts.Output)
+	}
 	if opts.JSON {
 		return printJSON(opts.Out, rep)
 	}

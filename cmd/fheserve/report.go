@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -104,10 +105,25 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 	pr("  output error\t%.2e\t(expected largest absolute error of an output value)\n", p.Precision.OutputError)
 	if len(p.Activations) > 0 {
 		pr("  approximation error\t%.2e\t(largest activation approximation error on its interval)\n", p.Precision.ApproximationError)
+		pr("  approximation output error\t%.2e\t(the approximations' error propagated to the outputs, on the calibration data)\n", p.Precision.ApproxOutputError)
 	}
 	pr("  output bound\t%.4g\t(largest output magnitude the parameters carry)\n", p.Precision.OutputBound)
-	pr("  flooding\t%.1f bits\t(noise added to results, above the evaluation noise it hides)\n", p.Precision.FloodBits)
 	pr("  result bits\t%d\t(bits per coefficient of a returned ciphertext)\n", p.ResultBits)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "\nPrivacy of the weights\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if pp := p.Precision; pp.PrivacyBits > 0 {
+		pr("  circuit privacy\t%s bits over %s samples\t(statistical distance at most 2^-%s between a user's view of the results and one simulated from the outputs alone)\n",
+			trimBits(pp.PrivacyBits), countText(pp.QueryBudget), trimBits(pp.PrivacyBits/2))
+	} else {
+		pr("  circuit privacy\tnone\t(results may reveal more of the weights than the outputs)\n")
+	}
+	if p.Precision.FloodStd > 0 {
+		pr("  flood margin\t%.1f bits\t(flooding noise above the evaluation noise it hides)\n", p.Precision.FloodBits)
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
@@ -119,6 +135,22 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 		}
 	}
 	return nil
+}
+
+// trimBits formats a number of bits without needless decimals.
+func trimBits(b float64) string { return strconv.FormatFloat(b, 'f', -1, 64) }
+
+// countText formats a count with thousands separators, or as a power of
+// two when it is one above 1000.
+func countText(n int) string {
+	if n > 1000 && n&(n-1) == 0 {
+		return fmt.Sprintf("2^%d", bits.TrailingZeros(uint(n)))
+	}
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func packingText(p *plan.Plan) string {

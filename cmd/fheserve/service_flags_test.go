@@ -90,6 +90,16 @@ func TestClientVerbFlags(t *testing.T) {
 					t.Errorf("%+v", o)
 				}
 			}},
+		{name: "model deploy, compile settings", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "m.onnx", "--degrees", "act=9",
+			"--fit", "least-squares", "--margin", "0.2", "--log-n", "14", "--privacy-bits", "20", "--query-budget", "1000", "--precision-bits", "9"},
+			check: func(t *testing.T, p *parsed) {
+				want := fheserve.CompileSettings{Degrees: map[string]int{"act": 9}, Fit: "least-squares", Margin: 0.2, LogN: 14,
+					PrivacyBits: 20, QueryBudget: 1000, PrecisionBits: 9}
+				if diff := cmp.Diff(want, p.model.CompileSettings); diff != "" {
+					t.Errorf("settings (-want +got):\n%s", diff)
+				}
+			}},
+		{name: "model deploy bad privacy bits", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "f", "--privacy-bits", "0.5"}, wantErr: fheserve.EINVALID},
 		{name: "model deploy without file", cmd: modelCmd, args: []string{"deploy", "--name", "n"}, wantErr: fheserve.EINVALID},
 		{name: "model deploy bad packing", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "f", "--packing", "x"}, wantErr: fheserve.EINVALID},
 		{name: "model show", cmd: modelCmd, args: []string{"show", "mdl_1", "--json"},

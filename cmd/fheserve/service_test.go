@@ -411,7 +411,7 @@ func (rw *restartWorld) submit(ctx context.Context, t *testing.T, i int) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := rw.user.Submit(ctx, rw.keys, ct)
+	j, err := rw.user.Submit(ctx, rw.keys, ct, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

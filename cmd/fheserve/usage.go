@@ -27,12 +27,13 @@ func newUsageCmd(runF func(*usageOptions) error) *cobra.Command {
 	opts := &usageOptions{}
 	cmd := &cobra.Command{
 		Use:   "usage --model ID [--json]",
-		Short: "Show a model's usage: requests per user, hour and day, latency, failures, keys, quota",
-		Long: `Show how a model is used: requests per user, per user and hour, and per user
-and day; latency percentiles (submission to result, queue wait, evaluation);
-failures by cause; the key sets in use; and the quota the owner set. Owners
-see their own models, users their own jobs on the models they may use;
-inputs and results never appear.`,
+		Short: "Show a model's usage: requests and samples per user, hour and day, latency, failures, keys, quota",
+		Long: `Show how a model is used: requests (jobs) and the samples they held per user,
+per user and hour, and per user and day; latency percentiles (submission to
+result, queue wait, evaluation); failures by cause; the key sets in use; and
+the quota the owner set, which counts samples. Owners see their own models,
+users their own jobs on the models they may use; inputs and results never
+appear.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Out, opts.Ctx = cmd.OutOrStdout(), cmd.Context()
@@ -64,7 +65,7 @@ func usageRun(opts *usageOptions) error {
 		return printJSON(opts.Out, u)
 	}
 	out := opts.Out
-	fmt.Fprintf(out, "model %s: %d requests, %d failed\n", u.ModelID, u.Requests, u.Failures)
+	fmt.Fprintf(out, "model %s: %d requests, %d failed, %d samples\n", u.ModelID, u.Requests, u.Failures, u.Samples)
 	for _, l := range []struct {
 		what string
 		l    fheserve.Latency
@@ -81,30 +82,30 @@ func usageRun(opts *usageOptions) error {
 	}
 	fmt.Fprintf(out, "quota: %s", u.Quota.Summary)
 	if u.Quota.Set {
-		fmt.Fprintf(out, "; %d jobs today", u.Quota.Today)
+		fmt.Fprintf(out, "; %d samples in %d jobs today", u.Quota.TodaySamples, u.Quota.Today)
 	}
 	fmt.Fprintln(out)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nUSER\tREQUESTS\tFAILURES")
+	fmt.Fprintln(tw, "\nUSER\tREQUESTS\tFAILURES\tSAMPLES")
 	for _, line := range u.ByUser {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", line.Key, line.Requests, line.Failures)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", line.Key, line.Requests, line.Failures, line.Samples)
 	}
-	fmt.Fprintln(tw, "\nDAY (UTC)\tREQUESTS\tFAILURES")
+	fmt.Fprintln(tw, "\nDAY (UTC)\tREQUESTS\tFAILURES\tSAMPLES")
 	for _, line := range u.ByDay {
-		fmt.Fprintf(tw, "%s\t%d\t%d\n", line.Key, line.Requests, line.Failures)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", line.Key, line.Requests, line.Failures, line.Samples)
 	}
 	for _, per := range []struct {
 		title string
 		lines []fheserve.UsageLine
 	}{{"HOUR (UTC)", u.ByUserHour}, {"DAY (UTC)", u.ByUserDay}} {
-		fmt.Fprintf(tw, "\nUSER\t%s\tREQUESTS\tFAILURES\n", per.title)
+		fmt.Fprintf(tw, "\nUSER\t%s\tREQUESTS\tFAILURES\tSAMPLES\n", per.title)
 		for _, line := range per.lines {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", line.User, line.Key, line.Requests, line.Failures)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", line.User, line.Key, line.Requests, line.Failures, line.Samples)
 		}
 	}
-	fmt.Fprintln(tw, "\nKEY SET IN USE\tUSER\tCREATED\tJOBS")
+	fmt.Fprintln(tw, "\nKEY SET IN USE\tUSER\tCREATED\tJOBS\tSAMPLES")
 	for _, ks := range u.KeySets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", ks.ID, ks.User, ks.CreatedAt.Format(time.DateTime), ks.Jobs)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", ks.ID, ks.User, ks.CreatedAt.Format(time.DateTime), ks.Jobs, ks.Samples)
 	}
 	return tw.Flush()
 }
