@@ -2,6 +2,7 @@ package examples
 
 import (
 	"context"
+	"flag"
 	"math"
 	"path/filepath"
 	"testing"
@@ -21,17 +22,20 @@ var zoo = []struct {
 	name    string
 	opts    compiler.Options
 	samples int
+	long    bool // N=2^15 at default privacy: run with -long
 }{
-	{"cancer-logreg", compiler.Options{Packing: plan.Batch}, 143},
-	{"cancer-logreg", compiler.Options{Packing: plan.Latency}, 4},
-	{"digits-mlp", compiler.Options{Packing: plan.Batch, Degree: 15}, 200},
-	{"face-match", compiler.Options{Packing: plan.Batch}, 128},
-	{"face-match", compiler.Options{Packing: plan.Latency}, 3},
-	{"fmnist-mlp", compiler.Options{Packing: plan.Latency}, 3},
+	{"cancer-logreg", compiler.Options{Packing: plan.Batch}, 143, false},
+	{"cancer-logreg", compiler.Options{Packing: plan.Latency}, 4, false},
+	{"digits-mlp", compiler.Options{Packing: plan.Batch, Degree: 15}, 200, true},
+	{"face-match", compiler.Options{Packing: plan.Batch}, 128, false},
+	{"face-match", compiler.Options{Packing: plan.Latency}, 3, false},
+	{"fmnist-mlp", compiler.Options{Packing: plan.Latency}, 3, false},
 	{"fmnist-cnn", compiler.Options{Packing: plan.Latency, Fit: compiler.FitLeastSquares, Margin: 0.25,
-		Degrees: map[string]int{"/3/Relu": 31, "/7/Relu": 15}}, 1},
-	{"fmnist-cnn-poly", compiler.Options{Packing: plan.Latency}, 2},
+		Degrees: map[string]int{"/3/Relu": 31, "/7/Relu": 15}}, 1, true},
+	{"fmnist-cnn-poly", compiler.Options{Packing: plan.Latency}, 2, true},
 }
+
+var long = flag.Bool("long", false, "also run the examples that need N=2^15 (minutes and gigabytes of keys each)")
 
 func mustRead(t *testing.T, path string) *npy.Array {
 	t.Helper()
@@ -51,6 +55,9 @@ func mustRead(t *testing.T, path string) *npy.Array {
 func TestEncrypted(t *testing.T) {
 	for _, ex := range zoo {
 		t.Run(ex.name+"/"+ex.opts.Packing, func(t *testing.T) {
+			if ex.long && !*long {
+				t.Skip("N=2^15 at default privacy: run with -long")
+			}
 			dir := ex.name
 			g, err := onnx.ImportFile(filepath.Join(dir, "model.onnx"), onnx.Options{})
 			if err != nil {
