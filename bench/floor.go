@@ -136,6 +136,8 @@ func Floor(r *local.Runner) (time.Duration, error) {
 			}
 		case plan.StepSquare, plan.StepMul:
 			total += cts * (c.ctMul + c.rescale)
+		case plan.StepMask:
+			total += cts * (c.ptMul + c.rescale)
 		case plan.StepAdd:
 			total += cts * c.add
 		case plan.StepPoly:
