@@ -115,8 +115,9 @@ func TestEncrypted(t *testing.T) {
 			if len(r.OutOfBound) > 0 {
 				t.Errorf("samples %v decrypted beyond the output bound %g", r.OutOfBound, p.Precision.OutputBound)
 			}
-			t.Logf("N=2^%d depth %d: %d/%d correct encrypted; HE error %.2e (stated %.2e); approximation effect %.2e (activation error %.2e)",
-				p.Params.LogN, p.Depth, correct, n, heErr, p.Precision.OutputError, approxEffect, p.Precision.ApproximationError)
+			t.Logf("N=2^%d depth %d scale 2^%d: %d/%d correct encrypted; HE error %.2e (stated %.2e); approximation effect %.2e (activation error %.2e, end to end %.2e); privacy %.1f bits over %d samples; keys %.1f MB; evaluate %.0f ms per call",
+				p.Params.LogN, p.Depth, p.Params.LogDefaultScale, correct, n, heErr, p.Precision.OutputError, approxEffect, p.Precision.ApproximationError, p.Precision.ApproxOutputError,
+				p.Precision.PrivacyBits, p.Precision.QueryBudget, float64(r.Stats.EvalKeyByte)/1e6, float64(r.Stats.Evaluate.Milliseconds())/float64(r.Stats.Calls))
 		})
 	}
 }

@@ -114,3 +114,68 @@ func TestSanitizeConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// SanitizeKeeping keeps the listed coefficients of a coefficient-encoded
+// result and makes every other one uniform mod q_0; Rerandomize changes a
+// ciphertext at any level without changing what it decrypts to.
+func TestSanitizeKeeping(t *testing.T) {
+	params := MustParams(t, spec12)
+	keys, evk := MustKeys(t, params, nil, false)
+	san, err := he.NewSanitizer(params, evk.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := params.N()
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = float64(i%7) - 3
+	}
+	cts, err := keys.EncryptCoeffs([][]float64{v}, 1, params.DefaultScale())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := cts[0]
+	before := ct.CopyNew()
+	if err := san.Rerandomize(ct); err != nil {
+		t.Fatal(err)
+	}
+	if ct.Level() != 1 || ct.Value[1].Equal(&before.Value[1]) {
+		t.Fatal("Rerandomize left the ciphertext as it was, or changed its level")
+	}
+	keep := []int{0, 5, 77, n - 1}
+	if err := san.SanitizeKeeping(ct, 1<<10, keep); err != nil {
+		t.Fatal(err)
+	}
+	dec, err := keys.DecryptCoeffs([]*rlwe.Ciphertext{ct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := map[int]bool{}
+	for _, k := range keep {
+		kept[k] = true
+		if e := math.Abs(dec[0][k] - v[k]); e > 1e-4 {
+			t.Errorf("kept coefficient %d decrypts to %g, want %g", k, dec[0][k], v[k])
+		}
+	}
+	// The others: uniform on +-q_0/(2 scale). Their mean square is
+	// (q_0/scale)^2/12; a message of at most 3 would give at most 9.
+	half := float64(params.Q()[0]) / 2 / params.DefaultScale().Float64()
+	var sum float64
+	var count int
+	for i, x := range dec[0] {
+		if !kept[i] {
+			sum += x * x
+			count++
+		}
+	}
+	ms, want := sum/float64(count), half*half/3
+	if ms < 0.9*want || ms > 1.1*want {
+		t.Errorf("non-kept coefficients have mean square %.3g, uniform mod q_0 gives %.3g", ms, want)
+	}
+	slots, err := keys.Encrypt(randomVectors(1, 1, 8), 1, params.DefaultScale())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, san.SanitizeKeeping(slots[0], 0, keep), fheserve.EINVALID)
+	wantCode(t, san.SanitizeKeeping(cts[0].CopyNew(), 0, []int{n}), fheserve.EINVALID)
+}
