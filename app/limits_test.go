@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -90,5 +91,37 @@ func TestLoginSuccessesFromOneAddress(t *testing.T) {
 	}
 	if err := l.login("user0", addr); fheserve.ErrorCode(err) != fheserve.ERATELIMIT {
 		t.Fatalf("after 30 failures from %s: %v, want rate_limited", addr, err)
+	}
+}
+
+// TestRateLimitsCountSamples checks the token buckets against jobs of
+// several samples: a job takes as many tokens as it holds samples, one
+// larger than the burst is refused as invalid, and tokens a user's bucket
+// gave to a job the model-wide bucket refused go back.
+func TestRateLimitsCountSamples(t *testing.T) {
+	ctx := context.Background()
+	a, clk := mustApp(t)
+	u, m, _ := mustKeySet(t, a)
+	// The user's bucket barely refills; the model's refills a sample a
+	// second.
+	m.Limits = fheserve.ModelLimits{RatePerMinute: 0.001, Burst: 8, ModelRatePerMinute: 60, ModelBurst: 4}
+	steps := []struct {
+		wait    time.Duration
+		samples int
+		code    string
+		message string
+	}{
+		{0, 5, fheserve.EINVALID, "this job holds 5 samples, more than the bursts of 4 samples the rate limit of all users allows"},
+		{0, 4, "", ""}, // user 4 left, model 0
+		{0, 1, fheserve.ERATELIMIT, "the rate limit of all users is 60 samples a minute (bursts of 4)"},
+		{4 * time.Second, 4, "", ""}, // the user's 4 tokens came back
+		{4 * time.Second, 1, fheserve.ERATELIMIT, "your rate limit is 0.001 samples a minute (bursts of 8)"},
+	}
+	for i, s := range steps {
+		clk.add(s.wait)
+		err := a.checkLimits(ctx, u, m, s.samples)
+		if fheserve.ErrorCode(err) != s.code || !strings.Contains(fheserve.ErrorMessage(err), s.message) {
+			t.Fatalf("step %d, %d samples: %v, want code %q saying %q", i+1, s.samples, err, s.code, s.message)
+		}
 	}
 }

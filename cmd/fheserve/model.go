@@ -156,14 +156,14 @@ func modelRun(opts *modelOptions) error {
 				return err
 			}
 		}
-		if opts.Calibration == "" {
-			fmt.Fprintf(opts.ErrOut, "fheserve: warning: no --calibration: activations are approximated on the default interval [%g, %g] "+
-				"and the output bound comes from synthetic inputs, not your data, so predictions may be unreliable; "+
-				"deploy with representative inputs: --calibration C.npy\n", -compiler.DefaultInterval, compiler.DefaultInterval)
-		}
 		m, err := c.Deploy(ctx, req)
 		if err != nil {
 			return err
+		}
+		if opts.Calibration == "" {
+			fmt.Fprintf(opts.ErrOut, "fheserve: warning: deployed without --calibration: activations are approximated on the default interval [%g, %g] "+
+				"and the output bound comes from synthetic inputs, not your data, so predictions may be unreliable; "+
+				"deploy again with representative inputs: --calibration C.npy\n", -compiler.DefaultInterval, compiler.DefaultInterval)
 		}
 		writeModel(out, m)
 		fmt.Fprintln(out, m.ID)

@@ -136,7 +136,7 @@ func TestMonitoring(t *testing.T) {
 	}
 	oc := must(a.Authenticate(ctx, owner.Token()))(t)
 	must(a.SetLimits(ctx, oc.Account, m.ID, &fheserve.ModelLimits{Daily: 100}))(t)
-	if u := must(user.Usage(ctx, m.ID))(t); u.Requests != ok+1 || !u.Quota.Set || u.Quota.Summary != "100/day per user" || u.Quota.Today != ok+1 {
+	if u := must(user.Usage(ctx, m.ID))(t); u.Requests != ok+1 || !u.Quota.Set || u.Quota.Summary != "100 samples/day per user" || u.Quota.Today != ok+1 || u.Quota.TodaySamples != ok+1 {
 		t.Errorf("the user's usage: %+v", u)
 	}
 	if _, err := other.Usage(ctx, m.ID); fheserve.ErrorCode(err) != fheserve.EFORBIDDEN {

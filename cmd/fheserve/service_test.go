@@ -211,8 +211,14 @@ func TestServiceCLI(t *testing.T) {
 		p.party.ok(p.pw+"\n", "login", "--username", p.name, "--password-stdin")
 	}
 
-	// The owner deploys a model for ulrich only.
-	modelID := lastLine(owner.ok("", "model", "deploy", "--name", "mlp_square", "--file", fixture("mlp_square.onnx"), "--allow", "ulrich"))
+	// The owner deploys a model for ulrich only, without calibration data:
+	// deploy warns.
+	r := owner.run("", "model", "deploy", "--name", "mlp_square", "--file", fixture("mlp_square.onnx"), "--allow", "ulrich")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stderr, "fheserve: warning: deployed without --calibration") {
+		t.Errorf("deploy without calibration data does not warn:\n%s", r.stderr)
+	}
+	modelID := lastLine(r.stdout)
 	if !strings.HasPrefix(modelID, "mdl_") {
 		t.Fatalf("model deploy printed %q last, not a model id", modelID)
 	}
@@ -268,7 +274,7 @@ func TestServiceCLI(t *testing.T) {
 
 	// The owner sees usage; the user their own; otto none.
 	usage := decodeJSON[fheserve.Usage](t, owner.ok("", "usage", "--model", modelID, "--json"))
-	if usage.Requests != got.Shape[0] || usage.ByUser[0].Key != "ulrich" {
+	if usage.Requests != got.Shape[0] || usage.Samples != got.Shape[0] || usage.ByUser[0].Key != "ulrich" {
 		t.Fatalf("usage %+v", usage)
 	}
 	if out := user.ok("", "usage", "--model", modelID); !strings.Contains(out, fmt.Sprintf("%d requests, 0 failed", got.Shape[0])) ||
@@ -294,6 +300,40 @@ func TestServiceCLI(t *testing.T) {
 		t.Fatalf("keys after revoke: %+v", keys)
 	}
 	mustFail(t, user.run("", "predict", "--model", modelID, "--input", fixture("mlp_square.x.npy"), "--output", remote), 2, "no keys for model")
+
+	// A model deployed with compile settings: model show prints the
+	// privacy level reached; an input far outside the calibration data
+	// comes back with a warning.
+	reluID := lastLine(owner.ok("", "model", "deploy", "--name", "relu", "--file", fixture("relu.onnx"), "--calibration", fixture("relu.calib.npy"),
+		"--allow", "ulrich", "--privacy-bits", "20", "--query-budget", "1000", "--degree", "5", "--fit", "least-squares"))
+	out := user.ok("", "model", "show", reluID)
+	for _, want := range []string{"Privacy of the weights", "circuit privacy", "bits over 1,000 samples", "approximation output error", "least-squares  5"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("model show lacks %q:\n%s", want, out)
+		}
+	}
+	user.ok("", "keys", "create", "--model", reluID)
+	x, err := npy.ReadFile(fixture("relu.x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := x.Size() / x.Shape[0]
+	far := &npy.Array{Shape: []int{2, in}, Data: append([]float64(nil), x.Data[:2*in]...)}
+	for i := in; i < 2*in; i++ {
+		far.Data[i] *= 10
+	}
+	farPath := filepath.Join(dir, "far.npy")
+	if err := npy.WriteFile(farPath, far); err != nil {
+		t.Fatal(err)
+	}
+	r = user.run("", "predict", "--model", reluID, "--input", farPath, "--output", filepath.Join(dir, "far.y.npy"), "--json")
+	mustSucceed(t, r)
+	if rep := decodeJSON[remoteReport](t, r.stdout); fmt.Sprint(rep.OutOfBound) != "[1]" {
+		t.Errorf("out of bound %v, want [1]", rep.OutOfBound)
+	}
+	if !strings.Contains(r.stderr, "fheserve: warning: 1 of 2 samples (sample 1)") || !strings.Contains(r.stderr, "left the calibrated interval") {
+		t.Errorf("predict does not warn about the far sample:\n%s", r.stderr)
+	}
 
 	owner.ok("", "model", "retire", modelID)
 	mustFail(t, user.run("", "keys", "create", "--model", modelID), 1, "retired")
