@@ -64,6 +64,18 @@ func (s *Sanitizer) Sanitize(ct *rlwe.Ciphertext, floodStd float64) error {
 // are flooded. keep nil keeps every coefficient; keep must be nil for a
 // slot-encoded ciphertext, whose slots are not coefficients.
 func (s *Sanitizer) SanitizeKeeping(ct *rlwe.Ciphertext, floodStd float64, keep []int) error {
+	return s.sanitize(ct, floodStd, keep, true)
+}
+
+// Flood is Sanitize for a ciphertext that was re-randomized (Rerandomize)
+// just before its last rescale: its parts are already independent of the
+// computation, so it is only brought to level 0 and flooded, which saves
+// an encryption of zero per result ciphertext.
+func (s *Sanitizer) Flood(ct *rlwe.Ciphertext, floodStd float64) error {
+	return s.sanitize(ct, floodStd, nil, false)
+}
+
+func (s *Sanitizer) sanitize(ct *rlwe.Ciphertext, floodStd float64, keep []int, rerandomize bool) error {
 	switch {
 	case !(floodStd >= 0 && floodStd <= MaxFloodStd): // also refuses NaN
 		return fheserve.Errorf(fheserve.EINVALID, "sanitize: flooding std %g is outside 0..2^48", floodStd)
@@ -88,15 +100,17 @@ func (s *Sanitizer) SanitizeKeeping(ct *rlwe.Ciphertext, floodStd float64, keep 
 
 	// (b) Re-randomize: add a fresh encryption of zero under the public key.
 	zero := rlwe.NewCiphertext(s.params, 1, 0)
-	zero.MetaData = ct.MetaData.CopyNew()
-	enc := s.encs.Get().(*rlwe.Encryptor)
-	err := enc.EncryptZero(zero)
-	s.encs.Put(enc)
-	if err != nil {
-		return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: %v", err)
+	if rerandomize {
+		zero.MetaData = ct.MetaData.CopyNew()
+		enc := s.encs.Get().(*rlwe.Encryptor)
+		err := enc.EncryptZero(zero)
+		s.encs.Put(enc)
+		if err != nil {
+			return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: %v", err)
+		}
+		ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
+		ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
 	}
-	ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
-	ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
 
 	// (c) Flood c0 with a wide Gaussian, and replace the coefficients that
 	// are not outputs by uniform values mod q_0.

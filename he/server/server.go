@@ -382,7 +382,13 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 			keep[r] = plan.Pos(p.Output.Positions, r)
 		}
 	}
+	// A masked result was re-randomized before its last rescale already.
+	last := &e.m.prog.Steps[e.m.prog.Output-1]
+	flood := last.Kind == plan.StepMask || last.MaskOutput
 	err := e.parallel(len(res), func(j int) error {
+		if flood && !(last.Kind == plan.StepMask && samples == p.BatchSize) {
+			return e.sanitizer.Flood(res[j], p.Precision.FloodStd)
+		}
 		return e.sanitizer.SanitizeKeeping(res[j], p.Precision.FloodStd, keep)
 	})
 	if err != nil {
