@@ -147,17 +147,17 @@ type Step struct {
 	LazyRelin bool `json:",omitempty"`
 
 	// Linear.
-	M            *Sparse
-	Bias         []float64 // nil or length M.Rows
-	Pin          int       // latency: input period
-	Pout         int       // latency: output period
-	Coeffs       bool      // latency: coefficient-encoded product (input and output in coefficients)
+	M      *Sparse
+	Bias   []float64 // nil or length M.Rows
+	Pin    int       // latency: input period
+	Pout   int       // latency: output period
+	Coeffs bool      // latency: coefficient-encoded product (input and output in coefficients)
 	// MaskOutput (latency, slots, the program's last step): the output is
 	// written to the first window only and every other slot is zero; the
 	// diagonals are zero outside the first window, and Pout >= Pin so
 	// that no block folding spreads partial sums.
-	MaskOutput bool `json:",omitempty"`
-	LogBSGSRatio int       // latency: log2 of the baby-step giant-step ratio
+	MaskOutput   bool `json:",omitempty"`
+	LogBSGSRatio int  // latency: log2 of the baby-step giant-step ratio
 	// Latency, slots: where element i of the input and output sit within
 	// their periods (nil: at i). The compiler moves outputs of
 	// convolutions next to their receptive fields, which makes their
