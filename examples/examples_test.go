@@ -22,12 +22,12 @@ var zoo = []struct {
 	name    string
 	opts    compiler.Options
 	samples int
-	long    bool // N=2^15 at default privacy: run with -long
+	long    bool // N=2^15, or a minute of masking 4,096 outputs: run with -long
 }{
 	{"cancer-logreg", compiler.Options{Packing: plan.Batch}, 143, false},
 	{"cancer-logreg", compiler.Options{Packing: plan.Latency}, 4, false},
 	{"digits-mlp", compiler.Options{Packing: plan.Batch, Degree: 15}, 200, true},
-	{"face-match", compiler.Options{Packing: plan.Batch}, 128, false},
+	{"face-match", compiler.Options{Packing: plan.Batch}, 128, true},
 	{"face-match", compiler.Options{Packing: plan.Latency}, 3, false},
 	{"fmnist-mlp", compiler.Options{Packing: plan.Latency}, 3, false},
 	{"fmnist-cnn", compiler.Options{Packing: plan.Latency, Fit: compiler.FitLeastSquares, Margin: 0.25,
@@ -56,7 +56,7 @@ func TestEncrypted(t *testing.T) {
 	for _, ex := range zoo {
 		t.Run(ex.name+"/"+ex.opts.Packing, func(t *testing.T) {
 			if ex.long && !*long {
-				t.Skip("N=2^15 at default privacy: run with -long")
+				t.Skip("minutes at default privacy: run with -long")
 			}
 			dir := ex.name
 			g, err := onnx.ImportFile(filepath.Join(dir, "model.onnx"), onnx.Options{})
