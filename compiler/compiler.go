@@ -526,12 +526,17 @@ func (c *compilation) setLayout(p *plan.Plan, ps *paramChoice, coeffs bool) {
 // tradeOff explains why no ring meets both the privacy and the precision
 // asked for, with the best the model reaches.
 func (c *compilation) tradeOff(p *plan.Plan, ps *paramChoice, pr privacy) error {
-	keys := he.EvalKeysSize(ps.params, nil, false) + he.EvalKeysSize(ps.params, []uint64{ps.params.GaloisElement(1)}, false)
-	reach := fmt.Sprintf("the best is %.1f bits at N=2^%d (scale 2^%d, logQP %.0f, about %.1f MB per key)", pr.bits, ps.spec.LogN, ps.spec.LogDefaultScale, ps.logQP, float64(keys)/2e6)
+	keys := "?"
+	c.setLayout(p, ps, c.prog.Steps[0].Coeffs)
+	p.Params = ps.spec
+	p.Steps, p.Ops = nil, plan.OpCounts{}
+	if err := c.countAndKeys(p, ps); err == nil {
+		keys = fmt.Sprintf("%.0f MB", float64(he.EvalKeysSize(ps.params, p.GaloisElements, p.Relin))/1e6)
+	}
+	reach := fmt.Sprintf("the best is %.1f bits at N=2^%d (scale 2^%d, logQP %.0f, keys %s)", pr.bits, ps.spec.LogN, ps.spec.LogDefaultScale, ps.logQP, keys)
 	if pr.flood == 0 {
 		reach = fmt.Sprintf("the evaluation noise alone (%.3g at N=2^%d, scale 2^%d) exceeds the precision budget", pr.eval, ps.spec.LogN, ps.spec.LogDefaultScale)
 	}
-	// Each bit of precision given up buys two bits of privacy.
 	return fheserve.Errorf(fheserve.EUNSUPPORTED, "no 128-bit secure ring gives %.0f bits of circuit privacy over %d samples at %.0f bits of precision for this model (depth %d, output range %.3g): %s; ask for fewer privacy bits (--privacy-bits), a smaller query budget (--query-budget), or less precision (--precision-bits; each bit less gives two bits of privacy)",
 		c.privacyBits(), c.queryBudget(), c.precisionBits(), p.Depth, p.Precision.OutputBound, reach)
 }
