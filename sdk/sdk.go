@@ -7,7 +7,10 @@
 // approve accounts through the same client.
 //
 // The SDK produces the same outputs as 'fheserve predict --local' on the
-// same model and input, within the plan's stated precision.
+// same model and input, within the plan's stated precision. It declares
+// each job's samples, which the owner's limits count, and checks every
+// decrypted sample against the plan's output bound before the head: a
+// sample beyond it comes back with an *OutOfBoundError, never silently.
 package sdk
 
 import (
