@@ -76,15 +76,12 @@ func (s *Sanitizer) Flood(ct *rlwe.Ciphertext, floodStd float64) error {
 }
 
 func (s *Sanitizer) sanitize(ct *rlwe.Ciphertext, floodStd float64, keep []int, rerandomize bool) error {
+	if err := s.check(ct, "sanitize"); err != nil {
+		return err
+	}
 	switch {
 	case !(floodStd >= 0 && floodStd <= MaxFloodStd): // also refuses NaN
 		return fheserve.Errorf(fheserve.EINVALID, "sanitize: flooding std %g is outside 0..2^48", floodStd)
-	case ct == nil || ct.MetaData == nil || ct.Degree() != 1:
-		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext must have degree 1")
-	case ct.N() != s.params.N() || ct.Level() > s.params.MaxLevel():
-		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext does not match the parameters")
-	case !ct.IsNTT || ct.IsMontgomery:
-		return fheserve.Errorf(fheserve.EINVALID, "sanitize: ciphertext is not in NTT, non-Montgomery form")
 	case keep != nil && ct.IsBatched:
 		return fheserve.Errorf(fheserve.EINVALID, "sanitize: only a coefficient-encoded result keeps some coefficients")
 	}
@@ -99,23 +96,16 @@ func (s *Sanitizer) sanitize(ct *rlwe.Ciphertext, floodStd float64, keep []int, 
 	ringQ := s.params.RingQ().AtLevel(0)
 
 	// (b) Re-randomize: add a fresh encryption of zero under the public key.
-	zero := rlwe.NewCiphertext(s.params, 1, 0)
 	if rerandomize {
-		zero.MetaData = ct.MetaData.CopyNew()
-		enc := s.encs.Get().(*rlwe.Encryptor)
-		err := enc.EncryptZero(zero)
-		s.encs.Put(enc)
-		if err != nil {
-			return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: %v", err)
+		if err := s.addZero(ct); err != nil {
+			return err
 		}
-		ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
-		ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
 	}
 
 	// (c) Flood c0 with a wide Gaussian, and replace the coefficients that
 	// are not outputs by uniform values mod q_0.
 	if floodStd > 0 || keep != nil {
-		e := zero.Value[0]
+		e := ringQ.NewPoly()
 		q := s.params.Q()[0]
 		if err := sampleGaussian(e.Coeffs[0], floodStd, q); err != nil {
 			return err
@@ -159,21 +149,35 @@ func sampleUniform(out []uint64, q uint64) error {
 // the ciphertext's parts become (pseudo)uniform and independent of what
 // was computed, and so do their roundings.
 func (s *Sanitizer) Rerandomize(ct *rlwe.Ciphertext) error {
+	if err := s.check(ct, "rerandomize"); err != nil {
+		return err
+	}
+	return s.addZero(ct)
+}
+
+// check refuses a ciphertext the sanitizer cannot work on.
+func (s *Sanitizer) check(ct *rlwe.Ciphertext, op string) error {
 	switch {
 	case ct == nil || ct.MetaData == nil || ct.Degree() != 1:
-		return fheserve.Errorf(fheserve.EINVALID, "rerandomize: ciphertext must have degree 1")
+		return fheserve.Errorf(fheserve.EINVALID, "%s: ciphertext must have degree 1", op)
 	case ct.N() != s.params.N() || ct.Level() > s.params.MaxLevel():
-		return fheserve.Errorf(fheserve.EINVALID, "rerandomize: ciphertext does not match the parameters")
+		return fheserve.Errorf(fheserve.EINVALID, "%s: ciphertext does not match the parameters", op)
 	case !ct.IsNTT || ct.IsMontgomery:
-		return fheserve.Errorf(fheserve.EINVALID, "rerandomize: ciphertext is not in NTT, non-Montgomery form")
+		return fheserve.Errorf(fheserve.EINVALID, "%s: ciphertext is not in NTT, non-Montgomery form", op)
 	}
+	return nil
+}
+
+// addZero adds a fresh encryption of zero under the public key to ct, at
+// its level.
+func (s *Sanitizer) addZero(ct *rlwe.Ciphertext) error {
 	zero := rlwe.NewCiphertext(s.params, 1, ct.Level())
 	zero.MetaData = ct.MetaData.CopyNew()
 	enc := s.encs.Get().(*rlwe.Encryptor)
 	err := enc.EncryptZero(zero)
 	s.encs.Put(enc)
 	if err != nil {
-		return fheserve.Errorf(fheserve.EINTERNAL, "rerandomize: %v", err)
+		return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: cannot encrypt zero: %v", err)
 	}
 	ringQ := s.params.RingQ().AtLevel(ct.Level())
 	ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])

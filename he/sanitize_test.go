@@ -8,7 +8,9 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
 func TestSanitize(t *testing.T) {
@@ -81,12 +83,7 @@ func TestSanitize(t *testing.T) {
 }
 
 func TestSanitizeConcurrent(t *testing.T) {
-	params := MustParams(t, spec12)
-	keys, evk := MustKeys(t, params, nil, false)
-	san, err := he.NewSanitizer(params, evk.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
+	params, keys, san := mustSanitizer(t)
 	values := randomVectors(9, 8, 16)
 	cts, err := keys.Encrypt(values, 1, params.DefaultScale())
 	if err != nil {
@@ -119,12 +116,7 @@ func TestSanitizeConcurrent(t *testing.T) {
 // result and makes every other one uniform mod q_0; Rerandomize changes a
 // ciphertext at any level without changing what it decrypts to.
 func TestSanitizeKeeping(t *testing.T) {
-	params := MustParams(t, spec12)
-	keys, evk := MustKeys(t, params, nil, false)
-	san, err := he.NewSanitizer(params, evk.Public)
-	if err != nil {
-		t.Fatal(err)
-	}
+	params, keys, san := mustSanitizer(t)
 	n := params.N()
 	v := make([]float64, n)
 	for i := range v {
@@ -178,4 +170,17 @@ func TestSanitizeKeeping(t *testing.T) {
 	}
 	wantCode(t, san.SanitizeKeeping(slots[0], 0, keep), fheserve.EINVALID)
 	wantCode(t, san.SanitizeKeeping(cts[0].CopyNew(), 0, []int{n}), fheserve.EINVALID)
+}
+
+// mustSanitizer returns spec12 parameters, fresh keys and a sanitizer for
+// their public key.
+func mustSanitizer(t *testing.T) (ckks.Parameters, *client.Keys, *he.Sanitizer) {
+	t.Helper()
+	params := MustParams(t, spec12)
+	keys, evk := MustKeys(t, params, nil, false)
+	san, err := he.NewSanitizer(params, evk.Public)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return params, keys, san
 }
