@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"sync"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/compiler"
@@ -26,6 +27,7 @@ type Keys struct {
 	KeySetID string
 
 	params ckks.Parameters
+	mu     sync.Mutex // the secret's encoder and encryptor are not safe for concurrent use
 	secret *client.Keys
 	eval   *he.EvalKeys // nil for keys loaded from a secret
 }
@@ -120,6 +122,8 @@ func (k *Keys) Encrypt(x []float64, n int) ([]byte, error) {
 		return nil, err
 	}
 	var cts []*rlwe.Ciphertext
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if p.Input.Encoding == plan.Coeffs {
 		cts, err = k.secret.EncryptCoeffs(vecs, p.Input.Level, k.params.DefaultScale())
 	} else {
@@ -167,6 +171,8 @@ func (k *Keys) DecryptRaw(result io.Reader, n int) ([]float64, error) {
 		return nil, err
 	}
 	var vals [][]float64
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	if p.Output.Encoding == plan.Coeffs {
 		vals, err = k.secret.DecryptCoeffs(cts)
 	} else {
