@@ -123,17 +123,27 @@ func TestLimitsCountSamples(t *testing.T) {
 	}
 	want, err := w.onnxGraph().EvalBatch(x, 8, nil)
 	check(t, err)
+	// One job of n samples (sdk.Predict paces itself to the limits; this
+	// probes them).
 	predict := func(n int) error {
 		t.Helper()
-		y, err := w.user.Predict(ctx, keys, x[:n*keys.Plan.InputSize()], n, nil)
-		if err == nil {
-			for i := range y {
-				if d := math.Abs(y[i] - want[i]); d > keys.Plan.Precision.OutputError {
-					t.Fatalf("output %d of %d samples: off by %.3g", i, n, d)
-				}
+		in, err := keys.Encrypt(x[:n*keys.Plan.InputSize()], n)
+		check(t, err)
+		j, err := w.user.Submit(ctx, keys, in, n)
+		if err != nil {
+			return err
+		}
+		if _, err := w.user.Wait(ctx, j.ID, nil); err != nil {
+			return err
+		}
+		y, err := w.user.Fetch(ctx, keys, j.ID, n)
+		check(t, err)
+		for i := range y {
+			if d := math.Abs(y[i] - want[i]); d > keys.Plan.Precision.OutputError {
+				t.Fatalf("output %d of %d samples: off by %.3g", i, n, d)
 			}
 		}
-		return err
+		return nil
 	}
 
 	// A declaration the plan does not allow is refused before anything
@@ -165,9 +175,10 @@ func TestLimitsCountSamples(t *testing.T) {
 			u.Requests, u.Samples, u.ByUser, u.Quota, u.KeySets)
 	}
 
-	// A rate of 60 samples a minute in bursts of 5: a job of 8 can never
-	// pass; 5 pass at once, then not 1 more.
-	_, err = w.owner.API.SetLimits(ctx, m.ID, &fheserve.ModelLimits{RatePerMinute: 60, Burst: 5})
+	// A rate of 1 sample a minute in bursts of 5: a job of 8 can never
+	// pass; 5 pass at once, then not 1 more (a slow rate, so that no token
+	// comes back while a loaded machine runs the job of 5).
+	_, err = w.owner.API.SetLimits(ctx, m.ID, &fheserve.ModelLimits{RatePerMinute: 1, Burst: 5})
 	check(t, err)
 	err = predict(8)
 	if fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), "more than the bursts of 5 samples") {
