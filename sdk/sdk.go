@@ -16,6 +16,9 @@ package sdk
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/fheserve/fheserve"
 	fhttp "github.com/fheserve/fheserve/http"
@@ -101,6 +104,54 @@ func (c *Client) Models(ctx context.Context) ([]*fheserve.Model, error) { return
 // Model describes one model.
 func (c *Client) Model(ctx context.Context, id string) (*fheserve.Model, error) {
 	return c.API.Model(ctx, id)
+}
+
+// ModelNamed finds a model by name among those the client may see: its
+// latest version. Two owners may use the same name: then it refuses, and
+// names each owner's model, rather than pick one.
+func (c *Client) ModelNamed(ctx context.Context, name string) (*fheserve.Model, error) {
+	ms, err := c.Models(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var latest *fheserve.Model
+	owners := map[string]*fheserve.Model{}
+	for _, m := range ms {
+		if m.Name != name {
+			continue
+		}
+		if o := owners[m.Owner]; o == nil || m.Version > o.Version {
+			owners[m.Owner] = m
+		}
+		if latest == nil || m.Version > latest.Version {
+			latest = m
+		}
+	}
+	switch {
+	case latest == nil:
+		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no model called %q among the models you may see ('fheserve model list' shows them)", name)
+	case len(owners) > 1:
+		var each []string
+		for _, m := range owners {
+			each = append(each, fmt.Sprintf("%s by %s", m.ID, m.Owner))
+		}
+		sort.Strings(each)
+		return nil, fheserve.Errorf(fheserve.EINVALID, "%d owners have a model called %q (%s): give the model's id", len(owners), name, strings.Join(each, ", "))
+	}
+	return latest, nil
+}
+
+// ModelByRef finds a model by id or, when no model has that id, by name
+// (ModelNamed).
+func (c *Client) ModelByRef(ctx context.Context, ref string) (*fheserve.Model, error) {
+	m, err := c.Model(ctx, ref)
+	if fheserve.ErrorCode(err) != fheserve.ENOTFOUND {
+		return m, err
+	}
+	if named, nerr := c.ModelNamed(ctx, ref); fheserve.ErrorCode(nerr) != fheserve.ENOTFOUND {
+		return named, nerr
+	}
+	return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no model with the id or name %q among the models you may see ('fheserve model list' shows them)", ref)
 }
 
 // Plan fetches and checks a model's public plan: its fingerprint must

@@ -223,7 +223,10 @@ func (o *auditOptions) auditClient() (*audit.Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	server := o.serverURL(cfg)
+	server, err := o.serverURL(cfg)
+	if err != nil {
+		return nil, "", err
+	}
 	token := o.Token
 	switch {
 	case token != "":

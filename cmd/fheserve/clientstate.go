@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -118,16 +119,40 @@ func writePrivate(path string, data []byte) error {
 }
 
 // serverURL picks the server: the flag, the environment, the last login.
-func (f *clientFlags) serverURL(c *clientConfig) string {
+// It must be an http:// or https:// URL: without a scheme, "host:8080"
+// would parse as scheme "host", and plain HTTP is never assumed, not
+// even for a loopback address, so that what is sent in the clear is
+// always written out.
+func (f *clientFlags) serverURL(c *clientConfig) (string, error) {
+	u, from := defaultServer, "the default"
 	switch {
 	case f.Server != "":
-		return strings.TrimRight(f.Server, "/")
+		u, from = strings.TrimRight(f.Server, "/"), "--server"
 	case os.Getenv(serverEnv) != "":
-		return strings.TrimRight(os.Getenv(serverEnv), "/")
+		u, from = strings.TrimRight(os.Getenv(serverEnv), "/"), "$"+serverEnv
 	case c.Server != "":
-		return c.Server
+		u, from = c.Server, "the server of the last login"
 	}
-	return defaultServer
+	if err := checkServerURL(u); err != nil {
+		return "", fheserve.Errorf(fheserve.EINVALID, "%s %q %s", from, u, fheserve.ErrorMessage(err))
+	}
+	return u, nil
+}
+
+// checkServerURL says what is wrong with a server URL, and the fix.
+func checkServerURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Opaque != "" || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		host := s
+		if i := strings.Index(s, "://"); i >= 0 {
+			host = s[i+3:]
+		}
+		return fheserve.Errorf(fheserve.EINVALID, "is not a server URL: write https://%s (or http://%s for a server without TLS)", host, host)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fheserve.Errorf(fheserve.EINVALID, "is not a server URL: give only the scheme, host and port, like https://%s", u.Host)
+	}
+	return nil
 }
 
 // anonymous returns an SDK client without credentials.
@@ -136,7 +161,11 @@ func (f *clientFlags) anonymous() (*sdk.Client, *clientConfig, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return sdk.New(f.serverURL(c)), c, nil
+	u, err := f.serverURL(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sdk.New(u), c, nil
 }
 
 // session returns an SDK client acting with the saved token.

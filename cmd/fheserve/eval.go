@@ -28,7 +28,7 @@ type evalOptions struct {
 	Model   string
 	Data    string
 	Labels  string
-	Mode    string
+	Packing string
 	Limit   int
 	Workers int
 	JSON    bool
@@ -70,10 +70,13 @@ absolute error against the labels and against the plaintext model instead
 of accuracy and class agreement.`,
 		Example: `  fheserve eval --model examples/fmnist-mlp/model.onnx --data examples/data/fmnist.x.npy --labels examples/data/fmnist.y.npy
   fheserve eval --model model.onnx --data x.npy --labels y.npy --calibration calib.npy --degree 15 --json
-  fheserve eval --model model.onnx --data x.npy --labels y.npy --mode latency --limit 20`,
+  fheserve eval --model model.onnx --data x.npy --labels y.npy --packing latency --limit 20`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
+			if err := packingFlags(cmd.Flags(), opts.ErrOut); err != nil {
+				return err
+			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -87,7 +90,7 @@ of accuracy and class agreement.`,
 	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
 	f.StringVar(&opts.Data, "data", "", "samples as an .npy `file`, batch dimension first (required)")
 	f.StringVar(&opts.Labels, "labels", "", "class index (or, for a regression model, targets) of each sample as an .npy `file` (required)")
-	f.StringVar(&opts.Mode, "mode", plan.Batch, "packing: batch (many samples per call) or latency (one sample per call)")
+	registerPacking(f, &opts.Packing, plan.Batch)
 	f.IntVar(&opts.Limit, "limit", 0, "evaluate only the first `n` samples (default all)")
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	registerCompileSettings(f, &opts.CompileSettings)
@@ -110,7 +113,7 @@ func (o *evalOptions) validate() error {
 	case o.Workers < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers must not be negative")
 	}
-	if err := validPacking("--mode", o.Mode); err != nil {
+	if err := validPacking("--packing", o.Packing); err != nil {
 		return err
 	}
 	return o.engineFlags.validate()
@@ -233,7 +236,7 @@ func evalRun(opts *evalOptions) error {
 	if err != nil {
 		return err
 	}
-	copts, err := opts.compilerOptions(g, opts.Mode)
+	copts, err := opts.compilerOptions(g, opts.Packing)
 	if err != nil {
 		return err
 	}

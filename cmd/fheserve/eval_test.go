@@ -70,11 +70,23 @@ func TestEvalExactModel(t *testing.T) {
 		t.Errorf("out of bound %d, times %+v", rep.OutOfBound, rep.TimesMS)
 	}
 
-	// --limit and latency packing: one call per sample.
-	rep = mustEvalJSON(t, "--model", bundledFile("logreg.onnx"), "--data", bundledFile("logreg.x.npy"),
-		"--labels", bundledFile("logreg.y.npy"), "--mode", "latency", "--limit", "3")
-	if rep.Samples != 3 || rep.Sizes.Calls != 3 {
-		t.Errorf("samples %d calls %d, want 3 and 3", rep.Samples, rep.Sizes.Calls)
+	// --limit and latency packing: one call per sample. --mode, the
+	// former name of --packing, still works, warns on standard error and
+	// leaves the JSON on standard output whole.
+	for _, flag := range []string{"--packing", "--mode"} {
+		r := runCLI(t, "eval", "--json", "--model", bundledFile("logreg.onnx"), "--data", bundledFile("logreg.x.npy"),
+			"--labels", bundledFile("logreg.y.npy"), flag, "latency", "--limit", "3")
+		mustSucceed(t, r)
+		rep = &evalReport{}
+		if err := json.Unmarshal([]byte(r.stdout), rep); err != nil {
+			t.Fatalf("%s: --json output: %v\n%s", flag, err, r.stdout)
+		}
+		if rep.Samples != 3 || rep.Sizes.Calls != 3 {
+			t.Errorf("%s: samples %d calls %d, want 3 and 3", flag, rep.Samples, rep.Sizes.Calls)
+		}
+		if warned := strings.Contains(r.stderr, "--mode is deprecated: use --packing"); warned != (flag == "--mode") {
+			t.Errorf("%s: standard error:\n%s", flag, r.stderr)
+		}
 	}
 }
 

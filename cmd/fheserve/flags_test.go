@@ -103,18 +103,18 @@ func TestPredictFlags(t *testing.T) {
 		{
 			name: "defaults",
 			args: base,
-			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Mode: "latency"},
+			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Packing: "latency"},
 		},
 		{
 			name: "all",
 			args: append(base[:len(base):len(base)], "--mode", "batch", "--calibration", "c.npy", "--degree", "5", "--degrees", "a=9", "--log-n", "15", "--workers", "3", "--json"),
-			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Mode: "batch", Workers: 3, JSON: true,
+			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Packing: "batch", Workers: 3, JSON: true,
 				engineFlags: engineFlags{Calibration: "c.npy", CompileSettings: fheserve.CompileSettings{Degree: 5, Degrees: map[string]int{"a": 9}, LogN: 15}}},
 		},
 		{
 			name: "remote",
 			args: append(base[1:len(base):len(base)], "--server", "http://h:1", "--keys", "key_1"),
-			want: predictOptions{Model: "m.onnx", Input: "x.npy", Output: "y.npy", Mode: "latency", Keys: "key_1",
+			want: predictOptions{Model: "m.onnx", Input: "x.npy", Output: "y.npy", Packing: "latency", Keys: "key_1",
 				clientFlags: clientFlags{Server: "http://h:1"}},
 		},
 		{name: "remote with engine flags", args: append(base[1:len(base):len(base)], "--calibration", "c.npy"), wantErr: fheserve.EINVALID},
@@ -123,7 +123,14 @@ func TestPredictFlags(t *testing.T) {
 		{name: "no input", args: []string{"--local", "--model", "m.onnx", "--output", "y.npy"}, wantErr: fheserve.EINVALID},
 		{name: "no output", args: []string{"--local", "--model", "m.onnx", "--input", "x.npy"}, wantErr: fheserve.EINVALID},
 		{name: "bad mode", args: append(base[:len(base):len(base)], "--mode", "packed"), wantErr: fheserve.EINVALID},
-		{name: "packing is compile's flag", args: append(base[:len(base):len(base)], "--packing", "batch"), wantErr: fheserve.EINVALID},
+		{
+			name: "packing, as compile and deploy name it",
+			args: append(base[:len(base):len(base)], "--packing", "batch"),
+			want: predictOptions{Local: true, Model: "m.onnx", Input: "x.npy", Output: "y.npy", Packing: "batch"},
+		},
+		{name: "packing and its former name", args: append(base[:len(base):len(base)], "--packing", "batch", "--mode", "latency"), wantErr: fheserve.EINVALID},
+		{name: "remote with packing", args: append(base[1:len(base):len(base)], "--packing", "batch"), wantErr: fheserve.EINVALID},
+		{name: "bad packing", args: append(base[:len(base):len(base)], "--packing", "packed"), wantErr: fheserve.EINVALID},
 		{name: "negative workers", args: append(base[:len(base):len(base)], "--workers", "-1"), wantErr: fheserve.EINVALID},
 	}
 	for _, tt := range tests {
@@ -152,19 +159,26 @@ func TestEvalFlags(t *testing.T) {
 		{
 			name: "defaults",
 			args: base,
-			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "batch"},
+			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Packing: "batch"},
 		},
 		{
 			name: "all",
 			args: with("--mode", "latency", "--limit", "100", "--calibration", "c.npy", "--degree", "15",
 				"--degrees", "/1/Relu=7", "--fit", "least-squares", "--margin", "0.4", "--log-n", "15", "--workers", "2", "--plaintext-only", "--json"),
-			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Mode: "latency", Limit: 100, Workers: 2, JSON: true, PlaintextOnly: true,
+			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Packing: "latency", Limit: 100, Workers: 2, JSON: true, PlaintextOnly: true,
 				engineFlags: engineFlags{Calibration: "c.npy", CompileSettings: fheserve.CompileSettings{Degree: 15, Degrees: map[string]int{"/1/Relu": 7}, Fit: "least-squares", Margin: 0.4, LogN: 15}}},
 		},
 		{name: "no model", args: []string{"--data", "x.npy", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},
 		{name: "no data", args: []string{"--model", "m.onnx", "--labels", "y.npy"}, wantErr: fheserve.EINVALID},
 		{name: "no labels", args: []string{"--model", "m.onnx", "--data", "x.npy"}, wantErr: fheserve.EINVALID},
 		{name: "bad mode", args: with("--mode", "fast"), wantErr: fheserve.EINVALID},
+		{
+			name: "packing, as compile and deploy name it",
+			args: with("--packing", "latency"),
+			want: evalOptions{Model: "m.onnx", Data: "x.npy", Labels: "y.npy", Packing: "latency"},
+		},
+		{name: "packing and its former name", args: with("--packing", "latency", "--mode", "latency"), wantErr: fheserve.EINVALID},
+		{name: "bad packing", args: with("--packing", "fast"), wantErr: fheserve.EINVALID},
 		{name: "negative limit", args: with("--limit", "-1"), wantErr: fheserve.EINVALID},
 		{name: "negative workers", args: with("--workers", "-2"), wantErr: fheserve.EINVALID},
 		{name: "bad degree", args: with("--degree", "64"), wantErr: fheserve.EINVALID},
@@ -278,5 +292,38 @@ func TestModelName(t *testing.T) {
 		if got := modelName(path); got != want {
 			t.Errorf("modelName(%q) = %q, want %q", path, got, want)
 		}
+	}
+}
+
+func TestServerURL(t *testing.T) {
+	tests := []struct {
+		name, flag, env, config string
+		want, wantErr           string // the URL, or a part of the error
+	}{
+		{name: "default", want: defaultServer},
+		{name: "flag", flag: "https://fhe.example.com:8443/", want: "https://fhe.example.com:8443"},
+		{name: "environment", env: "http://10.0.0.1:8080", want: "http://10.0.0.1:8080"},
+		{name: "last login", config: "https://fhe.example.com", want: "https://fhe.example.com"},
+		{name: "flag first", flag: "http://a:1", env: "http://b:2", config: "http://c:3", want: "http://a:1"},
+		{name: "host and port", flag: "host:8080", wantErr: `--server "host:8080" is not a server URL: write https://host:8080 (or http://host:8080 for a server without TLS)`},
+		{name: "loopback address and port", flag: "127.0.0.1:8080", wantErr: "write https://127.0.0.1:8080 (or http://127.0.0.1:8080"},
+		{name: "bare host", env: "fhe.example.com", wantErr: `$FHESERVE_SERVER "fhe.example.com" is not a server URL: write https://fhe.example.com`},
+		{name: "other scheme", flag: "ftp://h:21", wantErr: "write https://h:21"},
+		{name: "with a query", flag: "https://h:1/?x=1", wantErr: "give only the scheme, host and port, like https://h:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(serverEnv, tt.env)
+			f := &clientFlags{Server: tt.flag}
+			got, err := f.serverURL(&clientConfig{Server: tt.config})
+			switch {
+			case tt.wantErr != "":
+				if fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("serverURL = %q, %v; want an error with %q", got, err, tt.wantErr)
+				}
+			case err != nil || got != tt.want:
+				t.Errorf("serverURL = %q, %v; want %q", got, err, tt.want)
+			}
+		})
 	}
 }

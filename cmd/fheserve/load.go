@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -153,7 +154,31 @@ var flagNames = strings.NewReplacer("degrees:", "--degrees:", "degree must", "--
 	"margin must", "--margin must", "log_n must", "--log-n must", "privacy_bits must", "--privacy-bits must",
 	"query_budget must", "--query-budget must", "precision_bits must", "--precision-bits must")
 
-// validPacking checks a --packing or --mode value.
+// registerPacking registers --packing, which compile and model deploy
+// name the same way, and --mode, its former name in predict and eval,
+// kept as a hidden alias of the same value (packingFlags warns).
+func registerPacking(f *pflag.FlagSet, v *string, def string) {
+	usage := "packing: latency (one sample per call) or batch (many samples per call)"
+	f.StringVar(v, "packing", def, usage)
+	f.StringVar(v, "mode", def, usage)
+	f.MarkHidden("mode")
+}
+
+// packingFlags refuses --packing and --mode together (one would silently
+// win) and warns on standard error that --mode is deprecated. pflag's
+// own deprecation notice goes to standard output, into --json.
+func packingFlags(f *pflag.FlagSet, errOut io.Writer) error {
+	if !f.Changed("mode") {
+		return nil
+	}
+	if f.Changed("packing") {
+		return fheserve.Errorf(fheserve.EINVALID, "--mode is the former name of --packing: give --packing only")
+	}
+	fmt.Fprintln(errOut, "fheserve: warning: --mode is deprecated: use --packing, as compile and model deploy do")
+	return nil
+}
+
+// validPacking checks a --packing value.
 func validPacking(flag, v string) error {
 	if v != plan.Latency && v != plan.Batch {
 		return fheserve.Errorf(fheserve.EINVALID, "%s must be %q or %q, not %q", flag, plan.Latency, plan.Batch, v)

@@ -130,7 +130,7 @@ func TestPredictMatchesPyTorch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.fixture+"/"+tt.mode, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "y.npy")
-			r := runCLI(t, "predict", "--local", "--json", "--mode", tt.mode,
+			r := runCLI(t, "predict", "--local", "--json", "--packing", tt.mode,
 				"--model", fixture(tt.fixture+".onnx"), "--input", fixture(tt.fixture+".x.npy"), "--output", out)
 			mustSucceed(t, r)
 			var rep predictReport
@@ -239,8 +239,10 @@ func TestErrors(t *testing.T) {
 			1, []string{"cannot write"}},
 		{"remote, not logged in", []string{"predict", "--model", "mdl_x", "--input", fixture("gemm.x.npy"), "--output", y},
 			1, []string{"not logged in", "fheserve login"}},
-		{"remote with local flags", []string{"predict", "--model", "mdl_x", "--input", fixture("gemm.x.npy"), "--output", y, "--mode", "batch"},
-			2, []string{"--mode", "--local only"}},
+		{"remote with local flags", []string{"predict", "--model", "mdl_x", "--input", fixture("gemm.x.npy"), "--output", y, "--packing", "batch"},
+			2, []string{"--packing", "--local only"}},
+		{"server without a scheme", []string{"model", "list", "--server", "localhost:8080"},
+			2, []string{`--server "localhost:8080" is not a server URL: write https://localhost:8080 (or http://localhost:8080`}},
 		{"missing flag", []string{"compile"}, 2, []string{"--model is required"}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"unknown flag", []string{"compile", "--model", "m.onnx", "--fast"}, 2, []string{"unknown flag: --fast", "fheserve compile --help"}},

@@ -89,7 +89,8 @@ that fits few real models: deploy warns.`,
 	list.register(listCmd.Flags())
 
 	show := &modelOptions{Action: "show"}
-	showCmd := &cobra.Command{Use: "show ID [--json]", Short: "Show a model and its public plan", Args: exactlyOne("model ID"), RunE: runE(show)}
+	showCmd := &cobra.Command{Use: "show (ID | NAME) [--json]", Short: "Show a model (by id, or by name: its latest version) and its public plan",
+		Args: exactlyOne("model ID or name"), RunE: runE(show)}
 	showCmd.Flags().BoolVar(&show.JSON, "json", false, "print the model and its plan as JSON")
 	show.register(showCmd.Flags())
 
@@ -182,11 +183,11 @@ func modelRun(opts *modelOptions) error {
 		}
 		return tw.Flush()
 	case "show":
-		m, err := c.Model(ctx, opts.ID)
+		m, err := c.ModelByRef(ctx, opts.ID)
 		if err != nil {
 			return err
 		}
-		p, err := c.Plan(ctx, opts.ID)
+		p, err := c.Plan(ctx, m.ID)
 		if err != nil {
 			return err
 		}

@@ -25,7 +25,7 @@ type predictOptions struct {
 	Model   string
 	Input   string
 	Output  string
-	Mode    string
+	Packing string
 	Workers int
 	JSON    bool
 	engineFlags
@@ -55,10 +55,13 @@ activations: the summary gives the largest absolute difference and how often
 the largest output (the predicted class) agrees.`,
 		Example: `  fheserve predict --model mdl_... --input x.npy --output y.npy
   fheserve predict --local --model model.onnx --input x.npy --output y.npy
-  fheserve predict --local --model model.onnx --input x.npy --output y.npy --mode batch --json`,
+  fheserve predict --local --model model.onnx --input x.npy --output y.npy --packing batch --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
+			if err := packingFlags(cmd.Flags(), opts.ErrOut); err != nil {
+				return err
+			}
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -74,8 +77,8 @@ the largest output (the predicted class) agrees.`,
 	f.StringVar(&opts.Keys, "keys", "", "key set `ID` to encrypt with (default: the newest for the model; not with --local)")
 	opts.register(f)
 	f.StringVar(&opts.Input, "input", "", "input samples as an .npy `file`, batch dimension first (required)")
-	f.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy (required)")
-	f.StringVar(&opts.Mode, "mode", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
+	f.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy, or - for standard output (required)")
+	registerPacking(f, &opts.Packing, plan.Latency)
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	registerCompileSettings(f, &opts.CompileSettings)
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
@@ -85,8 +88,8 @@ the largest output (the predicted class) agrees.`,
 
 func (o *predictOptions) validate() error {
 	switch {
-	case !o.Local && (o.Calibration != "" || settingsGiven(&o.CompileSettings) || o.Mode != plan.Latency || o.Workers != 0):
-		return fheserve.Errorf(fheserve.EINVALID, "--calibration, the compilation flags (--degree, --fit, --privacy-bits ...), --mode and --workers apply with --local only: the server compiled the model when it was deployed")
+	case !o.Local && (o.Calibration != "" || settingsGiven(&o.CompileSettings) || o.Packing != plan.Latency || o.Workers != 0):
+		return fheserve.Errorf(fheserve.EINVALID, "--calibration, the compilation flags (--degree, --fit, --privacy-bits ...), --packing and --workers apply with --local only: the server compiled the model when it was deployed")
 	case o.Local && (o.Keys != "" || o.Server != ""):
 		return fheserve.Errorf(fheserve.EINVALID, "--keys and --server do not apply with --local")
 	case o.Model == "":
@@ -97,8 +100,10 @@ func (o *predictOptions) validate() error {
 		return requiredFlag("--output")
 	case o.Workers < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers must not be negative")
+	case o.Output == "-" && o.JSON:
+		return fheserve.Errorf(fheserve.EINVALID, "--json and --output - would both write to standard output: write the predictions to a file")
 	}
-	if err := validPacking("--mode", o.Mode); err != nil {
+	if err := validPacking("--packing", o.Packing); err != nil {
 		return err
 	}
 	return o.engineFlags.validate()
@@ -162,7 +167,7 @@ func predictRun(opts *predictOptions) error {
 	if err != nil {
 		return err
 	}
-	copts, err := opts.compilerOptions(g, opts.Mode)
+	copts, err := opts.compilerOptions(g, opts.Packing)
 	if err != nil {
 		return err
 	}
@@ -177,8 +182,8 @@ func predictRun(opts *predictOptions) error {
 		return err
 	}
 	shape := append([]int{n}, p.OutputShape...)
-	if err := npy.WriteFile(opts.Output, &npy.Array{Shape: shape, Data: y}); err != nil {
-		return fmt.Errorf("cannot write the predictions to %q: %w", opts.Output, err)
+	if err := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); err != nil {
+		return err
 	}
 	want, err := g.EvalBatch(x, n, nil)
 	if err != nil {
@@ -199,6 +204,7 @@ func predictRun(opts *predictOptions) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
+	rep.Output = outputName(opts.Output)
 	writePredictSummary(opts.ErrOut, rep, shape)
 	return nil
 }

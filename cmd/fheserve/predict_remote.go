@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -70,112 +69,109 @@ func predictRemote(opts *predictOptions) error {
 	if err != nil {
 		return fheserve.Errorf(fheserve.EINVALID, "input file %q: %s", opts.Input, fheserve.ErrorMessage(err))
 	}
-	x := a.Data
-
 	rep := &remoteReport{Model: m.ID, Name: m.Name, Server: cfg.Server, KeySet: keys.KeySetID, Output: opts.Output,
 		Samples: n, Precision: p.Precision.OutputError}
-	type call struct {
-		start, n int
-		job      *fheserve.Job
-	}
-	var calls []call
-	for s := 0; s < n; s += p.BatchSize {
-		calls = append(calls, call{start: s, n: min(p.BatchSize, n-s)})
-	}
-	steps := len(p.Steps) + 1
-	bar := newBar(opts.ErrOut, len(calls)*steps, fmt.Sprintf("%s: %d call(s)", m.Name, len(calls)))
-
-	in := p.InputSize()
-	var serverStart time.Time
-	for i := range calls {
-		cl := &calls[i]
-		t0 := time.Now()
-		ct, err := keys.Encrypt(x[cl.start*in:(cl.start+cl.n)*in], cl.n)
-		if err != nil {
-			return err
-		}
-		rep.TimesMS.Encrypt += millis(time.Since(t0))
-		rep.UploadBytes += int64(len(ct))
-		if i == 0 {
-			serverStart = time.Now()
-		}
-		if cl.job, err = c.Submit(ctx, keys, ct, cl.n); err != nil {
-			return err
-		}
-		rep.Jobs = append(rep.Jobs, cl.job.ID)
-	}
-	y := make([]float64, 0, n*p.OutputSize())
-	var bad sdk.OutOfBoundError
-	for i, cl := range calls {
-		j, err := c.Wait(ctx, cl.job.ID, func(j *fheserve.Job) { bar.set(i*steps + j.Done) })
-		if err != nil {
-			return err
-		}
-		if j.StartedAt != nil && j.FinishedAt != nil {
-			rep.TimesMS.Evaluate += millis(j.FinishedAt.Sub(*j.StartedAt))
-		}
-		r, err := c.API.Result(ctx, cl.job.ID)
-		if err != nil {
-			return err
-		}
-		var buf bytes.Buffer
-		_, err = io.Copy(&buf, r)
-		r.Close()
-		if err != nil {
-			return fheserve.Errorf(fheserve.EUNAVAILABLE, "cannot download the result of job %s: %v", cl.job.ID, err)
-		}
-		if i == len(calls)-1 {
-			rep.TimesMS.Server = millis(time.Since(serverStart))
-		}
-		rep.ResultBytes += int64(buf.Len())
-		t0 := time.Now()
-		v, err := keys.Decrypt(&buf, cl.n)
-		var oob *sdk.OutOfBoundError
-		if errors.As(err, &oob) {
-			bad.Merge(oob, cl.start)
-		} else if err != nil {
-			return err
-		}
-		rep.TimesMS.Decrypt += millis(time.Since(t0))
-		y = append(y, v...)
-	}
+	bar := newBar(opts.ErrOut, n, fmt.Sprintf("%s: %d sample%s", m.Name, n, plural(n)))
+	var stats sdk.PredictStats
+	var firstSubmit, lastResult time.Time
+	y, err := c.PredictWith(ctx, keys, a.Data, n, &sdk.PredictOptions{
+		Stats: &stats,
+		Progress: func(pr sdk.Progress) {
+			if pr.Job != nil && firstSubmit.IsZero() {
+				firstSubmit = time.Now()
+			}
+			if pr.Predicted == n && lastResult.IsZero() {
+				lastResult = time.Now()
+			}
+			bar.set(pr.Predicted)
+			if pr.Wait > 0 {
+				bar.note(fmt.Sprintf("fheserve: waiting %s: %s", pr.Wait, pr.Reason))
+			}
+		},
+	})
 	bar.finish()
+	var inc *sdk.IncompleteError
+	var bad *sdk.OutOfBoundError
+	switch {
+	case errors.As(err, &inc) && inc.Predicted > 0:
+		// Keep what came back: the first samples, in order.
+		shape := append([]int{inc.Predicted}, p.OutputShape...)
+		if werr := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); werr != nil {
+			return fmt.Errorf("%w (and cannot write the %d predictions made: %v)", err, inc.Predicted, werr)
+		}
+		return fmt.Errorf("%w; %s holds the predictions of the first %d samples", err, outputName(opts.Output), inc.Predicted)
+	case errors.As(err, &bad):
+	case err != nil:
+		return err
+	}
+	rep.TimesMS.Server = millis(lastResult.Sub(firstSubmit))
+	rep.TimesMS.Encrypt, rep.TimesMS.Evaluate, rep.TimesMS.Decrypt = millis(stats.Encrypt), millis(stats.Evaluate), millis(stats.Decrypt)
+	rep.Jobs, rep.UploadBytes, rep.ResultBytes = stats.Jobs, stats.UploadBytes, stats.ResultBytes
 	shape := append([]int{n}, p.OutputShape...)
-	if err := npy.WriteFile(opts.Output, &npy.Array{Shape: shape, Data: y}); err != nil {
-		return fmt.Errorf("cannot write the predictions to %q: %w", opts.Output, err)
+	if err := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); err != nil {
+		return err
 	}
 	rep.TimesMS.Total = millis(time.Since(start))
-	if len(bad.Samples) > 0 {
-		bad.Total, rep.OutOfBound = n, bad.Samples
-		fmt.Fprintf(opts.ErrOut, "fheserve: warning: %s (%s holds them too)\n", &bad, opts.Output)
+	if bad != nil {
+		rep.OutOfBound = bad.Samples
+		fmt.Fprintf(opts.ErrOut, "fheserve: warning: %s (%s holds them too)\n", bad, outputName(opts.Output))
 	}
 	if opts.JSON {
 		return printJSON(opts.Out, rep)
 	}
 	w := opts.ErrOut
 	fmt.Fprintf(w, "predicted %d sample%s with %s v%d (%s) on %s under encryption, %d job%s\n",
-		n, plural(n), m.Name, m.Version, m.ID, cfg.Server, len(calls), plural(len(calls)))
-	fmt.Fprintf(w, "  wrote %s: float32, shape %v; expect errors below %.1e per value\n", opts.Output, shape, p.Precision.OutputError)
+		n, plural(n), m.Name, m.Version, m.ID, cfg.Server, len(stats.Jobs), plural(len(stats.Jobs)))
+	fmt.Fprintf(w, "  wrote %s: float32, shape %v; expect errors below %.1e per value\n", outputName(opts.Output), shape, p.Precision.OutputError)
 	t := rep.TimesMS
 	fmt.Fprintf(w, "  time: encrypt %.0f ms, server %.0f ms (evaluation %.0f ms), decrypt %.0f ms, total %.0f ms\n",
 		t.Encrypt, t.Server, t.Evaluate, t.Decrypt, t.Total)
+	if stats.Retries > 0 {
+		fmt.Fprintf(w, "  waited %s in all for the server's limits (%d submission%s repeated)\n", stats.Waited, stats.Retries, plural(stats.Retries))
+	}
 	fmt.Fprintf(w, "  sent %s of ciphertexts, received %s of results; the secret key stayed here\n",
 		fmtBytes(int(rep.UploadBytes)), fmtBytes(int(rep.ResultBytes)))
 	return nil
 }
 
+// writeOutput writes predictions to --output: a file, or with "-"
+// standard output.
+func writeOutput(opts *predictOptions, a *npy.Array) error {
+	if opts.Output == "-" {
+		if err := npy.Write(opts.Out, a); err != nil {
+			return fmt.Errorf("cannot write the predictions to standard output: %w", err)
+		}
+		return nil
+	}
+	if err := npy.WriteFile(opts.Output, a); err != nil {
+		return fmt.Errorf("cannot write the predictions to %q: %w", opts.Output, err)
+	}
+	return nil
+}
+
+// outputName names --output in messages.
+func outputName(output string) string {
+	if output == "-" {
+		return "standard output"
+	}
+	return output
+}
+
 // bar is a progress bar on a terminal, nothing elsewhere.
-type bar struct{ pb *progressbar.ProgressBar }
+type bar struct {
+	pb *progressbar.ProgressBar
+	w  io.Writer
+}
 
 func newBar(w io.Writer, total int, what string) *bar {
 	f, ok := w.(*os.File)
 	if !ok {
-		return &bar{}
+		return &bar{w: w}
 	}
 	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
-		return &bar{}
+		return &bar{w: w}
 	}
-	return &bar{pb: progressbar.NewOptions(total,
+	return &bar{w: w, pb: progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(what),
 		progressbar.OptionShowCount(),
@@ -188,6 +184,14 @@ func (b *bar) set(n int) {
 	if b.pb != nil {
 		b.pb.Set(n)
 	}
+}
+
+// note prints a line, above the bar on a terminal.
+func (b *bar) note(line string) {
+	if b.pb != nil {
+		b.pb.Clear()
+	}
+	fmt.Fprintln(b.w, line)
 }
 
 func (b *bar) finish() {

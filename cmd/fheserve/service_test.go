@@ -283,6 +283,33 @@ func TestServiceCLI(t *testing.T) {
 	}
 	mustFail(t, other.run("", "usage", "--model", modelID), 1, "not allowed to use model")
 
+	// model show finds a model by name as well as by id.
+	byName := decodeJSON[struct{ Model fheserve.Model }](t, user.ok("", "model", "show", "mlp_square", "--json"))
+	if byName.Model.ID != modelID {
+		t.Errorf("model show mlp_square shows %s, want %s", byName.Model.ID, modelID)
+	}
+	mustFail(t, user.run("", "model", "show", "no_such_model"), 2, `no model with the id or name "no_such_model"`)
+
+	// Under a rate limit of bursts of 2 samples, a prediction of 4 paces
+	// itself instead of failing, and --output - writes the .npy to
+	// standard output, the summary to standard error.
+	owner.ok("", "model", "limits", modelID, "--rate", "600", "--burst", "2")
+	r = user.run("", "predict", "--model", modelID, "--input", fixture("mlp_square.x.npy"), "--output", "-")
+	mustSucceed(t, r)
+	piped, err := npy.Read(strings.NewReader(r.stdout), 1<<20)
+	if err != nil {
+		t.Fatalf("predict --output - wrote no .npy to standard output: %v", err)
+	}
+	if fmt.Sprint(piped.Shape) != fmt.Sprint(want.Shape) || !strings.Contains(r.stderr, "wrote standard output") {
+		t.Fatalf("predict --output -: shape %v, want %v; standard error:\n%s", piped.Shape, want.Shape, r.stderr)
+	}
+	for i := range want.Data {
+		if d := math.Abs(piped.Data[i] - want.Data[i]); d > show.Plan.Precision.OutputError {
+			t.Fatalf("predict --output -: output %d differs from predict --local by %.3g", i, d)
+		}
+	}
+	owner.ok("", "model", "limits", modelID)
+
 	// The user and the owner check the audit log from outside, the
 	// operator the data directory while the server runs.
 	for _, p := range []*party{user, owner} {
