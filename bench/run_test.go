@@ -2,15 +2,19 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"encoding/json"
 	"testing"
 
 	"github.com/fheserve/fheserve/plan"
 )
 
-// TestWorkloads runs every workload's latency mode and the two smallest
-// in batch mode, and checks each encrypted prediction's class against the
-// plaintext reference. The full benchmark is `fheserve bench`.
+var long = flag.Bool("long", false, "also run the mlp in batch mode (a minute at N=2^14)")
+
+// TestWorkloads runs every workload's latency mode and logreg in batch
+// mode (with -long, the mlp too), and checks each encrypted prediction's
+// class against the plaintext reference. The full benchmark is
+// `fheserve bench`.
 func TestWorkloads(t *testing.T) {
 	cases := []struct{ name, mode string }{
 		{"logreg", plan.Latency}, {"mlp", plan.Latency}, {"cnn", plan.Latency}, {"match", plan.Latency},
@@ -20,6 +24,9 @@ func TestWorkloads(t *testing.T) {
 		t.Run(tc.name+"/"+tc.mode, func(t *testing.T) {
 			if testing.Short() && tc.name != "logreg" {
 				t.Skip("short")
+			}
+			if tc.name == "mlp" && tc.mode == plan.Batch && !*long {
+				t.Skip("a minute at N=2^14: run with -long")
 			}
 			r, err := Run(context.Background(), tc.name, tc.mode, Options{LatencyCalls: 2, BatchSamples: 256})
 			if err != nil {
