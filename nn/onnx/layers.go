@@ -1,8 +1,10 @@
 package onnx
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/fheserve/fheserve/nn"
 )
@@ -14,9 +16,21 @@ func (im *importer) rank2In() (*value, error) {
 		return nil, err
 	}
 	if len(x.shape) != 1 {
-		return nil, im.unsupported("input has shape [N %v]; only 2-D inputs [N, K] are supported (add a Flatten)", x.shape)
+		return nil, im.unsupported("input has shape %s; only 2-D inputs [N, K] are supported (add a Flatten)", batchShape(x.shape))
 	}
 	return x, nil
+}
+
+// batchShape writes a per-sample shape with the batch axis, as ONNX
+// does: [N, 1, 30].
+func batchShape(s nn.Shape) string {
+	var b strings.Builder
+	b.WriteString("[N")
+	for _, d := range s {
+		fmt.Fprintf(&b, ", %d", d)
+	}
+	b.WriteString("]")
+	return b.String()
 }
 
 // imageIn returns input 0, which must be computed with shape [N, C, H, W].
@@ -26,7 +40,7 @@ func (im *importer) imageIn() (*value, error) {
 		return nil, err
 	}
 	if len(x.shape) != 3 {
-		return nil, im.unsupported("input has shape [N %v]; only 2-D images [N, C, H, W] are supported", x.shape)
+		return nil, im.unsupported("input has shape %s; only 2-D images [N, C, H, W] are supported", batchShape(x.shape))
 	}
 	return x, nil
 }
@@ -197,50 +211,65 @@ func (im *importer) matmul() error {
 	return im.emit("MatMul", &nn.Dense{In: in, Out: out, W: w}, x.id)
 }
 
-// window reads the kernel-window attributes shared by Conv and AveragePool:
-// pads (top, left, bottom, right) and strides.
-func (im *importer) window() (pads, strides []int, err error) {
-	if d, ok, err := im.intsAttr("dilations"); err != nil || ok && slices.ContainsFunc(d, func(x int64) bool { return x != 1 }) {
-		if err == nil {
-			err = im.unsupported("dilations %v; only dilation 1 is supported", d)
+// window reads the kernel-window attributes shared by Conv and
+// AveragePool over spatial (1 or 2) axes, as 2-D values: a 1-D window
+// over L is a 2-D one over 1 x L. pads are top, left, bottom, right;
+// strides and dilations are [H, W].
+func (im *importer) window(spatial int) (pads, strides, dilations []int, err error) {
+	one := func(name string, lo int64) ([]int, error) {
+		v := []int{1, 1}
+		a, ok, err := im.intsAttr(name)
+		if err != nil || !ok {
+			return v, err
 		}
-		return nil, nil, err
+		got, err := im.sizes(name, a, spatial, lo)
+		if err != nil {
+			return nil, err
+		}
+		copy(v[2-spatial:], got)
+		return v, nil
+	}
+	if dilations, err = one("dilations", 1); err != nil {
+		return nil, nil, nil, err
+	}
+	if strides, err = one("strides", 1); err != nil {
+		return nil, nil, nil, err
 	}
 	autoPad, err := im.stringAttr("auto_pad", "NOTSET")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	p, hasPads, err := im.intsAttr("pads")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pads = []int{0, 0, 0, 0}
 	switch autoPad {
 	case "NOTSET", "":
 		if hasPads {
-			if pads, err = im.sizes("pads", p, 4, 0); err != nil {
-				return nil, nil, err
+			got, err := im.sizes("pads", p, 2*spatial, 0)
+			if err != nil {
+				return nil, nil, nil, err
 			}
+			if spatial == 1 { // begin, end of L
+				got = []int{0, got[0], 0, got[1]}
+			}
+			pads = got
 		}
 	case "VALID":
 		if slices.ContainsFunc(p, func(x int64) bool { return x != 0 }) {
-			return nil, nil, im.invalid("auto_pad VALID with nonzero pads %v", p)
+			return nil, nil, nil, im.invalid("auto_pad VALID with nonzero pads %v", p)
 		}
 	default:
-		return nil, nil, im.unsupported("auto_pad %q; only NOTSET with explicit pads, or VALID, is supported", clip(autoPad))
+		return nil, nil, nil, im.unsupported("auto_pad %q; only NOTSET with explicit pads, or VALID, is supported", clip(autoPad))
 	}
-	strides = []int{1, 1}
-	if s, ok, err := im.intsAttr("strides"); err != nil || ok {
-		if err != nil {
-			return nil, nil, err
-		}
-		if strides, err = im.sizes("strides", s, 2, 1); err != nil {
-			return nil, nil, err
-		}
-	}
-	return pads, strides, nil
+	return pads, strides, dilations, nil
 }
 
+// conv imports a 2-D convolution, or a 1-D one (PyTorch's Conv1d, input
+// [N, C, L]) as a 2-D one over [N, C, 1, L] between two reshapes, which
+// move no data. Dilated kernels become kernels with zeros between their
+// taps.
 func (im *importer) conv() error {
 	if err := im.attrs("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"); err != nil {
 		return err
@@ -248,16 +277,21 @@ func (im *importer) conv() error {
 	if err := im.arity(2, 3); err != nil {
 		return err
 	}
-	x, err := im.imageIn()
+	x, err := im.computedIn(0)
 	if err != nil {
 		return err
+	}
+	spatial := len(x.shape) - 1
+	if spatial != 1 && spatial != 2 {
+		return im.unsupported("input has shape %s; only Conv1d over [N, C, L] and Conv2d over [N, C, H, W] are supported", batchShape(x.shape))
 	}
 	w, err := im.constIn(1, "weights")
 	if err != nil {
 		return err
 	}
-	if len(w.dims) != 4 {
-		return im.unsupported("weights have shape %v; only 2-D convolutions with weights [out, in, kH, kW] are supported", w.dims)
+	if len(w.dims) != spatial+2 {
+		want := map[int]string{1: "[out, in, k] for a Conv1d", 2: "[out, in, kH, kW] for a Conv2d"}[spatial]
+		return im.unsupported("weights have shape %v; input %s needs weights %s", w.dims, batchShape(x.shape), want)
 	}
 	if g, err := im.intAttr("group", 1); err != nil || g != 1 {
 		if err == nil {
@@ -265,22 +299,30 @@ func (im *importer) conv() error {
 		}
 		return err
 	}
-	pads, strides, err := im.window()
+	pads, strides, dilations, err := im.window(spatial)
 	if err != nil {
 		return err
 	}
-	if ks, ok, err := im.intsAttr("kernel_shape"); err != nil || ok && !slices.Equal(ks, []int64{int64(w.dims[2]), int64(w.dims[3])}) {
+	kernel := w.dims[2:]
+	if ks, ok, err := im.intsAttr("kernel_shape"); err != nil || ok && !slices.EqualFunc(ks, kernel, func(a int64, b int) bool { return a == int64(b) }) {
 		if err == nil {
 			err = im.invalid("kernel_shape %v does not match weights of shape %v", ks, w.dims)
 		}
 		return err
 	}
+	kh, kw := 1, kernel[len(kernel)-1]
+	if spatial == 2 {
+		kh = kernel[0]
+	}
 	wf, err := im.floatsOf(w)
 	if err != nil {
 		return err
 	}
+	if wf, kh, kw, err = im.dilate(wf, w.dims[0]*w.dims[1], kh, kw, dilations); err != nil {
+		return err
+	}
 	cv := &nn.Conv{
-		InC: w.dims[1], OutC: w.dims[0], KH: w.dims[2], KW: w.dims[3],
+		InC: w.dims[1], OutC: w.dims[0], KH: kh, KW: kw,
 		StrideH: strides[0], StrideW: strides[1],
 		PadT: pads[0], PadL: pads[1], PadB: pads[2], PadR: pads[3],
 		W: wf,
@@ -300,7 +342,43 @@ func (im *importer) conv() error {
 			return err
 		}
 	}
-	return im.emit("Conv", cv, x.id)
+	if spatial == 2 {
+		return im.emit("Conv", cv, x.id)
+	}
+	in, err := im.emitValue("Reshape", &nn.Reshape{To: nn.Shape{x.shape[0], 1, x.shape[1]}}, x.id)
+	if err != nil {
+		return err
+	}
+	y, err := im.emitValue("Conv", cv, in.id)
+	if err != nil {
+		return err
+	}
+	return im.emit("Reshape", &nn.Reshape{To: nn.Shape{y.shape[0], y.shape[2]}}, y.id)
+}
+
+// dilate spreads the taps of n kernels of kh x kw by dilations [dH, dW],
+// with zeros between them, and returns the new kernels and their size.
+func (im *importer) dilate(w []float64, n, kh, kw int, dilations []int) ([]float64, int, int, error) {
+	dh, dw := dilations[0], dilations[1]
+	if dh == 1 && dw == 1 {
+		return w, kh, kw, nil
+	}
+	kh2, kw2 := (kh-1)*dh+1, (kw-1)*dw+1
+	if kh2 > nn.MaxSize || kw2 > nn.MaxSize {
+		return nil, 0, 0, im.unsupported("dilations %v make a kernel of %d x %d", dilations, kh2, kw2)
+	}
+	if err := im.charge(n * kh2 * kw2); err != nil {
+		return nil, 0, 0, err
+	}
+	out := make([]float64, n*kh2*kw2)
+	for k := range n {
+		for a := range kh {
+			for b := range kw {
+				out[(k*kh2+a*dh)*kw2+b*dw] = w[(k*kh+a)*kw+b]
+			}
+		}
+	}
+	return out, kh2, kw2, nil
 }
 
 func (im *importer) avgPool() error {
@@ -335,9 +413,12 @@ func (im *importer) avgPool() error {
 	if err != nil {
 		return err
 	}
-	pads, strides, err := im.window()
+	pads, strides, dilations, err := im.window(2)
 	if err != nil {
 		return err
+	}
+	if dilations[0] != 1 || dilations[1] != 1 {
+		return im.unsupported("dilations %v; only dilation 1 is supported", dilations)
 	}
 	return im.emit("AveragePool", &nn.AvgPool{
 		KH: k[0], KW: k[1], StrideH: strides[0], StrideW: strides[1],
@@ -513,7 +594,7 @@ func (im *importer) affineVec(c *tensor, ps nn.Shape) ([]float64, error) {
 	}
 	r := len(ps) + 1
 	if len(c.dims) > r {
-		return nil, im.unsupported("constant of shape %v has more axes than the value [N %v]", c.dims, ps)
+		return nil, im.unsupported("constant of shape %v has more axes than the value %s", c.dims, batchShape(ps))
 	}
 	full := make([]int, r)
 	for j := range r {
@@ -525,7 +606,7 @@ func (im *importer) affineVec(c *tensor, ps nn.Shape) ([]float64, error) {
 	perChannel := true
 	for j := 1; j < r; j++ {
 		if full[j] != 1 && full[j] != ps[j-1] {
-			return nil, im.unsupported("constant of shape %v does not broadcast to [N %v]", c.dims, ps)
+			return nil, im.unsupported("constant of shape %v does not broadcast to %s", c.dims, batchShape(ps))
 		}
 		perChannel = perChannel && (j == 1 || full[j] == 1)
 	}
@@ -701,7 +782,7 @@ func (im *importer) twoComputed(op string, a, b *value) error {
 		}
 	}
 	if !a.shape.Equal(b.shape) {
-		return im.unsupported("%s of computed values of shapes [N %v] and [N %v]; both must have the same shape", op, a.shape, b.shape)
+		return im.unsupported("%s of computed values of shapes %s and %s; both must have the same shape", op, batchShape(a.shape), batchShape(b.shape))
 	}
 	switch op {
 	case "Add":
@@ -859,7 +940,7 @@ func (im *importer) softmax() error {
 		whole = whole && (covered || d == 1)
 	}
 	if !whole {
-		return im.unsupported("Softmax over axis %d of [N %v] normalizes only part of a sample; only a softmax over a sample's whole output is supported", ax, x.shape)
+		return im.unsupported("Softmax over axis %d of %s normalizes only part of a sample; only a softmax over a sample's whole output is supported", ax, batchShape(x.shape))
 	}
 	return im.emit("Softmax", &nn.Softmax{}, x.id)
 }

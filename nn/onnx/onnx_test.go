@@ -486,6 +486,49 @@ var importCases = []struct {
 		x: []float64{2}, want: []float64{7, 17}, shape: nn.Shape{2, 1, 1}, kinds: "conv",
 	},
 	{
+		name: "conv1d with stride, pads and bias",
+		model: func() *testModel {
+			return newModel(13, "N", 1, 5).
+				init(floatT("W", []int{1, 1, 3}, 1, 2, 3), floatT("b", []int{1}, 10)).
+				node("Conv", ins("x", "W", "b"), ins("y"), aInts("kernel_shape", 3), aInts("strides", 2), aInts("pads", 1, 1))
+		},
+		// Padded: 0 1 2 3 4 5 0; windows at 0, 2, 4.
+		x: []float64{1, 2, 3, 4, 5}, want: []float64{18, 30, 24}, shape: nn.Shape{1, 3}, kinds: "reshape conv reshape",
+	},
+	{
+		name: "conv1d dilated, two channels in and out",
+		model: func() *testModel {
+			return newModel(13, "N", 2, 5).
+				init(floatT("W", []int{2, 2, 2}, 1, -1, 0, 1, 2, 0, 0, 0)).
+				node("Conv", ins("x", "W"), ins("y"), aInts("dilations", 2))
+		},
+		// Out 0: x0[i] - x0[i+2] + x1[i+2]; out 1: 2 x0[i].
+		x: []float64{1, 2, 4, 8, 16, 100, 200, 300, 400, 500}, want: []float64{297, 394, 488, 2, 4, 8}, shape: nn.Shape{2, 3}, kinds: "reshape conv reshape",
+	},
+	{
+		name: "conv2d dilated",
+		model: func() *testModel {
+			return newModel(13, "N", 1, 3, 3).
+				init(floatT("W", []int{1, 1, 2, 2}, 1, 2, 3, 4)).
+				node("Conv", ins("x", "W"), ins("y"), aInts("dilations", 2, 2))
+		},
+		// The corners: 1*1 + 3*2 + 7*3 + 9*4.
+		x: []float64{1, 2, 3, 4, 5, 6, 7, 8, 9}, want: []float64{64}, shape: nn.Shape{1, 1, 1}, kinds: "conv",
+	},
+	{
+		name: "conv1d then batch norm per channel",
+		model: func() *testModel {
+			return newModel(13, "N", 1, 3).
+				init(floatT("W", []int{2, 1, 1}, 1, 2),
+					floatT("scale", []int{2}, 2, 3), floatT("bias", []int{2}, 1, -1),
+					floatT("mean", []int{2}, 0, 0), floatT("var", []int{2}, 1, 1)).
+				node("Conv", ins("x", "W"), ins("c")).
+				node("BatchNormalization", ins("c", "scale", "bias", "mean", "var"), ins("y"), aFloat("epsilon", 0))
+		},
+		// Channel 0: 2x+1; channel 1: 3(2x)-1.
+		x: []float64{1, 2, 3}, want: []float64{3, 5, 7, 5, 11, 17}, shape: nn.Shape{2, 3}, kinds: "reshape conv reshape",
+	},
+	{
 		name: "initializer listed as a graph input is ignored",
 		model: func() *testModel {
 			m := newModel(13, "N", 2).
@@ -592,10 +635,10 @@ var refusalCases = []struct {
 		code: fheserve.EUNSUPPORTED, want: []string{"group=2", "only group=1"},
 	},
 	{
-		name: "dilated conv",
+		name: "dilated avgpool",
 		model: func() *onnxpb.ModelProto {
-			return newModel(13, "N", 1, 3, 3).init(floatT("W", []int{1, 1, 1, 1}, 1)).
-				node("Conv", ins("x", "W"), ins("y"), aInts("dilations", 2, 2)).proto()
+			return newModel(13, "N", 1, 3, 3).
+				node("AveragePool", ins("x"), ins("y"), aInts("kernel_shape", 2, 2), aInts("dilations", 2, 2)).proto()
 		},
 		code: fheserve.EUNSUPPORTED, want: []string{"dilation"},
 	},
@@ -615,12 +658,51 @@ var refusalCases = []struct {
 		code: fheserve.EUNSUPPORTED, want: []string{"weights", "constant"},
 	},
 	{
-		name: "1-D conv",
+		name: "3-D conv",
 		model: func() *onnxpb.ModelProto {
-			return newModel(13, "N", 1, 3).init(floatT("W", []int{1, 1, 1}, 1)).
+			return newModel(13, "N", 1, 2, 2, 2).init(floatT("W", []int{1, 1, 1, 1, 1}, 1)).
 				node("Conv", ins("x", "W"), ins("y")).proto()
 		},
-		code: fheserve.EUNSUPPORTED, want: []string{"[N, C, H, W]"},
+		code: fheserve.EUNSUPPORTED, want: []string{"input has shape [N, 1, 2, 2, 2]", "Conv1d over [N, C, L] and Conv2d over [N, C, H, W]"},
+	},
+	{
+		name: "1-D conv with 2-D weights",
+		model: func() *onnxpb.ModelProto {
+			return newModel(13, "N", 1, 3).init(floatT("W", []int{1, 1, 1, 1}, 1)).
+				node("Conv", ins("x", "W"), ins("y")).proto()
+		},
+		code: fheserve.EUNSUPPORTED, want: []string{"weights have shape [1 1 1 1]", "[out, in, k] for a Conv1d"},
+	},
+	{
+		name: "1-D conv with 2-D strides",
+		model: func() *onnxpb.ModelProto {
+			return newModel(13, "N", 1, 3).init(floatT("W", []int{1, 1, 1}, 1)).
+				node("Conv", ins("x", "W"), ins("y"), aInts("strides", 1, 1)).proto()
+		},
+		code: fheserve.EUNSUPPORTED, want: []string{`attribute "strides" has 2 values, want 1`},
+	},
+	{
+		name: "the shape of a 3-D input reads as ONNX writes it",
+		model: func() *onnxpb.ModelProto {
+			return newModel(13, "N", 1, 30).init(floatT("B", []int{30, 1}, make([]float32, 30)...)).
+				node("Gemm", ins("x", "B"), ins("y")).proto()
+		},
+		code: fheserve.EUNSUPPORTED, want: []string{"input has shape [N, 1, 30]; only 2-D inputs [N, K]"},
+	},
+	{
+		name: "LayerNorm as PyTorch exports it",
+		model: func() *onnxpb.ModelProto {
+			return newModel(13, "N", 4).node("ReduceMean", ins("x"), ins("y"), aInts("axes", -1)).proto()
+		},
+		code: fheserve.EUNSUPPORTED, want: []string{"(ReduceMean)", "LayerNorm", "BatchNorm"},
+	},
+	{
+		name: "LayerNormalization (opset 17)",
+		model: func() *onnxpb.ModelProto {
+			return newModel(17, "N", 4).init(floatT("g", []int{4}, 1, 1, 1, 1)).
+				node("LayerNormalization", ins("x", "g"), ins("y")).proto()
+		},
+		code: fheserve.EUNSUPPORTED, want: []string{"(LayerNormalization)", "BatchNorm"},
 	},
 	{
 		name: "avgpool ceil mode",

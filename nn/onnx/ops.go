@@ -72,11 +72,25 @@ func (im *importer) convert() error {
 	case "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "HardSigmoid", "HardSwish", "Mish",
 		"ThresholdedRelu", "Softsign", "Exp", "Log", "Abs", "Clip", "Sqrt", "Reciprocal", "Sin", "Cos":
 		return im.unsupported("unsupported activation; %s", supportedActivations)
+	case "ReduceMean", "LayerNormalization", "InstanceNormalization", "GroupNormalization", "LpNormalization", "MeanVarianceNormalization":
+		return im.unsupported("unsupported operator%s: a normalization over each sample's own values (LayerNorm, InstanceNorm, GroupNorm) "+
+			"divides by a standard deviation computed from the encrypted input, which CKKS cannot evaluate accurately; "+
+			"use BatchNorm (BatchNorm1d, BatchNorm2d), whose statistics are fixed after training and fold into the layer before it", layerNormHint(op))
 	case "LogSoftmax":
 		return im.unsupported("unsupported operator; use Softmax as the last operator instead (%s)", supported)
 	default:
 		return im.unsupported("unsupported operator (%s)", supported)
 	}
+}
+
+// layerNormHint says what a ReduceMean probably is: PyTorch exports
+// LayerNorm below opset 17 as ReduceMean, Sub, Pow, ReduceMean, Add,
+// Sqrt, Div.
+func layerNormHint(op string) string {
+	if op == "ReduceMean" {
+		return " (PyTorch exports LayerNorm as ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div)"
+	}
+	return ""
 }
 
 // ---- inputs, outputs and attributes ----
@@ -258,7 +272,7 @@ func (im *importer) stringAttr(name, def string) (string, error) {
 // sizes converts attribute integers to ints in [lo, nn.MaxSize].
 func (im *importer) sizes(name string, v []int64, want int, lo int64) ([]int, error) {
 	if len(v) != want {
-		return nil, im.unsupported("attribute %q has %d values, want %d (2-D operators only)", name, len(v), want)
+		return nil, im.unsupported("attribute %q has %d values, want %d", name, len(v), want)
 	}
 	out := make([]int, len(v))
 	for k, x := range v {

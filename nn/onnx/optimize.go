@@ -8,7 +8,8 @@ import (
 
 // optimize removes nodes the output does not depend on (such as the
 // Sigmoid of a SiLU pattern) and folds each Affine into the Conv, Dense or
-// Affine before it when that node has no other consumer. Folding allocates
+// Affine before it (or the Conv before a Conv1d's reshape) when that node
+// has no other consumer. Folding allocates
 // new weights; it stops when the budget is spent.
 func optimize(g *nn.Graph, budget *int) {
 	prune(g)
@@ -77,6 +78,15 @@ func foldAffines(g *nn.Graph, budget *int) {
 			continue
 		}
 		p := n.Inputs[0]
+		if conv := convBehind(g, p, uses); conv != nil {
+			// A Conv1d's: the Conv absorbs the Affine, and the reshape
+			// after it stands for the Affine's value.
+			if folded := foldInto(conv, a, budget); folded != nil {
+				conv.Op = folded
+				redirect(i+1, p)
+				continue
+			}
+		}
 		if p > 0 && uses[p] == 1 {
 			prev := g.Nodes[p-1]
 			if folded := foldInto(prev, a, budget); folded != nil {
@@ -93,6 +103,27 @@ func foldAffines(g *nn.Graph, budget *int) {
 		}
 	}
 	g.Output = resolve(g.Output)
+}
+
+// convBehind returns the Conv whose output value p reshapes, keeping its
+// channels (the reshape after a Conv1d), when nothing else reads either.
+func convBehind(g *nn.Graph, p int, uses []int) *nn.Node {
+	if p <= 0 || uses[p] != 1 {
+		return nil
+	}
+	r := g.Nodes[p-1]
+	if _, ok := r.Op.(*nn.Reshape); !ok || len(r.Inputs) != 1 {
+		return nil
+	}
+	q := r.Inputs[0]
+	if q <= 0 || uses[q] != 1 {
+		return nil
+	}
+	conv := g.Nodes[q-1]
+	if _, ok := conv.Op.(*nn.Conv); !ok || len(r.Shape) == 0 || len(conv.Shape) == 0 || r.Shape[0] != conv.Shape[0] {
+		return nil
+	}
+	return conv
 }
 
 func isIdentity(a *nn.Affine) bool {

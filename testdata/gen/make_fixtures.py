@@ -148,29 +148,45 @@ FIXTURES = {
     "mlp_square": (25, lambda: nn.Sequential(nn.Linear(16, 8), Square(), nn.Linear(8, 4)), normal((16,)), False),
     "cnn_square": (26, lambda: nn.Sequential(nn.Conv2d(1, 2, 3), Square(), nn.Flatten(), nn.Linear(72, 4)),
                    normal((1, 8, 8)), False),
+    # Conv1d is imported as a Conv2d over [N, C, 1, L]: strides, pads,
+    # dilations; cnn1d keeps its BatchNorm1d (folded through the reshape).
+    "conv1d": (27, lambda: nn.Conv1d(2, 3, 3, stride=2, padding=1), normal((2, 16)), False),
+    "cnn1d": (28, lambda: nn.Sequential(nn.Conv1d(1, 4, 3, padding=2, dilation=2), randomize_bn(nn.BatchNorm1d(4)),
+                                        Square(), nn.Flatten(), nn.Linear(64, 4)),
+              normal((1, 16), 0.5), False),
 }
 
-KEEP_BN = {"conv_bn"}
+KEEP_BN = {"conv_bn", "cnn1d"}
+
+# Models the importer refuses, written to testdata/onnx/refused/ (away from
+# the fixtures every encrypted test runs): name: (seed, model builder,
+# input sampler).
+REFUSED = {
+    # Exported below opset 17 as ReduceMean, Sub, Pow, ReduceMean, Add,
+    # Sqrt, Div, Mul, Add.
+    "layernorm": (29, lambda: nn.Sequential(nn.Linear(16, 8), nn.LayerNorm(8), nn.Linear(8, 4)), normal((16,))),
+}
 
 
-def build(name, seed, make_model, sample, calib):
+def build(name, seed, make_model, sample, calib, out=OUT):
     torch.manual_seed(seed)
     model = make_model().eval()
     g = torch.Generator().manual_seed(1000 + seed)
     x = torch.stack([sample(g) for _ in range(BATCH)])
     with torch.no_grad():
         y = model(x)
-    path = os.path.join(OUT, name + ".onnx")
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, name + ".onnx")
     kw = {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False} if name in KEEP_BN else {}
     torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=13, **kw)
     m = onnx.load(path)
     onnx.checker.check_model(m)
-    np.save(os.path.join(OUT, name + ".x.npy"), x.numpy().astype("<f4"))
-    np.save(os.path.join(OUT, name + ".y.npy"), y.numpy().astype("<f4"))
+    np.save(os.path.join(out, name + ".x.npy"), x.numpy().astype("<f4"))
+    np.save(os.path.join(out, name + ".y.npy"), y.numpy().astype("<f4"))
     if calib:
         c = torch.stack([sample(g) for _ in range(64)])
-        np.save(os.path.join(OUT, name + ".calib.npy"), c.numpy().astype("<f4"))
+        np.save(os.path.join(out, name + ".calib.npy"), c.numpy().astype("<f4"))
     ops = " ".join(n.op_type for n in m.graph.node)
     amax = float(y.abs().max())
     print(f"{name:17s} x{list(x.shape)} y{list(y.shape)} max|y|={amax:.3f} ops: {ops}")
@@ -181,9 +197,12 @@ def build(name, seed, make_model, sample, calib):
 def main():
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    names = sys.argv[1:] or list(FIXTURES)
+    names = sys.argv[1:] or list(FIXTURES) + list(REFUSED)
     for name in names:
-        build(name, *FIXTURES[name])
+        if name in REFUSED:
+            build(name, *REFUSED[name], False, out=os.path.join(OUT, "refused"))
+        else:
+            build(name, *FIXTURES[name])
 
 
 if __name__ == "__main__":
