@@ -46,7 +46,7 @@ func (o Options) maxBytes() int64 {
 }
 
 // supported lists what the importer accepts, for error messages.
-const supported = "supported: Gemm, MatMul, Conv, AveragePool, GlobalAveragePool, Pad, BatchNormalization, " +
+const supported = "supported: Gemm, MatMul, Conv (1-D or 2-D), AveragePool, GlobalAveragePool, Pad, BatchNormalization, " +
 	"Add, Sub, Mul, Div, Pow, Relu, Sigmoid, Tanh, Softplus, Gelu, Softmax (last operator only), " +
 	"Flatten, Reshape, Identity, Dropout, Constant, x*Sigmoid(x) as SiLU, x*0.5*(1+Erf(x/sqrt(2))) as GELU, " +
 	"and Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Cast on constant shapes"
