@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,41 +139,35 @@ func TestPredictPaced(t *testing.T) {
 	}
 }
 
-// TestPredictRetryAfter runs two predictions of one user at once against
-// a rate limit and a queue cap that neither knows the other uses: the
-// server refuses some submissions with 429 and Retry-After, and both
-// predictions wait and finish with the right outputs.
+// TestPredictRetryAfter: another program of the same user has just used
+// the owner's burst, which Predict cannot know: the server refuses its
+// first submission with 429 and Retry-After, and Predict waits, submits
+// again and finishes with the right outputs.
 func TestPredictRetryAfter(t *testing.T) {
 	ctx := context.Background()
-	user, keys, data := pacedSetup(t, fheserve.PackingBatch, fheserve.ModelLimits{RatePerMinute: 1200, Burst: 10})
-	const n = 20
+	// 4 samples a second, in bursts of 4: the bucket takes a second to
+	// refill after the other program's job.
+	user, keys, data := pacedSetup(t, fheserve.PackingBatch, fheserve.ModelLimits{RatePerMinute: 240, Burst: 4})
+	const n = 8
 	x := samples(t, n, keys.Plan.InputSize())
-	type result struct {
-		y     []float64
-		err   error
-		stats sdk.PredictStats
-	}
-	results := make(chan result, 2)
-	for range 2 {
-		go func() {
-			var r result
-			r.y, r.err = user.PredictWith(ctx, keys, x, n, &sdk.PredictOptions{Stats: &r.stats})
-			results <- r
-		}()
-	}
-	retries := 0
-	for range 2 {
-		r := <-results
-		if r.err != nil {
-			t.Fatal(r.err)
+	ct := must(keys.Encrypt(x[:4*keys.Plan.InputSize()], 4))(t)
+	must(user.Submit(ctx, keys, ct, 4))(t)
+
+	var stats sdk.PredictStats
+	var waits []sdk.Progress
+	y, err := user.PredictWith(ctx, keys, x, n, &sdk.PredictOptions{Stats: &stats, Progress: func(p sdk.Progress) {
+		if p.Wait > 0 {
+			waits = append(waits, p)
 		}
-		checkOutputs(t, data, keys.Plan, x, r.y, n)
-		retries += r.stats.Retries
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if retries == 0 {
-		t.Errorf("no submission was refused for now: the test does not test Retry-After")
+	checkOutputs(t, data, keys.Plan, x, y, n)
+	if stats.Retries == 0 || len(waits) != stats.Retries || waits[0].Wait < time.Second || !strings.Contains(waits[0].Reason, "rate limit") {
+		t.Fatalf("%d retries, waits %+v: want the first submission refused for its rate limit and waited for", stats.Retries, waits)
 	}
-	t.Logf("%d retries", retries)
+	t.Logf("%d retries, waited %s: %s", stats.Retries, stats.Waited, waits[0].Reason)
 }
 
 // TestPredictIncomplete: when the server refuses for good (a daily quota
