@@ -428,26 +428,33 @@ func (c *compilation) build() (*plan.Plan, error) {
 		if (coeffN > 0 && coeffN > n) || (coeffN == 0 && minSlots > n/2) {
 			continue
 		}
-		cand, err := chooseParams(D, logN, bound, maxScale, fixedOut)
-		if err != nil {
-			return nil, err
-		}
-		if cand == nil {
-			continue
-		}
-		c.setLayout(p, cand, coeffN > 0)
-		got := c.sizePrivacy(p, cand)
-		if best == nil || got.bits > bpr.bits || (got.bits == bpr.bits && got.heError < bpr.heError) {
-			best, bpr = cand, got
-		}
-		if got.ok {
-			ps, pr = cand, got
+		// One key-switching prime, or two (smaller keys) where the budget
+		// still meets the privacy asked for; the smaller keys win.
+		for _, pCount := range []int{1, 2} {
+			if pCount > 1 && (D < 1 || !c.needsEvalKeys(coeffN > 0)) {
+				break
+			}
+			cand, err := chooseParams(D, logN, bound, maxScale, fixedOut, pCount)
+			if err != nil {
+				return nil, err
+			}
+			if cand == nil {
+				continue
+			}
+			c.setLayout(p, cand, coeffN > 0)
+			got := c.sizePrivacy(p, cand)
+			if best == nil || got.bits > bpr.bits || (got.bits == bpr.bits && got.heError < bpr.heError) {
+				best, bpr = cand, got
+			}
+			if got.ok && (ps == nil || cand.keyBytes() < ps.keyBytes()) {
+				ps, pr = cand, got
+			}
 		}
 	}
 	// On the ring found, the smallest scale that still meets both: every
 	// bit of scale is a bit of every prime in the keys the user uploads.
 	for ps != nil && c.opts.PrivacyBits != NoPrivacy {
-		cand, err := chooseParams(D, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut)
+		cand, err := chooseParams(D, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut, ps.pCount)
 		if err != nil || cand == nil {
 			break
 		}
@@ -488,6 +495,26 @@ func (c *compilation) build() (*plan.Plan, error) {
 	}
 	p.Fingerprint = p.ComputeFingerprint()
 	return p, nil
+}
+
+// needsEvalKeys reports whether the program needs a relinearization key
+// or rotation keys (a second key-switching prime only makes them smaller).
+func (c *compilation) needsEvalKeys(coeffs bool) bool {
+	for i := range c.prog.Steps {
+		switch s := &c.prog.Steps[i]; s.Kind {
+		case plan.StepSquare, plan.StepMul:
+			return true
+		case plan.StepPoly:
+			if len(s.Poly) > 2 {
+				return true
+			}
+		case plan.StepLinear:
+			if c.opts.Packing == plan.Latency && !coeffs {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // setLayout fills the plan's batch size and input and output layouts for

@@ -210,3 +210,34 @@ func TestPrivacyBits(t *testing.T) {
 		t.Fatalf("no privacy: flood %g, privacy %.1f", none.Plan.Precision.FloodStd, none.Plan.Precision.PrivacyBits)
 	}
 }
+
+// Where the 128-bit budget leaves room at the privacy asked for, a second
+// key-switching prime halves the decomposition rows of every key: the
+// bundled mlp's keys shrink by more than a third on the same ring.
+func TestTwoSpecialPrimes(t *testing.T) {
+	g, calib := mustBundled(t, "mlp")
+	res, err := Compile(g, Options{Calibration: calib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := res.Plan
+	if len(p.Params.LogP) != 2 {
+		t.Fatalf("key-switching primes %v, want two", p.Params.LogP)
+	}
+	one := p.Params
+	one.LogP = one.LogP[:1]
+	params1, err := ToSpec(one).Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	params2, err := ToSpec(p.Params).Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1 := he.EvalKeysSize(params1, p.GaloisElements, p.Relin)
+	k2 := he.EvalKeysSize(params2, p.GaloisElements, p.Relin)
+	if k2*3 > k1*2 {
+		t.Errorf("keys %d bytes with two primes, %d with one: want at least a third less", k2, k1)
+	}
+	t.Logf("keys: %.1f MB with two primes, %.1f MB with one", float64(k2)/1e6, float64(k1)/1e6)
+}

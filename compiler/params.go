@@ -24,9 +24,11 @@ type paramChoice struct {
 	// outLogScale is the scale of the outputs: the default scale, or less
 	// when q_0 (at most 60 bits) cannot hold it with the output headroom.
 	outLogScale int
-	params      ckks.Parameters
-	logQP       float64
-	bound       int
+	// pCount is the number of key-switching primes.
+	pCount int
+	params ckks.Parameters
+	logQP  float64
+	bound  int
 }
 
 // ToSpec converts plan parameters to the HE engine's spec.
@@ -49,8 +51,11 @@ const maxLogN = 16
 // headroom at 128-bit security, or nil when none does.
 //
 // fixedOut says that the outputs keep the default scale (the last step is
-// a product or a sum, whose scale follows from its inputs).
-func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool) (*paramChoice, error) {
+// a product or a sum, whose scale follows from its inputs). pCount is the
+// number of key-switching primes: with two, each key has half as many
+// decomposition rows (about 1.8x smaller keys and faster key switching),
+// for another prime's bits of the security budget.
+func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool, pCount int) (*paramChoice, error) {
 	hb := headroomBits(outBound)
 	bound, ok := he.MaxLogQP(logN)
 	if !ok {
@@ -67,10 +72,13 @@ func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool
 		}
 		bp := min(max(b0, s)+1, he.MaxPrimeBits)
 		// Leave a bit of slack: generated primes are not exact powers of two.
-		if float64(b0+depth*s+bp) > bound-1 {
+		if float64(b0+depth*s+pCount*bp) > bound-1 {
 			continue
 		}
-		spec := plan.Params{LogN: logN, LogQ: []int{b0}, LogP: []int{bp}, LogDefaultScale: s}
+		spec := plan.Params{LogN: logN, LogQ: []int{b0}, LogDefaultScale: s}
+		for i := 0; i < pCount; i++ {
+			spec.LogP = append(spec.LogP, bp)
+		}
 		for i := 0; i < depth; i++ {
 			spec.LogQ = append(spec.LogQ, s)
 		}
@@ -81,9 +89,14 @@ func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool
 		if err != nil {
 			return nil, err
 		}
-		return &paramChoice{spec: spec, outLogScale: b0 - hb, params: params, logQP: params.LogQP(), bound: int(bound)}, nil
+		return &paramChoice{spec: spec, outLogScale: b0 - hb, pCount: pCount, params: params, logQP: params.LogQP(), bound: int(bound)}, nil
 	}
 	return nil, nil
+}
+
+// keyBytes is the size of one rotation key under ps.
+func (ps *paramChoice) keyBytes() int {
+	return he.EvalKeysSize(ps.params, []uint64{ps.params.GaloisElement(1)}, false) - he.EvalKeysSize(ps.params, nil, false)
 }
 
 func galoisElements(ps *paramChoice, rots []int) []uint64 {
