@@ -191,6 +191,33 @@ func ExampleLoadKeys() {
 	// 4 outputs from key set true
 }
 
+// A prediction larger than the owner's limits allow at once paces itself:
+// jobs hold at most a burst of samples, are spaced to the rate, and at
+// most PredictOptions.InFlight of them wait on the server.
+func ExampleClient_PredictWith() {
+	ctx := context.Background()
+	owner, user := approved("ola", fheserve.RoleOwner), approved("uwe", fheserve.RoleUser)
+	m, _ := owner.Deploy(ctx, &fheserve.DeployRequest{Name: "gemm", Packing: fheserve.PackingBatch, ONNX: fixture("gemm.onnx")})
+	owner.API.SetLimits(ctx, m.ID, &fheserve.ModelLimits{RatePerMinute: 6000, Burst: 25})
+	keys, _ := user.GenerateKeys(ctx, m.ID)
+	user.UploadKeys(ctx, keys, "")
+
+	const n = 100
+	var stats sdk.PredictStats
+	var last sdk.Progress
+	y, err := user.PredictWith(ctx, keys, make([]float64, n*keys.Plan.InputSize()), n, &sdk.PredictOptions{
+		InFlight: 2,
+		Stats:    &stats,
+		Progress: func(p sdk.Progress) { last = p },
+	})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d outputs from %d jobs; progress: %d of %d samples\n", len(y), len(stats.Jobs), last.Predicted, last.Samples)
+	// Output:
+	// 400 outputs from 4 jobs; progress: 100 of 100 samples
+}
+
 func within(got, want []float64, tol float64) bool {
 	for i := range want {
 		if math.Abs(got[i]-want[i]) > tol {
