@@ -123,7 +123,9 @@ func (r *LoginRequest) Validate() error {
 		return Errorf(EINVALID, "username is required")
 	case r.Password == "":
 		return Errorf(EINVALID, "password is required")
-	case len(r.Password) > MaxPasswordLen:
+	case len(r.Password) > MaxPasswordLen || ValidUsername(r.Username) != nil:
+		// No such account can exist; refused before it takes memory
+		// or a throttle's bucket.
 		return Errorf(EUNAUTHORIZED, "wrong username or password")
 	}
 	return nil

@@ -58,7 +58,8 @@ type Config struct {
 	// evaluators (default 2 GiB, or a quarter of GOMEMLIMIT).
 	ModelCache          int
 	EvaluatorCacheBytes int64
-	// Bounds caps uploads and queued jobs.
+	// Bounds caps uploads, deployments, queued jobs, stored key sets and
+	// slow request bodies.
 	Bounds Bounds
 	// JanitorInterval is how often expired results are deleted (default 1m).
 	JanitorInterval time.Duration
@@ -122,6 +123,8 @@ type App struct {
 	models     *lru[*preparedModel]
 	evaluators *lru[*evaluator]
 
+	keySetMu sync.Mutex // between counting a user's key sets and storing one
+
 	watchMu  sync.Mutex
 	watchers map[string]map[*Watcher]bool
 
@@ -153,7 +156,9 @@ func New(cfg Config) (*App, error) {
 		evaluators: newLRU[*evaluator](cfg.EvaluatorCacheBytes),
 		watchers:   map[string]map[*Watcher]bool{},
 	}
-	a.limits.uploads.total = &budget{cap: int64(cfg.Bounds.Uploads)}
+	b := cfg.Bounds
+	a.limits.uploads = slots{total: &budget{cap: int64(b.Uploads)}, perUser: b.UploadsPerUser, what: "uploads"}
+	a.limits.deploys = slots{total: &budget{cap: int64(b.Deploys)}, perUser: 1, what: "deployments"}
 	return a, nil
 }
 

@@ -14,22 +14,41 @@ import (
 
 // Bounds cap what the users, together and each, may make the server hold
 // at once: uploads being decoded (each holds a key set or an input in
-// memory) and jobs waiting for a worker.
+// memory), deployments being read and compiled, jobs waiting for a
+// worker and key sets stored; and how slowly a request body may arrive.
 type Bounds struct {
 	Uploads        int // key sets and job inputs received at once (default 4)
 	UploadsPerUser int // of those, by one user (default 2)
 	QueuedPerUser  int // one user's jobs queued or running (default 16)
-	// UploadWait is how long an upload waits for one of the Uploads
-	// places before it is refused with 503 (default 30s). A waiting
-	// upload holds no body in memory: it is read once it has a place.
+	// UploadWait is how long an upload (or a deployment) waits for one
+	// of the Uploads (Deploys) places before it is refused with 503
+	// (default 30s). A waiting upload holds no body in memory: it is read
+	// once it has a place.
 	UploadWait time.Duration
+	// Deploys bounds the deployments read and compiled at once (default
+	// 2), one per owner: each holds its model file in memory
+	// (MaxModelBytes at most) and compiles it.
+	Deploys int
+	// KeySetsPerModel bounds one user's active key sets for one model
+	// (default 3: say two devices' and a replacement being uploaded);
+	// KeySetsPerUser bounds them over all models (default 12). With the
+	// plans' key sizes they bound the bytes of keys one user stores.
+	KeySetsPerModel int
+	KeySetsPerUser  int
+	// A request body must arrive at MinBodyRate bytes a second on
+	// average once BodyGrace has passed since the handler started
+	// reading it (defaults 32 KiB/s and 10s); a slower one is cut off by
+	// a read deadline, and the place it held is freed. The HTTP server
+	// enforces it.
+	MinBodyRate int64
+	BodyGrace   time.Duration
 }
 
 func (b *Bounds) setDefaults() {
 	for _, f := range []struct {
 		v *int
 		d int
-	}{{&b.Uploads, 4}, {&b.UploadsPerUser, 2}, {&b.QueuedPerUser, 16}} {
+	}{{&b.Uploads, 4}, {&b.UploadsPerUser, 2}, {&b.QueuedPerUser, 16}, {&b.Deploys, 2}, {&b.KeySetsPerModel, 3}, {&b.KeySetsPerUser, 12}} {
 		if *f.v <= 0 {
 			*f.v = f.d
 		}
@@ -37,7 +56,16 @@ func (b *Bounds) setDefaults() {
 	if b.UploadWait <= 0 {
 		b.UploadWait = 30 * time.Second
 	}
+	if b.MinBodyRate <= 0 {
+		b.MinBodyRate = 32 << 10
+	}
+	if b.BodyGrace <= 0 {
+		b.BodyGrace = 10 * time.Second
+	}
 }
+
+// Bounds returns the App's bounds, defaults filled in.
+func (a *App) Bounds() Bounds { return a.cfg.Bounds }
 
 // memoryLimit returns GOMEMLIMIT (or debug.SetMemoryLimit's value), or
 // 0 when there is none.
@@ -124,6 +152,13 @@ func (b *budget) releaser(n int64) func() {
 	}
 }
 
+// held returns the weight held.
+func (b *budget) held() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used
+}
+
 // admit admits waiters in order while they fit (b.mu held).
 func (b *budget) admit() {
 	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.cap {
@@ -143,11 +178,14 @@ func defaultEvaluatorCacheBytes() int64 {
 	return 2 << 30
 }
 
-// slots counts the uploads in progress, in all and per user.
+// slots counts the uploads (or deployments) in progress, in all and per
+// user.
 type slots struct {
-	total  *budget // Bounds.Uploads places
-	mu     sync.Mutex
-	byUser map[string]int
+	total   *budget // places in all
+	perUser int
+	what    string // "uploads", "deployments"
+	mu      sync.Mutex
+	byUser  map[string]int
 }
 
 // uploadSlot reserves a place for one upload of who, or says why there
@@ -155,33 +193,40 @@ type slots struct {
 // when the server has Uploads in progress, it waits for one to finish,
 // in order, up to UploadWait (503 after that) or until ctx ends.
 func (a *App) uploadSlot(ctx context.Context, who *fheserve.Account) (release func(), err error) {
-	s, b := &a.limits.uploads, a.cfg.Bounds
+	return a.limits.uploads.take(ctx, who, a.cfg.Bounds.UploadWait)
+}
+
+// take reserves a place for who, waiting up to wait for one.
+func (s *slots) take(ctx context.Context, who *fheserve.Account, wait time.Duration) (release func(), err error) {
 	s.mu.Lock()
 	if s.byUser == nil {
 		s.byUser = map[string]int{}
 	}
-	if n := s.byUser[who.ID]; n >= b.UploadsPerUser {
+	if n := s.byUser[who.ID]; n >= s.perUser {
 		s.mu.Unlock()
-		return nil, retryLater(time.Second, "you have %d uploads in progress, the limit per user; wait for one to finish", n)
+		return nil, retryLater(time.Second, "you have %d %s in progress, the limit per user; wait for one to finish", n, s.what)
 	}
-	s.byUser[who.ID]++ // held while waiting, so that one user waits for one place at most UploadsPerUser times
+	s.byUser[who.ID]++ // held while waiting, so that one user waits for one place at most perUser times
 	s.mu.Unlock()
-	wctx, cancel := context.WithTimeout(ctx, b.UploadWait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	placed, err := s.total.acquire(wctx, 1)
 	if err != nil {
 		s.dropUser(who.ID)
 		if ctx.Err() != nil {
-			return nil, fheserve.Errorf(fheserve.EUNAVAILABLE, "the upload was given up while waiting for a place: %v", ctx.Err())
+			return nil, fheserve.Errorf(fheserve.EUNAVAILABLE, "the request was given up while waiting for a place: %v", ctx.Err())
 		}
 		return nil, &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: time.Second,
-			Message: fmt.Sprintf("the server has been receiving %d uploads, its limit, for %s; try again in 1s", b.Uploads, b.UploadWait)}
+			Message: fmt.Sprintf("the server has been receiving %d %s, its limit, for %s; try again in 1s", s.total.cap, s.what, wait)}
 	}
 	return func() {
 		placed()
 		s.dropUser(who.ID)
 	}, nil
 }
+
+// UploadsInProgress is the number of uploads holding a place.
+func (a *App) UploadsInProgress() int { return int(a.limits.uploads.total.held()) }
 
 func (s *slots) dropUser(id string) {
 	s.mu.Lock()

@@ -126,7 +126,7 @@ func TestUploadSlots(t *testing.T) {
 	ctx := context.Background()
 	a, _ := mustApp(t)
 	a.cfg.Bounds = Bounds{Uploads: 3, UploadsPerUser: 2, UploadWait: 20 * time.Millisecond}
-	a.limits.uploads.total = &budget{cap: 3}
+	a.limits.uploads = slots{total: &budget{cap: 3}, perUser: 2, what: "uploads"}
 	alice, bob, carol := &fheserve.Account{ID: "a"}, &fheserve.Account{ID: "b"}, &fheserve.Account{ID: "c"}
 	steps := []struct {
 		who  *fheserve.Account

@@ -53,12 +53,15 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 	if err := checkSamples(info.plan, req.Samples); err != nil {
 		return nil, err
 	}
-	if err := a.checkLimits(ctx, who, m, req.Samples); err != nil {
-		return nil, err
-	}
 	if err := a.checkQueue(ctx, who); err != nil {
 		return nil, err
 	}
+	// The quota's samples stay pending until the job is stored or refused.
+	admitted, err := a.checkLimits(ctx, who, m, req.Samples)
+	if err != nil {
+		return nil, err
+	}
+	defer admitted()
 	release, err := a.uploadSlot(ctx, who)
 	if err != nil {
 		return nil, err
@@ -137,9 +140,15 @@ func readInput(r io.Reader, info *planInfo) (cts []*rlwe.Ciphertext, err error) 
 		return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input has %d ciphertexts, the model's plan takes %d", len(cts), p.Input.Ciphertexts)
 	}
 	batched := p.Input.Encoding == plan.Slots
+	dims := info.params.LogMaxDimensions()
 	for i, ct := range cts {
 		if ct.IsBatched != batched {
 			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input: ciphertext %d is encoded in %s, the plan takes %s", i, encodingName(ct.IsBatched), p.Input.Encoding)
+		}
+		// The evaluator embeds its inputs in the whole slot matrix.
+		if ct.LogDimensions != dims {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input: ciphertext %d has a slot matrix of 2^%d x 2^%d, the plan takes 2^%d x 2^%d",
+				i, ct.LogDimensions.Rows, ct.LogDimensions.Cols, dims.Rows, dims.Cols)
 		}
 		if r := ct.Scale.Float64() / info.params.DefaultScale().Float64(); math.Abs(r-1) > 1e-9 {
 			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypted input: ciphertext %d has scale 2^%.2f, the plan takes 2^%d", i, math.Log2(ct.Scale.Float64()), p.Params.LogDefaultScale)

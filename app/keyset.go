@@ -51,14 +51,21 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
+	// A key set has exactly this size: a body declared larger is refused
+	// before it takes a place (one declared smaller is read, as its
+	// header says more precisely what is wrong).
+	want := a.KeySetSize(info)
+	if length > want {
+		return nil, fheserve.Errorf(fheserve.ETOOLARGE, "key set of %d bytes is larger than the %d bytes the model's plan allows; generate keys from the model's plan ('fheserve keys create')", length, want)
+	}
+	if err := a.checkKeySets(ctx, who, m.ID, old); err != nil {
+		return nil, err
+	}
 	release, err := a.uploadSlot(ctx, who)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	// The body is not refused on its declared length alone: the header
-	// says more precisely what is wrong (other parameters, other keys).
-	want := a.KeySetSize(info)
 	ks := &fheserve.KeySet{
 		ID:                newID("key"),
 		AccountID:         who.ID,
@@ -89,7 +96,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 		return nil, err
 	}
 	ks.Size, ks.Fingerprint = counted.n, hex.EncodeToString(h.Sum(nil))
-	if err := a.store.CreateKeySet(ctx, ks); err != nil {
+	if err := a.createKeySet(ctx, who, ks, old); err != nil {
 		a.blobs.Delete(ctx, ks.BlobKey)
 		return nil, err
 	}
@@ -101,6 +108,41 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	}
 	a.warmLater(context.WithoutCancel(ctx), m, ks.ID, keys)
 	return ks, nil
+}
+
+// checkKeySets refuses a key set of who for model when who holds
+// KeySetsPerModel active ones for it (not counting old, which the new
+// one replaces) or KeySetsPerUser in all.
+func (a *App) checkKeySets(ctx context.Context, who *fheserve.Account, model string, old *fheserve.KeySet) error {
+	active, err := a.store.KeySets(ctx, fheserve.KeySetFilter{AccountID: who.ID, Status: fheserve.KeySetActive})
+	if err != nil {
+		return err
+	}
+	b := a.cfg.Bounds
+	var forModel int
+	for _, ks := range active {
+		if ks.ModelID == model && (old == nil || ks.ID != old.ID) {
+			forModel++
+		}
+	}
+	switch {
+	case forModel >= b.KeySetsPerModel:
+		return fheserve.Errorf(fheserve.ECONFLICT, "you have %d active key sets for model %s, the limit; replace one ('fheserve keys create --replace ID') or revoke one ('fheserve keys revoke ID')", forModel, model)
+	case len(active) >= b.KeySetsPerUser && old == nil:
+		return fheserve.Errorf(fheserve.ECONFLICT, "you have %d active key sets, the limit per user; revoke those you no longer use ('fheserve keys revoke ID')", len(active))
+	}
+	return nil
+}
+
+// createKeySet stores ks once checkKeySets passes again: concurrent
+// uploads of one user passed it at the start together.
+func (a *App) createKeySet(ctx context.Context, who *fheserve.Account, ks, old *fheserve.KeySet) error {
+	a.keySetMu.Lock()
+	defer a.keySetMu.Unlock()
+	if err := a.checkKeySets(ctx, who, ks.ModelID, old); err != nil {
+		return err
+	}
+	return a.store.CreateKeySet(ctx, ks)
 }
 
 // keyError says what a decoding error means for the user. A key set

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,11 +15,14 @@ import (
 )
 
 // Throttles of logins and registrations. A password guesser gets 10
-// tries per account, then one every 2 seconds; one address gets 30
-// failed tries over all accounts, then one a second, so that spraying one
-// password over many accounts is slow too. Successful logins do not count
+// tries per account from one address, then one every 2 seconds; one
+// address gets 30 failed tries over all accounts, then one a second, so
+// that spraying one password over many accounts is slow too. Guesses from
+// one address never throttle an account's logins from another, so that a
+// guesser cannot lock its owner out. Successful logins do not count
 // against the address: many users behind one NAT (or a load balancer)
-// log in as often as they need.
+// log in as often as they need. An IPv6 address counts by its /64 prefix,
+// which one client usually holds whole.
 var (
 	loginPerAccount = throttle{rate.Every(2 * time.Second), 10}
 	loginPerAddr    = throttle{rate.Every(time.Second), 30}
@@ -30,67 +34,109 @@ type throttle struct {
 	burst int
 }
 
-// maxBuckets bounds each map of token buckets; a full map is forgotten
-// rather than allowed to grow without bound.
+// maxBuckets bounds the token buckets of logins: a full map forgets its
+// refilled buckets (they hold nothing a new one would not) and, if every
+// bucket is still in use, refuses new clients rather than forget one
+// under attack.
 const maxBuckets = 10000
 
+// buckets are token buckets by key.
+type buckets struct {
+	m     map[string]*rate.Limiter
+	max   int       // 0: no bound (the per-model rates: their keys are accounts and models)
+	swept time.Time // the last sweep, at most one a second
+}
+
 // limiter holds the token buckets of login and registration throttling
-// and of the owners' per-model rate limits, in separate maps so that
-// flooding one (with made-up usernames, say) cannot reset the other, and
-// the count of uploads in progress.
+// and of the owners' per-model rate limits, apart so that flooding one
+// (with made-up usernames, say) cannot touch the other, and the places
+// of uploads and deployments in progress.
 type limiter struct {
 	mu   sync.Mutex
-	auth map[string]*rate.Limiter
-	use  map[string]*rate.Limiter
+	auth buckets
+	use  buckets
 	now  func() time.Time
 
 	uploads slots
+	deploys slots
 	warming atomic.Int32 // key sets being prepared after their upload
+
+	// pending counts the samples of jobs that passed a daily quota and
+	// are not stored yet, by quotaKey, so that concurrent submissions
+	// cannot pass the same last samples of a quota.
+	quotaMu sync.Mutex
+	pending map[string]int
 }
 
 func newLimiter(now func() time.Time) *limiter {
-	return &limiter{auth: map[string]*rate.Limiter{}, use: map[string]*rate.Limiter{}, now: now}
+	return &limiter{
+		auth: buckets{m: map[string]*rate.Limiter{}, max: maxBuckets},
+		use:  buckets{m: map[string]*rate.Limiter{}},
+		now:  now, pending: map[string]int{},
+	}
 }
 
-// take takes one token from the bucket key of m (made with th if new) and
+// errBusy refuses a new client while the login buckets are all in use.
+var errBusy = &fheserve.Error{Code: fheserve.ERATELIMIT, RetryAfter: 10 * time.Second,
+	Message: "the server is throttling too many clients at once; try again in 10s"}
+
+// bucket returns the bucket key of b, made with th if new, or nil when
+// b is full of buckets in use (l.mu held).
+func (b *buckets) bucket(key string, th throttle, now time.Time) *rate.Limiter {
+	if lim, ok := b.m[key]; ok {
+		return lim
+	}
+	if len(b.m) >= maxBuckets && now.Sub(b.swept) >= time.Second {
+		b.swept = now
+		for k, lim := range b.m {
+			if lim.TokensAt(now) >= float64(lim.Burst()) {
+				delete(b.m, k)
+			}
+		}
+	}
+	if b.max > 0 && len(b.m) >= b.max {
+		return nil
+	}
+	lim := rate.NewLimiter(th.every, th.burst)
+	b.m[key] = lim
+	return lim
+}
+
+// take takes one token from the bucket key of b (made with th if new) and
 // returns 0, or, when the bucket is empty, how long until it has one.
-func (l *limiter) take(m *map[string]*rate.Limiter, key string, th throttle) time.Duration {
-	_, d := l.reserve(m, key, th, 1, l.now())
-	return d
+func (l *limiter) take(b *buckets, key string, th throttle) (time.Duration, error) {
+	_, d, err := l.reserve(b, key, th, 1, l.now())
+	return d, err
 }
 
 // reserve takes n tokens (at most th.burst) at now from the bucket key of
-// m (made with th if new) and returns their reservation, to cancel at now
+// b (made with th if new) and returns their reservation, to cancel at now
 // if the job they were taken for is refused after all; or, when the
 // bucket has fewer, how long until it has n.
-func (l *limiter) reserve(m *map[string]*rate.Limiter, key string, th throttle, n int, now time.Time) (*rate.Reservation, time.Duration) {
+func (l *limiter) reserve(b *buckets, key string, th throttle, n int, now time.Time) (*rate.Reservation, time.Duration, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(*m) >= maxBuckets {
-		*m = map[string]*rate.Limiter{}
-	}
-	lim, ok := (*m)[key]
-	if !ok {
-		lim = rate.NewLimiter(th.every, th.burst)
-		(*m)[key] = lim
+	lim := b.bucket(key, th, now)
+	if lim == nil {
+		return nil, 0, errBusy
 	}
 	r := lim.ReserveN(now, n)
 	if !r.OK() {
-		return nil, rate.InfDuration
+		return nil, rate.InfDuration, nil
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return nil, d
+		return nil, d, nil
 	}
-	return r, 0
+	return r, 0, nil
 }
 
-// wait returns how long until the bucket key of m has a token, without
+// wait returns how long until the bucket key of b has a token, without
 // taking it (0 when it has one now).
-func (l *limiter) wait(m *map[string]*rate.Limiter, key string) time.Duration {
+func (l *limiter) wait(b *buckets, key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	lim, ok := (*m)[key]
+	lim, ok := b.m[key]
 	if !ok {
 		return 0
 	}
@@ -101,17 +147,38 @@ func (l *limiter) wait(m *map[string]*rate.Limiter, key string) time.Duration {
 	return 0
 }
 
-// login throttles a login attempt by account, and refuses it while the
-// client's address has used up its failed attempts (loginFailed).
+// addrKey is the part of a client's address that is throttled: an IPv4
+// address whole, an IPv6 address's /64 prefix.
+func addrKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
+
+// login throttles a login attempt: it refuses it while the client's
+// address has used up its failed attempts (loginFailed), then takes a
+// token of the account's bucket for that address. The address comes
+// first, so that refused attempts make no buckets.
 func (l *limiter) login(username, addr string) error {
-	if d := l.take(&l.auth, "login\x00"+username, loginPerAccount); d > 0 {
+	addr = addrKey(addr)
+	if addr != "" {
+		if d := l.wait(&l.auth, "addr\x00"+addr); d > 0 {
+			return retryLater(d, "too many failed login attempts from your address")
+		}
+	}
+	d, err := l.take(&l.auth, "login\x00"+username+"\x00"+addr, loginPerAccount)
+	if err != nil {
+		return err
+	}
+	if d > 0 {
 		return retryLater(d, "too many login attempts for %q", username)
-	}
-	if addr == "" {
-		return nil
-	}
-	if d := l.wait(&l.auth, "addr\x00"+addr); d > 0 {
-		return retryLater(d, "too many failed login attempts from your address")
 	}
 	return nil
 }
@@ -119,13 +186,17 @@ func (l *limiter) login(username, addr string) error {
 // loginFailed counts a failed login against the client's address.
 func (l *limiter) loginFailed(addr string) {
 	if addr != "" {
-		l.take(&l.auth, "addr\x00"+addr, loginPerAddr)
+		l.take(&l.auth, "addr\x00"+addrKey(addr), loginPerAddr)
 	}
 }
 
 // register throttles registrations, globally.
 func (l *limiter) register() error {
-	if d := l.take(&l.auth, "register", registrations); d > 0 {
+	d, err := l.take(&l.auth, "register", registrations)
+	if err != nil {
+		return err
+	}
+	if d > 0 {
 		return retryLater(d, "too many registrations")
 	}
 	return nil
@@ -144,49 +215,29 @@ func retryLater(d time.Duration, format string, args ...any) error {
 
 // checkLimits enforces m's limits on a job of who holding n samples: the
 // daily quotas, counted in the store, then the rates, each of which the
-// job costs n. Two jobs submitted at the same instant may both pass the
-// last samples of a daily quota; the rate limits bound how many can.
-func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserve.Model, n int) error {
+// job costs n. The samples it lets through count as pending against the
+// daily quotas until release is called, once the job is stored or
+// refused, so that concurrent submissions cannot pass the same last
+// samples of a quota.
+func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserve.Model, n int) (release func(), err error) {
 	l := m.Limits
 	if l == (fheserve.ModelLimits{}) {
-		return nil
+		return func() {}, nil
 	}
 	now := a.cfg.Now().UTC()
-	day := now.Truncate(24 * time.Hour)
-	tomorrow := day.Add(24 * time.Hour).Sub(now)
-	for _, q := range []struct {
-		limit   int
-		account string
-		what    string
-	}{
-		{l.Daily, who.ID, "your daily quota"},
-		{l.ModelDaily, "", "the daily quota of all users"},
-	} {
-		if q.limit == 0 {
-			continue
-		}
-		if n > q.limit {
-			return fheserve.Errorf(fheserve.EINVALID, "model %s: this job holds %d samples, more than %s of %d samples; submit at most %d samples per job", m.ID, n, q.what, q.limit, q.limit)
-		}
-		used, err := a.store.CountSamples(ctx, fheserve.JobFilter{AccountID: q.account, ModelID: m.ID, CreatedAfter: day})
-		if err != nil {
-			return err
-		}
-		switch left := q.limit - used; {
-		case left <= 0:
-			return retryLater(tomorrow, "model %s: %s of %d samples is used up until 00:00 UTC", m.ID, q.what, q.limit)
-		case n > left:
-			return retryLater(tomorrow, "model %s: %s of %d samples has %d left until 00:00 UTC, and this job holds %d", m.ID, q.what, q.limit, left, n)
-		}
+	release, err = a.checkDaily(ctx, who, m, n, now)
+	if err != nil {
+		return nil, err
 	}
 	// Tokens taken from the per-user bucket go back if the model-wide one
 	// refuses the job.
 	var taken []*rate.Reservation
-	refuse := func(err error) error {
+	refuse := func(err error) (func(), error) {
 		for _, r := range taken {
 			r.CancelAt(now)
 		}
-		return err
+		release()
+		return nil, err
 	}
 	for _, r := range []struct {
 		perMinute float64
@@ -208,13 +259,75 @@ func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserv
 		th := throttle{rate.Limit(r.perMinute / 60), burst}
 		// The limits are part of the key, so new limits start a new bucket.
 		key := fmt.Sprintf("%s\x00%s\x00%g\x00%d", m.ID, r.key, r.perMinute, burst)
-		res, d := a.limits.reserve(&a.limits.use, key, th, n, now)
+		res, d, err := a.limits.reserve(&a.limits.use, key, th, n, now)
+		if err != nil {
+			return refuse(err)
+		}
 		if d > 0 {
 			return refuse(retryLater(d, "model %s: %s is %s samples a minute (bursts of %d)", m.ID, r.what, trimFloat(r.perMinute), burst))
 		}
 		taken = append(taken, res)
 	}
-	return nil
+	return release, nil
+}
+
+// checkDaily enforces m's daily quotas on a job of who holding n samples:
+// the samples of the jobs stored today plus those pending (let through,
+// not stored yet). It adds n to the pending samples; release takes them
+// back.
+func (a *App) checkDaily(ctx context.Context, who *fheserve.Account, m *fheserve.Model, n int, now time.Time) (release func(), err error) {
+	l := m.Limits
+	day := now.Truncate(24 * time.Hour)
+	tomorrow := day.Add(24 * time.Hour).Sub(now)
+	quotas := []struct {
+		limit   int
+		account string
+		what    string
+	}{
+		{l.Daily, who.ID, "your daily quota"},
+		{l.ModelDaily, "", "the daily quota of all users"},
+	}
+	lim := a.limits
+	// One submission at a time between counting and adding its samples.
+	lim.quotaMu.Lock()
+	defer lim.quotaMu.Unlock()
+	var keys []string
+	for _, q := range quotas {
+		if q.limit == 0 {
+			continue
+		}
+		if n > q.limit {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "model %s: this job holds %d samples, more than %s of %d samples; submit at most %d samples per job", m.ID, n, q.what, q.limit, q.limit)
+		}
+		used, err := a.store.CountSamples(ctx, fheserve.JobFilter{AccountID: q.account, ModelID: m.ID, CreatedAfter: day})
+		if err != nil {
+			return nil, err
+		}
+		key := m.ID + "\x00" + q.account
+		used += lim.pending[key]
+		switch left := q.limit - used; {
+		case left <= 0:
+			return nil, retryLater(tomorrow, "model %s: %s of %d samples is used up until 00:00 UTC", m.ID, q.what, q.limit)
+		case n > left:
+			return nil, retryLater(tomorrow, "model %s: %s of %d samples has %d left until 00:00 UTC, and this job holds %d", m.ID, q.what, q.limit, left, n)
+		}
+		keys = append(keys, key)
+	}
+	for _, k := range keys {
+		lim.pending[k] += n
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			lim.quotaMu.Lock()
+			defer lim.quotaMu.Unlock()
+			for _, k := range keys {
+				if lim.pending[k] -= n; lim.pending[k] <= 0 {
+					delete(lim.pending, k)
+				}
+			}
+		})
+	}, nil
 }
 
 func trimFloat(f float64) string {

@@ -155,6 +155,17 @@ func (a *App) CheckDeploy(who *fheserve.Account) error {
 	return require(who, fheserve.RoleOwner)
 }
 
+// DeploySlot reserves one of the Bounds.Deploys places for a deployment
+// of who, to hold from before its body is read until Deploy returns: 429
+// at once when who is deploying already, 503 when no place frees up
+// within UploadWait.
+func (a *App) DeploySlot(ctx context.Context, who *fheserve.Account) (release func(), err error) {
+	if err := a.CheckDeploy(who); err != nil {
+		return nil, err
+	}
+	return a.limits.deploys.take(ctx, who, a.cfg.Bounds.UploadWait)
+}
+
 // deployError keeps the importer's and compiler's messages, which name the
 // node and what to use instead, and their codes.
 func deployError(name string, err error) error {
@@ -317,8 +328,17 @@ func (a *App) visibleModel(ctx context.Context, who *fheserve.Account, id string
 		if !m.Allows(who.Username) {
 			return nil, fheserve.Errorf(fheserve.EFORBIDDEN, "%q is not allowed to use model %s; ask its owner %q to add you", who.Username, id, m.Owner)
 		}
+		hideAllow(m, who.Username)
 	}
 	return m, nil
+}
+
+// hideAllow shows a model's user only its own name on the allow-list:
+// the list names the other users. An open model stays open.
+func hideAllow(m *fheserve.Model, username string) {
+	if !m.Open() {
+		m.Allow = []string{username}
+	}
 }
 
 // usableModel returns the model if who is a user it allows and it is
@@ -361,7 +381,11 @@ func (a *App) Models(ctx context.Context, who *fheserve.Account) ([]*fheserve.Mo
 	if err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(all, func(m *fheserve.Model) bool { return !m.Allows(who.Username) }), nil
+	ms := slices.DeleteFunc(all, func(m *fheserve.Model) bool { return !m.Allows(who.Username) })
+	for _, m := range ms {
+		hideAllow(m, who.Username)
+	}
+	return ms, nil
 }
 
 // Model returns one model's description.

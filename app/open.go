@@ -35,17 +35,14 @@ func Open(ctx context.Context, dataDir string, cfg Config) (*App, error) {
 	if err := blobs.CleanTemp(); err != nil {
 		return nil, fmt.Errorf("cannot clean the blob directory: %w", err)
 	}
+	// The database holds password hashes: readable by the server only.
 	dbPath := filepath.Join(dataDir, DatabaseFile)
+	if err := private(dbPath); err != nil {
+		return nil, err
+	}
 	store, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
 		return nil, err
-	}
-	// The database holds password hashes: readable by the server only.
-	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if err := os.Chmod(dbPath+suffix, 0o600); err != nil && !os.IsNotExist(err) {
-			store.Close()
-			return nil, err
-		}
 	}
 	alog, ast, err := openAudit(ctx, dataDir)
 	if err != nil {
@@ -71,7 +68,12 @@ func openAudit(ctx context.Context, dataDir string) (*audit.Log, *auditsqlite.St
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := auditsqlite.Open(ctx, filepath.Join(dataDir, audit.DBFile))
+	// The log names accounts and their actions: readable by the server only.
+	path := filepath.Join(dataDir, audit.DBFile)
+	if err := private(path); err != nil {
+		return nil, nil, err
+	}
+	st, err := auditsqlite.Open(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -81,4 +83,22 @@ func openAudit(ctx context.Context, dataDir string) (*audit.Log, *auditsqlite.St
 		return nil, nil, err
 	}
 	return l, st, nil
+}
+
+// private makes the SQLite database at path, creating it empty if need
+// be, and its -wal and -shm files readable and writable by the server
+// only. SQLite creates those two with the mode of the database file, so
+// a database made here keeps them private; older ones are changed.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("cannot create database: %w", err)
+	}
+	f.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Chmod(path+suffix, 0o600); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("cannot make the database private: %w", err)
+		}
+	}
+	return nil
 }

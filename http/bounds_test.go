@@ -33,7 +33,7 @@ import (
 func TestUploadBurstMemory(t *testing.T) {
 	ctx := context.Background()
 	url, _, a := MustServerIn(t, t.TempDir(), func(c *app.Config) {
-		c.Bounds = app.Bounds{Uploads: 2, UploadsPerUser: 2, QueuedPerUser: 4}
+		c.Bounds = app.Bounds{Uploads: 2, UploadsPerUser: 2, QueuedPerUser: 4, KeySetsPerModel: 4}
 		c.EvaluatorCacheBytes = 1 // the newest evaluator only
 	})
 	login := signup(t, url, a)

@@ -142,7 +142,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 // DeployRequest), a "model" part (the ONNX file) and an optional
 // "calibration" part (.npy).
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
-	// Check the caller before reading a large body.
+	// Check the caller and the request before reading a large body.
 	if err := s.app.CheckDeploy(c.Account); err != nil {
 		return err
 	}
@@ -154,6 +154,12 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 	if mt != "multipart/form-data" {
 		return fheserve.Errorf(fheserve.EINVALID, "the body must be multipart/form-data with parts metadata, model and optionally calibration")
 	}
+	// The body is held in memory and compiled: a few deployments at once.
+	release, err := s.app.DeploySlot(r.Context(), c.Account)
+	if err != nil {
+		return err
+	}
+	defer release()
 	r.Body = http.MaxBytesReader(w, r.Body, limit+maxJSON)
 	mr, err := r.MultipartReader()
 	if err != nil {
@@ -177,7 +183,11 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 			}
 			haveMeta = true
 		case "model", "calibration":
-			data, err := io.ReadAll(io.LimitReader(part, limit+1))
+			// The body's length bounds the part's: read into one buffer of
+			// that size rather than a growing one, which holds up to twice
+			// the part.
+			hint := min(r.ContentLength-int64(len(req.ONNX))-int64(len(req.Calibration)), limit+1)
+			data, err := readAll(io.LimitReader(part, limit+1), hint)
 			if err != nil {
 				return errorOf(err)
 			}
@@ -201,6 +211,24 @@ func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, m)
+}
+
+// readAll reads r to its end into one buffer of size bytes (if
+// positive), growing it only if r holds more.
+func readAll(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, size)
+	n, err := io.ReadFull(r, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return buf[:n], nil
+	case err != nil:
+		return nil, err
+	}
+	rest, err := io.ReadAll(r)
+	return append(buf, rest...), err
 }
 
 func (s *Server) models(w http.ResponseWriter, r *http.Request, c *app.Caller) error {

@@ -71,7 +71,10 @@ func check(t testing.TB, err error) {
 // behind a server on 127.0.0.1:0.
 func MustServer(t testing.TB) (url string, store fheserve.Store, a *app.App) {
 	t.Helper()
-	return MustServerIn(t, t.TempDir())
+	return MustServerIn(t, t.TempDir(), func(c *app.Config) {
+		// The tests upload fresh key sets for one model freely.
+		c.Bounds.KeySetsPerModel, c.Bounds.KeySetsPerUser = 1000, 1000
+	})
 }
 
 // MustServerIn is MustServer with its data under dir and its

@@ -89,6 +89,8 @@ func newMetrics(a *app.App) *metrics {
 	m.reg.MustRegister(m.requests, m.bytesIn, m.bytesOut, m.queueWait, m.eval, m.jobs,
 		gauge("fheserve_job_queue_depth", "Jobs waiting to be evaluated (-1: the store did not answer).", a.QueueDepth),
 		gauge("fheserve_keysets_active", "Key sets uploaded and not revoked (-1: the store did not answer).", a.ActiveKeySets),
+		gauge("fheserve_uploads_in_progress", "Key sets and job inputs being received, each holding one of the server's upload places.",
+			func(context.Context) (int, error) { return a.UploadsInProgress(), nil }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

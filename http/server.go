@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -51,8 +52,9 @@ func NewServer(a *app.App, log *slog.Logger) *Server {
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		// No read or write timeout: bodies of keys can be large on slow
-		// links, and progress streams stay open while a job runs.
+		// No fixed read or write timeout: bodies of keys can be large on
+		// slow links, and progress streams stay open while a job runs.
+		// Bodies are held to a minimum rate instead (minRateBody).
 	}
 	return s
 }
@@ -138,6 +140,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(app.WithRequestID(r.Context(), id))
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
+	if r.Body != http.NoBody && r.ContentLength != 0 {
+		b := s.app.Bounds()
+		r.Body = &minRateBody{ReadCloser: body, rc: http.NewResponseController(w), rate: b.MinBodyRate, grace: b.BodyGrace, length: r.ContentLength}
+	}
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	log := s.log.With("request_id", id)
 	defer func() {
@@ -185,6 +191,61 @@ func (w *statusWriter) Flush() {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// minRateBody cuts off a request body that arrives slower than rate
+// bytes a second on average, once grace has passed since the handler
+// first read from it: each read runs under a read deadline, the time by
+// which the bytes read so far and one more chunk are due. A client
+// trickling a body, or declaring more bytes than it sends, thus holds an
+// upload's place (and a connection) for about grace at most. The
+// deadline stays after a handler stops reading early, so that the
+// server's reading of the rest (to reuse the connection) is cut off too;
+// it is lifted once the body is read whole, so that it never cuts off
+// the server's wait for the client to hang up while a handler runs.
+type minRateBody struct {
+	io.ReadCloser
+	rc     *http.ResponseController
+	rate   int64
+	grace  time.Duration
+	length int64 // declared, -1 if unknown
+	start  time.Time
+	n      int64
+	whole  bool
+	err    error
+}
+
+// rateChunk is what a read may wait for beyond the bytes already due.
+const rateChunk = 32 << 10
+
+func (b *minRateBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.whole {
+		return b.ReadCloser.Read(p)
+	}
+	if b.start.IsZero() {
+		b.start = time.Now()
+	}
+	due := b.start.Add(b.grace + time.Duration(float64(b.n+rateChunk)/float64(b.rate)*float64(time.Second)))
+	if err := b.rc.SetReadDeadline(due); err != nil {
+		// Not a connection with deadlines (a test recorder): unbounded.
+		b.whole = true
+		return b.ReadCloser.Read(p)
+	}
+	k, err := b.ReadCloser.Read(p)
+	b.n += int64(k)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.err = fheserve.Errorf(fheserve.EINVALID, "the request body arrived slower than %d bytes a second: cut off after %d bytes in %s",
+			b.rate, b.n, time.Since(b.start).Round(time.Millisecond))
+		return k, b.err
+	}
+	if err == io.EOF || b.n == b.length {
+		b.whole = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return k, err
+}
 
 // Listen binds addr ("127.0.0.1:0" picks a free port).
 func (s *Server) Listen(addr string) error {
