@@ -12,6 +12,7 @@ import (
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -27,7 +28,9 @@ type predictOptions struct {
 	Output  string
 	Packing string
 	Workers int
-	JSON    bool
+	// InFlight bounds the jobs queued or running at once (remote only).
+	InFlight int
+	JSON     bool
 	engineFlags
 	clientFlags
 }
@@ -82,6 +85,7 @@ the largest output (the predicted class) agrees.`,
 	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	registerCompileSettings(f, &opts.CompileSettings)
 	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
+	f.IntVar(&opts.InFlight, "in-flight", sdk.DefaultInFlight, "`jobs` to keep queued or running on the server at once (its default cap per user); less when other programs of yours submit jobs too")
 	f.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")
 	return cmd
 }
@@ -90,8 +94,10 @@ func (o *predictOptions) validate() error {
 	switch {
 	case !o.Local && (o.Calibration != "" || settingsGiven(&o.CompileSettings) || o.Packing != plan.Latency || o.Workers != 0):
 		return fheserve.Errorf(fheserve.EINVALID, "--calibration, the compilation flags (--degree, --fit, --privacy-bits ...), --packing and --workers apply with --local only: the server compiled the model when it was deployed")
-	case o.Local && (o.Keys != "" || o.Server != ""):
-		return fheserve.Errorf(fheserve.EINVALID, "--keys and --server do not apply with --local")
+	case o.Local && (o.Keys != "" || o.Server != "" || o.InFlight != sdk.DefaultInFlight):
+		return fheserve.Errorf(fheserve.EINVALID, "--keys, --server and --in-flight do not apply with --local")
+	case o.InFlight < 1:
+		return fheserve.Errorf(fheserve.EINVALID, "--in-flight must be at least 1")
 	case o.Model == "":
 		return requiredFlag("--model")
 	case o.Input == "":

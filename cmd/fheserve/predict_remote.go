@@ -75,7 +75,8 @@ func predictRemote(opts *predictOptions) error {
 	var stats sdk.PredictStats
 	var firstSubmit, lastResult time.Time
 	y, err := c.PredictWith(ctx, keys, a.Data, n, &sdk.PredictOptions{
-		Stats: &stats,
+		InFlight: opts.InFlight,
+		Stats:    &stats,
 		Progress: func(pr sdk.Progress) {
 			if pr.Job != nil && firstSubmit.IsZero() {
 				firstSubmit = time.Now()
