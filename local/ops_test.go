@@ -51,6 +51,13 @@ func TestOpsEncrypted(t *testing.T) {
 				x := readNpy(t, base+".x.npy")
 				y := readNpy(t, base+".y.npy")
 				opts := compiler.Options{Packing: packing, Calibration: x.Data}
+				if packing == plan.Batch {
+					// The op lowering is what this checks: batch calls at
+					// the rings privacy needs take a minute each, so batch
+					// runs the bare engine (masking and flooding are
+					// checked in confidential_test.go).
+					opts.PrivacyBits = compiler.NoPrivacy
+				}
 				if _, err := os.Stat(base + ".calib.npy"); err == nil {
 					opts.Calibration = append(readNpy(t, base+".calib.npy").Data, x.Data...)
 				}
@@ -67,7 +74,6 @@ func TestOpsEncrypted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				plan.ApplyHead("", ref, r.Plan.OutputSize())
 				stated := r.Plan.Precision.OutputError
 				var heErr, torchErr float64
 				for i := range ref {
@@ -79,12 +85,11 @@ func TestOpsEncrypted(t *testing.T) {
 				if heErr > stated {
 					t.Errorf("encrypted result differs from the reference by %g, above the stated precision %g", heErr, stated)
 				}
-				// Activations amplify approximation error by later weights;
-				// allow for that with the largest output seen.
+				// The stated error includes the activations' approximation
+				// carried to the outputs, measured at compile time on the
+				// calibration rows, which include these inputs; the rest is
+				// PyTorch's float32 rounding.
 				tol := stated + 1e-4*(1+r.Plan.Precision.OutputBound)
-				if a := r.Plan.Precision.ApproximationError; a > 0 {
-					tol += 20 * a * (1 + r.Plan.Precision.OutputBound)
-				}
 				if torchErr > tol {
 					t.Errorf("encrypted result differs from PyTorch by %g (tolerance %g)", torchErr, tol)
 				}
