@@ -62,8 +62,8 @@ type limiter struct {
 	warming atomic.Int32 // key sets being prepared after their upload
 
 	// pending counts the samples of jobs that passed a daily quota and
-	// are not stored yet, by quotaKey, so that concurrent submissions
-	// cannot pass the same last samples of a quota.
+	// are not stored yet, by model and account ("" for all users), so
+	// that concurrent submissions cannot pass the same last samples.
 	quotaMu sync.Mutex
 	pending map[string]int
 }
