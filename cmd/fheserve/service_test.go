@@ -308,6 +308,18 @@ func TestServiceCLI(t *testing.T) {
 			t.Fatalf("predict --output -: output %d differs from predict --local by %.3g", i, d)
 		}
 	}
+	// A daily quota with 2 samples left (ulrich predicted 8 today): a
+	// prediction of 4 stops after 2, writes those and says so. (Near
+	// midnight UTC the quota would be waited for.)
+	if now := time.Now().UTC(); now.Add(sdk.DefaultMaxWait+time.Minute).Day() == now.Day() {
+		owner.ok("", "model", "limits", modelID, "--daily", "10")
+		partial := filepath.Join(dir, "partial.npy")
+		mustFail(t, user.run("", "predict", "--model", modelID, "--input", fixture("mlp_square.x.npy"), "--output", partial),
+			1, "predicted 2 of 4 samples", "daily quota", partial+" holds the predictions of the first 2 samples")
+		if got, err := npy.ReadFile(partial); err != nil || fmt.Sprint(got.Shape) != "[2 4]" {
+			t.Fatalf("the predictions written after the quota: %v, %v", got, err)
+		}
+	}
 	owner.ok("", "model", "limits", modelID)
 
 	// The user and the owner check the audit log from outside, the
