@@ -270,10 +270,13 @@ func (pr *prediction) run(ctx context.Context) ([]float64, error) {
 
 	size := p.OutputSize()
 	y := make([]float64, 0, pr.n*size)
-	for _, cl := range pr.calls {
+	for i, cl := range pr.calls {
 		if !cl.done {
 			if cl.err != nil {
 				failed = cl.err
+			}
+			if failed == nil {
+				failed = fheserve.Errorf(fheserve.EINTERNAL, "call %d of %d was not submitted", i+1, len(pr.calls))
 			}
 			return y, &IncompleteError{Predicted: cl.start, Total: pr.n, Err: failed}
 		}

@@ -3,7 +3,10 @@
 // generates keys for it on the device (the secret key never leaves the
 // process unless the program stores it), uploads only the public and
 // evaluation keys, and runs encrypted predictions: encrypt, submit, wait
-// with progress, fetch, decrypt. Owners deploy models and administrators
+// with progress, fetch, decrypt. Predict paces itself: it keeps at most 16
+// jobs queued or running (the server's cap per user), sizes and spaces
+// its jobs to the owner's rate limits, and waits as long as a 429 or 503
+// answer's Retry-After says. Owners deploy models and administrators
 // approve accounts through the same client.
 //
 // The SDK produces the same outputs as 'fheserve predict --local' on the
