@@ -431,7 +431,7 @@ func (c *compilation) build() (*plan.Plan, error) {
 		// One key-switching prime, or two (smaller keys) where the budget
 		// still meets the privacy asked for; the smaller keys win.
 		for _, pCount := range []int{1, 2} {
-			if pCount > 1 && (D < 1 || !c.needsEvalKeys(coeffN > 0)) {
+			if pCount > 1 && (D < 1 || !c.needsRotationKeys(coeffN > 0)) {
 				break
 			}
 			cand, err := chooseParams(D, logN, bound, maxScale, fixedOut, pCount)
@@ -497,21 +497,17 @@ func (c *compilation) build() (*plan.Plan, error) {
 	return p, nil
 }
 
-// needsEvalKeys reports whether the program needs a relinearization key
-// or rotation keys (a second key-switching prime only makes them smaller).
-func (c *compilation) needsEvalKeys(coeffs bool) bool {
+// needsRotationKeys reports whether the program needs rotation keys: a
+// second key-switching prime pays where they dominate the upload. A batch
+// plan's only key is the relinearization key, small either way, and its
+// key switches are few.
+func (c *compilation) needsRotationKeys(coeffs bool) bool {
+	if c.opts.Packing != plan.Latency || coeffs {
+		return false
+	}
 	for i := range c.prog.Steps {
-		switch s := &c.prog.Steps[i]; s.Kind {
-		case plan.StepSquare, plan.StepMul:
+		if c.prog.Steps[i].Kind == plan.StepLinear {
 			return true
-		case plan.StepPoly:
-			if len(s.Poly) > 2 {
-				return true
-			}
-		case plan.StepLinear:
-			if c.opts.Packing == plan.Latency && !coeffs {
-				return true
-			}
 		}
 	}
 	return false
