@@ -55,28 +55,7 @@ func TestUploadBurstMemory(t *testing.T) {
 	keySize := uint64(len(keyBytes[0]))
 
 	defer debug.SetGCPercent(debug.SetGCPercent(20))
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	base := ms.HeapInuse
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	heapDone := sampleHeap()
 
 	var wg sync.WaitGroup
 	var refused atomic.Int64
@@ -107,16 +86,15 @@ func TestUploadBurstMemory(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	close(stop)
-	<-sampled
+	base, peakHeap := heapDone()
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
 	}
-	grew := peak.Load() - min(base, peak.Load())
+	grew := peakHeap - min(base, peakHeap)
 	bound := 16 * keySize
 	t.Logf("16 uploads of %.1f MB (%d refused and retried): heap in use %.1f MB before, peak %.1f MB (+%.1f MB); bound +%.1f MB",
-		mb(keySize), refused.Load(), mb(base), mb(peak.Load()), mb(grew), mb(bound))
+		mb(keySize), refused.Load(), mb(base), mb(peakHeap), mb(grew), mb(bound))
 	if refused.Load() == 0 {
 		t.Errorf("no upload was refused: the cap of 2 at once was not reached")
 	}
@@ -126,3 +104,35 @@ func TestUploadBurstMemory(t *testing.T) {
 }
 
 func mb(n uint64) float64 { return float64(n) / (1 << 20) }
+
+// sampleHeap collects garbage, notes the heap in use and samples it every
+// 5 ms from then on; the function it returns stops the sampling and gives
+// the heap at the start and its peak.
+func sampleHeap() (done func() (base, peak uint64)) {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	start := ms.HeapInuse
+	var top atomic.Uint64
+	stop, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > top.Load() {
+				top.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() (uint64, uint64) {
+		close(stop)
+		<-sampled
+		return start, top.Load()
+	}
+}

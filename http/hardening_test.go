@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -192,27 +191,7 @@ func TestDeployMemory(t *testing.T) {
 	}
 
 	defer debug.SetGCPercent(debug.SetGCPercent(20))
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	heapBase := ms.HeapInuse
-	var peak atomic.Uint64
-	stop, sampled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(sampled)
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	heapDone := sampleHeap()
 
 	var wg sync.WaitGroup
 	statuses := make([]int, len(owners))
@@ -252,14 +231,13 @@ func TestDeployMemory(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	close(stop)
-	<-sampled
+	heapBase, peakHeap := heapDone()
 	for i, s := range statuses {
 		if s != http.StatusBadRequest {
 			t.Errorf("deployment %d: status %d, want 400 (not an ONNX file)", i+1, s)
 		}
 	}
-	grew := peak.Load() - min(heapBase, peak.Load())
+	grew := peakHeap - min(heapBase, peakHeap)
 	bound := uint64(2*part + 32<<20)
 	t.Logf("4 deployments of %d MiB at once: heap in use %.1f MB before, peak +%.1f MB; bound +%.1f MB", part>>20, mb(heapBase), mb(grew), mb(bound))
 	if grew > bound {
