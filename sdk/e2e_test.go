@@ -162,16 +162,7 @@ func testEndToEnd(t *testing.T, model string) {
 func TestOutOfBound(t *testing.T) {
 	ctx := context.Background()
 	d := MustDaemon(t)
-	owner, user, admin := sdk.New(d.URL()), sdk.New(d.URL()), sdk.New(d.URL())
-	must(admin.Login(ctx, "root", rootPassword))(t)
-	for _, c := range []struct {
-		c          *sdk.Client
-		name, role string
-	}{{owner, "olivia", fheserve.RoleOwner}, {user, "ulrich", fheserve.RoleUser}} {
-		must(c.c.Register(ctx, c.name, c.name+"-password", c.role))(t)
-		must(admin.Approve(ctx, c.name))(t)
-		must(c.c.Login(ctx, c.name, c.name+"-password"))(t)
-	}
+	owner, user, _ := mustParties(t, d.URL())
 	fixture := func(name string) []byte {
 		return must(os.ReadFile(filepath.Join("..", "testdata", "onnx", name)))(t)
 	}
@@ -198,4 +189,23 @@ func TestOutOfBound(t *testing.T) {
 		t.Errorf("message %q", msg)
 	}
 	t.Log(err)
+}
+
+// mustParties logs in as the administrator of the server at url, registers
+// and approves the owner olivia and the user ulrich, and returns the three
+// logged-in clients.
+func mustParties(t *testing.T, url string) (owner, user, admin *sdk.Client) {
+	t.Helper()
+	ctx := context.Background()
+	owner, user, admin = sdk.New(url), sdk.New(url), sdk.New(url)
+	must(admin.Login(ctx, "root", rootPassword))(t)
+	for _, c := range []struct {
+		c          *sdk.Client
+		name, role string
+	}{{owner, "olivia", fheserve.RoleOwner}, {user, "ulrich", fheserve.RoleUser}} {
+		must(c.c.Register(ctx, c.name, c.name+"-password", c.role))(t)
+		must(admin.Approve(ctx, c.name))(t)
+		must(c.c.Login(ctx, c.name, c.name+"-password"))(t)
+	}
+	return owner, user, admin
 }

@@ -29,16 +29,7 @@ func pacedSetup(t *testing.T, packing string, limits fheserve.ModelLimits) (*sdk
 	}
 	t.Cleanup(func() { d.Close() })
 	must(d.App.InitAdmin(ctx, "root", rootPassword))(t)
-	owner, user, admin := sdk.New(d.URL()), sdk.New(d.URL()), sdk.New(d.URL())
-	must(admin.Login(ctx, "root", rootPassword))(t)
-	for _, c := range []struct {
-		c          *sdk.Client
-		name, role string
-	}{{owner, "olivia", fheserve.RoleOwner}, {user, "ulrich", fheserve.RoleUser}} {
-		must(c.c.Register(ctx, c.name, c.name+"-password", c.role))(t)
-		must(admin.Approve(ctx, c.name))(t)
-		must(c.c.Login(ctx, c.name, c.name+"-password"))(t)
-	}
+	owner, user, _ := mustParties(t, d.URL())
 	data := fixture("gemm.onnx")
 	m := must(owner.Deploy(ctx, &fheserve.DeployRequest{Name: "gemm", Packing: packing, ONNX: data}))(t)
 	must(owner.API.SetLimits(ctx, m.ID, &limits))(t)
