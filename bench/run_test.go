@@ -2,8 +2,8 @@ package bench
 
 import (
 	"context"
-	"flag"
 	"encoding/json"
+	"flag"
 	"testing"
 
 	"github.com/fheserve/fheserve/plan"
