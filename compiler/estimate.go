@@ -161,14 +161,14 @@ type privacy struct {
 // PrivacyBits = lambda means it is at most 2^(-lambda/2), which by the
 // Renyi-divergence argument of Li, Micciancio, Schultz and Sorrell
 // (CRYPTO 2022) and Micciancio and Walter's bit security of decision
-// problems (EUROCRYPT 2018) is lambda bits of security. |d| per value is
-// bounded from the noise model (not its average): 1.6 (what the model
-// leaves out, measured) times the Gaussian tail z that all the values of
-// the whole query budget stay below except with probability
-// 2^(-lambda/2). Zeroed slots count too: they carry the mask's leak. The
-// last rescale's rounding does not count: the mask step re-randomizes the
-// ciphertext before it (he.Sanitizer.Rerandomize), so the rounding is a
-// function of fresh randomness.
+// problems (EUROCRYPT 2018) is lambda bits of security. |d|^2 per value
+// is bounded from the noise model: 1.6 (what the model leaves out,
+// measured) times sqrt(2) (a sum of squares over a budget of many
+// independent calls stays within twice its mean) times the modelled std.
+// Zeroed slots count too: they carry the mask's leak. The last rescale's
+// rounding does not count: the masking step re-randomizes the ciphertext
+// before it (he.Sanitizer.Rerandomize), so the rounding is a function of
+// fresh randomness.
 func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 	n := float64(ps.params.N())
 	coeffs := c.prog.Steps[0].Coeffs
@@ -209,13 +209,8 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 	if pr.flood == 0 {
 		return pr
 	}
-	// Values per sample that carry weight-dependent error, and the bound.
+	// The bound on the weight-dependent error of an output value.
 	outLen := float64(p.Output.Length)
-	perCall := outLen * float64(p.BatchSize)
-	if !coeffs && p.Packing == plan.Latency {
-		perCall = n / 2
-	}
-	_ = perCall
 	bound := 1.6 * math.Sqrt2 * e
 	var d2, sigma float64
 	if coeffs {
@@ -224,9 +219,6 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 	} else {
 		// A zeroed slot: the mask's leak.
 		zeroed := 1.6 * math.Sqrt2 * c.maskLeak(ps, &c.prog.Steps[c.prog.Output-1])
-		if p.Packing == plan.Latency && c.prog.Steps[c.prog.Output-1].Kind == plan.StepLinear && c.prog.Steps[c.prog.Output-1].Pin == 0 {
-			zeroed = 0 // before the layout: no diagonals yet
-		}
 		cts := 1.0
 		if p.Packing == plan.Batch {
 			cts = outLen
