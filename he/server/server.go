@@ -36,6 +36,12 @@ type Model struct {
 	params  ckks.Parameters
 	steps   []prepared
 	inScale rlwe.Scale
+	// keep lists a coefficient-encoded result's output coefficients; the
+	// others, partial sums of the weights, become uniform noise.
+	keep []int
+	// rerandomized: the result was re-randomized by its masking step, so
+	// sanitization only floods it.
+	rerandomized bool
 }
 
 type prepared struct {
@@ -73,6 +79,14 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 		return nil, err
 	}
 	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps))}
+	if p.Output.Encoding == plan.Coeffs {
+		m.keep = make([]int, p.Output.Length)
+		for r := range m.keep {
+			m.keep[r] = plan.Pos(p.Output.Positions, r)
+		}
+	}
+	out := &prog.Steps[prog.Output-1]
+	m.rerandomized = out.Kind == plan.StepMask || out.MaskOutput
 	m.inScale = params.DefaultScale()
 	ecd := ckks.NewEncoder(params)
 	scales := make([]rlwe.Scale, len(prog.Steps)+1)
@@ -373,23 +387,11 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 		}
 	}
 	res := vals[e.m.prog.Output]
-	// A coefficient-encoded result keeps only the output coefficients;
-	// the others, partial sums of the weights, become uniform noise.
-	var keep []int
-	if p.Output.Encoding == plan.Coeffs {
-		keep = make([]int, p.Output.Length)
-		for r := range keep {
-			keep[r] = plan.Pos(p.Output.Positions, r)
-		}
-	}
-	// A masked result was re-randomized before its last rescale already.
-	last := &e.m.prog.Steps[e.m.prog.Output-1]
-	flood := last.Kind == plan.StepMask || last.MaskOutput
 	err := e.parallel(len(res), func(j int) error {
-		if flood && !(last.Kind == plan.StepMask && samples == p.BatchSize) {
+		if e.m.rerandomized {
 			return e.sanitizer.Flood(res[j], p.Precision.FloodStd)
 		}
-		return e.sanitizer.SanitizeKeeping(res[j], p.Precision.FloodStd, keep)
+		return e.sanitizer.SanitizeKeeping(res[j], p.Precision.FloodStd, e.m.keep)
 	})
 	if err != nil {
 		return nil, err
@@ -540,13 +542,16 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 	pt := st.mask
 	if e.m.Plan.Packing == plan.Batch {
 		if samples == e.m.Plan.BatchSize {
-			// Every slot is a declared sample: nothing to zero.
+			// Every slot is a declared sample: nothing to zero, and no
+			// rescale whose rounding to hide; re-randomized as every
+			// masked result is.
 			out := make([]*rlwe.Ciphertext, len(x))
-			for j, ct := range x {
-				out[j] = ct.CopyNew()
+			err := e.parallel(len(x), func(j int) error {
+				out[j] = x[j].CopyNew()
 				e.eval.DropLevel(out[j], s.LevelIn-s.Level)
-			}
-			return out, nil
+				return e.sanitizer.Rerandomize(out[j])
+			})
+			return out, err
 		}
 		keep := make([]int, samples)
 		for j := range keep {
