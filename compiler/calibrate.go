@@ -21,8 +21,10 @@ type calibration struct {
 	outMax  float64
 	program *plan.Program
 	// exact holds the model's output (without its head) on each given
-	// calibration row, for the end-to-end approximation error.
-	exact [][]float64
+	// calibration row, and approxErr the program's largest difference from
+	// it (outputBound measures it).
+	exact     [][]float64
+	approxErr float64
 }
 
 func calibrate(g *nn.Graph, data []float64, output int) (*calibration, error) {
@@ -79,19 +81,10 @@ func calibrate(g *nn.Graph, data []float64, output int) (*calibration, error) {
 // propagated through the rest of the network. 0 without calibration data
 // (each activation's own error on its interval is still reported).
 func (c *compilation) approxOutputError() float64 {
-	if len(c.calib.exact) == 0 || len(c.acts) == 0 {
+	if len(c.acts) == 0 {
 		return 0
 	}
-	var worst float64
-	for i, row := range c.calib.rows {
-		got := c.prog.EvalPlain(row)
-		for j, v := range c.calib.exact[i] {
-			if j < len(got) {
-				worst = math.Max(worst, math.Abs(got[j]-v))
-			}
-		}
-	}
-	return worst
+	return c.calib.approxErr
 }
 
 // interval returns the approximation interval for activation node idx: the
@@ -115,14 +108,26 @@ func (c *calibration) interval(idx int, margin float64) (lo, hi float64, samples
 
 // outputBound runs the program in plaintext on the calibration inputs and
 // returns 1.5 times the largest output magnitude; it also records the
-// largest magnitude of every value for the noise estimate.
+// largest magnitude of every value for the noise estimate, and the
+// largest difference of the outputs from the model's exact ones
+// (approxErr).
 func (c *calibration) outputBound(p *plan.Program) float64 {
 	c.program = p
 	c.bounds = make([]float64, len(p.Steps)+1)
-	for _, row := range c.rows {
-		for v, vals := range p.Trace(row) {
+	c.approxErr = 0
+	for i, row := range c.rows {
+		trace := p.Trace(row)
+		for v, vals := range trace {
 			for _, x := range vals {
 				c.bounds[v] = math.Max(c.bounds[v], math.Abs(x))
+			}
+		}
+		if i < len(c.exact) {
+			got := trace[p.Output]
+			for j, v := range c.exact[i] {
+				if j < len(got) {
+					c.approxErr = math.Max(c.approxErr, math.Abs(got[j]-v))
+				}
 			}
 		}
 	}

@@ -400,9 +400,11 @@ func (c *compilation) build() (*plan.Plan, error) {
 		minSlots = max(minSlots, plan.NextPow2(inLen))
 	}
 
-	bound := c.opts.OutputBound
-	if bound == 0 {
-		bound = c.calib.outputBound(prog)
+	// The noise model needs every value's calibrated magnitude even when
+	// the output bound is forced.
+	bound := c.calib.outputBound(prog)
+	if c.opts.OutputBound != 0 {
+		bound = c.opts.OutputBound
 	}
 	p.Precision.OutputBound = bound
 
