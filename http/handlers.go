@@ -360,6 +360,11 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, c *app.Caller) erro
 // proxies keep it open.
 const keepAlive = 15 * time.Second
 
+// reauthEvery is how often an open progress stream checks that its token
+// is still valid: a stream ends within this time of a logout, a revoked
+// token or a disabled account, with an error event.
+const reauthEvery = time.Second
+
 // jobEvents streams a job's status as server-sent events ("event: job",
 // data: the job as JSON) whenever it changes, until it is done or failed.
 func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
@@ -378,6 +383,13 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller
 	w.WriteHeader(http.StatusOK)
 	tick := time.NewTicker(keepAlive)
 	defer tick.Stop()
+	reauth := time.NewTicker(reauthEvery)
+	defer reauth.Stop()
+	streamErr := func(err error) {
+		b, _ := json.Marshal(&ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
+		fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
+		flusher.Flush()
+	}
 	var last []byte
 	var j *fheserve.Job
 	for {
@@ -390,9 +402,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller
 				if r.Context().Err() != nil {
 					return nil
 				}
-				b, _ := json.Marshal(&ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
-				fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
-				flusher.Flush()
+				streamErr(err)
 				return nil
 			}
 		} else {
@@ -417,6 +427,16 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller
 		case <-tick.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
 			flusher.Flush()
+		case <-reauth.C:
+		}
+		// Nothing more is sent to a token that was revoked since the
+		// stream opened.
+		if _, err := s.authenticate(r); err != nil {
+			if r.Context().Err() != nil {
+				return nil
+			}
+			streamErr(err)
+			return nil
 		}
 	}
 }
