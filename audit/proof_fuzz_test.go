@@ -20,6 +20,8 @@ type proofWorld struct {
 	old     *audit.Checkpoint // of the first 4 records
 	items   [][]byte          // JSON of an Item with its proof
 	cons    []byte            // JSON of the Consistency of old with cp
+	// consProof is the genuine consistency proof of old with cp.
+	consProof tlog.TreeProof
 }
 
 func newProofWorld(tb testing.TB) *proofWorld {
@@ -66,6 +68,7 @@ func newProofWorld(tb testing.TB) *proofWorld {
 		tb.Fatal(err)
 	}
 	w.cons, _ = json.Marshal(&audit.Consistency{Old: w.old.N, New: w.cp.N, Proof: p})
+	w.consProof = p
 	return w
 }
 
@@ -87,6 +90,24 @@ func TestProofWorld(t *testing.T) {
 	}
 	if err := tlog.CheckTree(c.Proof, w.cp.N, w.cp.Hash, w.old.N, w.old.Hash); err != nil {
 		t.Fatalf("genuine consistency proof: %v", err)
+	}
+	// The oracle refuses what it must: a proof with one hash changed,
+	// a proof between other sizes, and an item whose record was changed.
+	forged := append(tlog.TreeProof(nil), c.Proof...)
+	forged[0][0] ^= 1
+	if tlog.CheckTree(forged, w.cp.N, w.cp.Hash, w.old.N, w.old.Hash) == nil {
+		t.Fatal("a consistency proof with a changed hash verified")
+	}
+	if tlog.CheckTree(c.Proof, w.cp.N, w.cp.Hash, w.old.N+1, w.old.Hash) == nil {
+		t.Fatal("a consistency proof verified between other sizes")
+	}
+	var it audit.Item
+	if err := json.Unmarshal(w.items[1], &it); err != nil {
+		t.Fatal(err)
+	}
+	it.Record = w.records[2]
+	if _, err := it.Verify(w.cp); err == nil {
+		t.Fatal("an item holding another record verified")
 	}
 }
 
@@ -124,12 +145,29 @@ func checkProofs(t *testing.T, w *proofWorld, data []byte) {
 	}
 	var c audit.Consistency
 	if json.Unmarshal(data, &c) == nil {
-		// Against the genuine trees (must not panic), and against the
-		// sizes the input claims, as the client would with a server's
-		// numbers.
-		tlog.CheckTree(c.Proof, w.cp.N, w.cp.Hash, w.old.N, w.old.Hash)
-		if c.Old > 0 && c.New >= c.Old && c.New < 1<<40 {
-			tlog.CheckTree(c.Proof, c.New, w.cp.Hash, c.Old, w.old.Hash)
+		// Against the genuine trees, and against the sizes the input
+		// claims, as the client would with a server's numbers: a proof
+		// that verifies is the genuine proof between the genuine sizes
+		// (anything else would be a SHA-256 collision).
+		if tlog.CheckTree(c.Proof, w.cp.N, w.cp.Hash, w.old.N, w.old.Hash) == nil && !sameProof(c.Proof, w.consProof) {
+			t.Fatalf("a forged consistency proof verified: %s", data)
+		}
+		if c.Old > 0 && c.New >= c.Old && c.New < 1<<40 &&
+			tlog.CheckTree(c.Proof, c.New, w.cp.Hash, c.Old, w.old.Hash) == nil &&
+			(c.Old != w.old.N || c.New != w.cp.N || !sameProof(c.Proof, w.consProof)) {
+			t.Fatalf("a consistency proof between forged sizes verified: %s", data)
 		}
 	}
+}
+
+func sameProof(a, b tlog.TreeProof) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -205,6 +205,10 @@ func FuzzParseCheckpoint(f *testing.F) {
 	l, _ := audit.New(context.Background(), audit.NewMemStore(), key)
 	signed, _ := l.Checkpoint()
 	l.Close()
+	genuine, err := audit.OpenCheckpoint(signed, key.VerifierKey())
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Add(string(signed))
 	f.Add("o\n5\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n")
 	f.Add("o\n0\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n\n— o abc=\n")
@@ -218,6 +222,10 @@ func FuzzParseCheckpoint(f *testing.F) {
 		if again, err := audit.ParseCheckpoint(c.Text()); err != nil || *again != *c {
 			t.Fatalf("ParseCheckpoint(%q) = %+v, then %+v, %v", text, c, again, err)
 		}
-		audit.OpenCheckpoint([]byte(text), key.VerifierKey())
+		// The key signed one checkpoint only: whatever opens under it
+		// is that checkpoint.
+		if opened, err := audit.OpenCheckpoint([]byte(text), key.VerifierKey()); err == nil && *opened != *genuine {
+			t.Fatalf("OpenCheckpoint(%q) = %+v, a checkpoint the key never signed", text, opened)
+		}
 	})
 }

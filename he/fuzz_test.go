@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
 	"github.com/fheserve/fheserve/internal/allocs"
+	"github.com/fheserve/fheserve/internal/fuzzcorpus"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
@@ -220,19 +220,15 @@ func TestFuzzCorpusValidSeedsDecode(t *testing.T) {
 // readCorpusFile reads a "go test fuzz v1" file holding one []byte.
 func readCorpusFile(t *testing.T, path string) []byte {
 	t.Helper()
-	body, err := os.ReadFile(path)
+	e, err := fuzzcorpus.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := strings.SplitN(string(body), "\n", 3)
-	if len(lines) < 2 || lines[0] != "go test fuzz v1" || !strings.HasPrefix(lines[1], "[]byte(") || !strings.HasSuffix(lines[1], ")") {
-		t.Fatalf("%s: not a go test fuzz v1 file with one []byte", path)
+	data, ok := e.Values[0].([]byte)
+	if len(e.Values) != 1 || !ok {
+		t.Fatalf("%s: want one []byte", path)
 	}
-	data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return []byte(data)
+	return data
 }
 
 func filter(cts []*rlwe.Ciphertext, batched bool) []*rlwe.Ciphertext {

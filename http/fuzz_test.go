@@ -26,23 +26,53 @@ var jsonBodies = []func() validator{
 	func() validator { return &fheserve.APITokenRequest{} },
 	func() validator { return &fheserve.AccessRequest{} },
 	func() validator { return &fheserve.ModelLimits{} },
-	func() validator { return &fheserve.DeployRequest{} }, // the metadata part
+	// The metadata part; the model file is another part of the form, so
+	// the decoded request gets one before it is validated.
+	func() validator { return &fheserve.DeployRequest{ONNX: []byte{1}} },
+}
+
+// validBodies holds a valid body of each of jsonBodies, in order.
+var validBodies = []string{
+	`{"username":"ulrich","password":"a-password","role":"user"}`,
+	`{"username":"ulrich","password":"pw"}`,
+	`{"name":"ci","ttl_hours":24}`,
+	`{"allow":["ulrich","ursula"]}`,
+	`{"rate_per_minute":1.5,"burst":3,"daily":100,"model_rate_per_minute":60,"model_burst":10,"model_daily":1000}`,
+	`{"name":"mnist","packing":"batch","degree":7,"allow":[]}`,
+}
+
+// TestValidBodiesValidate checks FuzzJSONBody's seeds: each valid body
+// decodes and validates as its own type, so the fuzzer starts from inputs
+// that reach past decoding.
+func TestValidBodiesValidate(t *testing.T) {
+	if len(validBodies) != len(jsonBodies) {
+		t.Fatalf("%d valid bodies for %d types", len(validBodies), len(jsonBodies))
+	}
+	for kind, body := range validBodies {
+		v := jsonBodies[kind]()
+		r := httptest.NewRequest("POST", "/v1/x", strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		if err := readJSON(httptest.NewRecorder(), r, v); err != nil {
+			t.Errorf("%T from %s: %v", v, body, err)
+		} else if err := v.Validate(); err != nil {
+			t.Errorf("%T from %s: %v", v, body, err)
+		}
+	}
 }
 
 // FuzzJSONBody decodes arbitrary bytes as each JSON request body and
 // validates the result: nothing may panic, and every refusal is a 400 or
 // 413 with a message, never an internal error.
 func FuzzJSONBody(f *testing.F) {
+	for kind, s := range validBodies {
+		f.Add(byte(kind), s)
+	}
 	for _, s := range []string{
-		`{"username":"ulrich","password":"a-password","role":"user"}`,
-		`{"username":"ulrich","password":"pw"}`,
-		`{"name":"ci","ttl_hours":24}`,
-		`{"allow":["ulrich","ursula"]}`,
-		`{"rate_per_minute":1.5,"burst":3,"daily":100,"model_rate_per_minute":60,"model_burst":10,"model_daily":1000}`,
-		`{"name":"mnist","packing":"batch","degree":7,"allow":[]}`,
 		`{"rate_per_minute":-1e308}`, `{"daily":1e400}`, `{"allow":null}`, `[]`, `null`, `{"a":`, "\xff\xfe{", `{"username":"\u0000"}`,
 	} {
-		f.Add(byte(0), s)
+		for kind := range jsonBodies {
+			f.Add(byte(kind), s)
+		}
 	}
 	f.Fuzz(func(t *testing.T, kind byte, body string) {
 		v := jsonBodies[int(kind)%len(jsonBodies)]()

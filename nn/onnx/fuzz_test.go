@@ -9,6 +9,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/internal/allocs"
+	"github.com/fheserve/fheserve/internal/fuzzcorpus"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx/onnxpb"
 )
@@ -295,4 +296,37 @@ func genModel(r *byteReader) *onnxpb.ModelProto {
 	}
 	m.output = pick(computed)
 	return m.proto()
+}
+
+// TestFuzzCorpusReachesGraphs checks that the committed corpora still
+// reach the checks that follow a successful import: after a change to the
+// importer or to genModel, a corpus of refusals only would fuzz the
+// refusal paths and nothing else.
+func TestFuzzCorpusReachesGraphs(t *testing.T) {
+	// Today 46 of FuzzImport's 474 committed seeds import (the rest are
+	// mutations the fuzzer kept for new refusal paths) and 331 of
+	// FuzzGeneratedModel's 1,500; the floors leave room for pruning.
+	for target, floor := range map[string]int{"FuzzImport": 20, "FuzzGeneratedModel": 150} {
+		entries, err := fuzzcorpus.Read(".", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imported := 0
+		for _, e := range entries {
+			data, ok := e.Values[0].([]byte)
+			if len(e.Values) != 1 || !ok {
+				t.Fatalf("%s: want one []byte", e.Path)
+			}
+			if target == "FuzzGeneratedModel" {
+				data = mustMarshal(t, genModel(&byteReader{b: data}))
+			}
+			if g, err := Import(data, Options{}); err == nil && g.Validate() == nil {
+				imported++
+			}
+		}
+		t.Logf("%s: %d of %d seeds import", target, imported, len(entries))
+		if imported < floor {
+			t.Errorf("%s: only %d of %d committed seeds import", target, imported, len(entries))
+		}
+	}
 }
