@@ -250,7 +250,7 @@ func (a *App) loadWeights(ctx context.Context, m *fheserve.Model) (*plan.Program
 }
 
 func newPlanInfo(p *plan.Plan) (*planInfo, error) {
-	params, err := compiler.ToSpec(p.Params).Params()
+	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}

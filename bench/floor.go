@@ -29,7 +29,7 @@ type costMeter struct {
 }
 
 func newCostMeter(p *plan.Plan) (*costMeter, error) {
-	params, err := compiler.ToSpec(p.Params).Params()
+	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,7 @@ func TestCompileCNN(t *testing.T) {
 	if p.LogQP > float64(p.SecurityBound) {
 		t.Fatalf("logQP %.1f above bound %d", p.LogQP, p.SecurityBound)
 	}
-	if _, err := ToSpec(p.Params).Params(); err != nil {
+	if _, err := he.NewParameters(p.Params); err != nil {
 		t.Fatal(err)
 	}
 	// Depth 5 (the last Gemm masks its own outputs, no mask step); the
@@ -96,13 +96,13 @@ func TestCompileLogregUsesCoefficients(t *testing.T) {
 func TestInsecureParametersRefused(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		spec he.ParamSpec
+		spec plan.Params
 	}{
-		{"logN13 over 218", he.ParamSpec{LogN: 13, LogQ: []int{60, 50, 50, 50}, LogP: []int{60}, LogDefaultScale: 40}},
-		{"logN12 over 109", he.ParamSpec{LogN: 12, LogQ: []int{50, 40}, LogP: []int{40}, LogDefaultScale: 30}},
+		{"logN13 over 218", plan.Params{LogN: 13, LogQ: []int{60, 50, 50, 50}, LogP: []int{60}, LogDefaultScale: 40}},
+		{"logN12 over 109", plan.Params{LogN: 12, LogQ: []int{50, 40}, LogP: []int{40}, LogDefaultScale: 30}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := tc.spec.Params()
+			_, err := he.NewParameters(tc.spec)
 			if fheserve.ErrorCode(err) != fheserve.EINSECURE {
 				t.Fatalf("got %v, want an insecure-parameters error", err)
 			}
@@ -226,11 +226,11 @@ func TestTwoSpecialPrimes(t *testing.T) {
 	}
 	one := p.Params
 	one.LogP = one.LogP[:1]
-	params1, err := ToSpec(one).Params()
+	params1, err := he.NewParameters(one)
 	if err != nil {
 		t.Fatal(err)
 	}
-	params2, err := ToSpec(p.Params).Params()
+	params2, err := he.NewParameters(p.Params)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,11 +31,6 @@ type paramChoice struct {
 	bound  int
 }
 
-// ToSpec converts plan parameters to the HE engine's spec.
-func ToSpec(p plan.Params) he.ParamSpec {
-	return he.ParamSpec{LogN: p.LogN, LogQ: p.LogQ, LogP: p.LogP, LogDefaultScale: p.LogDefaultScale}
-}
-
 // headroomBits is how many bits above the scale q_0 needs to carry outputs
 // of magnitude up to bound without wrapping around.
 func headroomBits(bound float64) int {
@@ -82,7 +77,7 @@ func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool
 		for i := 0; i < depth; i++ {
 			spec.LogQ = append(spec.LogQ, s)
 		}
-		params, err := ToSpec(spec).Params()
+		params, err := he.NewParameters(spec)
 		if fheserve.ErrorCode(err) == fheserve.EINSECURE {
 			continue
 		}

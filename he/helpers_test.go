@@ -10,6 +10,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
@@ -17,23 +18,23 @@ import (
 // Parameter sets used by the tests.
 var (
 	// spec12 is small and fast: two levels, logQP 103.0 of 103.9 (he.MaxLogQP).
-	spec12 = he.ParamSpec{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}
+	spec12 = plan.Params{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}
 	// spec13 has seven levels, logQP 209.0 of 209.7; used for sizes and benchmarks.
-	spec13 = he.ParamSpec{LogN: 13, LogQ: []int{35, 24, 24, 24, 24, 24, 24}, LogP: []int{30}, LogDefaultScale: 24}
+	spec13 = plan.Params{LogN: 13, LogQ: []int{35, 24, 24, 24, 24, 24, 24}, LogP: []int{30}, LogDefaultScale: 24}
 	// specFuzz keeps fuzz inputs small: two short primes.
-	specFuzz = he.ParamSpec{LogN: 12, LogQ: []int{30, 20}, LogP: []int{30}, LogDefaultScale: 20}
+	specFuzz = plan.Params{LogN: 12, LogQ: []int{30, 20}, LogP: []int{30}, LogDefaultScale: 20}
 )
 
 var paramsCache sync.Map // string -> ckks.Parameters
 
 // MustParams builds the parameters of spec, once per spec.
-func MustParams(tb testing.TB, spec he.ParamSpec) ckks.Parameters {
+func MustParams(tb testing.TB, spec plan.Params) ckks.Parameters {
 	tb.Helper()
 	key := string(mustJSONKey(spec))
 	if p, ok := paramsCache.Load(key); ok {
 		return p.(ckks.Parameters)
 	}
-	p, err := spec.Params()
+	p, err := he.NewParameters(spec)
 	if err != nil {
 		tb.Fatalf("%+v: %v", spec, err)
 	}
@@ -41,7 +42,7 @@ func MustParams(tb testing.TB, spec he.ParamSpec) ckks.Parameters {
 	return p
 }
 
-func mustJSONKey(spec he.ParamSpec) []byte {
+func mustJSONKey(spec plan.Params) []byte {
 	var b bytes.Buffer
 	b.WriteByte(byte(spec.LogN))
 	for _, l := range [][]int{spec.LogQ, {-1}, spec.LogP, {-1, spec.LogDefaultScale}} {

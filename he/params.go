@@ -7,24 +7,19 @@ import (
 	"math"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
-// ParamSpec is the public, JSON-serializable description of a CKKS
-// parameter set: ring degree 2^LogN, the bit sizes of the ciphertext primes
-// (LogQ, q_0 first) and of the key-switching primes (LogP), and the default
-// scale 2^LogDefaultScale. Like Lattigo's ParametersLiteral it is unchecked
-// input; Params checks it and builds the parameters.
-type ParamSpec struct {
-	LogN            int   `json:"log_n"`
-	LogQ            []int `json:"log_q"`
-	LogP            []int `json:"log_p"`
-	LogDefaultScale int   `json:"log_default_scale"`
-}
+// Parameters is a checked CKKS parameter set. Outside this package tree
+// it is obtained only from NewParameters, which checks the plan's
+// unchecked literal (plan.Params) the way Lattigo's NewParametersFromLiteral
+// checks a ParametersLiteral, and adds the security check.
+type Parameters = ckks.Parameters
 
-// Ranges accepted by ParamSpec.Params.
+// Ranges accepted by NewParameters.
 const (
 	MinLogN      = 12
 	MaxLogN      = 17
@@ -85,7 +80,7 @@ func StandardLogQP(logN int) (bound float64, ok bool) {
 const SecurityMargin = 0.02
 
 // MaxLogQP returns the largest log2(Q*P) that parameter sets may have for a
-// ring of degree 2^logN: StandardLogQP less SecurityMargin. ParamSpec.Params
+// ring of degree 2^logN: StandardLogQP less SecurityMargin. NewParameters
 // and CheckParams refuse parameters above it, and the compiler chooses
 // parameters below it. ok is false for ring degrees outside the table.
 func MaxLogQP(logN int) (bound float64, ok bool) {
@@ -93,26 +88,27 @@ func MaxLogQP(logN int) (bound float64, ok bool) {
 	return std * (1 - SecurityMargin), ok
 }
 
-// Params checks s and returns the CKKS parameters it describes: standard
-// (not conjugate-invariant) ring, uniform ternary secret, Gaussian error of
-// sigma 3.2. It refuses with EINVALID malformed specs and with EINSECURE sets
-// whose actual modulus Q*P, computed from the generated primes, exceeds
-// MaxLogQP, the 128-bit bound of the 2024 standard less SecurityMargin.
-func (s ParamSpec) Params() (ckks.Parameters, error) {
+// NewParameters checks the plan's parameter literal s and returns the CKKS
+// parameters it describes: standard (not conjugate-invariant) ring, uniform
+// ternary secret, Gaussian error of sigma 3.2. It refuses with EINVALID
+// malformed literals and with EINSECURE sets whose actual modulus Q*P,
+// computed from the generated primes, exceeds MaxLogQP, the 128-bit bound
+// of the 2024 standard less SecurityMargin.
+func NewParameters(s plan.Params) (Parameters, error) {
 	if _, ok := MaxLogQP(s.LogN); !ok {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_n=%d is outside %d..%d", s.LogN, MinLogN, MaxLogN)
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_n=%d is outside %d..%d", s.LogN, MinLogN, MaxLogN)
 	}
 	if len(s.LogQ) == 0 {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_q is empty")
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_q is empty")
 	}
 	if len(s.LogP) == 0 {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_p is empty (key switching needs at least one P prime)")
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_p is empty (key switching needs at least one P prime)")
 	}
-	// Both lists are bounded so that a hostile spec cannot make prime
+	// Both lists are bounded so that a hostile literal cannot make prime
 	// generation run long; the security bound caps them far lower anyway.
 	const maxPrimes = 255
 	if len(s.LogQ) > maxPrimes || len(s.LogP) > maxPrimes {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: more than %d primes in log_q or log_p", maxPrimes)
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: more than %d primes in log_q or log_p", maxPrimes)
 	}
 	total := 0
 	for _, l := range []struct {
@@ -121,22 +117,22 @@ func (s ParamSpec) Params() (ckks.Parameters, error) {
 	}{{"log_q", s.LogQ}, {"log_p", s.LogP}} {
 		for i, b := range l.bits {
 			if b < MinPrimeBits || b > MaxPrimeBits {
-				return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: %s[%d]=%d is outside %d..%d bits", l.name, i, b, MinPrimeBits, MaxPrimeBits)
+				return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: %s[%d]=%d is outside %d..%d bits", l.name, i, b, MinPrimeBits, MaxPrimeBits)
 			}
 			total += b
 		}
 	}
 	if s.LogDefaultScale < MinLogScale || s.LogDefaultScale > MaxLogScale {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_default_scale=%d is outside %d..%d", s.LogDefaultScale, MinLogScale, MaxLogScale)
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_default_scale=%d is outside %d..%d", s.LogDefaultScale, MinLogScale, MaxLogScale)
 	}
 	if s.LogDefaultScale >= s.LogQ[0] {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_default_scale=%d must be below log_q[0]=%d, or level-0 values overflow", s.LogDefaultScale, s.LogQ[0])
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: log_default_scale=%d must be below log_q[0]=%d, or level-0 values overflow", s.LogDefaultScale, s.LogQ[0])
 	}
 	bound, _ := MaxLogQP(s.LogN)
 	// Refuse early, before generating primes, when even the nominal sizes
 	// are far above the bound; the exact check follows below.
 	if float64(total) > bound+float64(len(s.LogQ)+len(s.LogP)) {
-		return ckks.Parameters{}, insecure(s.LogN, float64(total), bound)
+		return Parameters{}, insecure(s.LogN, float64(total), bound)
 	}
 	params, err := ckks.NewParametersFromLiteral(ckks.ParametersLiteral{
 		LogN:            s.LogN,
@@ -148,10 +144,10 @@ func (s ParamSpec) Params() (ckks.Parameters, error) {
 		LogDefaultScale: s.LogDefaultScale,
 	})
 	if err != nil {
-		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: %v", err)
+		return Parameters{}, fheserve.Errorf(fheserve.EINVALID, "parameters: %v", err)
 	}
 	if logQP := params.LogQP(); logQP > bound {
-		return ckks.Parameters{}, insecure(s.LogN, logQP, bound)
+		return Parameters{}, insecure(s.LogN, logQP, bound)
 	}
 	return params, nil
 }
@@ -165,7 +161,7 @@ func insecure(logN int, logQP, bound float64) error {
 // package supports: a standard ring of degree 2^12..2^17, at least one P
 // prime, the pinned secret and error distributions, and log2(Q*P) within
 // MaxLogQP. The wire codecs and the sanitizer call it.
-func CheckParams(params ckks.Parameters) error {
+func CheckParams(params Parameters) error {
 	bound, ok := MaxLogQP(params.LogN())
 	switch {
 	case params.N() == 0:
@@ -196,7 +192,7 @@ func CheckParams(params ckks.Parameters) error {
 // and P primes, the default scale, and the secret and error distributions.
 // Every wire object carries it, so that a ciphertext or key made for other
 // parameters is refused rather than misread.
-func Fingerprint(params ckks.Parameters) string {
+func Fingerprint(params Parameters) string {
 	sum := fingerprint(params)
 	return hex.EncodeToString(sum[:])
 }

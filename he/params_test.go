@@ -7,6 +7,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
@@ -30,7 +31,7 @@ func TestStandardLogQP(t *testing.T) {
 
 // specWithLogQP returns a spec for a ring of degree 2^logN whose primes add
 // up to total bits nominally: one 60-bit P prime and Q primes of at most 60.
-func specWithLogQP(logN, total int) he.ParamSpec {
+func specWithLogQP(logN, total int) plan.Params {
 	q := total - 60
 	k := (q + 59) / 60
 	logQ := make([]int, k)
@@ -40,7 +41,7 @@ func specWithLogQP(logN, total int) he.ParamSpec {
 			logQ[i]++
 		}
 	}
-	return he.ParamSpec{LogN: logN, LogQ: logQ, LogP: []int{60}, LogDefaultScale: 30}
+	return plan.Params{LogN: logN, LogQ: logQ, LogP: []int{60}, LogDefaultScale: 30}
 }
 
 // Every ring degree's enforced bound: a set just below it is accepted, one
@@ -51,7 +52,7 @@ func TestMaxLogQPEnforced(t *testing.T) {
 		std, _ := he.StandardLogQP(logN)
 		below, above := specWithLogQP(logN, int(math.Floor(bound))), specWithLogQP(logN, int(math.Ceil(bound)))
 		t.Run(fmt.Sprintf("logN %d below %.2f", logN, bound), func(t *testing.T) {
-			params, err := below.Params()
+			params, err := he.NewParameters(below)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,7 @@ func TestMaxLogQPEnforced(t *testing.T) {
 			if float64(sum(above.LogQ)+sum(above.LogP)) >= std {
 				t.Fatalf("test spec %v is not below the standard's %v", above, std)
 			}
-			_, err := above.Params()
+			_, err := he.NewParameters(above)
 			wantCode(t, err, fheserve.EINSECURE)
 		})
 	}
@@ -96,31 +97,31 @@ func sum(xs []int) int {
 func TestParams(t *testing.T) {
 	tests := []struct {
 		name string
-		spec he.ParamSpec
+		spec plan.Params
 		code string // "" for success
 	}{
 		{"small", spec12, ""},
 		{"seven levels", spec13, ""},
-		{"insecure logN 13", he.ParamSpec{LogN: 13, LogQ: []int{60, 60, 60, 40}, LogP: []int{30}, LogDefaultScale: 40}, fheserve.EINSECURE},
+		{"insecure logN 13", plan.Params{LogN: 13, LogQ: []int{60, 60, 60, 40}, LogP: []int{30}, LogDefaultScale: 40}, fheserve.EINSECURE},
 		// Nominally 218 bits: within the 2018 table's bound, above the 2024 one.
-		{"insecure by the 2024 table", he.ParamSpec{LogN: 13, LogQ: []int{60, 40, 40, 38}, LogP: []int{40}, LogDefaultScale: 30}, fheserve.EINSECURE},
+		{"insecure by the 2024 table", plan.Params{LogN: 13, LogQ: []int{60, 40, 40, 38}, LogP: []int{40}, LogDefaultScale: 30}, fheserve.EINSECURE},
 		// Nominally 213 bits: within the 2024 table's 214, not within its margin.
-		{"insecure by the margin", he.ParamSpec{LogN: 13, LogQ: []int{60, 40, 40, 33}, LogP: []int{40}, LogDefaultScale: 30}, fheserve.EINSECURE},
-		{"insecure by a few bits", he.ParamSpec{LogN: 12, LogQ: []int{40, 36}, LogP: []int{35}, LogDefaultScale: 30}, fheserve.EINSECURE},
-		{"insecure far above", he.ParamSpec{LogN: 12, LogQ: []int{60, 60, 60, 60, 60, 60, 60, 60}, LogP: []int{60}, LogDefaultScale: 40}, fheserve.EINSECURE},
-		{"logN 11", he.ParamSpec{LogN: 11, LogQ: []int{30}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"logN 18", he.ParamSpec{LogN: 18, LogQ: []int{30}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"no Q", he.ParamSpec{LogN: 12, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"no P", he.ParamSpec{LogN: 12, LogQ: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"prime too small", he.ParamSpec{LogN: 12, LogQ: []int{30, 19}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"prime too large", he.ParamSpec{LogN: 12, LogQ: []int{62}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"P prime too large", he.ParamSpec{LogN: 12, LogQ: []int{30}, LogP: []int{62}, LogDefaultScale: 20}, fheserve.EINVALID},
-		{"scale too small", he.ParamSpec{LogN: 12, LogQ: []int{30}, LogP: []int{30}, LogDefaultScale: 5}, fheserve.EINVALID},
-		{"scale not below q0", he.ParamSpec{LogN: 12, LogQ: []int{30, 30}, LogP: []int{30}, LogDefaultScale: 30}, fheserve.EINVALID},
+		{"insecure by the margin", plan.Params{LogN: 13, LogQ: []int{60, 40, 40, 33}, LogP: []int{40}, LogDefaultScale: 30}, fheserve.EINSECURE},
+		{"insecure by a few bits", plan.Params{LogN: 12, LogQ: []int{40, 36}, LogP: []int{35}, LogDefaultScale: 30}, fheserve.EINSECURE},
+		{"insecure far above", plan.Params{LogN: 12, LogQ: []int{60, 60, 60, 60, 60, 60, 60, 60}, LogP: []int{60}, LogDefaultScale: 40}, fheserve.EINSECURE},
+		{"logN 11", plan.Params{LogN: 11, LogQ: []int{30}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"logN 18", plan.Params{LogN: 18, LogQ: []int{30}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"no Q", plan.Params{LogN: 12, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"no P", plan.Params{LogN: 12, LogQ: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"prime too small", plan.Params{LogN: 12, LogQ: []int{30, 19}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"prime too large", plan.Params{LogN: 12, LogQ: []int{62}, LogP: []int{30}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"P prime too large", plan.Params{LogN: 12, LogQ: []int{30}, LogP: []int{62}, LogDefaultScale: 20}, fheserve.EINVALID},
+		{"scale too small", plan.Params{LogN: 12, LogQ: []int{30}, LogP: []int{30}, LogDefaultScale: 5}, fheserve.EINVALID},
+		{"scale not below q0", plan.Params{LogN: 12, LogQ: []int{30, 30}, LogP: []int{30}, LogDefaultScale: 30}, fheserve.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			params, err := tt.spec.Params()
+			params, err := he.NewParameters(tt.spec)
 			if tt.code == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -154,7 +155,7 @@ func TestParamsDistributions(t *testing.T) {
 // Fingerprint, the wire format version must change too.
 func TestFingerprintGolden(t *testing.T) {
 	golden := map[string]struct {
-		spec he.ParamSpec
+		spec plan.Params
 		want string
 	}{
 		"spec12": {spec12, "d92d70acfaf85747208227f987646d4666e46a5451337d63d73917079ee29b15"},

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
 	fhttp "github.com/fheserve/fheserve/http"
@@ -37,7 +36,7 @@ func (w *world) otherModel(name string) *sdk.Keys {
 // first rotation's key.
 func (w *world) keysWithout() []byte {
 	p := w.keys.Plan
-	params, err := compiler.ToSpec(p.Params).Params()
+	params, err := he.NewParameters(p.Params)
 	check(w.t, err)
 	_, evk, err := client.GenerateKeys(params, p.GaloisElements[1:], p.Relin)
 	check(w.t, err)

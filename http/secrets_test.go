@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/sdk"
 	_ "modernc.org/sqlite"
 )
@@ -162,7 +162,7 @@ func secretNeedles(t *testing.T, keys *sdk.Keys, secret []byte) []needle {
 	for _, off := range []int{0, len(body) / 2, len(body) - 32} {
 		out = append(out, needle{fmt.Sprintf("secret key's bytes at %d", off), body[off : off+32]})
 	}
-	params, err := compiler.ToSpec(keys.Plan.Params).Params()
+	params, err := he.NewParameters(keys.Plan.Params)
 	check(t, err)
 	n := params.N()
 	ternary := make([]int, n)

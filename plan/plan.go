@@ -32,8 +32,12 @@ const (
 	Coeffs = "coeffs" // values as polynomial coefficients
 )
 
-// Params are the CKKS parameters of a plan (mirrors he.ParamSpec, kept here
-// so that plan does not import the HE library).
+// Params are the CKKS parameters of a plan: ring degree 2^LogN, the bit
+// sizes of the ciphertext primes (LogQ, q_0 first) and of the key-switching
+// primes (LogP), and the default scale 2^LogDefaultScale. Like Lattigo's
+// ParametersLiteral it is unchecked input; he.NewParameters checks it and
+// returns the parameters. It lives here so that plan does not import the
+// HE library.
 type Params struct {
 	LogN            int   `json:"log_n"`
 	LogQ            []int `json:"log_q"`

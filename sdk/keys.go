@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
 	"github.com/fheserve/fheserve/plan"
@@ -44,7 +43,7 @@ func (c *Client) GenerateKeys(ctx context.Context, modelID string) (*Keys, error
 // NewKeys generates keys for a model's plan: a secret key, the public key
 // and exactly the evaluation keys the plan lists.
 func NewKeys(modelID string, p *plan.Plan) (*Keys, error) {
-	params, err := compiler.ToSpec(p.Params).Params()
+	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +57,7 @@ func NewKeys(modelID string, p *plan.Plan) (*Keys, error) {
 // LoadKeys restores keys from MarshalSecret's bytes, for encryption and
 // decryption under an uploaded key set.
 func LoadKeys(modelID, keySetID string, p *plan.Plan, secret []byte) (*Keys, error) {
-	params, err := compiler.ToSpec(p.Params).Params()
+	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}

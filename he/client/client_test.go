@@ -9,16 +9,17 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 	"github.com/tuneinsight/lattigo/v6/utils"
 )
 
-var spec = he.ParamSpec{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}
+var spec = plan.Params{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}
 
 func mustParams(tb testing.TB) ckks.Parameters {
 	tb.Helper()
-	p, err := spec.Params()
+	p, err := he.NewParameters(spec)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -223,7 +224,7 @@ func TestSecretRoundTrip(t *testing.T) {
 		t.Fatal("secret re-encodes differently")
 	}
 
-	other, err := he.ParamSpec{LogN: 12, LogQ: []int{30, 20}, LogP: []int{30}, LogDefaultScale: 20}.Params()
+	other, err := he.NewParameters(plan.Params{LogN: 12, LogQ: []int{30, 20}, LogP: []int{30}, LogDefaultScale: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestDecryptRefusesMalformed(t *testing.T) {
 	}
 	bad := cts[0].CopyNew()
 	bad.Value[1].Coeffs = bad.Value[1].Coeffs[:1]
-	other, err := he.ParamSpec{LogN: 13, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}.Params()
+	other, err := he.NewParameters(plan.Params{LogN: 13, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30})
 	if err != nil {
 		t.Fatal(err)
 	}

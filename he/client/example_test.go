@@ -7,12 +7,13 @@ import (
 
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/plan"
 )
 
 // A user encrypts a vector, the server decodes it from the wire, adds it
 // to itself and sends back a compact result, which the user decrypts.
 func Example() {
-	params, err := he.ParamSpec{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30}.Params()
+	params, err := he.NewParameters(plan.Params{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30})
 	if err != nil {
 		panic(err)
 	}

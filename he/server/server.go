@@ -73,8 +73,7 @@ var Parts = 2
 
 // Prepare encodes a program's weights for its plan.
 func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
-	spec := he.ParamSpec{LogN: p.Params.LogN, LogQ: p.Params.LogQ, LogP: p.Params.LogP, LogDefaultScale: p.Params.LogDefaultScale}
-	params, err := spec.Params()
+	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}
