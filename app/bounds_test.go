@@ -42,6 +42,29 @@ func TestMemorySizing(t *testing.T) {
 	}
 }
 
+// waitUntil waits for cond, which another goroutine makes true: tests
+// order their goroutines by observable state, not by sleeping.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Errorf("no %s after 30s", what)
+			return
+		}
+		runtime.Gosched()
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// state returns the weight held and the number of waiters.
+func (b *budget) state() [2]int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return [2]int64{b.used, int64(len(b.waiters))}
+}
+
+func waitersOf(b *budget) int { return int(b.state()[1]) }
+
 // TestBudget checks the weighted semaphore that admits evaluations by
 // memory and uploads by count: in order, while they fit; one larger than
 // the budget alone; a cancelled wait leaves no trace.
@@ -59,7 +82,7 @@ func TestBudget(t *testing.T) {
 	// 35 does not fit beside 90; a later 10 that would fit waits behind it.
 	got := make(chan string, 2)
 	releases := map[string]chan func(){"a": make(chan func(), 1), "b": make(chan func(), 1)}
-	for _, w := range []struct {
+	for i, w := range []struct {
 		name string
 		n    int64
 	}{{"a", 35}, {"b", 10}} {
@@ -72,22 +95,19 @@ func TestBudget(t *testing.T) {
 			releases[w.name] <- r
 			got <- w.name
 		}()
-		time.Sleep(20 * time.Millisecond)
+		// b queues after a.
+		waitUntil(t, w.name+" waiting", func() bool { return waitersOf(b) == i+1 })
 	}
-	quiet := func(what string) {
-		t.Helper()
-		select {
-		case g := <-got:
-			t.Fatalf("%s admitted %s", what, g)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if st := b.state(); st != [2]int64{90, 2} || len(got) != 0 {
+		t.Fatalf("a full budget: used %d, %d waiters, %d admitted", st[0], st[1], len(got))
 	}
-	quiet("a full budget")
 	r2() // 60 used: a fits (95); b (105) does not
 	if g := <-got; g != "a" {
 		t.Fatalf("admitted %s, want a", g)
 	}
-	quiet("with a admitted, the budget")
+	if st := b.state(); st != [2]int64{95, 1} || len(got) != 0 {
+		t.Fatalf("with a admitted: used %d, %d waiters, %d admitted", st[0], st[1], len(got))
+	}
 	(<-releases["a"])()
 	if g := <-got; g != "b" {
 		t.Fatalf("admitted %s, want b", g)
@@ -104,7 +124,10 @@ func TestBudget(t *testing.T) {
 		t.Fatalf("a job above the budget: %v, used %d", err, b.used)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	go func() {
+		waitUntil(t, "a waiter", func() bool { return waitersOf(b) == 1 })
+		cancel()
+	}()
 	if _, err := b.acquire(cctx, 1); err == nil {
 		t.Fatal("admitted beside a job that takes the whole budget")
 	}
@@ -155,10 +178,9 @@ func TestUploadSlots(t *testing.T) {
 		}
 		got <- err
 	}()
-	select {
-	case err := <-got:
-		t.Fatalf("carol did not wait for a place: %v", err)
-	case <-time.After(50 * time.Millisecond):
+	waitUntil(t, "carol waiting", func() bool { return waitersOf(a.limits.uploads.total) == 1 })
+	if len(got) != 0 {
+		t.Fatalf("carol did not wait for a place: %v", <-got)
 	}
 	releases[0]()
 	if err := <-got; err != nil {
@@ -171,7 +193,10 @@ func TestUploadSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	go func() {
+		waitUntil(t, "bob waiting", func() bool { return waitersOf(a.limits.uploads.total) == 1 })
+		cancel()
+	}()
 	if _, err := a.uploadSlot(cctx, bob); fheserve.ErrorCode(err) != fheserve.EUNAVAILABLE {
 		t.Fatalf("a cancelled wait on a full server: %v, want unavailable", err)
 	}
