@@ -34,10 +34,15 @@ type serveOptions struct {
 	LogJSON     bool
 
 	// Resource bounds (0: the defaults of app.Bounds).
-	MaxUploads        int
-	MaxUploadsPerUser int
-	MaxQueuedPerUser  int
-	UploadWait        time.Duration
+	MaxUploads         int
+	MaxUploadsPerUser  int
+	MaxQueuedPerUser   int
+	UploadWait         time.Duration
+	MaxDeploys         int
+	MaxKeySetsPerModel int
+	MaxKeySetsPerUser  int
+	MinBodyRate        int64
+	BodyGrace          time.Duration
 
 	// DebugAddr, if set, serves Go's profiles (net/http/pprof) there.
 	DebugAddr string
@@ -87,6 +92,11 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f.IntVar(&opts.MaxUploadsPerUser, "max-uploads-per-user", 0, "of those, by one user; more get 429 (default 2)")
 	f.IntVar(&opts.MaxQueuedPerUser, "max-queued-per-user", 0, "one user's jobs queued or running; more get 429 (default 16)")
 	f.DurationVar(&opts.UploadWait, "upload-wait", 0, "how long an upload waits for a place before a 503 (default 30s)")
+	f.IntVar(&opts.MaxDeploys, "max-deploys", 0, "deployments read and compiled at once, one per owner; others wait (default 2)")
+	f.IntVar(&opts.MaxKeySetsPerModel, "max-keysets-per-model", 0, "one user's active key sets for one model; more get 429 (default 3)")
+	f.IntVar(&opts.MaxKeySetsPerUser, "max-keysets-per-user", 0, "one user's active key sets over all models; more get 429 (default 12)")
+	f.Int64Var(&opts.MinBodyRate, "min-body-rate", 0, "bytes a second a request body must average after --body-grace, or it is cut off (default 32768)")
+	f.DurationVar(&opts.BodyGrace, "body-grace", 0, "how long a request body may arrive slower than --min-body-rate (default 10s)")
 	f.StringVar(&opts.DebugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on this `host:port`; keep it private (default: off)")
 	return cmd
 }
@@ -130,8 +140,9 @@ func (o *serveOptions) validate() error {
 		return requiredFlag("--data-dir")
 	case o.Workers < 0 || o.EvalThreads < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers and --eval-threads must not be negative")
-	case o.MaxUploads < 0 || o.MaxUploadsPerUser < 0 || o.MaxQueuedPerUser < 0 || o.UploadWait < 0:
-		return fheserve.Errorf(fheserve.EINVALID, "--max-uploads, --max-uploads-per-user, --max-queued-per-user and --upload-wait must not be negative")
+	case o.MaxUploads < 0 || o.MaxUploadsPerUser < 0 || o.MaxQueuedPerUser < 0 || o.UploadWait < 0 ||
+		o.MaxDeploys < 0 || o.MaxKeySetsPerModel < 0 || o.MaxKeySetsPerUser < 0 || o.MinBodyRate < 0 || o.BodyGrace < 0:
+		return fheserve.Errorf(fheserve.EINVALID, "the --max-*, --upload-wait, --min-body-rate and --body-grace bounds must not be negative")
 	case o.ResultTTL < time.Minute:
 		return fheserve.Errorf(fheserve.EINVALID, "--result-ttl must be at least 1m")
 	}
@@ -162,6 +173,8 @@ func serveRun(opts *serveOptions) error {
 		Bounds: app.Bounds{
 			Uploads: opts.MaxUploads, UploadsPerUser: opts.MaxUploadsPerUser,
 			QueuedPerUser: opts.MaxQueuedPerUser, UploadWait: opts.UploadWait,
+			Deploys: opts.MaxDeploys, KeySetsPerModel: opts.MaxKeySetsPerModel, KeySetsPerUser: opts.MaxKeySetsPerUser,
+			MinBodyRate: opts.MinBodyRate, BodyGrace: opts.BodyGrace,
 		},
 	})
 	if err != nil {
