@@ -67,14 +67,3 @@ func (r *SubmitRequest) Validate() error {
 func (j *Job) Terminal() bool {
 	return j.Status == JobDone || j.Status == JobFailed || j.Status == JobExpired
 }
-
-// Event is one entry of the audit trail: who did what to which object.
-// It never holds secrets, values or ciphertext bytes.
-type Event struct {
-	ID     int64     `json:"id"`
-	Time   time.Time `json:"time"`
-	Actor  string    `json:"actor"`  // username, or "" for the system
-	Action string    `json:"action"` // e.g. "account.approve", "job.submit"
-	Target string    `json:"target"` // an object id or username
-	Detail string    `json:"detail,omitempty"`
-}

@@ -51,11 +51,6 @@ type Store interface {
 	// the stored counters behind daily quotas.
 	CountSamples(ctx context.Context, f JobFilter) (int, error)
 
-	// AddEvent appends to the audit trail and sets e.ID.
-	AddEvent(ctx context.Context, e *Event) error
-	// Events returns the newest events first.
-	Events(ctx context.Context, f EventFilter) ([]*Event, error)
-
 	Close() error
 }
 
@@ -89,13 +84,6 @@ type JobFilter struct {
 	// CreatedAfter selects jobs submitted at or after this time.
 	CreatedAfter time.Time
 	Limit        int // 0: no limit
-}
-
-// EventFilter selects audit events.
-type EventFilter struct {
-	Actor  string
-	Target string
-	Limit  int // 0: a default of 100
 }
 
 // BlobStore keeps large opaque objects: encrypted weights, key sets,

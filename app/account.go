@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/audit"
 )
 
 // Caller is an authenticated account and the token it used.
@@ -75,7 +74,7 @@ func (a *App) Register(ctx context.Context, req *fheserve.RegisterRequest) (*fhe
 	if err := a.store.CreateAccount(ctx, acct); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, acct, "account.register", acct.Username, "role "+acct.Role, accountObj(acct.ID))
+	a.audit(ctx, acct, "account.register", accountObj(acct.ID))
 	return acct, nil
 }
 
@@ -102,7 +101,7 @@ func (a *App) InitAdmin(ctx context.Context, username, password string) (*fheser
 	if err := a.store.CreateAccount(ctx, acct); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, acct, "account.init_admin", username, "", accountObj(acct.ID))
+	a.audit(ctx, acct, "account.init_admin", accountObj(acct.ID))
 	return acct, nil
 }
 
@@ -119,26 +118,26 @@ func (a *App) Login(ctx context.Context, req *fheserve.LoginRequest) (*fheserve.
 		checkPassword(dummyHash, req.Password)
 		a.limits.loginFailed(req.Addr)
 		// No actor: the name typed may be anything, even a password.
-		a.auditOutcome(ctx, nil, "session.login_failed", fheserve.EUNAUTHORIZED, "", "unknown username")
+		a.auditOutcome(ctx, nil, "auth.login", fheserve.EUNAUTHORIZED)
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "wrong username or password")
 	} else if err != nil {
 		return nil, err
 	}
 	if !checkPassword(acct.PasswordHash, req.Password) {
 		a.limits.loginFailed(req.Addr)
-		a.auditOutcome(ctx, nil, "session.login_failed", fheserve.EUNAUTHORIZED, acct.Username, "", accountObj(acct.ID))
+		a.auditOutcome(ctx, nil, "auth.login", fheserve.EUNAUTHORIZED, accountObj(acct.ID))
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "wrong username or password")
 	}
 	if !acct.Active() {
 		err := inactive(acct)
-		a.auditOutcome(ctx, acct, "session.login", fheserve.ErrorCode(err), acct.Username, acct.Status, accountObj(acct.ID))
+		a.auditOutcome(ctx, acct, "auth.login", fheserve.ErrorCode(err), accountObj(acct.ID))
 		return nil, err
 	}
 	s, err := a.newSession(ctx, acct, fheserve.TokenSession, "", a.cfg.SessionTTL)
 	if err != nil {
 		return nil, err
 	}
-	a.audit(ctx, acct, "session.login", acct.Username, "", accountObj(acct.ID), audit.Object{Kind: audit.KindToken, ID: s.TokenID})
+	a.audit(ctx, acct, "auth.login", accountObj(acct.ID), tokenObj(s.TokenID))
 	return s, nil
 }
 
@@ -184,7 +183,7 @@ func (a *App) Logout(ctx context.Context, c *Caller) error {
 	if err := a.store.RevokeToken(ctx, c.Account.ID, c.Token.ID, a.cfg.Now().UTC()); err != nil {
 		return err
 	}
-	a.audit(ctx, c.Account, "session.logout", c.Token.ID, "", accountObj(c.Account.ID), audit.Object{Kind: audit.KindToken, ID: c.Token.ID})
+	a.audit(ctx, c.Account, "auth.logout", accountObj(c.Account.ID), tokenObj(c.Token.ID))
 	return nil
 }
 
@@ -204,7 +203,7 @@ func (a *App) CreateAPIToken(ctx context.Context, who *fheserve.Account, req *fh
 	if err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "token.create", s.TokenID, req.Name, accountObj(who.ID))
+	a.audit(ctx, who, "token.create", tokenObj(s.TokenID), accountObj(who.ID))
 	return s, nil
 }
 
@@ -224,7 +223,7 @@ func (a *App) RevokeToken(ctx context.Context, who *fheserve.Account, id string)
 	if err := a.store.RevokeToken(ctx, who.ID, id, a.cfg.Now().UTC()); err != nil {
 		return err
 	}
-	a.audit(ctx, who, "token.revoke", id, "", accountObj(who.ID))
+	a.audit(ctx, who, "token.revoke", tokenObj(id), accountObj(who.ID))
 	return nil
 }
 
@@ -282,14 +281,6 @@ func (a *App) Review(ctx context.Context, who *fheserve.Account, username, actio
 			return nil, err
 		}
 	}
-	a.audit(ctx, who, "account."+action, username, "", accountObj(acct.ID))
+	a.audit(ctx, who, "account."+action, accountObj(acct.ID))
 	return acct, nil
-}
-
-// Events returns the audit trail, for administrators.
-func (a *App) Events(ctx context.Context, who *fheserve.Account, f fheserve.EventFilter) ([]*fheserve.Event, error) {
-	if err := require(who, fheserve.RoleAdmin); err != nil {
-		return nil, err
-	}
-	return a.store.Events(ctx, f)
 }

@@ -24,14 +24,15 @@ import (
 	"github.com/fheserve/fheserve/audit"
 )
 
-// Config configures an App. Store, Blobs, Queue and MasterKey are required.
+// Config configures an App. Store, Blobs, Queue, MasterKey and Audit are
+// required.
 type Config struct {
 	Store     fheserve.Store
 	Blobs     fheserve.BlobStore
 	Queue     fheserve.Queue
 	MasterKey []byte // 32 bytes; wraps the data keys of the weights at rest
-	// Audit, if set, is the transparency log every security-relevant
-	// action is appended to; Close closes it.
+	// Audit is the signed transparency log, the one record of every
+	// security-relevant action; Close closes it. Required.
 	Audit *audit.Log
 
 	// Workers is the number of jobs evaluated at once (default: one per
@@ -134,8 +135,8 @@ type App struct {
 
 // New returns an App. Call Start to run jobs.
 func New(cfg Config) (*App, error) {
-	if cfg.Store == nil || cfg.Blobs == nil || cfg.Queue == nil {
-		return nil, errors.New("app: Store, Blobs and Queue are required")
+	if cfg.Store == nil || cfg.Blobs == nil || cfg.Queue == nil || cfg.Audit == nil {
+		return nil, errors.New("app: Store, Blobs, Queue and Audit are required")
 	}
 	cfg.setDefaults()
 	kr, err := newKeyring(cfg.MasterKey)
@@ -208,10 +209,7 @@ func (a *App) Close() error {
 		a.cancel()
 		a.wg.Wait()
 	}
-	var err error
-	if a.cfg.Audit != nil {
-		err = a.cfg.Audit.Close()
-	}
+	err := a.cfg.Audit.Close()
 	if a.auditStore != nil {
 		err = errors.Join(err, a.auditStore.Close())
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/blob"
 	"github.com/fheserve/fheserve/inproc"
 	"github.com/fheserve/fheserve/sqlite"
@@ -49,12 +50,26 @@ func mustApp(t *testing.T) (*App, *clock) {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
-	a, err := New(Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Now: c.Now})
+	a, err := New(Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(t), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
 	return a, c
+}
+
+// mustLog returns a signed log in memory.
+func mustLog(tb testing.TB) *audit.Log {
+	tb.Helper()
+	key, err := audit.GenerateKey("")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l, err := audit.New(context.Background(), audit.NewMemStore(), key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return l
 }
 
 // mustKeySet stores an owner "olivia" with a model mdl_1, and a user

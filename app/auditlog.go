@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"strings"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
@@ -22,62 +21,24 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// AuditLog returns the transparency log, or nil if the App has none.
+// AuditLog returns the transparency log.
 func (a *App) AuditLog() *audit.Log { return a.cfg.Audit }
 
-// targetKinds says which object kind the target of an event is, by the
-// prefix of its action; account events name usernames, not ids, so their
-// callers pass the account object themselves.
-var targetKinds = map[string]string{
-	"model":  audit.KindModel,
-	"job":    audit.KindJob,
-	"keyset": audit.KindKeySet,
-	"token":  audit.KindToken,
-}
-
-// recordActions renames the actions of the event trail whose audit record
-// has the name docs/audit.md suggests.
-var recordActions = map[string]string{
-	"session.login":             "auth.login",
-	"session.login_failed":      "auth.login",
-	"session.logout":            "auth.logout",
-	"job." + fheserve.JobDone:   "job.complete",
-	"job." + fheserve.JobFailed: "job.fail",
-}
-
-// audit records a successful action: in the store's event trail (with a
-// free-text detail, for administrators) and in the transparency log (ids
-// only: target, if its kind follows from the action, and objs). A failure
-// to record is logged, not returned: the action already happened.
-func (a *App) audit(ctx context.Context, actor *fheserve.Account, action, target, detail string, objs ...audit.Object) {
-	a.auditOutcome(ctx, actor, action, audit.OutcomeOK, target, detail, objs...)
+// audit appends to the signed log a record of an action that succeeded,
+// naming objs. The log is the one record of security-relevant actions:
+// the administrators read it like everyone else, through its listing.
+func (a *App) audit(ctx context.Context, actor *fheserve.Account, action string, objs ...audit.Object) {
+	a.auditOutcome(ctx, actor, action, audit.OutcomeOK, objs...)
 }
 
 // auditOutcome is audit for an action that ended with outcome, a
-// fheserve error code when it failed.
-func (a *App) auditOutcome(ctx context.Context, actor *fheserve.Account, action, outcome, target, detail string, objs ...audit.Object) {
+// fheserve error code when it failed. A failure to append is logged, not
+// returned: the action already happened.
+func (a *App) auditOutcome(ctx context.Context, actor *fheserve.Account, action, outcome string, objs ...audit.Object) {
 	ctx = context.WithoutCancel(ctx)
-	now := a.cfg.Now().UTC()
-	e := &fheserve.Event{Time: now, Action: action, Target: target, Detail: detail}
-	if actor != nil {
-		e.Actor = actor.Username
-	}
-	if err := a.store.AddEvent(ctx, e); err != nil {
-		a.log.Error("cannot record audit event", "action", action, "err", err)
-	}
-	if a.cfg.Audit == nil {
-		return
-	}
-	r := &audit.Record{Time: now, Action: action, Outcome: outcome, RequestID: RequestID(ctx)}
-	if n, ok := recordActions[action]; ok {
-		r.Action = n
-	}
+	r := &audit.Record{Time: a.cfg.Now().UTC(), Action: action, Outcome: outcome, RequestID: RequestID(ctx)}
 	if actor != nil {
 		r.ActorID, r.Actor = actor.ID, actor.Username
-	}
-	prefix, _, _ := strings.Cut(action, ".")
-	if kind, ok := targetKinds[prefix]; ok && target != "" {
-		r.Objects = append(r.Objects, audit.Object{Kind: kind, ID: target})
 	}
 	for _, o := range objs {
 		if o.ID != "" {
@@ -91,6 +52,9 @@ func (a *App) auditOutcome(ctx context.Context, actor *fheserve.Account, action,
 
 func accountObj(id string) audit.Object { return audit.Object{Kind: audit.KindAccount, ID: id} }
 func modelObj(id string) audit.Object   { return audit.Object{Kind: audit.KindModel, ID: id} }
+func jobObj(id string) audit.Object     { return audit.Object{Kind: audit.KindJob, ID: id} }
+func keySetObj(id string) audit.Object  { return audit.Object{Kind: audit.KindKeySet, ID: id} }
+func tokenObj(id string) audit.Object   { return audit.Object{Kind: audit.KindToken, ID: id} }
 
 // AuditScope returns the audit records who may see: an administrator all;
 // an account those it acted in or that name it; an owner also those that

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"sync/atomic"
@@ -104,8 +103,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 	if err := a.queue.Push(ctx, j.ID); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "job.submit", j.ID, fmt.Sprintf("model %s, key set %s, %d samples, %d bytes", m.ID, ks.ID, j.Samples, j.InputBytes),
-		modelObj(m.ID), audit.Object{Kind: audit.KindKeySet, ID: ks.ID})
+	a.audit(ctx, who, "job.submit", jobObj(j.ID), modelObj(m.ID), keySetObj(ks.ID))
 	a.setPosition(j)
 	return j, nil
 }
@@ -370,13 +368,12 @@ func (a *App) run(ctx context.Context, id string) {
 	a.blobs.Delete(ctx, j.InputKey)
 	a.log.Info("job finished", "job", id, "model", j.ModelID, "status", j.Status, "seconds", time.Since(t0).Seconds(),
 		"input_bytes", j.InputBytes, "result_bytes", j.ResultBytes)
-	outcome := audit.OutcomeOK
+	action, outcome := "job.complete", audit.OutcomeOK
 	if j.Status == fheserve.JobFailed {
-		outcome = j.ErrorCode
+		action, outcome = "job.fail", j.ErrorCode
 	}
 	// The user and the owner each see how their job ended.
-	a.auditOutcome(ctx, nil, "job."+j.Status, outcome, id, j.Error,
-		modelObj(j.ModelID), accountObj(j.AccountID), audit.Object{Kind: audit.KindKeySet, ID: j.KeySetID})
+	a.auditOutcome(ctx, nil, action, outcome, jobObj(id), modelObj(j.ModelID), accountObj(j.AccountID), keySetObj(j.KeySetID))
 	a.jobFinished(j)
 	a.notify(id)
 }

@@ -100,7 +100,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 		a.blobs.Delete(ctx, ks.BlobKey)
 		return nil, err
 	}
-	a.audit(ctx, who, "keyset.upload", ks.ID, fmt.Sprintf("model %s, %d bytes, sha256 %s", m.ID, ks.Size, ks.Fingerprint[:16]), modelObj(m.ID))
+	a.audit(ctx, who, "keyset.upload", keySetObj(ks.ID), modelObj(m.ID))
 	if old != nil {
 		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
 			return nil, err
@@ -281,11 +281,7 @@ func (a *App) revokeKeySet(ctx context.Context, who *fheserve.Account, ks *fhese
 	if err := a.blobs.Delete(ctx, ks.BlobKey); err != nil {
 		a.log.Warn("cannot delete revoked keys", "keyset", ks.ID, "err", err)
 	}
-	detail := ""
-	if replacedBy != "" {
-		detail = "replaced by " + replacedBy
-	}
-	a.audit(ctx, who, "keyset.revoke", ks.ID, detail, modelObj(ks.ModelID))
+	a.audit(ctx, who, "keyset.revoke", keySetObj(ks.ID), modelObj(ks.ModelID))
 	return nil
 }
 

@@ -350,6 +350,6 @@ func (a *App) SetLimits(ctx context.Context, who *fheserve.Account, id string, r
 	if err := a.store.UpdateModel(ctx, m); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "model.limits", id, fmt.Sprintf("%+v", *req))
+	a.audit(ctx, who, "model.limits", modelObj(id))
 	return m, nil
 }

@@ -116,7 +116,7 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 	}
 	a.plans.add(m.ID, info, 1)
 	a.models.add(m.ID, a.newPrepared(info, sm), 1)
-	a.audit(ctx, who, "model.deploy", m.ID, fmt.Sprintf("%s v%d, %d bytes, plan %s", m.Name, m.Version, m.ModelBytes, p.Fingerprint[:16]))
+	a.audit(ctx, who, "model.deploy", modelObj(m.ID))
 	return m, nil
 }
 
@@ -416,7 +416,7 @@ func (a *App) Retire(ctx context.Context, who *fheserve.Account, id string) (*fh
 	if err := a.store.UpdateModel(ctx, m); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "model.retire", id, "")
+	a.audit(ctx, who, "model.retire", modelObj(id))
 	return m, nil
 }
 
@@ -436,11 +436,7 @@ func (a *App) SetAccess(ctx context.Context, who *fheserve.Account, id string, r
 	if err := a.store.UpdateModel(ctx, m); err != nil {
 		return nil, err
 	}
-	detail := "open to every approved user"
-	if len(m.Allow) > 0 {
-		detail = fmt.Sprintf("%d users", len(m.Allow))
-	}
-	a.audit(ctx, who, "model.access", id, detail)
+	a.audit(ctx, who, "model.access", modelObj(id))
 	return m, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -193,22 +192,6 @@ func (c *Client) Accounts(ctx context.Context, f fheserve.AccountFilter) ([]*fhe
 func (c *Client) Review(ctx context.Context, username, action string) (*fheserve.Account, error) {
 	var a fheserve.Account
 	return &a, c.do(ctx, &request{method: http.MethodPost, path: "/v1/accounts/" + esc(username) + "/" + esc(action)}, &a)
-}
-
-// Events returns the audit trail (administrators only).
-func (c *Client) Events(ctx context.Context, f fheserve.EventFilter) ([]*fheserve.Event, error) {
-	q := url.Values{}
-	if f.Actor != "" {
-		q.Set("actor", f.Actor)
-	}
-	if f.Target != "" {
-		q.Set("target", f.Target)
-	}
-	if f.Limit > 0 {
-		q.Set("limit", fmt.Sprint(f.Limit))
-	}
-	var l EventList
-	return l.Events, c.do(ctx, get("/v1/audit", q), &l)
 }
 
 // Deploy uploads and compiles a model (owners only).

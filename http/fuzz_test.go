@@ -11,6 +11,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/blob"
 	"github.com/fheserve/fheserve/inproc"
 	"github.com/fheserve/fheserve/internal/allocs"
@@ -114,7 +115,15 @@ func FuzzAuthorization(f *testing.F) {
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
-	a, err := app.New(app.Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: key})
+	akey, err := audit.GenerateKey("")
+	if err != nil {
+		f.Fatal(err)
+	}
+	alog, err := audit.New(ctx, audit.NewMemStore(), akey)
+	if err != nil {
+		f.Fatal(err)
+	}
+	a, err := app.New(app.Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: key, Audit: alog})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -22,9 +22,6 @@ type (
 	TokenList struct {
 		Tokens []*fheserve.Token `json:"tokens"`
 	}
-	EventList struct {
-		Events []*fheserve.Event `json:"events"`
-	}
 	ModelList struct {
 		Models []*fheserve.Model `json:"models"`
 	}
@@ -123,19 +120,6 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 		return err
 	}
 	return writeJSON(w, http.StatusOK, acct)
-}
-
-func (s *Server) events(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
-	limit, err := intQuery(r, "limit")
-	if err != nil {
-		return err
-	}
-	q := r.URL.Query()
-	es, err := s.app.Events(r.Context(), c.Account, fheserve.EventFilter{Actor: q.Get("actor"), Target: q.Get("target"), Limit: limit})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, &EventList{orEmpty(es)})
 }
 
 // deploy reads a multipart/form-data body: a "metadata" part (the JSON

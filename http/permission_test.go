@@ -81,7 +81,6 @@ func endpoints() []endpoint {
 			check(w.t, err)
 			return call{"DELETE", "/v1/tokens/" + s.TokenID, nil, ""}
 		}},
-		{"GET /v1/audit", []string{admin}, func(w *world, _ string) call { return call{"GET", "/v1/audit?limit=5", nil, ""} }},
 		{"GET /v1/audit/checkpoint", active, func(w *world, _ string) call { return call{"GET", "/v1/audit/checkpoint", nil, ""} }},
 		{"GET /v1/audit/key", active, func(w *world, _ string) call { return call{"GET", "/v1/audit/key", nil, ""} }},
 		{"GET /v1/audit/records", active, func(w *world, _ string) call { return call{"GET", "/v1/audit/records?limit=5", nil, ""} }},

@@ -102,7 +102,6 @@ func (s *Server) routesInit() {
 	s.handle("POST /v1/tokens", false, s.createToken)
 	s.handle("GET /v1/tokens", false, s.tokens)
 	s.handle("DELETE /v1/tokens/{id}", false, s.revokeToken)
-	s.handle("GET /v1/audit", false, s.events)
 
 	// Models.
 	s.handle("POST /v1/models", false, s.deploy)

@@ -47,3 +47,37 @@ func TestMigrateSamples(t *testing.T) {
 		t.Errorf("CountSamples after the migration = %d, %v; want 2", n, err)
 	}
 }
+
+// TestMigrateEvents checks that the rows of the administrators' event
+// trail written before the signed log became the one record (schema
+// version 3) are kept, under the name legacy_events.
+func TestMigrateEvents(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "fheserve.db")
+	s, err := open(ctx, path, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO events (time, actor, action, target, detail) VALUES (1, 'root', 'token.create', 'tok_1', ?)`,
+		"a\n\x1b[31mb"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var detail string
+	if err := s.db.QueryRowContext(ctx, `SELECT detail FROM legacy_events WHERE target = 'tok_1'`).Scan(&detail); err != nil {
+		t.Fatalf("the old event row is not kept: %v", err)
+	}
+	if detail != "a\n\x1b[31mb" {
+		t.Errorf("kept detail %q", detail)
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE name = 'events'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("a table named events remains (%d, %v)", n, err)
+	}
+}

@@ -150,6 +150,10 @@ var migrations = []string{
 	// The samples a job declares, which quotas count; jobs stored before
 	// count as one.
 	`ALTER TABLE jobs ADD COLUMN samples INTEGER NOT NULL DEFAULT 1;`,
+	// The administrators' event trail is no longer written or read: the
+	// signed log in audit.db is the one record of security-relevant
+	// actions. Rows written before are kept, under a name that says so.
+	`ALTER TABLE events RENAME TO legacy_events;`,
 }
 
 // migrate applies the migrations up to schema version last.

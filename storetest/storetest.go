@@ -56,7 +56,6 @@ func Store(t *testing.T, open func(t *testing.T) fheserve.Store) {
 		{"models", testModels},
 		{"keysets", testKeySets},
 		{"jobs", testJobs},
-		{"events", testEvents},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -296,27 +295,6 @@ func testJobs(t *testing.T, s fheserve.Store) {
 	must(t, s.UpdateModel(ctx, m))
 	if got, _ := s.Model(ctx, m.ID); got.Limits != m.Limits {
 		t.Fatalf("stored limits = %+v, want %+v", got.Limits, m.Limits)
-	}
-}
-
-func testEvents(t *testing.T, s fheserve.Store) {
-	ctx := context.Background()
-	for i := range 3 {
-		e := &fheserve.Event{Time: t0, Actor: "root", Action: "account.approve", Target: fmt.Sprint("u", i)}
-		must(t, s.AddEvent(ctx, e))
-		if e.ID == 0 {
-			t.Fatal("AddEvent set no id")
-		}
-	}
-	es, err := s.Events(ctx, fheserve.EventFilter{Limit: 2})
-	must(t, err)
-	if len(es) != 2 || es[0].Target != "u2" || !es[0].Time.Equal(t0) {
-		t.Fatalf("Events = %v", es)
-	}
-	es, err = s.Events(ctx, fheserve.EventFilter{Target: "u0"})
-	must(t, err)
-	if len(es) != 1 {
-		t.Fatalf("events on u0: %d", len(es))
 	}
 }
 

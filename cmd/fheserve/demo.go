@@ -12,6 +12,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/bundled"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn"
@@ -276,18 +277,21 @@ func (d *demo) run(dir string) error {
 			j.ID, fmtBytes(int(j.InputBytes)), millis(j.StartedAt.Sub(j.CreatedAt)), j.Total,
 			millis(j.FinishedAt.Sub(*j.StartedAt)), fmtBytes(int(j.ResultBytes)))
 	}
-	events, err := admin.API.Events(ctx, fheserve.EventFilter{Limit: 12})
+	records, err := newestRecords(ctx, &audit.Client{URL: url + audit.PathPrefix, Token: admin.Token()}, 12)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "  audit trail (newest %d of the records the administrator sees):\n", len(events))
-	for i := len(events) - 1; i >= 0; i-- {
-		e := events[i]
-		actor := e.Actor
+	fmt.Fprintf(out, "  audit trail (newest %d records of the signed log the administrator sees):\n", len(records))
+	for _, r := range records {
+		actor := r.Actor
 		if actor == "" {
 			actor = "(server)"
 		}
-		fmt.Fprintf(out, "    %-8s %-20s %s %s\n", actor, e.Action, e.Target, e.Detail)
+		objs := make([]string, len(r.Objects))
+		for i, o := range r.Objects {
+			objs[i] = o.Kind + ":" + o.ID
+		}
+		fmt.Fprintf(out, "    %-8s %-16s %s\n", actor, r.Action, strings.Join(objs, " "))
 	}
 	u, err := owner.Usage(ctx, m.ID)
 	if err != nil {
@@ -375,4 +379,28 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// newestRecords returns the last n records of the signed log that c's
+// caller may see, oldest first.
+func newestRecords(ctx context.Context, c *audit.Client, n int) ([]*audit.Record, error) {
+	var rs []*audit.Record
+	q := audit.Query{Limit: audit.MaxLimit}
+	for {
+		page, err := c.Records(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range page.Records {
+			r, err := audit.DecodeRecord(it.Record)
+			if err != nil {
+				return nil, err
+			}
+			rs = append(rs, r)
+		}
+		if page.Next <= q.From {
+			return rs[max(0, len(rs)-n):], nil
+		}
+		q.From = page.Next
+	}
 }
