@@ -54,7 +54,10 @@ type Result struct {
 	ArgmaxAgreement float64 `json:"argmax_agreement"`
 	MaxAbsError     float64 `json:"max_abs_error"`
 	StatedError     float64 `json:"stated_error"`
-	Workers         int     `json:"workers"`
+	// PrivacyBits is the circuit-privacy level of the plan's flooding
+	// (0: results not flooded).
+	PrivacyBits float64 `json:"privacy_bits"`
+	Workers     int     `json:"workers"`
 }
 
 // Options steer a run.
@@ -140,6 +143,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 		EvalKeyBytes:   st.EvalKeyByte,
 		PublicKeyBytes: st.PublicKey,
 		StatedError:    p.Precision.OutputError + p.Precision.ApproximationError,
+		PrivacyBits:    p.Precision.PrivacyBits,
 		Workers:        opts.Workers,
 	}
 	if mode == plan.Latency {

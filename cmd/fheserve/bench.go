@@ -6,6 +6,7 @@ import (
 	"io"
 	"text/tabwriter"
 
+	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/bench"
 	"github.com/spf13/cobra"
 )
@@ -17,6 +18,7 @@ type benchOptions struct {
 	workers      int
 	latencyCalls int
 	batchSamples int
+	runs         int
 }
 
 func newBenchCmd(runF func(*cobra.Command, *benchOptions) error) *cobra.Command {
@@ -28,7 +30,11 @@ func newBenchCmd(runF func(*cobra.Command, *benchOptions) error) *cobra.Command 
 latency and batch packing and reports keygen, encrypt, evaluate and decrypt
 times, sizes, throughput, the plaintext reference time, the floor (the
 plan's operation counts times per-operation costs measured in the same
-run) and the agreement with the plaintext reference.`,
+run) and the agreement with the plaintext reference.
+
+With --runs N the whole set runs N times and a last table gives, for each
+of the engine's targets (BENCHMARKS.md), the median over the runs, the
+range, and in how many runs the target was met.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.out = cmd.OutOrStdout()
@@ -43,32 +49,59 @@ run) and the agreement with the plaintext reference.`,
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
 	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "single-sample calls in latency mode")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
+	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
 	return cmd
 }
 
 func benchRun(cmd *cobra.Command, opts *benchOptions) error {
-	var results []*bench.Result
+	if opts.runs < 1 {
+		return fheserve.Errorf(fheserve.EINVALID, "--runs must be at least 1")
+	}
+	var runs [][]*bench.Result
 	tw := tabwriter.NewWriter(opts.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !opts.json {
-		fmt.Fprintln(tw, "workload\tmode\tlogN\tkeygen ms\tencrypt ms\tevaluate ms\tdecrypt ms\tsamples/s\tplain ms\tfloor ms\teval/floor\tupload KB\tresult KB\tkeys MB\targmax\tmax err\t")
+		fmt.Fprintln(tw, "workload\tmode\tlogN\tkeygen ms\tencrypt ms\tevaluate ms\tdecrypt ms\tsamples/s\tplain ms\tfloor ms\teval/floor\tupload KB\tresult KB\tkeys MB\targmax\tmax err\tprivacy bits\t")
 	}
-	err := bench.RunAll(cmd.Context(), opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples}, func(r *bench.Result) {
-		results = append(results, r)
-		if opts.json {
-			return
+	for range opts.runs {
+		var results []*bench.Result
+		err := bench.RunAll(cmd.Context(), opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples}, func(r *bench.Result) {
+			results = append(results, r)
+			if opts.json {
+				return
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t%.3f\t%.2g\t%.1f\t\n",
+				r.Workload, r.Mode, r.LogN, r.KeygenMS, r.EncryptMS, r.EvaluateMS, r.DecryptMS, r.SamplesPerSec,
+				r.PlaintextMS, r.FloorMS, r.FloorRatio, float64(r.UploadBytes)/1024, float64(r.ResultBytes)/1024,
+				float64(r.EvalKeyBytes)/(1<<20), r.ArgmaxAgreement, r.MaxAbsError, r.PrivacyBits)
+		})
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t%.3f\t%.2g\t\n",
-			r.Workload, r.Mode, r.LogN, r.KeygenMS, r.EncryptMS, r.EvaluateMS, r.DecryptMS, r.SamplesPerSec,
-			r.PlaintextMS, r.FloorMS, r.FloorRatio, float64(r.UploadBytes)/1024, float64(r.ResultBytes)/1024,
-			float64(r.EvalKeyBytes)/(1<<20), r.ArgmaxAgreement, r.MaxAbsError)
-	})
-	if err != nil {
-		return err
+		runs = append(runs, results)
 	}
+	targets := bench.Summarize(runs)
 	if opts.json {
 		enc := json.NewEncoder(opts.out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		if opts.runs == 1 {
+			return enc.Encode(runs[0])
+		}
+		return enc.Encode(&benchJSON{Runs: runs, Targets: targets})
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if opts.runs > 1 {
+		fmt.Fprintf(opts.out, "\ntargets over %d runs:\n", opts.runs)
+		for _, t := range targets {
+			fmt.Fprintf(opts.out, "  %s\n", t.String())
+		}
+	}
+	return nil
+}
+
+// benchJSON is what --json prints with --runs above 1.
+type benchJSON struct {
+	Runs    [][]*bench.Result     `json:"runs"`
+	Targets []bench.TargetSummary `json:"targets"`
 }
