@@ -261,12 +261,20 @@ func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
 	}
+	if s.srv.TLSConfig != nil {
+		return "https://" + s.ln.Addr().String()
+	}
 	return "http://" + s.ln.Addr().String()
 }
 
 // Serve serves on the listener until Shutdown; it returns nil then.
 func (s *Server) Serve() error {
-	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+	serve := s.srv.Serve
+	if s.srv.TLSConfig != nil {
+		// The certificate comes from TLSConfig.GetCertificate.
+		serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+	}
+	if err := serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
