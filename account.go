@@ -3,6 +3,7 @@ package fheserve
 import (
 	"regexp"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -156,6 +157,21 @@ func (r *APITokenRequest) Validate() error {
 		return Errorf(EINVALID, "token name must be 1 to 64 characters")
 	case r.TTLHours < 0 || r.TTLHours > MaxAPITokenHours:
 		return Errorf(EINVALID, "ttl_hours must be between 0 and %d", MaxAPITokenHours)
+	}
+	return validText("token name", r.Name)
+}
+
+// validText checks a name a user chooses freely: valid UTF-8 without
+// control or format characters, so that showing it cannot move a
+// terminal's cursor, recolour it, start a new line or reorder text.
+func validText(what, s string) error {
+	if !utf8.ValidString(s) {
+		return Errorf(EINVALID, "%s %q is not valid UTF-8", what, clip(s, 70))
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return Errorf(EINVALID, "%s %q holds %U, a control or formatting character: use printable characters only", what, clip(s, 70), r)
+		}
 	}
 	return nil
 }

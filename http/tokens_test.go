@@ -112,3 +112,33 @@ func TestTokenLifecycle(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenNameRefused checks that a token whose name holds a newline and
+// terminal escapes is refused with a 400 naming the cause, and that
+// nothing is stored under that name.
+func TestTokenNameRefused(t *testing.T) {
+	ctx := context.Background()
+	url, _, a := MustServer(t)
+	c := signup(t, url, a)("ulrich", fheserve.RoleUser)
+	body, err := json.Marshal(fheserve.APITokenRequest{Name: "a\n\x1b[31mb"})
+	check(t, err)
+	req, err := http.NewRequest("POST", url+"/v1/tokens", strings.NewReader(string(body)))
+	check(t, err)
+	req.Header.Set("Authorization", "Bearer "+c.Token())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	check(t, err)
+	defer resp.Body.Close()
+	var e fhttp.ErrorResponse
+	check(t, json.NewDecoder(resp.Body).Decode(&e))
+	if resp.StatusCode != http.StatusBadRequest || e.Code != fheserve.EINVALID || !strings.Contains(e.Message, "U+000A, a control") {
+		t.Fatalf("POST /v1/tokens with a hostile name: %d %+v, want 400 invalid naming the control character", resp.StatusCode, e)
+	}
+	toks, err := c.API.Tokens(ctx)
+	check(t, err)
+	for _, tok := range toks {
+		if tok.Kind == fheserve.TokenAPI {
+			t.Errorf("a token was stored: %+v", tok)
+		}
+	}
+}

@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
@@ -391,16 +394,23 @@ func (p *recordPrinter) print(i int64, data []byte, r *audit.Record) {
 		fmt.Fprintf(p.out, "%s\n", line)
 		return
 	}
-	actor := r.Actor
-	if actor == "" {
-		actor = "-"
-	}
 	objs := make([]string, len(r.Objects))
 	for k, o := range r.Objects {
 		objs[k] = o.Kind + ":" + o.ID
 	}
-	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i, r.Time.Format("2006-01-02 15:04:05"), actor, r.Action, r.Outcome,
-		orDash(strings.Join(objs, ",")), orDash(r.RequestID))
+	fmt.Fprintf(p.tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", i, r.Time.Format("2006-01-02 15:04:05"), cell(orDash(r.Actor)), cell(r.Action),
+		cell(r.Outcome), cell(orDash(strings.Join(objs, ","))), cell(orDash(r.RequestID)))
+}
+
+// cell returns s as a table shows it: unchanged if it is valid UTF-8 of
+// printable characters, else quoted with Go's escapes (%q), so that no
+// field can move the terminal's cursor, recolour it, break the columns
+// or start a line of its own, whatever a record holds.
+func cell(s string) string {
+	if !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func orDash(s string) string {

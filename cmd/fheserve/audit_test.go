@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
@@ -307,4 +309,29 @@ func TestAuditVerifyServer(t *testing.T) {
 	mustFail(t, verify("--pin", other.VerifierKey()), 1, "--pin is not the key pinned")
 	t.Setenv(homeEnv, t.TempDir())
 	mustFail(t, verify("--pin", other.VerifierKey()), 1, "checkpoint is not signed by the key")
+}
+
+// TestRecordPrinterEscapes checks that the table of audit records shows a
+// field holding a newline, terminal escapes or invalid UTF-8 quoted, so
+// that no record can forge a line or drive the terminal, whatever the
+// record holds (such records do not validate today; the table does not
+// rely on it).
+func TestRecordPrinterEscapes(t *testing.T) {
+	var out bytes.Buffer
+	p := newRecordPrinter(&auditOptions{Out: &out})
+	p.print(7, nil, &audit.Record{Time: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), Actor: "a\n\x1b[31mb", Action: "token.create",
+		Objects: []audit.Object{{Kind: "token", ID: "tok\x1b[2J\u202e"}}, Outcome: "ok", RequestID: "req\r\xff"})
+	p.print(8, nil, &audit.Record{Time: time.Date(2026, 11, 22, 12, 0, 1, 0, time.UTC), Actor: "alice", Action: "auth.login", Outcome: "ok"})
+	if err := p.flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\r\u202e") || !utf8.ValidString(got) || strings.Count(got, "\n") != 3 {
+		t.Fatalf("table holds raw control characters or extra lines:\n%q", got)
+	}
+	for _, want := range []string{`"a\n\x1b[31mb"`, `"token:tok\x1b[2J\u202e"`, `"req\r\xff"`, " alice ", " auth.login "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %s:\n%s", want, got)
+		}
+	}
 }

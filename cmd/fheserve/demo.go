@@ -291,7 +291,7 @@ func (d *demo) run(dir string) error {
 		for i, o := range r.Objects {
 			objs[i] = o.Kind + ":" + o.ID
 		}
-		fmt.Fprintf(out, "    %-8s %-16s %s\n", actor, r.Action, strings.Join(objs, " "))
+		fmt.Fprintf(out, "    %-8s %-16s %s\n", cell(actor), cell(r.Action), cell(strings.Join(objs, " ")))
 	}
 	u, err := owner.Usage(ctx, m.ID)
 	if err != nil {
