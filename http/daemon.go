@@ -17,12 +17,15 @@ type Daemon struct {
 
 // StartDaemon opens the App in dataDir (app.Open), starts its workers and
 // serves it on addr ("127.0.0.1:0" picks a free port) until Close.
-func StartDaemon(ctx context.Context, dataDir, addr string, cfg app.Config) (*Daemon, error) {
+func StartDaemon(ctx context.Context, dataDir, addr string, cfg app.Config, configure ...func(*Server)) (*Daemon, error) {
 	a, err := app.Open(ctx, dataDir, cfg)
 	if err != nil {
 		return nil, err
 	}
 	s := NewServer(a, cfg.Logger)
+	for _, f := range configure {
+		f(s) // before it serves: say, UseTLS
+	}
 	if err := s.Listen(addr); err != nil {
 		a.Close()
 		return nil, err

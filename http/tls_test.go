@@ -1,56 +1,17 @@
 package http
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-// writeCert writes a self-signed certificate for 127.0.0.1 with the given
-// serial number and its key as PEM files, and returns the certificate.
-func writeCert(t *testing.T, certFile, keyFile string, serial int64) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "fheserve test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
+	"github.com/fheserve/fheserve/internal/testcert"
+)
 
 // TestCertificate serves HTTPS with a Certificate, checks that a client
 // trusting it connects and that plain HTTP is refused, then renews the
@@ -59,7 +20,7 @@ func writeCert(t *testing.T, certFile, keyFile string, serial int64) *x509.Certi
 func TestCertificate(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	first := writeCert(t, certFile, keyFile, 1)
+	first := testcert.Write(t, certFile, keyFile, 1)
 	c, err := LoadCertificate(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +57,7 @@ func TestCertificate(t *testing.T) {
 	}
 
 	// Renewal: new files, a later modification time.
-	second := writeCert(t, certFile, keyFile, 2)
+	second := testcert.Write(t, certFile, keyFile, 2)
 	later := time.Now().Add(time.Minute)
 	os.Chtimes(certFile, later, later)
 	os.Chtimes(keyFile, later, later)

@@ -44,6 +44,13 @@ type serveOptions struct {
 	MinBodyRate        int64
 	BodyGrace          time.Duration
 
+	// TLS: a certificate and its key (PEM), reloaded when the files
+	// change; or BehindProxy, plain HTTP on a non-loopback address
+	// because a TLS-terminating reverse proxy is in front.
+	TLSCert     string
+	TLSKey      string
+	BehindProxy bool
+
 	// DebugAddr, if set, serves Go's profiles (net/http/pprof) there.
 	DebugAddr string
 }
@@ -66,9 +73,15 @@ unless $FHESERVE_MASTER_KEY holds it), and the audit log (audit.db, signed
 with audit.key; 'fheserve audit key' prints the key to publish). Jobs that were queued or running when
 the server stopped run again when it starts.
 
+Passwords and bearer tokens cross the network, so the server speaks HTTPS
+(--tls-cert, --tls-key) or listens on a loopback address; plain HTTP on
+another address needs --behind-proxy, for a TLS-terminating reverse proxy.
+
 Create the first administrator offline with 'fheserve admin init'.`,
 		Example: `  fheserve admin init --data-dir /var/lib/fheserve --username root --password-stdin < pw.txt
-  fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8080`,
+  fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8443 \
+      --tls-cert /etc/fheserve/fullchain.pem --tls-key /etc/fheserve/privkey.pem
+  fheserve serve --data-dir /var/lib/fheserve --addr 10.0.0.5:8080 --behind-proxy`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.ErrOut, opts.Ctx = cmd.ErrOrStderr(), cmd.Context()
@@ -97,6 +110,9 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f.IntVar(&opts.MaxKeySetsPerUser, "max-keysets-per-user", 0, "one user's active key sets over all models; more get 429 (default 12)")
 	f.Int64Var(&opts.MinBodyRate, "min-body-rate", 0, "bytes a second a request body must average after --body-grace, or it is cut off (default 32768)")
 	f.DurationVar(&opts.BodyGrace, "body-grace", 0, "how long a request body may arrive slower than --min-body-rate (default 10s)")
+	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the leaf); reloaded when it changes")
+	f.StringVar(&opts.TLSKey, "tls-key", "", "the certificate's private key `file` (PEM)")
+	f.BoolVar(&opts.BehindProxy, "behind-proxy", false, "serve plain HTTP on a non-loopback --addr: a TLS-terminating reverse proxy is in front")
 	f.StringVar(&opts.DebugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on this `host:port`; keep it private (default: off)")
 	return cmd
 }
@@ -145,8 +161,30 @@ func (o *serveOptions) validate() error {
 		return fheserve.Errorf(fheserve.EINVALID, "the --max-*, --upload-wait, --min-body-rate and --body-grace bounds must not be negative")
 	case o.ResultTTL < time.Minute:
 		return fheserve.Errorf(fheserve.EINVALID, "--result-ttl must be at least 1m")
+	case (o.TLSCert == "") != (o.TLSKey == ""):
+		return fheserve.Errorf(fheserve.EINVALID, "give both --tls-cert and --tls-key, or neither")
+	case o.TLSCert != "" && o.BehindProxy:
+		return fheserve.Errorf(fheserve.EINVALID, "--behind-proxy is for plain HTTP behind a TLS proxy; it does not go with --tls-cert")
+	case o.TLSCert == "" && !o.BehindProxy && !loopback(o.Addr):
+		return fheserve.Errorf(fheserve.EINVALID, "--addr %s would send passwords and tokens in clear text over the network: "+
+			"give --tls-cert and --tls-key, or --behind-proxy if a TLS-terminating reverse proxy is in front", o.Addr)
 	}
 	return nil
+}
+
+// loopback reports whether addr (host:port) listens on a loopback
+// interface only: localhost, 127.0.0.0/8 or ::1. An empty host is every
+// interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // isTerminal reports whether w is a terminal, where people read text
@@ -168,6 +206,14 @@ func serveRun(opts *serveOptions) error {
 	log := slog.New(h)
 	ctx, stop := signal.NotifyContext(opts.Ctx, syscall.SIGTERM)
 	defer stop()
+	var configure []func(*fhttp.Server)
+	if opts.TLSCert != "" {
+		cert, err := fhttp.LoadCertificate(opts.TLSCert, opts.TLSKey)
+		if err != nil {
+			return err
+		}
+		configure = append(configure, func(s *fhttp.Server) { s.UseTLS(cert.TLSConfig()) })
+	}
 	d, err := fhttp.StartDaemon(ctx, opts.DataDir, opts.Addr, app.Config{
 		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
 		Bounds: app.Bounds{
@@ -176,7 +222,7 @@ func serveRun(opts *serveOptions) error {
 			Deploys: opts.MaxDeploys, KeySetsPerModel: opts.MaxKeySetsPerModel, KeySetsPerUser: opts.MaxKeySetsPerUser,
 			MinBodyRate: opts.MinBodyRate, BodyGrace: opts.BodyGrace,
 		},
-	})
+	}, configure...)
 	if err != nil {
 		return err
 	}

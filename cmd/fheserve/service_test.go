@@ -132,6 +132,7 @@ type party struct {
 	t      *testing.T
 	home   string
 	server string
+	env    []string // more environment variables
 }
 
 func newParty(t *testing.T, s *server) *party {
@@ -142,7 +143,7 @@ func newParty(t *testing.T, s *server) *party {
 func (p *party) run(stdin string, args ...string) result {
 	p.t.Helper()
 	cmd := exec.Command(binary(p.t), args...)
-	cmd.Env = append(os.Environ(), homeEnv+"="+p.home, serverEnv+"="+p.server)
+	cmd.Env = append(append(os.Environ(), homeEnv+"="+p.home, serverEnv+"="+p.server), p.env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
