@@ -8,6 +8,7 @@ package compiler
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/fheserve/fheserve"
@@ -88,25 +89,8 @@ type Result struct {
 
 // Compile compiles a graph.
 func Compile(g *nn.Graph, opts Options) (*Result, error) {
-	if opts.Packing == "" {
-		opts.Packing = plan.Latency
-	}
-	if opts.Packing != plan.Latency && opts.Packing != plan.Batch {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "unknown packing %q (want latency or batch)", opts.Packing)
-	}
-	if opts.Degree == 0 {
-		opts.Degree = DefaultDegree
-	}
-	if opts.Margin == 0 {
-		opts.Margin = DefaultMargin
-	}
-	if opts.Margin < 0 || opts.Margin > 10 {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "interval margin %g is out of range 0..10", opts.Margin)
-	}
-	switch opts.Fit {
-	case "", FitInterpolation, FitLeastSquares:
-	default:
-		return nil, fheserve.Errorf(fheserve.EINVALID, "unknown approximation fit %q (want %q or %q)", opts.Fit, FitInterpolation, FitLeastSquares)
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
 	}
 	if err := g.Validate(); err != nil {
 		return nil, err
@@ -150,6 +134,31 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 		}
 	}
 	return res, err
+}
+
+// setDefaults fills the options left zero with their defaults and checks
+// the packing, margin and fit.
+func (o *Options) setDefaults() error {
+	if o.Packing == "" {
+		o.Packing = plan.Latency
+	}
+	if o.Packing != plan.Latency && o.Packing != plan.Batch {
+		return fheserve.Errorf(fheserve.EINVALID, "unknown packing %q (want latency or batch)", o.Packing)
+	}
+	if o.Degree == 0 {
+		o.Degree = DefaultDegree
+	}
+	if o.Margin == 0 {
+		o.Margin = DefaultMargin
+	}
+	if o.Margin < 0 || o.Margin > 10 {
+		return fheserve.Errorf(fheserve.EINVALID, "interval margin %g is out of range 0..10", o.Margin)
+	}
+	switch o.Fit {
+	case "", FitInterpolation, FitLeastSquares:
+		return nil
+	}
+	return fheserve.Errorf(fheserve.EINVALID, "unknown approximation fit %q (want %q or %q)", o.Fit, FitInterpolation, FitLeastSquares)
 }
 
 // better reports whether plan a costs the user less than plan b: a smaller
@@ -203,25 +212,7 @@ func splitHead(g *nn.Graph) (nodes []*nn.Node, output int, head nn.Head) {
 // it has no other consumer (consecutive linear maps and constants become
 // one product, one level), drops dead steps and renumbers.
 func fuse(nodes []*irNode, out int, packing string) *plan.Program {
-	count := func() {
-		for _, n := range nodes {
-			n.users = 0
-		}
-		for _, n := range nodes {
-			if n.dead {
-				continue
-			}
-			for _, in := range n.step.In {
-				if in > 0 {
-					nodes[in-1].users++
-				}
-			}
-		}
-		if out > 0 {
-			nodes[out-1].users++
-		}
-	}
-	count()
+	countUsers(nodes, out)
 	for _, n := range nodes {
 		s := &n.step
 		if s.Kind != plan.StepLinear || s.In[0] == 0 {
@@ -231,30 +222,73 @@ func fuse(nodes []*irNode, out int, packing string) *plan.Program {
 		if src.step.Kind != plan.StepLinear || src.users != 1 {
 			continue
 		}
-		m := plan.MulSparse(s.M, src.step.M)
-		var bias []float64
-		if src.step.Bias != nil {
-			bias = s.M.MulVec(src.step.Bias)
-		}
-		if s.Bias != nil {
-			if bias == nil {
-				bias = make([]float64, m.Rows)
-			}
-			for i := range bias {
-				bias[i] += s.Bias[i]
-			}
-		}
-		if s.Preferred == nil && isDiagonal(s.M) {
-			s.Preferred = src.step.Preferred
-		}
-		s.M, s.Bias, s.In = m, bias, []int{src.step.In[0]}
-		if src.step.Name != s.Name {
-			s.Name = src.step.Name + "+" + s.Name
-		}
+		fuseLinear(s, &src.step)
 		src.dead = true
 	}
-	count()
-	// Renumber live steps.
+	countUsers(nodes, out)
+	prog := renumber(nodes, out, packing)
+	// A step whose output feeds a ciphertext product gets a scale chosen
+	// so that the product lands on the default scale.
+	for i := range prog.Steps {
+		s := &prog.Steps[i]
+		if s.Kind == plan.StepSquare || s.Kind == plan.StepMul {
+			for _, in := range s.In {
+				if in > 0 {
+					prog.Steps[in-1].FeedsMul = true
+				}
+			}
+		}
+	}
+	return prog
+}
+
+// countUsers counts the live consumers of each node, the output being one.
+func countUsers(nodes []*irNode, out int) {
+	for _, n := range nodes {
+		n.users = 0
+	}
+	for _, n := range nodes {
+		if n.dead {
+			continue
+		}
+		for _, in := range n.step.In {
+			if in > 0 {
+				nodes[in-1].users++
+			}
+		}
+	}
+	if out > 0 {
+		nodes[out-1].users++
+	}
+}
+
+// fuseLinear makes the linear step s compute itself after src, its only
+// input: one product of the two maps, with the bias carried through.
+func fuseLinear(s, src *plan.Step) {
+	m := plan.MulSparse(s.M, src.M)
+	var bias []float64
+	if src.Bias != nil {
+		bias = s.M.MulVec(src.Bias)
+	}
+	if s.Bias != nil {
+		if bias == nil {
+			bias = make([]float64, m.Rows)
+		}
+		for i := range bias {
+			bias[i] += s.Bias[i]
+		}
+	}
+	if s.Preferred == nil && isDiagonal(s.M) {
+		s.Preferred = src.Preferred
+	}
+	s.M, s.Bias, s.In = m, bias, []int{src.In[0]}
+	if src.Name != s.Name {
+		s.Name = src.Name + "+" + s.Name
+	}
+}
+
+// renumber makes a program of the live steps, numbered in order.
+func renumber(nodes []*irNode, out int, packing string) *plan.Program {
 	newID := make([]int, len(nodes)+1)
 	prog := &plan.Program{Packing: packing}
 	for i, n := range nodes {
@@ -269,18 +303,6 @@ func fuse(nodes []*irNode, out int, packing string) *plan.Program {
 		newID[i+1] = len(prog.Steps)
 	}
 	prog.Output = newID[out]
-	// A step whose output feeds a ciphertext product gets a scale chosen
-	// so that the product lands on the default scale.
-	for i := range prog.Steps {
-		s := &prog.Steps[i]
-		if s.Kind == plan.StepSquare || s.Kind == plan.StepMul {
-			for _, in := range s.In {
-				if in > 0 {
-					prog.Steps[in-1].FeedsMul = true
-				}
-			}
-		}
-	}
 	return prog
 }
 
@@ -326,19 +348,49 @@ type compilation struct {
 }
 
 func (c *compilation) build() (*plan.Plan, error) {
-	prog := c.prog
-	inLen := c.g.Input.Size()
-	// A lone linear map on the input runs in coefficient encoding when
-	// its rows fit a ring; the sanitizer then keeps only the output
-	// coefficients. Any other result is masked to its declared outputs
-	// by a last step.
-	coeffN := 0
-	if c.opts.Packing == plan.Latency && len(prog.Steps) == 1 && prog.Steps[0].Kind == plan.StepLinear && prog.Steps[0].In[0] == 0 {
-		coeffN = prog.Steps[0].M.Rows * plan.NextPow2(inLen)
-		if coeffN > 1<<maxLogN || (c.opts.LogN != 0 && coeffN > 1<<c.opts.LogN) {
-			coeffN = 0
-		}
+	coeffN := c.coeffRing()
+	c.maskOutput(coeffN)
+	depth := c.setLevels()
+	p := c.newPlan(depth)
+
+	// The noise model needs every value's calibrated magnitude even when
+	// the output bound is forced.
+	bound := c.calib.outputBound(c.prog)
+	if c.opts.OutputBound != 0 {
+		bound = c.opts.OutputBound
 	}
+	p.Precision.OutputBound = bound
+
+	ps, pr, err := c.searchParams(p, depth, bound, coeffN)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.finish(p, ps, pr, coeffN > 0); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// coeffRing is the ring degree a lone linear map on the input needs to
+// run in coefficient encoding (its rows fit a ring; the sanitizer then
+// keeps only the output coefficients), or 0.
+func (c *compilation) coeffRing() int {
+	prog := c.prog
+	if c.opts.Packing != plan.Latency || len(prog.Steps) != 1 || prog.Steps[0].Kind != plan.StepLinear || prog.Steps[0].In[0] != 0 {
+		return 0
+	}
+	coeffN := prog.Steps[0].M.Rows * plan.NextPow2(c.g.Input.Size())
+	if coeffN > 1<<maxLogN || (c.opts.LogN != 0 && coeffN > 1<<c.opts.LogN) {
+		return 0
+	}
+	return coeffN
+}
+
+// maskOutput keeps a result to its declared outputs: in coefficient
+// encoding the sanitizer does; otherwise the last linear map of a latency
+// result writes its outputs alone, or a last step masks them.
+func (c *compilation) maskOutput(coeffN int) {
+	prog := c.prog
 	switch last := &prog.Steps[prog.Output-1]; {
 	case coeffN > 0:
 	case c.opts.Packing == plan.Latency && last.Kind == plan.StepLinear && !c.maskStep:
@@ -348,7 +400,12 @@ func (c *compilation) build() (*plan.Plan, error) {
 		prog.Steps = append(prog.Steps, plan.Step{Kind: plan.StepMask, Name: "mask", In: []int{prog.Output}, Length: last.Length})
 		prog.Output = len(prog.Steps)
 	}
-	// Depth and levels.
+}
+
+// setLevels sets each step's levels in and out, the input at the top,
+// and returns the program's depth.
+func (c *compilation) setLevels() int {
+	prog := c.prog
 	depth := make([]int, len(prog.Steps)+1)
 	for i := range prog.Steps {
 		s := &prog.Steps[i]
@@ -374,14 +431,18 @@ func (c *compilation) build() (*plan.Plan, error) {
 		s.Level = l - stepDepth(s)
 		level[i+1] = s.Level
 	}
+	return D
+}
 
+// newPlan starts the plan: what the model and its graph say.
+func (c *compilation) newPlan(depth int) *plan.Plan {
 	p := &plan.Plan{
 		Version:     plan.Version,
 		Model:       c.g.Name,
 		Packing:     c.opts.Packing,
 		InputShape:  append([]int(nil), c.g.Input...),
 		OutputShape: append([]int(nil), c.g.ValueShape(c.output)...),
-		Depth:       D,
+		Depth:       depth,
 		Head:        string(c.head),
 		Activations: c.acts,
 		Warnings:    c.warn,
@@ -389,28 +450,29 @@ func (c *compilation) build() (*plan.Plan, error) {
 	if c.head != nn.HeadNone {
 		p.OutputShape = append([]int(nil), c.g.OutputShape()...)
 	}
+	return p
+}
 
-	// Layout needs: latency packs each value with a power-of-two period,
-	// or a lone linear map in coefficient encoding.
+// minSlots is the number of slots a latency layout needs: each value
+// packed with a power-of-two period (none in coefficient encoding).
+func (c *compilation) minSlots(coeffN int) int {
 	minSlots := 1
-	if p.Packing == plan.Latency && coeffN == 0 {
-		for i := range prog.Steps {
-			minSlots = max(minSlots, plan.NextPow2(prog.Steps[i].Length))
+	if c.opts.Packing == plan.Latency && coeffN == 0 {
+		for i := range c.prog.Steps {
+			minSlots = max(minSlots, plan.NextPow2(c.prog.Steps[i].Length))
 		}
-		minSlots = max(minSlots, plan.NextPow2(inLen))
+		minSlots = max(minSlots, plan.NextPow2(c.g.Input.Size()))
 	}
+	return minSlots
+}
 
-	// The noise model needs every value's calibrated magnitude even when
-	// the output bound is forced.
-	bound := c.calib.outputBound(prog)
-	if c.opts.OutputBound != 0 {
-		bound = c.opts.OutputBound
-	}
-	p.Precision.OutputBound = bound
-
-	// Privacy and precision both cost scale bits: on each ring, smallest
-	// first, take the largest secure scale and size the flooding; the
-	// first ring that meets both wins.
+// searchParams chooses the parameters. Privacy and precision both cost
+// scale bits: on each ring, smallest first, take the largest secure scale
+// and size the flooding; the first ring that meets both wins, at the
+// smallest scale that still does.
+func (c *compilation) searchParams(p *plan.Plan, depth int, bound float64, coeffN int) (*paramChoice, privacy, error) {
+	prog := c.prog
+	minSlots := c.minSlots(coeffN)
 	maxScale := maxQBits
 	if c.opts.PrivacyBits == NoPrivacy {
 		maxScale = maxLogScale
@@ -433,12 +495,12 @@ func (c *compilation) build() (*plan.Plan, error) {
 		// One key-switching prime, or two (smaller keys) where the budget
 		// still meets the privacy asked for; the smaller keys win.
 		for _, pCount := range []int{1, 2} {
-			if pCount > 1 && (D < 1 || !c.needsRotationKeys(coeffN > 0)) {
+			if pCount > 1 && (depth < 1 || !c.needsRotationKeys(coeffN > 0)) {
 				break
 			}
-			cand, err := chooseParams(D, logN, bound, maxScale, fixedOut, pCount)
+			cand, err := chooseParams(depth, logN, bound, maxScale, fixedOut, pCount)
 			if err != nil {
-				return nil, err
+				return nil, privacy{}, err
 			}
 			if cand == nil {
 				continue
@@ -453,30 +515,48 @@ func (c *compilation) build() (*plan.Plan, error) {
 			}
 		}
 	}
-	// On the ring found, the smallest scale that still meets both: every
-	// bit of scale is a bit of every prime in the keys the user uploads.
-	for ps != nil && c.opts.PrivacyBits != NoPrivacy {
-		cand, err := chooseParams(D, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut, ps.pCount)
+	if ps == nil {
+		return nil, privacy{}, c.noParams(p, depth, minSlots, best, bpr)
+	}
+	ps, pr = c.shrinkScale(p, ps, pr, depth, bound, fixedOut, coeffN > 0)
+	return ps, pr, nil
+}
+
+// shrinkScale lowers the scale of ps while it still meets both privacy
+// and precision: every bit of scale is a bit of every prime in the keys
+// the user uploads.
+func (c *compilation) shrinkScale(p *plan.Plan, ps *paramChoice, pr privacy, depth int, bound float64, fixedOut, coeffs bool) (*paramChoice, privacy) {
+	for c.opts.PrivacyBits != NoPrivacy {
+		cand, err := chooseParams(depth, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut, ps.pCount)
 		if err != nil || cand == nil {
 			break
 		}
-		c.setLayout(p, cand, coeffN > 0)
+		c.setLayout(p, cand, coeffs)
 		got := c.sizePrivacy(p, cand)
 		if !got.ok {
 			break
 		}
 		ps, pr = cand, got
 	}
-	if ps == nil {
-		if best == nil {
-			if c.opts.LogN != 0 {
-				return nil, fheserve.Errorf(fheserve.EINSECURE, "depth %d does not fit ring degree 2^%d at 128-bit security with a scale of at least 2^%d", D, c.opts.LogN, minLogScale)
-			}
-			return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "the model needs depth %d and %d slots, more than any 128-bit secure ring up to 2^%d holds without bootstrapping; use fewer layers or lower-degree activations", D, minSlots, maxLogN)
-		}
-		return nil, c.tradeOff(p, best, bpr)
+	return ps, pr
+}
+
+// noParams says why no ring fits: none holds the depth and slots, or the
+// best one falls short of the privacy or precision asked for.
+func (c *compilation) noParams(p *plan.Plan, depth, minSlots int, best *paramChoice, bpr privacy) error {
+	if best != nil {
+		return c.tradeOff(p, best, bpr)
 	}
-	c.setLayout(p, ps, coeffN > 0)
+	if c.opts.LogN != 0 {
+		return fheserve.Errorf(fheserve.EINSECURE, "depth %d does not fit ring degree 2^%d at 128-bit security with a scale of at least 2^%d", depth, c.opts.LogN, minLogScale)
+	}
+	return fheserve.Errorf(fheserve.EUNSUPPORTED, "the model needs depth %d and %d slots, more than any 128-bit secure ring up to 2^%d holds without bootstrapping; use fewer layers or lower-degree activations", depth, minSlots, maxLogN)
+}
+
+// finish completes the plan on the parameters chosen: layouts, keys,
+// operation counts, precision, sizes and the fingerprint.
+func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs bool) error {
+	c.setLayout(p, ps, coeffs)
 	p.Params = ps.spec
 	p.LogQP = ps.logQP
 	p.SecurityBound = ps.bound
@@ -485,18 +565,18 @@ func (c *compilation) build() (*plan.Plan, error) {
 		pr = c.sizePrivacy(p, ps)
 	}
 	if err := c.countAndKeys(p, ps); err != nil {
-		return nil, err
+		return err
 	}
 	p.Precision.ApproxOutputError = c.approxOutputError()
 	c.precision(p, ps, pr)
 	if err := c.sizes(p, ps); err != nil {
-		return nil, err
+		return err
 	}
 	for _, a := range c.acts {
 		p.Precision.ApproximationError = math.Max(p.Precision.ApproximationError, a.MaxError)
 	}
 	p.Fingerprint = p.ComputeFingerprint()
-	return p, nil
+	return nil
 }
 
 // needsRotationKeys reports whether the program needs rotation keys: a
@@ -631,73 +711,10 @@ func (c *compilation) reordersFreely(v int) bool {
 // and step summaries.
 func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
 	rots := map[int]bool{}
-	ops := &p.Ops
-	ops.Ciphertexts = p.Input.Ciphertexts
-	ops.ResultCts = p.Output.Ciphertexts
-	slots := p.Slots()
+	p.Ops.Ciphertexts = p.Input.Ciphertexts
+	p.Ops.ResultCts = p.Output.Ciphertexts
 	for i := range c.prog.Steps {
-		s := &c.prog.Steps[i]
-		info := plan.StepInfo{Kind: s.Kind, Name: s.Name, LevelIn: s.LevelIn, LevelOut: s.Level, OutLength: s.Length}
-		in := s.In[0]
-		if in == 0 {
-			info.InLength = p.InputShape[0]
-			info.InLength = c.g.Input.Size()
-		} else {
-			info.InLength = c.prog.Steps[in-1].Length
-		}
-		cts := 1
-		if p.Packing == plan.Batch {
-			cts = s.Length
-		}
-		switch s.Kind {
-		case plan.StepLinear:
-			ops.Rescales += cts
-			switch {
-			case p.Packing == plan.Batch:
-				ops.ConstMuls += s.M.NNZ()
-				ops.Additions += s.M.NNZ()
-			case s.Coeffs:
-				ops.CoeffMuls++
-			default:
-				idx := s.DiagonalIndices()
-				s.LogBSGSRatio = bestRatio(idx, slots)
-				babies, giants := BSGS(idx, slots, s.LogBSGSRatio)
-				for _, r := range babies {
-					rots[r] = true
-				}
-				for _, r := range giants {
-					rots[r] = true
-				}
-				for _, r := range s.FoldRotations() {
-					rots[r] = true
-				}
-				info.Diagonals = len(idx)
-				info.Rotations = len(babies) + len(giants) + len(s.FoldRotations())
-				ops.Diagonals += len(idx)
-				ops.PtMuls += len(idx)
-				ops.BabySteps += len(babies)
-				ops.GiantSteps += len(giants)
-				ops.FoldRotations += len(s.FoldRotations())
-				ops.Rotations += info.Rotations
-				ops.Additions += len(idx) + len(s.FoldRotations())
-			}
-		case plan.StepSquare, plan.StepMul:
-			ops.CtMuls += cts
-			ops.Rescales += cts
-			p.Relin = true
-		case plan.StepAdd:
-			ops.Additions += cts
-		case plan.StepPoly:
-			deg := len(s.Poly) - 1
-			info.Degree = deg
-			ops.PolyEvals += cts
-			ops.PolyCtMuls += cts * polyCtMuls(deg)
-			ops.Rescales += cts * plan.PolyDepth(deg)
-			if deg >= 2 {
-				p.Relin = true
-			}
-		}
-		p.Steps = append(p.Steps, info)
+		p.Steps = append(p.Steps, c.countStep(p, &c.prog.Steps[i], rots))
 	}
 	for r := range rots {
 		if r != 0 {
@@ -707,6 +724,72 @@ func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
 	sort.Ints(p.Rotations)
 	p.GaloisElements = galoisElements(ps, p.Rotations)
 	return nil
+}
+
+// countStep adds the operations of step s to the plan's counts and its
+// rotations to rots, and describes the step.
+func (c *compilation) countStep(p *plan.Plan, s *plan.Step, rots map[int]bool) plan.StepInfo {
+	ops := &p.Ops
+	info := plan.StepInfo{Kind: s.Kind, Name: s.Name, LevelIn: s.LevelIn, LevelOut: s.Level, OutLength: s.Length}
+	if in := s.In[0]; in == 0 {
+		info.InLength = c.g.Input.Size()
+	} else {
+		info.InLength = c.prog.Steps[in-1].Length
+	}
+	cts := 1
+	if p.Packing == plan.Batch {
+		cts = s.Length
+	}
+	switch s.Kind {
+	case plan.StepLinear:
+		ops.Rescales += cts
+		switch {
+		case p.Packing == plan.Batch:
+			ops.ConstMuls += s.M.NNZ()
+			ops.Additions += s.M.NNZ()
+		case s.Coeffs:
+			ops.CoeffMuls++
+		default:
+			countDiagonals(s, p.Slots(), ops, rots, &info)
+		}
+	case plan.StepSquare, plan.StepMul:
+		ops.CtMuls += cts
+		ops.Rescales += cts
+		p.Relin = true
+	case plan.StepAdd:
+		ops.Additions += cts
+	case plan.StepPoly:
+		deg := len(s.Poly) - 1
+		info.Degree = deg
+		ops.PolyEvals += cts
+		ops.PolyCtMuls += cts * polyCtMuls(deg)
+		ops.Rescales += cts * plan.PolyDepth(deg)
+		if deg >= 2 {
+			p.Relin = true
+		}
+	}
+	return info
+}
+
+// countDiagonals chooses the baby-step giant-step ratio of a linear map
+// in slots and counts its diagonals, products and rotations.
+func countDiagonals(s *plan.Step, slots int, ops *plan.OpCounts, rots map[int]bool, info *plan.StepInfo) {
+	idx := s.DiagonalIndices()
+	s.LogBSGSRatio = bestRatio(idx, slots)
+	babies, giants := BSGS(idx, slots, s.LogBSGSRatio)
+	folds := s.FoldRotations()
+	for _, r := range slices.Concat(babies, giants, folds) {
+		rots[r] = true
+	}
+	info.Diagonals = len(idx)
+	info.Rotations = len(babies) + len(giants) + len(folds)
+	ops.Diagonals += len(idx)
+	ops.PtMuls += len(idx)
+	ops.BabySteps += len(babies)
+	ops.GiantSteps += len(giants)
+	ops.FoldRotations += len(folds)
+	ops.Rotations += info.Rotations
+	ops.Additions += len(idx) + len(folds)
 }
 
 // polyCtMuls estimates the ciphertext products of Lattigo's baby-step

@@ -77,81 +77,89 @@ func unsupported(n *nn.Node, format string, args ...any) error {
 func (l *lowering) lower(nodes []*nn.Node, output int) (int, error) {
 	l.irOf = make([]int, len(l.g.Nodes)+1)
 	for i, n := range nodes {
-		v := i + 1
 		if n == nil {
 			continue
 		}
-		in := make([]int, len(n.Inputs))
-		var inShape nn.Shape
-		for j, x := range n.Inputs {
-			in[j] = l.irOf[x]
-			if j == 0 {
-				inShape = l.g.ValueShape(x)
-			}
+		id, err := l.lowerNode(i, n)
+		if err != nil {
+			return 0, err
 		}
-		size := n.Shape.Size()
-		switch op := n.Op.(type) {
-		case *nn.Reshape:
-			l.irOf[v] = in[0]
-		case *nn.Dense:
-			b := plan.NewSparseBuilder(op.Out, op.In)
-			for r := 0; r < op.Out; r++ {
-				for c := 0; c < op.In; c++ {
-					b.Add(c, op.W[r*op.In+c])
-				}
-				b.EndRow()
-			}
-			l.irOf[v] = l.linear(n.Name, in[0], b.Build(), op.B)
-		case *nn.Conv:
-			m, bias := convMatrix(op, inShape, n.Shape)
-			l.irOf[v] = l.linear(n.Name, in[0], m, bias)
-			l.nodes[l.irOf[v]-1].step.Preferred = convPositions(op, inShape, n.Shape)
-		case *nn.AvgPool:
-			l.irOf[v] = l.linear(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil)
-		case *nn.Pad:
-			l.irOf[v] = l.linear(n.Name, in[0], padMatrix(op, inShape, n.Shape), nil)
-		case *nn.Affine:
-			scale := broadcast(op.Scale, n.Shape, 1)
-			shift := broadcast(op.Shift, n.Shape, 0)
-			l.irOf[v] = l.diag(n.Name, in[0], scale, shift)
-		case *nn.Combine:
-			if in[0] == in[1] {
-				l.irOf[v] = l.diag(n.Name, in[0], fill(size, op.A+op.B), nil)
-				break
-			}
-			a, b := in[0], in[1]
-			if op.A != 1 {
-				a = l.diag(n.Name+"/a", a, fill(size, op.A), nil)
-			}
-			if op.B != 1 {
-				b = l.diag(n.Name+"/b", b, fill(size, op.B), nil)
-			}
-			l.irOf[v] = l.emit(plan.Step{Kind: plan.StepAdd, Name: n.Name, In: []int{a, b}, Length: size})
-		case *nn.Mul:
-			if in[0] == in[1] {
-				l.irOf[v] = l.emit(plan.Step{Kind: plan.StepSquare, Name: n.Name, In: []int{in[0]}, Length: size})
-			} else {
-				l.irOf[v] = l.emit(plan.Step{Kind: plan.StepMul, Name: n.Name, In: in, Length: size})
-			}
-		case *nn.Poly:
-			id, err := l.poly(n, in[0], op.Coeffs, size)
-			if err != nil {
-				return 0, err
-			}
-			l.irOf[v] = id
-		case *nn.Activation:
-			id, err := l.activation(n, i, in[0], op, size)
-			if err != nil {
-				return 0, err
-			}
-			l.irOf[v] = id
-		case *nn.Softmax:
-			return 0, unsupported(n, "Softmax is only supported as the last operation of a model, where the client applies it after decryption")
-		default:
-			return 0, unsupported(n, "operation %s cannot be evaluated under encryption", n.Op.Kind())
-		}
+		l.irOf[i+1] = id
 	}
 	return l.irOf[output], nil
+}
+
+// lowerNode emits the steps of node n, the graph's node i, and returns
+// the step that computes its value.
+func (l *lowering) lowerNode(i int, n *nn.Node) (int, error) {
+	in := make([]int, len(n.Inputs))
+	var inShape nn.Shape
+	for j, x := range n.Inputs {
+		in[j] = l.irOf[x]
+		if j == 0 {
+			inShape = l.g.ValueShape(x)
+		}
+	}
+	size := n.Shape.Size()
+	switch op := n.Op.(type) {
+	case *nn.Reshape:
+		return in[0], nil
+	case *nn.Dense:
+		return l.linear(n.Name, in[0], denseMatrix(op), op.B), nil
+	case *nn.Conv:
+		m, bias := convMatrix(op, inShape, n.Shape)
+		id := l.linear(n.Name, in[0], m, bias)
+		l.nodes[id-1].step.Preferred = convPositions(op, inShape, n.Shape)
+		return id, nil
+	case *nn.AvgPool:
+		return l.linear(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil), nil
+	case *nn.Pad:
+		return l.linear(n.Name, in[0], padMatrix(op, inShape, n.Shape), nil), nil
+	case *nn.Affine:
+		return l.diag(n.Name, in[0], broadcast(op.Scale, n.Shape, 1), broadcast(op.Shift, n.Shape, 0)), nil
+	case *nn.Combine:
+		return l.combine(n.Name, op, in, size), nil
+	case *nn.Mul:
+		if in[0] == in[1] {
+			return l.emit(plan.Step{Kind: plan.StepSquare, Name: n.Name, In: []int{in[0]}, Length: size}), nil
+		}
+		return l.emit(plan.Step{Kind: plan.StepMul, Name: n.Name, In: in, Length: size}), nil
+	case *nn.Poly:
+		return l.poly(n, in[0], op.Coeffs, size)
+	case *nn.Activation:
+		return l.activation(n, i, in[0], op, size)
+	case *nn.Softmax:
+		return 0, unsupported(n, "Softmax is only supported as the last operation of a model, where the client applies it after decryption")
+	}
+	return 0, unsupported(n, "operation %s cannot be evaluated under encryption", n.Op.Kind())
+}
+
+// denseMatrix is the weight matrix of a dense layer.
+func denseMatrix(op *nn.Dense) *plan.Sparse {
+	b := plan.NewSparseBuilder(op.Out, op.In)
+	for r := 0; r < op.Out; r++ {
+		for c := 0; c < op.In; c++ {
+			b.Add(c, op.W[r*op.In+c])
+		}
+		b.EndRow()
+	}
+	return b.Build()
+}
+
+// combine emits a*x + b*y: one diagonal map when x and y are the same
+// value, else an addition of the inputs, each scaled unless by 1.
+func (l *lowering) combine(name string, op *nn.Combine, in []int, size int) int {
+	if in[0] == in[1] {
+		return l.diag(name, in[0], fill(size, op.A+op.B), nil)
+	}
+	a, b := in[0], in[1]
+	if op.A != 1 {
+		a = l.diag(name+"/a", a, fill(size, op.A), nil)
+	}
+	if op.B != 1 {
+		b = l.diag(name+"/b", b, fill(size, op.B), nil)
+	}
+	return l.emit(plan.Step{Kind: plan.StepAdd, Name: name, In: []int{a, b}, Length: size})
 }
 
 // poly lowers an elementwise polynomial: degree <= 1 to an affine map,
