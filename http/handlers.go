@@ -57,7 +57,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *app.Caller) er
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	req.Addr = clientAddr(r)
+	req.Addr = s.clientAddr(r)
 	sess, err := s.app.Login(r.Context(), &req)
 	if err != nil {
 		return err

@@ -5,7 +5,9 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fheserve/fheserve"
@@ -48,13 +50,49 @@ func retryAfterOf(resp *http.Response) time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-// clientAddr is the client's IP address, for throttling logins. Behind a
-// reverse proxy it is the proxy's: forwarded headers are not trusted,
-// since any client can set them.
-func clientAddr(r *http.Request) string {
+// clientAddr is the client's IP address, for throttling logins. A
+// forwarded header is believed only from a trusted proxy (any client can
+// set one): then the address is the rightmost X-Forwarded-For entry that
+// is not itself a trusted proxy, the one the trusted chain saw.
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !s.trusted(host) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		if _, err := netip.ParseAddr(hop); err != nil {
+			break // garbage: the proxy's own address stands
+		}
+		if !s.trusted(hop) {
+			return hop
+		}
+		host = hop
 	}
 	return host
+}
+
+// trusted reports whether addr is one of the trusted proxies.
+func (s *Server) trusted(addr string) bool {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// TrustProxies makes the server believe X-Forwarded-For from these
+// networks (reverse proxies in front of it) for client addresses.
+func (s *Server) TrustProxies(nets []netip.Prefix) {
+	s.proxies = append([]netip.Prefix(nil), nets...)
 }

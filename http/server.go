@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -38,6 +39,8 @@ type Server struct {
 
 	// routes lists "METHOD /path" of every handler, for the OpenAPI check.
 	routes []string
+	// proxies are the reverse proxies whose X-Forwarded-For is believed.
+	proxies []netip.Prefix
 }
 
 // NewServer returns a server for a. log may be nil.

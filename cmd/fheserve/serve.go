@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +52,9 @@ type serveOptions struct {
 	TLSCert     string
 	TLSKey      string
 	BehindProxy bool
+	// TrustedProxies are the networks (CIDR or single addresses) of
+	// reverse proxies whose X-Forwarded-For names the client.
+	TrustedProxies []string
 
 	// DebugAddr, if set, serves Go's profiles (net/http/pprof) there.
 	DebugAddr string
@@ -113,6 +118,7 @@ Create the first administrator offline with 'fheserve admin init'.`,
 	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the leaf); reloaded when it changes")
 	f.StringVar(&opts.TLSKey, "tls-key", "", "the certificate's private key `file` (PEM)")
 	f.BoolVar(&opts.BehindProxy, "behind-proxy", false, "serve plain HTTP on a non-loopback --addr: a TLS-terminating reverse proxy is in front")
+	f.StringSliceVar(&opts.TrustedProxies, "trusted-proxy", nil, "`networks` (CIDR or addresses, comma-separated) of reverse proxies whose X-Forwarded-For names the client, for login throttling")
 	f.StringVar(&opts.DebugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on this `host:port`; keep it private (default: off)")
 	return cmd
 }
@@ -165,11 +171,30 @@ func (o *serveOptions) validate() error {
 		return fheserve.Errorf(fheserve.EINVALID, "give both --tls-cert and --tls-key, or neither")
 	case o.TLSCert != "" && o.BehindProxy:
 		return fheserve.Errorf(fheserve.EINVALID, "--behind-proxy is for plain HTTP behind a TLS proxy; it does not go with --tls-cert")
+	case o.trustedProxies() == nil && len(o.TrustedProxies) > 0:
+		return fheserve.Errorf(fheserve.EINVALID, "--trusted-proxy %s: give networks as CIDR (10.0.0.0/24) or addresses", strings.Join(o.TrustedProxies, ","))
 	case o.TLSCert == "" && !o.BehindProxy && !loopback(o.Addr):
 		return fheserve.Errorf(fheserve.EINVALID, "--addr %s would send passwords and tokens in clear text over the network: "+
 			"give --tls-cert and --tls-key, or --behind-proxy if a TLS-terminating reverse proxy is in front", o.Addr)
 	}
 	return nil
+}
+
+// trustedProxies parses TrustedProxies (nil if one does not parse).
+func (o *serveOptions) trustedProxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range o.TrustedProxies {
+		pre, err := netip.ParsePrefix(p)
+		if err != nil {
+			ip, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil
+			}
+			pre = netip.PrefixFrom(ip, ip.BitLen())
+		}
+		out = append(out, pre.Masked())
+	}
+	return out
 }
 
 // loopback reports whether addr (host:port) listens on a loopback
@@ -207,6 +232,9 @@ func serveRun(opts *serveOptions) error {
 	ctx, stop := signal.NotifyContext(opts.Ctx, syscall.SIGTERM)
 	defer stop()
 	var configure []func(*fhttp.Server)
+	if proxies := opts.trustedProxies(); len(proxies) > 0 {
+		configure = append(configure, func(s *fhttp.Server) { s.TrustProxies(proxies) })
+	}
 	if opts.TLSCert != "" {
 		cert, err := fhttp.LoadCertificate(opts.TLSCert, opts.TLSKey)
 		if err != nil {
