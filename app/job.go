@@ -13,7 +13,6 @@ import (
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 )
 
 // InputSize is the largest body a job's input may have: the plan's input
@@ -125,7 +124,7 @@ func checkSamples(p *plan.Plan, n int) error {
 }
 
 // readInput decodes and checks one call's input ciphertexts.
-func readInput(r io.Reader, info *planInfo) (cts []*rlwe.Ciphertext, err error) {
+func readInput(r io.Reader, info *planInfo) (cts []*he.Ciphertext, err error) {
 	p := info.plan
 	cts, err = he.UnmarshalCiphertexts(r, info.params, he.Limits{MaxCount: p.Input.Ciphertexts, MinLevel: p.Input.Level, MaxLevel: p.Input.Level})
 	if err != nil {

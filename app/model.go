@@ -19,13 +19,12 @@ import (
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
 // planInfo is a model's decoded plan and its CKKS parameters.
 type planInfo struct {
 	plan   *plan.Plan
-	params ckks.Parameters
+	params he.Parameters
 	// rotation of each Galois element, for messages about missing keys
 	rotation map[uint64]int
 }

@@ -8,8 +8,6 @@ import (
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/core/rlwe"
-	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
 // BenchmarkPredict measures one encrypted call per workload and mode with
@@ -61,25 +59,19 @@ func BenchmarkKernels(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := m.params
-	level := 2
-	pt := ckks.NewPlaintext(p, level)
-	ct, err := m.enc.EncryptNew(pt)
+	k, err := m.kernels.At(2)
 	if err != nil {
 		b.Fatal(err)
 	}
-	acc := ckks.NewCiphertext(p, 1, level)
-	acc.Scale = ct.Scale.Mul(rlwe.NewScale(p.Q()[level]))
-	tmp := ckks.NewCiphertext(p, 1, level)
 	ops := []struct {
 		name string
 		f    func() error
 	}{
-		{"rotate", func() error { return m.eval.Rotate(ct, 1, tmp) }},
-		{"rotate-hoisted-x8", func() error { _, err := m.eval.RotateHoistedNew(ct, []int{1, 2, 3, 4, 5, 6, 7, 8}); return err }},
-		{"mul-plaintext-add", func() error { return m.eval.MulThenAdd(ct, pt, acc) }},
-		{"mul-relin", func() error { _, err := m.eval.MulRelinNew(ct, ct); return err }},
-		{"add", func() error { return m.eval.Add(ct, ct, tmp) }},
+		{"rotate", k.Rotate},
+		{"rotate-hoisted-x8", k.RotateHoisted8},
+		{"mul-plaintext-add", k.MulPlaintextAdd},
+		{"mul-relin", k.MulRelin},
+		{"add", k.Add},
 	}
 	for _, op := range ops {
 		b.Run(op.name, func(b *testing.B) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
 )
@@ -776,7 +777,7 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, rots map[int]bool) p
 func countDiagonals(s *plan.Step, slots int, ops *plan.OpCounts, rots map[int]bool, info *plan.StepInfo) {
 	idx := s.DiagonalIndices()
 	s.LogBSGSRatio = bestRatio(idx, slots)
-	babies, giants := BSGS(idx, slots, s.LogBSGSRatio)
+	babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
 	folds := s.FoldRotations()
 	for _, r := range slices.Concat(babies, giants, folds) {
 		rots[r] = true

@@ -8,6 +8,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/plan"
@@ -59,7 +60,7 @@ func TestCompileCNN(t *testing.T) {
 		if s.Kind != plan.StepLinear {
 			continue
 		}
-		b, gs := BSGS(s.DiagonalIndices(), p.Slots(), s.LogBSGSRatio)
+		b, gs := server.BSGS(s.DiagonalIndices(), p.Slots(), s.LogBSGSRatio)
 		for _, r := range append(append(b, gs...), s.FoldRotations()...) {
 			want[r] = true
 		}

@@ -6,9 +6,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
-	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
 // Scale bounds: above 40 bits precision gains nothing for inference, below
@@ -26,7 +25,7 @@ type paramChoice struct {
 	outLogScale int
 	// pCount is the number of key-switching primes.
 	pCount int
-	params ckks.Parameters
+	params he.Parameters
 	logQP  float64
 	bound  int
 }
@@ -103,24 +102,6 @@ func galoisElements(ps *paramChoice, rots []int) []uint64 {
 	return els
 }
 
-// BSGS returns the baby-step (hoisted) and giant-step rotations Lattigo's
-// linear transformation uses for the given diagonals and ratio.
-func BSGS(diags []int, slots, logRatio int) (babies, giants []int) {
-	n1 := lintrans.FindBestBSGSRatio(diags, slots, logRatio)
-	_, rotN1, rotN2 := lintrans.BSGSIndex(diags, slots, n1)
-	for _, r := range rotN2 {
-		if r != 0 {
-			babies = append(babies, r)
-		}
-	}
-	for _, r := range rotN1 {
-		if r != 0 {
-			giants = append(giants, r)
-		}
-	}
-	return babies, giants
-}
-
 // hoistedCost is the cost of a hoisted rotation relative to a full one.
 const hoistedCost = 0.5
 
@@ -129,7 +110,7 @@ const hoistedCost = 0.5
 func bestRatio(diags []int, slots int) int {
 	best, bestCost := 0, math.Inf(1)
 	for r := 0; r <= 4; r++ {
-		b, g := BSGS(diags, slots, r)
+		b, g := server.BSGS(diags, slots, r)
 		cost := hoistedCost*float64(len(b)) + float64(len(g))
 		if cost < bestCost {
 			best, bestCost = r, cost

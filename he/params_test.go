@@ -73,7 +73,7 @@ func TestMaxLogQPEnforced(t *testing.T) {
 	}
 }
 
-// CheckParams refuses parameters built without ParamSpec above the bound.
+// CheckParams refuses parameters built without NewParameters above the bound.
 func TestCheckParamsInsecure(t *testing.T) {
 	spec := specWithLogQP(13, 212)
 	params, err := ckks.NewParametersFromLiteral(ckks.ParametersLiteral{

@@ -47,6 +47,9 @@ const (
 	optionalFlags = flagBatched | flagBitReversed
 )
 
+// Ciphertext is one CKKS ciphertext, as the codecs below read and write it.
+type Ciphertext = rlwe.Ciphertext
+
 // Limits bounds what UnmarshalCiphertexts and UnmarshalResult accept: at
 // most MaxCount ciphertexts, each at a level in [MinLevel, MaxLevel]. The
 // memory a decode allocates is bounded by MaxCount ciphertexts at MaxLevel.

@@ -17,8 +17,6 @@ import (
 	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/core/rlwe"
-	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
 // Stats are the measurements of a run. Times are wall-clock.
@@ -44,7 +42,7 @@ type Runner struct {
 	Program *plan.Program
 	Graph   *nn.Graph
 	Model   *server.Model // the server's side: weights encoded for the plan
-	params  ckks.Parameters
+	params  he.Parameters
 	keys    *client.Keys
 	eval    *server.Evaluator
 	Stats   Stats
@@ -125,7 +123,7 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 	if err != nil {
 		return nil, err
 	}
-	var cts []*rlwe.Ciphertext
+	var cts []*he.Ciphertext
 	if p.Input.Encoding == plan.Coeffs {
 		cts, err = r.keys.EncryptCoeffs(vecs, p.Input.Level, r.params.DefaultScale())
 	} else {

@@ -12,8 +12,6 @@ import (
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/core/rlwe"
-	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
 // Keys are a user's keys for one model's plan: the secret key, which
@@ -25,7 +23,7 @@ type Keys struct {
 	// UploadKeys).
 	KeySetID string
 
-	params ckks.Parameters
+	params he.Parameters
 	mu     sync.Mutex // the secret's encoder and encryptor are not safe for concurrent use
 	secret *client.Keys
 	eval   *he.EvalKeys // nil for keys loaded from a secret
@@ -120,7 +118,7 @@ func (k *Keys) Encrypt(x []float64, n int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cts []*rlwe.Ciphertext
+	var cts []*he.Ciphertext
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if p.Input.Encoding == plan.Coeffs {
