@@ -57,7 +57,11 @@ type Result struct {
 	// PrivacyBits is the circuit-privacy level of the plan's flooding
 	// (0: results not flooded).
 	PrivacyBits float64 `json:"privacy_bits"`
-	Workers     int     `json:"workers"`
+	// PeakRSSBytes is the process's peak resident set during the workload
+	// (compile, keys, calls), whole process; 0 where it cannot be reset
+	// and read (outside Linux).
+	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	Workers      int   `json:"workers"`
 }
 
 // Options steer a run.
@@ -97,6 +101,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
+	measured := resetPeak()
 	r, err := local.New(g, compiler.Options{Packing: mode, Calibration: calib}, opts.Workers)
 	if err != nil {
 		return nil, err
@@ -119,6 +124,10 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	got, err := r.Predict(ctx, xs, count)
 	if err != nil {
 		return nil, err
+	}
+	var peak int64
+	if measured {
+		peak = peakRSS()
 	}
 	t0 := time.Now()
 	want, err := g.EvalBatch(xs, count, nil)
@@ -144,6 +153,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 		PublicKeyBytes: st.PublicKey,
 		StatedError:    p.Precision.OutputError + p.Precision.ApproximationError,
 		PrivacyBits:    p.Precision.PrivacyBits,
+		PeakRSSBytes:   peak,
 		Workers:        opts.Workers,
 	}
 	if mode == plan.Latency {

@@ -60,7 +60,7 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 	var runs [][]*bench.Result
 	tw := tabwriter.NewWriter(opts.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !opts.json {
-		fmt.Fprintln(tw, "workload\tmode\tlogN\tkeygen ms\tencrypt ms\tevaluate ms\tdecrypt ms\tsamples/s\tplain ms\tfloor ms\teval/floor\tupload KB\tresult KB\tkeys MB\targmax\tmax err\tprivacy bits\t")
+		fmt.Fprintln(tw, "workload\tmode\tlogN\tkeygen ms\tencrypt ms\tevaluate ms\tdecrypt ms\tsamples/s\tplain ms\tfloor ms\teval/floor\tupload KB\tresult KB\tkeys MB\targmax\tmax err\tprivacy bits\tpeak MB\t")
 	}
 	for range opts.runs {
 		var results []*bench.Result
@@ -69,10 +69,10 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 			if opts.json {
 				return
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t%.3f\t%.2g\t%.1f\t\n",
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%.3f\t%.2f\t%.2f\t%.0f\t%.0f\t%.1f\t%.3f\t%.2g\t%.1f\t%.0f\t\n",
 				r.Workload, r.Mode, r.LogN, r.KeygenMS, r.EncryptMS, r.EvaluateMS, r.DecryptMS, r.SamplesPerSec,
 				r.PlaintextMS, r.FloorMS, r.FloorRatio, float64(r.UploadBytes)/1024, float64(r.ResultBytes)/1024,
-				float64(r.EvalKeyBytes)/(1<<20), r.ArgmaxAgreement, r.MaxAbsError, r.PrivacyBits)
+				float64(r.EvalKeyBytes)/(1<<20), r.ArgmaxAgreement, r.MaxAbsError, r.PrivacyBits, float64(r.PeakRSSBytes)/(1<<20))
 		})
 		if err != nil {
 			return err
