@@ -57,7 +57,9 @@ type Query struct {
 	From  int64
 	Since time.Time
 	Actor string
-	Limit int
+	// Object, if not zero, asks for the records naming it only.
+	Object Object
+	Limit  int
 	// Tree, if not 0, asks for the records of the tree of Tree records
 	// only, each with its proof of inclusion in it.
 	Tree int64
@@ -74,6 +76,9 @@ func (c *Client) Records(ctx context.Context, q Query) (*Page, error) {
 	}
 	if q.Actor != "" {
 		v.Set("actor", q.Actor)
+	}
+	if q.Object != (Object{}) {
+		v.Set("object", q.Object.String())
 	}
 	if q.Limit > 0 {
 		v.Set("limit", strconv.Itoa(q.Limit))

@@ -194,6 +194,11 @@ func (h *handler) records(w http.ResponseWriter, r *http.Request, s *Scope) erro
 		return err
 	}
 	f.End = tree
+	if v := r.FormValue("object"); v != "" {
+		if f.Object, err = ParseObject(v); err != nil {
+			return err
+		}
+	}
 	if v := r.FormValue("since"); v != "" {
 		if f.Since, err = time.Parse(time.RFC3339Nano, v); err != nil {
 			return fheserve.Errorf(fheserve.EINVALID, "since must be an RFC 3339 time, not %q", clip(v))

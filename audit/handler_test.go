@@ -95,6 +95,18 @@ func TestHandlerScopes(t *testing.T) {
 			if i := slices.IndexFunc(want, func(i int64) bool { return i >= 3 }); !slices.Equal(got, want[i:i+2]) || p.Next != got[1]+1 {
 				t.Errorf("page from 3 of 2: %v next %d, want %v", got, p.Next, want[i:i+2])
 			}
+			// The object filter keeps the caller's records naming it.
+			p, err = c.Records(ctx, audit.Query{Object: audit.Object{Kind: audit.KindModel, ID: "m2"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = nil
+			for _, it := range p.Records {
+				got = append(got, it.Index)
+			}
+			if wantM2 := slices.DeleteFunc(slices.Clone(want), func(i int64) bool { return i%7 != 2 }); !slices.Equal(got, wantM2) {
+				t.Errorf("records naming model m2: %v, want %v", got, wantM2)
+			}
 			// Records outside the scope do not exist for the caller.
 			for i := range int64(30) {
 				_, err := c.Record(ctx, i, 0)
@@ -194,6 +206,9 @@ func TestHandlerErrors(t *testing.T) {
 		{"tree before", "admin", "/records/1?tree=1", 400, fheserve.EINVALID},
 		{"bad since", "admin", "/records?since=yesterday", 400, fheserve.EINVALID},
 		{"bad limit", "admin", "/records?limit=-1", 400, fheserve.EINVALID},
+		{"object without kind", "admin", "/records?object=key_1", 400, fheserve.EINVALID},
+		{"object of a bad kind", "admin", "/records?object=Key:key_1", 400, fheserve.EINVALID},
+		{"object without id", "admin", "/records?object=keyset:", 400, fheserve.EINVALID},
 		{"no old", "admin", "/consistency?new=3", 400, fheserve.EINVALID},
 		{"old above new", "admin", "/consistency?old=3&new=2", 400, fheserve.EINVALID},
 		{"new beyond", "admin", "/consistency?old=1&new=4", 400, fheserve.EINVALID},

@@ -114,6 +114,18 @@ func clip(s string) string {
 	return s[:40] + "..."
 }
 
+// ParseObject reads an object written KIND:ID, as String writes it.
+func ParseObject(s string) (Object, error) {
+	kind, id, ok := strings.Cut(s, ":")
+	if !ok || !kindRE.MatchString(kind) || !validID(id, false) {
+		return Object{}, fheserve.Errorf(fheserve.EINVALID, "object %q is not KIND:ID, such as keyset:key_1", clip(s))
+	}
+	return Object{Kind: kind, ID: id}, nil
+}
+
+// String returns o as KIND:ID.
+func (o Object) String() string { return o.Kind + ":" + o.ID }
+
 // Names reports whether r names the object o.
 func (r *Record) Names(o Object) bool { return slices.Contains(r.Objects, o) }
 

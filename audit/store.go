@@ -75,8 +75,11 @@ type Filter struct {
 	End   int64     // records with Index < End; 0: no bound
 	Since time.Time // records at or after this time
 	Actor string    // records whose actor has this username
-	Scope *Scope    // records this scope may see; nil: all
-	Limit int       // 0: DefaultLimit; at most MaxLimit
+	// Object selects the records naming this object (by kind and id);
+	// the zero Object selects all.
+	Object Object
+	Scope  *Scope // records this scope may see; nil: all
+	Limit  int    // 0: DefaultLimit; at most MaxLimit
 }
 
 // PageSize returns the number of records f asks for, within bounds.
@@ -95,7 +98,7 @@ func (f *Filter) Matches(e *Entry) bool {
 	r := e.Record
 	return e.Index >= f.From && (f.End <= 0 || e.Index < f.End) &&
 		!r.Time.Before(f.Since) && (f.Actor == "" || r.Actor == f.Actor) &&
-		(f.Scope == nil || f.Scope.Allows(r))
+		(f.Object == Object{} || r.Names(f.Object)) && (f.Scope == nil || f.Scope.Allows(r))
 }
 
 // Scope is what one caller may see: everything, or the records whose

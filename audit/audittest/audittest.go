@@ -229,6 +229,12 @@ func testFilters(t *testing.T, st audit.Store) {
 		{"scope and actor", audit.Filter{Actor: "a2", Scope: &audit.Scope{Objects: []audit.Object{{Kind: audit.KindModel, ID: "m0"}}}},
 			[]int64{7, 42}},
 		{"scope of nothing", audit.Filter{Scope: &audit.Scope{}}, nil},
+		{"object", audit.Filter{Object: audit.Object{Kind: audit.KindModel, ID: "m4"}, Limit: 3}, []int64{4, 11, 18}},
+		{"object from", audit.Filter{Object: audit.Object{Kind: audit.KindJob, ID: "j33"}, From: 30}, []int64{33}},
+		{"object of another kind", audit.Filter{Object: audit.Object{Kind: audit.KindKeySet, ID: "m4"}}, nil},
+		{"object and actor", audit.Filter{Object: audit.Object{Kind: audit.KindModel, ID: "m0"}, Actor: "a2"}, []int64{7, 42}},
+		{"object in scope", audit.Filter{Object: audit.Object{Kind: audit.KindModel, ID: "m1"}, Scope: &audit.Scope{AccountID: "acc1"}},
+			[]int64{1, 36}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -271,6 +271,10 @@ func (s *Store) Records(ctx context.Context, f audit.Filter) ([]*audit.Entry, er
 		q += ` AND r.actor = ?`
 		args = append(args, f.Actor)
 	}
+	if o := f.Object; o != (audit.Object{}) {
+		q += ` AND r.idx IN (SELECT idx FROM objects WHERE kind = ? AND id = ?)`
+		args = append(args, o.Kind, o.ID)
+	}
 	if sc := f.Scope; sc != nil && !sc.All {
 		// The subqueries find the scope's records through the indexes
 		// rather than testing every record.

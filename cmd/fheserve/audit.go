@@ -38,6 +38,7 @@ type auditOptions struct {
 	Token   string // --server: bearer token (default $FHESERVE_TOKEN, then the last login's)
 	Since   time.Time
 	Actor   string
+	Object  audit.Object // log: only the records naming it
 	JSON    bool
 	clientFlags
 }
@@ -98,13 +99,14 @@ checkpoint; the first record altered, removed or moved is named.`,
 	var since string
 	logOpts := &auditOptions{Action: "log"}
 	logCmd := &cobra.Command{
-		Use:   "log [--server URL | --data-dir D] [--since T] [--actor U] [--json]",
+		Use:   "log [--server URL | --data-dir D] [--since T] [--actor U] [--object KIND:ID] [--json]",
 		Short: "List audit records: yours from a server, or all of them offline",
 		Long: `List the records of the audit log, oldest first: from a server, those about
 you (an administrator sees all); from a data directory, all. --json prints
 one object per line, {"index": N, "record": {...}}, the record being the
 exact bytes hashed into the log.`,
 		Example: `  fheserve audit log --since 24h
+  fheserve audit log --object keyset:key_4f2a...
   fheserve audit log --data-dir /var/lib/fheserve --actor alice --json`,
 		Args: noArgs,
 		RunE: run(logOpts, &since),
@@ -112,6 +114,7 @@ exact bytes hashed into the log.`,
 	auditFlags(logCmd, logOpts)
 	logCmd.Flags().StringVar(&since, "since", "", "records at or after `T`: an RFC 3339 time, a date (YYYY-MM-DD, UTC) or a duration ago (24h)")
 	logCmd.Flags().StringVar(&logOpts.Actor, "actor", "", "records by the account named `U`")
+	logCmd.Flags().Var((*objectFlag)(&logOpts.Object), "object", "records naming the object `KIND:ID` (account, model, job, keyset, token)")
 	logCmd.Flags().BoolVar(&logOpts.JSON, "json", false, "print JSON lines")
 
 	keyOpts := &auditOptions{Action: "key"}
@@ -330,7 +333,7 @@ func auditLogOffline(opts *auditOptions) error {
 	}
 	defer st.Close()
 	p := newRecordPrinter(opts)
-	f := audit.Filter{Since: opts.Since, Actor: opts.Actor, Limit: audit.MaxLimit}
+	f := audit.Filter{Since: opts.Since, Actor: opts.Actor, Object: opts.Object, Limit: audit.MaxLimit}
 	for {
 		es, err := st.Records(opts.Ctx, f)
 		for _, e := range es {
@@ -352,7 +355,7 @@ func auditLogServer(opts *auditOptions) error {
 		return err
 	}
 	p := newRecordPrinter(opts)
-	q := audit.Query{Since: opts.Since, Actor: opts.Actor, Limit: audit.MaxLimit}
+	q := audit.Query{Since: opts.Since, Actor: opts.Actor, Object: opts.Object, Limit: audit.MaxLimit}
 	for {
 		page, err := c.Records(opts.Ctx, q)
 		if err != nil {
@@ -371,6 +374,24 @@ func auditLogServer(opts *auditOptions) error {
 		q.From = page.Next
 	}
 }
+
+// objectFlag is an audit.Object flag written KIND:ID.
+type objectFlag audit.Object
+
+func (o *objectFlag) Set(s string) error {
+	v, err := audit.ParseObject(s)
+	*o = objectFlag(v)
+	return err
+}
+
+func (o *objectFlag) String() string {
+	if *o == (objectFlag{}) {
+		return ""
+	}
+	return audit.Object(*o).String()
+}
+
+func (o *objectFlag) Type() string { return "object" }
 
 // recordPrinter prints records as a table or as JSON lines.
 type recordPrinter struct {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -44,6 +45,9 @@ func TestAuditFlags(t *testing.T) {
 			auditOptions{Action: "verify", DataDir: "d"}, ""},
 		{"log", []string{"log", "--data-dir", "d", "--since", "2026-11-01", "--actor", "alice", "--json"},
 			auditOptions{Action: "log", DataDir: "d", Since: since, Actor: "alice", JSON: true}, ""},
+		{"log object", []string{"log", "--object", "keyset:key_1"},
+			auditOptions{Action: "log", Object: audit.Object{Kind: audit.KindKeySet, ID: "key_1"}}, ""},
+		{"bad object", []string{"log", "--object", "key_1"}, auditOptions{}, fheserve.EINVALID},
 		{"key", []string{"key", "--data-dir", "d"}, auditOptions{Action: "key", DataDir: "d"}, ""},
 		{"key without data dir", []string{"key"}, auditOptions{}, fheserve.EINVALID},
 		{"server and data dir", []string{"verify", "--server", "http://h", "--data-dir", "d"}, auditOptions{}, fheserve.EINVALID},
@@ -213,6 +217,11 @@ func TestAuditKeyAndLogOffline(t *testing.T) {
 		"8      2026-11-22 04:08:00  a3     job.submit  ok       job:j8,model:m1  req8\n"
 	if r.stdout != want {
 		t.Errorf("audit log:\n%s\nwant\n%s", r.stdout, want)
+	}
+	r = runCLI(t, "audit", "log", "--data-dir", dir, "--object", "model:m1")
+	mustSucceed(t, r)
+	if got := strings.Fields(r.stdout); !slices.Contains(got, "1") || !slices.Contains(got, "8") || strings.Count(r.stdout, "\n") != 3 {
+		t.Errorf("audit log --object model:m1, want records 1 and 8:\n%s", r.stdout)
 	}
 	r = runCLI(t, "audit", "log", "--data-dir", dir, "--since", "2026-11-22T04:10:00Z", "--json")
 	mustSucceed(t, r)
