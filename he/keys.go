@@ -190,43 +190,59 @@ func MarshalEvalKeys(w io.Writer, params ckks.Parameters, k *EvalKeys) error {
 	if err := CheckParams(params); err != nil {
 		return err
 	}
+	gks, err := checkEvalKeys(params, k)
+	if err != nil {
+		return err
+	}
+	e := newEncoder(w)
+	writeEvalKeys(e, params, k, gks)
+	return e.flush("evaluation keys")
+}
+
+// checkEvalKeys checks k before MarshalEvalKeys writes it and returns its
+// Galois keys in increasing order of Galois element.
+func checkEvalKeys(params ckks.Parameters, k *EvalKeys) ([]*rlwe.GaloisKey, error) {
 	if k == nil || k.Public == nil || k.PublicSeed == nil || len(k.Public.Value) != 2 {
-		return fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a public key and its seed are required")
+		return nil, fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a public key and its seed are required")
 	}
 	s := shapeOf(params)
 	for _, p := range k.Public.Value {
 		if err := checkPolyQP(params, p, s, "public key"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	a := params.RingQP().NewPoly()
 	ExpandSeed(params, *k.PublicSeed, a)
 	if !a.Equal(&k.Public.Value[1]) {
-		return fheserve.Errorf(fheserve.EINVALID, "public key does not match its seed")
+		return nil, fheserve.Errorf(fheserve.EINVALID, "public key does not match its seed")
 	}
 	if k.Relin != nil {
 		if err := checkEvalKey(params, &k.Relin.EvaluationKey, "relinearization key"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if slices.Contains(k.Galois, nil) {
-		return fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a galois key is nil")
+		return nil, fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a galois key is nil")
 	}
 	galEls := k.GaloisElements()
 	if err := CheckGaloisElements(params, galEls); err != nil {
-		return err
+		return nil, err
 	}
 	for _, g := range k.Galois {
 		if err := checkEvalKey(params, &g.EvaluationKey, "galois key"); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	gks := slices.Clone(k.Galois)
 	slices.SortFunc(gks, func(a, b *rlwe.GaloisKey) int {
 		return cmp.Compare(a.GaloisElement, b.GaloisElement)
 	})
+	return gks, nil
+}
 
-	e := newEncoder(w)
+// writeEvalKeys is the writing half of MarshalEvalKeys.
+func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.GaloisKey) {
+	s := shapeOf(params)
 	var h [keyHeaderLen]byte
 	copy(h[0:4], magicKeys[:])
 	h[4] = FormatVersion
@@ -252,7 +268,6 @@ func MarshalEvalKeys(w io.Writer, params ckks.Parameters, k *EvalKeys) error {
 		e.write(el[:])
 		writeEvalKey(e, params, &g.EvaluationKey)
 	}
-	return e.flush("evaluation keys")
 }
 
 func writePolyQP(e *encoder, params ckks.Parameters, p ringqp.Poly) {
@@ -283,51 +298,15 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 		return nil, err
 	}
 	d := &decoder{r: r, what: "evaluation keys"}
-	h, err := d.read(keyHeaderLen)
+	count, relin, err := readKeysHeader(d, params, lim)
 	if err != nil {
 		return nil, err
 	}
-	s := shapeOf(params)
-	fp := fingerprint(params)
-	count := int64(binary.BigEndian.Uint32(h[44:48]))
-	relin := h[7]&flagRelin != 0
-	switch {
-	case [4]byte(h[0:4]) != magicKeys:
-		return nil, d.invalid("not a key set (bad magic)")
-	case h[4] != FormatVersion:
-		return nil, d.invalid("unsupported format version %d", h[4])
-	case h[5] != kindEvalKeys:
-		return nil, d.invalid("not an evaluation key set (kind %d)", h[5])
-	case int(h[6]) != params.LogN():
-		return nil, d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
-	case h[7]&^flagRelin != 0:
-		return nil, d.invalid("unsupported flags %#x", h[7])
-	case [32]byte(h[8:40]) != fp:
-		return nil, d.invalid("made for other parameters (fingerprint mismatch)")
-	case int(h[40]) != s.levelQ || int(h[41]) != s.levelP || h[42] != 0:
-		return nil, d.invalid("key levels or decomposition do not match the parameters")
-	case h[43] != 0:
-		return nil, d.invalid("reserved header byte is not 0")
-	case count > int64(lim.MaxGalois):
-		return nil, d.tooLarge("%d galois keys exceed the limit of %d", count, lim.MaxGalois)
-	}
-
-	k := &EvalKeys{Public: rlwe.NewPublicKey(params), params: &params}
-	seed, err := d.read(seedLen)
-	if err != nil {
-		return nil, err
-	}
-	k.PublicSeed = new([32]byte)
-	copy(k.PublicSeed[:], seed)
-	if err := readPolyQP(d, params, k.Public.Value[0]); err != nil {
-		return nil, err
-	}
-	ExpandSeed(params, *k.PublicSeed, k.Public.Value[1])
+	k := &EvalKeys{params: &params}
 	check := newKeyChecker(params)
-	if why := check.degenerate(k.Public.Value[0], k.Public.Value[1]); why != "" {
-		return nil, d.degenerate("public key", why)
+	if k.Public, k.PublicSeed, err = readPublicKey(d, params, check); err != nil {
+		return nil, err
 	}
-
 	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
 	if relin {
 		k.Relin = rlwe.NewRelinearizationKey(params, evkParams)
@@ -335,9 +314,77 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 			return nil, err
 		}
 	}
+	if k.Galois, err = readGaloisKeys(d, params, count, check); err != nil {
+		return nil, err
+	}
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// readKeysHeader reads a key set's header and checks it against params and
+// lim: it returns the number of Galois keys and whether a relinearization
+// key follows.
+func readKeysHeader(d *decoder, params ckks.Parameters, lim KeyLimits) (count int, relin bool, err error) {
+	h, err := d.read(keyHeaderLen)
+	if err != nil {
+		return 0, false, err
+	}
+	s := shapeOf(params)
+	fp := fingerprint(params)
+	n := int64(binary.BigEndian.Uint32(h[44:48]))
+	switch {
+	case [4]byte(h[0:4]) != magicKeys:
+		return 0, false, d.invalid("not a key set (bad magic)")
+	case h[4] != FormatVersion:
+		return 0, false, d.invalid("unsupported format version %d", h[4])
+	case h[5] != kindEvalKeys:
+		return 0, false, d.invalid("not an evaluation key set (kind %d)", h[5])
+	case int(h[6]) != params.LogN():
+		return 0, false, d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
+	case h[7]&^flagRelin != 0:
+		return 0, false, d.invalid("unsupported flags %#x", h[7])
+	case [32]byte(h[8:40]) != fp:
+		return 0, false, d.invalid("made for other parameters (fingerprint mismatch)")
+	case int(h[40]) != s.levelQ || int(h[41]) != s.levelP || h[42] != 0:
+		return 0, false, d.invalid("key levels or decomposition do not match the parameters")
+	case h[43] != 0:
+		return 0, false, d.invalid("reserved header byte is not 0")
+	case n > int64(lim.MaxGalois):
+		return 0, false, d.tooLarge("%d galois keys exceed the limit of %d", n, lim.MaxGalois)
+	}
+	return int(n), h[7]&flagRelin != 0, nil
+}
+
+// readPublicKey reads the public key's seed and b part and regenerates its
+// a part from the seed.
+func readPublicKey(d *decoder, params ckks.Parameters, check *keyChecker) (*rlwe.PublicKey, *[32]byte, error) {
+	pk := rlwe.NewPublicKey(params)
+	b, err := d.read(seedLen)
+	if err != nil {
+		return nil, nil, err
+	}
+	seed := new([32]byte)
+	copy(seed[:], b)
+	if err := readPolyQP(d, params, pk.Value[0]); err != nil {
+		return nil, nil, err
+	}
+	ExpandSeed(params, *seed, pk.Value[1])
+	if why := check.degenerate(pk.Value[0], pk.Value[1]); why != "" {
+		return nil, nil, d.degenerate("public key", why)
+	}
+	return pk, seed, nil
+}
+
+// readGaloisKeys reads count Galois keys, each with its element; the
+// elements must be valid and strictly increasing.
+func readGaloisKeys(d *decoder, params ckks.Parameters, count int, check *keyChecker) ([]*rlwe.GaloisKey, error) {
+	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
+	var gks []*rlwe.GaloisKey
 	nthRoot := params.RingQ().NthRoot()
 	var prev uint64
-	for i := range int(count) {
+	for i := range count {
 		b, err := d.read(galoisElemLen)
 		if err != nil {
 			return nil, err
@@ -356,12 +403,9 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 		if err := readEvalKey(d, params, &gk.EvaluationKey, check, fmt.Sprintf("galois key %d", i)); err != nil {
 			return nil, err
 		}
-		k.Galois = append(k.Galois, gk)
+		gks = append(gks, gk)
 	}
-	if err := d.end(); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return gks, nil
 }
 
 func readPolyQP(d *decoder, params ckks.Parameters, p ringqp.Poly) error {

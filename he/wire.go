@@ -310,95 +310,30 @@ func unmarshalCiphertexts(r io.Reader, params ckks.Parameters, lim Limits, resul
 		return nil, err
 	}
 	d := &decoder{r: r, what: what}
-	h, err := d.read(batchHeaderLen)
+	kind, bits, count, err := readBatchHeader(d, params, lim, result)
 	if err != nil {
 		return nil, err
 	}
-	fp := fingerprint(params)
-	kind, bits := h[5], int(h[7])
-	count := int64(binary.BigEndian.Uint32(h[40:44]))
-	switch {
-	case [4]byte(h[0:4]) != magicCiphertexts:
-		return nil, d.invalid("not a ciphertext batch (bad magic)")
-	case h[4] != FormatVersion:
-		return nil, d.invalid("unsupported format version %d", h[4])
-	case result && kind != kindResult:
-		return nil, d.invalid("not a result batch (kind %d)", kind)
-	case !result && kind != kindFull && kind != kindSeeded:
-		return nil, d.invalid("not an input ciphertext batch (kind %d)", kind)
-	case int(h[6]) != params.LogN():
-		return nil, d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
-	case [32]byte(h[8:40]) != fp:
-		return nil, d.invalid("made for other parameters (fingerprint mismatch)")
-	case result && (bits < 1 || bits > bitLen(params.Q()[0])):
-		return nil, d.invalid("bits=%d is outside 1..%d", bits, bitLen(params.Q()[0]))
-	case !result && bits != 0:
-		return nil, d.invalid("reserved header byte is not 0")
-	case count == 0:
-		return nil, d.invalid("no ciphertexts")
-	case count > int64(lim.MaxCount):
-		return nil, d.tooLarge("%d ciphertexts exceed the limit of %d", count, lim.MaxCount)
-	}
 	maxLevel := min(lim.MaxLevel, params.MaxLevel())
-	moduli := params.Q()
 	var expand *seedExpander
 	if kind == kindSeeded {
 		expand = newSeedExpander(params)
 	}
 	// The count is a claim: allocate for what actually arrives.
 	cts := make([]*rlwe.Ciphertext, 0, min(count, 64))
-	for k := range int(count) {
-		h, err := d.read(recordHeaderLen)
+	for k := range count {
+		ct, err := readRecordHeader(d, params, lim.MinLevel, maxLevel, k)
 		if err != nil {
 			return nil, err
 		}
-		level, flags := int(h[0]), h[2]
-		scale, okScale := decodeScale(h[7:])
-		dims := ring.Dimensions{Rows: int(h[3]), Cols: int(h[4])}
-		switch {
-		case level < lim.MinLevel || level > maxLevel:
-			return nil, d.invalid("ciphertext %d: level %d is outside %d..%d", k, level, lim.MinLevel, maxLevel)
-		case h[1] != 1:
-			return nil, d.invalid("ciphertext %d: degree %d is not 1", k, h[1])
-		case flags&^(requiredFlags|optionalFlags) != 0 || flags&requiredFlags != requiredFlags:
-			return nil, d.invalid("ciphertext %d: unsupported flags %#x", k, flags)
-		case dims.Rows > params.LogMaxDimensions().Rows || dims.Cols > params.LogMaxDimensions().Cols:
-			return nil, d.invalid("ciphertext %d: dimensions 2^%dx2^%d exceed the parameters'", k, dims.Rows, dims.Cols)
-		case h[5] != 0 || h[6] != 0:
-			return nil, d.invalid("ciphertext %d: reserved bytes are not 0", k)
-		case !okScale:
-			return nil, d.invalid("ciphertext %d: scale is not a normalized value in 2^0..2^%d", k, maxScaleExp)
-		}
-		ct := rlwe.NewCiphertext(params, 1, level)
-		ct.Scale = scale
-		ct.LogDimensions = dims
-		ct.IsNTT = true
-		ct.IsBatched = flags&flagBatched != 0
-		ct.IsBitReversed = flags&flagBitReversed != 0
 		switch kind {
 		case kindResult:
-			if err := readResultRecord(d, params, ct, bits); err != nil {
-				return nil, err
-			}
+			err = readResultRecord(d, params, ct, bits)
 		default:
-			for i, row := range ct.Value[0].Coeffs {
-				if err := d.readRow(row, bitLen(moduli[i]), moduli[i]); err != nil {
-					return nil, err
-				}
-			}
-			if kind == kindSeeded {
-				seed, err := d.read(seedLen)
-				if err != nil {
-					return nil, err
-				}
-				expand.expand([seedLen]byte(seed), ringqp.Poly{Q: ct.Value[1]})
-				break
-			}
-			for i, row := range ct.Value[1].Coeffs {
-				if err := d.readRow(row, bitLen(moduli[i]), moduli[i]); err != nil {
-					return nil, err
-				}
-			}
+			err = readInputRecord(d, params, ct, expand)
+		}
+		if err != nil {
+			return nil, err
 		}
 		cts = append(cts, ct)
 	}
@@ -406,6 +341,103 @@ func unmarshalCiphertexts(r io.Reader, params ckks.Parameters, lim Limits, resul
 		return nil, err
 	}
 	return cts, nil
+}
+
+// readBatchHeader reads a ciphertext batch's header and checks it against
+// params and lim: it returns the batch's kind, its bits (results) and its
+// count of ciphertexts.
+func readBatchHeader(d *decoder, params ckks.Parameters, lim Limits, result bool) (kind byte, bits, count int, err error) {
+	h, err := d.read(batchHeaderLen)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	fp := fingerprint(params)
+	kind, bits = h[5], int(h[7])
+	n := int64(binary.BigEndian.Uint32(h[40:44]))
+	switch {
+	case [4]byte(h[0:4]) != magicCiphertexts:
+		err = d.invalid("not a ciphertext batch (bad magic)")
+	case h[4] != FormatVersion:
+		err = d.invalid("unsupported format version %d", h[4])
+	case result && kind != kindResult:
+		err = d.invalid("not a result batch (kind %d)", kind)
+	case !result && kind != kindFull && kind != kindSeeded:
+		err = d.invalid("not an input ciphertext batch (kind %d)", kind)
+	case int(h[6]) != params.LogN():
+		err = d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
+	case [32]byte(h[8:40]) != fp:
+		err = d.invalid("made for other parameters (fingerprint mismatch)")
+	case result && (bits < 1 || bits > bitLen(params.Q()[0])):
+		err = d.invalid("bits=%d is outside 1..%d", bits, bitLen(params.Q()[0]))
+	case !result && bits != 0:
+		err = d.invalid("reserved header byte is not 0")
+	case n == 0:
+		err = d.invalid("no ciphertexts")
+	case n > int64(lim.MaxCount):
+		err = d.tooLarge("%d ciphertexts exceed the limit of %d", n, lim.MaxCount)
+	}
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return kind, bits, int(n), nil
+}
+
+// readRecordHeader reads the header of ciphertext k, checks it, and returns
+// a ciphertext of the level, scale and form it declares.
+func readRecordHeader(d *decoder, params ckks.Parameters, minLevel, maxLevel, k int) (*rlwe.Ciphertext, error) {
+	h, err := d.read(recordHeaderLen)
+	if err != nil {
+		return nil, err
+	}
+	level, flags := int(h[0]), h[2]
+	scale, okScale := decodeScale(h[7:])
+	dims := ring.Dimensions{Rows: int(h[3]), Cols: int(h[4])}
+	switch {
+	case level < minLevel || level > maxLevel:
+		return nil, d.invalid("ciphertext %d: level %d is outside %d..%d", k, level, minLevel, maxLevel)
+	case h[1] != 1:
+		return nil, d.invalid("ciphertext %d: degree %d is not 1", k, h[1])
+	case flags&^(requiredFlags|optionalFlags) != 0 || flags&requiredFlags != requiredFlags:
+		return nil, d.invalid("ciphertext %d: unsupported flags %#x", k, flags)
+	case dims.Rows > params.LogMaxDimensions().Rows || dims.Cols > params.LogMaxDimensions().Cols:
+		return nil, d.invalid("ciphertext %d: dimensions 2^%dx2^%d exceed the parameters'", k, dims.Rows, dims.Cols)
+	case h[5] != 0 || h[6] != 0:
+		return nil, d.invalid("ciphertext %d: reserved bytes are not 0", k)
+	case !okScale:
+		return nil, d.invalid("ciphertext %d: scale is not a normalized value in 2^0..2^%d", k, maxScaleExp)
+	}
+	ct := rlwe.NewCiphertext(params, 1, level)
+	ct.Scale = scale
+	ct.LogDimensions = dims
+	ct.IsNTT = true
+	ct.IsBatched = flags&flagBatched != 0
+	ct.IsBitReversed = flags&flagBitReversed != 0
+	return ct, nil
+}
+
+// readInputRecord reads the polynomials of an input ciphertext: c0 in full,
+// then c1 in full or, when expand is not nil, its seed.
+func readInputRecord(d *decoder, params ckks.Parameters, ct *rlwe.Ciphertext, expand *seedExpander) error {
+	moduli := params.Q()
+	for i, row := range ct.Value[0].Coeffs {
+		if err := d.readRow(row, bitLen(moduli[i]), moduli[i]); err != nil {
+			return err
+		}
+	}
+	if expand != nil {
+		seed, err := d.read(seedLen)
+		if err != nil {
+			return err
+		}
+		expand.expand([seedLen]byte(seed), ringqp.Poly{Q: ct.Value[1]})
+		return nil
+	}
+	for i, row := range ct.Value[1].Coeffs {
+		if err := d.readRow(row, bitLen(moduli[i]), moduli[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func readResultRecord(d *decoder, params ckks.Parameters, ct *rlwe.Ciphertext, bits int) error {
