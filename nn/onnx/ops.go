@@ -707,6 +707,37 @@ func (im *importer) slice() error {
 		return err
 	}
 	r := len(data.dims)
+	starts, ends, axes, steps, err := im.sliceArgs(r)
+	if err != nil {
+		return err
+	}
+	lo, step, cnt := make([]int, r), make([]int, r), slices.Clone(data.dims)
+	for k := range r {
+		step[k] = 1
+	}
+	seen := make([]bool, r)
+	for j, a := range axes {
+		k, ok := normAxis(a, r)
+		if !ok || seen[k] {
+			return im.invalid("axis %d out of range or repeated", a)
+		}
+		seen[k] = true
+		if steps[j] == 0 {
+			return im.invalid("step 0")
+		}
+		lo[k], step[k], cnt[k] = sliceAxis(starts[j], ends[j], steps[j], int64(data.dims[k]))
+	}
+	n, _ := dimsSize(cnt)
+	if err := im.charge(n); err != nil {
+		return err
+	}
+	return im.setConst(data.take(cnt, sliceOffsets(data.dims, lo, step, cnt, n)))
+}
+
+// sliceArgs reads the starts, ends, axes and steps of a Slice (attributes
+// in opset 1, inputs since), defaulting the axes to the first ones and the
+// steps to 1.
+func (im *importer) sliceArgs(r int) (starts, ends, axes, steps []int64, err error) {
 	read := func(k int, name string) ([]int64, bool, error) {
 		if a, ok, err := im.intsAttr(name); err != nil || ok {
 			return a, ok, err
@@ -717,24 +748,21 @@ func (im *importer) slice() error {
 		v, err := im.constInts(k, name)
 		return v, true, err
 	}
-	starts, _, err := read(1, "starts")
-	if err != nil {
-		return err
+	var hasAxes, hasSteps bool
+	if starts, _, err = read(1, "starts"); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	ends, _, err := read(2, "ends")
-	if err != nil {
-		return err
+	if ends, _, err = read(2, "ends"); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	axes, hasAxes, err := read(3, "axes")
-	if err != nil {
-		return err
+	if axes, hasAxes, err = read(3, "axes"); err != nil {
+		return nil, nil, nil, nil, err
 	}
-	steps, hasSteps, err := read(4, "steps")
-	if err != nil {
-		return err
+	if steps, hasSteps, err = read(4, "steps"); err != nil {
+		return nil, nil, nil, nil, err
 	}
 	if len(starts) > r {
-		return im.invalid("%d starts for rank %d", len(starts), r)
+		return nil, nil, nil, nil, im.invalid("%d starts for rank %d", len(starts), r)
 	}
 	if !hasAxes {
 		for k := range starts {
@@ -748,55 +776,47 @@ func (im *importer) slice() error {
 		}
 	}
 	if len(ends) != len(starts) || len(axes) != len(starts) || len(steps) != len(starts) {
-		return im.invalid("starts, ends, axes and steps differ in length")
+		return nil, nil, nil, nil, im.invalid("starts, ends, axes and steps differ in length")
 	}
-	lo, step, cnt := make([]int, r), make([]int, r), slices.Clone(data.dims)
-	for k := range r {
-		step[k] = 1
+	return starts, ends, axes, steps, nil
+}
+
+// sliceAxis clamps a slice s:e:st (st not 0) of an axis of length d as
+// ONNX does, and returns its first index, step and element count.
+func sliceAxis(s, e, st, d int64) (lo, step, cnt int) {
+	// A step longer than the axis takes one element at most; clamping
+	// it keeps the arithmetic below from overflowing.
+	st = max(min(st, d+1), -d-1)
+	if s < 0 {
+		s += d
 	}
-	seen := make([]bool, r)
-	for j, a := range axes {
-		k, ok := normAxis(a, r)
-		if !ok || seen[k] {
-			return im.invalid("axis %d out of range or repeated", a)
-		}
-		seen[k] = true
-		s, e, st, d := starts[j], ends[j], steps[j], int64(data.dims[k])
-		if st == 0 {
-			return im.invalid("step 0")
-		}
-		// A step longer than the axis takes one element at most; clamping
-		// it keeps the arithmetic below from overflowing.
-		st = max(min(st, d+1), -d-1)
-		if s < 0 {
-			s += d
-		}
-		if e < 0 {
-			e += d
-		}
-		var c int64
-		if st > 0 {
-			s, e = min(max(s, 0), d), min(max(e, 0), d)
-			if e > s {
-				c = (e-s-1)/st + 1
-			}
-		} else {
-			s, e = min(max(s, 0), d-1), min(max(e, -1), d-1)
-			if s > e {
-				c = (s-e-1)/(-st) + 1
-			}
-		}
-		lo[k], step[k], cnt[k] = int(s), int(st), int(c)
+	if e < 0 {
+		e += d
 	}
-	n, _ := dimsSize(cnt)
-	if err := im.charge(n); err != nil {
-		return err
+	var c int64
+	if st > 0 {
+		s, e = min(max(s, 0), d), min(max(e, 0), d)
+		if e > s {
+			c = (e-s-1)/st + 1
+		}
+	} else {
+		s, e = min(max(s, 0), d-1), min(max(e, -1), d-1)
+		if s > e {
+			c = (s-e-1)/(-st) + 1
+		}
 	}
+	return int(s), int(st), int(c)
+}
+
+// sliceOffsets lists the row-major offsets in a tensor of dims of the n
+// elements of a slice: per axis, cnt elements from lo by step.
+func sliceOffsets(dims, lo, step, cnt []int, n int) []int {
+	r := len(dims)
 	strides := make([]int, r)
 	s := 1
 	for k := r - 1; k >= 0; k-- {
 		strides[k] = s
-		s *= data.dims[k]
+		s *= dims[k]
 	}
 	flat := make([]int, 0, n)
 	ctr := make([]int, r)
@@ -813,7 +833,7 @@ func (im *importer) slice() error {
 			ctr[k] = 0
 		}
 	}
-	return im.setConst(data.take(cnt, flat))
+	return flat
 }
 
 // targetShape resolves a Reshape target against dims (ONNX semantics with
