@@ -18,7 +18,8 @@ func (im *importer) convert() error {
 	if len(n.GetOutput()) == 0 {
 		return im.invalid("node has no output")
 	}
-	switch op := n.GetOpType(); op {
+	op := n.GetOpType()
+	switch op {
 	case "Constant":
 		return im.constantOp()
 	case "Identity":
@@ -65,6 +66,14 @@ func (im *importer) convert() error {
 		return im.erf()
 	case "Softmax":
 		return im.softmax()
+	}
+	return im.refuse(op)
+}
+
+// refuse explains why an operator is not supported, and what to use
+// instead where there is something.
+func (im *importer) refuse(op string) error {
+	switch op {
 	case "MaxPool":
 		return im.unsupported("unsupported operator; use AveragePool instead (%s)", supported)
 	case "GlobalMaxPool":
@@ -590,30 +599,9 @@ func (im *importer) squeeze(unsqueeze bool) error {
 		}
 		mark[k] = true
 	}
-	var out []int
-	if unsqueeze {
-		if !given {
-			return im.invalid("Unsqueeze needs axes")
-		}
-		src := 0
-		for k := range r {
-			if mark[k] {
-				out = append(out, 1)
-			} else {
-				out = append(out, dims[src])
-				src++
-			}
-		}
-	} else {
-		for k, d := range dims {
-			drop := mark[k] || !given && d == 1
-			if mark[k] && d != 1 {
-				return im.invalid("cannot squeeze axis %d of size %d", k, d)
-			}
-			if !drop {
-				out = append(out, d)
-			}
-		}
+	out, err := im.squeezedDims(dims, mark, given, unsqueeze)
+	if err != nil {
+		return err
 	}
 	if v.kind == constant {
 		return im.setConst(v.c.reshaped(out))
@@ -622,6 +610,38 @@ func (im *importer) squeeze(unsqueeze bool) error {
 		return im.unsupported("%s of the batch axis", im.node.GetOpType())
 	}
 	return im.reshapeTo(v, out[1:])
+}
+
+// squeezedDims is dims with the marked axes dropped (all of size 1 when
+// no axes are given) or, for Unsqueeze, with axes of size 1 inserted
+// where marked.
+func (im *importer) squeezedDims(dims []int, mark []bool, given, unsqueeze bool) ([]int, error) {
+	var out []int
+	if unsqueeze {
+		if !given {
+			return nil, im.invalid("Unsqueeze needs axes")
+		}
+		src := 0
+		for k := range mark {
+			if mark[k] {
+				out = append(out, 1)
+			} else {
+				out = append(out, dims[src])
+				src++
+			}
+		}
+		return out, nil
+	}
+	for k, d := range dims {
+		drop := mark[k] || !given && d == 1
+		if mark[k] && d != 1 {
+			return nil, im.invalid("cannot squeeze axis %d of size %d", k, d)
+		}
+		if !drop {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 func (im *importer) concat() error {
@@ -641,27 +661,9 @@ func (im *importer) concat() error {
 		ts[k] = t
 		isInt = isInt && t.isInt
 	}
-	ax, err := im.intAttr("axis", 0)
+	dims, axis, err := im.concatDims(ts)
 	if err != nil {
 		return err
-	}
-	r := len(ts[0].dims)
-	axis, ok := normAxis(ax, r)
-	if !ok {
-		return im.invalid("axis %d out of range for rank %d", ax, r)
-	}
-	dims := slices.Clone(ts[0].dims)
-	dims[axis] = 0
-	for _, t := range ts {
-		if len(t.dims) != r {
-			return im.invalid("inputs have different ranks")
-		}
-		for k := range r {
-			if k != axis && t.dims[k] != dims[k] {
-				return im.invalid("inputs have incompatible shapes")
-			}
-		}
-		dims[axis] += t.dims[axis]
 	}
 	n, ok := dimsSize(dims)
 	if !ok {
@@ -692,6 +694,34 @@ func (im *importer) concat() error {
 		}
 	}
 	return im.setConst(out)
+}
+
+// concatDims returns the dims of the concatenation of ts along the axis
+// attribute, and the axis.
+func (im *importer) concatDims(ts []*tensor) ([]int, int, error) {
+	ax, err := im.intAttr("axis", 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	r := len(ts[0].dims)
+	axis, ok := normAxis(ax, r)
+	if !ok {
+		return nil, 0, im.invalid("axis %d out of range for rank %d", ax, r)
+	}
+	dims := slices.Clone(ts[0].dims)
+	dims[axis] = 0
+	for _, t := range ts {
+		if len(t.dims) != r {
+			return nil, 0, im.invalid("inputs have different ranks")
+		}
+		for k := range r {
+			if k != axis && t.dims[k] != dims[k] {
+				return nil, 0, im.invalid("inputs have incompatible shapes")
+			}
+		}
+		dims[axis] += t.dims[axis]
+	}
+	return dims, axis, nil
 }
 
 // slice folds Slice on constants.
@@ -912,9 +942,14 @@ func (im *importer) reshape() error {
 		}
 		return im.setConst(v.c.reshaped(dims))
 	case computed:
-	default:
-		return geluErr("%s", im.where())
+		return im.reshapeSamples(v, t)
 	}
+	return geluErr("%s", im.where())
+}
+
+// reshapeSamples reshapes computed v to the target t, whose first axis
+// must stay the batch axis.
+func (im *importer) reshapeSamples(v *value, t []int64) error {
 	if len(t) < 2 {
 		return im.unsupported("Reshape to %v; the target must keep the batch axis first and have at least one more", t)
 	}

@@ -121,19 +121,9 @@ func parseTensor(tp *onnxpb.TensorProto) (*tensor, error) {
 	}
 	raw := tp.GetRawData()
 	typ := onnxpb.TensorProto_DataType(tp.GetDataType())
-	var width, typed int
-	switch typ {
-	case onnxpb.TensorProto_FLOAT:
-		width, typed = 4, len(tp.GetFloatData())
-	case onnxpb.TensorProto_DOUBLE:
-		width, typed = 8, len(tp.GetDoubleData())
-	case onnxpb.TensorProto_INT64:
-		width, typed = 8, len(tp.GetInt64Data())
-	case onnxpb.TensorProto_INT32:
-		width, typed = 4, len(tp.GetInt32Data())
-	default:
-		return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "tensor %q has data type %s; supported: FLOAT, DOUBLE, INT32, INT64",
-			name, typeName(tp.GetDataType()))
+	width, typed, err := tensorWidth(tp, typ, name)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case len(raw) > 0 && typed > 0:
@@ -144,45 +134,73 @@ func parseTensor(tp *onnxpb.TensorProto) (*tensor, error) {
 		return nil, bad("has %d values, dims %v need %d", typed, dims, n)
 	}
 	t := &tensor{dims: dims}
-	switch typ {
-	case onnxpb.TensorProto_FLOAT:
-		t.f = make([]float64, n)
-		for k := range n {
-			if len(raw) > 0 {
-				t.f[k] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*k:])))
-			} else {
-				t.f[k] = float64(tp.FloatData[k])
-			}
-		}
-	case onnxpb.TensorProto_DOUBLE:
-		t.f = make([]float64, n)
-		for k := range n {
-			if len(raw) > 0 {
-				t.f[k] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*k:]))
-			} else {
-				t.f[k] = tp.DoubleData[k]
-			}
-		}
-	case onnxpb.TensorProto_INT64, onnxpb.TensorProto_INT32:
-		t.isInt = true
-		t.i = make([]int64, n)
-		for k := range n {
-			switch {
-			case len(raw) > 0 && width == 8:
-				t.i[k] = int64(binary.LittleEndian.Uint64(raw[8*k:]))
-			case len(raw) > 0:
-				t.i[k] = int64(int32(binary.LittleEndian.Uint32(raw[4*k:])))
-			case typ == onnxpb.TensorProto_INT64:
-				t.i[k] = tp.Int64Data[k]
-			default:
-				t.i[k] = int64(tp.Int32Data[k])
-			}
-			if t.i[k] == batchDim {
-				return nil, bad("holds the integer %d, which is reserved", t.i[k])
-			}
+	if typ == onnxpb.TensorProto_FLOAT || typ == onnxpb.TensorProto_DOUBLE {
+		t.f = tensorFloats(tp, typ, raw, n)
+		return t, nil
+	}
+	t.isInt = true
+	t.i = tensorInts(tp, typ, raw, width, n)
+	for _, v := range t.i {
+		if v == batchDim {
+			return nil, bad("holds the integer %d, which is reserved", v)
 		}
 	}
 	return t, nil
+}
+
+// tensorWidth returns the width in bytes of a value of data type typ in
+// raw data, and the number of values in tp's typed data.
+func tensorWidth(tp *onnxpb.TensorProto, typ onnxpb.TensorProto_DataType, name string) (width, typed int, err error) {
+	switch typ {
+	case onnxpb.TensorProto_FLOAT:
+		return 4, len(tp.GetFloatData()), nil
+	case onnxpb.TensorProto_DOUBLE:
+		return 8, len(tp.GetDoubleData()), nil
+	case onnxpb.TensorProto_INT64:
+		return 8, len(tp.GetInt64Data()), nil
+	case onnxpb.TensorProto_INT32:
+		return 4, len(tp.GetInt32Data()), nil
+	}
+	return 0, 0, fheserve.Errorf(fheserve.EUNSUPPORTED, "tensor %q has data type %s; supported: FLOAT, DOUBLE, INT32, INT64",
+		name, typeName(tp.GetDataType()))
+}
+
+// tensorFloats decodes the n values of a FLOAT or DOUBLE tensor, from raw
+// data if it has any.
+func tensorFloats(tp *onnxpb.TensorProto, typ onnxpb.TensorProto_DataType, raw []byte, n int) []float64 {
+	f := make([]float64, n)
+	for k := range n {
+		switch {
+		case typ == onnxpb.TensorProto_FLOAT && len(raw) > 0:
+			f[k] = float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[4*k:])))
+		case typ == onnxpb.TensorProto_FLOAT:
+			f[k] = float64(tp.FloatData[k])
+		case len(raw) > 0:
+			f[k] = math.Float64frombits(binary.LittleEndian.Uint64(raw[8*k:]))
+		default:
+			f[k] = tp.DoubleData[k]
+		}
+	}
+	return f
+}
+
+// tensorInts decodes the n values of an INT64 or INT32 tensor, from raw
+// data (values width bytes wide) if it has any.
+func tensorInts(tp *onnxpb.TensorProto, typ onnxpb.TensorProto_DataType, raw []byte, width, n int) []int64 {
+	v := make([]int64, n)
+	for k := range n {
+		switch {
+		case len(raw) > 0 && width == 8:
+			v[k] = int64(binary.LittleEndian.Uint64(raw[8*k:]))
+		case len(raw) > 0:
+			v[k] = int64(int32(binary.LittleEndian.Uint32(raw[4*k:])))
+		case typ == onnxpb.TensorProto_INT64:
+			v[k] = tp.Int64Data[k]
+		default:
+			v[k] = int64(tp.Int32Data[k])
+		}
+	}
+	return v
 }
 
 // broadcastDims returns the NumPy broadcast of two shapes.
