@@ -102,24 +102,9 @@ func (im *importer) gemm() error {
 	if err != nil {
 		return err
 	}
-	alpha, err := im.floatAttr("alpha", 1)
+	alpha, beta, transB, err := im.gemmAttrs()
 	if err != nil {
 		return err
-	}
-	beta, err := im.floatAttr("beta", 1)
-	if err != nil {
-		return err
-	}
-	transA, err := im.intAttr("transA", 0)
-	if err != nil {
-		return err
-	}
-	transB, err := im.intAttr("transB", 0)
-	if err != nil {
-		return err
-	}
-	if transA != 0 {
-		return im.unsupported("transA=1; only transA=0 is supported")
 	}
 	if len(b.dims) != 2 {
 		return im.unsupported("weight matrix B has shape %v; it must be 2-D", b.dims)
@@ -131,35 +116,16 @@ func (im *importer) gemm() error {
 	if in != x.shape[0] {
 		return im.invalid("weight matrix B has shape %v (transB=%d), but the input has %d features", b.dims, transB, x.shape[0])
 	}
-	bf, err := im.floatsOf(b)
+	w, err := im.gemmWeights(b, in, out, transB != 0, alpha)
 	if err != nil {
 		return err
 	}
-	w := bf // [out, in] as stored when transB=1, shared with the constant
-	if transB == 0 || alpha != 1 {
-		if err := im.charge(len(bf)); err != nil {
-			return err
-		}
-		w = make([]float64, len(bf))
-		for o := range out {
-			for i := range in {
-				if transB != 0 {
-					w[o*in+i] = alpha * bf[o*in+i]
-				} else {
-					w[o*in+i] = alpha * bf[i*out+o]
-				}
-			}
-		}
-	}
 	d := &nn.Dense{In: in, Out: out, W: w}
-	if _, ok, err := im.optIn(2); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		c, err := im.constIn(2, "bias C")
-		if err != nil {
-			return err
-		}
+	c, err := im.optConstIn(2, "bias C")
+	if err != nil {
+		return err
+	}
+	if c != nil {
 		if d.B, err = im.rowVector(c, out, "bias C"); err != nil {
 			return err
 		}
@@ -168,6 +134,53 @@ func (im *importer) gemm() error {
 		}
 	}
 	return im.emit("Gemm", d, x.id)
+}
+
+// gemmAttrs reads a Gemm's alpha, beta and transB, and refuses transA.
+func (im *importer) gemmAttrs() (alpha, beta float64, transB int64, err error) {
+	if alpha, err = im.floatAttr("alpha", 1); err != nil {
+		return 0, 0, 0, err
+	}
+	if beta, err = im.floatAttr("beta", 1); err != nil {
+		return 0, 0, 0, err
+	}
+	transA, err := im.intAttr("transA", 0)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if transB, err = im.intAttr("transB", 0); err != nil {
+		return 0, 0, 0, err
+	}
+	if transA != 0 {
+		return 0, 0, 0, im.unsupported("transA=1; only transA=0 is supported")
+	}
+	return alpha, beta, transB, nil
+}
+
+// gemmWeights returns alpha times the weight matrix b as [out, in],
+// row-major: b itself when it is stored so and alpha is 1.
+func (im *importer) gemmWeights(b *tensor, in, out int, transB bool, alpha float64) ([]float64, error) {
+	bf, err := im.floatsOf(b)
+	if err != nil {
+		return nil, err
+	}
+	if transB && alpha == 1 {
+		return bf, nil // shared with the constant
+	}
+	if err := im.charge(len(bf)); err != nil {
+		return nil, err
+	}
+	w := make([]float64, len(bf))
+	for o := range out {
+		for i := range in {
+			if transB {
+				w[o*in+i] = alpha * bf[o*in+i]
+			} else {
+				w[o*in+i] = alpha * bf[i*out+o]
+			}
+		}
+	}
+	return w, nil
 }
 
 func (im *importer) matmul() error {
@@ -303,22 +316,8 @@ func (im *importer) conv() error {
 	if err != nil {
 		return err
 	}
-	kernel := w.dims[2:]
-	if ks, ok, err := im.intsAttr("kernel_shape"); err != nil || ok && !slices.EqualFunc(ks, kernel, func(a int64, b int) bool { return a == int64(b) }) {
-		if err == nil {
-			err = im.invalid("kernel_shape %v does not match weights of shape %v", ks, w.dims)
-		}
-		return err
-	}
-	kh, kw := 1, kernel[len(kernel)-1]
-	if spatial == 2 {
-		kh = kernel[0]
-	}
-	wf, err := im.floatsOf(w)
+	wf, kh, kw, err := im.convKernels(w, spatial, dilations)
 	if err != nil {
-		return err
-	}
-	if wf, kh, kw, err = im.dilate(wf, w.dims[0]*w.dims[1], kh, kw, dilations); err != nil {
 		return err
 	}
 	cv := &nn.Conv{
@@ -327,14 +326,11 @@ func (im *importer) conv() error {
 		PadT: pads[0], PadL: pads[1], PadB: pads[2], PadR: pads[3],
 		W: wf,
 	}
-	if _, ok, err := im.optIn(2); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		b, err := im.constIn(2, "bias")
-		if err != nil {
-			return err
-		}
+	b, err := im.optConstIn(2, "bias")
+	if err != nil {
+		return err
+	}
+	if b != nil {
 		if len(b.dims) != 1 || b.dims[0] != cv.OutC {
 			return im.invalid("bias has shape %v; want [%d]", b.dims, cv.OutC)
 		}
@@ -345,6 +341,32 @@ func (im *importer) conv() error {
 	if spatial == 2 {
 		return im.emit("Conv", cv, x.id)
 	}
+	return im.conv1d(cv, x)
+}
+
+// convKernels returns the kernels of weights w (checked against the
+// kernel_shape attribute), dilated, as 2-D kernels of kh x kw.
+func (im *importer) convKernels(w *tensor, spatial int, dilations []int) (wf []float64, kh, kw int, err error) {
+	kernel := w.dims[2:]
+	if ks, ok, err := im.intsAttr("kernel_shape"); err != nil || ok && !slices.EqualFunc(ks, kernel, func(a int64, b int) bool { return a == int64(b) }) {
+		if err == nil {
+			err = im.invalid("kernel_shape %v does not match weights of shape %v", ks, w.dims)
+		}
+		return nil, 0, 0, err
+	}
+	kh, kw = 1, kernel[len(kernel)-1]
+	if spatial == 2 {
+		kh = kernel[0]
+	}
+	if wf, err = im.floatsOf(w); err != nil {
+		return nil, 0, 0, err
+	}
+	return im.dilate(wf, w.dims[0]*w.dims[1], kh, kw, dilations)
+}
+
+// conv1d emits cv, a Conv1d as a 2-D convolution, on x [C, L] between
+// reshapes to [C, 1, L] and back.
+func (im *importer) conv1d(cv *nn.Conv, x *value) error {
 	in, err := im.emitValue("Reshape", &nn.Reshape{To: nn.Shape{x.shape[0], 1, x.shape[1]}}, x.id)
 	if err != nil {
 		return err
@@ -468,18 +490,31 @@ func (im *importer) pad() error {
 			return err
 		}
 	}
+	if err := im.zeroPadValue(); err != nil {
+		return err
+	}
+	lo, hi, err := im.padAmounts(pads)
+	if err != nil {
+		return err
+	}
+	if lo == [4]int64{} && hi == [4]int64{} {
+		return im.set(x)
+	}
+	return im.emit("Pad", &nn.Pad{PadT: int(lo[2]), PadL: int(lo[3]), PadB: int(hi[2]), PadR: int(hi[3])}, x.id)
+}
+
+// zeroPadValue refuses a Pad whose value (attribute before opset 11,
+// input since) is not zero.
+func (im *importer) zeroPadValue() error {
 	value, err := im.floatAttr("value", 0)
 	if err != nil {
 		return err
 	}
-	if _, ok, err := im.optIn(2); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		c, err := im.constIn(2, "constant_value")
-		if err != nil {
-			return err
-		}
+	c, err := im.optConstIn(2, "constant_value")
+	if err != nil {
+		return err
+	}
+	if c != nil {
 		if c.size() > 1 {
 			return im.invalid("constant_value has %d values", c.size())
 		}
@@ -492,40 +527,42 @@ func (im *importer) pad() error {
 	if value != 0 {
 		return im.unsupported("pad value %v; only zero padding is supported", value)
 	}
+	return nil
+}
+
+// padAmounts returns the padding before and after each NCHW axis, of H
+// and W only.
+func (im *importer) padAmounts(pads []int64) (lo, hi [4]int64, err error) {
 	axes := []int64{0, 1, 2, 3}
 	if _, ok, err := im.optIn(3); err != nil || ok {
 		if err != nil {
-			return err
+			return lo, hi, err
 		}
 		if axes, err = im.constInts(3, "axes"); err != nil {
-			return err
+			return lo, hi, err
 		}
 	}
 	if len(pads) != 2*len(axes) {
-		return im.invalid("%d pads for %d axes", len(pads), len(axes))
+		return lo, hi, im.invalid("%d pads for %d axes", len(pads), len(axes))
 	}
-	var lo, hi [4]int64
 	seen := [4]bool{}
 	for j, a := range axes {
 		k, ok := normAxis(a, 4)
 		if !ok || seen[k] {
-			return im.invalid("axis %d out of range or repeated", a)
+			return lo, hi, im.invalid("axis %d out of range or repeated", a)
 		}
 		seen[k] = true
 		lo[k], hi[k] = pads[j], pads[j+len(axes)]
 	}
 	if lo[0] != 0 || hi[0] != 0 || lo[1] != 0 || hi[1] != 0 {
-		return im.unsupported("pads %v change the batch or channel axis; only H and W may be padded", pads)
+		return lo, hi, im.unsupported("pads %v change the batch or channel axis; only H and W may be padded", pads)
 	}
 	for k := 2; k < 4; k++ {
 		if lo[k] < 0 || hi[k] < 0 || lo[k] > nn.MaxSize || hi[k] > nn.MaxSize {
-			return im.unsupported("pads %v; only non-negative padding is supported", pads)
+			return lo, hi, im.unsupported("pads %v; only non-negative padding is supported", pads)
 		}
 	}
-	if lo == [4]int64{} && hi == [4]int64{} {
-		return im.set(x)
-	}
-	return im.emit("Pad", &nn.Pad{PadT: int(lo[2]), PadL: int(lo[3]), PadB: int(hi[2]), PadR: int(hi[3])}, x.id)
+	return lo, hi, nil
 }
 
 func (im *importer) batchNorm() error {
@@ -977,28 +1014,9 @@ func (im *importer) foldBinary(op string, a, b *tensor) error {
 	}
 	ia, ib := broadcastIndex(a.dims, dims), broadcastIndex(b.dims, dims)
 	if a.isInt && b.isInt && op != "Pow" {
-		out := make([]int64, n)
-		for k := range out {
-			x, y := a.i[ia[k]], b.i[ib[k]]
-			if x == batchDim || y == batchDim {
-				return im.unsupported("arithmetic on the batch size; shapes may only pass the batch size through")
-			}
-			switch op {
-			case "Add":
-				out[k] = x + y
-			case "Sub":
-				out[k] = x - y
-			case "Mul":
-				out[k] = x * y
-			case "Div":
-				if y == 0 {
-					return im.invalid("integer division by zero")
-				}
-				out[k] = x / y
-			}
-			if out[k] == batchDim {
-				return im.unsupported("integer overflow in a constant computation")
-			}
+		out, err := im.foldInts(op, a.i, b.i, ia, ib)
+		if err != nil {
+			return err
 		}
 		return im.setConst(intTensor(dims, out))
 	}
@@ -1027,4 +1045,34 @@ func (im *importer) foldBinary(op string, a, b *tensor) error {
 		}
 	}
 	return im.setConst(floatTensor(dims, out))
+}
+
+// foldInts computes the integer op element by element on a and b
+// broadcast by the index vectors ia and ib, refusing arithmetic on the
+// batch size, division by zero and overflow into the batch sentinel.
+func (im *importer) foldInts(op string, a, b []int64, ia, ib []int) ([]int64, error) {
+	out := make([]int64, len(ia))
+	for k := range out {
+		x, y := a[ia[k]], b[ib[k]]
+		if x == batchDim || y == batchDim {
+			return nil, im.unsupported("arithmetic on the batch size; shapes may only pass the batch size through")
+		}
+		switch op {
+		case "Add":
+			out[k] = x + y
+		case "Sub":
+			out[k] = x - y
+		case "Mul":
+			out[k] = x * y
+		case "Div":
+			if y == 0 {
+				return nil, im.invalid("integer division by zero")
+			}
+			out[k] = x / y
+		}
+		if out[k] == batchDim {
+			return nil, im.unsupported("integer overflow in a constant computation")
+		}
+	}
+	return out, nil
 }

@@ -146,6 +146,15 @@ func (im *importer) optIn(k int) (*value, bool, error) {
 	return v, true, nil
 }
 
+// optConstIn returns input k, which must be a constant, or nil if it is
+// omitted.
+func (im *importer) optConstIn(k int, what string) (*tensor, error) {
+	if _, ok, err := im.optIn(k); err != nil || !ok {
+		return nil, err
+	}
+	return im.constIn(k, what)
+}
+
 // computedIn returns input k, which must be computed from the model input.
 func (im *importer) computedIn(k int) (*value, error) {
 	v, err := im.in(k)
@@ -362,14 +371,11 @@ func (im *importer) dropout() error {
 	if err := im.arity(1, 3); err != nil {
 		return err
 	}
-	if _, ok, err := im.optIn(2); err != nil || ok {
-		if err != nil {
-			return err
-		}
-		t, err := im.constIn(2, "training_mode")
-		if err != nil {
-			return err
-		}
+	t, err := im.optConstIn(2, "training_mode")
+	if err != nil {
+		return err
+	}
+	if t != nil {
 		if v, ok := scalar(t); !ok || v != 0 {
 			return im.unsupported("Dropout in training mode")
 		}
