@@ -1030,21 +1030,26 @@ func (im *importer) foldBinary(op string, a, b *tensor) error {
 	}
 	out := make([]float64, n)
 	for k := range out {
-		x, y := fa[ia[k]], fb[ib[k]]
-		switch op {
-		case "Add":
-			out[k] = x + y
-		case "Sub":
-			out[k] = x - y
-		case "Mul":
-			out[k] = x * y
-		case "Div":
-			out[k] = x / y
-		case "Pow":
+		if x, y := fa[ia[k]], fb[ib[k]]; op == "Pow" {
 			out[k] = math.Pow(x, y)
+		} else {
+			out[k] = arith(op, x, y)
 		}
 	}
 	return im.setConst(floatTensor(dims, out))
+}
+
+// arith computes x op y for op Add, Sub, Mul or Div.
+func arith[T int64 | float64](op string, x, y T) T {
+	switch op {
+	case "Add":
+		return x + y
+	case "Sub":
+		return x - y
+	case "Mul":
+		return x * y
+	}
+	return x / y
 }
 
 // foldInts computes the integer op element by element on a and b
@@ -1057,20 +1062,10 @@ func (im *importer) foldInts(op string, a, b []int64, ia, ib []int) ([]int64, er
 		if x == batchDim || y == batchDim {
 			return nil, im.unsupported("arithmetic on the batch size; shapes may only pass the batch size through")
 		}
-		switch op {
-		case "Add":
-			out[k] = x + y
-		case "Sub":
-			out[k] = x - y
-		case "Mul":
-			out[k] = x * y
-		case "Div":
-			if y == 0 {
-				return nil, im.invalid("integer division by zero")
-			}
-			out[k] = x / y
+		if op == "Div" && y == 0 {
+			return nil, im.invalid("integer division by zero")
 		}
-		if out[k] == batchDim {
+		if out[k] = arith(op, x, y); out[k] == batchDim {
 			return nil, im.unsupported("integer overflow in a constant computation")
 		}
 	}
