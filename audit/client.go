@@ -205,30 +205,46 @@ func (c *Client) CheckLog(ctx context.Context, vkey string, seen []byte) (*Check
 		}
 	}
 	n := 0
-	for q := (Query{Tree: cp.N, Limit: MaxLimit}); cp.N > 0; {
-		p, err := c.Records(ctx, q)
+	if cp.N > 0 {
+		err := c.EachRecord(ctx, Query{Tree: cp.N, Limit: MaxLimit}, func(it *Item) error {
+			n++
+			_, err := it.Verify(cp)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
+	}
+	return &Checked{Note: msg, Checkpoint: cp, Records: n}, nil
+}
+
+// EachRecord calls f with each record q selects among those the caller
+// may see, in index order, page after page (q.Limit records a page), until
+// f fails or the records end. It checks only their order: CheckLog checks
+// them against the signed log.
+func (c *Client) EachRecord(ctx context.Context, q Query, f func(*Item) error) error {
+	for {
+		p, err := c.Records(ctx, q)
+		if err != nil {
+			return err
+		}
 		for _, it := range p.Records {
 			if it.Index < q.From {
-				return nil, badRecord(it.Index, "the server sent it out of order")
+				return badRecord(it.Index, "the server sent it out of order")
 			}
-			if _, err := it.Verify(cp); err != nil {
-				return nil, err
+			if err := f(it); err != nil {
+				return err
 			}
 			q.From = it.Index + 1
-			n++
 		}
 		if p.Next == 0 {
-			break
+			return nil
 		}
 		if p.Next < q.From {
-			return nil, fheserve.Errorf(fheserve.EINTERNAL, "the audit API's next page goes back to %d", p.Next)
+			return fheserve.Errorf(fheserve.EINTERNAL, "the audit API's next page goes back to %d", p.Next)
 		}
 		q.From = p.Next
 	}
-	return &Checked{Note: msg, Checkpoint: cp, Records: n}, nil
 }
 
 // checkConsistent checks that the log of checkpoint cp extends the one of

@@ -356,23 +356,18 @@ func auditLogServer(opts *auditOptions) error {
 	}
 	p := newRecordPrinter(opts)
 	q := audit.Query{Since: opts.Since, Actor: opts.Actor, Object: opts.Object, Limit: audit.MaxLimit}
-	for {
-		page, err := c.Records(opts.Ctx, q)
+	err = c.EachRecord(opts.Ctx, q, func(it *audit.Item) error {
+		r, err := audit.DecodeRecord(it.Record)
 		if err != nil {
-			return err
+			return fmt.Errorf("audit record %d from the server: %w", it.Index, err)
 		}
-		for _, it := range page.Records {
-			r, err := audit.DecodeRecord(it.Record)
-			if err != nil {
-				return fmt.Errorf("audit record %d from the server: %w", it.Index, err)
-			}
-			p.print(it.Index, it.Record, r)
-		}
-		if page.Next <= q.From {
-			return p.flush()
-		}
-		q.From = page.Next
+		p.print(it.Index, it.Record, r)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
+	return p.flush()
 }
 
 // objectFlag is an audit.Object flag written KIND:ID.

@@ -277,10 +277,17 @@ func (d *demo) run(dir string) error {
 			j.ID, fmtBytes(int(j.InputBytes)), millis(j.StartedAt.Sub(j.CreatedAt)), j.Total,
 			millis(j.FinishedAt.Sub(*j.StartedAt)), fmtBytes(int(j.ResultBytes)))
 	}
-	records, err := newestRecords(ctx, &audit.Client{URL: url + audit.PathPrefix, Token: admin.Token()}, 12)
+	var records []*audit.Record
+	err = (&audit.Client{URL: url + audit.PathPrefix, Token: admin.Token()}).EachRecord(ctx, audit.Query{Limit: audit.MaxLimit},
+		func(it *audit.Item) error {
+			r, err := audit.DecodeRecord(it.Record)
+			records = append(records, r)
+			return err
+		})
 	if err != nil {
 		return err
 	}
+	records = records[max(0, len(records)-12):]
 	fmt.Fprintf(out, "  audit trail (newest %d records of the signed log the administrator sees):\n", len(records))
 	for _, r := range records {
 		actor := r.Actor
@@ -379,28 +386,4 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
-}
-
-// newestRecords returns the last n records of the signed log that c's
-// caller may see, oldest first.
-func newestRecords(ctx context.Context, c *audit.Client, n int) ([]*audit.Record, error) {
-	var rs []*audit.Record
-	q := audit.Query{Limit: audit.MaxLimit}
-	for {
-		page, err := c.Records(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range page.Records {
-			r, err := audit.DecodeRecord(it.Record)
-			if err != nil {
-				return nil, err
-			}
-			rs = append(rs, r)
-		}
-		if page.Next <= q.From {
-			return rs[max(0, len(rs)-n):], nil
-		}
-		q.From = page.Next
-	}
 }
