@@ -1,4 +1,5 @@
-# Developer targets. CI runs .ci/run, which is `go vet ./...` and `go test ./...`.
+# Developer targets. CI runs .ci/run: `go vet ./...`, cross-builds of the
+# client packages (js/wasm, windows, darwin) and `go test ./...`.
 
 GO       ?= go
 PKGS     ?= ./...

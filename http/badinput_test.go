@@ -13,8 +13,8 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/sdk"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 // otherModel deploys a fixture as olivia, open to every user, and returns
@@ -150,7 +150,7 @@ func TestBadInput(t *testing.T) {
 				}
 				return
 			}
-			var e fhttp.ErrorResponse
+			var e api.ErrorResponse
 			if err := json.Unmarshal(body, &e); err != nil {
 				t.Fatalf("status %d, body is not an error: %q", status, body)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/fheserve/fheserve/blob"
 	"github.com/fheserve/fheserve/inproc"
 	"github.com/fheserve/fheserve/internal/allocs"
+	"github.com/fheserve/fheserve/sdk/api"
 	"github.com/fheserve/fheserve/sqlite"
 )
 
@@ -157,7 +158,7 @@ func FuzzAuthorization(f *testing.F) {
 		if err == nil {
 			t.Fatalf("header %q authenticated as %s", h, c.Account.Username)
 		}
-		if code := fheserve.ErrorCode(err); StatusOf(code) != http.StatusUnauthorized || fheserve.ErrorMessage(err) == "" {
+		if code := fheserve.ErrorCode(err); api.StatusOf(code) != http.StatusUnauthorized || fheserve.ErrorMessage(err) == "" {
 			t.Fatalf("header %q: %q %v, want 401 with a message", h, code, err)
 		}
 	})

@@ -12,25 +12,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
-)
-
-// Response wrappers of list endpoints.
-type (
-	AccountList struct {
-		Accounts []*fheserve.Account `json:"accounts"`
-	}
-	TokenList struct {
-		Tokens []*fheserve.Token `json:"tokens"`
-	}
-	ModelList struct {
-		Models []*fheserve.Model `json:"models"`
-	}
-	KeySetList struct {
-		KeySets []*fheserve.KeySet `json:"keysets"`
-	}
-	JobList struct {
-		Jobs []*fheserve.Job `json:"jobs"`
-	}
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 func orEmpty[T any](s []T) []T {
@@ -94,7 +76,7 @@ func (s *Server) tokens(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, &TokenList{orEmpty(ts)})
+	return writeJSON(w, http.StatusOK, &api.TokenList{Tokens: orEmpty(ts)})
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
@@ -111,7 +93,7 @@ func (s *Server) accounts(w http.ResponseWriter, r *http.Request, c *app.Caller)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, &AccountList{orEmpty(as)})
+	return writeJSON(w, http.StatusOK, &api.AccountList{Accounts: orEmpty(as)})
 }
 
 func (s *Server) review(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
@@ -220,7 +202,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request, c *app.Caller) e
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, &ModelList{orEmpty(ms)})
+	return writeJSON(w, http.StatusOK, &api.ModelList{Models: orEmpty(ms)})
 }
 
 func (s *Server) model(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
@@ -285,7 +267,7 @@ func (s *Server) keySets(w http.ResponseWriter, r *http.Request, c *app.Caller) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, &KeySetList{orEmpty(ks)})
+	return writeJSON(w, http.StatusOK, &api.KeySetList{KeySets: orEmpty(ks)})
 }
 
 func (s *Server) keySet(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
@@ -329,7 +311,7 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, c *app.Caller) err
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, &JobList{orEmpty(js)})
+	return writeJSON(w, http.StatusOK, &api.JobList{Jobs: orEmpty(js)})
 }
 
 func (s *Server) job(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
@@ -370,7 +352,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request, c *app.Caller
 	reauth := time.NewTicker(reauthEvery)
 	defer reauth.Stop()
 	streamErr := func(err error) {
-		b, _ := json.Marshal(&ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
+		b, _ := json.Marshal(&api.ErrorResponse{Code: fheserve.ErrorCode(err), Message: fheserve.ErrorMessage(err)})
 		fmt.Fprintf(w, "event: error\ndata: %s\n\n", b)
 		flusher.Flush()
 	}

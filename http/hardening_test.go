@@ -23,8 +23,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/sdk"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 // trickle opens a connection to the server at base, sends a request's
@@ -388,7 +388,7 @@ func TestAllowListHidden(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("%s GET %s: %d %s", role, path, status, body)
 		}
-		var list fhttp.ModelList
+		var list api.ModelList
 		if strings.HasSuffix(path, "/models") {
 			check(t, json.Unmarshal(body, &list))
 		} else {

@@ -1,14 +1,12 @@
 package http
 
 import (
-	"context"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
@@ -26,28 +24,12 @@ func (s *Server) setLimits(w http.ResponseWriter, r *http.Request, c *app.Caller
 	return writeJSON(w, http.StatusOK, m)
 }
 
-// SetLimits replaces a model's abuse limits (its owner or an administrator).
-func (c *Client) SetLimits(ctx context.Context, id string, req *fheserve.ModelLimits) (*fheserve.Model, error) {
-	var m fheserve.Model
-	return &m, c.do(ctx, jsonRequest(http.MethodPut, "/v1/models/"+esc(id)+"/limits", req), &m)
-}
-
 // setRetryAfter sets the Retry-After header, in whole seconds rounded up,
 // when err says when to try again.
 func setRetryAfter(w http.ResponseWriter, err error) {
 	if d := fheserve.RetryAfter(err); d > 0 {
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10))
 	}
-}
-
-// retryAfterOf reads a Retry-After header in seconds (the server never
-// sends the date form).
-func retryAfterOf(resp *http.Response) time.Duration {
-	n, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 32)
-	if err != nil || n <= 0 {
-		return 0
-	}
-	return time.Duration(n) * time.Second
 }
 
 // clientAddr is the client's IP address, for throttling logins. A

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/sdk"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 // TestModelLimits sets each kind of limit on a fresh model used by two
@@ -71,7 +71,7 @@ func TestModelLimits(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+w.tokens[user])
 			resp, err := http.DefaultClient.Do(req)
 			check(t, err)
-			var e fhttp.ErrorResponse
+			var e api.ErrorResponse
 			json.NewDecoder(resp.Body).Decode(&e)
 			resp.Body.Close()
 			secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 // call is one request of the permission matrix.
@@ -170,7 +171,7 @@ func TestPermissions(t *testing.T) {
 				case !allowed && status < 300:
 					t.Fatalf("%s %s as %s: %d, want it refused", c.method, c.path, role, status)
 				case !allowed:
-					var e fhttp.ErrorResponse
+					var e api.ErrorResponse
 					if err := json.Unmarshal(body, &e); err != nil || e.Message == "" {
 						t.Fatalf("refusal without an error message: %s", body)
 					}

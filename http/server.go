@@ -19,6 +19,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 //go:embed openapi.json
@@ -312,7 +313,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "request_id", app.RequestID(r.Context()), "err", err)
 	}
 	setRetryAfter(w, err)
-	writeJSON(w, StatusOf(code), &ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})
+	writeJSON(w, api.StatusOf(code), &api.ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/sdk"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 // TestTokenLifecycle checks over HTTP that a revoked, logged-out or
@@ -52,7 +52,7 @@ func TestTokenLifecycle(t *testing.T) {
 		resp, err := http.DefaultClient.Do(req)
 		check(t, err)
 		defer resp.Body.Close()
-		var e fhttp.ErrorResponse
+		var e api.ErrorResponse
 		json.NewDecoder(resp.Body).Decode(&e)
 		return resp.StatusCode, e.Message
 	}
@@ -129,7 +129,7 @@ func TestTokenNameRefused(t *testing.T) {
 	resp, err := http.DefaultClient.Do(req)
 	check(t, err)
 	defer resp.Body.Close()
-	var e fhttp.ErrorResponse
+	var e api.ErrorResponse
 	check(t, json.NewDecoder(resp.Body).Decode(&e))
 	if resp.StatusCode != http.StatusBadRequest || e.Code != fheserve.EINVALID || !strings.Contains(e.Message, "U+000A, a control") {
 		t.Fatalf("POST /v1/tokens with a hostile name: %d %+v, want 400 invalid naming the control character", resp.StatusCode, e)

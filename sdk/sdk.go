@@ -24,20 +24,20 @@ import (
 	"strings"
 
 	"github.com/fheserve/fheserve"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk/api"
 )
 
 // Client talks to one fheserve server as one account.
 type Client struct {
 	// API is the low-level client, for endpoints the SDK does not wrap.
-	API *fhttp.Client
+	API *api.Client
 }
 
 // New returns a client of the server at serverURL, like
 // "http://127.0.0.1:8080". It is anonymous until Login or SetToken.
 func New(serverURL string) *Client {
-	return &Client{API: fhttp.NewClient(serverURL)}
+	return &Client{API: api.NewClient(serverURL)}
 }
 
 // SetToken makes the client act with a session or API token.

@@ -1,4 +1,15 @@
-package http
+// Package api is the wire contract of fheserve's HTTP API and its
+// low-level Go client: one method per endpoint, JSON bodies for control
+// requests, binary bodies in the engine's wire format for keys,
+// ciphertexts and results, server-sent events for job progress. Error
+// codes map to HTTP statuses here, in both directions, so that a
+// fheserve.Error crosses the network unchanged.
+//
+// It lives with the SDK, on the device's side of the seam: it imports the
+// root package and the standard library only, so that every client (the
+// SDK, the CLI, a WebAssembly build) carries none of the server. The
+// server (package http) imports it for the same contract.
+package api
 
 import (
 	"bufio"
@@ -15,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fheserve/fheserve"
 )
@@ -397,4 +409,20 @@ func (c *Client) Result(ctx context.Context, id string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	return resp.Body, nil
+}
+
+// SetLimits replaces a model's abuse limits (its owner or an administrator).
+func (c *Client) SetLimits(ctx context.Context, id string, req *fheserve.ModelLimits) (*fheserve.Model, error) {
+	var m fheserve.Model
+	return &m, c.do(ctx, jsonRequest(http.MethodPut, "/v1/models/"+esc(id)+"/limits", req), &m)
+}
+
+// retryAfterOf reads a Retry-After header in seconds (the server never
+// sends the date form).
+func retryAfterOf(resp *http.Response) time.Duration {
+	n, err := strconv.ParseInt(resp.Header.Get("Retry-After"), 10, 32)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Second
 }
