@@ -35,6 +35,9 @@ type Server struct {
 	mux *http.ServeMux
 	srv *http.Server
 	ln  net.Listener
+	// tls says that UseTLS was called. srv.TLSConfig cannot say it: Serve
+	// sets it for HTTP/2 on a plain listener too.
+	tls bool
 
 	metrics *metrics
 
@@ -265,7 +268,7 @@ func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
 	}
-	if s.srv.TLSConfig != nil {
+	if s.tls {
 		return "https://" + s.ln.Addr().String()
 	}
 	return "http://" + s.ln.Addr().String()
@@ -274,7 +277,7 @@ func (s *Server) URL() string {
 // Serve serves on the listener until Shutdown; it returns nil then.
 func (s *Server) Serve() error {
 	serve := s.srv.Serve
-	if s.srv.TLSConfig != nil {
+	if s.tls {
 		// The certificate comes from TLSConfig.GetCertificate.
 		serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
 	}

@@ -88,5 +88,6 @@ func (c *Certificate) TLSConfig() *tls.Config {
 // debug level.
 func (s *Server) UseTLS(cfg *tls.Config) {
 	s.srv.TLSConfig = cfg
+	s.tls = true
 	s.srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)
 }
