@@ -116,8 +116,26 @@ func (r *Runner) Predict(ctx context.Context, x []float64, n int) ([]float64, er
 }
 
 func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error) {
+	up, err := r.upload(x, n)
+	if err != nil {
+		return nil, err
+	}
+	down, err := r.serve(ctx, up, n)
+	if err != nil {
+		return nil, err
+	}
+	y, err := r.download(down, n)
+	if err != nil {
+		return nil, err
+	}
+	r.Stats.Calls++
+	r.Stats.Samples += n
+	return y, nil
+}
+
+// upload is the client's first half of a call: encode, encrypt, serialize.
+func (r *Runner) upload(x []float64, n int) (*bytes.Buffer, error) {
 	p := r.Plan
-	// Client: encode, encrypt, serialize.
 	t0 := time.Now()
 	vecs, err := p.EncodeInput(x, n)
 	if err != nil {
@@ -138,10 +156,15 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 	}
 	r.Stats.Encrypt += time.Since(t0)
 	r.Stats.UploadBytes += up.Len()
+	return &up, nil
+}
 
-	// Server: decode, evaluate, sanitize, serialize compactly.
-	t0 = time.Now()
-	in, err := he.UnmarshalCiphertexts(&up, r.params, he.Limits{MaxCount: p.Input.Ciphertexts, MinLevel: p.Input.Level, MaxLevel: p.Input.Level})
+// serve is the server's part of a call: decode, evaluate, sanitize,
+// serialize compactly.
+func (r *Runner) serve(ctx context.Context, up *bytes.Buffer, n int) (*bytes.Buffer, error) {
+	p := r.Plan
+	t0 := time.Now()
+	in, err := he.UnmarshalCiphertexts(up, r.params, he.Limits{MaxCount: p.Input.Ciphertexts, MinLevel: p.Input.Level, MaxLevel: p.Input.Level})
 	if err != nil {
 		return nil, err
 	}
@@ -158,10 +181,15 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 	}
 	r.Stats.ServerIO += t1.Sub(t0) + time.Since(t2)
 	r.Stats.ResultBytes += down.Len()
+	return &down, nil
+}
 
-	// Client: decode, decrypt.
-	t0 = time.Now()
-	got, err := he.UnmarshalResult(&down, r.params, he.Limits{MaxCount: p.Output.Ciphertexts, MinLevel: 0, MaxLevel: 0})
+// download is the client's second half of a call: decode, decrypt, check
+// the bound and apply the head.
+func (r *Runner) download(down *bytes.Buffer, n int) ([]float64, error) {
+	p := r.Plan
+	t0 := time.Now()
+	got, err := he.UnmarshalResult(down, r.params, he.Limits{MaxCount: p.Output.Ciphertexts, MinLevel: 0, MaxLevel: 0})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +211,5 @@ func (r *Runner) call(ctx context.Context, x []float64, n int) ([]float64, error
 	}
 	plan.ApplyHead(p.Head, y, p.OutputSize())
 	r.Stats.Decrypt += time.Since(t0)
-	r.Stats.Calls++
-	r.Stats.Samples += n
 	return y, nil
 }

@@ -97,8 +97,6 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 	last := prog.LastCompute()
 	for i := range prog.Steps {
 		s := &prog.Steps[i]
-		st := &m.steps[i]
-		in := scales[s.In[0]]
 		// The scale a value should have: the default, or one whose square
 		// after rescaling is the default when it feeds a product.
 		target := def
@@ -108,43 +106,57 @@ func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
 		} else if i+1 >= last {
 			target = outScale
 		}
-		switch s.Kind {
-		case plan.StepLinear:
-			qIn := rlwe.NewScale(params.Q()[s.LevelIn])
-			st.ptScale = qIn.Mul(target).Div(in)
-			st.target = target
-			if err := m.prepareLinear(ecd, s, st, in); err != nil {
-				return nil, fmt.Errorf("cannot prepare step %q: %w", s.Name, err)
-			}
-			scales[i+1] = target
-		case plan.StepSquare:
-			scales[i+1] = in.Mul(in).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
-		case plan.StepMul:
-			scales[i+1] = in.Mul(scales[s.In[1]]).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
-		case plan.StepAdd:
-			scales[i+1] = in
-		case plan.StepMask:
-			scales[i+1] = in
-			if p.Packing == plan.Latency {
-				pos := make([]int, s.Length)
-				for r := range pos {
-					pos[r] = plan.Pos(p.Output.Positions, r)
-				}
-				if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, pos); err != nil {
-					return nil, err
-				}
-			}
-		case plan.StepPoly:
-			st.poly = polynomial.NewPolynomial(bignum.NewPolynomial(polyBasis(s.Basis), s.Poly, [2]float64{-1, 1}))
-			st.target = target
-			scales[i+1] = target
-		default:
-			return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
+		if err := m.prepareStep(ecd, i, scales, target); err != nil {
+			return nil, err
 		}
-		st.outScale = scales[i+1]
-		st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1)
 	}
 	return m, nil
+}
+
+// prepareStep encodes step i's constants for a result of scale target and
+// records the scale of its output in scales[i+1].
+func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, target rlwe.Scale) error {
+	p, prog, params := m.Plan, m.prog, m.params
+	s := &prog.Steps[i]
+	st := &m.steps[i]
+	in := scales[s.In[0]]
+	switch s.Kind {
+	case plan.StepLinear:
+		qIn := rlwe.NewScale(params.Q()[s.LevelIn])
+		st.ptScale = qIn.Mul(target).Div(in)
+		st.target = target
+		if err := m.prepareLinear(ecd, s, st); err != nil {
+			return fmt.Errorf("cannot prepare step %q: %w", s.Name, err)
+		}
+		scales[i+1] = target
+	case plan.StepSquare:
+		scales[i+1] = in.Mul(in).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
+	case plan.StepMul:
+		scales[i+1] = in.Mul(scales[s.In[1]]).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
+	case plan.StepAdd:
+		scales[i+1] = in
+	case plan.StepMask:
+		scales[i+1] = in
+		if p.Packing == plan.Latency {
+			pos := make([]int, s.Length)
+			for r := range pos {
+				pos[r] = plan.Pos(p.Output.Positions, r)
+			}
+			var err error
+			if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, pos); err != nil {
+				return err
+			}
+		}
+	case plan.StepPoly:
+		st.poly = polynomial.NewPolynomial(bignum.NewPolynomial(polyBasis(s.Basis), s.Poly, [2]float64{-1, 1}))
+		st.target = target
+		scales[i+1] = target
+	default:
+		return fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
+	}
+	st.outScale = scales[i+1]
+	st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1)
+	return nil
 }
 
 // maskPlaintext encodes a slot vector that is 1 at the given slots and 0
@@ -170,94 +182,119 @@ func polyBasis(b string) bignum.Basis {
 	return bignum.Monomial
 }
 
-func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared, in rlwe.Scale) error {
-	params := m.params
-	slots := params.MaxSlots()
+// prepareLinear encodes a linear step's weights at st.ptScale, in the form
+// its evaluation reads them.
+func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
 	switch {
 	case m.Plan.Packing == plan.Batch:
-		// ptScale = q * target/in: each weight becomes round(w * ptScale).
-		f := st.ptScale.Float64()
-		ringQ := params.RingQ()
-		nl := s.LevelIn + 1
-		st.rows = make([][]uint64, s.M.Rows)
-		for r := range st.rows {
-			_, vals := s.M.Row(r)
-			w := make([]uint64, len(vals)*nl)
-			for j, v := range vals {
-				x := v * f
-				if math.Abs(x) >= 1<<62 {
-					return fheserve.Errorf(fheserve.EUNSUPPORTED, "weight %g of step %q is too large for the parameters", v, s.Name)
-				}
-				wi := int64(math.Round(x))
-				for i := 0; i < nl; i++ {
-					sr := ringQ.SubRings[i]
-					u := wi % int64(sr.Modulus)
-					if u < 0 {
-						u += int64(sr.Modulus)
-					}
-					w[j*nl+i] = uint64(u)
-				}
-			}
-			st.rows[r] = w
-		}
-		st.bias = s.Bias
+		return m.prepareBatchRows(s, st)
 	case s.Coeffs:
-		n := params.N()
-		w := make([]float64, n)
-		for r := 0; r < s.M.Rows; r++ {
-			cols, vals := s.M.Row(r)
-			for j, c := range cols {
-				w[r*s.Pin+s.Pin-1-c] = vals[j]
-			}
-		}
-		pt := ckks.NewPlaintext(params, s.LevelIn)
-		pt.IsBatched = false
-		pt.Scale = st.ptScale
-		if err := ecd.Encode(w, pt); err != nil {
-			return err
-		}
-		st.coeffPt = pt
-		if s.Bias != nil {
-			st.coeffB = make([]float64, n)
-			for r, b := range s.Bias {
-				st.coeffB[r*s.Pin+s.Pin-1] = b
-			}
-		}
+		return m.prepareCoeffs(ecd, s, st)
 	default:
-		diags := s.Diagonals()
-		full := make(lintrans.Diagonals[float64], len(diags))
-		for k, d := range diags {
-			v := make([]float64, slots)
-			for j := 0; j < slots; j += len(d) {
-				copy(v[j:], d)
-				if s.MaskOutput {
-					break // the first window only: every other slot is zero
-				}
+		return m.prepareDiagonals(ecd, s, st)
+	}
+}
+
+// prepareBatchRows reduces each weight, scaled, modulo every prime of the
+// step's input level: the scalar products of linearBatch.
+func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
+	params := m.params
+	// ptScale = q * target/in: each weight becomes round(w * ptScale).
+	f := st.ptScale.Float64()
+	ringQ := params.RingQ()
+	nl := s.LevelIn + 1
+	st.rows = make([][]uint64, s.M.Rows)
+	for r := range st.rows {
+		_, vals := s.M.Row(r)
+		w := make([]uint64, len(vals)*nl)
+		for j, v := range vals {
+			x := v * f
+			if math.Abs(x) >= 1<<62 {
+				return fheserve.Errorf(fheserve.EUNSUPPORTED, "weight %g of step %q is too large for the parameters", v, s.Name)
 			}
-			full[k] = v
-		}
-		ltp := ltckks.Parameters{
-			DiagonalsIndexList:        full.DiagonalsIndexList(),
-			LevelQ:                    s.LevelIn,
-			LevelP:                    params.MaxLevelP(),
-			Scale:                     st.ptScale,
-			LogDimensions:             ring.Dimensions{Rows: 0, Cols: params.LogMaxSlots()},
-			LogBabyStepGiantStepRatio: s.LogBSGSRatio,
-		}
-		lt := ltckks.NewTransformation(params, ltp)
-		if err := ltckks.Encode(ecd, ltckks.Diagonals[float64](full), lt); err != nil {
-			return err
-		}
-		st.parts = splitTransformation(lintrans.LinearTransformation(lt), Parts)
-		if s.Bias != nil {
-			st.bias = make([]float64, slots)
-			for j := 0; j < slots; j += s.Pout {
-				for r, b := range s.Bias {
-					st.bias[j+plan.Pos(s.OutPos, r)] = b
+			wi := int64(math.Round(x))
+			for i := 0; i < nl; i++ {
+				sr := ringQ.SubRings[i]
+				u := wi % int64(sr.Modulus)
+				if u < 0 {
+					u += int64(sr.Modulus)
 				}
-				if s.MaskOutput {
-					break
-				}
+				w[j*nl+i] = uint64(u)
+			}
+		}
+		st.rows[r] = w
+	}
+	st.bias = s.Bias
+	return nil
+}
+
+// prepareCoeffs encodes the weights as one coefficient-encoded plaintext,
+// each row reversed (see linearCoeffs), and the bias as coefficients.
+func (m *Model) prepareCoeffs(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
+	params := m.params
+	n := params.N()
+	w := make([]float64, n)
+	for r := 0; r < s.M.Rows; r++ {
+		cols, vals := s.M.Row(r)
+		for j, c := range cols {
+			w[r*s.Pin+s.Pin-1-c] = vals[j]
+		}
+	}
+	pt := ckks.NewPlaintext(params, s.LevelIn)
+	pt.IsBatched = false
+	pt.Scale = st.ptScale
+	if err := ecd.Encode(w, pt); err != nil {
+		return err
+	}
+	st.coeffPt = pt
+	if s.Bias != nil {
+		st.coeffB = make([]float64, n)
+		for r, b := range s.Bias {
+			st.coeffB[r*s.Pin+s.Pin-1] = b
+		}
+	}
+	return nil
+}
+
+// prepareDiagonals encodes the weights' diagonals as a baby-step
+// giant-step linear transformation split into Parts, and the bias as a
+// slot vector.
+func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
+	params := m.params
+	slots := params.MaxSlots()
+	diags := s.Diagonals()
+	full := make(lintrans.Diagonals[float64], len(diags))
+	for k, d := range diags {
+		v := make([]float64, slots)
+		for j := 0; j < slots; j += len(d) {
+			copy(v[j:], d)
+			if s.MaskOutput {
+				break // the first window only: every other slot is zero
+			}
+		}
+		full[k] = v
+	}
+	ltp := ltckks.Parameters{
+		DiagonalsIndexList:        full.DiagonalsIndexList(),
+		LevelQ:                    s.LevelIn,
+		LevelP:                    params.MaxLevelP(),
+		Scale:                     st.ptScale,
+		LogDimensions:             ring.Dimensions{Rows: 0, Cols: params.LogMaxSlots()},
+		LogBabyStepGiantStepRatio: s.LogBSGSRatio,
+	}
+	lt := ltckks.NewTransformation(params, ltp)
+	if err := ltckks.Encode(ecd, ltckks.Diagonals[float64](full), lt); err != nil {
+		return err
+	}
+	st.parts = splitTransformation(lintrans.LinearTransformation(lt), Parts)
+	if s.Bias != nil {
+		st.bias = make([]float64, slots)
+		for j := 0; j < slots; j += s.Pout {
+			for r, b := range s.Bias {
+				st.bias[j+plan.Pos(s.OutPos, r)] = b
+			}
+			if s.MaskOutput {
+				break
 			}
 		}
 	}
@@ -480,28 +517,10 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 			out, err := e.linearSlots(s, st, x[0])
 			return []*rlwe.Ciphertext{out}, err
 		}
-	case plan.StepSquare, plan.StepMul:
-		y := x
-		if s.Kind == plan.StepMul {
-			y = vals[s.In[1]]
-		}
-		out := make([]*rlwe.Ciphertext, len(x))
-		err := e.parallel(len(x), func(j int) error {
-			mul := e.eval.MulRelinNew
-			if st.lazyRelin {
-				mul = e.eval.MulNew
-			}
-			ct, err := mul(x[j], y[j])
-			if err != nil {
-				return err
-			}
-			if err := e.eval.Rescale(ct, ct); err != nil {
-				return err
-			}
-			out[j] = ct
-			return nil
-		})
-		return out, err
+	case plan.StepSquare:
+		return e.mul(st, x, x)
+	case plan.StepMul:
+		return e.mul(st, x, vals[s.In[1]])
 	case plan.StepAdd:
 		y := vals[s.In[1]]
 		out := make([]*rlwe.Ciphertext, len(x))
@@ -514,22 +533,50 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 	case plan.StepMask:
 		return e.mask(s, st, x, samples)
 	case plan.StepPoly:
-		out := make([]*rlwe.Ciphertext, len(x))
-		err := e.parallel(len(x), func(j int) error {
-			pe := polynomial.NewEvaluator(e.m.params, e.eval)
-			ct, err := pe.Evaluate(x[j], st.poly, st.target)
-			if err != nil {
-				return err
-			}
-			if ct.Level() != s.Level {
-				e.eval.DropLevel(ct, ct.Level()-s.Level)
-			}
-			out[j] = ct
-			return nil
-		})
-		return out, err
+		return e.poly(s, st, x)
 	}
 	return nil, fheserve.Errorf(fheserve.EINTERNAL, "unknown step kind %q", s.Kind)
+}
+
+// mul multiplies x by y element by element and rescales; the products stay
+// unrelinearized when the step is lazy.
+func (e *Evaluator) mul(st *prepared, x, y []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	out := make([]*rlwe.Ciphertext, len(x))
+	err := e.parallel(len(x), func(j int) error {
+		mul := e.eval.MulRelinNew
+		if st.lazyRelin {
+			mul = e.eval.MulNew
+		}
+		ct, err := mul(x[j], y[j])
+		if err != nil {
+			return err
+		}
+		if err := e.eval.Rescale(ct, ct); err != nil {
+			return err
+		}
+		out[j] = ct
+		return nil
+	})
+	return out, err
+}
+
+// poly evaluates the step's polynomial on each ciphertext of x and brings
+// the results to the step's level.
+func (e *Evaluator) poly(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	out := make([]*rlwe.Ciphertext, len(x))
+	err := e.parallel(len(x), func(j int) error {
+		pe := polynomial.NewEvaluator(e.m.params, e.eval)
+		ct, err := pe.Evaluate(x[j], st.poly, st.target)
+		if err != nil {
+			return err
+		}
+		if ct.Level() != s.Level {
+			e.eval.DropLevel(ct, ct.Level()-s.Level)
+		}
+		out[j] = ct
+		return nil
+	})
+	return out, err
 }
 
 // mask keeps the call's declared outputs and zeroes every other slot, so
@@ -587,11 +634,35 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 // rescaling, block folding and the bias.
 func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	params := e.m.params
-	rp := params.GetRLWEParameters()
-	levelQ, levelP := x.Level(), st.parts[0].LevelP
+	levelQ := x.Level()
+	pre, err := e.preRotate(st.parts, x)
+	if err != nil {
+		return nil, err
+	}
+	outs := make([]*rlwe.Ciphertext, len(st.parts))
+	err = e.parallel(len(st.parts), func(k int) error {
+		outs[k] = ckks.NewCiphertext(params, 1, levelQ)
+		return e.lt.MultiplyByDiagMatrixBSGS(x, st.parts[k], pre, outs[k])
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := outs[0]
+	for _, o := range outs[1:] {
+		if err := e.eval.Add(out, o, out); err != nil {
+			return nil, err
+		}
+	}
+	return e.finishSlots(s, st, out)
+}
+
+// preRotate returns the hoisted baby-step rotations of x that parts use.
+func (e *Evaluator) preRotate(parts []lintrans.LinearTransformation, x *rlwe.Ciphertext) (map[int]*rlwe.Element[ringqp.Poly], error) {
+	rp := e.m.params.GetRLWEParameters()
+	levelQ, levelP := x.Level(), parts[0].LevelP
 	// The parts share N1 but not necessarily all baby steps: hoist the union.
 	need := map[int]bool{}
-	for _, part := range st.parts {
+	for _, part := range parts {
 		_, _, b := part.BSGSIndex()
 		for _, r := range b {
 			need[r] = true
@@ -628,20 +699,12 @@ func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) 
 			pre[k] = v
 		}
 	}
-	outs := make([]*rlwe.Ciphertext, len(st.parts))
-	err = e.parallel(len(st.parts), func(k int) error {
-		outs[k] = ckks.NewCiphertext(params, 1, levelQ)
-		return e.lt.MultiplyByDiagMatrixBSGS(x, st.parts[k], pre, outs[k])
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := outs[0]
-	for _, o := range outs[1:] {
-		if err := e.eval.Add(out, o, out); err != nil {
-			return nil, err
-		}
-	}
+	return pre, nil
+}
+
+// finishSlots rescales the diagonal method's sum, folds its blocks and
+// adds the bias.
+func (e *Evaluator) finishSlots(s *plan.Step, st *prepared, out *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	if s.MaskOutput {
 		// The result's last rescale: re-randomized first, its rounding
 		// no longer depends on the weights (see mask).
@@ -737,8 +800,6 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 	if level != s.LevelIn {
 		return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: input at level %d, prepared for %d", s.Name, level, s.LevelIn)
 	}
-	nl := level + 1
-	sub := params.RingQ().SubRings[:nl]
 	deg := x[0].Degree()
 	out := make([]*rlwe.Ciphertext, s.M.Rows)
 	for r := range out {
@@ -746,11 +807,42 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 		*out[r].MetaData = *x[0].MetaData
 		out[r].Scale = x[0].Scale.Mul(rlwe.NewScale(params.Q()[level]))
 	}
+	if err := e.batchProducts(s, st, x, out); err != nil {
+		return nil, err
+	}
+	err := e.parallel(len(out), func(r int) error {
+		acc := out[r]
+		// Relinearize before rescaling: the rounding of a rescale
+		// multiplies the third component's by s^2 at decryption, tens of
+		// times the noise of a rescale after relinearization.
+		if acc.Degree() > 1 {
+			if err := e.eval.Relinearize(acc, acc); err != nil {
+				return err
+			}
+		}
+		if err := e.eval.Rescale(acc, acc); err != nil {
+			return err
+		}
+		acc.Scale = st.target
+		if st.bias != nil && st.bias[r] != 0 {
+			return e.eval.Add(acc, st.bias[r], acc)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// batchProducts writes into out the sums of scalar products of linearBatch,
+// unreduced in 128-bit accumulators and reduced once per coefficient.
+func (e *Evaluator) batchProducts(s *plan.Step, st *prepared, x, out []*rlwe.Ciphertext) error {
+	params := e.m.params
+	nl := x[0].Level() + 1
+	sub := params.RingQ().SubRings[:nl]
 	n := params.N()
 	chunk := min(batchChunk, n)
 	perPoly := n / chunk
-	polys := deg + 1
-	err := e.parallel(nl*polys*perPoly, func(t int) error {
+	polys := x[0].Degree() + 1
+	return e.parallel(nl*polys*perPoly, func(t int) error {
 		i, k, a := t/(polys*perPoly), (t/perPoly)%polys, (t%perPoly)*chunk
 		b := a + chunk
 		q := sub[i].Modulus
@@ -776,29 +868,6 @@ func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	err = e.parallel(len(out), func(r int) error {
-		acc := out[r]
-		// Relinearize before rescaling: the rounding of a rescale
-		// multiplies the third component's by s^2 at decryption, tens of
-		// times the noise of a rescale after relinearization.
-		if acc.Degree() > 1 {
-			if err := e.eval.Relinearize(acc, acc); err != nil {
-				return err
-			}
-		}
-		if err := e.eval.Rescale(acc, acc); err != nil {
-			return err
-		}
-		acc.Scale = st.target
-		if st.bias != nil && st.bias[r] != 0 {
-			return e.eval.Add(acc, st.bias[r], acc)
-		}
-		return nil
-	})
-	return out, err
 }
 
 // MemoryEstimate is, roughly, the most memory one evaluation holds beyond
