@@ -57,6 +57,7 @@ type PredictStats struct {
 	Jobs        []string      // the jobs' ids, in the order of their samples
 	Encrypt     time.Duration // summed over calls
 	Evaluate    time.Duration // the jobs' evaluation times (server clock), summed
+	Server      time.Duration // wall clock, from the first submission to the latest result
 	Decrypt     time.Duration // summed over calls
 	UploadBytes int64
 	ResultBytes int64
@@ -184,6 +185,7 @@ type prediction struct {
 
 	mu        sync.Mutex // guards what follows, and serializes Progress
 	stats     *PredictStats
+	submitted time.Time // the first submission
 	calls     []call
 	predicted int
 	bad       OutOfBoundError
@@ -313,6 +315,9 @@ func (pr *prediction) submit(ctx context.Context, i int) error {
 			pr.mu.Lock()
 			defer pr.mu.Unlock()
 			cl.job = j
+			if pr.submitted.IsZero() {
+				pr.submitted = time.Now()
+			}
 			pr.stats.Jobs = append(pr.stats.Jobs, j.ID)
 			pr.stats.UploadBytes += int64(len(ct))
 			pr.report(i, j, 0, "")
@@ -386,6 +391,7 @@ func (pr *prediction) collect(ctx context.Context, i int) (err error) {
 	}
 	cl.y, cl.done = y, true
 	pr.predicted += cl.n
+	pr.stats.Server = time.Since(pr.submitted)
 	pr.report(i, j, 0, "")
 	return nil
 }

@@ -21,29 +21,14 @@ import (
 	"github.com/fheserve/fheserve/audit"
 	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/mod/sumdb/note"
 )
 
 // tokenEnv overrides the token of the last login for the audit verbs.
 const tokenEnv = "FHESERVE_TOKEN"
 
-type auditOptions struct {
-	Out    io.Writer
-	ErrOut io.Writer
-	Ctx    context.Context
-
-	Action  string // verify, log, key
-	DataDir string // offline: the server's data directory
-	Pin     string // verify --server: the verifier key to pin
-	Token   string // --server: bearer token (default $FHESERVE_TOKEN, then the last login's)
-	Since   time.Time
-	Actor   string
-	Object  audit.Object // log: only the records naming it
-	JSON    bool
-	clientFlags
-}
-
-func newAuditCmd(runF func(*auditOptions) error) *cobra.Command {
+func newAuditCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Verify and read the tamper-evident audit log",
@@ -54,28 +39,46 @@ history without them noticing; operators verify the stored log offline.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	run := func(opts *auditOptions, since *string) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
-			if since != nil && *since != "" {
-				t, err := parseSince(*since, time.Now())
-				if err != nil {
-					return err
-				}
-				opts.Since = t
-			}
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return auditRun(opts)
-		}
-	}
+	cmd.AddCommand(newAuditVerifyCmd(f, nil), newAuditLogCmd(f, nil), newAuditKeyCmd(f, nil))
+	return cmd
+}
 
-	verifyOpts := &auditOptions{Action: "verify"}
-	verifyCmd := &cobra.Command{
+// auditSource is where the audit verbs read the log: a server (--server,
+// --token) or a data directory (--data-dir).
+type auditSource struct {
+	DataDir string // offline: the server's data directory
+	Token   string // --server: bearer token (default $FHESERVE_TOKEN, then the last login's)
+	remote
+}
+
+// register adds the flags that choose where the log is read.
+func (s *auditSource) register(fs *pflag.FlagSet) {
+	fs.StringVar(&s.DataDir, "data-dir", "", "read the log offline from the server data `directory`")
+	fs.StringVar(&s.Token, "token", "", "bearer `token` for --server (default: $"+tokenEnv+", then the last login's)")
+	s.remote.register(fs)
+}
+
+func (s *auditSource) validate() error {
+	switch {
+	case s.DataDir != "" && s.Server != "":
+		return fheserve.Errorf(fheserve.EINVALID, "give --server or --data-dir, not both")
+	case s.DataDir != "" && s.Token != "":
+		return fheserve.Errorf(fheserve.EINVALID, "--token is for --server only")
+	}
+	return nil
+}
+
+type auditVerifyOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	Pin string // the verifier key to pin
+	auditSource
+}
+
+func newAuditVerifyCmd(f *Factory, runF func(*auditVerifyOptions) error) *cobra.Command {
+	opts := &auditVerifyOptions{IO: f.IO, auditSource: auditSource{remote: newRemote(f)}}
+	cmd := &cobra.Command{
 		Use:   "verify (--server URL [--pin KEY] | --data-dir D [--pin KEY])",
 		Short: "Check the audit log: from outside against a server, or offline in a data directory",
 		Long: `With --server, fetch the latest signed checkpoint, check its signature with
@@ -91,14 +94,45 @@ checkpoint; the first record altered, removed or moved is named.`,
   fheserve audit verify --server https://fhe.example.com --pin 'fheserve.audit/1f2e...+1a2b3c4d+AbC...'
   fheserve audit verify --data-dir /var/lib/fheserve`,
 		Args: noArgs,
-		RunE: run(verifyOpts, nil),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx = cmd.Context()
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if opts.Pin != "" {
+				if _, err := note.NewVerifier(opts.Pin); err != nil {
+					return fheserve.Errorf(fheserve.EINVALID, "--pin is not a verifier key (name+hash+key): %v", err)
+				}
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			if opts.DataDir != "" {
+				return auditVerifyOffline(opts)
+			}
+			return auditVerifyServer(opts)
+		},
 	}
-	auditFlags(verifyCmd, verifyOpts)
-	verifyCmd.Flags().StringVar(&verifyOpts.Pin, "pin", "", "the log's verifier `KEY`, as the operator publishes it")
+	opts.auditSource.register(cmd.Flags())
+	cmd.Flags().StringVar(&opts.Pin, "pin", "", "the log's verifier `KEY`, as the operator publishes it")
+	return cmd
+}
 
+type auditLogOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	Since  time.Time
+	Actor  string
+	Object audit.Object // only the records naming it
+	JSON   bool
+	auditSource
+}
+
+func newAuditLogCmd(f *Factory, runF func(*auditLogOptions) error) *cobra.Command {
+	opts := &auditLogOptions{IO: f.IO, auditSource: auditSource{remote: newRemote(f)}}
 	var since string
-	logOpts := &auditOptions{Action: "log"}
-	logCmd := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "log [--server URL | --data-dir D] [--since T] [--actor U] [--object KIND:ID] [--json]",
 		Short: "List audit records: yours from a server, or all of them offline",
 		Long: `List the records of the audit log, oldest first: from a server, those about
@@ -109,69 +143,68 @@ exact bytes hashed into the log.`,
   fheserve audit log --object keyset:key_4f2a...
   fheserve audit log --data-dir /var/lib/fheserve --actor alice --json`,
 		Args: noArgs,
-		RunE: run(logOpts, &since),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx = cmd.Context()
+			if since != "" {
+				t, err := parseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				opts.Since = t
+			}
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			if opts.DataDir != "" {
+				return auditLogOffline(opts)
+			}
+			return auditLogServer(opts)
+		},
 	}
-	auditFlags(logCmd, logOpts)
-	logCmd.Flags().StringVar(&since, "since", "", "records at or after `T`: an RFC 3339 time, a date (YYYY-MM-DD, UTC) or a duration ago (24h)")
-	logCmd.Flags().StringVar(&logOpts.Actor, "actor", "", "records by the account named `U`")
-	logCmd.Flags().Var((*objectFlag)(&logOpts.Object), "object", "records naming the object `KIND:ID` (account, model, job, keyset, token)")
-	logCmd.Flags().BoolVar(&logOpts.JSON, "json", false, "print JSON lines")
-
-	keyOpts := &auditOptions{Action: "key"}
-	keyCmd := &cobra.Command{
-		Use:   "key --data-dir D",
-		Short: "Print the audit log's verifier key, for clients to pin",
-		Args:  noArgs,
-		RunE:  run(keyOpts, nil),
-	}
-	keyCmd.Flags().StringVar(&keyOpts.DataDir, "data-dir", "", "server data `directory` (required)")
-
-	cmd.AddCommand(verifyCmd, logCmd, keyCmd)
+	opts.auditSource.register(cmd.Flags())
+	cmd.Flags().StringVar(&since, "since", "", "records at or after `T`: an RFC 3339 time, a date (YYYY-MM-DD, UTC) or a duration ago (24h)")
+	cmd.Flags().StringVar(&opts.Actor, "actor", "", "records by the account named `U`")
+	cmd.Flags().Var((*objectFlag)(&opts.Object), "object", "records naming the object `KIND:ID` (account, model, job, keyset, token)")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON lines")
 	return cmd
 }
 
-// auditFlags adds the flags that choose where the log is read.
-func auditFlags(cmd *cobra.Command, opts *auditOptions) {
-	f := cmd.Flags()
-	f.StringVar(&opts.DataDir, "data-dir", "", "read the log offline from the server data `directory`")
-	f.StringVar(&opts.Token, "token", "", "bearer `token` for --server (default: $"+tokenEnv+", then the last login's)")
-	opts.register(f)
+type auditKeyOptions struct {
+	IO *IOStreams
+
+	DataDir string
 }
 
-func (o *auditOptions) validate() error {
-	switch {
-	case o.Action == "key" && o.DataDir == "":
-		return requiredFlag("--data-dir")
-	case o.DataDir != "" && o.Server != "":
-		return fheserve.Errorf(fheserve.EINVALID, "give --server or --data-dir, not both")
-	case o.DataDir != "" && o.Token != "":
-		return fheserve.Errorf(fheserve.EINVALID, "--token is for --server only")
+func newAuditKeyCmd(f *Factory, runF func(*auditKeyOptions) error) *cobra.Command {
+	opts := &auditKeyOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "key --data-dir D",
+		Short: "Print the audit log's verifier key, for clients to pin",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if opts.DataDir == "" {
+				return requiredFlag("--data-dir")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return auditKeyRun(opts)
+		},
 	}
-	if o.Pin != "" {
-		if _, err := note.NewVerifier(o.Pin); err != nil {
-			return fheserve.Errorf(fheserve.EINVALID, "--pin is not a verifier key (name+hash+key): %v", err)
-		}
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "server data `directory` (required)")
+	return cmd
+}
+
+func auditKeyRun(opts *auditKeyOptions) error {
+	vkey, err := dataDirKey(opts.DataDir)
+	if err != nil {
+		return err
 	}
+	fmt.Fprintln(opts.IO.Out, vkey)
 	return nil
-}
-
-func auditRun(opts *auditOptions) error {
-	switch {
-	case opts.Action == "key":
-		vkey, err := dataDirKey(opts.DataDir)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintln(opts.Out, vkey)
-		return nil
-	case opts.Action == "verify" && opts.DataDir != "":
-		return auditVerifyOffline(opts)
-	case opts.Action == "verify":
-		return auditVerifyServer(opts)
-	case opts.DataDir != "":
-		return auditLogOffline(opts)
-	}
-	return auditLogServer(opts)
 }
 
 // openAuditStore opens the log of a data directory for reading.
@@ -197,7 +230,7 @@ func dataDirKey(dataDir string) (string, error) {
 	return k.VerifierKey(), nil
 }
 
-func auditVerifyOffline(opts *auditOptions) error {
+func auditVerifyOffline(opts *auditVerifyOptions) error {
 	vkey := opts.Pin
 	if vkey == "" {
 		// The key beside the log: this checks the records against the
@@ -217,27 +250,27 @@ func auditVerifyOffline(opts *auditOptions) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.Out, "audit log in %s verified: %d records, %d signed checkpoints\n", opts.DataDir, v.Records, v.Checkpoints)
-	fmt.Fprintf(opts.Out, "root hash %s, signed by %s\n", v.Latest.Hash, vkey)
+	fmt.Fprintf(opts.IO.Out, "audit log in %s verified: %d records, %d signed checkpoints\n", opts.DataDir, v.Records, v.Checkpoints)
+	fmt.Fprintf(opts.IO.Out, "root hash %s, signed by %s\n", v.Latest.Hash, vkey)
 	return nil
 }
 
 // auditClient returns a client of the audit API of the chosen server and
 // the server's URL.
-func (o *auditOptions) auditClient() (*audit.Client, string, error) {
-	cfg, err := loadConfig()
+func (s *auditSource) auditClient() (*audit.Client, string, error) {
+	cfg, err := s.loadConfig()
 	if err != nil {
 		return nil, "", err
 	}
-	server, err := o.serverURL(cfg)
+	server, err := s.serverURL(cfg)
 	if err != nil {
 		return nil, "", err
 	}
-	token := o.Token
+	token := s.Token
 	switch {
 	case token != "":
-	case os.Getenv(tokenEnv) != "":
-		token = os.Getenv(tokenEnv)
+	case s.f.Getenv(tokenEnv) != "":
+		token = s.f.Getenv(tokenEnv)
 	case cfg.Server == server:
 		token = cfg.Token
 	}
@@ -249,8 +282,8 @@ var unsafeInFileName = regexp.MustCompile(`[^A-Za-z0-9.-]+`)
 // auditStateDir is where the client keeps what it trusts about a server's
 // log: the pinned verifier key ("key") and the latest checkpoint it
 // verified ("checkpoint").
-func auditStateDir(server string) (string, error) {
-	h, err := home()
+func (r *remote) auditStateDir(server string) (string, error) {
+	h, err := r.f.Home()
 	if err != nil {
 		return "", err
 	}
@@ -268,12 +301,12 @@ func readState(path string) ([]byte, error) {
 	return data, err
 }
 
-func auditVerifyServer(opts *auditOptions) error {
+func auditVerifyServer(opts *auditVerifyOptions) error {
 	c, server, err := opts.auditClient()
 	if err != nil {
 		return err
 	}
-	dir, err := auditStateDir(server)
+	dir, err := opts.auditStateDir(server)
 	if err != nil {
 		return err
 	}
@@ -295,7 +328,7 @@ func auditVerifyServer(opts *auditOptions) error {
 		if _, err := note.NewVerifier(vkey); err != nil {
 			return fheserve.Errorf(fheserve.EINVALID, "the server's audit key %q is not a verifier key", vkey)
 		}
-		fmt.Fprintf(opts.ErrOut, "fheserve: warning: pinning the audit key %s on first use: compare it with the key the operator publishes\n", vkey)
+		fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: pinning the audit key %s on first use: compare it with the key the operator publishes\n", vkey)
 	}
 	seen, err := readState(seenFile)
 	if err != nil {
@@ -317,16 +350,16 @@ func auditVerifyServer(opts *auditOptions) error {
 		return err
 	}
 	cp := res.Checkpoint
-	fmt.Fprintf(opts.Out, "audit log of %s verified: %d records, root hash %s\n", server, cp.N, cp.Hash)
+	fmt.Fprintf(opts.IO.Out, "audit log of %s verified: %d records, root hash %s\n", server, cp.N, cp.Hash)
 	if seen != nil {
 		old, _ := audit.OpenCheckpoint(seen, vkey)
-		fmt.Fprintf(opts.Out, "it extends the log of %d records seen before\n", old.N)
+		fmt.Fprintf(opts.IO.Out, "it extends the log of %d records seen before\n", old.N)
 	}
-	fmt.Fprintf(opts.Out, "%d of your records are in it\n", res.Records)
+	fmt.Fprintf(opts.IO.Out, "%d of your records are in it\n", res.Records)
 	return nil
 }
 
-func auditLogOffline(opts *auditOptions) error {
+func auditLogOffline(opts *auditLogOptions) error {
 	st, err := openAuditStore(opts.Ctx, opts.DataDir)
 	if err != nil {
 		return err
@@ -349,7 +382,7 @@ func auditLogOffline(opts *auditOptions) error {
 	}
 }
 
-func auditLogServer(opts *auditOptions) error {
+func auditLogServer(opts *auditLogOptions) error {
 	c, _, err := opts.auditClient()
 	if err != nil {
 		return err
@@ -395,10 +428,10 @@ type recordPrinter struct {
 	tw   *tabwriter.Writer
 }
 
-func newRecordPrinter(opts *auditOptions) *recordPrinter {
-	p := &recordPrinter{json: opts.JSON, out: opts.Out}
+func newRecordPrinter(opts *auditLogOptions) *recordPrinter {
+	p := &recordPrinter{json: opts.JSON, out: opts.IO.Out}
 	if !p.json {
-		p.tw = tabwriter.NewWriter(opts.Out, 0, 4, 2, ' ', 0)
+		p.tw = tabwriter.NewWriter(opts.IO.Out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(p.tw, "INDEX\tTIME (UTC)\tACTOR\tACTION\tOUTCOME\tOBJECTS\tREQUEST")
 	}
 	return p

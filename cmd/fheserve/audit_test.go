@@ -21,45 +21,50 @@ import (
 	"github.com/fheserve/fheserve/audit/audittest"
 	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
 	"github.com/google/go-cmp/cmp"
+	"github.com/spf13/cobra"
 )
 
 func TestAuditFlags(t *testing.T) {
-	t.Setenv(serverEnv, "")
 	key, err := audit.GenerateKey("test.example/audit")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pin := key.VerifierKey()
 	since := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	verifyCmd := func(f *Factory, p *parsed) *cobra.Command {
+		return newAuditVerifyCmd(f, capture[auditVerifyOptions](p))
+	}
+	logCmd := func(f *Factory, p *parsed) *cobra.Command { return newAuditLogCmd(f, capture[auditLogOptions](p)) }
+	keyCmd := func(f *Factory, p *parsed) *cobra.Command { return newAuditKeyCmd(f, capture[auditKeyOptions](p)) }
 	tests := []struct {
 		name    string
+		cmd     func(*Factory, *parsed) *cobra.Command
 		args    []string
-		want    auditOptions
+		want    any
 		wantErr string
 	}{
-		{"verify server", []string{"verify", "--server", "http://h:1", "--token", "t"},
-			auditOptions{Action: "verify", Token: "t", clientFlags: clientFlags{Server: "http://h:1"}}, ""},
-		{"verify pinned", []string{"verify", "--pin", pin},
-			auditOptions{Action: "verify", Pin: pin}, ""},
-		{"verify offline", []string{"verify", "--data-dir", "d"},
-			auditOptions{Action: "verify", DataDir: "d"}, ""},
-		{"log", []string{"log", "--data-dir", "d", "--since", "2026-11-01", "--actor", "alice", "--json"},
-			auditOptions{Action: "log", DataDir: "d", Since: since, Actor: "alice", JSON: true}, ""},
-		{"log object", []string{"log", "--object", "keyset:key_1"},
-			auditOptions{Action: "log", Object: audit.Object{Kind: audit.KindKeySet, ID: "key_1"}}, ""},
-		{"bad object", []string{"log", "--object", "key_1"}, auditOptions{}, fheserve.EINVALID},
-		{"key", []string{"key", "--data-dir", "d"}, auditOptions{Action: "key", DataDir: "d"}, ""},
-		{"key without data dir", []string{"key"}, auditOptions{}, fheserve.EINVALID},
-		{"server and data dir", []string{"verify", "--server", "http://h", "--data-dir", "d"}, auditOptions{}, fheserve.EINVALID},
-		{"token offline", []string{"log", "--data-dir", "d", "--token", "t"}, auditOptions{}, fheserve.EINVALID},
-		{"bad pin", []string{"verify", "--pin", "nope"}, auditOptions{}, fheserve.EINVALID},
-		{"bad since", []string{"log", "--since", "last week"}, auditOptions{}, fheserve.EINVALID},
-		{"argument", []string{"verify", "http://h"}, auditOptions{}, fheserve.EINVALID},
+		{"verify server", verifyCmd, []string{"--server", "http://h:1", "--token", "t"},
+			&auditVerifyOptions{auditSource: auditSource{Token: "t", remote: remote{Server: "http://h:1"}}}, ""},
+		{"verify pinned", verifyCmd, []string{"--pin", pin}, &auditVerifyOptions{Pin: pin}, ""},
+		{"verify offline", verifyCmd, []string{"--data-dir", "d"}, &auditVerifyOptions{auditSource: auditSource{DataDir: "d"}}, ""},
+		{"log", logCmd, []string{"--data-dir", "d", "--since", "2026-11-01", "--actor", "alice", "--json"},
+			&auditLogOptions{auditSource: auditSource{DataDir: "d"}, Since: since, Actor: "alice", JSON: true}, ""},
+		{"log object", logCmd, []string{"--object", "keyset:key_1"},
+			&auditLogOptions{Object: audit.Object{Kind: audit.KindKeySet, ID: "key_1"}}, ""},
+		{"bad object", logCmd, []string{"--object", "key_1"}, nil, fheserve.EINVALID},
+		{"key", keyCmd, []string{"--data-dir", "d"}, &auditKeyOptions{DataDir: "d"}, ""},
+		{"key without data dir", keyCmd, nil, nil, fheserve.EINVALID},
+		{"server and data dir", verifyCmd, []string{"--server", "http://h", "--data-dir", "d"}, nil, fheserve.EINVALID},
+		{"token offline", logCmd, []string{"--data-dir", "d", "--token", "t"}, nil, fheserve.EINVALID},
+		{"bad pin", verifyCmd, []string{"--pin", "nope"}, nil, fheserve.EINVALID},
+		{"bad since", logCmd, []string{"--since", "last week"}, nil, fheserve.EINVALID},
+		{"argument", verifyCmd, []string{"http://h"}, nil, fheserve.EINVALID},
 	}
+	unexported := cmp.AllowUnexported(auditVerifyOptions{}, auditLogOptions{}, auditSource{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var got *auditOptions
-			err := execute(t, newAuditCmd(func(o *auditOptions) error { got = o; return nil }), tt.args...)
+			p := &parsed{}
+			err := execute(t, tt.cmd(testFactory(t), p), tt.args...)
 			if tt.wantErr != "" {
 				if fheserve.ErrorCode(err) != tt.wantErr {
 					t.Fatalf("error %v, want code %s", err, tt.wantErr)
@@ -69,7 +74,7 @@ func TestAuditFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, *got, ignoreIO(auditOptions{}, "Out", "ErrOut", "Ctx"), cmp.AllowUnexported(auditOptions{})); diff != "" {
+			if diff := cmp.Diff(tt.want, p.opts, injected, unexported); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
 		})
@@ -244,9 +249,7 @@ func TestAuditKeyAndLogOffline(t *testing.T) {
 // then rolls the server's log back to an older copy of its database, and
 // checks that the client detects it from the checkpoint it saw before.
 func TestAuditVerifyServer(t *testing.T) {
-	t.Setenv(homeEnv, t.TempDir())
-	t.Setenv(serverEnv, "")
-	t.Setenv(tokenEnv, "")
+	alice := newParty(t, "")
 	dir := t.TempDir()
 	s := openAuditServer(t, dir)
 	s.appendRecs(t, 0, 40, nil)
@@ -267,10 +270,10 @@ func TestAuditVerifyServer(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	defer srv.Close()
 	verify := func(args ...string) result {
-		return runCLI(t, append([]string{"audit", "verify", "--server", srv.URL, "--token", "alice-token"}, args...)...)
+		return alice.run("", append([]string{"audit", "verify", "--server", srv.URL, "--token", "alice-token"}, args...)...)
 	}
 
-	mustFail(t, runCLI(t, "audit", "verify", "--server", srv.URL), 1, "log in first")
+	mustFail(t, alice.run("", "audit", "verify", "--server", srv.URL), 1, "log in first")
 	r := verify()
 	mustSucceed(t, r)
 	if !strings.Contains(r.stderr, "pinning the audit key "+s.log.VerifierKey()) ||
@@ -283,13 +286,13 @@ func TestAuditVerifyServer(t *testing.T) {
 	sqlExec(t, filepath.Join(dir, audit.DBFile), `VACUUM INTO '`+old+`'`)
 
 	s.appendRecs(t, 40, 60, nil)
-	t.Setenv(tokenEnv, "alice-token")
-	r = runCLI(t, "audit", "verify", "--server", srv.URL)
+	alice.env[tokenEnv] = "alice-token"
+	r = alice.run("", "audit", "verify", "--server", srv.URL)
 	mustSucceed(t, r)
 	if !strings.Contains(r.stdout, "60 records") || !strings.Contains(r.stdout, "extends the log of 40 records") || r.stderr != "" {
 		t.Fatalf("second verify:\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
 	}
-	r = runCLI(t, "audit", "log", "--server", srv.URL, "--since", "2026-11-22T04:50:00Z")
+	r = alice.run("", "audit", "log", "--server", srv.URL, "--since", "2026-11-22T04:50:00Z")
 	mustSucceed(t, r)
 	if strings.Count(r.stdout, "\n") != 3 || !strings.Contains(r.stdout, "req51") || !strings.Contains(r.stdout, "req56") {
 		t.Errorf("audit log --server:\n%s", r.stdout)
@@ -316,7 +319,7 @@ func TestAuditVerifyServer(t *testing.T) {
 	// pinned a wrong key rejects the server's checkpoints.
 	other, _ := audit.GenerateKey("test.example/audit")
 	mustFail(t, verify("--pin", other.VerifierKey()), 1, "--pin is not the key pinned")
-	t.Setenv(homeEnv, t.TempDir())
+	alice.home = t.TempDir()
 	mustFail(t, verify("--pin", other.VerifierKey()), 1, "checkpoint is not signed by the key")
 }
 
@@ -327,7 +330,7 @@ func TestAuditVerifyServer(t *testing.T) {
 // rely on it).
 func TestRecordPrinterEscapes(t *testing.T) {
 	var out bytes.Buffer
-	p := newRecordPrinter(&auditOptions{Out: &out})
+	p := newRecordPrinter(&auditLogOptions{IO: &IOStreams{Out: &out}})
 	p.print(7, nil, &audit.Record{Time: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC), Actor: "a\n\x1b[31mb", Action: "token.create",
 		Objects: []audit.Object{{Kind: "token", ID: "tok\x1b[2J\u202e"}}, Outcome: "ok", RequestID: "req\r\xff"})
 	p.print(8, nil, &audit.Record{Time: time.Date(2026, 11, 22, 12, 0, 1, 0, time.UTC), Actor: "alice", Action: "auth.login", Outcome: "ok"})

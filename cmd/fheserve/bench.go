@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"text/tabwriter"
 
 	"github.com/fheserve/fheserve"
@@ -12,7 +11,7 @@ import (
 )
 
 type benchOptions struct {
-	out          io.Writer
+	IO           *IOStreams
 	json         bool
 	workloads    []string
 	workers      int
@@ -21,8 +20,8 @@ type benchOptions struct {
 	runs         int
 }
 
-func newBenchCmd(runF func(*cobra.Command, *benchOptions) error) *cobra.Command {
-	opts := &benchOptions{}
+func newBenchCmd(f *Factory, runF func(*cobra.Command, *benchOptions) error) *cobra.Command {
+	opts := &benchOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "bench [--json] [--workload NAME]",
 		Short: "Benchmark the engine on the bundled workloads, encrypted, in latency and batch packing",
@@ -37,7 +36,6 @@ of the engine's targets (BENCHMARKS.md), the median over the runs, the
 range, and in how many runs the target was met.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.out = cmd.OutOrStdout()
 			if runF != nil {
 				return runF(cmd, opts)
 			}
@@ -58,7 +56,7 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 		return fheserve.Errorf(fheserve.EINVALID, "--runs must be at least 1")
 	}
 	var runs [][]*bench.Result
-	tw := tabwriter.NewWriter(opts.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !opts.json {
 		fmt.Fprintln(tw, "workload\tmode\tlogN\tkeygen ms\tencrypt ms\tevaluate ms\tdecrypt ms\tsamples/s\tplain ms\tfloor ms\teval/floor\tupload KB\tresult KB\tkeys MB\targmax\tmax err\tprivacy bits\tpeak MB\t")
 	}
@@ -81,7 +79,7 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 	}
 	targets := bench.Summarize(runs)
 	if opts.json {
-		enc := json.NewEncoder(opts.out)
+		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		if opts.runs == 1 {
 			return enc.Encode(runs[0])
@@ -92,9 +90,9 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 		return err
 	}
 	if opts.runs > 1 {
-		fmt.Fprintf(opts.out, "\ntargets over %d runs:\n", opts.runs)
+		fmt.Fprintf(opts.IO.Out, "\ntargets over %d runs:\n", opts.runs)
 		for _, t := range targets {
-			fmt.Fprintf(opts.out, "  %s\n", t.String())
+			fmt.Fprintf(opts.IO.Out, "  %s\n", t.String())
 		}
 	}
 	return nil

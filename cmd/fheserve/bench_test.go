@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/fheserve/fheserve/bench"
-	"github.com/spf13/cobra"
 )
 
 // TestBenchRuns runs the logreg workload twice through the command and
@@ -18,16 +16,9 @@ func TestBenchRuns(t *testing.T) {
 		t.Skip("short")
 	}
 	run := func(args ...string) string {
-		var out bytes.Buffer
-		root := &cobra.Command{Use: "fheserve", SilenceErrors: true, SilenceUsage: true}
-		root.AddCommand(newBenchCmd(nil))
-		root.SetArgs(append([]string{"bench", "--workload", "logreg", "--runs", "2", "--latency-calls", "1", "--batch-samples", "64"}, args...))
-		root.SetOut(&out)
-		root.SetErr(&bytes.Buffer{})
-		if err := root.Execute(); err != nil {
-			t.Fatal(err)
-		}
-		return out.String()
+		r := runCLI(t, append([]string{"bench", "--workload", "logreg", "--runs", "2", "--latency-calls", "1", "--batch-samples", "64"}, args...)...)
+		mustSucceed(t, r)
+		return r.stdout
 	}
 	var got benchJSON
 	if err := json.Unmarshal([]byte(run("--json")), &got); err != nil {

@@ -39,29 +39,22 @@ type clientConfig struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 }
 
-// clientFlags are the flags of every verb that talks to a server.
-type clientFlags struct {
-	Server string
+// remote is what every verb that talks to a server has: the --server
+// flag, and from the Factory, the environment, the client's state and SDK
+// clients.
+type remote struct {
+	Server string // --server
+	f      *Factory
 }
 
-func (f *clientFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.Server, "server", "", "server `URL` (default: $"+serverEnv+", then the server of the last login, then "+defaultServer+")")
+func newRemote(f *Factory) remote { return remote{f: f} }
+
+func (r *remote) register(fs *pflag.FlagSet) {
+	fs.StringVar(&r.Server, "server", "", "server `URL` (default: $"+serverEnv+", then the server of the last login, then "+defaultServer+")")
 }
 
-// home returns the client's state directory.
-func home() (string, error) {
-	if h := os.Getenv(homeEnv); h != "" {
-		return h, nil
-	}
-	dir, err := os.UserConfigDir()
-	if err != nil {
-		return "", fheserve.Errorf(fheserve.EINVALID, "cannot find a directory for the client's state: set $%s (%v)", homeEnv, err)
-	}
-	return filepath.Join(dir, "fheserve"), nil
-}
-
-func loadConfig() (*clientConfig, error) {
-	h, err := home()
+func (r *remote) loadConfig() (*clientConfig, error) {
+	h, err := r.f.Home()
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +71,8 @@ func loadConfig() (*clientConfig, error) {
 	return &c, nil
 }
 
-func saveConfig(c *clientConfig) error {
-	h, err := home()
+func (r *remote) saveConfig(c *clientConfig) error {
+	h, err := r.f.Home()
 	if err != nil {
 		return err
 	}
@@ -123,13 +116,13 @@ func writePrivate(path string, data []byte) error {
 // would parse as scheme "host", and plain HTTP is never assumed, not
 // even for a loopback address, so that what is sent in the clear is
 // always written out.
-func (f *clientFlags) serverURL(c *clientConfig) (string, error) {
+func (r *remote) serverURL(c *clientConfig) (string, error) {
 	u, from := defaultServer, "the default"
 	switch {
-	case f.Server != "":
-		u, from = strings.TrimRight(f.Server, "/"), "--server"
-	case os.Getenv(serverEnv) != "":
-		u, from = strings.TrimRight(os.Getenv(serverEnv), "/"), "$"+serverEnv
+	case r.Server != "":
+		u, from = strings.TrimRight(r.Server, "/"), "--server"
+	case r.f.Getenv(serverEnv) != "":
+		u, from = strings.TrimRight(r.f.Getenv(serverEnv), "/"), "$"+serverEnv
 	case c.Server != "":
 		u, from = c.Server, "the server of the last login"
 	}
@@ -156,21 +149,21 @@ func checkServerURL(s string) error {
 }
 
 // anonymous returns an SDK client without credentials.
-func (f *clientFlags) anonymous() (*sdk.Client, *clientConfig, error) {
-	c, err := loadConfig()
+func (r *remote) anonymous() (*sdk.Client, *clientConfig, error) {
+	c, err := r.loadConfig()
 	if err != nil {
 		return nil, nil, err
 	}
-	u, err := f.serverURL(c)
+	u, err := r.serverURL(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	return sdk.New(u), c, nil
+	return r.f.Client(u), c, nil
 }
 
 // session returns an SDK client acting with the saved token.
-func (f *clientFlags) session() (*sdk.Client, *clientConfig, error) {
-	cl, c, err := f.anonymous()
+func (r *remote) session() (*sdk.Client, *clientConfig, error) {
+	cl, c, err := r.anonymous()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,8 +204,8 @@ type keyRecord struct {
 	CreatedAt       time.Time `json:"created_at"`
 }
 
-func keysDir() (string, error) {
-	h, err := home()
+func (r *remote) keysDir() (string, error) {
+	h, err := r.f.Home()
 	if err != nil {
 		return "", err
 	}
@@ -220,8 +213,8 @@ func keysDir() (string, error) {
 }
 
 // saveKeys stores a key set's metadata and secret key.
-func saveKeys(rec *keyRecord, secret []byte) error {
-	dir, err := keysDir()
+func (r *remote) saveKeys(rec *keyRecord, secret []byte) error {
+	dir, err := r.keysDir()
 	if err != nil {
 		return err
 	}
@@ -233,8 +226,8 @@ func saveKeys(rec *keyRecord, secret []byte) error {
 }
 
 // localKeys lists the key sets stored locally, newest first.
-func localKeys() ([]*keyRecord, error) {
-	dir, err := keysDir()
+func (r *remote) localKeys() ([]*keyRecord, error) {
+	dir, err := r.keysDir()
 	if err != nil {
 		return nil, err
 	}
@@ -259,8 +252,8 @@ func localKeys() ([]*keyRecord, error) {
 }
 
 // readSecret returns a key set's secret key.
-func readSecret(id string) ([]byte, error) {
-	dir, err := keysDir()
+func (r *remote) readSecret(id string) ([]byte, error) {
+	dir, err := r.keysDir()
 	if err != nil {
 		return nil, err
 	}
@@ -272,8 +265,8 @@ func readSecret(id string) ([]byte, error) {
 }
 
 // forgetKeys deletes a key set's local files.
-func forgetKeys(id string) error {
-	dir, err := keysDir()
+func (r *remote) forgetKeys(id string) error {
+	dir, err := r.keysDir()
 	if err != nil {
 		return err
 	}

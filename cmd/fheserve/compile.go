@@ -11,8 +11,7 @@ import (
 )
 
 type compileOptions struct {
-	Out    io.Writer
-	ErrOut io.Writer
+	IO *IOStreams
 
 	Model   string
 	Packing string
@@ -20,8 +19,8 @@ type compileOptions struct {
 	engineFlags
 }
 
-func newCompileCmd(runF func(*compileOptions) error) *cobra.Command {
-	opts := &compileOptions{}
+func newCompileCmd(f *Factory, runF func(*compileOptions) error) *cobra.Command {
+	opts := &compileOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "compile --model M.onnx [flags]",
 		Short: "Compile a model to an encryption plan and print the plan",
@@ -47,7 +46,6 @@ deploy' takes the same flags.`,
   fheserve compile --model model.onnx --json > plan.json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.ErrOut = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -57,12 +55,12 @@ deploy' takes the same flags.`,
 			return compileRun(opts)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
-	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	f.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
-	registerCompileSettings(f, &opts.CompileSettings)
-	f.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
+	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	fs.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
+	registerCompileSettings(fs, &opts.CompileSettings)
+	fs.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
 	return cmd
 }
 
@@ -90,10 +88,10 @@ func compileRun(opts *compileOptions) error {
 		return err
 	}
 	if !opts.JSON {
-		return writePlanReport(opts.Out, res.Plan)
+		return writePlanReport(opts.IO.Out, res.Plan)
 	}
-	writeWarnings(opts.ErrOut, res.Plan)
-	enc := json.NewEncoder(opts.Out)
+	writeWarnings(opts.IO.ErrOut, res.Plan)
+	enc := json.NewEncoder(opts.IO.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res.Plan)
 }

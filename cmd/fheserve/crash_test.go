@@ -40,7 +40,7 @@ func TestCrash(t *testing.T) {
 
 	ctx := context.Background()
 	data := t.TempDir()
-	admin := &party{t: t, home: t.TempDir()}
+	admin := newParty(t, "")
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	args := []string{"--workers", "1", "--eval-threads", "2"}
 	s := startServer(t, data, args...)

@@ -27,7 +27,7 @@ import (
 const defaultDemoModel = "mlp"
 
 type demoOptions struct {
-	Out io.Writer
+	IO  *IOStreams
 	Ctx context.Context
 
 	Model   string
@@ -35,8 +35,8 @@ type demoOptions struct {
 	Workers int
 }
 
-func newDemoCmd(runF func(*demoOptions) error) *cobra.Command {
-	opts := &demoOptions{}
+func newDemoCmd(f *Factory, runF func(*demoOptions) error) *cobra.Command {
+	opts := &demoOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "demo [flags]",
 		Short: "Run the service on a temporary data directory and show what each party sees",
@@ -51,7 +51,7 @@ the server and delete its data.
 Bundled models: %s.`, strings.Join(bundled.Names(), ", ")),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.Ctx = cmd.OutOrStdout(), cmd.Context()
+			opts.Ctx = cmd.Context()
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -61,10 +61,10 @@ Bundled models: %s.`, strings.Join(bundled.Names(), ", ")),
 			return demoRun(opts)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&opts.Model, "model", defaultDemoModel, "bundled `name` of the model to run")
-	f.IntVar(&opts.Samples, "samples", 3, "number of bundled sample inputs to predict")
-	f.IntVar(&opts.Workers, "workers", 0, "goroutines one evaluation may use (default: one per core)")
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Model, "model", defaultDemoModel, "bundled `name` of the model to run")
+	fs.IntVar(&opts.Samples, "samples", 3, "number of bundled sample inputs to predict")
+	fs.IntVar(&opts.Workers, "workers", 0, "goroutines one evaluation may use (default: one per core)")
 	return cmd
 }
 
@@ -126,7 +126,7 @@ func demoRun(opts *demoOptions) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	d := &demo{opts: opts, out: opts.Out, w: w, ctx: opts.Ctx}
+	d := &demo{opts: opts, out: opts.IO.Out, w: w, ctx: opts.Ctx}
 	err = d.run(dir)
 	if d.daemon != nil {
 		d.daemon.Close()

@@ -21,9 +21,8 @@ import (
 )
 
 type evalOptions struct {
-	Out    io.Writer
-	ErrOut io.Writer
-	Ctx    context.Context
+	IO  *IOStreams
+	Ctx context.Context
 
 	Model   string
 	Data    string
@@ -38,8 +37,8 @@ type evalOptions struct {
 	engineFlags
 }
 
-func newEvalCmd(runF func(*evalOptions) error) *cobra.Command {
-	opts := &evalOptions{}
+func newEvalCmd(f *Factory, runF func(*evalOptions) error) *cobra.Command {
+	opts := &evalOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "eval --model M.onnx --data X.npy --labels y.npy [flags]",
 		Short: "Measure a model's accuracy under encryption on a labelled data set",
@@ -73,8 +72,8 @@ of accuracy and class agreement.`,
   fheserve eval --model model.onnx --data x.npy --labels y.npy --packing latency --limit 20`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
-			if err := packingFlags(cmd.Flags(), opts.ErrOut); err != nil {
+			opts.Ctx = cmd.Context()
+			if err := packingFlags(cmd.Flags(), opts.IO.ErrOut); err != nil {
 				return err
 			}
 			if err := opts.validate(); err != nil {
@@ -86,17 +85,17 @@ of accuracy and class agreement.`,
 			return evalRun(opts)
 		},
 	}
-	f := cmd.Flags()
-	f.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
-	f.StringVar(&opts.Data, "data", "", "samples as an .npy `file`, batch dimension first (required)")
-	f.StringVar(&opts.Labels, "labels", "", "class index (or, for a regression model, targets) of each sample as an .npy `file` (required)")
-	registerPacking(f, &opts.Packing, plan.Batch)
-	f.IntVar(&opts.Limit, "limit", 0, "evaluate only the first `n` samples (default all)")
-	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	registerCompileSettings(f, &opts.CompileSettings)
-	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
-	f.BoolVar(&opts.PlaintextOnly, "plaintext-only", false, "skip encryption: report the plaintext and approximated accuracy only (to choose a degree)")
-	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
+	fs.StringVar(&opts.Data, "data", "", "samples as an .npy `file`, batch dimension first (required)")
+	fs.StringVar(&opts.Labels, "labels", "", "class index (or, for a regression model, targets) of each sample as an .npy `file` (required)")
+	registerPacking(fs, &opts.Packing, plan.Batch)
+	fs.IntVar(&opts.Limit, "limit", 0, "evaluate only the first `n` samples (default all)")
+	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	registerCompileSettings(fs, &opts.CompileSettings)
+	fs.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
+	fs.BoolVar(&opts.PlaintextOnly, "plaintext-only", false, "skip encryption: report the plaintext and approximated accuracy only (to choose a degree)")
+	fs.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	return cmd
 }
 
@@ -254,7 +253,7 @@ func evalRun(opts *evalOptions) error {
 		}
 		p = r.Plan
 	}
-	writeWarnings(opts.ErrOut, p)
+	writeWarnings(opts.IO.ErrOut, p)
 
 	t0 := time.Now()
 	ref, err := evalReference(g, p, x, n)
@@ -324,11 +323,11 @@ func evalRun(opts *evalOptions) error {
 	}
 	rep.TimesMS.Total = millis(time.Since(start))
 	if opts.JSON {
-		enc := json.NewEncoder(opts.Out)
+		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	writeEvalSummary(opts.Out, rep)
+	writeEvalSummary(opts.IO.Out, rep)
 	return nil
 }
 
@@ -412,7 +411,7 @@ func predictWithProgress(opts *evalOptions, r *local.Runner, x []float64, n int)
 		out = append(out, y...)
 		if start+k < n && time.Since(last) > 10*time.Second {
 			last = time.Now()
-			fmt.Fprintf(opts.ErrOut, "  ... %d/%d samples encrypted and evaluated in %.0f s\n", start+k, n, last.Sub(t0).Seconds())
+			fmt.Fprintf(opts.IO.ErrOut, "  ... %d/%d samples encrypted and evaluated in %.0f s\n", start+k, n, last.Sub(t0).Seconds())
 		}
 	}
 	return out, nil

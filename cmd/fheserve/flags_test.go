@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
@@ -24,8 +25,20 @@ func execute(t *testing.T, cmd *cobra.Command, args ...string) error {
 	return root.Execute()
 }
 
-// ignoreIO leaves writers and contexts out of option comparisons.
-var ignoreIO = cmpopts.IgnoreFields
+// injected leaves what the Factory gives (streams, environment, client
+// state) and contexts out of option comparisons.
+var injected = cmp.Options{
+	cmpopts.IgnoreTypes((*IOStreams)(nil), (*Factory)(nil)),
+	cmpopts.IgnoreInterfaces(struct{ context.Context }{}),
+	cmp.AllowUnexported(remote{}),
+}
+
+// testFactory is a Factory on buffers, an empty environment and an empty
+// client state.
+func testFactory(t *testing.T) *Factory {
+	f, _, _ := newParty(t, "").factory("")
+	return f
+}
 
 func TestCompileFlags(t *testing.T) {
 	tests := []struct {
@@ -81,10 +94,10 @@ func TestCompileFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *compileOptions
-			err := execute(t, newCompileCmd(func(o *compileOptions) error { got = o; return nil }), tt.args...)
+			err := execute(t, newCompileCmd(testFactory(t), func(o *compileOptions) error { got = o; return nil }), tt.args...)
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
-				if diff := cmp.Diff(tt.want, *got, ignoreIO(compileOptions{}, "Out", "ErrOut"), cmp.AllowUnexported(compileOptions{})); diff != "" {
+				if diff := cmp.Diff(tt.want, *got, injected, cmp.AllowUnexported(compileOptions{})); diff != "" {
 					t.Errorf("options (-want +got):\n%s", diff)
 				}
 			}
@@ -115,7 +128,7 @@ func TestPredictFlags(t *testing.T) {
 			name: "remote",
 			args: append(base[1:len(base):len(base)], "--server", "http://h:1", "--keys", "key_1"),
 			want: predictOptions{Model: "m.onnx", Input: "x.npy", Output: "y.npy", Packing: "latency", Keys: "key_1", InFlight: 16,
-				clientFlags: clientFlags{Server: "http://h:1"}},
+				remote: remote{Server: "http://h:1"}},
 		},
 		{name: "remote with engine flags", args: append(base[1:len(base):len(base)], "--calibration", "c.npy"), wantErr: fheserve.EINVALID},
 		{name: "local with keys", args: append(base[:len(base):len(base)], "--keys", "key_1"), wantErr: fheserve.EINVALID},
@@ -144,10 +157,10 @@ func TestPredictFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *predictOptions
-			err := execute(t, newPredictCmd(func(o *predictOptions) error { got = o; return nil }), tt.args...)
+			err := execute(t, newPredictCmd(testFactory(t), func(o *predictOptions) error { got = o; return nil }), tt.args...)
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
-				if diff := cmp.Diff(tt.want, *got, ignoreIO(predictOptions{}, "Out", "ErrOut", "Ctx"), cmp.AllowUnexported(predictOptions{})); diff != "" {
+				if diff := cmp.Diff(tt.want, *got, injected, cmp.AllowUnexported(predictOptions{})); diff != "" {
 					t.Errorf("options (-want +got):\n%s", diff)
 				}
 			}
@@ -195,10 +208,10 @@ func TestEvalFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *evalOptions
-			err := execute(t, newEvalCmd(func(o *evalOptions) error { got = o; return nil }), tt.args...)
+			err := execute(t, newEvalCmd(testFactory(t), func(o *evalOptions) error { got = o; return nil }), tt.args...)
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
-				if diff := cmp.Diff(tt.want, *got, ignoreIO(evalOptions{}, "Out", "ErrOut", "Ctx"), cmp.AllowUnexported(evalOptions{})); diff != "" {
+				if diff := cmp.Diff(tt.want, *got, injected, cmp.AllowUnexported(evalOptions{})); diff != "" {
 					t.Errorf("options (-want +got):\n%s", diff)
 				}
 			}
@@ -222,10 +235,10 @@ func TestDemoFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *demoOptions
-			err := execute(t, newDemoCmd(func(o *demoOptions) error { got = o; return nil }), tt.args...)
+			err := execute(t, newDemoCmd(testFactory(t), func(o *demoOptions) error { got = o; return nil }), tt.args...)
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
-				if diff := cmp.Diff(tt.want, *got, ignoreIO(demoOptions{}, "Out", "Ctx")); diff != "" {
+				if diff := cmp.Diff(tt.want, *got, injected); diff != "" {
 					t.Errorf("options (-want +got):\n%s", diff)
 				}
 			}
@@ -235,10 +248,10 @@ func TestDemoFlags(t *testing.T) {
 
 func TestVersionFlags(t *testing.T) {
 	called := false
-	if err := execute(t, newVersionCmd(func(*versionOptions) error { called = true; return nil })); err != nil || !called {
+	if err := execute(t, newVersionCmd(testFactory(t), func(*versionOptions) error { called = true; return nil })); err != nil || !called {
 		t.Fatalf("version: err %v, called %v", err, called)
 	}
-	err := execute(t, newVersionCmd(nil), "extra")
+	err := execute(t, newVersionCmd(testFactory(t), nil), "extra")
 	checkParse(t, err, fheserve.EINVALID)
 }
 
@@ -321,9 +334,9 @@ func TestServerURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv(serverEnv, tt.env)
-			f := &clientFlags{Server: tt.flag}
-			got, err := f.serverURL(&clientConfig{Server: tt.config})
+			env := map[string]string{serverEnv: tt.env}
+			r := &remote{Server: tt.flag, f: &Factory{Getenv: func(k string) string { return env[k] }}}
+			got, err := r.serverURL(&clientConfig{Server: tt.config})
 			switch {
 			case tt.wantErr != "":
 				if fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), tt.wantErr) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -8,10 +9,19 @@ import (
 	"github.com/spf13/cobra"
 )
 
+type modelLimitsOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	ID     string
+	Limits fheserve.ModelLimits
+	remote
+}
+
 // newModelLimitsCmd is "model limits ID": the owner's rate limits and
 // daily quotas on a model, against extraction by many queries.
-func newModelLimitsCmd(runE func(*modelOptions) func(*cobra.Command, []string) error) *cobra.Command {
-	opts := &modelOptions{Action: "limits"}
+func newModelLimitsCmd(f *Factory, runF func(*modelLimitsOptions) error) *cobra.Command {
+	opts := &modelLimitsOptions{IO: f.IO, remote: newRemote(f)}
 	cmd := &cobra.Command{
 		Use:   "limits ID [--rate R] [--burst B] [--daily N] [--model-rate R] [--model-burst B] [--model-daily N]",
 		Short: "Set a model's rate limits and daily quotas (replacing the previous ones)",
@@ -27,18 +37,37 @@ limit; with no flags, every limit is lifted. A user over a limit gets a 429
 saying when to try again. Set them to match the query budget the plan's
 privacy level assumes ('fheserve model show').`,
 		Args: exactlyOne("model ID"),
-		RunE: runE(opts),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx, opts.ID = cmd.Context(), args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelLimitsRun(opts)
+		},
 	}
-	f := cmd.Flags()
+	fs := cmd.Flags()
 	l := &opts.Limits
-	f.Float64Var(&l.RatePerMinute, "rate", 0, "each user's samples per `minute`")
-	f.IntVar(&l.Burst, "burst", 0, "each user's burst (`samples`)")
-	f.IntVar(&l.Daily, "daily", 0, "each user's `samples` per UTC day")
-	f.Float64Var(&l.ModelRatePerMinute, "model-rate", 0, "all users' samples per `minute`")
-	f.IntVar(&l.ModelBurst, "model-burst", 0, "all users' burst (`samples`)")
-	f.IntVar(&l.ModelDaily, "model-daily", 0, "all users' `samples` per UTC day")
-	opts.register(f)
+	fs.Float64Var(&l.RatePerMinute, "rate", 0, "each user's samples per `minute`")
+	fs.IntVar(&l.Burst, "burst", 0, "each user's burst (`samples`)")
+	fs.IntVar(&l.Daily, "daily", 0, "each user's `samples` per UTC day")
+	fs.Float64Var(&l.ModelRatePerMinute, "model-rate", 0, "all users' samples per `minute`")
+	fs.IntVar(&l.ModelBurst, "model-burst", 0, "all users' burst (`samples`)")
+	fs.IntVar(&l.ModelDaily, "model-daily", 0, "all users' `samples` per UTC day")
+	opts.register(fs)
 	return cmd
+}
+
+func modelLimitsRun(opts *modelLimitsOptions) error {
+	c, _, err := opts.session()
+	if err != nil {
+		return err
+	}
+	m, err := c.API.SetLimits(opts.Ctx, opts.ID, &opts.Limits)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.Out, "limits of %s (%s v%d): %s\n", m.ID, m.Name, m.Version, limitsText(m.Limits))
+	return nil
 }
 
 // limitsText describes limits in a line.

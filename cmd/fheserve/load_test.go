@@ -73,7 +73,7 @@ func TestLoad(t *testing.T) {
 
 	ctx := context.Background()
 	data := t.TempDir()
-	admin := &party{t: t, home: t.TempDir()}
+	admin := newParty(t, "")
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	t.Setenv("GOMEMLIMIT", loadMemLimit)
 	var args []string

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -19,14 +18,15 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	code := run(ctx, systemFactory(), os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
-// run executes the command line args and returns the exit status. It is
-// main without the process: tests call it directly.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+// run executes the command line args with what f gives and returns the
+// exit status. It is main without the process: tests call it directly.
+func run(ctx context.Context, f *Factory, args []string) (code int) {
+	stderr := f.IO.ErrOut
 	defer func() {
 		// A panic in the engine is a bug; report it on one line rather
 		// than as a stack trace.
@@ -35,9 +35,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			code = 1
 		}
 	}()
-	root := newRootCmd()
+	root := newRootCmd(f)
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetIn(f.IO.In)
+	root.SetOut(f.IO.Out)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

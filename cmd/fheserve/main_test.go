@@ -13,6 +13,7 @@ import (
 
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
 )
 
 // fixture returns the path of a file in the repository's testdata/onnx.
@@ -25,12 +26,62 @@ type result struct {
 	stdout, stderr string
 }
 
-// runCLI runs the command line as the binary would.
+// party is one person's side of the command line, in the test's process:
+// its own client state directory and environment.
+type party struct {
+	t    *testing.T
+	home string
+	env  map[string]string
+	// client, if not nil, makes the SDK clients (sdk.New otherwise).
+	client func(url string) *sdk.Client
+}
+
+// newParty returns a party with an empty client state, using server by
+// default ($FHESERVE_SERVER) unless it is "".
+func newParty(t *testing.T, server string) *party {
+	p := &party{t: t, home: t.TempDir(), env: map[string]string{}}
+	if server != "" {
+		p.env[serverEnv] = server
+	}
+	return p
+}
+
+// factory is what p's commands get from outside, on buffers.
+func (p *party) factory(stdin string) (f *Factory, stdout, stderr *bytes.Buffer) {
+	stdout, stderr = &bytes.Buffer{}, &bytes.Buffer{}
+	client := p.client
+	if client == nil {
+		client = sdk.New
+	}
+	return &Factory{
+		IO:     &IOStreams{In: strings.NewReader(stdin), Out: stdout, ErrOut: stderr},
+		Getenv: func(k string) string { return p.env[k] },
+		Home:   func() (string, error) { return p.home, nil },
+		Client: client,
+	}, stdout, stderr
+}
+
+// run runs a command line with stdin, as the binary would.
+func (p *party) run(stdin string, args ...string) result {
+	p.t.Helper()
+	f, stdout, stderr := p.factory(stdin)
+	code := run(context.Background(), f, args)
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// ok runs a command that must succeed and returns its stdout.
+func (p *party) ok(stdin string, args ...string) string {
+	p.t.Helper()
+	r := p.run(stdin, args...)
+	mustSucceed(p.t, r)
+	return r.stdout
+}
+
+// runCLI runs the command line as the binary would, for a party of its
+// own with an empty environment.
 func runCLI(t *testing.T, args ...string) result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr)
-	return result{code, stdout.String(), stderr.String()}
+	return newParty(t, "").run("", args...)
 }
 
 // mustSucceed fails the test unless r exited 0 with no error line.
@@ -247,8 +298,6 @@ func TestErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, 2, []string{`unknown command "frobnicate"`}},
 		{"unknown flag", []string{"compile", "--model", "m.onnx", "--fast"}, 2, []string{"unknown flag: --fast", "fheserve compile --help"}},
 	}
-	t.Setenv(homeEnv, filepath.Join(dir, "home"))
-	t.Setenv(serverEnv, "")
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mustFail(t, runCLI(t, tt.args...), tt.code, tt.want...)

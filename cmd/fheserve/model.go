@@ -14,50 +14,34 @@ import (
 	"github.com/spf13/cobra"
 )
 
-type modelOptions struct {
-	Out    io.Writer
-	ErrOut io.Writer
-	Ctx    context.Context
-
-	Action      string // deploy, list, show, retire, limits, access
-	ID          string
-	Name        string
-	File        string
-	Calibration string
-	Allow       []string
-	Packing     string
-	fheserve.CompileSettings
-	JSON     bool
-	Everyone bool // access: open the model to every approved user
-	Limits   fheserve.ModelLimits
-	clientFlags
-}
-
-func newModelCmd(runF func(*modelOptions) error) *cobra.Command {
+func newModelCmd(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "model",
 		Short: "Deploy, list, show and retire models on a server",
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	runE := func(opts *modelOptions) func(*cobra.Command, []string) error {
-		return func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
-			if len(args) == 1 {
-				opts.ID = args[0]
-			}
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelRun(opts)
-		}
-	}
+	cmd.AddCommand(newModelDeployCmd(f, nil), newModelListCmd(f, nil), newModelShowCmd(f, nil),
+		newModelRetireCmd(f, nil), newModelAccessCmd(f, nil), newModelLimitsCmd(f, nil))
+	return cmd
+}
 
-	deploy := &modelOptions{Action: "deploy"}
-	deployCmd := &cobra.Command{
+type modelDeployOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	Name        string
+	File        string
+	Calibration string
+	Allow       []string
+	Packing     string
+	fheserve.CompileSettings
+	remote
+}
+
+func newModelDeployCmd(f *Factory, runF func(*modelDeployOptions) error) *cobra.Command {
+	opts := &modelDeployOptions{IO: f.IO, remote: newRemote(f)}
+	cmd := &cobra.Command{
 		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--allow U1,U2] [compile flags]",
 		Short: "Upload an ONNX model; the server compiles it and prints its id last",
 		Long: `Upload an ONNX model with optional calibration data. The server compiles it
@@ -72,61 +56,29 @@ The compilation flags are those of 'fheserve compile' (--packing, --degree,
 Without --calibration, activations are approximated on a default interval
 that fits few real models: deploy warns.`,
 		Args: noArgs,
-		RunE: runE(deploy),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx = cmd.Context()
+			if err := opts.validate(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelDeployRun(opts)
+		},
 	}
-	f := deployCmd.Flags()
-	f.StringVar(&deploy.Name, "name", "", "model `name` (required)")
-	f.StringVar(&deploy.File, "file", "", "ONNX model `file` (required)")
-	f.StringVar(&deploy.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	f.StringSliceVar(&deploy.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
-	f.StringVar(&deploy.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
-	registerCompileSettings(f, &deploy.CompileSettings)
-	deploy.register(f)
-
-	list := &modelOptions{Action: "list"}
-	listCmd := &cobra.Command{Use: "list [--json]", Short: "List the models you may see", Args: noArgs, RunE: runE(list)}
-	listCmd.Flags().BoolVar(&list.JSON, "json", false, "print JSON")
-	list.register(listCmd.Flags())
-
-	show := &modelOptions{Action: "show"}
-	showCmd := &cobra.Command{Use: "show (ID | NAME) [--json]", Short: "Show a model (by id, or by name: its latest version) and its public plan",
-		Args: exactlyOne("model ID or name"), RunE: runE(show)}
-	showCmd.Flags().BoolVar(&show.JSON, "json", false, "print the model and its plan as JSON")
-	show.register(showCmd.Flags())
-
-	retire := &modelOptions{Action: "retire"}
-	retireCmd := &cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID"), RunE: runE(retire)}
-	retire.register(retireCmd.Flags())
-
-	acc := &modelOptions{Action: "access"}
-	accessCmd := &cobra.Command{
-		Use:   "access ID (--allow U1,U2 | --everyone)",
-		Short: "Set who may use a model",
-		Long: `Replace a model's allow-list (its owner or an administrator): --allow names
-the users who may fetch its plan, upload keys and submit jobs; --everyone
-opens it to every approved user. Users taken off the list lose access at
-once; their jobs already queued still run.`,
-		Args: exactlyOne("model ID"),
-		RunE: runE(acc),
-	}
-	accessCmd.Flags().StringSliceVar(&acc.Allow, "allow", nil, "`users` allowed to use the model")
-	accessCmd.Flags().BoolVar(&acc.Everyone, "everyone", false, "allow every approved user")
-	acc.register(accessCmd.Flags())
-
-	cmd.AddCommand(deployCmd, listCmd, showCmd, retireCmd, accessCmd, newModelLimitsCmd(runE))
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Name, "name", "", "model `name` (required)")
+	fs.StringVar(&opts.File, "file", "", "ONNX model `file` (required)")
+	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	fs.StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
+	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
+	registerCompileSettings(fs, &opts.CompileSettings)
+	opts.register(fs)
 	return cmd
 }
 
-func (o *modelOptions) validate() error {
-	if o.Action == "access" {
-		if (len(o.Allow) > 0) == o.Everyone {
-			return fheserve.Errorf(fheserve.EINVALID, "give either --allow U1,U2 or --everyone")
-		}
-		return nil
-	}
-	if o.Action != "deploy" {
-		return nil
-	}
+func (o *modelDeployOptions) validate() error {
 	switch {
 	case o.Name == "":
 		return requiredFlag("--name")
@@ -139,83 +91,207 @@ func (o *modelOptions) validate() error {
 	return validSettings(&o.CompileSettings)
 }
 
-func modelRun(opts *modelOptions) error {
-	ctx := opts.Ctx
+func modelDeployRun(opts *modelDeployOptions) error {
 	c, _, err := opts.session()
 	if err != nil {
 		return err
 	}
-	out := opts.Out
-	switch opts.Action {
-	case "deploy":
-		req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, CompileSettings: opts.CompileSettings, Allow: opts.Allow}
-		if req.ONNX, err = readInputFile(opts.File, "model"); err != nil {
-			return err
-		}
-		if opts.Calibration != "" {
-			if req.Calibration, err = readInputFile(opts.Calibration, "calibration"); err != nil {
-				return err
-			}
-		}
-		m, err := c.Deploy(ctx, req)
-		if err != nil {
-			return err
-		}
-		if opts.Calibration == "" {
-			fmt.Fprintf(opts.ErrOut, "fheserve: warning: deployed without --calibration: activations are approximated on the default interval [%g, %g] "+
-				"and the output bound comes from synthetic inputs, not your data, so predictions may be unreliable; "+
-				"deploy again with representative inputs: --calibration C.npy\n", -compiler.DefaultInterval, compiler.DefaultInterval)
-		}
-		writeModel(out, m)
-		fmt.Fprintln(out, m.ID)
-	case "list":
-		ms, err := c.Models(ctx)
-		if err != nil {
-			return err
-		}
-		if opts.JSON {
-			return printJSON(out, orEmpty(ms))
-		}
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tVERSION\tOWNER\tSTATUS\tPACKING\tINPUT\tOUTPUT\tACCESS")
-		for _, m := range ms {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%v\t%v\t%s\n", m.ID, m.Name, m.Version, m.Owner, m.Status, m.Packing, m.InputShape, m.OutputShape, access(m))
-		}
-		return tw.Flush()
-	case "show":
-		m, err := c.ModelByRef(ctx, opts.ID)
-		if err != nil {
-			return err
-		}
-		p, err := c.Plan(ctx, m.ID)
-		if err != nil {
-			return err
-		}
-		if opts.JSON {
-			return printJSON(out, map[string]any{"model": m, "plan": p})
-		}
-		writeModel(out, m)
-		fmt.Fprintln(out)
-		return writePlanReport(out, p)
-	case "limits":
-		m, err := c.API.SetLimits(ctx, opts.ID, &opts.Limits)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "limits of %s (%s v%d): %s\n", m.ID, m.Name, m.Version, limitsText(m.Limits))
-	case "access":
-		m, err := c.API.SetAccess(ctx, opts.ID, &fheserve.AccessRequest{Allow: opts.Allow})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "access to %s (%s v%d): %s\n", m.ID, m.Name, m.Version, access(m))
-	case "retire":
-		m, err := c.API.Retire(ctx, opts.ID)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "retired %s (%s v%d)\n", m.ID, m.Name, m.Version)
+	req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, CompileSettings: opts.CompileSettings, Allow: opts.Allow}
+	if req.ONNX, err = readInputFile(opts.File, "model"); err != nil {
+		return err
 	}
+	if opts.Calibration != "" {
+		if req.Calibration, err = readInputFile(opts.Calibration, "calibration"); err != nil {
+			return err
+		}
+	}
+	m, err := c.Deploy(opts.Ctx, req)
+	if err != nil {
+		return err
+	}
+	if opts.Calibration == "" {
+		fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: deployed without --calibration: activations are approximated on the default interval [%g, %g] "+
+			"and the output bound comes from synthetic inputs, not your data, so predictions may be unreliable; "+
+			"deploy again with representative inputs: --calibration C.npy\n", -compiler.DefaultInterval, compiler.DefaultInterval)
+	}
+	writeModel(opts.IO.Out, m)
+	fmt.Fprintln(opts.IO.Out, m.ID)
+	return nil
+}
+
+type modelListOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	JSON bool
+	remote
+}
+
+func newModelListCmd(f *Factory, runF func(*modelListOptions) error) *cobra.Command {
+	opts := &modelListOptions{IO: f.IO, remote: newRemote(f)}
+	cmd := &cobra.Command{Use: "list [--json]", Short: "List the models you may see", Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx = cmd.Context()
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelListRun(opts)
+		}}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
+	opts.register(cmd.Flags())
+	return cmd
+}
+
+func modelListRun(opts *modelListOptions) error {
+	c, _, err := opts.session()
+	if err != nil {
+		return err
+	}
+	ms, err := c.Models(opts.Ctx)
+	if err != nil {
+		return err
+	}
+	out := opts.IO.Out
+	if opts.JSON {
+		return printJSON(out, orEmpty(ms))
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tOWNER\tSTATUS\tPACKING\tINPUT\tOUTPUT\tACCESS")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%v\t%v\t%s\n", m.ID, m.Name, m.Version, m.Owner, m.Status, m.Packing, m.InputShape, m.OutputShape, access(m))
+	}
+	return tw.Flush()
+}
+
+type modelShowOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	Ref  string // the model's id or name
+	JSON bool
+	remote
+}
+
+func newModelShowCmd(f *Factory, runF func(*modelShowOptions) error) *cobra.Command {
+	opts := &modelShowOptions{IO: f.IO, remote: newRemote(f)}
+	cmd := &cobra.Command{Use: "show (ID | NAME) [--json]", Short: "Show a model (by id, or by name: its latest version) and its public plan",
+		Args: exactlyOne("model ID or name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx, opts.Ref = cmd.Context(), args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelShowRun(opts)
+		}}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the model and its plan as JSON")
+	opts.register(cmd.Flags())
+	return cmd
+}
+
+func modelShowRun(opts *modelShowOptions) error {
+	c, _, err := opts.session()
+	if err != nil {
+		return err
+	}
+	m, err := c.ModelByRef(opts.Ctx, opts.Ref)
+	if err != nil {
+		return err
+	}
+	p, err := c.Plan(opts.Ctx, m.ID)
+	if err != nil {
+		return err
+	}
+	out := opts.IO.Out
+	if opts.JSON {
+		return printJSON(out, map[string]any{"model": m, "plan": p})
+	}
+	writeModel(out, m)
+	fmt.Fprintln(out)
+	return writePlanReport(out, p)
+}
+
+type modelRetireOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	ID string
+	remote
+}
+
+func newModelRetireCmd(f *Factory, runF func(*modelRetireOptions) error) *cobra.Command {
+	opts := &modelRetireOptions{IO: f.IO, remote: newRemote(f)}
+	cmd := &cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx, opts.ID = cmd.Context(), args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelRetireRun(opts)
+		}}
+	opts.register(cmd.Flags())
+	return cmd
+}
+
+func modelRetireRun(opts *modelRetireOptions) error {
+	c, _, err := opts.session()
+	if err != nil {
+		return err
+	}
+	m, err := c.API.Retire(opts.Ctx, opts.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.Out, "retired %s (%s v%d)\n", m.ID, m.Name, m.Version)
+	return nil
+}
+
+type modelAccessOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	ID       string
+	Allow    []string
+	Everyone bool // open the model to every approved user
+	remote
+}
+
+func newModelAccessCmd(f *Factory, runF func(*modelAccessOptions) error) *cobra.Command {
+	opts := &modelAccessOptions{IO: f.IO, remote: newRemote(f)}
+	cmd := &cobra.Command{
+		Use:   "access ID (--allow U1,U2 | --everyone)",
+		Short: "Set who may use a model",
+		Long: `Replace a model's allow-list (its owner or an administrator): --allow names
+the users who may fetch its plan, upload keys and submit jobs; --everyone
+opens it to every approved user. Users taken off the list lose access at
+once; their jobs already queued still run.`,
+		Args: exactlyOne("model ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ctx, opts.ID = cmd.Context(), args[0]
+			if (len(opts.Allow) > 0) == opts.Everyone {
+				return fheserve.Errorf(fheserve.EINVALID, "give either --allow U1,U2 or --everyone")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return modelAccessRun(opts)
+		},
+	}
+	cmd.Flags().StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model")
+	cmd.Flags().BoolVar(&opts.Everyone, "everyone", false, "allow every approved user")
+	opts.register(cmd.Flags())
+	return cmd
+}
+
+func modelAccessRun(opts *modelAccessOptions) error {
+	c, _, err := opts.session()
+	if err != nil {
+		return err
+	}
+	m, err := c.API.SetAccess(opts.Ctx, opts.ID, &fheserve.AccessRequest{Allow: opts.Allow})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.IO.Out, "access to %s (%s v%d): %s\n", m.ID, m.Name, m.Version, access(m))
 	return nil
 }
 

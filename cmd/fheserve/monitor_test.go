@@ -162,13 +162,13 @@ func TestMonitoring(t *testing.T) {
 	// Each party verifies the log from outside and sees its own records.
 	records := func(c *sdk.Client) []*audit.Record {
 		t.Helper()
-		t.Setenv(homeEnv, t.TempDir())
-		r := runCLI(t, "audit", "verify", "--server", url, "--token", c.Token())
+		p := newParty(t, "")
+		r := p.run("", "audit", "verify", "--server", url, "--token", c.Token())
 		mustSucceed(t, r)
 		if !strings.Contains(r.stdout, "records are in it") {
 			t.Fatalf("audit verify: %s", r.stdout)
 		}
-		r = runCLI(t, "audit", "log", "--server", url, "--token", c.Token(), "--json")
+		r = p.run("", "audit", "log", "--server", url, "--token", c.Token(), "--json")
 		mustSucceed(t, r)
 		var out []*audit.Record
 		sc := bufio.NewScanner(strings.NewReader(r.stdout))

@@ -17,9 +17,8 @@ import (
 )
 
 type predictOptions struct {
-	Out    io.Writer
-	ErrOut io.Writer
-	Ctx    context.Context
+	IO  *IOStreams
+	Ctx context.Context
 
 	Local   bool
 	Keys    string
@@ -32,11 +31,11 @@ type predictOptions struct {
 	InFlight int
 	JSON     bool
 	engineFlags
-	clientFlags
+	remote
 }
 
-func newPredictCmd(runF func(*predictOptions) error) *cobra.Command {
-	opts := &predictOptions{}
+func newPredictCmd(f *Factory, runF func(*predictOptions) error) *cobra.Command {
+	opts := &predictOptions{IO: f.IO, remote: newRemote(f)}
 	cmd := &cobra.Command{
 		Use:   "predict --model ID --input X.npy --output Y.npy [flags]",
 		Short: "Run an encrypted prediction",
@@ -61,8 +60,8 @@ the largest output (the predicted class) agrees.`,
   fheserve predict --local --model model.onnx --input x.npy --output y.npy --packing batch --json`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.ErrOut, opts.Ctx = cmd.OutOrStdout(), cmd.ErrOrStderr(), cmd.Context()
-			if err := packingFlags(cmd.Flags(), opts.ErrOut); err != nil {
+			opts.Ctx = cmd.Context()
+			if err := packingFlags(cmd.Flags(), opts.IO.ErrOut); err != nil {
 				return err
 			}
 			if err := opts.validate(); err != nil {
@@ -74,19 +73,19 @@ the largest output (the predicted class) agrees.`,
 			return predictRun(opts)
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&opts.Local, "local", false, "run client and server in this process instead of using a server")
-	f.StringVar(&opts.Model, "model", "", "model ID on the server, or with --local an ONNX model `file` (required)")
-	f.StringVar(&opts.Keys, "keys", "", "key set `ID` to encrypt with (default: the newest for the model; not with --local)")
-	opts.register(f)
-	f.StringVar(&opts.Input, "input", "", "input samples as an .npy `file`, batch dimension first (required)")
-	f.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy, or - for standard output (required)")
-	registerPacking(f, &opts.Packing, plan.Latency)
-	f.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	registerCompileSettings(f, &opts.CompileSettings)
-	f.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
-	f.IntVar(&opts.InFlight, "in-flight", sdk.DefaultInFlight, "`jobs` to keep queued or running on the server at once (its default cap per user); less when other programs of yours submit jobs too")
-	f.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")
+	fs := cmd.Flags()
+	fs.BoolVar(&opts.Local, "local", false, "run client and server in this process instead of using a server")
+	fs.StringVar(&opts.Model, "model", "", "model ID on the server, or with --local an ONNX model `file` (required)")
+	fs.StringVar(&opts.Keys, "keys", "", "key set `ID` to encrypt with (default: the newest for the model; not with --local)")
+	opts.register(fs)
+	fs.StringVar(&opts.Input, "input", "", "input samples as an .npy `file`, batch dimension first (required)")
+	fs.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy, or - for standard output (required)")
+	registerPacking(fs, &opts.Packing, plan.Latency)
+	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
+	registerCompileSettings(fs, &opts.CompileSettings)
+	fs.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
+	fs.IntVar(&opts.InFlight, "in-flight", sdk.DefaultInFlight, "`jobs` to keep queued or running on the server at once (its default cap per user); less when other programs of yours submit jobs too")
+	fs.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")
 	return cmd
 }
 
@@ -182,7 +181,7 @@ func predictRun(opts *predictOptions) error {
 		return err
 	}
 	p := r.Plan
-	writeWarnings(opts.ErrOut, p)
+	writeWarnings(opts.IO.ErrOut, p)
 	y, err := r.Predict(opts.Ctx, x, n)
 	if err != nil {
 		return err
@@ -206,12 +205,12 @@ func predictRun(opts *predictOptions) error {
 		Warnings:  p.Warnings,
 	}
 	if opts.JSON {
-		enc := json.NewEncoder(opts.Out)
+		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
 	rep.Output = outputName(opts.Output)
-	writePredictSummary(opts.ErrOut, rep, shape)
+	writePredictSummary(opts.IO.ErrOut, rep, shape)
 	return nil
 }
 

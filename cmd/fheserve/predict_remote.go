@@ -10,6 +10,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 	"github.com/schollz/progressbar/v3"
 )
@@ -53,77 +54,93 @@ func predictRemote(opts *predictOptions) error {
 	if err != nil {
 		return err
 	}
-	keys, err := loadKeys(ctx, c, cfg, opts.Model, opts.Keys)
+	keys, err := opts.loadKeys(ctx, c, cfg, opts.Model, opts.Keys)
 	if err != nil {
 		return err
 	}
 	p := keys.Plan
-	if _, err := os.Stat(opts.Input); err != nil {
-		return fheserve.Errorf(fheserve.ENOTFOUND, "input file %q not found", opts.Input)
-	}
-	a, err := npy.ReadFile(opts.Input)
+	a, n, err := readRemoteInput(opts.Input, p)
 	if err != nil {
 		return err
 	}
-	n, err := batchOf(a.Shape, nn.Shape(p.InputShape))
-	if err != nil {
-		return fheserve.Errorf(fheserve.EINVALID, "input file %q: %s", opts.Input, fheserve.ErrorMessage(err))
+	var stats sdk.PredictStats
+	y, err := predictPaced(opts, c, keys, m.Name, a.Data, n, &stats)
+	var bad *sdk.OutOfBoundError
+	if !errors.As(err, &bad) && err != nil {
+		return keepPartial(opts, p, y, err)
+	}
+	shape := append([]int{n}, p.OutputShape...)
+	if err := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); err != nil {
+		return err
 	}
 	rep := &remoteReport{Model: m.ID, Name: m.Name, Server: cfg.Server, KeySet: keys.KeySetID, Output: opts.Output,
-		Samples: n, Precision: p.Precision.OutputError}
-	bar := newBar(opts.ErrOut, n, fmt.Sprintf("%s: %d sample%s", m.Name, n, plural(n)))
-	var stats sdk.PredictStats
-	var firstSubmit, lastResult time.Time
-	y, err := c.PredictWith(ctx, keys, a.Data, n, &sdk.PredictOptions{
+		Samples: n, Precision: p.Precision.OutputError, Jobs: stats.Jobs, UploadBytes: stats.UploadBytes, ResultBytes: stats.ResultBytes}
+	rep.TimesMS.Encrypt, rep.TimesMS.Server, rep.TimesMS.Evaluate, rep.TimesMS.Decrypt = millis(stats.Encrypt), millis(stats.Server), millis(stats.Evaluate), millis(stats.Decrypt)
+	rep.TimesMS.Total = millis(time.Since(start))
+	if bad != nil {
+		rep.OutOfBound = bad.Samples
+		fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: %s (%s holds them too)\n", bad, outputName(opts.Output))
+	}
+	if opts.JSON {
+		return printJSON(opts.IO.Out, rep)
+	}
+	writeRemoteSummary(opts.IO.ErrOut, rep, m, shape, &stats)
+	return nil
+}
+
+// readRemoteInput reads --input for plan p: its samples and how many.
+func readRemoteInput(path string, p *plan.Plan) (*npy.Array, int, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, 0, fheserve.Errorf(fheserve.ENOTFOUND, "input file %q not found", path)
+	}
+	a, err := npy.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := batchOf(a.Shape, nn.Shape(p.InputShape))
+	if err != nil {
+		return nil, 0, fheserve.Errorf(fheserve.EINVALID, "input file %q: %s", path, fheserve.ErrorMessage(err))
+	}
+	return a, n, nil
+}
+
+// predictPaced runs the prediction through the SDK, which paces it, with
+// a progress bar on a terminal and a line for each wait the server asks.
+func predictPaced(opts *predictOptions, c *sdk.Client, keys *sdk.Keys, name string, x []float64, n int, stats *sdk.PredictStats) ([]float64, error) {
+	bar := newBar(opts.IO, n, fmt.Sprintf("%s: %d sample%s", name, n, plural(n)))
+	defer bar.finish()
+	return c.PredictWith(opts.Ctx, keys, x, n, &sdk.PredictOptions{
 		InFlight: opts.InFlight,
-		Stats:    &stats,
+		Stats:    stats,
 		Progress: func(pr sdk.Progress) {
-			if pr.Job != nil && firstSubmit.IsZero() {
-				firstSubmit = time.Now()
-			}
-			if pr.Predicted == n && lastResult.IsZero() {
-				lastResult = time.Now()
-			}
 			bar.set(pr.Predicted)
 			if pr.Wait > 0 {
 				bar.note(fmt.Sprintf("fheserve: waiting %s: %s", pr.Wait, pr.Reason))
 			}
 		},
 	})
-	bar.finish()
+}
+
+// keepPartial writes what an incomplete prediction returned, the first
+// samples' predictions in order, and returns err saying so.
+func keepPartial(opts *predictOptions, p *plan.Plan, y []float64, err error) error {
 	var inc *sdk.IncompleteError
-	var bad *sdk.OutOfBoundError
-	switch {
-	case errors.As(err, &inc) && inc.Predicted > 0:
-		// Keep what came back: the first samples, in order.
-		shape := append([]int{inc.Predicted}, p.OutputShape...)
-		if werr := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); werr != nil {
-			return fmt.Errorf("%w (and cannot write the %d predictions made: %v)", err, inc.Predicted, werr)
-		}
-		return fmt.Errorf("%w; %s holds the predictions of the first %d samples", err, outputName(opts.Output), inc.Predicted)
-	case errors.As(err, &bad):
-	case err != nil:
+	if !errors.As(err, &inc) || inc.Predicted == 0 {
 		return err
 	}
-	rep.TimesMS.Server = millis(lastResult.Sub(firstSubmit))
-	rep.TimesMS.Encrypt, rep.TimesMS.Evaluate, rep.TimesMS.Decrypt = millis(stats.Encrypt), millis(stats.Evaluate), millis(stats.Decrypt)
-	rep.Jobs, rep.UploadBytes, rep.ResultBytes = stats.Jobs, stats.UploadBytes, stats.ResultBytes
-	shape := append([]int{n}, p.OutputShape...)
-	if err := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); err != nil {
-		return err
+	shape := append([]int{inc.Predicted}, p.OutputShape...)
+	if werr := writeOutput(opts, &npy.Array{Shape: shape, Data: y}); werr != nil {
+		return fmt.Errorf("%w (and cannot write the %d predictions made: %v)", err, inc.Predicted, werr)
 	}
-	rep.TimesMS.Total = millis(time.Since(start))
-	if bad != nil {
-		rep.OutOfBound = bad.Samples
-		fmt.Fprintf(opts.ErrOut, "fheserve: warning: %s (%s holds them too)\n", bad, outputName(opts.Output))
-	}
-	if opts.JSON {
-		return printJSON(opts.Out, rep)
-	}
-	w := opts.ErrOut
+	return fmt.Errorf("%w; %s holds the predictions of the first %d samples", err, outputName(opts.Output), inc.Predicted)
+}
+
+// writeRemoteSummary prints a remote prediction's summary for a person.
+func writeRemoteSummary(w io.Writer, rep *remoteReport, m *fheserve.Model, shape []int, stats *sdk.PredictStats) {
+	n := rep.Samples
 	fmt.Fprintf(w, "predicted %d sample%s with %s v%d (%s) on %s under encryption, %d job%s\n",
-		n, plural(n), m.Name, m.Version, m.ID, cfg.Server, len(stats.Jobs), plural(len(stats.Jobs)))
-	fmt.Fprintf(w, "  wrote %s: float32, shape %v; expect errors below %.1e per value\n", outputName(opts.Output), shape, p.Precision.OutputError)
+		n, plural(n), m.Name, m.Version, m.ID, rep.Server, len(stats.Jobs), plural(len(stats.Jobs)))
+	fmt.Fprintf(w, "  wrote %s: float32, shape %v; expect errors below %.1e per value\n", outputName(rep.Output), shape, rep.Precision)
 	t := rep.TimesMS
 	fmt.Fprintf(w, "  time: encrypt %.0f ms, server %.0f ms (evaluation %.0f ms), decrypt %.0f ms, total %.0f ms\n",
 		t.Encrypt, t.Server, t.Evaluate, t.Decrypt, t.Total)
@@ -132,14 +149,13 @@ func predictRemote(opts *predictOptions) error {
 	}
 	fmt.Fprintf(w, "  sent %s of ciphertexts, received %s of results; the secret key stayed here\n",
 		fmtBytes(int(rep.UploadBytes)), fmtBytes(int(rep.ResultBytes)))
-	return nil
 }
 
 // writeOutput writes predictions to --output: a file, or with "-"
 // standard output.
 func writeOutput(opts *predictOptions, a *npy.Array) error {
 	if opts.Output == "-" {
-		if err := npy.Write(opts.Out, a); err != nil {
+		if err := npy.Write(opts.IO.Out, a); err != nil {
 			return fmt.Errorf("cannot write the predictions to standard output: %w", err)
 		}
 		return nil
@@ -164,12 +180,9 @@ type bar struct {
 	w  io.Writer
 }
 
-func newBar(w io.Writer, total int, what string) *bar {
-	f, ok := w.(*os.File)
-	if !ok {
-		return &bar{w: w}
-	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+func newBar(io *IOStreams, total int, what string) *bar {
+	w := io.ErrOut
+	if !io.ErrTTY {
 		return &bar{w: w}
 	}
 	return &bar{w: w, pb: progressbar.NewOptions(total,

@@ -17,8 +17,32 @@ import (
 // needs and how precise its results are.
 func writePlanReport(w io.Writer, p *plan.Plan) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
+	writePlanSummary(tw, p)
+	writePlanKeys(tw, p)
+	writePlanSizes(tw, p)
+	writePlanOps(tw, p)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, section := range []func(io.Writer, *plan.Plan) error{writePlanSteps, writePlanActivations, writePlanPrecision, writePlanPrivacy} {
+		if err := section(w, p); err != nil {
+			return err
+		}
+	}
+	if len(p.Warnings) > 0 {
+		fmt.Fprintf(w, "\nWarnings\n")
+		for _, s := range p.Warnings {
+			fmt.Fprintf(w, "  - %s\n", s)
+		}
+	}
+	return nil
+}
 
+// The first sections share one tabwriter: a line without a tab ends a
+// block of aligned columns, so each section aligns on its own.
+
+func writePlanSummary(tw io.Writer, p *plan.Plan) {
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	pr("Model\t%s\n", p.Model)
 	pr("Packing\t%s\n", packingText(p))
 	pr("Ring\tN = 2^%d (%d slots)\n", p.Params.LogN, p.Slots())
@@ -34,7 +58,10 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 	}
 	pr("Fingerprint\t%s\n", p.Fingerprint)
 	pr("\n")
+}
 
+func writePlanKeys(tw io.Writer, p *plan.Plan) {
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	pr("Keys\n")
 	pr("  relinearization key\t%s\n", yesNo(p.Relin))
 	switch lines := wrapInts(p.Rotations, 64); len(lines) {
@@ -49,59 +76,67 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 		}
 	}
 	pr("\n")
+}
 
+func writePlanSizes(tw io.Writer, p *plan.Plan) {
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	pr("Sizes (estimated)\n")
 	pr("  upload\t%s per call\n", fmtBytes(p.Sizes.Upload))
 	pr("  result\t%s per call\n", fmtBytes(p.Sizes.Result))
 	pr("  evaluation keys\t%s (relinearization and %d Galois keys, sent once)\n", fmtBytes(p.Sizes.EvalKeys), p.Sizes.GaloisKeys)
 	pr("  public key\t%s\n", fmtBytes(p.Sizes.PublicKey))
 	pr("\n")
+}
 
-	pr("Operations per call\n")
+func writePlanOps(tw io.Writer, p *plan.Plan) {
+	fmt.Fprintf(tw, "Operations per call\n")
 	for _, c := range opCounts(&p.Ops) {
-		pr("  %s\t%d\n", c.name, c.n)
+		fmt.Fprintf(tw, "  %s\t%d\n", c.name, c.n)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+}
 
+func writePlanSteps(w io.Writer, p *plan.Plan) error {
 	fmt.Fprintf(w, "\nSteps\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  #\tKIND\tNAME\tLEVELS\tLENGTHS\tDIAGONALS\tROTATIONS\tDEGREE\n")
 	for i, s := range p.Steps {
 		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d -> %d\t%d -> %d\t%s\t%s\t%s\n", i+1, s.Kind, s.Name,
 			s.LevelIn, s.LevelOut, s.InLength, s.OutLength, blank(s.Diagonals), blank(s.Rotations), blank(s.Degree))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	return tw.Flush()
+}
 
+func writePlanActivations(w io.Writer, p *plan.Plan) error {
 	fmt.Fprintf(w, "\nActivations\n")
 	if len(p.Activations) == 0 {
 		fmt.Fprintf(w, "  none: every operation is exact under encryption\n")
-	} else {
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tFIT\tDEGREE\tDEPTH\tMAX ERROR\tOUTSIDE +10%%\t+25%%\n")
-		for i := range p.Activations {
-			a := &p.Activations[i]
-			fit := a.Fit
-			if fit == "" {
-				fit = compiler.FitInterpolation
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%s\t%d\t%d\t%.2e\t%s\t%s\n", a.Node, a.Func,
-				a.Interval[0], a.Interval[1], a.Source, fit, a.Degree, a.Depth, a.MaxError, excursion(a, 0.1), excursion(a, 0.25))
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "  MAX ERROR is on the interval; OUTSIDE is the largest error for inputs up to 10%% and 25%% of\n"+
-			"  the interval's half-width beyond it, where the polynomial grows fast (more so at high degree).\n"+
-			"  Choose the degree with --degree or per node with --degrees node=D,..., the interval's margin\n"+
-			"  with --margin and the fit with --fit (see docs/models.md).\n")
+		return nil
 	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  NODE\tFUNC\tINTERVAL\tSOURCE\tFIT\tDEGREE\tDEPTH\tMAX ERROR\tOUTSIDE +10%%\t+25%%\n")
+	for i := range p.Activations {
+		a := &p.Activations[i]
+		fit := a.Fit
+		if fit == "" {
+			fit = compiler.FitInterpolation
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t[%.4g, %.4g]\t%s\t%s\t%d\t%d\t%.2e\t%s\t%s\n", a.Node, a.Func,
+			a.Interval[0], a.Interval[1], a.Source, fit, a.Degree, a.Depth, a.MaxError, excursion(a, 0.1), excursion(a, 0.25))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "  MAX ERROR is on the interval; OUTSIDE is the largest error for inputs up to 10%% and 25%% of\n"+
+		"  the interval's half-width beyond it, where the polynomial grows fast (more so at high degree).\n"+
+		"  Choose the degree with --degree or per node with --degrees node=D,..., the interval's margin\n"+
+		"  with --margin and the fit with --fit (see docs/models.md).\n")
+	return nil
+}
 
+func writePlanPrecision(w io.Writer, p *plan.Plan) error {
 	fmt.Fprintf(w, "\nPrecision\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	pr("  output error\t%.2e\t(expected largest absolute error of an output value)\n", p.Precision.OutputError)
 	if len(p.Activations) > 0 {
 		pr("  approximation error\t%.2e\t(largest activation approximation error on its interval)\n", p.Precision.ApproximationError)
@@ -109,12 +144,13 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 	}
 	pr("  output bound\t%.4g\t(largest output magnitude the parameters carry)\n", p.Precision.OutputBound)
 	pr("  result bits\t%d\t(bits per coefficient of a returned ciphertext)\n", p.ResultBits)
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	return tw.Flush()
+}
 
+func writePlanPrivacy(w io.Writer, p *plan.Plan) error {
 	fmt.Fprintf(w, "\nPrivacy of the weights\n")
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	pr := func(format string, args ...any) { fmt.Fprintf(tw, format, args...) }
 	if pp := p.Precision; pp.PrivacyBits > 0 {
 		pr("  circuit privacy\t%s bits over %s samples\t(statistical distance at most 2^-%s between a user's view of the results and one simulated from the outputs alone)\n",
 			trimBits(pp.PrivacyBits), countText(pp.QueryBudget), trimBits(pp.PrivacyBits/2))
@@ -124,17 +160,7 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 	if p.Precision.FloodStd > 0 {
 		pr("  flood margin\t%.1f bits\t(flooding noise above the evaluation noise it hides)\n", p.Precision.FloodBits)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
-	if len(p.Warnings) > 0 {
-		fmt.Fprintf(w, "\nWarnings\n")
-		for _, s := range p.Warnings {
-			fmt.Fprintf(w, "  - %s\n", s)
-		}
-	}
-	return nil
+	return tw.Flush()
 }
 
 // trimBits formats a number of bits without needless decimals.

@@ -5,11 +5,12 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// newRootCmd builds the command tree. Each command lives in its own file
-// as newXCmd(runF): an options struct filled from flags, and xRun(opts)
-// doing the work; runF replaces xRun in flag-parsing tests and is nil
-// otherwise. Adding a command is one line in the list below.
-func newRootCmd() *cobra.Command {
+// newRootCmd builds the command tree. Each leaf command is
+// newXCmd(f, runF): an options struct filled from flags and from the
+// Factory f (streams, environment, client state, SDK clients), and
+// xRun(opts) doing the work; runF replaces xRun in flag-parsing tests and
+// is nil otherwise. Adding a command is one line in the list below.
+func newRootCmd(f *Factory) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "fheserve",
 		Short: "Private machine-learning inference with CKKS homomorphic encryption",
@@ -29,21 +30,21 @@ never sees the inputs, the intermediate values or the predictions.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
-		newCompileCmd(nil),
-		newPredictCmd(nil),
-		newDemoCmd(nil),
-		newVersionCmd(nil),
-		newBenchCmd(nil),
-		newEvalCmd(nil),
-		newServeCmd(nil),
-		newAdminCmd(nil),
-		newRegisterCmd(nil),
-		newLoginCmd(nil),
-		newLogoutCmd(nil),
-		newModelCmd(nil),
-		newKeysCmd(nil),
-		newUsageCmd(nil),
-		newAuditCmd(nil),
+		newCompileCmd(f, nil),
+		newPredictCmd(f, nil),
+		newDemoCmd(f, nil),
+		newVersionCmd(f, nil),
+		newBenchCmd(f, nil),
+		newEvalCmd(f, nil),
+		newServeCmd(f, nil),
+		newAdminCmd(f),
+		newRegisterCmd(f, nil),
+		newLoginCmd(f, nil),
+		newLogoutCmd(f, nil),
+		newModelCmd(f),
+		newKeysCmd(f),
+		newUsageCmd(f, nil),
+		newAuditCmd(f),
 	)
 	return root
 }

@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -25,8 +23,8 @@ import (
 const dataDirEnv = "FHESERVE_DATA"
 
 type serveOptions struct {
-	ErrOut io.Writer
-	Ctx    context.Context
+	IO  *IOStreams
+	Ctx context.Context
 
 	DataDir     string
 	Addr        string
@@ -60,8 +58,8 @@ type serveOptions struct {
 	DebugAddr string
 }
 
-func newServeCmd(runF func(*serveOptions) error) *cobra.Command {
-	opts := &serveOptions{}
+func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
+	opts := &serveOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
 		Short: "Run the fheserve server",
@@ -89,7 +87,7 @@ Create the first administrator offline with 'fheserve admin init'.`,
   fheserve serve --data-dir /var/lib/fheserve --addr 10.0.0.5:8080 --behind-proxy`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.ErrOut, opts.Ctx = cmd.ErrOrStderr(), cmd.Context()
+			opts.Ctx = cmd.Context()
 			if err := opts.validate(); err != nil {
 				return err
 			}
@@ -99,27 +97,27 @@ Create the first administrator offline with 'fheserve admin init'.`,
 			return serveRun(opts)
 		},
 	}
-	f := cmd.Flags()
-	dataDirFlag(f, &opts.DataDir)
-	f.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
-	f.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it)")
-	f.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
-	f.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
-	f.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")
-	f.IntVar(&opts.MaxUploads, "max-uploads", 0, "key sets and encrypted inputs received at once; others wait (default 4)")
-	f.IntVar(&opts.MaxUploadsPerUser, "max-uploads-per-user", 0, "of those, by one user; more get 429 (default 2)")
-	f.IntVar(&opts.MaxQueuedPerUser, "max-queued-per-user", 0, "one user's jobs queued or running; more get 429 (default 16)")
-	f.DurationVar(&opts.UploadWait, "upload-wait", 0, "how long an upload waits for a place before a 503 (default 30s)")
-	f.IntVar(&opts.MaxDeploys, "max-deploys", 0, "deployments read and compiled at once, one per owner; others wait (default 2)")
-	f.IntVar(&opts.MaxKeySetsPerModel, "max-keysets-per-model", 0, "one user's active key sets for one model; more get 429 (default 3)")
-	f.IntVar(&opts.MaxKeySetsPerUser, "max-keysets-per-user", 0, "one user's active key sets over all models; more get 429 (default 12)")
-	f.Int64Var(&opts.MinBodyRate, "min-body-rate", 0, "bytes a second a request body must average after --body-grace, or it is cut off (default 32768)")
-	f.DurationVar(&opts.BodyGrace, "body-grace", 0, "how long a request body may arrive slower than --min-body-rate (default 10s)")
-	f.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the leaf); reloaded when it changes")
-	f.StringVar(&opts.TLSKey, "tls-key", "", "the certificate's private key `file` (PEM)")
-	f.BoolVar(&opts.BehindProxy, "behind-proxy", false, "serve plain HTTP on a non-loopback --addr: a TLS-terminating reverse proxy is in front")
-	f.StringSliceVar(&opts.TrustedProxies, "trusted-proxy", nil, "`networks` (CIDR or addresses, comma-separated) of reverse proxies whose X-Forwarded-For names the client, for login throttling")
-	f.StringVar(&opts.DebugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on this `host:port`; keep it private (default: off)")
+	fs := cmd.Flags()
+	dataDirFlag(fs, f.Getenv, &opts.DataDir)
+	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
+	fs.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it)")
+	fs.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
+	fs.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
+	fs.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")
+	fs.IntVar(&opts.MaxUploads, "max-uploads", 0, "key sets and encrypted inputs received at once; others wait (default 4)")
+	fs.IntVar(&opts.MaxUploadsPerUser, "max-uploads-per-user", 0, "of those, by one user; more get 429 (default 2)")
+	fs.IntVar(&opts.MaxQueuedPerUser, "max-queued-per-user", 0, "one user's jobs queued or running; more get 429 (default 16)")
+	fs.DurationVar(&opts.UploadWait, "upload-wait", 0, "how long an upload waits for a place before a 503 (default 30s)")
+	fs.IntVar(&opts.MaxDeploys, "max-deploys", 0, "deployments read and compiled at once, one per owner; others wait (default 2)")
+	fs.IntVar(&opts.MaxKeySetsPerModel, "max-keysets-per-model", 0, "one user's active key sets for one model; more get 429 (default 3)")
+	fs.IntVar(&opts.MaxKeySetsPerUser, "max-keysets-per-user", 0, "one user's active key sets over all models; more get 429 (default 12)")
+	fs.Int64Var(&opts.MinBodyRate, "min-body-rate", 0, "bytes a second a request body must average after --body-grace, or it is cut off (default 32768)")
+	fs.DurationVar(&opts.BodyGrace, "body-grace", 0, "how long a request body may arrive slower than --min-body-rate (default 10s)")
+	fs.StringVar(&opts.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM, the chain after the leaf); reloaded when it changes")
+	fs.StringVar(&opts.TLSKey, "tls-key", "", "the certificate's private key `file` (PEM)")
+	fs.BoolVar(&opts.BehindProxy, "behind-proxy", false, "serve plain HTTP on a non-loopback --addr: a TLS-terminating reverse proxy is in front")
+	fs.StringSliceVar(&opts.TrustedProxies, "trusted-proxy", nil, "`networks` (CIDR or addresses, comma-separated) of reverse proxies whose X-Forwarded-For names the client, for login throttling")
+	fs.StringVar(&opts.DebugAddr, "debug-addr", "", "serve Go's profiles (/debug/pprof/) on this `host:port`; keep it private (default: off)")
 	return cmd
 }
 
@@ -148,8 +146,8 @@ func serveDebug(ctx context.Context, addr string) (string, error) {
 // dataDirFlag adds --data-dir, defaulting to $FHESERVE_DATA or ./fheserve-data.
 func dataDirFlag(f interface {
 	StringVar(p *string, name string, value string, usage string)
-}, p *string) {
-	def := os.Getenv(dataDirEnv)
+}, getenv func(string) string, p *string) {
+	def := getenv(dataDirEnv)
 	if def == "" {
 		def = "fheserve-data"
 	}
@@ -212,21 +210,12 @@ func loopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// isTerminal reports whether w is a terminal, where people read text
-// logs; elsewhere logs go to a collector, which reads JSON.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 func serveRun(opts *serveOptions) error {
-	var h slog.Handler = slog.NewTextHandler(opts.ErrOut, nil)
-	if opts.LogJSON || !isTerminal(opts.ErrOut) {
-		h = slog.NewJSONHandler(opts.ErrOut, nil)
+	// People read text logs on a terminal; elsewhere logs go to a
+	// collector, which reads JSON.
+	var h slog.Handler = slog.NewTextHandler(opts.IO.ErrOut, nil)
+	if opts.LogJSON || !opts.IO.ErrTTY {
+		h = slog.NewJSONHandler(opts.IO.ErrOut, nil)
 	}
 	log := slog.New(h)
 	ctx, stop := signal.NotifyContext(opts.Ctx, syscall.SIGTERM)
@@ -263,7 +252,7 @@ func serveRun(opts *serveOptions) error {
 		log.Info("serving profiles", "url", "http://"+addr+"/debug/pprof/")
 	}
 	log.Info("serving", "url", d.URL(), "data_dir", opts.DataDir)
-	fmt.Fprintf(opts.ErrOut, "fheserve: serving on %s\n", d.URL())
+	fmt.Fprintf(opts.IO.ErrOut, "fheserve: serving on %s\n", d.URL())
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")

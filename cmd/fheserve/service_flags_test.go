@@ -1,11 +1,11 @@
 package main
 
 import (
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 )
@@ -13,7 +13,6 @@ import (
 // Flag parsing of the service's verbs, without running them.
 
 func TestServeFlags(t *testing.T) {
-	t.Setenv(dataDirEnv, "")
 	tests := []struct {
 		name    string
 		args    []string
@@ -51,10 +50,10 @@ func TestServeFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got *serveOptions
-			err := execute(t, newServeCmd(func(o *serveOptions) error { got = o; return nil }), tt.args...)
+			err := execute(t, newServeCmd(testFactory(t), func(o *serveOptions) error { got = o; return nil }), tt.args...)
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
-				if diff := cmp.Diff(tt.want, *got, ignoreIO(serveOptions{}, "ErrOut", "Ctx")); diff != "" {
+				if diff := cmp.Diff(tt.want, *got, injected); diff != "" {
 					t.Errorf("options (-want +got):\n%s", diff)
 				}
 			}
@@ -63,159 +62,141 @@ func TestServeFlags(t *testing.T) {
 }
 
 func TestClientVerbFlags(t *testing.T) {
-	t.Setenv(dataDirEnv, "")
 	tests := []struct {
 		name    string
-		cmd     func(*parsed) *cobra.Command // records the options in *parsed
+		cmd     func(*Factory, *parsed) *cobra.Command // records the options in *parsed
 		args    []string
-		check   func(t *testing.T, p *parsed)
+		want    any // the options parsed
 		wantErr string
 	}{
-		{name: "admin init", cmd: adminCmd, args: []string{"init", "--data-dir", "/d", "--username", "root", "--password-stdin"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.admin; o.Action != "init" || o.DataDir != "/d" || o.Username != "root" || !o.Stdin {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "admin init without password", cmd: adminCmd, args: []string{"init", "--username", "root"}, wantErr: fheserve.EINVALID},
-		{name: "admin approve", cmd: adminCmd, args: []string{"approve", "ulrich", "--server", "http://h"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.admin; o.Action != "approve" || o.Username != "ulrich" || o.Server != "http://h" {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "admin disable without user", cmd: adminCmd, args: []string{"disable"}, wantErr: fheserve.EINVALID},
-		{name: "admin pending json", cmd: adminCmd, args: []string{"pending", "--json"},
-			check: func(t *testing.T, p *parsed) {
-				if !p.admin.JSON {
-					t.Error("--json not set")
-				}
-			}},
-		{name: "register", cmd: registerCmd, args: []string{"--username", "u", "--role", "owner", "--password-stdin"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.account; o.Username != "u" || o.Role != "owner" || !o.Stdin {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "register as admin", cmd: registerCmd, args: []string{"--username", "u", "--role", "admin", "--password-stdin"}, wantErr: fheserve.EINVALID},
-		{name: "register without password", cmd: registerCmd, args: []string{"--username", "u", "--role", "user"}, wantErr: fheserve.EINVALID},
-		{name: "login without username", cmd: loginCmd, args: []string{"--password-stdin"}, wantErr: fheserve.EINVALID},
-		{name: "model deploy", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "m.onnx", "--calibration", "c.npy", "--allow", "a,b", "--packing", "batch", "--degree", "5"},
-			check: func(t *testing.T, p *parsed) {
-				o := p.model
-				if o.Name != "n" || o.File != "m.onnx" || o.Calibration != "c.npy" || len(o.Allow) != 2 || o.Packing != "batch" || o.Degree != 5 {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "model deploy, compile settings", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "m.onnx", "--degrees", "act=9",
+		{name: "admin init", cmd: adminInit, args: []string{"--data-dir", "/d", "--username", "root", "--password-stdin"},
+			want: &adminInitOptions{DataDir: "/d", Username: "root", Stdin: true}},
+		{name: "admin init without password", cmd: adminInit, args: []string{"--username", "root"}, wantErr: fheserve.EINVALID},
+		{name: "admin approve", cmd: adminReview(app.Approve), args: []string{"ulrich", "--server", "http://h"},
+			want: &adminReviewOptions{Decision: app.Approve, Username: "ulrich", remote: remote{Server: "http://h"}}},
+		{name: "admin disable without user", cmd: adminReview(app.Disable), wantErr: fheserve.EINVALID},
+		{name: "admin pending json", cmd: adminPending, args: []string{"--json"}, want: &adminPendingOptions{JSON: true}},
+		{name: "register", cmd: register, args: []string{"--username", "u", "--role", "owner", "--password-stdin"},
+			want: &registerOptions{Username: "u", Role: "owner", Stdin: true}},
+		{name: "register as admin", cmd: register, args: []string{"--username", "u", "--role", "admin", "--password-stdin"}, wantErr: fheserve.EINVALID},
+		{name: "register without password", cmd: register, args: []string{"--username", "u", "--role", "user"}, wantErr: fheserve.EINVALID},
+		{name: "login", cmd: login, args: []string{"--username", "u", "--password-stdin", "--server", "https://h"},
+			want: &loginOptions{Username: "u", Stdin: true, remote: remote{Server: "https://h"}}},
+		{name: "login without username", cmd: login, args: []string{"--password-stdin"}, wantErr: fheserve.EINVALID},
+		{name: "logout", cmd: logout, want: &logoutOptions{}},
+		{name: "model deploy", cmd: modelDeploy, args: []string{"--name", "n", "--file", "m.onnx", "--calibration", "c.npy", "--allow", "a,b", "--packing", "batch", "--degree", "5"},
+			want: &modelDeployOptions{Name: "n", File: "m.onnx", Calibration: "c.npy", Allow: []string{"a", "b"}, Packing: "batch",
+				CompileSettings: fheserve.CompileSettings{Degree: 5}}},
+		{name: "model deploy, compile settings", cmd: modelDeploy, args: []string{"--name", "n", "--file", "m.onnx", "--degrees", "act=9",
 			"--fit", "least-squares", "--margin", "0.2", "--log-n", "14", "--privacy-bits", "20", "--query-budget", "1000", "--precision-bits", "9"},
-			check: func(t *testing.T, p *parsed) {
-				want := fheserve.CompileSettings{Degrees: map[string]int{"act": 9}, Fit: "least-squares", Margin: 0.2, LogN: 14,
-					PrivacyBits: 20, QueryBudget: 1000, PrecisionBits: 9}
-				if diff := cmp.Diff(want, p.model.CompileSettings); diff != "" {
-					t.Errorf("settings (-want +got):\n%s", diff)
-				}
-			}},
-		{name: "model deploy bad privacy bits", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "f", "--privacy-bits", "0.5"}, wantErr: fheserve.EINVALID},
-		{name: "model deploy without file", cmd: modelCmd, args: []string{"deploy", "--name", "n"}, wantErr: fheserve.EINVALID},
-		{name: "model deploy bad packing", cmd: modelCmd, args: []string{"deploy", "--name", "n", "--file", "f", "--packing", "x"}, wantErr: fheserve.EINVALID},
-		{name: "model show", cmd: modelCmd, args: []string{"show", "mdl_1", "--json"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.model; o.Action != "show" || o.ID != "mdl_1" || !o.JSON {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "model retire without id", cmd: modelCmd, args: []string{"retire"}, wantErr: fheserve.EINVALID},
-		{name: "model limits", cmd: modelCmd, args: []string{"limits", "mdl_1", "--rate", "1.5", "--burst", "3", "--daily", "100", "--model-rate", "60", "--model-daily", "5000"},
-			check: func(t *testing.T, p *parsed) {
-				want := fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 3, Daily: 100, ModelRatePerMinute: 60, ModelDaily: 5000}
-				if o := p.model; o.Action != "limits" || o.ID != "mdl_1" || o.Limits != want {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "model limits none", cmd: modelCmd, args: []string{"limits", "mdl_1"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.model; o.Action != "limits" || o.Limits != (fheserve.ModelLimits{}) {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "model limits without id", cmd: modelCmd, args: []string{"limits", "--rate", "1"}, wantErr: fheserve.EINVALID},
-		{name: "model access", cmd: modelCmd, args: []string{"access", "mdl_1", "--allow", "a,b"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.model; o.Action != "access" || o.ID != "mdl_1" || strings.Join(o.Allow, ",") != "a,b" || o.Everyone {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "model access everyone", cmd: modelCmd, args: []string{"access", "mdl_1", "--everyone"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.model; o.Action != "access" || len(o.Allow) != 0 || !o.Everyone {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "model access neither", cmd: modelCmd, args: []string{"access", "mdl_1"}, wantErr: fheserve.EINVALID},
-		{name: "model access both", cmd: modelCmd, args: []string{"access", "mdl_1", "--allow", "a", "--everyone"}, wantErr: fheserve.EINVALID},
-		{name: "keys create", cmd: keysCmd, args: []string{"create", "--model", "mdl_1", "--replace", "key_0"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.keys; o.Model != "mdl_1" || o.Replace != "key_0" {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "keys create without model", cmd: keysCmd, args: []string{"create"}, wantErr: fheserve.EINVALID},
-		{name: "keys revoke", cmd: keysCmd, args: []string{"revoke", "key_1"},
-			check: func(t *testing.T, p *parsed) {
-				if p.keys.ID != "key_1" {
-					t.Errorf("%+v", p.keys)
-				}
-			}},
-		{name: "usage", cmd: usageCmd, args: []string{"--model", "mdl_1", "--json"},
-			check: func(t *testing.T, p *parsed) {
-				if o := p.usage; o.Model != "mdl_1" || !o.JSON {
-					t.Errorf("%+v", o)
-				}
-			}},
-		{name: "usage without model", cmd: usageCmd, wantErr: fheserve.EINVALID},
+			want: &modelDeployOptions{Name: "n", File: "m.onnx", Packing: "latency", CompileSettings: fheserve.CompileSettings{
+				Degrees: map[string]int{"act": 9}, Fit: "least-squares", Margin: 0.2, LogN: 14, PrivacyBits: 20, QueryBudget: 1000, PrecisionBits: 9}}},
+		{name: "model deploy bad privacy bits", cmd: modelDeploy, args: []string{"--name", "n", "--file", "f", "--privacy-bits", "0.5"}, wantErr: fheserve.EINVALID},
+		{name: "model deploy without file", cmd: modelDeploy, args: []string{"--name", "n"}, wantErr: fheserve.EINVALID},
+		{name: "model deploy bad packing", cmd: modelDeploy, args: []string{"--name", "n", "--file", "f", "--packing", "x"}, wantErr: fheserve.EINVALID},
+		{name: "model list", cmd: modelList, args: []string{"--json"}, want: &modelListOptions{JSON: true}},
+		{name: "model show", cmd: modelShow, args: []string{"mdl_1", "--json"}, want: &modelShowOptions{Ref: "mdl_1", JSON: true}},
+		{name: "model retire", cmd: modelRetire, args: []string{"mdl_1"}, want: &modelRetireOptions{ID: "mdl_1"}},
+		{name: "model retire without id", cmd: modelRetire, wantErr: fheserve.EINVALID},
+		{name: "model limits", cmd: modelLimits, args: []string{"mdl_1", "--rate", "1.5", "--burst", "3", "--daily", "100", "--model-rate", "60", "--model-daily", "5000"},
+			want: &modelLimitsOptions{ID: "mdl_1", Limits: fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 3, Daily: 100, ModelRatePerMinute: 60, ModelDaily: 5000}}},
+		{name: "model limits none", cmd: modelLimits, args: []string{"mdl_1"}, want: &modelLimitsOptions{ID: "mdl_1"}},
+		{name: "model limits without id", cmd: modelLimits, args: []string{"--rate", "1"}, wantErr: fheserve.EINVALID},
+		{name: "model access", cmd: modelAccess, args: []string{"mdl_1", "--allow", "a,b"},
+			want: &modelAccessOptions{ID: "mdl_1", Allow: []string{"a", "b"}}},
+		{name: "model access everyone", cmd: modelAccess, args: []string{"mdl_1", "--everyone"},
+			want: &modelAccessOptions{ID: "mdl_1", Everyone: true}},
+		{name: "model access neither", cmd: modelAccess, args: []string{"mdl_1"}, wantErr: fheserve.EINVALID},
+		{name: "model access both", cmd: modelAccess, args: []string{"mdl_1", "--allow", "a", "--everyone"}, wantErr: fheserve.EINVALID},
+		{name: "keys create", cmd: keysCreate, args: []string{"--model", "mdl_1", "--replace", "key_0"},
+			want: &keysCreateOptions{Model: "mdl_1", Replace: "key_0"}},
+		{name: "keys create without model", cmd: keysCreate, wantErr: fheserve.EINVALID},
+		{name: "keys list", cmd: keysList, args: []string{"--model", "mdl_1", "--json"}, want: &keysListOptions{Model: "mdl_1", JSON: true}},
+		{name: "keys revoke", cmd: keysRevoke, args: []string{"key_1"}, want: &keysRevokeOptions{ID: "key_1"}},
+		{name: "usage", cmd: usage, args: []string{"--model", "mdl_1", "--json"}, want: &usageOptions{Model: "mdl_1", JSON: true}},
+		{name: "usage without model", cmd: usage, wantErr: fheserve.EINVALID},
 	}
+	unexported := cmp.AllowUnexported(adminReviewOptions{}, adminPendingOptions{}, registerOptions{}, loginOptions{}, logoutOptions{},
+		modelDeployOptions{}, modelListOptions{}, modelShowOptions{}, modelRetireOptions{}, modelLimitsOptions{}, modelAccessOptions{},
+		keysCreateOptions{}, keysListOptions{}, keysRevokeOptions{}, usageOptions{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &parsed{}
-			err := execute(t, tt.cmd(p), tt.args...)
+			err := execute(t, tt.cmd(testFactory(t), p), tt.args...)
 			checkParse(t, err, tt.wantErr)
 			if tt.wantErr == "" {
-				tt.check(t, p)
+				if diff := cmp.Diff(tt.want, p.opts, injected, unexported); diff != "" {
+					t.Errorf("options (-want +got):\n%s", diff)
+				}
 			}
 		})
 	}
 }
 
 // parsed records the options a command parsed.
-type parsed struct {
-	admin   *adminOptions
-	account *accountOptions
-	model   *modelOptions
-	keys    *keysOptions
-	usage   *usageOptions
+type parsed struct{ opts any }
+
+// capture is a runF that records the options in p.
+func capture[T any](p *parsed) func(*T) error {
+	return func(o *T) error { p.opts = o; return nil }
 }
 
-func adminCmd(p *parsed) *cobra.Command {
-	return newAdminCmd(func(o *adminOptions) error { p.admin = o; return nil })
+func adminInit(f *Factory, p *parsed) *cobra.Command {
+	return newAdminInitCmd(f, capture[adminInitOptions](p))
 }
 
-func registerCmd(p *parsed) *cobra.Command {
-	return newRegisterCmd(func(o *accountOptions) error { p.account = o; return nil })
+func adminPending(f *Factory, p *parsed) *cobra.Command {
+	return newAdminPendingCmd(f, capture[adminPendingOptions](p))
 }
 
-func loginCmd(p *parsed) *cobra.Command {
-	return newLoginCmd(func(o *accountOptions) error { p.account = o; return nil })
+func adminReview(decision string) func(*Factory, *parsed) *cobra.Command {
+	return func(f *Factory, p *parsed) *cobra.Command {
+		return newAdminReviewCmd(f, decision, "", capture[adminReviewOptions](p))
+	}
 }
 
-func modelCmd(p *parsed) *cobra.Command {
-	return newModelCmd(func(o *modelOptions) error { p.model = o; return nil })
+func register(f *Factory, p *parsed) *cobra.Command {
+	return newRegisterCmd(f, capture[registerOptions](p))
 }
 
-func keysCmd(p *parsed) *cobra.Command {
-	return newKeysCmd(func(o *keysOptions) error { p.keys = o; return nil })
+func login(f *Factory, p *parsed) *cobra.Command { return newLoginCmd(f, capture[loginOptions](p)) }
+
+func logout(f *Factory, p *parsed) *cobra.Command { return newLogoutCmd(f, capture[logoutOptions](p)) }
+
+func modelDeploy(f *Factory, p *parsed) *cobra.Command {
+	return newModelDeployCmd(f, capture[modelDeployOptions](p))
 }
 
-func usageCmd(p *parsed) *cobra.Command {
-	return newUsageCmd(func(o *usageOptions) error { p.usage = o; return nil })
+func modelList(f *Factory, p *parsed) *cobra.Command {
+	return newModelListCmd(f, capture[modelListOptions](p))
 }
+
+func modelShow(f *Factory, p *parsed) *cobra.Command {
+	return newModelShowCmd(f, capture[modelShowOptions](p))
+}
+
+func modelRetire(f *Factory, p *parsed) *cobra.Command {
+	return newModelRetireCmd(f, capture[modelRetireOptions](p))
+}
+
+func modelLimits(f *Factory, p *parsed) *cobra.Command {
+	return newModelLimitsCmd(f, capture[modelLimitsOptions](p))
+}
+
+func modelAccess(f *Factory, p *parsed) *cobra.Command {
+	return newModelAccessCmd(f, capture[modelAccessOptions](p))
+}
+
+func keysCreate(f *Factory, p *parsed) *cobra.Command {
+	return newKeysCreateCmd(f, capture[keysCreateOptions](p))
+}
+
+func keysList(f *Factory, p *parsed) *cobra.Command {
+	return newKeysListCmd(f, capture[keysListOptions](p))
+}
+
+func keysRevoke(f *Factory, p *parsed) *cobra.Command {
+	return newKeysRevokeCmd(f, capture[keysRevokeOptions](p))
+}
+
+func usage(f *Factory, p *parsed) *cobra.Command { return newUsageCmd(f, capture[usageOptions](p)) }

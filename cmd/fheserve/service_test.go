@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -23,8 +24,10 @@ import (
 	"github.com/fheserve/fheserve/sdk"
 )
 
-// The tests in this file run the fheserve binary, built once into a
-// temporary directory, as separate processes: servers and clients.
+// TestServiceCLI runs the server and every client command in the test's
+// process. The tests that kill a server (TestRestart, TestCrash, TestLoad)
+// run it as a separate process of the fheserve binary, built once into a
+// temporary directory; their clients run in the test's process.
 
 var cli struct {
 	once sync.Once
@@ -127,42 +130,43 @@ func (s *server) kill() {
 	}
 }
 
-// party runs client commands with its own FHESERVE_HOME.
-type party struct {
-	t      *testing.T
-	home   string
-	server string
-	env    []string // more environment variables
-}
-
-func newParty(t *testing.T, s *server) *party {
-	return &party{t: t, home: t.TempDir(), server: s.url}
-}
-
-// run runs the binary with stdin and returns the result.
-func (p *party) run(stdin string, args ...string) result {
-	p.t.Helper()
-	cmd := exec.Command(binary(p.t), args...)
-	cmd.Env = append(append(os.Environ(), homeEnv+"="+p.home, serverEnv+"="+p.server), p.env...)
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		p.t.Fatal(err)
+// serveInProcess runs 'fheserve serve' in the test's process on a free
+// port of 127.0.0.1 with dataDir and args, waits until it listens and
+// returns its URL. The server stops when the test ends.
+func serveInProcess(t *testing.T, dataDir string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	log := &syncBuffer{}
+	f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: log, ErrOut: pw}, Getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, f, append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0"}, args...))
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("serve exited with %d:\n%s", code, log)
+		}
+	})
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(log, line)
+			if u, ok := strings.CutPrefix(line, "fheserve: serving on "); ok {
+				urls <- u
+			}
+		}
+		close(urls)
+	}()
+	u, ok := <-urls
+	if !ok {
+		t.Fatalf("the server did not start:\n%s", log)
 	}
-	return result{code, stdout.String(), stderr.String()}
-}
-
-// ok runs a command that must succeed and returns its stdout.
-func (p *party) ok(stdin string, args ...string) string {
-	p.t.Helper()
-	r := p.run(stdin, args...)
-	mustSucceed(p.t, r)
-	return r.stdout
+	return u
 }
 
 // lastLine is the id a creating verb prints alone on its last line.
@@ -180,16 +184,16 @@ func decodeJSON[T any](t *testing.T, s string) T {
 	return v
 }
 
-// TestServiceCLI runs the whole flow with the binary: an administrator
-// created offline, a server, an owner and users each with their own
-// client state, and checks the remote prediction against predict --local.
+// TestServiceCLI runs the whole flow: an administrator created offline, a
+// server, an owner and users each with their own client state, and checks
+// the remote prediction against predict --local.
 func TestServiceCLI(t *testing.T) {
 	data := t.TempDir()
-	admin := &party{t: t, home: t.TempDir()}
+	admin := newParty(t, "")
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
-	s := startServer(t, data)
-	admin.server = s.url
-	owner, user, other := newParty(t, s), newParty(t, s), newParty(t, s)
+	url := serveInProcess(t, data)
+	admin.env[serverEnv] = url
+	owner, user, other := newParty(t, url), newParty(t, url), newParty(t, url)
 
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
 	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")
@@ -326,7 +330,7 @@ func TestServiceCLI(t *testing.T) {
 	// The user and the owner check the audit log from outside, the
 	// operator the data directory while the server runs.
 	for _, p := range []*party{user, owner} {
-		out := p.ok("", "audit", "verify", "--server", s.url)
+		out := p.ok("", "audit", "verify", "--server", url)
 		if !strings.Contains(out, "records are in it") || strings.Contains(out, " 0 of your records") {
 			t.Errorf("audit verify --server:\n%s", out)
 		}
@@ -387,7 +391,7 @@ func TestServiceCLI(t *testing.T) {
 func TestRestart(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
-	admin := &party{t: t, home: t.TempDir()}
+	admin := newParty(t, "")
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	// One job at a time on one thread, so that the second job waits.
 	s := startServer(t, data, "--workers", "1", "--eval-threads", "1")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"text/tabwriter"
@@ -15,16 +14,16 @@ import (
 )
 
 type usageOptions struct {
-	Out io.Writer
+	IO  *IOStreams
 	Ctx context.Context
 
 	Model string
 	JSON  bool
-	clientFlags
+	remote
 }
 
-func newUsageCmd(runF func(*usageOptions) error) *cobra.Command {
-	opts := &usageOptions{}
+func newUsageCmd(f *Factory, runF func(*usageOptions) error) *cobra.Command {
+	opts := &usageOptions{IO: f.IO, remote: newRemote(f)}
 	cmd := &cobra.Command{
 		Use:   "usage --model ID [--json]",
 		Short: "Show a model's usage: requests and samples per user, hour and day, latency, failures, keys, quota",
@@ -36,7 +35,7 @@ users their own jobs on the models they may use; inputs and results never
 appear.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out, opts.Ctx = cmd.OutOrStdout(), cmd.Context()
+			opts.Ctx = cmd.Context()
 			if opts.Model == "" {
 				return requiredFlag("--model")
 			}
@@ -61,10 +60,10 @@ func usageRun(opts *usageOptions) error {
 	if err != nil {
 		return err
 	}
+	out := opts.IO.Out
 	if opts.JSON {
-		return printJSON(opts.Out, u)
+		return printJSON(out, u)
 	}
-	out := opts.Out
 	fmt.Fprintf(out, "model %s: %d requests, %d failed, %d samples\n", u.ModelID, u.Requests, u.Failures, u.Samples)
 	for _, l := range []struct {
 		what string

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
 
@@ -16,17 +15,16 @@ import (
 var version = ""
 
 type versionOptions struct {
-	Out io.Writer
+	IO *IOStreams
 }
 
-func newVersionCmd(runF func(*versionOptions) error) *cobra.Command {
-	opts := &versionOptions{}
+func newVersionCmd(f *Factory, runF func(*versionOptions) error) *cobra.Command {
+	opts := &versionOptions{IO: f.IO}
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version of fheserve and of its formats",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Out = cmd.OutOrStdout()
 			if runF != nil {
 				return runF(opts)
 			}
@@ -55,13 +53,14 @@ func versionRun(opts *versionOptions) error {
 	if v == "" {
 		v = "(devel)"
 	}
-	fmt.Fprintf(opts.Out, "fheserve %s\n", v)
+	out := opts.IO.Out
+	fmt.Fprintf(out, "fheserve %s\n", v)
 	if rev != "" {
-		fmt.Fprintf(opts.Out, "commit:       %s\n", rev)
+		fmt.Fprintf(out, "commit:       %s\n", rev)
 	}
-	fmt.Fprintf(opts.Out, "go:           %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	fmt.Fprintf(opts.Out, "lattigo:      %s\n", lattigo)
-	fmt.Fprintf(opts.Out, "plan format:  %d\n", plan.Version)
-	fmt.Fprintf(opts.Out, "wire format:  %d\n", he.FormatVersion)
+	fmt.Fprintf(out, "go:           %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(out, "lattigo:      %s\n", lattigo)
+	fmt.Fprintf(out, "plan format:  %d\n", plan.Version)
+	fmt.Fprintf(out, "wire format:  %d\n", he.FormatVersion)
 	return nil
 }
