@@ -9,7 +9,7 @@ import (
 
 // Roles of an account.
 const (
-	RoleAdmin = "admin" // the service provider: approves accounts, sees the audit trail
+	RoleAdmin = "admin" // the service provider: approves accounts, sees every audit record
 	RoleOwner = "owner" // deploys models and decides who may use them
 	RoleUser  = "user"  // runs encrypted predictions on models it may use
 )

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// Store keeps accounts, tokens, models, key sets, jobs and the audit trail.
+// Store keeps accounts, tokens, models, key sets and jobs; the record of
+// what was done with them is the signed log of package audit.
 // Implementations return *Error with ENOTFOUND for unknown ids and
 // ECONFLICT for duplicates; every method is safe for concurrent use.
 // storetest.Run is the conformance suite every implementation passes.
