@@ -107,20 +107,8 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 		return nil, err
 	}
 	p := r.Plan
-	size := p.InputSize()
-	// Samples: latency makes LatencyCalls single-sample calls; batch fills
-	// one call by cycling through the bundled inputs.
-	count := min(opts.LatencyCalls, n)
-	if mode == plan.Batch {
-		count = p.BatchSize
-		if opts.BatchSamples > 0 {
-			count = min(count, opts.BatchSamples)
-		}
-	}
-	xs := make([]float64, count*size)
-	for i := 0; i < count; i++ {
-		copy(xs[i*size:], x[(i%n)*size:(i%n+1)*size])
-	}
+	count := sampleCount(mode, n, p.BatchSize, opts)
+	xs := cycle(x, n, p.InputSize(), count)
 	got, err := r.Predict(ctx, xs, count)
 	if err != nil {
 		return nil, err
@@ -134,9 +122,45 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	plainTotal := time.Since(t0)
+	res := newResult(name, mode, r, count, time.Since(t0))
+	res.PeakRSSBytes, res.Workers = peak, opts.Workers
+	res.ArgmaxAgreement, res.MaxAbsError = Compare(got, want, p.OutputSize())
+	floor, err := Floor(r)
+	if err != nil {
+		return nil, err
+	}
+	res.FloorMS = ms(floor)
+	res.FloorRatio = res.EvaluateMS / res.FloorMS
+	return res, nil
+}
 
-	st := r.Stats
+// sampleCount is how many samples a run predicts: latency makes
+// LatencyCalls single-sample calls (at most the n bundled inputs); batch
+// fills one call, or BatchSamples of it.
+func sampleCount(mode string, n, batchSize int, opts Options) int {
+	if mode != plan.Batch {
+		return min(opts.LatencyCalls, n)
+	}
+	if opts.BatchSamples > 0 {
+		return min(batchSize, opts.BatchSamples)
+	}
+	return batchSize
+}
+
+// cycle returns count samples of size values, cycling through the n
+// samples of x.
+func cycle(x []float64, n, size, count int) []float64 {
+	xs := make([]float64, count*size)
+	for i := 0; i < count; i++ {
+		copy(xs[i*size:], x[(i%n)*size:(i%n+1)*size])
+	}
+	return xs
+}
+
+// newResult reports a run of count samples from the runner's plan and
+// statistics; plain is the plaintext model's time for the same samples.
+func newResult(name, mode string, r *local.Runner, count int, plain time.Duration) *Result {
+	p, st := r.Plan, r.Stats
 	calls := float64(st.Calls)
 	res := &Result{
 		Workload: name, Mode: mode, LogN: p.Params.LogN, Depth: p.Depth, Rotations: len(p.Rotations),
@@ -146,15 +170,13 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 		EvaluateMS:     ms(st.Evaluate) / calls,
 		DecryptMS:      ms(st.Decrypt) / calls,
 		SamplesPerSec:  float64(count) / st.Evaluate.Seconds(),
-		PlaintextMS:    ms(plainTotal) / calls,
+		PlaintextMS:    ms(plain) / calls,
 		UploadBytes:    st.UploadBytes / st.Calls,
 		ResultBytes:    st.ResultBytes / st.Calls,
 		EvalKeyBytes:   st.EvalKeyByte,
 		PublicKeyBytes: st.PublicKey,
 		StatedError:    p.Precision.OutputError + p.Precision.ApproximationError,
 		PrivacyBits:    p.Precision.PrivacyBits,
-		PeakRSSBytes:   peak,
-		Workers:        opts.Workers,
 	}
 	if mode == plan.Latency {
 		res.SamplesPerCall = 1
@@ -163,14 +185,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	if res.PlaintextMS > 0 {
 		res.PlaintextRatio = res.EvaluateMS / res.PlaintextMS
 	}
-	res.ArgmaxAgreement, res.MaxAbsError = Compare(got, want, p.OutputSize())
-	floor, err := Floor(r)
-	if err != nil {
-		return nil, err
-	}
-	res.FloorMS = ms(floor)
-	res.FloorRatio = res.EvaluateMS / res.FloorMS
-	return res, nil
+	return res
 }
 
 // Compare returns the fraction of samples whose argmax agrees (for a
