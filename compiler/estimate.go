@@ -24,17 +24,7 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 	outScale := math.Exp2(float64(ps.outLogScale))
 	h := 2 * n / 3
 	if s := &c.prog.Steps[0]; s.Coeffs {
-		// Coefficient encoding: the input's encryption error times the
-		// weight polynomial (every weight reaches an output coefficient
-		// through the negacyclic product), the weights' encoding rounding
-		// times the input, and the rescale's rounding.
-		var w2 float64
-		for _, v := range s.M.Val {
-			w2 += v * v
-		}
-		q := float64(ps.params.Q()[s.LevelIn])
-		in := c.calib.bounds[0] * math.Sqrt(float64(s.M.Cols))
-		return 3.2*math.Sqrt(w2)/scale + in*math.Sqrt(float64(s.M.NNZ())/12)/q + math.Sqrt((1+h)/12)/outScale
+		return c.coeffNoise(ps, s, scale, outScale, h)
 	}
 	last := c.prog.LastCompute()
 	eFresh := 3.2 * math.Sqrt(n) / scale
@@ -78,6 +68,21 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		}
 	}
 	return err[c.prog.Output]
+}
+
+// coeffNoise is evalNoise for a linear map s in coefficient encoding:
+// the input's encryption error times the weight polynomial (every weight
+// reaches an output coefficient through the negacyclic product), the
+// weights' encoding rounding times the input, and the rescale's rounding
+// (h the secret's Hamming weight).
+func (c *compilation) coeffNoise(ps *paramChoice, s *plan.Step, scale, outScale, h float64) float64 {
+	var w2 float64
+	for _, v := range s.M.Val {
+		w2 += v * v
+	}
+	q := float64(ps.params.Q()[s.LevelIn])
+	in := c.calib.bounds[0] * math.Sqrt(float64(s.M.Cols))
+	return 3.2*math.Sqrt(w2)/scale + in*math.Sqrt(float64(s.M.NNZ())/12)/q + math.Sqrt((1+h)/12)/outScale
 }
 
 // maskLeak is the std, in a zeroed slot, of what masking leaves of the
@@ -190,20 +195,8 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 	if c.opts.PrivacyBits != NoPrivacy {
 		pr.flood = 0.95 * math.Sqrt(room)
 	}
-	// Result compression: the fewest bits whose rounding stays below a
-	// third of the room left.
-	// he.ResultErrorStd is in slot units at the default scale.
-	toSlot := math.Exp2(float64(ps.outLogScale - ps.spec.LogDefaultScale))
-	if coeffs {
-		toSlot *= math.Sqrt(n / 2)
-	}
-	for b := 16; b < maxBits; b++ {
-		if he.ResultErrorStd(ps.params, b)/toSlot <= math.Sqrt(room)/3 {
-			pr.resultBits = b
-			break
-		}
-	}
-	r := he.ResultErrorStd(ps.params, pr.resultBits) / toSlot
+	var r float64
+	pr.resultBits, r = resultBits(ps, maxBits, room, coeffs)
 	pr.heError = k * math.Sqrt(e*e+pr.flood*pr.flood+r*r)
 	pr.ok = c.opts.PrivacyBits == NoPrivacy
 	if pr.flood == 0 {
@@ -230,6 +223,25 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 	pr.bits = 2 * math.Log2(sigma*math.Sqrt(2)/math.Sqrt(q*d2))
 	pr.ok = pr.bits >= lambda
 	return pr
+}
+
+// resultBits is the result compression: the fewest bits per coefficient
+// (below maxBits) whose rounding stays below a third of the room left for
+// noise, with the std of that rounding in output units.
+func resultBits(ps *paramChoice, maxBits int, room float64, coeffs bool) (int, float64) {
+	// he.ResultErrorStd is in slot units at the default scale.
+	toSlot := math.Exp2(float64(ps.outLogScale - ps.spec.LogDefaultScale))
+	if coeffs {
+		toSlot *= math.Sqrt(float64(ps.params.N()) / 2)
+	}
+	b := maxBits
+	for k := 16; k < maxBits; k++ {
+		if he.ResultErrorStd(ps.params, k)/toSlot <= math.Sqrt(room)/3 {
+			b = k
+			break
+		}
+	}
+	return b, he.ResultErrorStd(ps.params, b) / toSlot
 }
 
 func (c *compilation) privacyBits() float64 {
