@@ -141,39 +141,9 @@ func TestCoefficientResultCarriesOnlyOutputs(t *testing.T) {
 		x[i] = rng.NormFloat64()
 	}
 	a := randDense(rng, in, out, 1)
-	// b has the same outputs on x: each row moves orthogonally to x.
-	b := &nn.Dense{In: in, Out: out, W: slices.Clone(a.W), B: slices.Clone(a.B)}
-	for r := 0; r < out; r++ {
-		d := make([]float64, in)
-		var dx, xx float64
-		for i := range d {
-			d[i] = rng.NormFloat64()
-			dx += d[i] * x[i]
-			xx += x[i] * x[i]
-		}
-		for i := range d {
-			b.W[r*in+i] += d[i] - dx/xx*x[i]
-		}
-	}
-	var raws [][]float64
-	var runners []*Runner
-	for _, d := range []*nn.Dense{a, b} {
-		g := &nn.Graph{Name: "linear", Input: nn.Shape{in}, Nodes: []*nn.Node{{Name: "fc", OpType: "Gemm", Op: d, Inputs: []int{0}, Shape: nn.Shape{out}}}, Output: 1}
-		r, err := New(g, compiler.Options{Calibration: x}, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.Plan.Output.Encoding != plan.Coeffs {
-			t.Fatalf("plan encodes its output in %s, want coefficients", r.Plan.Output.Encoding)
-		}
-		vecs, err := r.Plan.EncodeInput(x, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raws = append(raws, rawCall(t, r, vecs, 1)[0])
-		runners = append(runners, r)
-	}
-	r := runners[0]
+	b := sameOutputs(rng, a, x)
+	r, rawA := linearRaw(t, a, x)
+	_, rawB := linearRaw(t, b, x)
 	outputs := map[int]bool{}
 	for i := 0; i < out; i++ {
 		outputs[plan.Pos(r.Plan.Output.Positions, i)] = true
@@ -190,7 +160,7 @@ func TestCoefficientResultCarriesOnlyOutputs(t *testing.T) {
 	// Decoded, a uniform residue mod q_0 is uniform on +-q_0/(2*scale).
 	half := float64(r.params.Q()[0]) / 2 / math.Exp2(float64(r.Plan.Output.LogScale))
 	uniform := func(v float64) float64 { return math.Min(1, math.Max(0, (v+half)/(2*half))) }
-	oa, ob := others(raws[0]), others(raws[1])
+	oa, ob := others(rawA), others(rawB)
 	for i, o := range [][]float64{oa, ob} {
 		if d := ks(o, uniform); d > ksLimit(len(o), 0) {
 			t.Errorf("model %d: non-output coefficients are not uniform mod q_0 (KS distance %.4f, limit %.4f)", i, d, ksLimit(len(o), 0))
@@ -201,12 +171,62 @@ func TestCoefficientResultCarriesOnlyOutputs(t *testing.T) {
 	}
 	for i := 0; i < out; i++ {
 		pos := plan.Pos(r.Plan.Output.Positions, i)
-		if e := math.Abs(raws[0][pos] - raws[1][pos]); e > 2*r.Plan.Precision.OutputError {
-			t.Errorf("output %d: %.5g and %.5g, the same model output", i, raws[0][pos], raws[1][pos])
+		if e := math.Abs(rawA[pos] - rawB[pos]); e > 2*r.Plan.Precision.OutputError {
+			t.Errorf("output %d: %.5g and %.5g, the same model output", i, rawA[pos], rawB[pos])
 		}
 	}
 
 	// The bare product, as results were before: the test rejects it.
+	leak := others(bareProduct(t, r, x))
+	if d := ks(leak, uniform); d <= ksLimit(len(leak), 0) {
+		t.Errorf("the test does not tell the bare product's partial sums from uniform noise (KS distance %.4f)", d)
+	}
+}
+
+// linearRaw runs the one-layer model d on x in coefficient encoding and
+// returns its runner and every decrypted coefficient of the result.
+func linearRaw(t *testing.T, d *nn.Dense, x []float64) (*Runner, []float64) {
+	t.Helper()
+	g := &nn.Graph{Name: "linear", Input: nn.Shape{d.In}, Nodes: []*nn.Node{{Name: "fc", OpType: "Gemm", Op: d, Inputs: []int{0}, Shape: nn.Shape{d.Out}}}, Output: 1}
+	r, err := New(g, compiler.Options{Calibration: x}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Plan.Output.Encoding != plan.Coeffs {
+		t.Fatalf("plan encodes its output in %s, want coefficients", r.Plan.Output.Encoding)
+	}
+	vecs, err := r.Plan.EncodeInput(x, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, rawCall(t, r, vecs, 1)[0]
+}
+
+// sameOutputs returns a with each row moved orthogonally to x: other
+// weights, the same outputs on x.
+func sameOutputs(rng *rand.Rand, a *nn.Dense, x []float64) *nn.Dense {
+	in, out := a.In, a.Out
+	b := &nn.Dense{In: in, Out: out, W: slices.Clone(a.W), B: slices.Clone(a.B)}
+	for r := 0; r < out; r++ {
+		d := make([]float64, in)
+		var dx, xx float64
+		for i := range d {
+			d[i] = rng.NormFloat64()
+			dx += d[i] * x[i]
+			xx += x[i] * x[i]
+		}
+		for i := range d {
+			b.W[r*in+i] += d[i] - dx/xx*x[i]
+		}
+	}
+	return b
+}
+
+// bareProduct returns every decrypted coefficient of x times the weights
+// of r's coefficient-encoded linear map, as results were before they were
+// masked and flooded.
+func bareProduct(t *testing.T, r *Runner, x []float64) []float64 {
+	t.Helper()
 	vecs, _ := r.Plan.EncodeInput(x, 1)
 	cts, err := r.keys.EncryptCoeffs(vecs, r.Plan.Input.Level, r.params.DefaultScale())
 	if err != nil {
@@ -234,10 +254,7 @@ func TestCoefficientResultCarriesOnlyOutputs(t *testing.T) {
 	if err := ev.Rescale(bare, bare); err != nil {
 		t.Fatal(err)
 	}
-	leak := others(decryptRaw(t, r, []*rlwe.Ciphertext{bare})[0])
-	if d := ks(leak, uniform); d <= ksLimit(len(leak), 0) {
-		t.Errorf("the test does not tell the bare product's partial sums from uniform noise (KS distance %.4f)", d)
-	}
+	return decryptRaw(t, r, []*rlwe.Ciphertext{bare})[0]
 }
 
 // A slot-encoded result holds the declared output window and flooding
@@ -252,16 +269,7 @@ func TestSlotResultCarriesOnlyOutputs(t *testing.T) {
 	const in, hidden, out = 16, 12, 4
 	d1, d2 := randDense(rng, in, hidden, 2), randDense(rng, hidden, out, 2)
 	// The same function with its hidden units permuted: other weights.
-	perm := rng.Perm(hidden)
-	p1 := &nn.Dense{In: in, Out: hidden, W: make([]float64, len(d1.W)), B: make([]float64, hidden)}
-	p2 := &nn.Dense{In: hidden, Out: out, W: make([]float64, len(d2.W)), B: slices.Clone(d2.B)}
-	for h, ph := range perm {
-		copy(p1.W[ph*in:(ph+1)*in], d1.W[h*in:(h+1)*in])
-		p1.B[ph] = d1.B[h]
-		for o := 0; o < out; o++ {
-			p2.W[o*hidden+ph] = d2.W[o*hidden+h]
-		}
-	}
+	p1, p2 := permuteHidden(rng.Perm(hidden), d1, d2)
 	graph := func(a, b *nn.Dense) *nn.Graph {
 		return &nn.Graph{Name: "mlp", Input: nn.Shape{in}, Nodes: []*nn.Node{
 			{Name: "fc1", OpType: "Gemm", Op: a, Inputs: []int{0}, Shape: nn.Shape{hidden}},
@@ -282,91 +290,130 @@ func TestSlotResultCarriesOnlyOutputs(t *testing.T) {
 					t.Fatal(err)
 				}
 				p := r.Plan
-				slots := p.Slots()
-				// The input: a different sample in every copy or slot.
-				samples := make([][]float64, slots)
-				for i := range samples {
-					samples[i] = calib[(i%64)*in : (i%64+1)*in]
-				}
-				var vecs [][]float64
-				declared := 1
-				if packing == plan.Latency {
-					v := make([]float64, slots)
-					for j := 0; j < slots; j += p.Input.Period {
-						copy(v[j:], samples[j/p.Input.Period])
-					}
-					vecs = [][]float64{v}
-				} else {
-					declared = 3
-					for f := 0; f < in; f++ {
-						v := make([]float64, slots)
-						for j := range v {
-							v[j] = samples[j][f]
-						}
-						vecs = append(vecs, v)
-					}
-				}
+				vecs, declared := hostileInput(p, calib, in)
 				raw := rawCall(t, r, vecs, declared)
-				// Outputs of the declared samples, checked against the model.
-				want, err := g.EvalBatch(calib[:declared*in], declared, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := p.DecodeRaw(raw, declared)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if packing == plan.Batch {
-					for i := range want {
-						if e := math.Abs(got[i] - want[i]); e > p.Precision.OutputError {
-							t.Fatalf("model %d output %d: %.5g, want %.5g", m, i, got[i], want[i])
-						}
-					}
-				}
-				keep := map[[2]int]bool{}
-				for c := range raw {
-					for s := 0; s < declared; s++ {
-						j := s
-						if packing == plan.Latency {
-							j = plan.Pos(p.Output.Positions, c)
-							for o := 0; o < p.OutputSize(); o++ {
-								keep[[2]int{0, plan.Pos(p.Output.Positions, o)}] = true
-							}
-							continue
-						}
-						keep[[2]int{c, j}] = true
-					}
-				}
-				var z []float64
-				for c, v := range raw {
-					for j, x := range v {
-						if !keep[[2]int{c, j}] {
-							z = append(z, x)
-						}
-					}
-				}
-				// Flooding in slot units (real part), and result rounding.
-				sigma := p.Precision.FloodStd * math.Sqrt(float64(2*slots)/2) / math.Exp2(float64(p.Output.LogScale))
-				sd := stdDev(z)
-				if sd > 1.2*sigma || sd < 0.8*sigma {
-					t.Errorf("model %d: zeroed slots have std %.3g, the flood alone %.3g", m, sd, sigma)
-				}
-				if d := ks(z, normalCDF(sd)); d > ksLimit(len(z), 0) {
-					t.Errorf("model %d: zeroed slots are not Gaussian noise (KS distance %.4f, limit %.4f)", m, d, ksLimit(len(z), 0))
-				}
-				var biggest float64
-				for _, x := range z {
-					biggest = math.Max(biggest, math.Abs(x))
-				}
-				if biggest > 7*sd {
-					t.Errorf("model %d: a zeroed slot holds %.3g, %.1f flood deviations", m, biggest, biggest/sd)
-				}
+				checkDeclared(t, m, g, p, raw, calib[:declared*in], declared)
+				z := zeroedSlots(p, raw, declared)
+				checkFlood(t, m, p, z)
 				zeroed = append(zeroed, z)
-				t.Logf("model %d: %d zeroed slots, std %.3g (flood %.3g), privacy %.1f bits over %d samples", m, len(z), sd, sigma, p.Precision.PrivacyBits, p.Precision.QueryBudget)
 			}
 			if d := ks2(zeroed[0], zeroed[1]); d > ksLimit(len(zeroed[0]), len(zeroed[1])) {
 				t.Errorf("zeroed slots of the two models differ (KS distance %.4f, limit %.4f)", d, ksLimit(len(zeroed[0]), len(zeroed[1])))
 			}
 		})
 	}
+}
+
+// permuteHidden returns the layers d1, d2 with the hidden units between
+// them reordered by perm: the same function, other weights.
+func permuteHidden(perm []int, d1, d2 *nn.Dense) (p1, p2 *nn.Dense) {
+	in, hidden, out := d1.In, d1.Out, d2.Out
+	p1 = &nn.Dense{In: in, Out: hidden, W: make([]float64, len(d1.W)), B: make([]float64, hidden)}
+	p2 = &nn.Dense{In: hidden, Out: out, W: make([]float64, len(d2.W)), B: slices.Clone(d2.B)}
+	for h, ph := range perm {
+		copy(p1.W[ph*in:(ph+1)*in], d1.W[h*in:(h+1)*in])
+		p1.B[ph] = d1.B[h]
+		for o := 0; o < out; o++ {
+			p2.W[o*hidden+ph] = d2.W[o*hidden+h]
+		}
+	}
+	return p1, p2
+}
+
+// hostileInput lays out a different sample of calib (rows of in values)
+// in every copy of a latency input or every slot of a batch input, and
+// returns it with the number of samples a call declares (1, or 3 in a
+// batch).
+func hostileInput(p *plan.Plan, calib []float64, in int) (vecs [][]float64, declared int) {
+	slots := p.Slots()
+	samples := make([][]float64, slots)
+	for i := range samples {
+		samples[i] = calib[(i%64)*in : (i%64+1)*in]
+	}
+	if p.Packing == plan.Latency {
+		v := make([]float64, slots)
+		for j := 0; j < slots; j += p.Input.Period {
+			copy(v[j:], samples[j/p.Input.Period])
+		}
+		return [][]float64{v}, 1
+	}
+	for f := 0; f < in; f++ {
+		v := make([]float64, slots)
+		for j := range v {
+			v[j] = samples[j][f]
+		}
+		vecs = append(vecs, v)
+	}
+	return vecs, 3
+}
+
+// checkDeclared decodes the declared samples' outputs of model m from raw
+// and, in a batch, checks them against the model on x.
+func checkDeclared(t *testing.T, m int, g *nn.Graph, p *plan.Plan, raw [][]float64, x []float64, declared int) {
+	t.Helper()
+	want, err := g.EvalBatch(x, declared, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := p.DecodeRaw(raw, declared)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Packing != plan.Batch {
+		return
+	}
+	for i := range want {
+		if e := math.Abs(got[i] - want[i]); e > p.Precision.OutputError {
+			t.Fatalf("model %d output %d: %.5g, want %.5g", m, i, got[i], want[i])
+		}
+	}
+}
+
+// zeroedSlots returns the slots of raw that hold no declared output.
+func zeroedSlots(p *plan.Plan, raw [][]float64, declared int) []float64 {
+	keep := map[[2]int]bool{}
+	for c := range raw {
+		for s := 0; s < declared; s++ {
+			if p.Packing == plan.Latency {
+				for o := 0; o < p.OutputSize(); o++ {
+					keep[[2]int{0, plan.Pos(p.Output.Positions, o)}] = true
+				}
+				continue
+			}
+			keep[[2]int{c, s}] = true
+		}
+	}
+	var z []float64
+	for c, v := range raw {
+		for j, x := range v {
+			if !keep[[2]int{c, j}] {
+				z = append(z, x)
+			}
+		}
+	}
+	return z
+}
+
+// checkFlood checks that the zeroed slots z of model m hold Gaussian
+// noise of the flood's std (in slot units, real part, with the result's
+// rounding), and nothing far beyond it.
+func checkFlood(t *testing.T, m int, p *plan.Plan, z []float64) {
+	t.Helper()
+	slots := p.Slots()
+	sigma := p.Precision.FloodStd * math.Sqrt(float64(2*slots)/2) / math.Exp2(float64(p.Output.LogScale))
+	sd := stdDev(z)
+	if sd > 1.2*sigma || sd < 0.8*sigma {
+		t.Errorf("model %d: zeroed slots have std %.3g, the flood alone %.3g", m, sd, sigma)
+	}
+	if d := ks(z, normalCDF(sd)); d > ksLimit(len(z), 0) {
+		t.Errorf("model %d: zeroed slots are not Gaussian noise (KS distance %.4f, limit %.4f)", m, d, ksLimit(len(z), 0))
+	}
+	var biggest float64
+	for _, x := range z {
+		biggest = math.Max(biggest, math.Abs(x))
+	}
+	if biggest > 7*sd {
+		t.Errorf("model %d: a zeroed slot holds %.3g, %.1f flood deviations", m, biggest, biggest/sd)
+	}
+	t.Logf("model %d: %d zeroed slots, std %.3g (flood %.3g), privacy %.1f bits over %d samples", m, len(z), sd, sigma, p.Precision.PrivacyBits, p.Precision.QueryBudget)
 }

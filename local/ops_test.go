@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
@@ -43,57 +44,72 @@ func TestOpsEncrypted(t *testing.T) {
 				if testing.Short() && packing == plan.Batch {
 					t.Skip("short")
 				}
-				g, err := onnx.ImportFile(f, onnx.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				base := strings.TrimSuffix(f, ".onnx")
-				x := readNpy(t, base+".x.npy")
-				y := readNpy(t, base+".y.npy")
-				opts := compiler.Options{Packing: packing, Calibration: x.Data}
-				if packing == plan.Batch {
-					// The op lowering is what this checks: batch calls at
-					// the rings privacy needs take a minute each, so batch
-					// runs the bare engine (masking and flooding are
-					// checked in confidential_test.go).
-					opts.PrivacyBits = compiler.NoPrivacy
-				}
-				if _, err := os.Stat(base + ".calib.npy"); err == nil {
-					opts.Calibration = append(readNpy(t, base+".calib.npy").Data, x.Data...)
-				}
-				r, err := New(g, opts, 2)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n := x.Shape[0]
-				got, err := r.Predict(context.Background(), x.Data, n)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ref, err := g.EvalBatch(x.Data, n, compiler.Approximated(g, r.Plan))
-				if err != nil {
-					t.Fatal(err)
-				}
-				stated := r.Plan.Precision.OutputError
-				var heErr, torchErr float64
-				for i := range ref {
-					heErr = math.Max(heErr, math.Abs(got[i]-ref[i]))
-					torchErr = math.Max(torchErr, math.Abs(got[i]-y.Data[i]))
-				}
-				t.Logf("logN=%d depth=%d: HE error %.2g (stated %.2g), vs PyTorch %.2g (approximation %.2g)",
-					r.Plan.Params.LogN, r.Plan.Depth, heErr, stated, torchErr, r.Plan.Precision.ApproximationError)
-				if heErr > stated {
-					t.Errorf("encrypted result differs from the reference by %g, above the stated precision %g", heErr, stated)
-				}
-				// The stated error includes the activations' approximation
-				// carried to the outputs, measured at compile time on the
-				// calibration rows, which include these inputs; the rest is
-				// PyTorch's float32 rounding.
-				tol := stated + 1e-4*(1+r.Plan.Precision.OutputBound)
-				if torchErr > tol {
-					t.Errorf("encrypted result differs from PyTorch by %g (tolerance %g)", torchErr, tol)
-				}
+				checkOpEncrypted(t, f, packing)
 			})
 		}
+	}
+}
+
+// fixtureRunner imports the fixture model f and compiles it in packing,
+// calibrated on its inputs (and its calibration rows if it has any),
+// returning the model, the runner, and the fixture's inputs and PyTorch's
+// outputs.
+func fixtureRunner(t *testing.T, f, packing string) (*nn.Graph, *Runner, *npy.Array, *npy.Array) {
+	t.Helper()
+	g, err := onnx.ImportFile(f, onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := strings.TrimSuffix(f, ".onnx")
+	x := readNpy(t, base+".x.npy")
+	y := readNpy(t, base+".y.npy")
+	opts := compiler.Options{Packing: packing, Calibration: x.Data}
+	if packing == plan.Batch {
+		// The op lowering is what this checks: batch calls at the rings
+		// privacy needs take a minute each, so batch runs the bare engine
+		// (masking and flooding are checked in confidential_test.go).
+		opts.PrivacyBits = compiler.NoPrivacy
+	}
+	if _, err := os.Stat(base + ".calib.npy"); err == nil {
+		opts.Calibration = append(readNpy(t, base+".calib.npy").Data, x.Data...)
+	}
+	r, err := New(g, opts, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, r, x, y
+}
+
+// checkOpEncrypted runs the fixture model f encrypted in packing and
+// compares with the reference and with PyTorch.
+func checkOpEncrypted(t *testing.T, f, packing string) {
+	t.Helper()
+	g, r, x, y := fixtureRunner(t, f, packing)
+	n := x.Shape[0]
+	got, err := r.Predict(context.Background(), x.Data, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := g.EvalBatch(x.Data, n, compiler.Approximated(g, r.Plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stated := r.Plan.Precision.OutputError
+	var heErr, torchErr float64
+	for i := range ref {
+		heErr = math.Max(heErr, math.Abs(got[i]-ref[i]))
+		torchErr = math.Max(torchErr, math.Abs(got[i]-y.Data[i]))
+	}
+	t.Logf("logN=%d depth=%d: HE error %.2g (stated %.2g), vs PyTorch %.2g (approximation %.2g)",
+		r.Plan.Params.LogN, r.Plan.Depth, heErr, stated, torchErr, r.Plan.Precision.ApproximationError)
+	if heErr > stated {
+		t.Errorf("encrypted result differs from the reference by %g, above the stated precision %g", heErr, stated)
+	}
+	// The stated error includes the activations' approximation carried to
+	// the outputs, measured at compile time on the calibration rows, which
+	// include these inputs; the rest is PyTorch's float32 rounding.
+	tol := stated + 1e-4*(1+r.Plan.Precision.OutputBound)
+	if torchErr > tol {
+		t.Errorf("encrypted result differs from PyTorch by %g (tolerance %g)", torchErr, tol)
 	}
 }
