@@ -373,6 +373,7 @@ func (pr *prediction) collect(ctx context.Context, i int) (err error) {
 	}); err != nil {
 		return err
 	}
+	size := int64(buf.Len()) // before Decrypt reads it
 	t0 := time.Now()
 	y, err := pr.k.Decrypt(&buf, cl.n)
 	var oob *OutOfBoundError
@@ -382,7 +383,7 @@ func (pr *prediction) collect(ctx context.Context, i int) (err error) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	pr.stats.Decrypt += time.Since(t0)
-	pr.stats.ResultBytes += int64(buf.Len())
+	pr.stats.ResultBytes += size
 	if j.StartedAt != nil && j.FinishedAt != nil {
 		pr.stats.Evaluate += j.FinishedAt.Sub(*j.StartedAt)
 	}

@@ -136,40 +136,71 @@ func demoRun(opts *demoOptions) error {
 }
 
 // demo runs the service on a temporary data directory and plays the
-// administrator, an owner and a user through the real HTTP API.
+// administrator, an owner and a user through the real HTTP API; each step
+// prints what its party saw.
 type demo struct {
 	opts   *demoOptions
 	out    io.Writer
 	w      *workload
 	ctx    context.Context
 	daemon *fhttp.Daemon
+
+	url                string
+	admin, owner, user *sdk.Client
+	model              *fheserve.Model
+	keys               *sdk.Keys
+	jobs               []*fheserve.Job
+	got                []float64 // the decrypted predictions
 }
 
 const demoPassword = "demo-password-not-secret"
 
 func (d *demo) run(dir string) error {
-	ctx, out, w := d.ctx, d.out, d.w
-	var err error
-	d.daemon, err = fhttp.StartDaemon(ctx, dir, "127.0.0.1:0", app.Config{EvalThreads: d.opts.Workers})
+	if err := d.start(dir); err != nil {
+		return err
+	}
+	for _, step := range []func() error{d.accounts, d.deploy, d.userKeys, d.userPredict, d.serverView} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	want, err := d.w.graph.EvalBatch(d.w.x, d.w.n, nil)
 	if err != nil {
 		return err
 	}
-	url := d.daemon.URL()
-	fmt.Fprintf(out, "fheserve demo: an encrypted prediction service on this machine, the bundled model %q, %d sample%s\n", d.opts.Model, w.n, plural(w.n))
-	fmt.Fprintf(out, "started a server at %s on a temporary data directory; every step below goes through its HTTP API\n\n", url)
+	showPredictions(d.out, d.keys.Plan, d.w, d.opts.Model, d.got, want)
+	return nil
+}
 
-	// The administrator is created offline, like 'fheserve admin init'.
+// start starts the server on dir.
+func (d *demo) start(dir string) error {
+	var err error
+	d.daemon, err = fhttp.StartDaemon(d.ctx, dir, "127.0.0.1:0", app.Config{EvalThreads: d.opts.Workers})
+	if err != nil {
+		return err
+	}
+	d.url = d.daemon.URL()
+	fmt.Fprintf(d.out, "fheserve demo: an encrypted prediction service on this machine, the bundled model %q, %d sample%s\n", d.opts.Model, d.w.n, plural(d.w.n))
+	fmt.Fprintf(d.out, "started a server at %s on a temporary data directory; every step below goes through its HTTP API\n\n", d.url)
+	return nil
+}
+
+// accounts: the administrator is created offline, like 'fheserve admin
+// init', and approves the owner and the user.
+func (d *demo) accounts() error {
+	ctx, out := d.ctx, d.out
 	if _, err := d.daemon.App.InitAdmin(ctx, "admin", demoPassword); err != nil {
 		return err
 	}
-	admin, owner, user := sdk.New(url), sdk.New(url), sdk.New(url)
-	if _, err := owner.Register(ctx, "owner", demoPassword, fheserve.RoleOwner); err != nil {
+	d.admin, d.owner, d.user = sdk.New(d.url), sdk.New(d.url), sdk.New(d.url)
+	admin := d.admin
+	if _, err := d.owner.Register(ctx, "owner", demoPassword, fheserve.RoleOwner); err != nil {
 		return err
 	}
-	if _, err := user.Register(ctx, "user", demoPassword, fheserve.RoleUser); err != nil {
+	if _, err := d.user.Register(ctx, "user", demoPassword, fheserve.RoleUser); err != nil {
 		return err
 	}
-	_, pendingErr := user.Login(ctx, "user", demoPassword)
+	_, pendingErr := d.user.Login(ctx, "user", demoPassword)
 	if _, err := admin.Login(ctx, "admin", demoPassword); err != nil {
 		return err
 	}
@@ -186,9 +217,13 @@ func (d *demo) run(dir string) error {
 		fmt.Fprintf(out, "  approved the registration of %q as a model %s\n", a.Username, a.Role)
 	}
 	fmt.Fprintf(out, "  (before approval, the user's login was refused: %s)\n\n", fheserve.ErrorMessage(pendingErr))
+	return nil
+}
 
-	// The owner deploys the bundled model with its calibration data.
-	if _, err := owner.Login(ctx, "owner", demoPassword); err != nil {
+// deploy: the owner deploys the bundled model with its calibration data.
+func (d *demo) deploy() error {
+	ctx, out, w := d.ctx, d.out, d.w
+	if _, err := d.owner.Login(ctx, "owner", demoPassword); err != nil {
 		return err
 	}
 	onnxData, err := bundled.Model(d.opts.Model)
@@ -200,40 +235,51 @@ func (d *demo) run(dir string) error {
 		return err
 	}
 	t0 := time.Now()
-	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: d.opts.Model, ONNX: onnxData, Calibration: calib.Bytes(), Allow: []string{"user"}})
+	m, err := d.owner.Deploy(ctx, &fheserve.DeployRequest{Name: d.opts.Model, ONNX: onnxData, Calibration: calib.Bytes(), Allow: []string{"user"}})
 	if err != nil {
 		return err
 	}
+	d.model = m
 	fmt.Fprintf(out, "OWNER (deploys the model; sees usage, never inputs or predictions)\n")
 	fmt.Fprintf(out, "  deployed %q (%s of ONNX, %s of calibration data) in %.0f ms: model %s\n",
 		m.Name, fmtBytes(len(onnxData)), fmtBytes(calib.Len()), millis(time.Since(t0)), m.ID)
 	fmt.Fprintf(out, "  the server compiled it to a %s plan: N = 2^%d, %d rotation keys, precision %.1e; weights stored encrypted (AES-256-GCM)\n",
 		m.Packing, m.LogN, m.Rotations, m.OutputError)
 	fmt.Fprintf(out, "  access: only %q\n\n", "user")
+	return nil
+}
 
-	// The user makes keys on the device and runs the prediction.
-	if _, err := user.Login(ctx, "user", demoPassword); err != nil {
+// userKeys: the user makes keys on the device and uploads the public part.
+func (d *demo) userKeys() error {
+	ctx, out, m := d.ctx, d.out, d.model
+	if _, err := d.user.Login(ctx, "user", demoPassword); err != nil {
 		return err
 	}
-	t0 = time.Now()
-	keys, err := user.GenerateKeys(ctx, m.ID)
+	t0 := time.Now()
+	keys, err := d.user.GenerateKeys(ctx, m.ID)
 	if err != nil {
 		return err
 	}
 	keygen := time.Since(t0)
-	p := keys.Plan
+	d.keys = keys
 	t0 = time.Now()
-	ks, err := user.UploadKeys(ctx, keys, "")
+	ks, err := d.user.UploadKeys(ctx, keys, "")
 	if err != nil {
 		return err
 	}
 	upload := time.Since(t0)
 	fmt.Fprintf(out, "USER'S DEVICE (the only holder of the secret key)\n")
-	fmt.Fprintf(out, "  fetched the public plan of %s (fingerprint %s...) and generated keys in %.0f ms\n", m.ID, p.Fingerprint[:16], millis(keygen))
+	fmt.Fprintf(out, "  fetched the public plan of %s (fingerprint %s...) and generated keys in %.0f ms\n", m.ID, keys.Plan.Fingerprint[:16], millis(keygen))
 	fmt.Fprintf(out, "    secret key                  kept on the device, never sent\n")
 	fmt.Fprintf(out, "    public and evaluation keys  %s, uploaded in %.0f ms as key set %s\n", fmtBytes(int(ks.Size)), millis(upload), ks.ID)
-	in := p.InputSize()
-	var jobs []*fheserve.Job
+	return nil
+}
+
+// userPredict: the user encrypts each sample, submits it as a job,
+// follows the jobs and decrypts their results.
+func (d *demo) userPredict() error {
+	ctx, out, w, keys := d.ctx, d.out, d.w, d.keys
+	in := keys.Plan.InputSize()
 	var encrypt time.Duration
 	var sent int
 	for i := 0; i < w.n; i++ {
@@ -244,41 +290,45 @@ func (d *demo) run(dir string) error {
 		}
 		encrypt += time.Since(t0)
 		sent += len(ct)
-		j, err := user.Submit(ctx, keys, ct, 1)
+		j, err := d.user.Submit(ctx, keys, ct, 1)
 		if err != nil {
 			return err
 		}
-		jobs = append(jobs, j)
+		d.jobs = append(d.jobs, j)
 	}
 	fmt.Fprintf(out, "  encrypted %d sample%s of %d values in %.0f ms and submitted %d job%s (%s of ciphertexts)\n",
-		w.n, plural(w.n), in, millis(encrypt), len(jobs), plural(len(jobs)), fmtBytes(sent))
-	var got []float64
+		w.n, plural(w.n), in, millis(encrypt), len(d.jobs), plural(len(d.jobs)), fmtBytes(sent))
 	var decrypt time.Duration
-	for i, j := range jobs {
-		done, err := user.Wait(ctx, j.ID, nil)
+	for i, j := range d.jobs {
+		done, err := d.user.Wait(ctx, j.ID, nil)
 		if err != nil {
 			return err
 		}
-		jobs[i] = done
+		d.jobs[i] = done
 		t0 := time.Now()
-		y, err := user.Fetch(ctx, keys, j.ID, 1)
+		y, err := d.user.Fetch(ctx, keys, j.ID, 1)
 		if err != nil {
 			return err
 		}
 		decrypt += time.Since(t0)
-		got = append(got, y...)
+		d.got = append(d.got, y...)
 	}
 	fmt.Fprintf(out, "  followed each job's progress, downloaded the encrypted results and decrypted them in %.0f ms\n\n", millis(decrypt))
+	return nil
+}
 
-	// What the server recorded: sizes, timings and an audit trail.
+// serverView prints what the server recorded: sizes, timings and an
+// audit trail.
+func (d *demo) serverView() error {
+	ctx, out := d.ctx, d.out
 	fmt.Fprintf(out, "SERVER (sees the model, evaluation keys and ciphertexts; no value in the clear)\n")
-	for _, j := range jobs {
+	for _, j := range d.jobs {
 		fmt.Fprintf(out, "  job %s: %s in, waited %.0f ms, evaluated %d steps in %.0f ms, %s of sanitized result out\n",
 			j.ID, fmtBytes(int(j.InputBytes)), millis(j.StartedAt.Sub(j.CreatedAt)), j.Total,
 			millis(j.FinishedAt.Sub(*j.StartedAt)), fmtBytes(int(j.ResultBytes)))
 	}
 	var records []*audit.Record
-	err = (&audit.Client{URL: url + audit.PathPrefix, Token: admin.Token()}).EachRecord(ctx, audit.Query{Limit: audit.MaxLimit},
+	err := (&audit.Client{URL: d.url + audit.PathPrefix, Token: d.admin.Token()}).EachRecord(ctx, audit.Query{Limit: audit.MaxLimit},
 		func(it *audit.Item) error {
 			r, err := audit.DecodeRecord(it.Record)
 			records = append(records, r)
@@ -300,18 +350,12 @@ func (d *demo) run(dir string) error {
 		}
 		fmt.Fprintf(out, "    %-8s %-16s %s\n", cell(actor), cell(r.Action), cell(strings.Join(objs, " ")))
 	}
-	u, err := owner.Usage(ctx, m.ID)
+	u, err := d.owner.Usage(ctx, d.model.ID)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  the owner's usage report: %d requests by %d user, %d failed, latency p50 %.0f ms\n\n",
 		u.Requests, len(u.ByUser), u.Failures, u.Latency.P50)
-
-	want, err := w.graph.EvalBatch(w.x, w.n, nil)
-	if err != nil {
-		return err
-	}
-	showPredictions(out, p, w, d.opts.Model, got, want)
 	return nil
 }
 

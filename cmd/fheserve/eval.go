@@ -37,12 +37,7 @@ type evalOptions struct {
 	engineFlags
 }
 
-func newEvalCmd(f *Factory, runF func(*evalOptions) error) *cobra.Command {
-	opts := &evalOptions{IO: f.IO}
-	cmd := &cobra.Command{
-		Use:   "eval --model M.onnx --data X.npy --labels y.npy [flags]",
-		Short: "Measure a model's accuracy under encryption on a labelled data set",
-		Long: `Run every sample of a labelled data set through the model encrypted (keys,
+const evalLong = `Run every sample of a labelled data set through the model encrypted (keys,
 encryption, evaluation on ciphertexts, decryption, all in this process
 through the wire format) and in plaintext, and report:
 
@@ -66,7 +61,14 @@ above the threshold: 0.5 after a sigmoid head, 0 otherwise). For a regression
 model (no sigmoid or softmax head, and labels that are not class indices:
 fractions, or one target per output), eval reports the RMSE and the largest
 absolute error against the labels and against the plaintext model instead
-of accuracy and class agreement.`,
+of accuracy and class agreement.`
+
+func newEvalCmd(f *Factory, runF func(*evalOptions) error) *cobra.Command {
+	opts := &evalOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "eval --model M.onnx --data X.npy --labels y.npy [flags]",
+		Short: "Measure a model's accuracy under encryption on a labelled data set",
+		Long:  evalLong,
 		Example: `  fheserve eval --model examples/fmnist-mlp/model.onnx --data examples/data/fmnist.x.npy --labels examples/data/fmnist.y.npy
   fheserve eval --model model.onnx --data x.npy --labels y.npy --calibration calib.npy --degree 15 --json
   fheserve eval --model model.onnx --data x.npy --labels y.npy --packing latency --limit 20`,
@@ -219,39 +221,13 @@ type evalCounts struct {
 
 func evalRun(opts *evalOptions) error {
 	start := time.Now()
-	g, err := loadModel(opts.Model)
+	g, x, n, labels, err := evalInputs(opts)
 	if err != nil {
 		return err
 	}
-	x, n, err := readSamples(opts.Data, "data", g)
+	r, p, err := evalPlan(opts, g)
 	if err != nil {
 		return err
-	}
-	if opts.Limit > 0 && opts.Limit < n {
-		n = opts.Limit
-		x = x[:n*g.Input.Size()]
-	}
-	labels, err := readLabels(opts.Labels, n, g)
-	if err != nil {
-		return err
-	}
-	copts, err := opts.compilerOptions(g, opts.Packing)
-	if err != nil {
-		return err
-	}
-	var r *local.Runner
-	var p *plan.Plan
-	if opts.PlaintextOnly {
-		res, err := compiler.Compile(g, copts)
-		if err != nil {
-			return err
-		}
-		p = res.Plan
-	} else {
-		if r, err = local.New(g, copts, opts.Workers); err != nil {
-			return err
-		}
-		p = r.Plan
 	}
 	writeWarnings(opts.IO.ErrOut, p)
 
@@ -263,33 +239,7 @@ func evalRun(opts *evalOptions) error {
 	plainTime := time.Since(t0)
 
 	rep := &evalReport{Model: p.Model, Data: opts.Data, Samples: n, Plan: summarize(p), Warnings: p.Warnings, Activations: ref.uses}
-	classify := labels.classes != nil
-	size := p.OutputSize()
-	accuracy := func(y []float64, count *int) *float64 {
-		for s := 0; s < n; s++ {
-			if classOf(y[s*size:(s+1)*size], p.Head) == labels.classes[s] {
-				*count++
-			}
-		}
-		acc := float64(*count) / float64(n)
-		return &acc
-	}
-	vsLabels := func(y []float64) *errorStats {
-		e := errorsOf(y, labels.targets)
-		return &e
-	}
-	if classify {
-		rep.Task, rep.Accuracy = "classification", &accuracies{}
-		rep.Accuracy.Plaintext = *accuracy(ref.exact, &rep.correct.plain)
-		if len(p.Activations) > 0 {
-			rep.Accuracy.Approximated = accuracy(ref.approx, &rep.correct.approx)
-		}
-	} else {
-		rep.Task, rep.Labels = "regression", &labelErrors{Plaintext: *vsLabels(ref.exact)}
-		if len(p.Activations) > 0 {
-			rep.Labels.Approximated = vsLabels(ref.approx)
-		}
-	}
+	scorePlaintext(rep, p, labels, ref)
 	rep.TimesMS.Plaintext = millis(plainTime) / float64(n)
 	for _, v := range ref.exact {
 		rep.MaxOutput = math.Max(rep.MaxOutput, math.Abs(v))
@@ -299,22 +249,7 @@ func evalRun(opts *evalOptions) error {
 		if err != nil {
 			return err
 		}
-		if classify {
-			rep.Accuracy.Encrypted = accuracy(got, &rep.correct.enc)
-		} else {
-			rep.Labels.Encrypted = vsLabels(got)
-		}
-		c := compareOutputs(got, ref.exact, p, classify)
-		rep.Plaintext = &c
-		if len(p.Activations) > 0 {
-			c := compareOutputs(got, ref.approx, p, classify)
-			c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError
-			rep.Approximated = &c
-		} else {
-			// Every operation is exact: the plaintext model is the
-			// reference and the HE error alone is compared with the plan's.
-			rep.Plaintext.WithinPrecision = rep.Plaintext.MaxAbsError <= p.Precision.OutputError
-		}
+		scoreEncrypted(rep, p, labels, ref, got)
 		rep.OutOfBound = len(r.OutOfBound)
 		st := r.Stats
 		rep.Sizes = &st
@@ -329,6 +264,99 @@ func evalRun(opts *evalOptions) error {
 	}
 	writeEvalSummary(opts.IO.Out, rep)
 	return nil
+}
+
+// evalInputs reads the model, the first --limit samples and their labels.
+func evalInputs(opts *evalOptions) (g *nn.Graph, x []float64, n int, labels *labelSet, err error) {
+	if g, err = loadModel(opts.Model); err != nil {
+		return nil, nil, 0, nil, err
+	}
+	if x, n, err = readSamples(opts.Data, "data", g); err != nil {
+		return nil, nil, 0, nil, err
+	}
+	if opts.Limit > 0 && opts.Limit < n {
+		n = opts.Limit
+		x = x[:n*g.Input.Size()]
+	}
+	if labels, err = readLabels(opts.Labels, n, g); err != nil {
+		return nil, nil, 0, nil, err
+	}
+	return g, x, n, labels, nil
+}
+
+// evalPlan compiles g's plan, and unless --plaintext-only, the runner that
+// evaluates it encrypted (nil otherwise).
+func evalPlan(opts *evalOptions, g *nn.Graph) (*local.Runner, *plan.Plan, error) {
+	copts, err := opts.compilerOptions(g, opts.Packing)
+	if err != nil {
+		return nil, nil, err
+	}
+	if opts.PlaintextOnly {
+		res, err := compiler.Compile(g, copts)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, res.Plan, nil
+	}
+	r, err := local.New(g, copts, opts.Workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, r.Plan, nil
+}
+
+// scorePlaintext scores the plaintext model, exact and approximated,
+// against the labels: accuracy for a classifier, errors for a regression.
+func scorePlaintext(rep *evalReport, p *plan.Plan, labels *labelSet, ref *reference) {
+	if labels.classes != nil {
+		rep.Task, rep.Accuracy = "classification", &accuracies{}
+		rep.Accuracy.Plaintext = *accuracyOf(ref.exact, p, labels.classes, &rep.correct.plain)
+		if len(p.Activations) > 0 {
+			rep.Accuracy.Approximated = accuracyOf(ref.approx, p, labels.classes, &rep.correct.approx)
+		}
+		return
+	}
+	rep.Task, rep.Labels = "regression", &labelErrors{Plaintext: errorsOf(ref.exact, labels.targets)}
+	if len(p.Activations) > 0 {
+		e := errorsOf(ref.approx, labels.targets)
+		rep.Labels.Approximated = &e
+	}
+}
+
+// scoreEncrypted scores the decrypted outputs got against the labels and
+// compares them with the plaintext model's.
+func scoreEncrypted(rep *evalReport, p *plan.Plan, labels *labelSet, ref *reference, got []float64) {
+	classify := labels.classes != nil
+	if classify {
+		rep.Accuracy.Encrypted = accuracyOf(got, p, labels.classes, &rep.correct.enc)
+	} else {
+		e := errorsOf(got, labels.targets)
+		rep.Labels.Encrypted = &e
+	}
+	c := compareOutputs(got, ref.exact, p, classify)
+	rep.Plaintext = &c
+	if len(p.Activations) > 0 {
+		c := compareOutputs(got, ref.approx, p, classify)
+		c.WithinPrecision = c.MaxAbsError <= p.Precision.OutputError
+		rep.Approximated = &c
+	} else {
+		// Every operation is exact: the plaintext model is the
+		// reference and the HE error alone is compared with the plan's.
+		rep.Plaintext.WithinPrecision = rep.Plaintext.MaxAbsError <= p.Precision.OutputError
+	}
+}
+
+// accuracyOf counts in *count the samples of y whose predicted class is
+// their label and returns the fraction.
+func accuracyOf(y []float64, p *plan.Plan, classes []int, count *int) *float64 {
+	size := p.OutputSize()
+	for s, c := range classes {
+		if classOf(y[s*size:(s+1)*size], p.Head) == c {
+			*count++
+		}
+	}
+	acc := float64(*count) / float64(len(classes))
+	return &acc
 }
 
 // labelSet is what eval compares a model's outputs with: class indices,
@@ -428,19 +456,9 @@ type reference struct {
 // the plan's polynomials, and records which samples drove an activation
 // outside its interval.
 func evalReference(g *nn.Graph, p *plan.Plan, x []float64, n int) (*reference, error) {
-	in, out := g.Input.Size(), g.OutputShape().Size()
+	out := g.OutputShape().Size()
 	ref := &reference{exact: make([]float64, n*out)}
-	index := map[int]int{} // graph node -> activation
-	for i, nd := range g.Nodes {
-		for k, a := range p.Activations {
-			if a.Node == nd.Name {
-				index[i] = k
-			}
-		}
-	}
-	outside := make([]atomic.Int64, len(p.Activations))
-	worst := make([]float64, len(p.Activations))
-	var mu sync.Mutex
+	t := newActivationTracer(g, p)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, runtime.GOMAXPROCS(0))
@@ -453,36 +471,12 @@ func evalReference(g *nn.Graph, p *plan.Plan, x []float64, n int) (*reference, e
 				if s >= n {
 					return
 				}
-				hit := make([]bool, len(p.Activations))
-				far := make([]float64, len(p.Activations))
-				opt := &nn.EvalOptions{Trace: func(node int, ins []*nn.Tensor, _ *nn.Tensor) {
-					k, ok := index[node]
-					if !ok {
-						return
-					}
-					lo, hi := p.Activations[k].Interval[0], p.Activations[k].Interval[1]
-					half := (hi - lo) / 2
-					for _, v := range ins[0].Data {
-						if v < lo || v > hi {
-							hit[k] = true
-							far[k] = math.Max(far[k], math.Max(lo-v, v-hi)/half)
-						}
-					}
-				}}
-				y, err := g.Eval(&nn.Tensor{Shape: g.Input, Data: x[s*in : (s+1)*in]}, opt)
+				y, err := t.eval(s, x)
 				if err != nil {
 					errs[w] = fmt.Errorf("sample %d: %w", s, err)
 					return
 				}
-				copy(ref.exact[s*out:], y.Data)
-				mu.Lock()
-				for k := range hit {
-					if hit[k] {
-						outside[k].Add(1)
-					}
-					worst[k] = math.Max(worst[k], far[k])
-				}
-				mu.Unlock()
+				copy(ref.exact[s*out:], y)
 			}
 		}()
 	}
@@ -501,9 +495,70 @@ func evalReference(g *nn.Graph, p *plan.Plan, x []float64, n int) (*reference, e
 	}
 	for k, a := range p.Activations {
 		ref.uses = append(ref.uses, activationUse{Node: a.Node, Func: a.Func, Degree: a.Degree, Interval: a.Interval,
-			Outside: int(outside[k].Load()), Excursion: worst[k]})
+			Outside: int(t.outside[k]), Excursion: t.worst[k]})
 	}
 	return ref, nil
+}
+
+// activationTracer records, over the samples evaluated, how many drove
+// each approximated activation outside its interval, and how far at
+// worst, in half-widths of the interval.
+type activationTracer struct {
+	g     *nn.Graph
+	p     *plan.Plan
+	index map[int]int // graph node -> activation
+
+	mu      sync.Mutex
+	outside []int
+	worst   []float64
+}
+
+func newActivationTracer(g *nn.Graph, p *plan.Plan) *activationTracer {
+	t := &activationTracer{g: g, p: p, index: map[int]int{},
+		outside: make([]int, len(p.Activations)), worst: make([]float64, len(p.Activations))}
+	for i, nd := range g.Nodes {
+		for k, a := range p.Activations {
+			if a.Node == nd.Name {
+				t.index[i] = k
+			}
+		}
+	}
+	return t
+}
+
+// eval evaluates sample s of x exactly, tracing the inputs of the
+// approximated activations; it is safe for concurrent use.
+func (t *activationTracer) eval(s int, x []float64) ([]float64, error) {
+	in, acts := t.g.Input.Size(), t.p.Activations
+	hit := make([]bool, len(acts))
+	far := make([]float64, len(acts))
+	opt := &nn.EvalOptions{Trace: func(node int, ins []*nn.Tensor, _ *nn.Tensor) {
+		k, ok := t.index[node]
+		if !ok {
+			return
+		}
+		lo, hi := acts[k].Interval[0], acts[k].Interval[1]
+		half := (hi - lo) / 2
+		for _, v := range ins[0].Data {
+			if v < lo || v > hi {
+				hit[k] = true
+				far[k] = math.Max(far[k], math.Max(lo-v, v-hi)/half)
+			}
+		}
+	}}
+	y, err := t.g.Eval(&nn.Tensor{Shape: t.g.Input, Data: x[s*in : (s+1)*in]}, opt)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k := range hit {
+		if hit[k] {
+			t.outside[k]++
+		}
+		t.worst[k] = math.Max(t.worst[k], far[k])
+	}
+	return y.Data, nil
 }
 
 func writeEvalSummary(w io.Writer, r *evalReport) {

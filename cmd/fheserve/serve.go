@@ -58,12 +58,7 @@ type serveOptions struct {
 	DebugAddr string
 }
 
-func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
-	opts := &serveOptions{IO: f.IO}
-	cmd := &cobra.Command{
-		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
-		Short: "Run the fheserve server",
-		Long: `Serve the fheserve API under /v1/ (described at /v1/openapi.json): accounts,
+const serveLong = `Serve the fheserve API under /v1/ (described at /v1/openapi.json): accounts,
 model deployment, key registry, encrypted jobs and the audit log
 (/v1/audit/). Operators also get Prometheus metrics at /metrics and the
 probes /healthz (the process is up) and /readyz (the store answers and the
@@ -80,7 +75,14 @@ Passwords and bearer tokens cross the network, so the server speaks HTTPS
 (--tls-cert, --tls-key) or listens on a loopback address; plain HTTP on
 another address needs --behind-proxy, for a TLS-terminating reverse proxy.
 
-Create the first administrator offline with 'fheserve admin init'.`,
+Create the first administrator offline with 'fheserve admin init'.`
+
+func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
+	opts := &serveOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
+		Short: "Run the fheserve server",
+		Long:  serveLong,
 		Example: `  fheserve admin init --data-dir /var/lib/fheserve --username root --password-stdin < pw.txt
   fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8443 \
       --tls-cert /etc/fheserve/fullchain.pem --tls-key /etc/fheserve/privkey.pem

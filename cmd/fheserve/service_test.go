@@ -372,8 +372,13 @@ func TestServiceCLI(t *testing.T) {
 	}
 	r = user.run("", "predict", "--model", reluID, "--input", farPath, "--output", filepath.Join(dir, "far.y.npy"), "--json")
 	mustSucceed(t, r)
-	if rep := decodeJSON[remoteReport](t, r.stdout); fmt.Sprint(rep.OutOfBound) != "[1]" {
+	rep := decodeJSON[remoteReport](t, r.stdout)
+	if fmt.Sprint(rep.OutOfBound) != "[1]" {
 		t.Errorf("out of bound %v, want [1]", rep.OutOfBound)
+	}
+	// The SDK's statistics: the server's time fits in the total.
+	if tm := rep.TimesMS; tm.Server <= 0 || tm.Evaluate <= 0 || tm.Server > tm.Total || len(rep.Jobs) != 2 || rep.UploadBytes <= 0 || rep.ResultBytes <= 0 {
+		t.Errorf("predict --json: times %+v, jobs %v, sent %d, received %d", tm, rep.Jobs, rep.UploadBytes, rep.ResultBytes)
 	}
 	if !strings.Contains(r.stderr, "fheserve: warning: 1 of 2 samples (sample 1)") || !strings.Contains(r.stderr, "left the calibrated interval") {
 		t.Errorf("predict does not warn about the far sample:\n%s", r.stderr)
