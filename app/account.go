@@ -7,12 +7,6 @@ import (
 	"github.com/fheserve/fheserve"
 )
 
-// Caller is an authenticated account and the token it used.
-type Caller struct {
-	Account *fheserve.Account
-	Token   *fheserve.Token
-}
-
 // unauthenticated is the error for an anonymous call that needs an account.
 func unauthenticated() error {
 	return fheserve.Errorf(fheserve.EUNAUTHORIZED, "authentication required: log in first ('fheserve login')")
@@ -153,7 +147,7 @@ func (a *App) newSession(ctx context.Context, acct *fheserve.Account, kind, name
 
 // Authenticate returns the caller a bearer token belongs to. The account
 // must be active: a token of a disabled account stops working at once.
-func (a *App) Authenticate(ctx context.Context, token string) (*Caller, error) {
+func (a *App) Authenticate(ctx context.Context, token string) (*fheserve.Caller, error) {
 	invalid := fheserve.Errorf(fheserve.EUNAUTHORIZED, "the token is invalid, expired or revoked: log in again")
 	t, err := a.store.TokenByHash(ctx, hashToken(token))
 	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
@@ -172,11 +166,11 @@ func (a *App) Authenticate(ctx context.Context, token string) (*Caller, error) {
 	if !t.Valid(a.cfg.Now()) {
 		return nil, invalid
 	}
-	return &Caller{Account: acct, Token: t}, nil
+	return &fheserve.Caller{Account: acct, Token: t}, nil
 }
 
 // Logout revokes the caller's token.
-func (a *App) Logout(ctx context.Context, c *Caller) error {
+func (a *App) Logout(ctx context.Context, c *fheserve.Caller) error {
 	if c == nil {
 		return unauthenticated()
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	// Audit is the signed transparency log, the one record of every
 	// security-relevant action; Close closes it. Required.
 	Audit *audit.Log
+	// AuditStore, if not nil, is the log's store, which Close closes
+	// after the log: the wiring that opened it hands it over.
+	AuditStore io.Closer
 
 	// Workers is the number of jobs evaluated at once (default: one per
 	// core); under a memory bound, fewer when their memory estimates do
@@ -116,9 +119,7 @@ type App struct {
 	log     *slog.Logger
 	limits  *limiter
 	evalMem *budget
-	// auditStore is the audit log's store when Open opened it.
-	auditStore io.Closer
-	ops        ops
+	ops     ops
 
 	plans      *lru[*planInfo]
 	models     *lru[*preparedModel]
@@ -210,8 +211,8 @@ func (a *App) Close() error {
 		a.wg.Wait()
 	}
 	err := a.cfg.Audit.Close()
-	if a.auditStore != nil {
-		err = errors.Join(err, a.auditStore.Close())
+	if a.cfg.AuditStore != nil {
+		err = errors.Join(err, a.cfg.AuditStore.Close())
 	}
 	return errors.Join(err, a.store.Close())
 }

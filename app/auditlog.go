@@ -7,20 +7,6 @@ import (
 	"github.com/fheserve/fheserve/audit"
 )
 
-type requestIDKey struct{}
-
-// WithRequestID returns ctx carrying the id of the request being served,
-// which the audit records of its actions name.
-func WithRequestID(ctx context.Context, id string) context.Context {
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-// RequestID returns the request id in ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // AuditLog returns the transparency log.
 func (a *App) AuditLog() *audit.Log { return a.cfg.Audit }
 
@@ -36,7 +22,7 @@ func (a *App) audit(ctx context.Context, actor *fheserve.Account, action string,
 // returned: the action already happened.
 func (a *App) auditOutcome(ctx context.Context, actor *fheserve.Account, action, outcome string, objs ...audit.Object) {
 	ctx = context.WithoutCancel(ctx)
-	r := &audit.Record{Time: a.cfg.Now().UTC(), Action: action, Outcome: outcome, RequestID: RequestID(ctx)}
+	r := &audit.Record{Time: a.cfg.Now().UTC(), Action: action, Outcome: outcome, RequestID: fheserve.RequestID(ctx)}
 	if actor != nil {
 		r.ActorID, r.Actor = actor.ID, actor.Username
 	}

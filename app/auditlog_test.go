@@ -9,6 +9,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
+	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
 	"github.com/fheserve/fheserve/blob"
 	"github.com/fheserve/fheserve/inproc"
 	"github.com/fheserve/fheserve/sqlite"
@@ -39,12 +40,18 @@ func BenchmarkRequestAudit(b *testing.B) {
 			cfg := Config{Store: store, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(b)}
 			if onDisk {
 				cfg.Audit.Close()
-				l, st, err := openAudit(ctx, dir)
+				st, err := auditsqlite.Open(ctx, filepath.Join(dir, audit.DBFile))
 				if err != nil {
 					b.Fatal(err)
 				}
 				defer st.Close()
-				cfg.Audit = l
+				key, err := audit.GenerateKey("")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if cfg.Audit, err = audit.New(ctx, st, key); err != nil {
+					b.Fatal(err)
+				}
 			}
 			a, err := New(cfg)
 			if err != nil {
@@ -55,7 +62,7 @@ func BenchmarkRequestAudit(b *testing.B) {
 			if err := store.CreateAccount(ctx, who); err != nil {
 				b.Fatal(err)
 			}
-			ctx = WithRequestID(ctx, "req_bench")
+			ctx = fheserve.WithRequestID(ctx, "req_bench")
 			b.ResetTimer()
 			for range b.N {
 				if _, err := a.CreateAPIToken(ctx, who, &fheserve.APITokenRequest{Name: "ci"}); err != nil {
@@ -71,7 +78,7 @@ func BenchmarkRequestAudit(b *testing.B) {
 // request's id.
 func TestAuditRecords(t *testing.T) {
 	a, _ := mustApp(t)
-	ctx := WithRequestID(context.Background(), "req_1")
+	ctx := fheserve.WithRequestID(context.Background(), "req_1")
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

@@ -67,6 +67,12 @@ func (b *Bounds) setDefaults() {
 // Bounds returns the App's bounds, defaults filled in.
 func (a *App) Bounds() Bounds { return a.cfg.Bounds }
 
+// MinBodyRate returns the pace a request body must keep: Bounds's
+// MinBodyRate, after BodyGrace.
+func (a *App) MinBodyRate() (bytesPerSecond int64, grace time.Duration) {
+	return a.cfg.Bounds.MinBodyRate, a.cfg.Bounds.BodyGrace
+}
+
 // memoryLimit returns GOMEMLIMIT (or debug.SetMemoryLimit's value), or
 // 0 when there is none.
 func memoryLimit() int64 {

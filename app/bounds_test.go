@@ -269,7 +269,7 @@ func TestWatcher(t *testing.T) {
 	}
 	a.notifyAll()
 	select {
-	case <-w.C:
+	case <-w.Wake():
 	case <-time.After(time.Second):
 		t.Fatal("a move of the queue did not wake the watcher")
 	}
@@ -283,7 +283,7 @@ func TestWatcher(t *testing.T) {
 
 	// A change of job_b marks it changed.
 	a.notify("job_b")
-	<-w.C
+	<-w.Wake()
 	if !w.Changed() {
 		t.Fatal("a change of the job did not mark it changed")
 	}

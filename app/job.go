@@ -27,28 +27,8 @@ func (a *App) InputSize(info *planInfo) int64 {
 // checked against the plan as they are read and stored; the job runs
 // later on a worker.
 func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.SubmitRequest, body io.Reader, length int64) (*fheserve.Job, error) {
-	m, err := a.usableModel(ctx, who, req.ModelID)
+	m, ks, info, err := a.jobTarget(ctx, who, req)
 	if err != nil {
-		return nil, err
-	}
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	ks, err := a.ownKeySet(ctx, who, req.KeySetID)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case ks.ModelID != m.ID:
-		return nil, fheserve.Errorf(fheserve.EINVALID, "key set %s was made for model %s, not %s", ks.ID, ks.ModelID, m.ID)
-	case ks.Status != fheserve.KeySetActive:
-		return nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked; create new keys with 'fheserve keys create'", ks.ID)
-	}
-	info, err := a.planOf(m)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSamples(info.plan, req.Samples); err != nil {
 		return nil, err
 	}
 	if err := a.checkQueue(ctx, who); err != nil {
@@ -80,21 +60,9 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 		Total:     len(info.plan.Steps) + 1,
 		CreatedAt: a.cfg.Now().UTC(),
 	}
-	j.InputKey = "jobs/" + j.ID + "/input"
-	w, err := a.blobs.Create(ctx, j.InputKey)
-	if err != nil {
+	if err := a.storeInput(ctx, j, info, body, length, limit); err != nil {
 		return nil, err
 	}
-	defer w.Abort()
-	counted := &countingWriter{}
-	in := io.TeeReader(&limitedReader{r: body, n: limit, limit: limit, length: length, what: "encrypted input"}, io.MultiWriter(w, counted))
-	if _, err := readInput(in, info); err != nil {
-		return nil, err
-	}
-	if err := w.Commit(); err != nil {
-		return nil, err
-	}
-	j.InputBytes = counted.n
 	if err := a.store.CreateJob(ctx, j); err != nil {
 		a.blobs.Delete(ctx, j.InputKey)
 		return nil, err
@@ -105,6 +73,60 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 	a.audit(ctx, who, "job.submit", jobObj(j.ID), modelObj(m.ID), keySetObj(ks.ID))
 	a.setPosition(j)
 	return j, nil
+}
+
+// jobTarget checks what a submission names: a model the caller may use,
+// an active key set of the caller's made for it, and a number of samples
+// its plan takes.
+func (a *App) jobTarget(ctx context.Context, who *fheserve.Account, req *fheserve.SubmitRequest) (*fheserve.Model, *fheserve.KeySet, *planInfo, error) {
+	m, err := a.usableModel(ctx, who, req.ModelID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := req.Validate(); err != nil {
+		return nil, nil, nil, err
+	}
+	ks, err := a.ownKeySet(ctx, who, req.KeySetID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
+	case ks.ModelID != m.ID:
+		return nil, nil, nil, fheserve.Errorf(fheserve.EINVALID, "key set %s was made for model %s, not %s", ks.ID, ks.ModelID, m.ID)
+	case ks.Status != fheserve.KeySetActive:
+		return nil, nil, nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked; create new keys with 'fheserve keys create'", ks.ID)
+	}
+	info, err := a.planOf(m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkSamples(info.plan, req.Samples); err != nil {
+		return nil, nil, nil, err
+	}
+	return m, ks, info, nil
+}
+
+// storeInput reads j's input ciphertexts from body (length bytes, -1 if
+// unknown, at most limit), checking them against the plan as they
+// arrive, into a new blob, and sets j.InputKey and j.InputBytes. Nothing
+// is stored unless all of it checks.
+func (a *App) storeInput(ctx context.Context, j *fheserve.Job, info *planInfo, body io.Reader, length, limit int64) error {
+	j.InputKey = "jobs/" + j.ID + "/input"
+	w, err := a.blobs.Create(ctx, j.InputKey)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	counted := &countingWriter{}
+	in := io.TeeReader(&limitedReader{r: body, n: limit, limit: limit, length: length, what: "encrypted input"}, io.MultiWriter(w, counted))
+	if _, err := readInput(in, info); err != nil {
+		return err
+	}
+	if err := w.Commit(); err != nil {
+		return err
+	}
+	j.InputBytes = counted.n
+	return nil
 }
 
 // checkSamples checks the samples a job declares against its plan: one
@@ -234,14 +256,15 @@ func (a *App) Result(ctx context.Context, who *fheserve.Account, id string) (io.
 
 // Watcher follows one job for a progress stream.
 type Watcher struct {
-	// C receives a value whenever the job changes or its queue position
-	// may have moved.
-	C       <-chan struct{}
 	c       chan struct{}
 	changed atomic.Bool
 	a       *App
 	id      string
 }
+
+// Wake receives a value whenever the job changes or its queue position
+// may have moved.
+func (w *Watcher) Wake() <-chan struct{} { return w.c }
 
 // Changed reports, and clears, whether the job itself changed since the
 // last call: when it did not, only its queue position may have moved,
@@ -266,12 +289,11 @@ func (w *Watcher) Stop() {
 }
 
 // Watch starts following a job of the caller.
-func (a *App) Watch(ctx context.Context, who *fheserve.Account, id string) (*Watcher, error) {
+func (a *App) Watch(ctx context.Context, who *fheserve.Account, id string) (fheserve.JobWatcher, error) {
 	if _, err := a.visibleJob(ctx, who, id); err != nil {
 		return nil, err
 	}
-	c := make(chan struct{}, 1)
-	w := &Watcher{C: c, c: c, a: a, id: id}
+	w := &Watcher{c: make(chan struct{}, 1), a: a, id: id}
 	w.changed.Store(true)
 	a.watchMu.Lock()
 	if a.watchers[id] == nil {

@@ -145,7 +145,7 @@ func FuzzAuthorization(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		r := httptest.NewRequest("GET", "/v1/me", nil).WithContext(ctx)
 		r.Header["Authorization"] = []string{h}
-		var c *app.Caller
+		var c *fheserve.Caller
 		var err error
 		// Parsing the header, hashing the token and one SQLite lookup.
 		allocs.Bound(t, 16*uint64(len(h))+1<<20, func() { c, err = s.authenticate(r) })

@@ -9,15 +9,14 @@ import (
 	"strings"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/app"
 )
 
-func (s *Server) setLimits(w http.ResponseWriter, r *http.Request, c *app.Caller) error {
+func (s *Server) setLimits(w http.ResponseWriter, r *http.Request, c *fheserve.Caller) error {
 	var req fheserve.ModelLimits
 	if err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	m, err := s.app.SetLimits(r.Context(), c.Account, r.PathValue("id"), &req)
+	m, err := s.svc.SetLimits(r.Context(), c.Account, r.PathValue("id"), &req)
 	if err != nil {
 		return err
 	}

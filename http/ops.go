@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
 )
 
@@ -51,7 +50,7 @@ type metrics struct {
 // minutes.
 var latencyBuckets = prometheus.ExponentialBuckets(0.005, 2.5, 14)
 
-func newMetrics(a *app.App) *metrics {
+func newMetrics(a fheserve.OpsService) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -144,7 +143,7 @@ func (s *Server) opsInit() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.app.Ready(r.Context()); err != nil {
+		if err := s.svc.Ready(r.Context()); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -153,13 +152,13 @@ func (s *Server) opsInit() {
 	var auditHandler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fheserve.Errorf(fheserve.EUNAVAILABLE, "this server keeps no audit log"))
 	})
-	if l := s.app.AuditLog(); l != nil {
+	if l := s.svc.AuditLog(); l != nil {
 		authz := audit.AuthorizerFunc(func(r *http.Request) (*audit.Scope, error) {
 			c, err := s.authenticate(r)
 			if err != nil {
 				return nil, err
 			}
-			return s.app.AuditScope(r.Context(), c.Account)
+			return s.svc.AuditScope(r.Context(), c.Account)
 		})
 		auditHandler = http.StripPrefix(audit.PathPrefix, audit.NewHandler(l, authz))
 	}

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/sdk/api"
 )
 
@@ -28,9 +28,31 @@ var openapiJSON []byte
 // OpenAPI returns the OpenAPI 3 document of the API.
 func OpenAPI() []byte { return openapiJSON }
 
-// Server serves the API of an App.
+// Services are what the server serves: the service interfaces of the
+// root package and the audit log's. *app.App provides them all; the
+// wiring (package node) hands it over.
+type Services interface {
+	fheserve.AccountService
+	fheserve.ModelService
+	fheserve.KeySetService
+	fheserve.JobService
+	fheserve.OpsService
+	AuditService
+}
+
+// AuditService gives the audit log's endpoints the log and what a caller
+// may read of it. It is declared here rather than in the root package
+// because its types are the log's (package audit), which the root
+// package, imported by every client, need not carry.
+type AuditService interface {
+	// AuditLog returns the log, or nil if the service keeps none.
+	AuditLog() *audit.Log
+	AuditScope(ctx context.Context, who *fheserve.Account) (*audit.Scope, error)
+}
+
+// Server serves the API of the services.
 type Server struct {
-	app *app.App
+	svc Services
 	log *slog.Logger
 	mux *http.ServeMux
 	srv *http.Server
@@ -47,12 +69,12 @@ type Server struct {
 	proxies []netip.Prefix
 }
 
-// NewServer returns a server for a. log may be nil.
-func NewServer(a *app.App, log *slog.Logger) *Server {
+// NewServer returns a server of svc. log may be nil.
+func NewServer(svc Services, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{app: a, log: log, mux: http.NewServeMux(), metrics: newMetrics(a)}
+	s := &Server{svc: svc, log: log, mux: http.NewServeMux(), metrics: newMetrics(svc)}
 	s.routesInit()
 	s.opsInit()
 	s.srv = &http.Server{
@@ -67,12 +89,12 @@ func NewServer(a *app.App, log *slog.Logger) *Server {
 }
 
 // handler is an endpoint. c is nil on public endpoints.
-type handler func(w http.ResponseWriter, r *http.Request, c *app.Caller) error
+type handler func(w http.ResponseWriter, r *http.Request, c *fheserve.Caller) error
 
 func (s *Server) handle(pattern string, public bool, h handler) {
 	s.routes = append(s.routes, pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		var c *app.Caller
+		var c *fheserve.Caller
 		var err error
 		if !public {
 			c, err = s.authenticate(r)
@@ -90,12 +112,12 @@ func (s *Server) handle(pattern string, public bool, h handler) {
 func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
 
 func (s *Server) routesInit() {
-	s.handle("GET /v1/openapi.json", true, func(w http.ResponseWriter, r *http.Request, _ *app.Caller) error {
+	s.handle("GET /v1/openapi.json", true, func(w http.ResponseWriter, r *http.Request, _ *fheserve.Caller) error {
 		w.Header().Set("Content-Type", "application/json")
 		_, err := w.Write(openapiJSON)
 		return err
 	})
-	s.handle("GET /v1/health", true, func(w http.ResponseWriter, r *http.Request, _ *app.Caller) error {
+	s.handle("GET /v1/health", true, func(w http.ResponseWriter, r *http.Request, _ *fheserve.Caller) error {
 		return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 
@@ -143,12 +165,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t0 := time.Now()
 	id := requestID(r)
 	w.Header().Set(RequestIDHeader, id)
-	r = r.WithContext(app.WithRequestID(r.Context(), id))
+	r = r.WithContext(fheserve.WithRequestID(r.Context(), id))
 	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
 	if r.Body != http.NoBody && r.ContentLength != 0 {
-		b := s.app.Bounds()
-		r.Body = &minRateBody{ReadCloser: body, rc: http.NewResponseController(w), rate: b.MinBodyRate, grace: b.BodyGrace, length: r.ContentLength}
+		rate, grace := s.svc.MinBodyRate()
+		r.Body = &minRateBody{ReadCloser: body, rc: http.NewResponseController(w), rate: rate, grace: grace, length: r.ContentLength}
 	}
 	rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 	log := s.log.With("request_id", id)
@@ -288,16 +310,20 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting requests and waits for running ones until ctx
-// ends, then closes the remaining connections.
+// ends, then closes the remaining connections. It closes the listener
+// even if Serve never ran.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		s.srv.Close()
 	}
+	if s.ln != nil {
+		s.ln.Close() // already closed if Serve ran
+	}
 	return err
 }
 
-func (s *Server) authenticate(r *http.Request) (*app.Caller, error) {
+func (s *Server) authenticate(r *http.Request) (*fheserve.Caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "authentication required: log in first ('fheserve login')")
@@ -306,14 +332,14 @@ func (s *Server) authenticate(r *http.Request) (*app.Caller, error) {
 	if !ok || token == "" {
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "the Authorization header must be 'Bearer <token>'")
 	}
-	return s.app.Authenticate(r.Context(), token)
+	return s.svc.Authenticate(r.Context(), token)
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = errorOf(err)
 	code := fheserve.ErrorCode(err)
 	if code == fheserve.EINTERNAL && r.Context().Err() == nil {
-		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "request_id", app.RequestID(r.Context()), "err", err)
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "request_id", fheserve.RequestID(r.Context()), "err", err)
 	}
 	setRetryAfter(w, err)
 	writeJSON(w, api.StatusOf(code), &api.ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})

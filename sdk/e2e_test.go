@@ -13,18 +13,18 @@ import (
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/compiler"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 )
 
 // MustDaemon starts a server on 127.0.0.1:0 with a fresh data directory
 // and an administrator "root".
-func MustDaemon(tb testing.TB) *fhttp.Daemon {
+func MustDaemon(tb testing.TB) *node.Node {
 	tb.Helper()
-	d, err := fhttp.StartDaemon(context.Background(), tb.TempDir(), "127.0.0.1:0", app.Config{Workers: 2})
+	d, err := node.Start(context.Background(), tb.TempDir(), "127.0.0.1:0", app.Config{Workers: 2})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	d, err := fhttp.StartDaemon(context.Background(), dir, "127.0.0.1:0", app.Config{})
+	d, err := node.Start(context.Background(), dir, "127.0.0.1:0", app.Config{})
 	if err != nil {
 		panic(err)
 	}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
@@ -23,7 +23,7 @@ import (
 func pacedSetup(t *testing.T, packing string, limits fheserve.ModelLimits) (*sdk.Client, *sdk.Keys, []byte) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := fhttp.StartDaemon(ctx, t.TempDir(), "127.0.0.1:0", app.Config{Workers: 1, Bounds: app.Bounds{QueuedPerUser: 16}})
+	d, err := node.Start(ctx, t.TempDir(), "127.0.0.1:0", app.Config{Workers: 1, Bounds: app.Bounds{QueuedPerUser: 16}})
 	if err != nil {
 		t.Fatal(err)
 	}

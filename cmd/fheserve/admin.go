@@ -8,6 +8,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/node"
 	"github.com/spf13/cobra"
 )
 
@@ -77,7 +78,7 @@ func adminInitRun(opts *adminInitOptions) error {
 	if err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, opts.DataDir, app.Config{})
+	a, err := node.OpenApp(ctx, opts.DataDir, app.Config{})
 	if err != nil {
 		return err
 	}

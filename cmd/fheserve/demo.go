@@ -14,8 +14,8 @@ import (
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/bundled"
-	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
@@ -143,7 +143,7 @@ type demo struct {
 	out    io.Writer
 	w      *workload
 	ctx    context.Context
-	daemon *fhttp.Daemon
+	daemon *node.Node
 
 	url                string
 	admin, owner, user *sdk.Client
@@ -175,7 +175,7 @@ func (d *demo) run(dir string) error {
 // start starts the server on dir.
 func (d *demo) start(dir string) error {
 	var err error
-	d.daemon, err = fhttp.StartDaemon(d.ctx, dir, "127.0.0.1:0", app.Config{EvalThreads: d.opts.Workers})
+	d.daemon, err = node.Start(d.ctx, dir, "127.0.0.1:0", app.Config{EvalThreads: d.opts.Workers})
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
 	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -29,7 +30,7 @@ import (
 func TestMonitoring(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	a, err := app.Open(ctx, dir, app.Config{Workers: 1})
+	a, err := node.OpenApp(ctx, dir, app.Config{Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

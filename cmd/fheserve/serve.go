@@ -16,6 +16,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
 	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/node"
 	"github.com/spf13/cobra"
 )
 
@@ -233,7 +234,7 @@ func serveRun(opts *serveOptions) error {
 		}
 		configure = append(configure, func(s *fhttp.Server) { s.UseTLS(cert.TLSConfig()) })
 	}
-	d, err := fhttp.StartDaemon(ctx, opts.DataDir, opts.Addr, app.Config{
+	d, err := node.Start(ctx, opts.DataDir, opts.Addr, app.Config{
 		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
 		Bounds: app.Bounds{
 			Uploads: opts.MaxUploads, UploadsPerUser: opts.MaxUploadsPerUser,
