@@ -85,15 +85,23 @@ func TestSlowBodies(t *testing.T) {
 		keys, err := uwe.GenerateKeys(ctx, m.ID)
 		check(t, err)
 		size := int64(keys.EvalKeysSize())
-		var closed []<-chan time.Duration
+		// Both users log in first: a slow body is cut off 1.5 s after its
+		// first read, and a login (argon2) on a busy machine can take
+		// longer, which would leave fewer than 4 bodies held at once.
+		var users []*sdk.Client
 		for _, name := range []string{"ulrich", "ursula"} {
-			c := login(name, fheserve.RoleUser)
+			users = append(users, login(name, fheserve.RoleUser))
+		}
+		var closed []<-chan time.Duration
+		for _, c := range users {
 			for range 2 {
 				closed = append(closed, trickle(t, base, "POST", keysPath, c.Token(), "application/octet-stream", size, 500*time.Millisecond))
 			}
 		}
-		for a.UploadsInProgress() < 4 {
-			time.Sleep(10 * time.Millisecond)
+		for deadline := time.Now().Add(cutoff); a.UploadsInProgress() < 4; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of 4 slow uploads held a place at once after %v", a.UploadsInProgress(), cutoff)
+			}
 		}
 		t0 := time.Now()
 		if _, err := uwe.UploadKeys(ctx, keys, ""); err != nil {
