@@ -102,8 +102,10 @@ type CompileSettings struct {
 	Degree  int            `json:"degree,omitempty"`
 	Degrees map[string]int `json:"degrees,omitempty"`
 	// Fit is how activations are approximated: FitInterpolation or
-	// FitLeastSquares. Empty: least squares when calibration data is
-	// given (measured more accurate on ReLU CNNs), interpolation without.
+	// FitLeastSquares. With calibration data and none of Degree, Degrees,
+	// Fit and Margin, the compiler chooses all of them from the data;
+	// with calibration data and a degree or margin, least squares;
+	// without calibration data, interpolation.
 	Fit string `json:"fit,omitempty"`
 	// Margin widens each calibrated activation interval by this fraction
 	// of its width on each side (0: the compiler's default).

@@ -120,19 +120,17 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 }
 
 // CompilerOptions maps an owner's compile settings to the compiler's
-// options, with fheserve's defaults where the compiler has none: the
-// least-squares fit when calibration data is given (on ReLU CNNs it
-// measured more accurate than interpolation: a stride-2 digits CNN went
-// from 60/64 to 64/64 agreement with the plaintext model), interpolation
-// without. 'fheserve compile' uses it too, so that a compiled plan is the
-// one a deployment gets.
+// options. With calibration data and no approximation setting the
+// compiler chooses degrees, fit and margin from the data (its activation
+// search); with calibration data and a degree or margin but no fit, the
+// fit is least squares (on ReLU CNNs it measured more accurate than
+// interpolation: a stride-2 digits CNN went from 60/64 to 64/64
+// agreement with the plaintext model). 'fheserve compile' uses this too,
+// so that a compiled plan is the one a deployment gets.
 func CompilerOptions(packing string, s *fheserve.CompileSettings, calibration []float64) compiler.Options {
 	fit := s.Fit
-	if fit == "" {
-		fit = compiler.FitInterpolation
-		if len(calibration) > 0 {
-			fit = compiler.FitLeastSquares
-		}
+	if fit == "" && len(calibration) > 0 && (s.Degree != 0 || len(s.Degrees) > 0 || s.Margin != 0) {
+		fit = compiler.FitLeastSquares
 	}
 	return compiler.Options{
 		Packing:       packing,

@@ -70,7 +70,8 @@ func TestDegrees(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := Compile(g, Options{Calibration: calib, Degrees: tt.degrees})
+			// A fit given: the degrees are not searched (search_test.go).
+			res, err := Compile(g, Options{Calibration: calib, Degrees: tt.degrees, Fit: FitInterpolation})
 			if tt.wantErr != "" {
 				if fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, want an invalid-input error containing %q", err, tt.wantErr)

@@ -90,6 +90,9 @@ type Result struct {
 
 // Compile compiles a graph.
 func Compile(g *nn.Graph, opts Options) (*Result, error) {
+	// With calibration data and no approximation setting, the settings
+	// are chosen from the data (searchActivations).
+	search := len(opts.Calibration) > 0 && opts.Degree == 0 && len(opts.Degrees) == 0 && opts.Fit == "" && opts.Margin == 0
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -104,7 +107,18 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var choice *plan.ActivationChoice
+	if search {
+		var c *candidate
+		if c, choice = searchActivations(g, cal, output); c != nil {
+			opts.Degrees, opts.Fit, opts.Margin = c.degrees, c.fit, c.margin
+		}
+	}
 	l := &lowering{g: g, opts: &opts, calib: cal}
+	if choice != nil && !choice.Met {
+		l.warn = append(l.warn, fmt.Sprintf("no activation approximation tried kept %s (best: %d of %d held-out rows, largest output error %.3g): calibrate on more rows like the inputs, or set --degrees, --fit and --margin",
+			choice.Rule, choice.Kept, choice.HeldOut, choice.MaxOutputError))
+	}
 	out, err := l.lower(nodes, output)
 	if err != nil {
 		return nil, err
@@ -120,7 +134,7 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	// smaller ring, then the smaller keys, then more privacy wins.
 	variant := func(maskStep bool) (*Result, error) {
 		pr := &plan.Program{Packing: prog.Packing, Steps: append([]plan.Step(nil), prog.Steps...), Output: prog.Output}
-		c := &compilation{g: g, opts: &opts, prog: pr, head: head, acts: l.acts, warn: append([]string(nil), l.warn...), calib: cal, output: output, maskStep: maskStep}
+		c := &compilation{g: g, opts: &opts, prog: pr, head: head, acts: l.acts, warn: append([]string(nil), l.warn...), calib: cal, output: output, maskStep: maskStep, choice: choice}
 		p, err := c.build()
 		if err != nil {
 			return nil, err
@@ -346,6 +360,9 @@ type compilation struct {
 	// maskStep: mask a latency result with a mask step even when its last
 	// step is a linear map that could mask its own diagonals.
 	maskStep bool
+	// choice reports the activation search (nil: the owner's settings or
+	// the defaults).
+	choice *plan.ActivationChoice
 }
 
 func (c *compilation) build() (*plan.Plan, error) {
@@ -447,6 +464,8 @@ func (c *compilation) newPlan(depth int) *plan.Plan {
 		Head:        string(c.head),
 		Activations: c.acts,
 		Warnings:    c.warn,
+
+		ActivationChoice: c.choice,
 	}
 	if c.head != nn.HeadNone {
 		p.OutputShape = append([]int(nil), c.g.OutputShape()...)

@@ -65,9 +65,11 @@ func TestFitAndMarginOptions(t *testing.T) {
 		opts    Options
 		halfW   float64 // expected half-width of the interval, about
 		fit     string
+		chosen  bool // no setting: the search chooses (halfW unchecked)
 		wantErr bool
 	}{
-		{name: "defaults", opts: Options{}, halfW: 1.2},
+		{name: "defaults, degree given", opts: Options{Degree: DefaultDegree}, halfW: 1.2},
+		{name: "chosen from the calibration data", opts: Options{}, fit: FitLeastSquares, chosen: true},
 		{name: "margin", opts: Options{Margin: 0.5}, halfW: 2},
 		{name: "least-squares fit", opts: Options{Fit: FitLeastSquares, Margin: 0.25}, halfW: 1.5, fit: FitLeastSquares},
 		{name: "negative margin", opts: Options{Margin: -0.1}, wantErr: true},
@@ -87,7 +89,10 @@ func TestFitAndMarginOptions(t *testing.T) {
 				t.Fatal(err)
 			}
 			a := res.Plan.Activations[0]
-			if hw := (a.Interval[1] - a.Interval[0]) / 2; math.Abs(hw-tt.halfW) > 0.02*tt.halfW {
+			if c := res.Plan.ActivationChoice; (c != nil) != tt.chosen || (c != nil && (!c.Met || c.HeldOut != 64)) {
+				t.Errorf("activation choice %+v, want one (met on 64 held-out rows): %v", c, tt.chosen)
+			}
+			if hw := (a.Interval[1] - a.Interval[0]) / 2; !tt.chosen && math.Abs(hw-tt.halfW) > 0.02*tt.halfW {
 				t.Errorf("interval %v has half-width %g, want about %g", a.Interval, hw, tt.halfW)
 			}
 			if a.Fit != tt.fit {

@@ -211,18 +211,28 @@ func (l *lowering) activation(n *nn.Node, idx, in int, op *nn.Activation, size i
 	if degree < 2 || degree > 63 {
 		return 0, fheserve.Errorf(fheserve.EINVALID, "activation degree %d for node %q is out of range 2..63", degree, n.Name)
 	}
-	act := plan.Activation{Node: n.Name, Func: op.Func, Degree: degree, Depth: plan.PolyDepth(degree), Basis: plan.Chebyshev}
+	source := "calibration"
 	lo, hi, samples, clipped := l.calib.interval(idx, l.opts.Margin)
 	if samples == nil {
 		lo, hi = -DefaultInterval, DefaultInterval
-		act.Source = "default"
+		source = "default"
 		l.warn = append(l.warn, "activation "+n.Name+" ("+op.Func+"): no calibration data, using the default interval [-8, 8]; inputs outside it are approximated badly")
-	} else {
-		act.Source = "calibration"
 	}
-	act.Interval = [2]float64{lo, hi}
-	act.Clipped = clipped
-	if l.opts.Fit == FitLeastSquares && samples != nil {
+	act := approximation(f, degree, l.opts.Fit, lo, hi, samples)
+	act.Node, act.Func, act.Depth, act.Source, act.Clipped = n.Name, op.Func, plan.PolyDepth(degree), source, clipped
+	l.acts = append(l.acts, act)
+	pre := l.diag(n.Name+"/pre", in, fill(size, act.PreScale), fill(size, act.PreOffset))
+	return l.emit(plan.Step{Kind: plan.StepPoly, Name: n.Name, In: []int{pre}, Length: size,
+		Basis: plan.Chebyshev, Poly: act.Coeffs}), nil
+}
+
+// approximation fits f on [lo, hi] with a Chebyshev series of the degree:
+// least squares on the calibration samples for FitLeastSquares (when there
+// are samples), interpolation otherwise. MaxError is measured on the
+// samples inside the interval and on a dense grid of it.
+func approximation(f func(float64) float64, degree int, fit string, lo, hi float64, samples []float64) plan.Activation {
+	act := plan.Activation{Interval: [2]float64{lo, hi}, Degree: degree, Basis: plan.Chebyshev}
+	if fit == FitLeastSquares && samples != nil {
 		act.Coeffs = leastSquaresChebyshev(f, lo, hi, degree, samples)
 		act.Fit = FitLeastSquares
 	} else {
@@ -230,14 +240,11 @@ func (l *lowering) activation(n *nn.Node, idx, in int, op *nn.Activation, size i
 	}
 	act.PreScale = 2 / (hi - lo)
 	act.PreOffset = -(hi + lo) / (hi - lo)
-	// Error measured on the calibration inputs inside the interval, and on
-	// a dense grid of it.
 	check := func(x float64) {
 		if x < lo || x > hi {
 			return
 		}
-		t := x*act.PreScale + act.PreOffset
-		act.MaxError = math.Max(act.MaxError, math.Abs(plan.EvalPoly(plan.Chebyshev, act.Coeffs, t)-f(x)))
+		act.MaxError = math.Max(act.MaxError, math.Abs(act.Approximate(x)-f(x)))
 	}
 	for _, x := range samples {
 		check(x)
@@ -245,10 +252,7 @@ func (l *lowering) activation(n *nn.Node, idx, in int, op *nn.Activation, size i
 	for i := 0; i <= 1000; i++ {
 		check(lo + (hi-lo)*float64(i)/1000)
 	}
-	l.acts = append(l.acts, act)
-	pre := l.diag(n.Name+"/pre", in, fill(size, act.PreScale), fill(size, act.PreOffset))
-	return l.emit(plan.Step{Kind: plan.StepPoly, Name: n.Name, In: []int{pre}, Length: size,
-		Basis: plan.Chebyshev, Poly: act.Coeffs}), nil
+	return act
 }
 
 // chebyshevInterpolant returns the coefficients on [-1, 1] of the degree-d

@@ -81,6 +81,27 @@ type Activation struct {
 	PreOffset float64   `json:"-"`
 }
 
+// ActivationChoice reports how the compiler chose the activation
+// approximations (degree per activation, fit, interval margin) from the
+// calibration data when the owner set none: each candidate was fitted on
+// the first rows and judged by the network's outputs on HeldOut others.
+type ActivationChoice struct {
+	HeldOut int    `json:"held_out"` // calibration rows held out to judge
+	Tried   int    `json:"tried"`    // candidate settings judged
+	Rule    string `json:"rule"`     // what a candidate had to keep
+	// Kept is the number of held-out rows whose class the chosen setting
+	// keeps (classifiers).
+	Kept int `json:"kept"`
+	// Unsafe is the number of held-out rows where an output moved by half
+	// the gap between the row's two largest outputs (its class could
+	// change on a similar input).
+	Unsafe         int     `json:"unsafe"`
+	MaxOutputError float64 `json:"max_output_error"` // on the held-out rows
+	// Met is false when no candidate met Rule: the best one is used,
+	// and the plan warns.
+	Met bool `json:"met"`
+}
+
 // Precision is what the user gets back.
 type Precision struct {
 	// OutputError is the expected maximum absolute error of each output
@@ -172,12 +193,14 @@ type Plan struct {
 	Head           string       `json:"head"`
 	ResultBits     int          `json:"result_bits"`
 	Activations    []Activation `json:"activations"`
-	Precision      Precision    `json:"precision"`
-	Sizes          Sizes        `json:"sizes"`
-	Ops            OpCounts     `json:"ops"`
-	Steps          []StepInfo   `json:"steps"`
-	Warnings       []string     `json:"warnings,omitempty"`
-	Fingerprint    string       `json:"fingerprint"`
+	// ActivationChoice is set when the compiler chose the approximations.
+	ActivationChoice *ActivationChoice `json:"activation_choice,omitempty"`
+	Precision        Precision         `json:"precision"`
+	Sizes            Sizes             `json:"sizes"`
+	Ops              OpCounts          `json:"ops"`
+	Steps            []StepInfo        `json:"steps"`
+	Warnings         []string          `json:"warnings,omitempty"`
+	Fingerprint      string            `json:"fingerprint"`
 }
 
 // ComputeFingerprint returns the hex SHA-256 of the plan's canonical JSON

@@ -71,6 +71,9 @@ func compileCases(t *testing.T) []compileCase {
 		name := filepath.Base(filepath.Dir(m))
 		add("example-"+name, "examples/"+name+"/model.onnx", "examples/"+name+"/calib.npy", exampleFlags[name], longExamples[name])
 	}
+	// A ReLU network compiled with calibration data and no setting: the
+	// compiler chooses the approximations (compiler/search.go).
+	add("unseen-digits-stride2", "compiler/testdata/unseen/digits-stride2.onnx", "compiler/testdata/unseen/digits-stride2.calib.npy", nil, false)
 	return cases
 }
 

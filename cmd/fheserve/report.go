@@ -127,8 +127,14 @@ func writePlanActivations(w io.Writer, p *plan.Plan) error {
 		return err
 	}
 	fmt.Fprintf(w, "  MAX ERROR is on the interval; OUTSIDE is the largest error for inputs up to 10%% and 25%% of\n"+
-		"  the interval's half-width beyond it, where the polynomial grows fast (more so at high degree).\n"+
-		"  Choose the degree with --degree or per node with --degrees node=D,..., the interval's margin\n"+
+		"  the interval's half-width beyond it, where the polynomial grows fast (more so at high degree).\n")
+	if c := p.ActivationChoice; c != nil {
+		fmt.Fprintf(w, "  Degrees, fit and margin chosen from the calibration data: of %d settings judged by the outputs\n"+
+			"  on %d held-out rows, the cheapest that %s:\n"+
+			"  class kept on %d of %d (%d near ties), largest output error %.3g.\n",
+			c.Tried, c.HeldOut, c.Rule, c.Kept, c.HeldOut, c.Unsafe, c.MaxOutputError)
+	}
+	fmt.Fprintf(w, "  Choose the degree with --degree or per node with --degrees node=D,..., the interval's margin\n"+
 		"  with --margin and the fit with --fit (see docs/models.md).\n")
 	return nil
 }
