@@ -109,15 +109,11 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	}
 	var choice *plan.ActivationChoice
 	if search {
-		var c *candidate
-		if c, choice = searchActivations(g, cal, output); c != nil {
-			opts.Degrees, opts.Fit, opts.Margin = c.degrees, c.fit, c.margin
-		}
+		choice = chooseActivations(g, cal, output, &opts)
 	}
 	l := &lowering{g: g, opts: &opts, calib: cal}
 	if choice != nil && !choice.Met {
-		l.warn = append(l.warn, fmt.Sprintf("no activation approximation tried kept %s (best: %d of %d held-out rows, largest output error %.3g): calibrate on more rows like the inputs, or set --degrees, --fit and --margin",
-			choice.Rule, choice.Kept, choice.HeldOut, choice.MaxOutputError))
+		l.warn = append(l.warn, unmetWarning(choice))
 	}
 	out, err := l.lower(nodes, output)
 	if err != nil {
@@ -149,6 +145,22 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 		}
 	}
 	return res, err
+}
+
+// chooseActivations sets the approximation settings of opts to those the
+// search chooses, if any, and returns what it chose.
+func chooseActivations(g *nn.Graph, cal *calibration, output int, opts *Options) *plan.ActivationChoice {
+	c, choice := searchActivations(g, cal, output)
+	if c != nil {
+		opts.Degrees, opts.Fit, opts.Margin = c.degrees, c.fit, c.margin
+	}
+	return choice
+}
+
+// unmetWarning says that no approximation the search tried met its rule.
+func unmetWarning(choice *plan.ActivationChoice) string {
+	return fmt.Sprintf("no activation approximation tried kept %s (best: %d of %d held-out rows, largest output error %.3g): calibrate on more rows like the inputs, or set --degrees, --fit and --margin",
+		choice.Rule, choice.Kept, choice.HeldOut, choice.MaxOutputError)
 }
 
 // setDefaults fills the options left zero with their defaults and checks

@@ -98,177 +98,213 @@ type candidate struct {
 // when there is nothing to choose (no calibration data, too few rows, no
 // non-polynomial activation).
 func searchActivations(g *nn.Graph, cal *calibration, output int) (*candidate, *plan.ActivationChoice) {
-	rows := len(cal.rows)
-	if !cal.given || rows < searchMinRows || output == 0 {
+	s := newSearch(g, cal, output)
+	if s == nil {
 		return nil, nil
-	}
-	var acts []int
-	for i, n := range g.Nodes[:output] { // not the head, which the client applies
-		if _, ok := n.Op.(*nn.Activation); ok && len(cal.actIn[i]) > 0 {
-			acts = append(acts, i)
-		}
-	}
-	if len(acts) == 0 {
-		return nil, nil
-	}
-	held := max(rows/4, 8)
-	fitRows := rows - held
-	exact := cal.exact[fitRows:]
-	classifier := len(exact[0]) >= 2
-	var outMax float64
-	for _, e := range cal.exact {
-		for _, v := range e {
-			outMax = math.Max(outMax, math.Abs(v))
-		}
-	}
-	outMax = math.Max(outMax, 1e-9)
-
-	// Per activation: its function, its fit-part samples.
-	funcs := map[int]func(float64) float64{}
-	samples := map[int][]float64{}
-	for _, i := range acts {
-		f, err := nn.ActivationFunc(g.Nodes[i].Op.(*nn.Activation).Func)
-		if err != nil {
-			return nil, nil // lowering reports it
-		}
-		funcs[i] = f
-		per := len(cal.actIn[i]) / rows
-		samples[i] = cal.actIn[i][:fitRows*per]
-	}
-
-	tried := 0
-	judge := func(c *candidate) *scored {
-		tried++
-		polys := map[int]*plan.Activation{}
-		for _, i := range acts {
-			s := samples[i]
-			lo, hi := math.Inf(1), math.Inf(-1)
-			for _, x := range s {
-				lo, hi = math.Min(lo, x), math.Max(hi, x)
-			}
-			w := hi - lo
-			if w < 1e-3 {
-				w = 1
-			}
-			a := approximation(funcs[i], c.degrees[g.Nodes[i].Name], c.fit, lo-c.margin*w, hi+c.margin*w, thin(s, searchMaxSamples))
-			polys[i] = &a
-		}
-		var got []float64
-		agree, unsafe, worst := 0, make([]bool, held), 0.0
-		opt := &nn.EvalOptions{
-			Activation: func(node int, _ *nn.Activation) func(float64) float64 {
-				if a, ok := polys[node]; ok {
-					return a.Approximate
-				}
-				return nil
-			},
-			Trace: func(node int, _ []*nn.Tensor, out *nn.Tensor) {
-				if node == output-1 {
-					got = append(got[:0], out.Data...)
-				}
-			},
-		}
-		for r, row := range cal.rows[fitRows:] {
-			got = got[:0]
-			if _, err := g.Eval(&nn.Tensor{Shape: g.Input, Data: row}, opt); err != nil {
-				return &scored{c: c, unsafe: all(held), worst: math.Inf(1), blowup: true}
-			}
-			e := exact[r]
-			if len(got) != len(e) {
-				return &scored{c: c, unsafe: all(held), worst: math.Inf(1), blowup: true}
-			}
-			kept := argmaxOf(got) == argmaxOf(e)
-			if kept {
-				agree++
-			}
-			// A row is safe when no output moved by an eighth of the
-			// gap between its two largest. Half would be enough for the
-			// row itself (no class can then change); the factor of 4
-			// beyond it covers inputs the held-out rows do not show:
-			// with half, the networks of testdata/unseen kept 98.9-99.6%
-			// of their test rows' classes, with an eighth 99.6-100%.
-			moved := 0.0
-			for j := range e {
-				d := math.Abs(got[j] - e[j])
-				if math.IsNaN(d) {
-					d = math.Inf(1)
-				}
-				moved = math.Max(moved, d)
-			}
-			unsafe[r] = !kept || !(moved < topGap(e)/8)
-			if !classifier {
-				unsafe[r] = !(moved <= searchRegressionTolerance*outMax)
-			}
-			worst = math.Max(worst, moved)
-		}
-		sc := &scored{c: c, agree: agree, unsafe: unsafe, worst: worst}
-		sc.blowup = classifier && worst > searchBlowup*outMax
-		return sc
-	}
-
-	depth := func(c *candidate) int {
-		d := 0
-		for _, dg := range c.degrees {
-			d += plan.PolyDepth(dg)
-		}
-		return d
-	}
-	// better ranks candidates: no blow-up, fewer unsafe rows, more classes
-	// kept, less depth, less error.
-	better := func(a, b *scored) bool {
-		switch {
-		case b == nil:
-			return true
-		case a.blowup != b.blowup:
-			return !a.blowup
-		case a.count() != b.count():
-			return a.count() < b.count()
-		case a.agree != b.agree:
-			return a.agree > b.agree
-		case depth(a.c) != depth(b.c):
-			return depth(a.c) < depth(b.c)
-		}
-		return a.worst < b.worst
 	}
 	var best *scored
-	top := searchDegrees[len(searchDegrees)-1]
 	for _, fm := range searchFits {
-		c := &candidate{fit: fm.fit, margin: fm.margin, degrees: map[string]int{}}
-		for _, i := range acts {
-			c.degrees[g.Nodes[i].Name] = top
-		}
-		// The highest degrees first: the rows they leave unsafe are near
-		// ties that no approximation here separates. Then each
-		// activation's degree is lowered, the first activations first,
-		// while no other row becomes unsafe.
-		top := judge(c)
-		cur := top
-		for _, i := range acts {
-			name := g.Nodes[i].Name
-			for _, d := range searchDegrees[:len(searchDegrees)-1] {
-				try := &candidate{fit: c.fit, margin: c.margin, degrees: map[string]int{}}
-				for k, v := range cur.c.degrees {
-					try.degrees[k] = v
-				}
-				try.degrees[name] = d
-				if sc := judge(try); sc.within(top) {
-					cur = sc
-					break
-				}
-			}
-		}
-		if better(cur, best) {
+		if cur := s.descend(fm.fit, fm.margin); cur.better(best) {
 			best = cur
 		}
 	}
-	choice := &plan.ActivationChoice{HeldOut: held, Tried: tried, Kept: best.agree, Unsafe: best.count(), MaxOutputError: best.worst,
-		Met: !best.blowup && best.agree >= held-max(1, held/16)}
-	if classifier {
+	choice := &plan.ActivationChoice{HeldOut: s.held, Tried: s.tried, Kept: best.agree, Unsafe: best.count(), MaxOutputError: best.worst,
+		Met: !best.blowup && best.agree >= s.held-max(1, s.held/16)}
+	if s.classifier {
 		choice.Rule = "moves no output by 1/8 of its row's top-two gap"
 	} else {
 		choice.Rule = fmt.Sprintf("keeps outputs within %g%% of their range", 100*searchRegressionTolerance)
 	}
 	return best.c, choice
+}
+
+// search is what an activation search judges candidates with.
+type search struct {
+	g      *nn.Graph
+	cal    *calibration
+	output int
+	acts   []int // the activation nodes
+	// held is the number of held-out rows, the last ones; the first
+	// fitRows fit the polynomials.
+	held, fitRows int
+	exact         [][]float64 // the held-out rows' exact outputs
+	classifier    bool
+	outMax        float64 // the largest output magnitude on every row
+	funcs         map[int]func(float64) float64
+	samples       map[int][]float64 // per activation, its inputs on the fit rows
+	tried         int               // candidates judged
+}
+
+// newSearch prepares a search, or returns nil when there is nothing to
+// choose.
+func newSearch(g *nn.Graph, cal *calibration, output int) *search {
+	rows := len(cal.rows)
+	if !cal.given || rows < searchMinRows || output == 0 {
+		return nil
+	}
+	s := &search{g: g, cal: cal, output: output, funcs: map[int]func(float64) float64{}, samples: map[int][]float64{}}
+	for i, n := range g.Nodes[:output] { // not the head, which the client applies
+		if _, ok := n.Op.(*nn.Activation); ok && len(cal.actIn[i]) > 0 {
+			s.acts = append(s.acts, i)
+		}
+	}
+	if len(s.acts) == 0 {
+		return nil
+	}
+	s.held = max(rows/4, 8)
+	s.fitRows = rows - s.held
+	s.exact = cal.exact[s.fitRows:]
+	s.classifier = len(s.exact[0]) >= 2
+	for _, e := range cal.exact {
+		for _, v := range e {
+			s.outMax = math.Max(s.outMax, math.Abs(v))
+		}
+	}
+	s.outMax = math.Max(s.outMax, 1e-9)
+	for _, i := range s.acts {
+		f, err := nn.ActivationFunc(g.Nodes[i].Op.(*nn.Activation).Func)
+		if err != nil {
+			return nil // lowering reports it
+		}
+		s.funcs[i] = f
+		per := len(cal.actIn[i]) / rows
+		s.samples[i] = cal.actIn[i][:s.fitRows*per]
+	}
+	return s
+}
+
+// descend judges one fit and margin. The highest degrees first: the rows
+// they leave unsafe are near ties that no approximation here separates.
+// Then each activation's degree is lowered, the first activations first,
+// while no other row becomes unsafe.
+func (s *search) descend(fit string, margin float64) *scored {
+	top := searchDegrees[len(searchDegrees)-1]
+	c := &candidate{fit: fit, margin: margin, degrees: map[string]int{}}
+	for _, i := range s.acts {
+		c.degrees[s.g.Nodes[i].Name] = top
+	}
+	highest := s.judge(c)
+	cur := highest
+	for _, i := range s.acts {
+		name := s.g.Nodes[i].Name
+		for _, d := range searchDegrees[:len(searchDegrees)-1] {
+			try := &candidate{fit: c.fit, margin: c.margin, degrees: map[string]int{}}
+			for k, v := range cur.c.degrees {
+				try.degrees[k] = v
+			}
+			try.degrees[name] = d
+			if sc := s.judge(try); sc.within(highest) {
+				cur = sc
+				break
+			}
+		}
+	}
+	return cur
+}
+
+// fit fits candidate c's polynomials on the fit rows' activation inputs.
+func (s *search) fit(c *candidate) map[int]*plan.Activation {
+	polys := map[int]*plan.Activation{}
+	for _, i := range s.acts {
+		x := s.samples[i]
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, v := range x {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+		w := hi - lo
+		if w < 1e-3 {
+			w = 1
+		}
+		a := approximation(s.funcs[i], c.degrees[s.g.Nodes[i].Name], c.fit, lo-c.margin*w, hi+c.margin*w, thin(x, searchMaxSamples))
+		polys[i] = &a
+	}
+	return polys
+}
+
+// judge scores candidate c on the held-out rows.
+func (s *search) judge(c *candidate) *scored {
+	s.tried++
+	polys := s.fit(c)
+	var got []float64
+	opt := &nn.EvalOptions{
+		Activation: func(node int, _ *nn.Activation) func(float64) float64 {
+			if a, ok := polys[node]; ok {
+				return a.Approximate
+			}
+			return nil
+		},
+		Trace: func(node int, _ []*nn.Tensor, out *nn.Tensor) {
+			if node == s.output-1 {
+				got = append(got[:0], out.Data...)
+			}
+		},
+	}
+	sc := &scored{c: c, unsafe: make([]bool, s.held)}
+	for r, row := range s.cal.rows[s.fitRows:] {
+		got = got[:0]
+		if _, err := s.g.Eval(&nn.Tensor{Shape: s.g.Input, Data: row}, opt); err != nil || len(got) != len(s.exact[r]) {
+			return &scored{c: c, unsafe: all(s.held), worst: math.Inf(1), blowup: true}
+		}
+		kept, unsafe, moved := s.row(got, s.exact[r])
+		if kept {
+			sc.agree++
+		}
+		sc.unsafe[r] = unsafe
+		sc.worst = math.Max(sc.worst, moved)
+	}
+	sc.blowup = s.classifier && sc.worst > searchBlowup*s.outMax
+	return sc
+}
+
+// row judges one held-out row's outputs got against its exact ones e:
+// whether its class is kept, whether it is unsafe, and the largest move
+// of an output.
+func (s *search) row(got, e []float64) (kept, unsafe bool, moved float64) {
+	kept = argmaxOf(got) == argmaxOf(e)
+	// A row is safe when no output moved by an eighth of the gap between
+	// its two largest. Half would be enough for the row itself (no class
+	// can then change); the factor of 4 beyond it covers inputs the
+	// held-out rows do not show: with half, the networks of
+	// testdata/unseen kept 98.9-99.6% of their test rows' classes, with
+	// an eighth 99.6-100%.
+	for j := range e {
+		d := math.Abs(got[j] - e[j])
+		if math.IsNaN(d) {
+			d = math.Inf(1)
+		}
+		moved = math.Max(moved, d)
+	}
+	if !s.classifier {
+		return kept, !(moved <= searchRegressionTolerance*s.outMax), moved
+	}
+	return kept, !kept || !(moved < topGap(e)/8), moved
+}
+
+// depth is the total depth of a candidate's activations.
+func (c *candidate) depth() int {
+	d := 0
+	for _, dg := range c.degrees {
+		d += plan.PolyDepth(dg)
+	}
+	return d
+}
+
+// better ranks candidates: no blow-up, fewer unsafe rows, more classes
+// kept, less depth, less error.
+func (a *scored) better(b *scored) bool {
+	switch {
+	case b == nil:
+		return true
+	case a.blowup != b.blowup:
+		return !a.blowup
+	case a.count() != b.count():
+		return a.count() < b.count()
+	case a.agree != b.agree:
+		return a.agree > b.agree
+	case a.c.depth() != b.c.depth():
+		return a.c.depth() < b.c.depth()
+	}
+	return a.worst < b.worst
 }
 
 func argmaxOf(v []float64) int {
