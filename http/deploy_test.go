@@ -63,9 +63,9 @@ func TestDeploySettings(t *testing.T) {
 			want:     compiler.Options{Degrees: map[string]int{"/1/Relu": 9}, PrivacyBits: compiler.NoPrivacy},
 		},
 		{
-			name:  "defaults with calibration: least squares",
+			name:  "defaults with calibration: chosen from the data",
 			calib: true,
-			want:  compiler.Options{Fit: compiler.FitLeastSquares},
+			want:  compiler.Options{},
 		},
 		{
 			name: "defaults without calibration: interpolation",
@@ -93,8 +93,10 @@ func TestDeploySettings(t *testing.T) {
 			switch {
 			case s.Degree != 0 && act.Degree != s.Degree, s.Degrees != nil && act.Degree != s.Degrees[act.Node]:
 				t.Errorf("activation degree %d, settings %+v", act.Degree, s)
-			case (tt.want.Fit == compiler.FitLeastSquares) != (act.Fit == compiler.FitLeastSquares):
+			case got.ActivationChoice == nil && (tt.want.Fit == compiler.FitLeastSquares) != (act.Fit == compiler.FitLeastSquares):
 				t.Errorf("activation fit %q, want %q", act.Fit, tt.want.Fit)
+			case (got.ActivationChoice != nil) != (tt.calib && s.Degree == 0 && s.Degrees == nil && s.Fit == "" && s.Margin == 0):
+				t.Errorf("activation choice %+v with settings %+v: the compiler chooses exactly when calibration data and no approximation setting are given", got.ActivationChoice, s)
 			case s.LogN != 0 && got.Params.LogN != s.LogN:
 				t.Errorf("ring 2^%d, want 2^%d", got.Params.LogN, s.LogN)
 			}
