@@ -38,14 +38,9 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
-	var old *fheserve.KeySet
-	if replaces != "" {
-		if old, err = a.ownKeySet(ctx, who, replaces); err != nil {
-			return nil, err
-		}
-		if old.ModelID != m.ID {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "key set %s is for model %s, not %s: it cannot be replaced by keys for another model", old.ID, old.ModelID, m.ID)
-		}
+	old, err := a.replacedKeySet(ctx, who, m, replaces)
+	if err != nil {
+		return nil, err
 	}
 	info, err := a.planOf(m)
 	if err != nil {
@@ -76,6 +71,44 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 		CreatedAt:         a.cfg.Now().UTC(),
 	}
 	ks.BlobKey = "keysets/" + ks.ID
+	keys, err := a.storeKeys(ctx, ks, info, body, length, want)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.createKeySet(ctx, who, ks, old); err != nil {
+		a.blobs.Delete(ctx, ks.BlobKey)
+		return nil, err
+	}
+	a.audit(ctx, who, "keyset.upload", keySetObj(ks.ID), modelObj(m.ID))
+	if old != nil {
+		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
+			return nil, err
+		}
+	}
+	a.warmLater(context.WithoutCancel(ctx), m, ks.ID, keys)
+	return ks, nil
+}
+
+// replacedKeySet is who's key set named replaces (nil when empty), which
+// must be for model m.
+func (a *App) replacedKeySet(ctx context.Context, who *fheserve.Account, m *fheserve.Model, replaces string) (*fheserve.KeySet, error) {
+	if replaces == "" {
+		return nil, nil
+	}
+	old, err := a.ownKeySet(ctx, who, replaces)
+	if err != nil {
+		return nil, err
+	}
+	if old.ModelID != m.ID {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "key set %s is for model %s, not %s: it cannot be replaced by keys for another model", old.ID, old.ModelID, m.ID)
+	}
+	return old, nil
+}
+
+// storeKeys decodes and checks the key set in body (at most want bytes,
+// length as declared) against the plan while it streams into the blob at
+// ks.BlobKey, and records its size and SHA-256 fingerprint in ks.
+func (a *App) storeKeys(ctx context.Context, ks *fheserve.KeySet, info *planInfo, body io.Reader, length, want int64) (*he.EvalKeys, error) {
 	w, err := a.blobs.Create(ctx, ks.BlobKey)
 	if err != nil {
 		return nil, err
@@ -96,18 +129,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 		return nil, err
 	}
 	ks.Size, ks.Fingerprint = counted.n, hex.EncodeToString(h.Sum(nil))
-	if err := a.createKeySet(ctx, who, ks, old); err != nil {
-		a.blobs.Delete(ctx, ks.BlobKey)
-		return nil, err
-	}
-	a.audit(ctx, who, "keyset.upload", keySetObj(ks.ID), modelObj(m.ID))
-	if old != nil {
-		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
-			return nil, err
-		}
-	}
-	a.warmLater(context.WithoutCancel(ctx), m, ks.ID, keys)
-	return ks, nil
+	return keys, nil
 }
 
 // checkKeySets refuses a key set of who for model when who holds

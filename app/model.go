@@ -51,6 +51,38 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 	if err := a.checkAllow(ctx, req.Allow); err != nil {
 		return nil, err
 	}
+	res, err := compileDeployment(req)
+	if err != nil {
+		return nil, err
+	}
+	info, err := newPlanInfo(res.Plan)
+	if err != nil {
+		return nil, deployError(req.Name, err)
+	}
+	sm, err := server.Prepare(res.Plan, res.Program)
+	if err != nil {
+		return nil, deployError(req.Name, err)
+	}
+	m, err := a.newModel(who, req, res.Plan, info)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.storeWeights(ctx, m, res.Program); err != nil {
+		return nil, err
+	}
+	if err := a.store.CreateModel(ctx, m); err != nil {
+		a.blobs.Delete(ctx, m.WeightsKey)
+		return nil, err
+	}
+	a.plans.add(m.ID, info, 1)
+	a.models.add(m.ID, a.newPrepared(info, sm), 1)
+	a.audit(ctx, who, "model.deploy", modelObj(m.ID))
+	return m, nil
+}
+
+// compileDeployment imports the request's model and calibration data and
+// compiles them with the owner's settings.
+func compileDeployment(req *fheserve.DeployRequest) (*compiler.Result, error) {
 	g, err := onnx.Import(req.ONNX, onnx.Options{})
 	if err != nil {
 		return nil, deployError(req.Name, err)
@@ -72,19 +104,15 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 	if err != nil {
 		return nil, deployError(req.Name, err)
 	}
-	info, err := newPlanInfo(res.Plan)
-	if err != nil {
-		return nil, deployError(req.Name, err)
-	}
-	sm, err := server.Prepare(res.Plan, res.Program)
-	if err != nil {
-		return nil, deployError(req.Name, err)
-	}
-	planJSON, err := json.Marshal(res.Plan)
+	return res, nil
+}
+
+// newModel is the model record of a deployment of plan p by who.
+func (a *App) newModel(who *fheserve.Account, req *fheserve.DeployRequest, p *plan.Plan, info *planInfo) (*fheserve.Model, error) {
+	planJSON, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
-	p := res.Plan
 	m := &fheserve.Model{
 		ID:                newID("mdl"),
 		OwnerID:           who.ID,
@@ -106,16 +134,6 @@ func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.D
 		CreatedAt:         a.cfg.Now().UTC(),
 	}
 	m.WeightsKey = "models/" + m.ID + "/weights"
-	if err := a.storeWeights(ctx, m, res.Program); err != nil {
-		return nil, err
-	}
-	if err := a.store.CreateModel(ctx, m); err != nil {
-		a.blobs.Delete(ctx, m.WeightsKey)
-		return nil, err
-	}
-	a.plans.add(m.ID, info, 1)
-	a.models.add(m.ID, a.newPrepared(info, sm), 1)
-	a.audit(ctx, who, "model.deploy", modelObj(m.ID))
 	return m, nil
 }
 
