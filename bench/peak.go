@@ -3,14 +3,18 @@ package bench
 import (
 	"bufio"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 )
 
 // resetPeak resets the process's peak resident set (Linux: writing 5 to
-// /proc/self/clear_refs), so that peakRSS measures one workload. It
+// /proc/self/clear_refs), so that peakRSS measures one workload. The reset
+// sets the peak to the current resident set, so the memory an earlier
+// workload left to the Go runtime is returned to the system first. It
 // reports whether it could.
 func resetPeak() bool {
+	debug.FreeOSMemory()
 	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 }
 
