@@ -203,21 +203,11 @@ func Compare(got, want []float64, size int) (agree, maxErr float64) {
 			if (g[0] >= 0.5) == (w[0] >= 0.5) {
 				same++
 			}
-		} else if argmax(g) == argmax(w) {
+		} else if nn.Argmax(g) == nn.Argmax(w) {
 			same++
 		}
 	}
 	return float64(same) / float64(n), maxErr
-}
-
-func argmax(v []float64) int {
-	best := 0
-	for i := range v {
-		if v[i] > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -260,7 +260,7 @@ func (s *search) judge(c *candidate) *scored {
 // whether its class is kept, whether it is unsafe, and the largest move
 // of an output.
 func (s *search) row(got, e []float64) (kept, unsafe bool, moved float64) {
-	kept = argmaxOf(got) == argmaxOf(e)
+	kept = nn.Argmax(got) == nn.Argmax(e)
 	// A row is safe when no output moved by an eighth of the gap between
 	// its two largest. Half would be enough for the row itself (no class
 	// can then change); the factor of 4 beyond it covers inputs the
@@ -305,16 +305,6 @@ func (a *scored) better(b *scored) bool {
 		return a.c.depth() < b.c.depth()
 	}
 	return a.worst < b.worst
-}
-
-func argmaxOf(v []float64) int {
-	best := 0
-	for i := range v {
-		if v[i] > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // topGap is the difference between the two largest values of v.

@@ -67,7 +67,7 @@ func TestUnseenNetworksKeepTheirClass(t *testing.T) {
 			agree, worst := 0, 0.0
 			for r := range rows {
 				e, a := exact[r*out:(r+1)*out], approx[r*out:(r+1)*out]
-				if argmaxOf(e) == argmaxOf(a) {
+				if nn.Argmax(e) == nn.Argmax(a) {
 					agree++
 				}
 				for j := range e {

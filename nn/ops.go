@@ -313,3 +313,16 @@ func ActivationFunc(name string) (func(float64) float64, error) {
 	return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "unknown activation %q (supported: %s, %s, %s, %s, %s, %s)",
 		name, ActReLU, ActSigmoid, ActTanh, ActSoftplus, ActSiLU, ActGELU)
 }
+
+// Argmax returns the index of the largest value of v, the first of equal
+// largest values, and 0 for an empty v: the class an output vector
+// predicts.
+func Argmax(v []float64) int {
+	best := 0
+	for i := range v {
+		if v[i] > v[best] {
+			best = i
+		}
+	}
+	return best
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
@@ -277,13 +278,7 @@ func classOf(v []float64, head string) int {
 		}
 		return 0
 	}
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
+	return nn.Argmax(v)
 }
 
 func writePredictSummary(w io.Writer, r *predictReport, shape []int) {
