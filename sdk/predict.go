@@ -226,8 +226,18 @@ func minPositive(a, b int) int {
 }
 
 func (pr *prediction) run(ctx context.Context) ([]float64, error) {
-	p := pr.k.Plan
-	per := p.BatchSize
+	pr.split()
+	failed := pr.submitAll(ctx)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return pr.results(failed)
+}
+
+// split cuts the samples into calls of a batch each, or of fewer when the
+// owner's limits let a job hold fewer.
+func (pr *prediction) split() {
+	per := pr.k.Plan.BatchSize
 	if pr.perJob > 0 {
 		per = min(per, pr.perJob)
 	}
@@ -235,7 +245,12 @@ func (pr *prediction) run(ctx context.Context) ([]float64, error) {
 		pr.calls = append(pr.calls, call{start: start, n: min(per, pr.n-start)})
 	}
 	pr.stats.Jobs = make([]string, 0, len(pr.calls))
+}
 
+// submitAll submits the calls in order, with at most InFlight of them
+// queued or running at once, and waits until every call submitted is
+// collected. It returns the error that stopped the submissions, if any.
+func (pr *prediction) submitAll(ctx context.Context) error {
 	// Waiters use ctx, not stop's context: after a failure, the jobs
 	// already submitted are still waited for and fetched.
 	submitCtx, stop := context.WithCancel(ctx)
@@ -266,12 +281,15 @@ func (pr *prediction) run(ctx context.Context) ([]float64, error) {
 		}()
 	}
 	wg.Wait()
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
+	return failed
+}
 
-	size := p.OutputSize()
-	y := make([]float64, 0, pr.n*size)
+// results joins the calls' outputs in order. The first call not done ends
+// them with an IncompleteError naming its cause (its own error, failed, or
+// that it was not submitted); outputs out of the plan's bound give an
+// OutOfBoundError with all the outputs.
+func (pr *prediction) results(failed error) ([]float64, error) {
+	y := make([]float64, 0, pr.n*pr.k.Plan.OutputSize())
 	for i, cl := range pr.calls {
 		if !cl.done {
 			if cl.err != nil {

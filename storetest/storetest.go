@@ -254,6 +254,19 @@ func testJobs(t *testing.T, s fheserve.Store) {
 	if got.Status != fheserve.JobDone || got.Samples != 8 || got.Done != 4 || !got.FinishedAt.Equal(end) || got.ResultKey != "out" || got.ResultBytes != 50 {
 		t.Fatalf("updated job = %+v", got)
 	}
+	testJobLists(t, s, m.ID, exp)
+	testJobCounts(t, s, alice.ID, carol.ID, m.ID)
+	m.Limits = fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 2, Daily: 10, ModelDaily: 100}
+	must(t, s.UpdateModel(ctx, m))
+	if got, _ := s.Model(ctx, m.ID); got.Limits != m.Limits {
+		t.Fatalf("stored limits = %+v, want %+v", got.Limits, m.Limits)
+	}
+}
+
+// testJobLists lists testJobs' jobs: job_0 and job_2 queued, job_1 done
+// and expiring at exp.
+func testJobLists(t *testing.T, s fheserve.Store, modelID string, exp time.Time) {
+	ctx := context.Background()
 	pending, err := s.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobQueued, fheserve.JobRunning}})
 	must(t, err)
 	if len(pending) != 2 || pending[0].ID != "job_0" || pending[1].ID != "job_2" {
@@ -264,20 +277,26 @@ func testJobs(t *testing.T, s fheserve.Store) {
 	if len(expired) != 1 || expired[0].ID != "job_1" {
 		t.Fatalf("expiring jobs = %v", expired)
 	}
-	limited, err := s.Jobs(ctx, fheserve.JobFilter{ModelID: m.ID, Limit: 1})
+	limited, err := s.Jobs(ctx, fheserve.JobFilter{ModelID: modelID, Limit: 1})
 	must(t, err)
 	if len(limited) != 1 {
 		t.Fatalf("limit 1 gave %d jobs", len(limited))
 	}
+}
+
+// testJobCounts counts testJobs' jobs, carol's on alice's model: of 1, 8
+// and 3 samples, the first and last queued.
+func testJobCounts(t *testing.T, s fheserve.Store, aliceID, carolID, modelID string) {
+	ctx := context.Background()
 	for _, c := range []struct {
 		name          string
 		f             fheserve.JobFilter
 		jobs, samples int
 	}{
 		{"all", fheserve.JobFilter{}, 3, 12},
-		{"user and model today", fheserve.JobFilter{AccountID: carol.ID, ModelID: m.ID, CreatedAfter: t0}, 3, 12},
-		{"after the jobs", fheserve.JobFilter{ModelID: m.ID, CreatedAfter: t0.Add(time.Nanosecond)}, 0, 0},
-		{"other user", fheserve.JobFilter{AccountID: alice.ID}, 0, 0},
+		{"user and model today", fheserve.JobFilter{AccountID: carolID, ModelID: modelID, CreatedAfter: t0}, 3, 12},
+		{"after the jobs", fheserve.JobFilter{ModelID: modelID, CreatedAfter: t0.Add(time.Nanosecond)}, 0, 0},
+		{"other user", fheserve.JobFilter{AccountID: aliceID}, 0, 0},
 		{"queued", fheserve.JobFilter{Statuses: []string{fheserve.JobQueued}}, 2, 4},
 	} {
 		n, err := s.CountJobs(ctx, c.f)
@@ -290,11 +309,6 @@ func testJobs(t *testing.T, s fheserve.Store) {
 		if n != c.samples {
 			t.Errorf("CountSamples(%s) = %d, want %d", c.name, n, c.samples)
 		}
-	}
-	m.Limits = fheserve.ModelLimits{RatePerMinute: 1.5, Burst: 2, Daily: 10, ModelDaily: 100}
-	must(t, s.UpdateModel(ctx, m))
-	if got, _ := s.Model(ctx, m.ID); got.Limits != m.Limits {
-		t.Fatalf("stored limits = %+v, want %+v", got.Limits, m.Limits)
 	}
 }
 
@@ -378,12 +392,17 @@ func Queue(t *testing.T, open func(t *testing.T) fheserve.Queue) {
 	if _, err := q.Pop(cctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Pop on an empty queue: %v, want a deadline error", err)
 	}
+	testConcurrentPops(t, q)
+}
 
-	// Concurrent consumers each get every id once.
+// testConcurrentPops checks that concurrent consumers of an empty queue
+// each get every id once.
+func testConcurrentPops(t *testing.T, q fheserve.Queue) {
+	ctx := context.Background()
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var wg sync.WaitGroup
-	cctx, cancel = context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(ctx)
 	for range 4 {
 		wg.Add(1)
 		go func() {

@@ -255,6 +255,26 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 // against its encoding, so that an edited column cannot hide a record
 // from the searches that use it.
 func (s *Store) Records(ctx context.Context, f audit.Filter) ([]*audit.Entry, error) {
+	q, args := recordsQuery(f)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*audit.Entry
+	for rows.Next() {
+		e, err := scanRecord(rows)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// recordsQuery is the query of Records and its arguments: the filter's
+// page of records, each with its objects as "kind id" lines.
+func recordsQuery(f audit.Filter) (string, []any) {
 	q := `SELECT r.idx, r.data, r.time, r.actor_id, r.actor, r.action, r.outcome, r.request_id,
 		(SELECT group_concat(o.kind || ' ' || o.id, char(10)) FROM objects o WHERE o.idx = r.idx)
 		FROM records r WHERE r.idx >= ?`
@@ -289,33 +309,29 @@ func (s *Store) Records(ctx context.Context, f audit.Filter) ([]*audit.Entry, er
 		q += `)`
 	}
 	q += ` ORDER BY r.idx LIMIT ?`
-	args = append(args, f.PageSize())
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
+	return q, append(args, f.PageSize())
+}
+
+// scanRecord reads a row of recordsQuery and decodes its record, which
+// must match the row's search columns.
+func scanRecord(rows *sql.Rows) (*audit.Entry, error) {
+	var e audit.Entry
+	var c audit.Record
+	var t int64
+	var objs sql.NullString
+	if err := rows.Scan(&e.Index, &e.Data, &t, &c.ActorID, &c.Actor, &c.Action, &c.Outcome, &c.RequestID, &objs); err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []*audit.Entry
-	for rows.Next() {
-		var e audit.Entry
-		var c audit.Record
-		var t int64
-		var objs sql.NullString
-		if err := rows.Scan(&e.Index, &e.Data, &t, &c.ActorID, &c.Actor, &c.Action, &c.Outcome, &c.RequestID, &objs); err != nil {
-			return out, err
-		}
-		r, err := audit.DecodeRecord(e.Data)
-		if err != nil {
-			return out, fheserve.Errorf(fheserve.EINTERNAL, "audit record %d: %s", e.Index, fheserve.ErrorMessage(err))
-		}
-		if r.Time.UnixMicro() != t || r.ActorID != c.ActorID || r.Actor != c.Actor || r.Action != c.Action ||
-			r.Outcome != c.Outcome || r.RequestID != c.RequestID || !sameObjects(r.Objects, objs.String) {
-			return out, fheserve.Errorf(fheserve.EINTERNAL, "audit record %d: its search columns do not match the record; the database was edited", e.Index)
-		}
-		e.Record = r
-		out = append(out, &e)
+	r, err := audit.DecodeRecord(e.Data)
+	if err != nil {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "audit record %d: %s", e.Index, fheserve.ErrorMessage(err))
 	}
-	return out, rows.Err()
+	if r.Time.UnixMicro() != t || r.ActorID != c.ActorID || r.Actor != c.Actor || r.Action != c.Action ||
+		r.Outcome != c.Outcome || r.RequestID != c.RequestID || !sameObjects(r.Objects, objs.String) {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "audit record %d: its search columns do not match the record; the database was edited", e.Index)
+	}
+	e.Record = r
+	return &e, nil
 }
 
 // sameObjects reports whether the objects table's rows for a record,
