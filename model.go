@@ -120,6 +120,11 @@ type CompileSettings struct {
 	// PrecisionBits is the output precision asked for, in bits below the
 	// output bound (0: the default).
 	PrecisionBits float64 `json:"precision_bits,omitempty"`
+	// Precision is the output precision asked for as an absolute error:
+	// the largest error of any output value against the exact model on
+	// inputs like the calibration data, the activation approximations
+	// included (compiler.Options.Precision; 0: PrecisionBits applies).
+	Precision float64 `json:"precision,omitempty"`
 }
 
 // Validate checks the settings' ranges; the compiler checks the rest
@@ -156,6 +161,12 @@ func (c *CompileSettings) Validate() error {
 	}
 	if p := c.PrecisionBits; p != 0 && !(p >= 1 && p <= MaxPrecisionBits) {
 		return Errorf(EINVALID, "precision_bits must be 0 (the default) or between 1 and %d, not %g", MaxPrecisionBits, p)
+	}
+	if p := c.Precision; math.IsNaN(p) || math.IsInf(p, 0) || p < 0 {
+		return Errorf(EINVALID, "precision must be 0 (the default) or a positive error, not %g", p)
+	}
+	if c.Precision != 0 && c.PrecisionBits != 0 {
+		return Errorf(EINVALID, "precision and precision_bits cannot both be given: one is absolute, the other relative to the output bound")
 	}
 	return nil
 }

@@ -161,6 +161,7 @@ func CompilerOptions(packing string, s *fheserve.CompileSettings, calibration []
 		PrivacyBits:   s.PrivacyBits,
 		QueryBudget:   s.QueryBudget,
 		PrecisionBits: s.PrecisionBits,
+		Precision:     s.Precision,
 	}
 }
 

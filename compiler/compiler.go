@@ -71,12 +71,38 @@ type Options struct {
 	// QueryBudget is the number of samples over which the privacy
 	// guarantee holds (DefaultQueryBudget when 0).
 	QueryBudget int
-	// PrecisionBits is the precision an owner asks for: the stated output
-	// error is at most OutputBound * 2^-PrecisionBits
-	// (DefaultPrecisionBits when 0). Privacy and precision both cost
-	// scale bits; the compiler picks a ring and scale that meet both, or
-	// refuses and says what each would need.
+	// PrecisionBits is the precision an owner asks for relative to the
+	// outputs: the encryption's stated error (evaluation noise, flooding,
+	// result compression) is at most OutputBound * 2^-PrecisionBits
+	// (DefaultPrecisionBits when neither this nor Precision is set).
+	// Privacy and precision both cost scale bits; the compiler picks a
+	// ring and scale that meet both, or refuses and says what each would
+	// need.
+	//
+	// The default, 8 bits, is kept because it is what a classifier needs
+	// and no more: the error stays below OutputBound/256 (OutputBound is
+	// 1.5 times the largest calibrated output), so a row's class can
+	// change only when its two largest outputs are within 1/128 of the
+	// bound, the near ties that the activation search already counts as
+	// unsafe; every further bit costs a bit of scale in every prime, or
+	// two bits of privacy, and the bundled models' keys grow with it. An
+	// owner who needs a number rather than a class (a regression, a
+	// score with a threshold) says so with Precision.
 	PrecisionBits float64
+	// Precision is the precision an owner asks for in the outputs' own
+	// units: the largest error of any output value that the owner
+	// accepts, against the exact network (the model as given, activations
+	// not approximated) on inputs like the calibration data. It counts
+	// everything: the activation approximations carried to the outputs
+	// (plan.Precision.ApproxOutputError, measured on the calibration rows)
+	// and the encryption's error. The compiler raises the scale and the
+	// ring until the stated total (plan.Precision.OutputError) is at most
+	// Precision and, where the approximations alone leave too little room
+	// and the owner set no degree, the activations' degrees; or it refuses
+	// and says what the best plan states and what Precision would need.
+	// 0: PrecisionBits applies. Not with PrecisionBits; with
+	// non-polynomial activations, only with calibration data.
+	Precision float64
 	// OutputBound forces the largest output magnitude the parameters must
 	// carry (0 takes it from calibration).
 	OutputBound float64
@@ -93,6 +119,7 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	// With calibration data and no approximation setting, the settings
 	// are chosen from the data (searchActivations).
 	search := len(opts.Calibration) > 0 && opts.Degree == 0 && len(opts.Degrees) == 0 && opts.Fit == "" && opts.Margin == 0
+	ownDegrees := opts.Degree != 0 || len(opts.Degrees) > 0
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -111,7 +138,20 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	if search {
 		choice = chooseActivations(g, cal, output, &opts)
 	}
-	l := &lowering{g: g, opts: &opts, calib: cal}
+	compile := func(opts *Options) (*Result, error) {
+		return compileProgram(g, opts, cal, choice, nodes, output, head)
+	}
+	res, err := compile(&opts)
+	if opts.Precision > 0 && !ownDegrees {
+		res, err = raiseDegrees(g, output, &opts, res, err, compile)
+	}
+	return res, err
+}
+
+// compileProgram lowers the graph's nodes with the approximation settings
+// of opts and builds the plan.
+func compileProgram(g *nn.Graph, opts *Options, cal *calibration, choice *plan.ActivationChoice, nodes []*nn.Node, output int, head nn.Head) (*Result, error) {
+	l := &lowering{g: g, opts: opts, calib: cal}
 	if choice != nil && !choice.Met {
 		l.warn = append(l.warn, unmetWarning(choice))
 	}
@@ -122,6 +162,9 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	if out == 0 {
 		return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "model %q computes nothing from its input", g.Name)
 	}
+	if opts.Precision > 0 && len(l.acts) > 0 && !cal.given {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "--precision bounds the error against the exact model on inputs like the calibration data, and model %q approximates activations: give calibration data (--calibration)", g.Name)
+	}
 	prog := fuse(l.nodes, out, opts.Packing)
 	// Two ways to keep a latency result to its outputs when the last step
 	// is a linear map: mask its diagonals (no level, but the zeroed slots
@@ -130,7 +173,7 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 	// smaller ring, then the smaller keys, then more privacy wins.
 	variant := func(maskStep bool) (*Result, error) {
 		pr := &plan.Program{Packing: prog.Packing, Steps: append([]plan.Step(nil), prog.Steps...), Output: prog.Output}
-		c := &compilation{g: g, opts: &opts, prog: pr, head: head, acts: l.acts, warn: append([]string(nil), l.warn...), calib: cal, output: output, maskStep: maskStep, choice: choice}
+		c := &compilation{g: g, opts: opts, prog: pr, head: head, acts: l.acts, warn: append([]string(nil), l.warn...), calib: cal, output: output, maskStep: maskStep, choice: choice}
 		p, err := c.build()
 		if err != nil {
 			return nil, err
@@ -180,6 +223,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Margin < 0 || o.Margin > 10 {
 		return fheserve.Errorf(fheserve.EINVALID, "interval margin %g is out of range 0..10", o.Margin)
+	}
+	if math.IsNaN(o.Precision) || math.IsInf(o.Precision, 0) || o.Precision < 0 {
+		return fheserve.Errorf(fheserve.EINVALID, "precision %g is not a positive number (the largest output error accepted)", o.Precision)
+	}
+	if o.Precision != 0 && o.PrecisionBits != 0 {
+		return fheserve.Errorf(fheserve.EINVALID, "--precision (an absolute error) and --precision-bits (relative to the output bound) cannot both be given")
 	}
 	switch o.Fit {
 	case "", FitInterpolation, FitLeastSquares:
@@ -518,6 +567,7 @@ func (c *compilation) searchParams(p *plan.Plan, depth int, bound float64, coeff
 	var (
 		ps, best *paramChoice
 		pr, bpr  privacy
+		cands    []*paramChoice
 	)
 	for logN := lo; logN <= hi && ps == nil; logN++ {
 		n := 1 << logN
@@ -537,6 +587,7 @@ func (c *compilation) searchParams(p *plan.Plan, depth int, bound float64, coeff
 			if cand == nil {
 				continue
 			}
+			cands = append(cands, cand)
 			c.setLayout(p, cand, coeffN > 0)
 			got := c.sizePrivacy(p, cand)
 			if best == nil || got.bits > bpr.bits || (got.bits == bpr.bits && got.heError < bpr.heError) {
@@ -548,7 +599,7 @@ func (c *compilation) searchParams(p *plan.Plan, depth int, bound float64, coeff
 		}
 	}
 	if ps == nil {
-		return nil, privacy{}, c.noParams(p, depth, minSlots, best, bpr)
+		return nil, privacy{}, c.noParams(p, depth, minSlots, best, bpr, cands)
 	}
 	ps, pr = c.shrinkScale(p, ps, pr, depth, bound, fixedOut, coeffN > 0)
 	return ps, pr, nil
@@ -574,8 +625,12 @@ func (c *compilation) shrinkScale(p *plan.Plan, ps *paramChoice, pr privacy, dep
 }
 
 // noParams says why no ring fits: none holds the depth and slots, or the
-// best one falls short of the privacy or precision asked for.
-func (c *compilation) noParams(p *plan.Plan, depth, minSlots int, best *paramChoice, bpr privacy) error {
+// best one falls short of the privacy or precision asked for (cands are
+// the parameters tried, the largest scale on each ring).
+func (c *compilation) noParams(p *plan.Plan, depth, minSlots int, best *paramChoice, bpr privacy, cands []*paramChoice) error {
+	if c.opts.Precision > 0 && len(cands) > 0 {
+		return c.precisionRefusal(p, depth, cands)
+	}
 	if best != nil {
 		return c.tradeOff(p, best, bpr)
 	}

@@ -151,8 +151,8 @@ type privacy struct {
 }
 
 // sizePrivacy sizes the flooding noise for parameters ps: as large as the
-// precision budget (OutputBound * 2^-PrecisionBits for the encryption's
-// error, tail included) allows, and reports the privacy level it reaches.
+// precision budget (heTarget: the encryption's error, tail included)
+// allows, and reports the privacy level it reaches.
 //
 // The accounting: over Q samples a user sees the results' decryptions.
 // Whatever in them depends on the weights beyond the declared outputs is
@@ -175,14 +175,23 @@ type privacy struct {
 // before it (he.Sanitizer.Rerandomize), so the rounding is a function of
 // fresh randomness.
 func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
+	return c.sizePrivacyFor(p, ps, c.heTarget(p))
+}
+
+// sizePrivacyFor is sizePrivacy for a stated encryption error of at most
+// target.
+func (c *compilation) sizePrivacyFor(p *plan.Plan, ps *paramChoice, target float64) privacy {
 	n := float64(ps.params.N())
 	coeffs := c.prog.Steps[0].Coeffs
 	lambda, q := c.privacyBits(), float64(c.queryBudget())
 	e := c.evalNoise(ps)
 	k := tailFactor(p)
-	budget := p.Precision.OutputBound * math.Exp2(-c.precisionBits()) / k
+	budget := target / k
 	pr := privacy{eval: e}
 	room := budget*budget - e*e
+	if budget <= 0 {
+		room = -1
+	}
 	if c.opts.PrivacyBits == NoPrivacy {
 		room = math.Min(room, e*e)
 	}
@@ -192,11 +201,13 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 		pr.heError = k * e
 		return pr
 	}
-	if c.opts.PrivacyBits != NoPrivacy {
-		pr.flood = 0.95 * math.Sqrt(room)
-	}
 	var r float64
 	pr.resultBits, r = resultBits(ps, maxBits, room, coeffs)
+	if c.opts.PrivacyBits != NoPrivacy {
+		// The compression's rounding shares the room: the stated error
+		// stays within the budget.
+		pr.flood = math.Min(0.95*math.Sqrt(room), math.Sqrt(room-r*r))
+	}
 	pr.heError = k * math.Sqrt(e*e+pr.flood*pr.flood+r*r)
 	pr.ok = c.opts.PrivacyBits == NoPrivacy
 	if pr.flood == 0 {
@@ -285,6 +296,7 @@ func (c *compilation) precision(p *plan.Plan, ps *paramChoice, pr privacy) {
 	}
 	p.ResultBits = pr.resultBits
 	p.Precision.OutputError = pr.heError + p.Precision.ApproxOutputError
+	p.Precision.Asked = c.opts.Precision
 }
 
 // tailFactor is how many modelled standard deviations the stated output

@@ -63,6 +63,12 @@ func TestDeploySettings(t *testing.T) {
 			want:     compiler.Options{Degrees: map[string]int{"/1/Relu": 9}, PrivacyBits: compiler.NoPrivacy},
 		},
 		{
+			name:     "absolute precision",
+			settings: fheserve.CompileSettings{Precision: 0.05},
+			calib:    true,
+			want:     compiler.Options{Precision: 0.05},
+		},
+		{
 			name:  "defaults with calibration: chosen from the data",
 			calib: true,
 			want:  compiler.Options{},

@@ -105,8 +105,8 @@ type ActivationChoice struct {
 // Precision is what the user gets back.
 type Precision struct {
 	// OutputError is the expected maximum absolute error of each output
-	// value against the model with its activations approximated (HE
-	// noise, flooding and result compression).
+	// value against the exact model: the encryption's (HE noise,
+	// flooding and result compression) plus ApproxOutputError.
 	OutputError float64 `json:"output_error"`
 	// ApproximationError is the largest error of an activation
 	// approximation on the calibration data (0 when all are exact).
@@ -130,6 +130,10 @@ type Precision struct {
 	// activations approximated: the approximation error propagated
 	// through the network (0 when all activations are exact).
 	ApproxOutputError float64 `json:"approx_output_error"`
+	// Asked is the precision the owner asked for as an absolute error
+	// (compiler.Options.Precision): OutputError is at most Asked. 0 when
+	// it was asked relative to OutputBound, in bits.
+	Asked float64 `json:"asked,omitempty"`
 }
 
 // Sizes are encoded sizes in bytes.

@@ -37,9 +37,12 @@ by default, the polynomials by least squares to the data).
 Results are flooded with noise for circuit privacy against an
 honest-but-curious user: --privacy-bits sets the statistical security
 parameter and --query-budget the number of samples it holds over;
---precision-bits sets the output precision asked for. The compiler picks a
-ring and scale that meet both or says what each would need. 'fheserve model
-deploy' takes the same flags.`,
+--precision-bits sets the output precision asked for relative to the output
+bound, or --precision E as an absolute error (against the exact model on
+inputs like the calibration data, the activation approximations included).
+The compiler picks a ring, scale and, for --precision, activation degrees that
+meet both or says what each would need. 'fheserve model deploy' takes the
+same flags.`,
 		Example: `  fheserve compile --model model.onnx
   fheserve compile --model model.onnx --calibration train_rows.npy --packing batch
   fheserve compile --model model.onnx --privacy-bits 40 --query-budget 100000

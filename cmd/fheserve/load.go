@@ -113,12 +113,13 @@ func registerCompileSettings(f *pflag.FlagSet, s *fheserve.CompileSettings) {
 		fheserve.MaxPrivacyBits, compiler.DefaultPrivacyBits))
 	f.IntVar(&s.QueryBudget, "query-budget", 0, fmt.Sprintf("the number of `samples` the privacy guarantee holds over (default %d); set the model's quotas to match", compiler.DefaultQueryBudget))
 	f.Float64Var(&s.PrecisionBits, "precision-bits", 0, fmt.Sprintf("ask for an output error of at most the output bound times 2^-`bits` (default %d); precision and privacy both cost scale bits", compiler.DefaultPrecisionBits))
+	f.Float64Var(&s.Precision, "precision", 0, "ask for an output error of at most `E` in the outputs' units, against the exact model on inputs like the calibration data, activation approximations included (instead of --precision-bits)")
 }
 
 // settingsGiven reports whether any compilation setting is set.
 func settingsGiven(s *fheserve.CompileSettings) bool {
 	return s.Degree != 0 || len(s.Degrees) > 0 || s.Fit != "" || s.Margin != 0 || s.LogN != 0 ||
-		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0
+		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0 || s.Precision != 0
 }
 
 // compilerOptions reads the calibration file and returns the options for
@@ -152,7 +153,8 @@ func validSettings(s *fheserve.CompileSettings) error {
 // flagNames turns the settings' JSON names in messages into flag names.
 var flagNames = strings.NewReplacer("degrees:", "--degrees:", "degree must", "--degree must", "fit must", "--fit must",
 	"margin must", "--margin must", "log_n must", "--log-n must", "privacy_bits must", "--privacy-bits must",
-	"query_budget must", "--query-budget must", "precision_bits must", "--precision-bits must")
+	"query_budget must", "--query-budget must", "precision_bits must", "--precision-bits must",
+	"precision must", "--precision must", "precision and precision_bits cannot", "--precision and --precision-bits cannot")
 
 // registerPacking registers --packing, which compile and model deploy
 // name the same way, and --mode, its former name in predict and eval,

@@ -148,6 +148,9 @@ func writePlanPrecision(w io.Writer, p *plan.Plan) error {
 		pr("  approximation error\t%.2e\t(largest activation approximation error on its interval)\n", p.Precision.ApproximationError)
 		pr("  approximation output error\t%.2e\t(the approximations' error propagated to the outputs, on the calibration data)\n", p.Precision.ApproxOutputError)
 	}
+	if p.Precision.Asked > 0 {
+		pr("  asked\t%.2e\t(--precision: the largest error of an output value against the exact model, approximations included)\n", p.Precision.Asked)
+	}
 	pr("  output bound\t%.4g\t(largest output magnitude the parameters carry)\n", p.Precision.OutputBound)
 	pr("  result bits\t%d\t(bits per coefficient of a returned ciphertext)\n", p.ResultBits)
 	return tw.Flush()

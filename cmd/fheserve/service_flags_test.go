@@ -91,6 +91,8 @@ func TestClientVerbFlags(t *testing.T) {
 			"--fit", "least-squares", "--margin", "0.2", "--log-n", "14", "--privacy-bits", "20", "--query-budget", "1000", "--precision-bits", "9"},
 			want: &modelDeployOptions{Name: "n", File: "m.onnx", Packing: "latency", CompileSettings: fheserve.CompileSettings{
 				Degrees: map[string]int{"act": 9}, Fit: "least-squares", Margin: 0.2, LogN: 14, PrivacyBits: 20, QueryBudget: 1000, PrecisionBits: 9}}},
+		{name: "model deploy, absolute precision", cmd: modelDeploy, args: []string{"--name", "n", "--file", "m.onnx", "--precision", "0.01"},
+			want: &modelDeployOptions{Name: "n", File: "m.onnx", Packing: "latency", CompileSettings: fheserve.CompileSettings{Precision: 0.01}}},
 		{name: "model deploy bad privacy bits", cmd: modelDeploy, args: []string{"--name", "n", "--file", "f", "--privacy-bits", "0.5"}, wantErr: fheserve.EINVALID},
 		{name: "model deploy without file", cmd: modelDeploy, args: []string{"--name", "n"}, wantErr: fheserve.EINVALID},
 		{name: "model deploy bad packing", cmd: modelDeploy, args: []string{"--name", "n", "--file", "f", "--packing", "x"}, wantErr: fheserve.EINVALID},
