@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -21,50 +22,26 @@ type registerOptions struct {
 
 func newRegisterCmd(f *Factory, runF func(*registerOptions) error) *cobra.Command {
 	opts := &registerOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "register --username U --role owner|user --password-stdin",
 		Short: "Ask for an account on a server; an administrator approves it",
 		Long: `Register an account as a model owner (deploys models) or a model user (runs
 encrypted predictions). The account is pending until an administrator
 approves it. The password is read from the first line of standard input.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			switch {
-			case opts.Username == "":
-				return requiredFlag("--username")
-			case opts.Role != fheserve.RoleOwner && opts.Role != fheserve.RoleUser:
-				return fheserve.Errorf(fheserve.EINVALID, "--role must be owner or user")
-			case !opts.Stdin:
-				return passwordStdinRequired()
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return registerRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withPassword(&opts.remote, opts.IO, registerRun), required("username"), func(*cobra.Command, []string) error {
+		if opts.Role != fheserve.RoleOwner && opts.Role != fheserve.RoleUser {
+			return fheserve.Errorf(fheserve.EINVALID, "--role must be owner or user")
+		}
+		return nil
+	}, passwordStdin(&opts.Stdin))
 	fs := cmd.Flags()
-	fs.StringVar(&opts.Username, "username", "", "account `name` (required)")
+	credentialFlags(fs, &opts.Username, "account", &opts.Stdin)
 	fs.StringVar(&opts.Role, "role", "", "owner or user (required)")
-	fs.BoolVar(&opts.Stdin, "password-stdin", false, "read the password from standard input (required)")
 	opts.register(fs)
 	return cmd
 }
 
-func passwordStdinRequired() error {
-	return fheserve.Errorf(fheserve.EINVALID, "--password-stdin is required: pass the password on standard input")
-}
-
-func registerRun(opts *registerOptions) error {
-	pw, err := readPassword(opts.IO.In)
-	if err != nil {
-		return err
-	}
-	c, _, err := opts.anonymous()
-	if err != nil {
-		return err
-	}
+func registerRun(opts *registerOptions, c *sdk.Client, pw string) error {
 	acct, err := c.Register(opts.Ctx, opts.Username, pw, opts.Role)
 	if err != nil {
 		return err
@@ -85,40 +62,16 @@ type loginOptions struct {
 
 func newLoginCmd(f *Factory, runF func(*loginOptions) error) *cobra.Command {
 	opts := &loginOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "login --username U --password-stdin",
 		Short: "Log in and keep the session token under $FHESERVE_HOME",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			switch {
-			case opts.Username == "":
-				return requiredFlag("--username")
-			case !opts.Stdin:
-				return passwordStdinRequired()
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return loginRun(opts)
-		},
-	}
-	fs := cmd.Flags()
-	fs.StringVar(&opts.Username, "username", "", "account `name` (required)")
-	fs.BoolVar(&opts.Stdin, "password-stdin", false, "read the password from standard input (required)")
-	opts.register(fs)
+	}, opts, &opts.Ctx, runF, withPassword(&opts.remote, opts.IO, loginRun), required("username"), passwordStdin(&opts.Stdin))
+	credentialFlags(cmd.Flags(), &opts.Username, "account", &opts.Stdin)
+	opts.register(cmd.Flags())
 	return cmd
 }
 
-func loginRun(opts *loginOptions) error {
-	pw, err := readPassword(opts.IO.In)
-	if err != nil {
-		return err
-	}
-	c, _, err := opts.anonymous()
-	if err != nil {
-		return err
-	}
+func loginRun(opts *loginOptions, c *sdk.Client, pw string) error {
 	s, err := c.Login(opts.Ctx, opts.Username, pw)
 	if err != nil {
 		return err
@@ -139,18 +92,10 @@ type logoutOptions struct {
 
 func newLogoutCmd(f *Factory, runF func(*logoutOptions) error) *cobra.Command {
 	opts := &logoutOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "logout",
 		Short: "Revoke the session token and forget it",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if runF != nil {
-				return runF(opts)
-			}
-			return logoutRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, logoutRun)
 	opts.register(cmd.Flags())
 	return cmd
 }

@@ -3,25 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/node"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
 func newAdminCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{
+	cmd := group(&cobra.Command{
 		Use:   "admin",
 		Short: "Administer accounts: create the first administrator, approve, reject, disable",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return cmd.Help()
-		},
-	}
-	cmd.AddCommand(newAdminInitCmd(f, nil), newAdminPendingCmd(f, nil))
+	}, newAdminInitCmd(f, nil), newAdminPendingCmd(f, nil))
 	for _, a := range []struct{ decision, short string }{
 		{app.Approve, "Approve a pending (or re-enable a disabled) account"},
 		{app.Reject, "Reject a pending registration"},
@@ -43,32 +38,15 @@ type adminInitOptions struct {
 
 func newAdminInitCmd(f *Factory, runF func(*adminInitOptions) error) *cobra.Command {
 	opts := &adminInitOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "init --data-dir D --username U --password-stdin",
 		Short: "Create an administrator in a server's data directory (offline)",
 		Long: `Create an active administrator account directly in the server's data
 directory, without a running server. The password is read from the first
 line of standard input.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			switch {
-			case opts.DataDir == "":
-				return requiredFlag("--data-dir")
-			case opts.Username == "":
-				return requiredFlag("--username")
-			case !opts.Stdin:
-				return passwordStdinRequired()
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return adminInitRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, adminInitRun, required("data-dir", "username"), passwordStdin(&opts.Stdin))
 	dataDirFlag(cmd.Flags(), f.Getenv, &opts.DataDir)
-	cmd.Flags().StringVar(&opts.Username, "username", "", "administrator's `name` (required)")
-	cmd.Flags().BoolVar(&opts.Stdin, "password-stdin", false, "read the password from standard input (required)")
+	credentialFlags(cmd.Flags(), &opts.Username, "administrator's", &opts.Stdin)
 	return cmd
 }
 
@@ -101,46 +79,27 @@ type adminPendingOptions struct {
 
 func newAdminPendingCmd(f *Factory, runF func(*adminPendingOptions) error) *cobra.Command {
 	opts := &adminPendingOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "pending [--json]",
 		Short: "List the accounts waiting for approval",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if runF != nil {
-				return runF(opts)
-			}
-			return adminPendingRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, adminPendingRun))
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func adminPendingRun(opts *adminPendingOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func adminPendingRun(opts *adminPendingOptions, c *sdk.Client) error {
 	accts, err := c.Pending(opts.Ctx)
 	if err != nil {
 		return err
 	}
-	out := opts.IO.Out
-	if opts.JSON {
-		return printJSON(out, orEmpty(accts))
-	}
-	if len(accts) == 0 {
-		fmt.Fprintln(out, "no accounts are waiting for approval")
+	if len(accts) == 0 && !opts.JSON {
+		fmt.Fprintln(opts.IO.Out, "no accounts are waiting for approval")
 		return nil
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USERNAME\tROLE\tREGISTERED")
-	for _, a := range accts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", a.Username, a.Role, a.CreatedAt.Local().Format(time.DateTime))
-	}
-	return tw.Flush()
+	return printList(opts.IO.Out, opts.JSON, accts, "USERNAME\tROLE\tREGISTERED", func(a *fheserve.Account) string {
+		return fmt.Sprintf("%s\t%s\t%s", a.Username, a.Role, a.CreatedAt.Local().Format(time.DateTime))
+	})
 }
 
 // adminReviewOptions are those of approve, reject and disable: the
@@ -156,27 +115,16 @@ type adminReviewOptions struct {
 
 func newAdminReviewCmd(f *Factory, decision, short string, runF func(*adminReviewOptions) error) *cobra.Command {
 	opts := &adminReviewOptions{IO: f.IO, Decision: decision, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   decision + " USERNAME",
 		Short: short,
 		Args:  exactlyOne("USERNAME"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.Username = cmd.Context(), args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return adminReviewRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, adminReviewRun), arg(&opts.Username))
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func adminReviewRun(opts *adminReviewOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func adminReviewRun(opts *adminReviewOptions, c *sdk.Client) error {
 	acct, err := c.API.Review(opts.Ctx, opts.Username, opts.Decision)
 	if err != nil {
 		return err

@@ -29,18 +29,14 @@ import (
 const tokenEnv = "FHESERVE_TOKEN"
 
 func newAuditCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{
+	return group(&cobra.Command{
 		Use:   "audit",
 		Short: "Verify and read the tamper-evident audit log",
 		Long: `The server appends every security-relevant action to a Merkle-tree log and
 signs a checkpoint of it (size and root hash) after each append. Clients
 keep the checkpoints they saw, so the operator cannot rewrite or roll back
 history without them noticing; operators verify the stored log offline.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(newAuditVerifyCmd(f, nil), newAuditLogCmd(f, nil), newAuditKeyCmd(f, nil))
-	return cmd
+	}, newAuditVerifyCmd(f, nil), newAuditLogCmd(f, nil), newAuditKeyCmd(f, nil))
 }
 
 // auditSource is where the audit verbs read the log: a server (--server,
@@ -56,6 +52,17 @@ func (s *auditSource) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.DataDir, "data-dir", "", "read the log offline from the server data `directory`")
 	fs.StringVar(&s.Token, "token", "", "bearer `token` for --server (default: $"+tokenEnv+", then the last login's)")
 	s.remote.register(fs)
+}
+
+// fromSource is the run of an audit verb: offline with --data-dir, from
+// the server otherwise.
+func fromSource[O any](s *auditSource, offline, server func(*O) error) func(*O) error {
+	return func(opts *O) error {
+		if s.DataDir != "" {
+			return offline(opts)
+		}
+		return server(opts)
+	}
 }
 
 func (s *auditSource) validate() error {
@@ -78,7 +85,7 @@ type auditVerifyOptions struct {
 
 func newAuditVerifyCmd(f *Factory, runF func(*auditVerifyOptions) error) *cobra.Command {
 	opts := &auditVerifyOptions{IO: f.IO, auditSource: auditSource{remote: newRemote(f)}}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "verify (--server URL [--pin KEY] | --data-dir D [--pin KEY])",
 		Short: "Check the audit log: from outside against a server, or offline in a data directory",
 		Long: `With --server, fetch the latest signed checkpoint, check its signature with
@@ -93,26 +100,15 @@ checkpoint; the first record altered, removed or moved is named.`,
 		Example: `  fheserve audit verify --server https://fhe.example.com
   fheserve audit verify --server https://fhe.example.com --pin 'fheserve.audit/1f2e...+1a2b3c4d+AbC...'
   fheserve audit verify --data-dir /var/lib/fheserve`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if err := opts.validate(); err != nil {
-				return err
-			}
+	}, opts, &opts.Ctx, runF, fromSource(&opts.auditSource, auditVerifyOffline, auditVerifyServer), validated(opts.validate),
+		func(*cobra.Command, []string) error {
 			if opts.Pin != "" {
 				if _, err := note.NewVerifier(opts.Pin); err != nil {
 					return fheserve.Errorf(fheserve.EINVALID, "--pin is not a verifier key (name+hash+key): %v", err)
 				}
 			}
-			if runF != nil {
-				return runF(opts)
-			}
-			if opts.DataDir != "" {
-				return auditVerifyOffline(opts)
-			}
-			return auditVerifyServer(opts)
-		},
-	}
+			return nil
+		})
 	opts.auditSource.register(cmd.Flags())
 	cmd.Flags().StringVar(&opts.Pin, "pin", "", "the log's verifier `KEY`, as the operator publishes it")
 	return cmd
@@ -132,7 +128,7 @@ type auditLogOptions struct {
 func newAuditLogCmd(f *Factory, runF func(*auditLogOptions) error) *cobra.Command {
 	opts := &auditLogOptions{IO: f.IO, auditSource: auditSource{remote: newRemote(f)}}
 	var since string
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "log [--server URL | --data-dir D] [--since T] [--actor U] [--object KIND:ID] [--json]",
 		Short: "List audit records: yours from a server, or all of them offline",
 		Long: `List the records of the audit log, oldest first: from a server, those about
@@ -142,28 +138,16 @@ exact bytes hashed into the log.`,
 		Example: `  fheserve audit log --since 24h
   fheserve audit log --object keyset:key_4f2a...
   fheserve audit log --data-dir /var/lib/fheserve --actor alice --json`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if since != "" {
-				t, err := parseSince(since, time.Now())
-				if err != nil {
-					return err
-				}
-				opts.Since = t
-			}
-			if err := opts.validate(); err != nil {
+	}, opts, &opts.Ctx, runF, fromSource(&opts.auditSource, auditLogOffline, auditLogServer), func(*cobra.Command, []string) error {
+		if since != "" {
+			t, err := parseSince(since, time.Now())
+			if err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(opts)
-			}
-			if opts.DataDir != "" {
-				return auditLogOffline(opts)
-			}
-			return auditLogServer(opts)
-		},
-	}
+			opts.Since = t
+		}
+		return nil
+	}, validated(opts.validate))
 	opts.auditSource.register(cmd.Flags())
 	cmd.Flags().StringVar(&since, "since", "", "records at or after `T`: an RFC 3339 time, a date (YYYY-MM-DD, UTC) or a duration ago (24h)")
 	cmd.Flags().StringVar(&opts.Actor, "actor", "", "records by the account named `U`")
@@ -180,20 +164,10 @@ type auditKeyOptions struct {
 
 func newAuditKeyCmd(f *Factory, runF func(*auditKeyOptions) error) *cobra.Command {
 	opts := &auditKeyOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "key --data-dir D",
 		Short: "Print the audit log's verifier key, for clients to pin",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if opts.DataDir == "" {
-				return requiredFlag("--data-dir")
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return auditKeyRun(opts)
-		},
-	}
+	}, opts, nil, runF, auditKeyRun, required("data-dir"))
 	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "", "server data `directory` (required)")
 	return cmd
 }

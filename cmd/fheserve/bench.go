@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -12,6 +13,7 @@ import (
 
 type benchOptions struct {
 	IO           *IOStreams
+	Ctx          context.Context
 	json         bool
 	workloads    []string
 	workers      int
@@ -20,9 +22,9 @@ type benchOptions struct {
 	runs         int
 }
 
-func newBenchCmd(f *Factory, runF func(*cobra.Command, *benchOptions) error) *cobra.Command {
+func newBenchCmd(f *Factory, runF func(*benchOptions) error) *cobra.Command {
 	opts := &benchOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "bench [--json] [--workload NAME]",
 		Short: "Benchmark the engine on the bundled workloads, encrypted, in latency and batch packing",
 		Long: `bench runs the bundled workloads (logreg, mlp, cnn, match) encrypted in
@@ -34,14 +36,7 @@ run) and the agreement with the plaintext reference.
 With --runs N the whole set runs N times and a last table gives, for each
 of the engine's targets (BENCHMARKS.md), the median over the runs, the
 range, and in how many runs the target was met.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(cmd, opts)
-			}
-			return benchRun(cmd, opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, benchRun)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON array, an object per workload and mode")
 	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match)")
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
@@ -51,7 +46,7 @@ range, and in how many runs the target was met.`,
 	return cmd
 }
 
-func benchRun(cmd *cobra.Command, opts *benchOptions) error {
+func benchRun(opts *benchOptions) error {
 	if opts.runs < 1 {
 		return fheserve.Errorf(fheserve.EINVALID, "--runs must be at least 1")
 	}
@@ -62,7 +57,7 @@ func benchRun(cmd *cobra.Command, opts *benchOptions) error {
 	}
 	for range opts.runs {
 		var results []*bench.Result
-		err := bench.RunAll(cmd.Context(), opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples}, func(r *bench.Result) {
+		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples}, func(r *bench.Result) {
 			results = append(results, r)
 			if opts.json {
 				return

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/fheserve/fheserve"
@@ -179,6 +181,49 @@ func (r *remote) session() (*sdk.Client, *clientConfig, error) {
 	return cl, c, nil
 }
 
+// sessionModel returns a client acting with the saved token, the saved
+// state, and the model id as the server shows it to the session.
+func (r *remote) sessionModel(ctx context.Context, id string) (*sdk.Client, *clientConfig, *fheserve.Model, error) {
+	c, cfg, err := r.session()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := c.Model(ctx, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, cfg, m, nil
+}
+
+// withSession is the run of a verb that acts with the saved session: it
+// gets a client acting with the token, then calls run with it.
+func withSession[O any](r *remote, run func(*O, *sdk.Client) error) func(*O) error {
+	return func(opts *O) error {
+		c, _, err := r.session()
+		if err != nil {
+			return err
+		}
+		return run(opts, c)
+	}
+}
+
+// withPassword is the run of a verb that sends a password: it reads the
+// password from the first line of standard input, gets a client without
+// credentials, then calls run with both.
+func withPassword[O any](r *remote, streams *IOStreams, run func(*O, *sdk.Client, string) error) func(*O) error {
+	return func(opts *O) error {
+		pw, err := readPassword(streams.In)
+		if err != nil {
+			return err
+		}
+		c, _, err := r.anonymous()
+		if err != nil {
+			return err
+		}
+		return run(opts, c, pw)
+	}
+}
+
 // readPassword reads a password from the first line of r.
 func readPassword(r io.Reader) (string, error) {
 	line, err := bufio.NewReader(io.LimitReader(r, fheserve.MaxPasswordLen+2)).ReadString('\n')
@@ -276,6 +321,21 @@ func (r *remote) forgetKeys(id string) error {
 		}
 	}
 	return nil
+}
+
+// printList prints items: as a JSON array with --json (asJSON), else as a
+// table of a header line and a row of each item, columns separated by
+// tabs.
+func printList[T any](out io.Writer, asJSON bool, items []T, header string, row func(T) string) error {
+	if asJSON {
+		return printJSON(out, orEmpty(items))
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
 }
 
 // printJSON writes v as indented JSON.

@@ -21,7 +21,7 @@ type compileOptions struct {
 
 func newCompileCmd(f *Factory, runF func(*compileOptions) error) *cobra.Command {
 	opts := &compileOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "compile --model M.onnx [flags]",
 		Short: "Compile a model to an encryption plan and print the plan",
 		Long: `Import an ONNX model, compile it to a CKKS plan and print the plan: the ring
@@ -47,34 +47,17 @@ same flags.`,
   fheserve compile --model model.onnx --calibration train_rows.npy --packing batch
   fheserve compile --model model.onnx --privacy-bits 40 --query-budget 100000
   fheserve compile --model model.onnx --json > plan.json`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return compileRun(opts)
-		},
-	}
+	}, opts, nil, runF, compileRun, required("model"), validated(opts.validate))
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
-	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	fs.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
-	registerCompileSettings(fs, &opts.CompileSettings)
+	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	fs.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
 	return cmd
 }
 
 func (o *compileOptions) validate() error {
-	if o.Model == "" {
-		return requiredFlag("--model")
-	}
-	if err := validPacking("--packing", o.Packing); err != nil {
-		return err
-	}
-	return o.engineFlags.validate()
+	return validSettings(o.Packing, &o.CompileSettings)
 }
 
 func compileRun(opts *compileOptions) error {

@@ -37,7 +37,7 @@ type demoOptions struct {
 
 func newDemoCmd(f *Factory, runF func(*demoOptions) error) *cobra.Command {
 	opts := &demoOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "demo [flags]",
 		Short: "Run the service on a temporary data directory and show what each party sees",
 		Long: fmt.Sprintf(`Start a server on a temporary data directory and play every party through
@@ -49,18 +49,7 @@ saw (the server: sizes, timings and its audit trail, never a value; the
 user: the decrypted prediction next to the plaintext model's), then stop
 the server and delete its data.
 Bundled models: %s.`, strings.Join(bundled.Names(), ", ")),
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return demoRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, demoRun, validated(opts.validate))
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Model, "model", defaultDemoModel, "bundled `name` of the model to run")
 	fs.IntVar(&opts.Samples, "samples", 3, "number of bundled sample inputs to predict")

@@ -65,36 +65,22 @@ of accuracy and class agreement.`
 
 func newEvalCmd(f *Factory, runF func(*evalOptions) error) *cobra.Command {
 	opts := &evalOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "eval --model M.onnx --data X.npy --labels y.npy [flags]",
 		Short: "Measure a model's accuracy under encryption on a labelled data set",
 		Long:  evalLong,
 		Example: `  fheserve eval --model examples/fmnist-mlp/model.onnx --data examples/data/fmnist.x.npy --labels examples/data/fmnist.y.npy
   fheserve eval --model model.onnx --data x.npy --labels y.npy --calibration calib.npy --degree 15 --json
   fheserve eval --model model.onnx --data x.npy --labels y.npy --packing latency --limit 20`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if err := packingFlags(cmd.Flags(), opts.IO.ErrOut); err != nil {
-				return err
-			}
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return evalRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, evalRun, packingFlags(opts.IO.ErrOut),
+		required("model", "data", "labels"), validated(opts.validate))
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
 	fs.StringVar(&opts.Data, "data", "", "samples as an .npy `file`, batch dimension first (required)")
 	fs.StringVar(&opts.Labels, "labels", "", "class index (or, for a regression model, targets) of each sample as an .npy `file` (required)")
 	registerPacking(fs, &opts.Packing, plan.Batch)
 	fs.IntVar(&opts.Limit, "limit", 0, "evaluate only the first `n` samples (default all)")
-	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	registerCompileSettings(fs, &opts.CompileSettings)
+	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	fs.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	fs.BoolVar(&opts.PlaintextOnly, "plaintext-only", false, "skip encryption: report the plaintext and approximated accuracy only (to choose a degree)")
 	fs.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
@@ -103,21 +89,12 @@ func newEvalCmd(f *Factory, runF func(*evalOptions) error) *cobra.Command {
 
 func (o *evalOptions) validate() error {
 	switch {
-	case o.Model == "":
-		return requiredFlag("--model")
-	case o.Data == "":
-		return requiredFlag("--data")
-	case o.Labels == "":
-		return requiredFlag("--labels")
 	case o.Limit < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--limit must not be negative")
 	case o.Workers < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers must not be negative")
 	}
-	if err := validPacking("--packing", o.Packing); err != nil {
-		return err
-	}
-	return o.engineFlags.validate()
+	return validSettings(o.Packing, &o.CompileSettings)
 }
 
 // evalReport is what eval --json prints. With --plaintext-only, the

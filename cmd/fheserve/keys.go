@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fheserve/fheserve"
@@ -12,14 +11,10 @@ import (
 )
 
 func newKeysCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{
+	return group(&cobra.Command{
 		Use:   "keys",
 		Short: "Create, list and revoke your keys for models",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(newKeysCreateCmd(f, nil), newKeysListCmd(f, nil), newKeysRevokeCmd(f, nil))
-	return cmd
+	}, newKeysCreateCmd(f, nil), newKeysListCmd(f, nil), newKeysRevokeCmd(f, nil))
 }
 
 type keysCreateOptions struct {
@@ -33,25 +28,14 @@ type keysCreateOptions struct {
 
 func newKeysCreateCmd(f *Factory, runF func(*keysCreateOptions) error) *cobra.Command {
 	opts := &keysCreateOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "create --model ID",
 		Short: "Generate keys for a model here and upload the public part; prints the key id last",
 		Long: `Generate a secret key and the evaluation keys a model's plan needs on this
 machine. The secret key is written to $FHESERVE_HOME/keys/ (mode 0600) and
 never leaves it; only the public and evaluation keys are uploaded. Prints the
 key set's id and fingerprint, the id alone on the last line.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if opts.Model == "" {
-				return requiredFlag("--model")
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return keysCreateRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, keysCreateRun, required("model"))
 	cmd.Flags().StringVar(&opts.Model, "model", "", "model `ID` (required)")
 	cmd.Flags().StringVar(&opts.Replace, "replace", "", "key set `ID` the new keys replace (revoked once they are stored)")
 	opts.register(cmd.Flags())
@@ -60,15 +44,11 @@ key set's id and fingerprint, the id alone on the last line.`,
 
 func keysCreateRun(opts *keysCreateOptions) error {
 	ctx := opts.Ctx
-	c, cfg, err := opts.session()
+	c, cfg, m, err := opts.sessionModel(ctx, opts.Model)
 	if err != nil {
 		return err
 	}
 	// Refuse before the work of generating keys; the server checks again.
-	m, err := c.Model(ctx, opts.Model)
-	if err != nil {
-		return err
-	}
 	if m.Status != fheserve.ModelActive {
 		return fheserve.Errorf(fheserve.ECONFLICT, "model %s was retired by its owner; list the models you can use with 'fheserve model list'", m.ID)
 	}
@@ -111,46 +91,30 @@ type keysListOptions struct {
 
 func newKeysListCmd(f *Factory, runF func(*keysListOptions) error) *cobra.Command {
 	opts := &keysListOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{Use: "list [--json]", Short: "List your key sets", Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if runF != nil {
-				return runF(opts)
-			}
-			return keysListRun(opts)
-		}}
+	cmd := leaf(&cobra.Command{Use: "list [--json]", Short: "List your key sets"}, opts, &opts.Ctx, runF, withSession(&opts.remote, keysListRun))
 	cmd.Flags().StringVar(&opts.Model, "model", "", "only key sets for model `ID`")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func keysListRun(opts *keysListOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func keysListRun(opts *keysListOptions, c *sdk.Client) error {
 	kss, err := c.API.KeySets(opts.Ctx, opts.Model)
 	if err != nil {
 		return err
 	}
-	out := opts.IO.Out
-	if opts.JSON {
-		return printJSON(out, orEmpty(kss))
-	}
-	have := map[string]bool{}
-	if recs, err := opts.localKeys(); err == nil {
-		for _, r := range recs {
-			have[r.ID] = true
+	have := map[string]bool{} // the key sets whose secret key is here, for the table
+	if !opts.JSON {
+		if recs, err := opts.localKeys(); err == nil {
+			for _, r := range recs {
+				have[r.ID] = true
+			}
 		}
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tMODEL\tSTATUS\tSIZE\tSECRET HERE\tCREATED\tFINGERPRINT")
-	for _, k := range kss {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.ModelID, k.Status, fmtBytes(int(k.Size)), yesNo(have[k.ID]),
+	return printList(opts.IO.Out, opts.JSON, kss, "ID\tMODEL\tSTATUS\tSIZE\tSECRET HERE\tCREATED\tFINGERPRINT", func(k *fheserve.KeySet) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.ModelID, k.Status, fmtBytes(int(k.Size)), yesNo(have[k.ID]),
 			k.CreatedAt.Local().Format(time.DateTime), k.Fingerprint[:16])
-	}
-	return tw.Flush()
+	})
 }
 
 type keysRevokeOptions struct {
@@ -163,23 +127,13 @@ type keysRevokeOptions struct {
 
 func newKeysRevokeCmd(f *Factory, runF func(*keysRevokeOptions) error) *cobra.Command {
 	opts := &keysRevokeOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{Use: "revoke KEYID", Short: "Revoke a key set and delete its local secret key", Args: exactlyOne("KEYID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.ID = cmd.Context(), args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return keysRevokeRun(opts)
-		}}
+	cmd := leaf(&cobra.Command{Use: "revoke KEYID", Short: "Revoke a key set and delete its local secret key", Args: exactlyOne("KEYID")},
+		opts, &opts.Ctx, runF, withSession(&opts.remote, keysRevokeRun), arg(&opts.ID))
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func keysRevokeRun(opts *keysRevokeOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func keysRevokeRun(opts *keysRevokeOptions, c *sdk.Client) error {
 	ks, err := c.API.RevokeKeySet(opts.Ctx, opts.ID)
 	if err != nil {
 		return err

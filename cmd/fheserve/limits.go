@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +23,7 @@ type modelLimitsOptions struct {
 // daily quotas on a model, against extraction by many queries.
 func newModelLimitsCmd(f *Factory, runF func(*modelLimitsOptions) error) *cobra.Command {
 	opts := &modelLimitsOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "limits ID [--rate R] [--burst B] [--daily N] [--model-rate R] [--model-burst B] [--model-daily N]",
 		Short: "Set a model's rate limits and daily quotas (replacing the previous ones)",
 		Long: `Set the limits on users' queries of a model you own, as a defence against
@@ -37,14 +38,7 @@ limit; with no flags, every limit is lifted. A user over a limit gets a 429
 saying when to try again. Set them to match the query budget the plan's
 privacy level assumes ('fheserve model show').`,
 		Args: exactlyOne("model ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.ID = cmd.Context(), args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelLimitsRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelLimitsRun), arg(&opts.ID))
 	fs := cmd.Flags()
 	l := &opts.Limits
 	fs.Float64Var(&l.RatePerMinute, "rate", 0, "each user's samples per `minute`")
@@ -57,11 +51,7 @@ privacy level assumes ('fheserve model show').`,
 	return cmd
 }
 
-func modelLimitsRun(opts *modelLimitsOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func modelLimitsRun(opts *modelLimitsOptions, c *sdk.Client) error {
 	m, err := c.API.SetLimits(opts.Ctx, opts.ID, &opts.Limits)
 	if err != nil {
 		return err

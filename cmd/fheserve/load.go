@@ -16,6 +16,7 @@ import (
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
@@ -100,10 +101,11 @@ const fitUsage = "how activations are approximated: interpolation (uniform over 
 // degreesUsage is the help of the --degrees flag.
 const degreesUsage = "per-activation degrees, `node=D,...` (node names as in the compile report), overriding --degree"
 
-// registerCompileSettings adds the flags of the compilation settings
-// (fheserve.CompileSettings) to f: compile, predict --local, eval and
-// model deploy take the same.
-func registerCompileSettings(f *pflag.FlagSet, s *fheserve.CompileSettings) {
+// registerCompileSettings adds --calibration and the flags of the
+// compilation settings (fheserve.CompileSettings) to f: compile, predict
+// --local, eval and model deploy take the same.
+func registerCompileSettings(f *pflag.FlagSet, calibration *string, s *fheserve.CompileSettings) {
+	f.StringVar(calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	f.IntVar(&s.Degree, "degree", 0, fmt.Sprintf("degree of activation approximations (default %d)", compiler.DefaultDegree))
 	f.StringToIntVar(&s.Degrees, "degrees", nil, degreesUsage)
 	f.StringVar(&s.Fit, "fit", "", fitUsage)
@@ -138,12 +140,12 @@ func (f *engineFlags) compilerOptions(g *nn.Graph, packing string) (compiler.Opt
 }
 
 // validate checks the settings' ranges, naming the flags.
-func (f *engineFlags) validate() error {
-	return validSettings(&f.CompileSettings)
-}
-
-// validSettings checks compilation settings given as flags.
-func validSettings(s *fheserve.CompileSettings) error {
+// validSettings checks --packing and the compilation settings given as
+// flags.
+func validSettings(packing string, s *fheserve.CompileSettings) error {
+	if packing != plan.Latency && packing != plan.Batch {
+		return fheserve.Errorf(fheserve.EINVALID, "--packing must be %q or %q, not %q", plan.Latency, plan.Batch, packing)
+	}
 	if err := s.Validate(); err != nil {
 		return fheserve.Errorf(fheserve.EINVALID, "%s", flagNames.Replace(fheserve.ErrorMessage(err)))
 	}
@@ -169,23 +171,18 @@ func registerPacking(f *pflag.FlagSet, v *string, def string) {
 // packingFlags refuses --packing and --mode together (one would silently
 // win) and warns on standard error that --mode is deprecated. pflag's
 // own deprecation notice goes to standard output, into --json.
-func packingFlags(f *pflag.FlagSet, errOut io.Writer) error {
-	if !f.Changed("mode") {
+func packingFlags(errOut io.Writer) check {
+	return func(cmd *cobra.Command, _ []string) error {
+		f := cmd.Flags()
+		if !f.Changed("mode") {
+			return nil
+		}
+		if f.Changed("packing") {
+			return fheserve.Errorf(fheserve.EINVALID, "--mode is the former name of --packing: give --packing only")
+		}
+		fmt.Fprintln(errOut, "fheserve: warning: --mode is deprecated: use --packing, as compile and model deploy do")
 		return nil
 	}
-	if f.Changed("packing") {
-		return fheserve.Errorf(fheserve.EINVALID, "--mode is the former name of --packing: give --packing only")
-	}
-	fmt.Fprintln(errOut, "fheserve: warning: --mode is deprecated: use --packing, as compile and model deploy do")
-	return nil
-}
-
-// validPacking checks a --packing value.
-func validPacking(flag, v string) error {
-	if v != plan.Latency && v != plan.Batch {
-		return fheserve.Errorf(fheserve.EINVALID, "%s must be %q or %q, not %q", flag, plan.Latency, plan.Batch, v)
-	}
-	return nil
 }
 
 // requiredFlag is the error for a missing required flag.

@@ -6,24 +6,20 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
 func newModelCmd(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{
+	return group(&cobra.Command{
 		Use:   "model",
 		Short: "Deploy, list, show and retire models on a server",
-		Args:  noArgs,
-		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(newModelDeployCmd(f, nil), newModelListCmd(f, nil), newModelShowCmd(f, nil),
+	}, newModelDeployCmd(f, nil), newModelListCmd(f, nil), newModelShowCmd(f, nil),
 		newModelRetireCmd(f, nil), newModelAccessCmd(f, nil), newModelLimitsCmd(f, nil))
-	return cmd
 }
 
 type modelDeployOptions struct {
@@ -41,7 +37,7 @@ type modelDeployOptions struct {
 
 func newModelDeployCmd(f *Factory, runF func(*modelDeployOptions) error) *cobra.Command {
 	opts := &modelDeployOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--allow U1,U2] [compile flags]",
 		Short: "Upload an ONNX model; the server compiles it and prints its id last",
 		Long: `Upload an ONNX model with optional calibration data. The server compiles it
@@ -55,48 +51,24 @@ The compilation flags are those of 'fheserve compile' (--packing, --degree,
 --precision-bits): try them there first, offline, and deploy with the same.
 Without --calibration, activations are approximated on a default interval
 that fits few real models: deploy warns.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelDeployRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelDeployRun), required("name", "file"), validated(opts.validate))
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Name, "name", "", "model `name` (required)")
 	fs.StringVar(&opts.File, "file", "", "ONNX model `file` (required)")
-	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
 	fs.StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
 	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
-	registerCompileSettings(fs, &opts.CompileSettings)
+	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	opts.register(fs)
 	return cmd
 }
 
 func (o *modelDeployOptions) validate() error {
-	switch {
-	case o.Name == "":
-		return requiredFlag("--name")
-	case o.File == "":
-		return requiredFlag("--file")
-	}
-	if err := validPacking("--packing", o.Packing); err != nil {
-		return err
-	}
-	return validSettings(&o.CompileSettings)
+	return validSettings(o.Packing, &o.CompileSettings)
 }
 
-func modelDeployRun(opts *modelDeployOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func modelDeployRun(opts *modelDeployOptions, c *sdk.Client) error {
 	req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, CompileSettings: opts.CompileSettings, Allow: opts.Allow}
+	var err error
 	if req.ONNX, err = readInputFile(opts.File, "model"); err != nil {
 		return err
 	}
@@ -129,38 +101,20 @@ type modelListOptions struct {
 
 func newModelListCmd(f *Factory, runF func(*modelListOptions) error) *cobra.Command {
 	opts := &modelListOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{Use: "list [--json]", Short: "List the models you may see", Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelListRun(opts)
-		}}
+	cmd := leaf(&cobra.Command{Use: "list [--json]", Short: "List the models you may see"}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelListRun))
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func modelListRun(opts *modelListOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func modelListRun(opts *modelListOptions, c *sdk.Client) error {
 	ms, err := c.Models(opts.Ctx)
 	if err != nil {
 		return err
 	}
-	out := opts.IO.Out
-	if opts.JSON {
-		return printJSON(out, orEmpty(ms))
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tVERSION\tOWNER\tSTATUS\tPACKING\tINPUT\tOUTPUT\tACCESS")
-	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%v\t%v\t%s\n", m.ID, m.Name, m.Version, m.Owner, m.Status, m.Packing, m.InputShape, m.OutputShape, access(m))
-	}
-	return tw.Flush()
+	return printList(opts.IO.Out, opts.JSON, ms, "ID\tNAME\tVERSION\tOWNER\tSTATUS\tPACKING\tINPUT\tOUTPUT\tACCESS", func(m *fheserve.Model) string {
+		return fmt.Sprintf("%s\t%s\t%d\t%s\t%s\t%s\t%v\t%v\t%s", m.ID, m.Name, m.Version, m.Owner, m.Status, m.Packing, m.InputShape, m.OutputShape, access(m))
+	})
 }
 
 type modelShowOptions struct {
@@ -174,25 +128,14 @@ type modelShowOptions struct {
 
 func newModelShowCmd(f *Factory, runF func(*modelShowOptions) error) *cobra.Command {
 	opts := &modelShowOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{Use: "show (ID | NAME) [--json]", Short: "Show a model (by id, or by name: its latest version) and its public plan",
-		Args: exactlyOne("model ID or name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.Ref = cmd.Context(), args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelShowRun(opts)
-		}}
+	cmd := leaf(&cobra.Command{Use: "show (ID | NAME) [--json]", Short: "Show a model (by id, or by name: its latest version) and its public plan",
+		Args: exactlyOne("model ID or name")}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelShowRun), arg(&opts.Ref))
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the model and its plan as JSON")
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func modelShowRun(opts *modelShowOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func modelShowRun(opts *modelShowOptions, c *sdk.Client) error {
 	m, err := c.ModelByRef(opts.Ctx, opts.Ref)
 	if err != nil {
 		return err
@@ -220,23 +163,13 @@ type modelRetireOptions struct {
 
 func newModelRetireCmd(f *Factory, runF func(*modelRetireOptions) error) *cobra.Command {
 	opts := &modelRetireOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.ID = cmd.Context(), args[0]
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelRetireRun(opts)
-		}}
+	cmd := leaf(&cobra.Command{Use: "retire ID", Short: "Retire a model: no new keys or jobs", Args: exactlyOne("model ID")},
+		opts, &opts.Ctx, runF, withSession(&opts.remote, modelRetireRun), arg(&opts.ID))
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func modelRetireRun(opts *modelRetireOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func modelRetireRun(opts *modelRetireOptions, c *sdk.Client) error {
 	m, err := c.API.Retire(opts.Ctx, opts.ID)
 	if err != nil {
 		return err
@@ -257,7 +190,7 @@ type modelAccessOptions struct {
 
 func newModelAccessCmd(f *Factory, runF func(*modelAccessOptions) error) *cobra.Command {
 	opts := &modelAccessOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "access ID (--allow U1,U2 | --everyone)",
 		Short: "Set who may use a model",
 		Long: `Replace a model's allow-list (its owner or an administrator): --allow names
@@ -265,28 +198,19 @@ the users who may fetch its plan, upload keys and submit jobs; --everyone
 opens it to every approved user. Users taken off the list lose access at
 once; their jobs already queued still run.`,
 		Args: exactlyOne("model ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx, opts.ID = cmd.Context(), args[0]
-			if (len(opts.Allow) > 0) == opts.Everyone {
-				return fheserve.Errorf(fheserve.EINVALID, "give either --allow U1,U2 or --everyone")
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return modelAccessRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelAccessRun), arg(&opts.ID), func(*cobra.Command, []string) error {
+		if (len(opts.Allow) > 0) == opts.Everyone {
+			return fheserve.Errorf(fheserve.EINVALID, "give either --allow U1,U2 or --everyone")
+		}
+		return nil
+	})
 	cmd.Flags().StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model")
 	cmd.Flags().BoolVar(&opts.Everyone, "everyone", false, "allow every approved user")
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func modelAccessRun(opts *modelAccessOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func modelAccessRun(opts *modelAccessOptions, c *sdk.Client) error {
 	m, err := c.API.SetAccess(opts.Ctx, opts.ID, &fheserve.AccessRequest{Allow: opts.Allow})
 	if err != nil {
 		return err

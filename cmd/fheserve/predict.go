@@ -37,7 +37,7 @@ type predictOptions struct {
 
 func newPredictCmd(f *Factory, runF func(*predictOptions) error) *cobra.Command {
 	opts := &predictOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "predict --model ID --input X.npy --output Y.npy [flags]",
 		Short: "Run an encrypted prediction",
 		Long: `Encrypt the samples of an .npy file, evaluate the model on the ciphertexts,
@@ -59,21 +59,7 @@ the largest output (the predicted class) agrees.`,
 		Example: `  fheserve predict --model mdl_... --input x.npy --output y.npy
   fheserve predict --local --model model.onnx --input x.npy --output y.npy
   fheserve predict --local --model model.onnx --input x.npy --output y.npy --packing batch --json`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if err := packingFlags(cmd.Flags(), opts.IO.ErrOut); err != nil {
-				return err
-			}
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return predictRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, predictRun, packingFlags(opts.IO.ErrOut), validated(opts.validate))
 	fs := cmd.Flags()
 	fs.BoolVar(&opts.Local, "local", false, "run client and server in this process instead of using a server")
 	fs.StringVar(&opts.Model, "model", "", "model ID on the server, or with --local an ONNX model `file` (required)")
@@ -82,8 +68,7 @@ the largest output (the predicted class) agrees.`,
 	fs.StringVar(&opts.Input, "input", "", "input samples as an .npy `file`, batch dimension first (required)")
 	fs.StringVar(&opts.Output, "output", "", "`file` to write the predictions to, float32 .npy, or - for standard output (required)")
 	registerPacking(fs, &opts.Packing, plan.Latency)
-	fs.StringVar(&opts.Calibration, "calibration", "", "representative inputs as an .npy `file`, batch dimension first")
-	registerCompileSettings(fs, &opts.CompileSettings)
+	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	fs.IntVar(&opts.Workers, "workers", 0, "goroutines the server may use (default: one per core)")
 	fs.IntVar(&opts.InFlight, "in-flight", sdk.DefaultInFlight, "`jobs` to keep queued or running on the server at once (its default cap per user); less when other programs of yours submit jobs too")
 	fs.BoolVar(&opts.JSON, "json", false, "print timings, sizes and the check against the plaintext model as JSON")
@@ -109,10 +94,7 @@ func (o *predictOptions) validate() error {
 	case o.Output == "-" && o.JSON:
 		return fheserve.Errorf(fheserve.EINVALID, "--json and --output - would both write to standard output: write the predictions to a file")
 	}
-	if err := validPacking("--packing", o.Packing); err != nil {
-		return err
-	}
-	return o.engineFlags.validate()
+	return validSettings(o.Packing, &o.CompileSettings)
 }
 
 // predictReport is what predict --json prints.

@@ -46,11 +46,7 @@ type remoteReport struct {
 func predictRemote(opts *predictOptions) error {
 	ctx := opts.Ctx
 	start := time.Now()
-	c, cfg, err := opts.session()
-	if err != nil {
-		return err
-	}
-	m, err := c.Model(ctx, opts.Model)
+	c, cfg, m, err := opts.sessionModel(ctx, opts.Model)
 	if err != nil {
 		return err
 	}

@@ -80,7 +80,7 @@ Create the first administrator offline with 'fheserve admin init'.`
 
 func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
 	opts := &serveOptions{IO: f.IO}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
 		Short: "Run the fheserve server",
 		Long:  serveLong,
@@ -88,18 +88,7 @@ func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
   fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8443 \
       --tls-cert /etc/fheserve/fullchain.pem --tls-key /etc/fheserve/privkey.pem
   fheserve serve --data-dir /var/lib/fheserve --addr 10.0.0.5:8080 --behind-proxy`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if err := opts.validate(); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return serveRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, serveRun, required("data-dir"), validated(opts.validate))
 	fs := cmd.Flags()
 	dataDirFlag(fs, f.Getenv, &opts.DataDir)
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
@@ -159,8 +148,6 @@ func dataDirFlag(f interface {
 
 func (o *serveOptions) validate() error {
 	switch {
-	case o.DataDir == "":
-		return requiredFlag("--data-dir")
 	case o.Workers < 0 || o.EvalThreads < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers and --eval-threads must not be negative")
 	case o.MaxUploads < 0 || o.MaxUploadsPerUser < 0 || o.MaxQueuedPerUser < 0 || o.UploadWait < 0 ||

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -24,7 +25,7 @@ type usageOptions struct {
 
 func newUsageCmd(f *Factory, runF func(*usageOptions) error) *cobra.Command {
 	opts := &usageOptions{IO: f.IO, remote: newRemote(f)}
-	cmd := &cobra.Command{
+	cmd := leaf(&cobra.Command{
 		Use:   "usage --model ID [--json]",
 		Short: "Show a model's usage: requests and samples per user, hour and day, latency, failures, keys, quota",
 		Long: `Show how a model is used: requests (jobs) and the samples they held per user,
@@ -33,29 +34,14 @@ result, queue wait, evaluation); failures by cause; the key sets in use; and
 the quota the owner set, which counts samples. Owners see their own models,
 users their own jobs on the models they may use; inputs and results never
 appear.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ctx = cmd.Context()
-			if opts.Model == "" {
-				return requiredFlag("--model")
-			}
-			if runF != nil {
-				return runF(opts)
-			}
-			return usageRun(opts)
-		},
-	}
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, usageRun), required("model"))
 	cmd.Flags().StringVar(&opts.Model, "model", "", "model `ID` (required)")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print JSON")
 	opts.register(cmd.Flags())
 	return cmd
 }
 
-func usageRun(opts *usageOptions) error {
-	c, _, err := opts.session()
-	if err != nil {
-		return err
-	}
+func usageRun(opts *usageOptions, c *sdk.Client) error {
 	u, err := c.Usage(opts.Ctx, opts.Model)
 	if err != nil {
 		return err

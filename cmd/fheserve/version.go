@@ -20,17 +20,10 @@ type versionOptions struct {
 
 func newVersionCmd(f *Factory, runF func(*versionOptions) error) *cobra.Command {
 	opts := &versionOptions{IO: f.IO}
-	return &cobra.Command{
+	return leaf(&cobra.Command{
 		Use:   "version",
 		Short: "Print the version of fheserve and of its formats",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if runF != nil {
-				return runF(opts)
-			}
-			return versionRun(opts)
-		},
-	}
+	}, opts, nil, runF, versionRun)
 }
 
 func versionRun(opts *versionOptions) error {
