@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 )
 
 const accountCols = `id, username, role, status, password_hash, created_at, reviewed_at, reviewed_by`
@@ -45,20 +46,7 @@ func (s *Store) Accounts(ctx context.Context, f fheserve.AccountFilter) ([]*fhes
 	var w where
 	w.eq("status", f.Status)
 	w.eq("role", f.Role)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+accountCols+` FROM accounts`+w.String()+` ORDER BY created_at, username`, w.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fheserve.Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
+	return sqlrows.Collect(ctx, s.db, scanAccount, `SELECT `+accountCols+` FROM accounts`+w.String()+` ORDER BY created_at, username`, w.args...)
 }
 
 // UpdateAccount implements fheserve.Store.
@@ -96,20 +84,7 @@ func (s *Store) TokenByHash(ctx context.Context, hash string) (*fheserve.Token, 
 
 // Tokens implements fheserve.Store.
 func (s *Store) Tokens(ctx context.Context, accountID string) ([]*fheserve.Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+` FROM tokens WHERE account_id = ? ORDER BY created_at, id`, accountID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fheserve.Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return sqlrows.Collect(ctx, s.db, scanToken, `SELECT `+tokenCols+` FROM tokens WHERE account_id = ? ORDER BY created_at, id`, accountID)
 }
 
 // RevokeToken implements fheserve.Store.

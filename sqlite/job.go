@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 )
 
 const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.samples, j.done, j.total, j.error_code,
@@ -84,20 +85,7 @@ func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, w.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fheserve.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return sqlrows.Collect(ctx, s.db, scanJob, q, w.args...)
 }
 
 // UpdateJob implements fheserve.Store.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 )
 
 const keySetCols = `k.id, k.account_id, a.username, k.model_id, k.fingerprint, k.params_fingerprint, k.size,
@@ -46,20 +47,7 @@ func (s *Store) KeySets(ctx context.Context, f fheserve.KeySetFilter) ([]*fheser
 	w.eq("k.account_id", f.AccountID)
 	w.eq("k.model_id", f.ModelID)
 	w.eq("k.status", f.Status)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+keySetCols+keySetFrom+w.String()+` ORDER BY k.created_at, k.id`, w.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fheserve.KeySet
-	for rows.Next() {
-		k, err := scanKeySet(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return sqlrows.Collect(ctx, s.db, scanKeySet, `SELECT `+keySetCols+keySetFrom+w.String()+` ORDER BY k.created_at, k.id`, w.args...)
 }
 
 // UpdateKeySet implements fheserve.Store.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 )
 
 const modelCols = `m.id, m.owner_id, a.username, m.name, m.version, m.status, m.allow, m.packing, m.log_n,
@@ -82,20 +83,7 @@ func (s *Store) Models(ctx context.Context, f fheserve.ModelFilter) ([]*fheserve
 	w.eq("m.owner_id", f.OwnerID)
 	w.eq("m.name", f.Name)
 	w.eq("m.status", f.Status)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+modelCols+modelFrom+w.String()+` ORDER BY m.created_at, m.id`, w.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*fheserve.Model
-	for rows.Next() {
-		m, err := scanModel(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
+	return sqlrows.Collect(ctx, s.db, scanModel, `SELECT `+modelCols+modelFrom+w.String()+` ORDER BY m.created_at, m.id`, w.args...)
 }
 
 // UpdateModel implements fheserve.Store.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -277,4 +278,4 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-type scanner interface{ Scan(dest ...any) error }
+type scanner = sqlrows.Scanner

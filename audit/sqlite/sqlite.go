@@ -21,6 +21,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 	"golang.org/x/mod/sumdb/tlog"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -256,20 +257,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 // from the searches that use it.
 func (s *Store) Records(ctx context.Context, f audit.Filter) ([]*audit.Entry, error) {
 	q, args := recordsQuery(f)
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*audit.Entry
-	for rows.Next() {
-		e, err := scanRecord(rows)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return sqlrows.Collect(ctx, s.db, scanRecord, q, args...)
 }
 
 // recordsQuery is the query of Records and its arguments: the filter's
@@ -314,7 +302,7 @@ func recordsQuery(f audit.Filter) (string, []any) {
 
 // scanRecord reads a row of recordsQuery and decodes its record, which
 // must match the row's search columns.
-func scanRecord(rows *sql.Rows) (*audit.Entry, error) {
+func scanRecord(rows sqlrows.Scanner) (*audit.Entry, error) {
 	var e audit.Entry
 	var c audit.Record
 	var t int64
@@ -373,18 +361,8 @@ func (s *Store) Checkpoint(ctx context.Context, n int64) ([]byte, error) {
 
 // Checkpoints implements audit.Store.
 func (s *Store) Checkpoints(ctx context.Context, after int64, limit int) ([]*audit.StoredCheckpoint, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT size, note FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*audit.StoredCheckpoint
-	for rows.Next() {
+	return sqlrows.Collect(ctx, s.db, func(r sqlrows.Scanner) (*audit.StoredCheckpoint, error) {
 		var c audit.StoredCheckpoint
-		if err := rows.Scan(&c.Size, &c.Note); err != nil {
-			return nil, err
-		}
-		out = append(out, &c)
-	}
-	return out, rows.Err()
+		return &c, r.Scan(&c.Size, &c.Note)
+	}, `SELECT size, note FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?`, after, limit)
 }
