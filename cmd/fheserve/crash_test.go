@@ -44,7 +44,7 @@ func TestCrash(t *testing.T) {
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	args := []string{"--workers", "1", "--eval-threads", "2"}
 	s := startServer(t, data, args...)
-	w := newRestartWorld(ctx, t, s.url)
+	w := newRestartWorld(ctx, t, s.url, "mlp_square")
 	var keyBytes bytes.Buffer
 	if err := w.keys.WriteEvalKeys(&keyBytes); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func TestCrash(t *testing.T) {
 	in := w.keys.Plan.InputSize()
 	cts := make([][]byte, 2)
 	for i := range cts {
-		ct, err := w.keys.Encrypt(w.w.x[i*in:(i+1)*in], 1)
+		ct, err := w.keys.Encrypt(w.x[i*in:(i+1)*in], 1)
 		if err != nil {
 			t.Fatal(err)
 		}

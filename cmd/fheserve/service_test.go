@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/bundled"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
@@ -26,42 +26,31 @@ import (
 
 // TestServiceCLI runs the server and every client command in the test's
 // process. The tests that kill a server (TestRestart, TestCrash, TestLoad)
-// run it as a separate process of the fheserve binary, built once into a
-// temporary directory; their clients run in the test's process.
+// run it as a separate process: the test binary itself, which runs main
+// instead of the tests when asMainEnv is set (no 'go build' of the
+// command, which took seconds); their clients run in the test's process.
 
-var cli struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
+// asMainEnv, set to 1 in a process of the test binary, makes it run
+// 'fheserve' with its arguments instead of the tests.
+const asMainEnv = "FHESERVE_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if cli.dir != "" {
-		os.RemoveAll(cli.dir)
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		return
 	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
-// binary builds the fheserve command (once per test run) and returns its path.
+// binary returns the path of a program that runs as the fheserve command
+// when its environment holds asMainEnv=1: this test binary.
 func binary(t *testing.T) string {
 	t.Helper()
-	cli.once.Do(func() {
-		cli.dir, cli.err = os.MkdirTemp("", "fheserve-bin-")
-		if cli.err != nil {
-			return
-		}
-		cli.path = filepath.Join(cli.dir, "fheserve")
-		out, err := exec.Command("go", "build", "-o", cli.path, ".").CombinedOutput()
-		if err != nil {
-			cli.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if cli.err != nil {
-		t.Fatal(cli.err)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cli.path
+	return exe
 }
 
 // server is a 'fheserve serve' process.
@@ -93,7 +82,7 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, dataDir string, args ...string) *server {
 	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), "FHESERVE_MASTER_KEY=")
+	cmd.Env = append(os.Environ(), "FHESERVE_MASTER_KEY=", asMainEnv+"=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +389,7 @@ func TestRestart(t *testing.T) {
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	// One job at a time on one thread, so that the second job waits.
 	s := startServer(t, data, "--workers", "1", "--eval-threads", "1")
-	w := newRestartWorld(ctx, t, s.url)
+	w := newRestartWorld(ctx, t, s.url, "cnn_square")
 
 	a := w.submit(ctx, t, 0)
 	b := w.submit(ctx, t, 1)
@@ -439,27 +428,35 @@ func TestRestart(t *testing.T) {
 }
 
 // restartWorld is an owner's model and a user's keys on a server, through
-// the SDK.
+// the SDK. The model is a fixture of testdata/onnx without activations,
+// so that the plaintext model is the oracle: mlp_square's keys are 8 MB
+// and a sample evaluates in a fraction of a second; cnn_square's 23 MB,
+// about twice as long (the bundled cnn had 176 MB of keys, 7 s of key
+// generation and over a second per sample).
 type restartWorld struct {
 	user *sdk.Client
 	keys *sdk.Keys
-	w    *workload
-	want []float64
+	x    []float64 // the fixture's samples
+	want []float64 // the plaintext model's outputs for them
 }
 
-func newRestartWorld(ctx context.Context, t *testing.T, url string) *restartWorld {
+func newRestartWorld(ctx context.Context, t *testing.T, url, name string) *restartWorld {
 	t.Helper()
-	w, err := loadWorkload("cnn", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, owner, user := sdk.New(url), sdk.New(url), sdk.New(url)
 	step := func(err error) {
 		t.Helper()
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
+	onnxBytes, err := os.ReadFile(fixture(name + ".onnx"))
+	step(err)
+	g, err := onnx.Import(onnxBytes, onnx.Options{})
+	step(err)
+	x, err := npy.ReadFile(fixture(name + ".x.npy"))
+	step(err)
+	calib, err := os.ReadFile(fixture(name + ".x.npy"))
+	step(err)
+	admin, owner, user := sdk.New(url), sdk.New(url), sdk.New(url)
 	_, err = owner.Register(ctx, "olivia", "owner-password", fheserve.RoleOwner)
 	step(err)
 	_, err = user.Register(ctx, "ulrich", "user-password", fheserve.RoleUser)
@@ -474,20 +471,15 @@ func newRestartWorld(ctx context.Context, t *testing.T, url string) *restartWorl
 	step(err)
 	_, err = user.Login(ctx, "ulrich", "user-password")
 	step(err)
-	onnx, err := bundled.Model("cnn")
-	step(err)
-	var calib bytes.Buffer
-	size := w.graph.Input.Size()
-	step(npy.Write(&calib, &npy.Array{Shape: []int{len(w.calib) / size, size}, Data: w.calib}))
-	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: "cnn", ONNX: onnx, Calibration: calib.Bytes()})
+	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: name, ONNX: onnxBytes, Calibration: calib})
 	step(err)
 	keys, err := user.GenerateKeys(ctx, m.ID)
 	step(err)
 	_, err = user.UploadKeys(ctx, keys, "")
 	step(err)
-	want, err := w.graph.EvalBatch(w.x, w.n, nil)
+	want, err := g.EvalBatch(x.Data, x.Shape[0], nil)
 	step(err)
-	return &restartWorld{user: user, keys: keys, w: w, want: want}
+	return &restartWorld{user: user, keys: keys, x: x.Data, want: want}
 }
 
 func (rw *restartWorld) reconnect(url string) { rw.user.API.URL = url }
@@ -496,7 +488,7 @@ func (rw *restartWorld) reconnect(url string) { rw.user.API.URL = url }
 func (rw *restartWorld) submit(ctx context.Context, t *testing.T, i int) string {
 	t.Helper()
 	in := rw.keys.Plan.InputSize()
-	ct, err := rw.keys.Encrypt(rw.w.x[i*in:(i+1)*in], 1)
+	ct, err := rw.keys.Encrypt(rw.x[i*in:(i+1)*in], 1)
 	if err != nil {
 		t.Fatal(err)
 	}
