@@ -83,6 +83,12 @@ const (
 	FitLeastSquares  = "least-squares"
 )
 
+// Key choices (compiler.KeysSmall, compiler.KeysFast).
+const (
+	KeysSmall = "small"
+	KeysFast  = "fast"
+)
+
 // Ranges of CompileSettings (NoPrivacy is compiler.NoPrivacy).
 const (
 	NoPrivacy        = -1      // PrivacyBits that turns flooding off
@@ -125,6 +131,9 @@ type CompileSettings struct {
 	// inputs like the calibration data, the activation approximations
 	// included (compiler.Options.Precision; 0: PrecisionBits applies).
 	Precision float64 `json:"precision,omitempty"`
+	// Keys is KeysSmall (the default: the fewest key bytes) or KeysFast
+	// (the fewest rotations) for the linear maps' rotation keys.
+	Keys string `json:"keys,omitempty"`
 }
 
 // Validate checks the settings' ranges; the compiler checks the rest
@@ -167,6 +176,9 @@ func (c *CompileSettings) Validate() error {
 	}
 	if c.Precision != 0 && c.PrecisionBits != 0 {
 		return Errorf(EINVALID, "precision and precision_bits cannot both be given: one is absolute, the other relative to the output bound")
+	}
+	if c.Keys != "" && c.Keys != KeysSmall && c.Keys != KeysFast {
+		return Errorf(EINVALID, "keys must be %q or %q, not %q", KeysSmall, KeysFast, clip(c.Keys, 20))
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ type evaluator struct {
 // KeySetSize is the exact size of a key set for the model's plan: the
 // limit on an upload's body.
 func (a *App) KeySetSize(info *planInfo) int64 {
-	return int64(he.EvalKeysSize(info.params, info.plan.GaloisElements, info.plan.Relin))
+	return int64(he.EvalKeysSize(info.params, he.PlanKeys(info.plan)))
 }
 
 // UploadKeys stores the calling user's public and evaluation keys for a
@@ -118,7 +118,7 @@ func (a *App) storeKeys(ctx context.Context, ks *fheserve.KeySet, info *planInfo
 	counted := &countingWriter{}
 	lim := &limitedReader{r: body, n: want, limit: want, length: length, what: "key set"}
 	in := io.TeeReader(lim, io.MultiWriter(w, h, counted))
-	keys, err := he.UnmarshalEvalKeys(in, info.params, he.KeyLimits{MaxGalois: len(info.plan.GaloisElements)})
+	keys, err := he.UnmarshalEvalKeys(in, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan))})
 	if err != nil {
 		return nil, keyError(err, lim)
 	}
@@ -225,7 +225,7 @@ func (a *App) newEvaluator(pm *preparedModel, keySetID string, keys *he.EvalKeys
 	}
 	e := &evaluator{ev: ev, model: pm}
 	// Expanded keys take about twice their seeded size.
-	a.evaluators.add(keySetID, e, 2*int64(he.EvalKeysSize(pm.params, pm.plan.GaloisElements, pm.plan.Relin)))
+	a.evaluators.add(keySetID, e, 2*int64(he.EvalKeysSize(pm.params, he.PlanKeys(pm.plan))))
 	return e, nil
 }
 
@@ -240,7 +240,7 @@ func (a *App) evaluatorFor(ctx context.Context, pm *preparedModel, ks *fheserve.
 		return nil, err
 	}
 	defer r.Close()
-	keys, err := he.UnmarshalEvalKeys(r, pm.params, he.KeyLimits{MaxGalois: len(pm.plan.GaloisElements)})
+	keys, err := he.UnmarshalEvalKeys(r, pm.params, he.KeyLimits{Keys: new(he.PlanKeys(pm.plan))})
 	if err != nil {
 		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
 	}

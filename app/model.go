@@ -162,6 +162,7 @@ func CompilerOptions(packing string, s *fheserve.CompileSettings, calibration []
 		QueryBudget:   s.QueryBudget,
 		PrecisionBits: s.PrecisionBits,
 		Precision:     s.Precision,
+		Keys:          s.Keys,
 	}
 }
 

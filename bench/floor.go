@@ -28,7 +28,7 @@ func newCostMeter(p *plan.Plan) (*costMeter, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, keys, err := client.GenerateKeys(params, server.KernelGaloisElements(params), true)
+	_, keys, err := client.GenerateKeys(params, he.TopLevelKeys(params, server.KernelGaloisElements(params), true))
 	if err != nil {
 		return nil, err
 	}

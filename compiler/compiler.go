@@ -107,7 +107,21 @@ type Options struct {
 	// OutputBound forces the largest output magnitude the parameters must
 	// carry (0 takes it from calibration).
 	OutputBound float64
+	// Keys is what the baby-step giant-step ratios of the linear maps
+	// favour: KeysSmall (the default) the fewest key bytes, then the
+	// fewest rotations; KeysFast the fewest rotations (weighted by their
+	// level), then the fewest key bytes. Small is the default because the
+	// upload, sent before the first prediction and again with every new
+	// key set, is what holds users back; it costs little time (BENCHMARKS.md,
+	// "Keys at their level").
+	Keys string
 }
+
+// Key choices (Options.Keys).
+const (
+	KeysSmall = "small"
+	KeysFast  = "fast"
+)
 
 // Result is a compiled model.
 type Result struct {
@@ -230,6 +244,13 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Precision != 0 && o.PrecisionBits != 0 {
 		return fheserve.Errorf(fheserve.EINVALID, "--precision (an absolute error) and --precision-bits (relative to the output bound) cannot both be given")
+	}
+	switch o.Keys {
+	case "":
+		o.Keys = KeysSmall
+	case KeysSmall, KeysFast:
+	default:
+		return fheserve.Errorf(fheserve.EINVALID, "unknown key choice %q (want %q or %q)", o.Keys, KeysFast, KeysSmall)
 	}
 	switch o.Fit {
 	case "", FitInterpolation, FitLeastSquares:
@@ -724,7 +745,7 @@ func (c *compilation) tradeOff(p *plan.Plan, ps *paramChoice, pr privacy) error 
 	p.Params = ps.spec
 	p.Steps, p.Ops = nil, plan.OpCounts{}
 	if err := c.countAndKeys(p, ps); err == nil {
-		keys = fmt.Sprintf("%.0f MB", float64(he.EvalKeysSize(ps.params, p.GaloisElements, p.Relin))/1e6)
+		keys = fmt.Sprintf("%.0f MB", float64(he.EvalKeysSize(ps.params, he.PlanKeys(p)))/1e6)
 	}
 	reach := fmt.Sprintf("the best is %.1f bits at N=2^%d (scale 2^%d, logQP %.0f, keys %s)", pr.bits, ps.spec.LogN, ps.spec.LogDefaultScale, ps.logQP, keys)
 	if pr.flood == 0 {
@@ -795,28 +816,57 @@ func (c *compilation) reordersFreely(v int) bool {
 	return true
 }
 
-// countAndKeys fills the rotation set, Galois elements, operation counts
-// and step summaries.
+// countAndKeys fills the rotation set, Galois elements and the level of
+// each key, operation counts and step summaries.
 func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
-	rots := map[int]bool{}
+	if p.Packing == plan.Latency {
+		chooseRatios(c.prog.Steps, p.Slots(), ps, c.opts.Keys)
+	}
+	use := &keyUse{rots: map[int]int{}}
 	p.Ops.Ciphertexts = p.Input.Ciphertexts
 	p.Ops.ResultCts = p.Output.Ciphertexts
 	for i := range c.prog.Steps {
-		p.Steps = append(p.Steps, c.countStep(p, &c.prog.Steps[i], rots))
+		p.Steps = append(p.Steps, c.countStep(p, &c.prog.Steps[i], use))
 	}
-	for r := range rots {
-		if r != 0 {
-			p.Rotations = append(p.Rotations, r)
+	level := map[uint64]int{}
+	for r, l := range use.rots {
+		if r == 0 {
+			continue
+		}
+		p.Rotations = append(p.Rotations, r)
+		g := ps.params.GaloisElement(r)
+		if cur, ok := level[g]; !ok || l > cur {
+			level[g] = l
 		}
 	}
 	sort.Ints(p.Rotations)
 	p.GaloisElements = galoisElements(ps, p.Rotations)
+	p.KeyLevels = &plan.KeyLevels{Galois: make([]int, len(p.GaloisElements)), Relin: use.relin}
+	for i, g := range p.GaloisElements {
+		p.KeyLevels.Galois[i] = level[g]
+	}
 	return nil
 }
 
+// keyUse records the highest ciphertext level at which the plan switches
+// keys with each rotation and with the relinearization key: each key is
+// generated at that level (he.PlanKeys).
+type keyUse struct {
+	rots  map[int]int
+	relin int
+}
+
+func (k *keyUse) rotate(level int, rots ...int) {
+	for _, r := range rots {
+		if cur, ok := k.rots[r]; !ok || level > cur {
+			k.rots[r] = level
+		}
+	}
+}
+
 // countStep adds the operations of step s to the plan's counts and its
-// rotations to rots, and describes the step.
-func (c *compilation) countStep(p *plan.Plan, s *plan.Step, rots map[int]bool) plan.StepInfo {
+// key uses to use, and describes the step.
+func (c *compilation) countStep(p *plan.Plan, s *plan.Step, use *keyUse) plan.StepInfo {
 	ops := &p.Ops
 	info := plan.StepInfo{Kind: s.Kind, Name: s.Name, LevelIn: s.LevelIn, LevelOut: s.Level, OutLength: s.Length}
 	if in := s.In[0]; in == 0 {
@@ -838,12 +888,13 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, rots map[int]bool) p
 		case s.Coeffs:
 			ops.CoeffMuls++
 		default:
-			countDiagonals(s, p.Slots(), ops, rots, &info)
+			countDiagonals(s, p.Slots(), ops, use, &info)
 		}
 	case plan.StepSquare, plan.StepMul:
 		ops.CtMuls += cts
 		ops.Rescales += cts
 		p.Relin = true
+		use.relin = max(use.relin, s.LevelIn)
 	case plan.StepAdd:
 		ops.Additions += cts
 	case plan.StepPoly:
@@ -854,21 +905,22 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, rots map[int]bool) p
 		ops.Rescales += cts * plan.PolyDepth(deg)
 		if deg >= 2 {
 			p.Relin = true
+			use.relin = max(use.relin, s.LevelIn)
 		}
 	}
 	return info
 }
 
-// countDiagonals chooses the baby-step giant-step ratio of a linear map
-// in slots and counts its diagonals, products and rotations.
-func countDiagonals(s *plan.Step, slots int, ops *plan.OpCounts, rots map[int]bool, info *plan.StepInfo) {
+// countDiagonals counts the diagonals, products and rotations of a linear
+// map in slots, at the ratio chooseRatios chose. Baby and
+// giant steps switch keys at the step's input level, the folds after its
+// rescale, one level lower.
+func countDiagonals(s *plan.Step, slots int, ops *plan.OpCounts, use *keyUse, info *plan.StepInfo) {
 	idx := s.DiagonalIndices()
-	s.LogBSGSRatio = bestRatio(idx, slots)
 	babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
 	folds := s.FoldRotations()
-	for _, r := range slices.Concat(babies, giants, folds) {
-		rots[r] = true
-	}
+	use.rotate(s.LevelIn, slices.Concat(babies, giants)...)
+	use.rotate(s.LevelIn-1, folds...)
 	info.Diagonals = len(idx)
 	info.Rotations = len(babies) + len(giants) + len(folds)
 	ops.Diagonals += len(idx)

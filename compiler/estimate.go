@@ -334,8 +334,8 @@ func polyLipschitz(basis string, c []float64) (lip, sum float64) {
 func (c *compilation) sizes(p *plan.Plan, ps *paramChoice) error {
 	p.Sizes.Upload = he.CiphertextsSize(ps.params, p.Input.Level, p.Input.Ciphertexts, true)
 	p.Sizes.Result = he.ResultSize(ps.params, p.Output.Ciphertexts, p.ResultBits)
-	p.Sizes.PublicKey = he.EvalKeysSize(ps.params, nil, false)
-	p.Sizes.EvalKeys = he.EvalKeysSize(ps.params, p.GaloisElements, p.Relin)
+	p.Sizes.PublicKey = he.EvalKeysSize(ps.params, he.KeySpec{})
+	p.Sizes.EvalKeys = he.EvalKeysSize(ps.params, he.PlanKeys(p))
 	p.Sizes.GaloisKeys = len(p.GaloisElements)
 	return nil
 }

@@ -1,7 +1,9 @@
 package compiler
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/fheserve/fheserve"
@@ -90,7 +92,7 @@ func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool
 
 // keyBytes is the size of one rotation key under ps.
 func (ps *paramChoice) keyBytes() int {
-	return he.EvalKeysSize(ps.params, []uint64{ps.params.GaloisElement(1)}, false) - he.EvalKeysSize(ps.params, nil, false)
+	return he.EvalKeysSize(ps.params, he.TopLevelKeys(ps.params, []uint64{ps.params.GaloisElement(1)}, false)) - he.EvalKeysSize(ps.params, he.KeySpec{})
 }
 
 func galoisElements(ps *paramChoice, rots []int) []uint64 {
@@ -105,16 +107,157 @@ func galoisElements(ps *paramChoice, rots []int) []uint64 {
 // hoistedCost is the cost of a hoisted rotation relative to a full one.
 const hoistedCost = 0.5
 
-// bestRatio picks the baby-step giant-step ratio with the lowest rotation
-// cost, hoisted baby steps being cheaper than giant steps.
-func bestRatio(diags []int, slots int) int {
-	best, bestCost := 0, math.Inf(1)
-	for r := 0; r <= 4; r++ {
+// maxLogRatio is the largest log2 baby-step giant-step ratio tried.
+const maxLogRatio = 6
+
+// bsgsOption is one baby-step giant-step split of a linear map.
+type bsgsOption struct {
+	ratio          int
+	babies, giants []int
+}
+
+// bsgsOptions returns the distinct splits that the ratios 0..maxLogRatio
+// give a linear map's diagonals, smallest ratio first.
+func bsgsOptions(diags []int, slots int) []bsgsOption {
+	var out []bsgsOption
+	for r := 0; r <= maxLogRatio; r++ {
 		b, g := server.BSGS(diags, slots, r)
-		cost := hoistedCost*float64(len(b)) + float64(len(g))
-		if cost < bestCost {
-			best, bestCost = r, cost
+		if slices.ContainsFunc(out, func(o bsgsOption) bool { return slices.Equal(o.babies, b) && slices.Equal(o.giants, g) }) {
+			continue
+		}
+		out = append(out, bsgsOption{ratio: r, babies: b, giants: g})
+	}
+	return out
+}
+
+// ratioStep is a latency linear step whose ratio chooseRatios picks.
+type ratioStep struct {
+	s    *plan.Step
+	opts []bsgsOption
+}
+
+// ratioCost is the cost of a choice of ratios: the bytes of the rotation
+// keys (each at the highest level it is used) and the time of the
+// rotations, in the same unit: a key switch at level l costs about as
+// much as the key at level l is large (both grow with the decomposition
+// rows times the primes), a hoisted baby step hoistedCost of that.
+type ratioCost struct {
+	bytes, time float64
+}
+
+// less orders costs by what the owner asked for: fast (time, then bytes)
+// or small (bytes, then time).
+func (a ratioCost) less(b ratioCost, keys string) bool {
+	if keys == KeysSmall {
+		return a.bytes < b.bytes || (a.bytes == b.bytes && a.time < b.time)
+	}
+	return a.time < b.time || (a.time == b.time && a.bytes < b.bytes)
+}
+
+// maxRatioChoices bounds the exhaustive search over the ratios of all
+// linear steps; beyond it, each step's ratio is improved in turn.
+const maxRatioChoices = 1 << 14
+
+// chooseRatios sets the baby-step giant-step ratio of every latency-mode
+// linear step in slots, all together: a rotation key that one step needs
+// serves every step at its level or below, so a step may take a ratio
+// whose rotations other steps already need. keys is Options.Keys.
+func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string) {
+	var rs []ratioStep
+	fixed := map[int]int{} // fold rotations: rotation -> level
+	for i := range steps {
+		s := &steps[i]
+		if s.Kind != plan.StepLinear || s.Coeffs {
+			continue
+		}
+		rs = append(rs, ratioStep{s: s, opts: bsgsOptions(s.DiagonalIndices(), slots)})
+		for _, r := range s.FoldRotations() {
+			fixed[r] = max(fixed[r], s.LevelIn-1)
 		}
 	}
-	return best
+	if len(rs) == 0 {
+		return
+	}
+	kb := ps.galoisKeyBytes()
+	cost := func(pick []int) ratioCost {
+		level := maps.Clone(fixed)
+		var c ratioCost
+		for i, st := range rs {
+			o := st.opts[pick[i]]
+			l := st.s.LevelIn
+			c.time += (hoistedCost*float64(len(o.babies)) + float64(len(o.giants))) * kb[l]
+			for _, r := range slices.Concat(o.babies, o.giants) {
+				if cur, ok := level[r]; !ok || l > cur {
+					level[r] = l
+				}
+			}
+		}
+		for r, l := range level {
+			if r != 0 {
+				c.bytes += kb[l]
+			}
+		}
+		return c
+	}
+	pick := make([]int, len(rs))
+	// Each step's fastest split alone: the start, and the choice before
+	// keys were costed.
+	for i, st := range rs {
+		for j, o := range st.opts {
+			b := st.opts[pick[i]]
+			if hoistedCost*float64(len(o.babies))+float64(len(o.giants)) < hoistedCost*float64(len(b.babies))+float64(len(b.giants)) {
+				pick[i] = j
+			}
+		}
+	}
+	total := 1
+	for _, st := range rs {
+		total = min(total*len(st.opts), maxRatioChoices+1)
+	}
+	best, bestCost := slices.Clone(pick), cost(pick)
+	if total <= maxRatioChoices {
+		// Every combination, as an odometer over the steps' options.
+		cur := make([]int, len(rs))
+		for {
+			if c := cost(cur); c.less(bestCost, keys) {
+				best, bestCost = slices.Clone(cur), c
+			}
+			i := 0
+			for i < len(rs) && cur[i] == len(rs[i].opts)-1 {
+				cur[i] = 0
+				i++
+			}
+			if i == len(rs) {
+				break
+			}
+			cur[i]++
+		}
+	} else {
+		for improved := true; improved; {
+			improved = false
+			for i, st := range rs {
+				for j := range st.opts {
+					cur := slices.Clone(best)
+					cur[i] = j
+					if c := cost(cur); c.less(bestCost, keys) {
+						best, bestCost, improved = cur, c, true
+					}
+				}
+			}
+		}
+	}
+	for i, st := range rs {
+		st.s.LogBSGSRatio = st.opts[best[i]].ratio
+	}
+}
+
+// galoisKeyBytes returns the encoded size of one Galois key at each level.
+func (ps *paramChoice) galoisKeyBytes() []float64 {
+	empty := he.EvalKeysSize(ps.params, he.KeySpec{})
+	g := ps.params.GaloisElement(1)
+	out := make([]float64, ps.params.MaxLevel()+1)
+	for l := range out {
+		out[l] = float64(he.EvalKeysSize(ps.params, he.KeySpec{Galois: []uint64{g}, GaloisLevels: []int{l}}) - empty)
+	}
+	return out
 }

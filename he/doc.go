@@ -89,9 +89,10 @@ Header, 48 bytes:
 	  4   1 format version, 1
 	  5   1 kind, 1 (evaluation key set)
 	  6   1 logN
-	  7   1 flags: bit 0 a relinearization key follows; other bits 0
+	  7   1 flags: bit 0 a relinearization key follows; bit 1 each
+	        evaluation key carries its level; other bits 0
 	  8  32 parameter fingerprint
-	 40   1 key level in Q, L = number of Q primes - 1
+	 40   1 top level in Q, L = number of Q primes - 1
 	 41   1 key level in P, K = number of P primes - 1
 	 42   1 base-two decomposition, 0 (none)
 	 43   1 reserved, 0
@@ -102,13 +103,22 @@ Then:
   - the public key: a 32-byte seed, then b, a polynomial over QP. The key is
     (b, a) with a the seed's expansion over rows q_0..q_L, p_0..p_K, and
     b = -a*s + e (Montgomery form).
-  - if flag bit 0, the relinearization key: a 32-byte seed, then the b part
-    of each of its R gadget entries, in order, each a polynomial over QP;
-    R = ceil((L+1)/(K+1)) as the parameters imply. The a parts are the
-    seed's expansion, entry after entry, as Lattigo's EvaluationKey.Expand
-    reads them.
+  - if flag bit 0, the relinearization key: with flag bit 1 its level l
+    (1 byte, 0..L; without the flag l = L), a 32-byte seed, then the b part
+    of each of its R gadget entries, in order, each a polynomial over
+    q_0..q_l and P; R = ceil((l+1)/(K+1)). The a parts are the seed's
+    expansion at that level, entry after entry, as Lattigo's
+    EvaluationKey.Expand reads them.
   - each Galois key, in strictly increasing order of Galois element: the
-    element (8 bytes; odd, 3..2N-1), then a seed and R b parts as above.
+    element (8 bytes; odd, 3..2N-1), then (flag bit 1) its level, a seed
+    and R b parts as above.
+
+A key at level l switches ciphertexts at levels 0..l: a plan gives each key
+the highest level at which it uses it (plan.KeyLevels), and a key used only
+in later layers is a fraction of a top-level one. A writer sets flag bit 1
+only when some key is below the top level, so key sets of plans without
+levels are written as before. Given the keys wanted (KeyLimits.Keys), the
+decoder refuses a key of another element or level before allocating it.
 
 Only the b parts travel: keys are half the size of Lattigo's. EvalKeysSize
 gives the exact size of a key set.

@@ -150,10 +150,16 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 	polyQP := uint64((params.QCount() + params.PCount()) * params.N() * 8)
 	rows := uint64(params.BaseRNSDecompositionVectorSize(params.MaxLevelQ(), params.MaxLevelP()))
 	limit := (2*polyQP + uint64(1+fuzzKeyLimits.MaxGalois)*2*rows*polyQP) * 3 / 2
-	ct, err := keys.Encrypt([][]float64{{1, 2, 3}}, 1, params.DefaultScale())
-	if err != nil {
-		f.Fatal(err)
+	// A ciphertext at each level: a key switches ciphertexts up to its own.
+	var cts []*rlwe.Ciphertext
+	for level := range params.MaxLevel() + 1 {
+		ct, err := keys.Encrypt([][]float64{{1, 2, 3}}, level, params.DefaultScale())
+		if err != nil {
+			f.Fatal(err)
+		}
+		cts = append(cts, ct[0])
 	}
+	f.Add(leveledKeys(f, params))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var k *he.EvalKeys
 		var err error
@@ -173,14 +179,16 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 		}
 		// Garbage keys give garbage results, but never a panic.
 		eval := ckks.NewEvaluator(params, k.EvaluationKeySet())
-		out := ckks.NewCiphertext(params, 1, ct[0].Level())
-		for _, g := range k.GaloisElements() {
-			if err := eval.Automorphism(ct[0], g, out); err != nil {
-				t.Fatalf("automorphism %d: %v", g, err)
+		for _, g := range k.Galois {
+			ct := cts[g.LevelQ()]
+			out := ckks.NewCiphertext(params, 1, ct.Level())
+			if err := eval.Automorphism(ct, g.GaloisElement, out); err != nil {
+				t.Fatalf("automorphism %d: %v", g.GaloisElement, err)
 			}
 		}
 		if k.Relin != nil {
-			if _, err := eval.MulRelinNew(ct[0], ct[0]); err != nil {
+			ct := cts[k.Relin.LevelQ()]
+			if _, err := eval.MulRelinNew(ct, ct); err != nil {
 				t.Fatalf("relinearization: %v", err)
 			}
 		}
@@ -188,6 +196,27 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 			t.Fatalf("sanitizer: %v", err)
 		}
 	})
+}
+
+// leveledKeys encodes a key set with keys below the top level (a fresh
+// secret key: the fuzzer never decrypts): a relinearization key and a
+// Galois key at level 0, another Galois key at the top level.
+func leveledKeys(tb testing.TB, params ckks.Parameters) []byte {
+	tb.Helper()
+	spec := he.KeySpec{
+		Galois:       []uint64{params.GaloisElement(1), params.GaloisElement(-1)},
+		GaloisLevels: []int{0, params.MaxLevel()},
+		Relin:        true,
+	}
+	_, evk, err := client.GenerateKeys(params, spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := he.MarshalEvalKeys(&b, params, evk); err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // The valid seeds must decode, or the fuzzers never reach the checks that
@@ -248,7 +277,7 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 	params := MustParams(t, specFuzz)
 	g1, g2 := params.GaloisElement(1), params.GaloisElement(-1)
-	keys, evk, err := client.GenerateKeys(params, []uint64{g1, g2}, true)
+	keys, evk, err := client.GenerateKeys(params, he.TopLevelKeys(params, []uint64{g1, g2}, true))
 	if err != nil {
 		t.Fatal(err)
 	}

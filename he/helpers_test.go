@@ -56,7 +56,7 @@ func mustJSONKey(spec plan.Params) []byte {
 // MustKeys generates keys for params.
 func MustKeys(tb testing.TB, params ckks.Parameters, galEls []uint64, relin bool) (*client.Keys, *he.EvalKeys) {
 	tb.Helper()
-	k, evk, err := client.GenerateKeys(params, galEls, relin)
+	k, evk, err := client.GenerateKeys(params, he.TopLevelKeys(params, galEls, relin))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
@@ -20,8 +21,76 @@ const (
 	kindEvalKeys  = 1
 	keyHeaderLen  = 48
 	flagRelin     = 1 << 0
+	flagLevels    = 1 << 1 // each evaluation key is preceded by its level
 	galoisElemLen = 8
+	levelLen      = 1
 )
+
+// KeySpec lists the evaluation keys of a key set and the level of each.
+// A key at level l switches ciphertexts at levels 0..l and has the
+// decomposition rows of level l: ceil((l+1)/|P|) polynomials over the l+1
+// primes of Q and the primes of P.
+type KeySpec struct {
+	Galois       []uint64 // Galois elements
+	GaloisLevels []int    // the level of each Galois key
+	Relin        bool
+	RelinLevel   int // the relinearization key's, when Relin
+}
+
+// TopLevelKeys specifies Galois keys for galEls and, if relin, a
+// relinearization key, all at the top level of params.
+func TopLevelKeys(params ckks.Parameters, galEls []uint64, relin bool) KeySpec {
+	top := params.MaxLevelQ()
+	levels := make([]int, len(galEls))
+	for i := range levels {
+		levels[i] = top
+	}
+	return KeySpec{Galois: galEls, GaloisLevels: levels, Relin: relin, RelinLevel: top}
+}
+
+// PlanKeys is the key set a plan needs: its Galois elements and
+// relinearization key at the plan's key levels (all at the top level for
+// plans compiled without levels).
+func PlanKeys(p *plan.Plan) KeySpec {
+	return KeySpec{Galois: p.GaloisElements, GaloisLevels: p.GaloisLevels(), Relin: p.Relin, RelinLevel: p.RelinLevel()}
+}
+
+// Validate checks that s is a valid key set for params: levels aligned with
+// valid, distinct Galois elements, each level in 0..params.MaxLevelQ().
+func (s KeySpec) Validate(params ckks.Parameters) error {
+	if len(s.GaloisLevels) != len(s.Galois) {
+		return fheserve.Errorf(fheserve.EINVALID, "key set: %d levels for %d galois elements", len(s.GaloisLevels), len(s.Galois))
+	}
+	if err := CheckGaloisElements(params, s.Galois); err != nil {
+		return err
+	}
+	levels := s.GaloisLevels
+	if s.Relin {
+		levels = append([]int{s.RelinLevel}, levels...)
+	}
+	for _, l := range levels {
+		if l < 0 || l > params.MaxLevelQ() {
+			return fheserve.Errorf(fheserve.EINVALID, "key set: level %d is outside 0..%d", l, params.MaxLevelQ())
+		}
+	}
+	return nil
+}
+
+// galoisLevel returns the level s gives the key of Galois element g.
+func (s KeySpec) galoisLevel(g uint64) (int, bool) {
+	i := slices.Index(s.Galois, g)
+	if i < 0 {
+		return 0, false
+	}
+	return s.GaloisLevels[i], true
+}
+
+// leveled reports whether some key of s is below the top level of params:
+// the key set is then written with a level before each evaluation key.
+func (s KeySpec) leveled(params ckks.Parameters) bool {
+	top := params.MaxLevelQ()
+	return (s.Relin && s.RelinLevel != top) || slices.ContainsFunc(s.GaloisLevels, func(l int) bool { return l != top })
+}
 
 // EvalKeys is what a user uploads for a plan: the public key (for the
 // server's re-randomization of results), the relinearization key if the
@@ -48,9 +117,31 @@ func NewEvalKeys(params ckks.Parameters, pk *rlwe.PublicKey, pkSeed [32]byte, re
 	return &EvalKeys{Public: pk, PublicSeed: &pkSeed, Relin: relin, Galois: galois, params: &params}
 }
 
-// KeyLimits bounds what UnmarshalEvalKeys accepts.
+// KeyLimits bounds what UnmarshalEvalKeys accepts: at most MaxGalois
+// Galois keys, and when Keys is not nil, only keys it lists, at the levels
+// it gives (MaxGalois is then len(Keys.Galois)): a key that Keys does not
+// list, or lists at another level, is refused before it is read. A key set
+// may lack some of Keys' Galois keys; the caller checks that it has those
+// it needs, and names what is missing.
 type KeyLimits struct {
 	MaxGalois int
+	Keys      *KeySpec
+}
+
+// Spec returns the keys k holds and their levels, Galois keys in
+// increasing order of element.
+func (k *EvalKeys) Spec() KeySpec {
+	gks := slices.Clone(k.Galois)
+	slices.SortFunc(gks, func(a, b *rlwe.GaloisKey) int { return cmp.Compare(a.GaloisElement, b.GaloisElement) })
+	s := KeySpec{Relin: k.Relin != nil}
+	for _, g := range gks {
+		s.Galois = append(s.Galois, g.GaloisElement)
+		s.GaloisLevels = append(s.GaloisLevels, g.LevelQ())
+	}
+	if k.Relin != nil {
+		s.RelinLevel = k.Relin.LevelQ()
+	}
+	return s
 }
 
 // GaloisElements returns the Galois elements of k's Galois keys, sorted.
@@ -121,45 +212,74 @@ func CheckGaloisElements(params ckks.Parameters, galEls []uint64) error {
 	return nil
 }
 
-// keyShape is the shape of every evaluation key params imply: all levels of
-// Q and P, no base-two decomposition, so rows x 1 gadget entries.
+// keyShape is the shape of an evaluation key at level levelQ: levels
+// 0..levelQ of Q, all of P, no base-two decomposition, so rows x 1 gadget
+// entries. The public key has the top level's shape.
 type keyShape struct {
 	levelQ, levelP int
 	rows           int
 }
 
 func shapeOf(params ckks.Parameters) keyShape {
-	lq, lp := params.MaxLevelQ(), params.MaxLevelP()
-	return keyShape{levelQ: lq, levelP: lp, rows: params.BaseRNSDecompositionVectorSize(lq, lp)}
+	return shapeAt(params, params.MaxLevelQ())
 }
 
-// polyQPLen is the packed size of one polynomial over QP.
-func polyQPLen(params ckks.Parameters) int {
+func shapeAt(params ckks.Parameters, levelQ int) keyShape {
+	lp := params.MaxLevelP()
+	return keyShape{levelQ: levelQ, levelP: lp, rows: params.BaseRNSDecompositionVectorSize(levelQ, lp)}
+}
+
+// polyQPLen is the packed size of one polynomial over the primes of Q up
+// to levelQ and all of P.
+func polyQPLen(params ckks.Parameters, levelQ int) int {
 	n := 0
-	for _, q := range append(params.Q(), params.P()...) {
+	for _, q := range append(slices.Clip(params.Q()[:levelQ+1]), params.P()...) {
 		n += packedLen(params.N(), bitLen(q))
 	}
 	return n
 }
 
+// evalKeyLen is the encoded size of an evaluation key at levelQ: its seed
+// and its b parts.
+func evalKeyLen(params ckks.Parameters, levelQ int) int {
+	return seedLen + shapeAt(params, levelQ).rows*polyQPLen(params, levelQ)
+}
+
 // EvalKeysSize returns the exact encoded size of a key set with a public
-// key, Galois keys for galEls and, if relin, a relinearization key.
-func EvalKeysSize(params ckks.Parameters, galEls []uint64, relin bool) int {
-	poly := polyQPLen(params)
-	matrix := seedLen + shapeOf(params).rows*poly
-	n := keyHeaderLen + seedLen + poly + len(galEls)*(galoisElemLen+matrix)
-	if relin {
-		n += matrix
+// key and the evaluation keys of spec, or 0 if spec is not valid for
+// params.
+func EvalKeysSize(params ckks.Parameters, spec KeySpec) int {
+	if spec.Validate(params) != nil {
+		return 0
+	}
+	n := keyHeaderLen + seedLen + polyQPLen(params, params.MaxLevelQ())
+	per := 0
+	if spec.leveled(params) {
+		per = levelLen
+	}
+	for _, l := range spec.GaloisLevels {
+		n += galoisElemLen + per + evalKeyLen(params, l)
+	}
+	if spec.Relin {
+		n += per + evalKeyLen(params, spec.RelinLevel)
 	}
 	return n
 }
 
-// checkEvalKey checks that a local key has the shape params imply and a seed.
+// checkEvalKey checks that a local key has the shape of its level and a
+// seed.
 func checkEvalKey(params ckks.Parameters, evk *rlwe.EvaluationKey, name string) error {
-	s := shapeOf(params)
 	if evk.Seed == nil {
 		return fheserve.Errorf(fheserve.EINVALID, "%s has no seed: generate keys with client.GenerateKeys", name)
 	}
+	if len(evk.Value) == 0 || len(evk.Value[0]) == 0 || len(evk.Value[0][0]) == 0 {
+		return fheserve.Errorf(fheserve.EINVALID, "%s is empty", name)
+	}
+	lq := evk.Value[0][0][0].LevelQ()
+	if lq < 0 || lq > params.MaxLevelQ() {
+		return fheserve.Errorf(fheserve.EINVALID, "%s has level %d, outside the parameters' 0..%d", name, lq, params.MaxLevelQ())
+	}
+	s := shapeAt(params, lq)
 	if evk.BaseTwoDecomposition != 0 || len(evk.Value) != s.rows {
 		return fheserve.Errorf(fheserve.EINVALID, "%s does not have the shape the parameters imply", name)
 	}
@@ -243,6 +363,7 @@ func checkEvalKeys(params ckks.Parameters, k *EvalKeys) ([]*rlwe.GaloisKey, erro
 // writeEvalKeys is the writing half of MarshalEvalKeys.
 func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.GaloisKey) {
 	s := shapeOf(params)
+	leveled := k.Spec().leveled(params)
 	var h [keyHeaderLen]byte
 	copy(h[0:4], magicKeys[:])
 	h[4] = FormatVersion
@@ -250,6 +371,9 @@ func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.
 	h[6] = byte(params.LogN())
 	if k.Relin != nil {
 		h[7] = flagRelin
+	}
+	if leveled {
+		h[7] |= flagLevels
 	}
 	fp := fingerprint(params)
 	copy(h[8:40], fp[:])
@@ -260,26 +384,30 @@ func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.
 	e.write(k.PublicSeed[:])
 	writePolyQP(e, params, k.Public.Value[0])
 	if k.Relin != nil {
-		writeEvalKey(e, params, &k.Relin.EvaluationKey)
+		writeEvalKey(e, params, &k.Relin.EvaluationKey, leveled)
 	}
 	for _, g := range gks {
 		var el [galoisElemLen]byte
 		binary.BigEndian.PutUint64(el[:], g.GaloisElement)
 		e.write(el[:])
-		writeEvalKey(e, params, &g.EvaluationKey)
+		writeEvalKey(e, params, &g.EvaluationKey, leveled)
 	}
 }
 
+// writePolyQP writes p at the levels it has.
 func writePolyQP(e *encoder, params ckks.Parameters, p ringqp.Poly) {
-	for i, q := range params.Q() {
-		e.writeRow(p.Q.Coeffs[i], bitLen(q))
+	for i, row := range p.Q.Coeffs {
+		e.writeRow(row, bitLen(params.Q()[i]))
 	}
 	for i, q := range params.P() {
 		e.writeRow(p.P.Coeffs[i], bitLen(q))
 	}
 }
 
-func writeEvalKey(e *encoder, params ckks.Parameters, evk *rlwe.EvaluationKey) {
+func writeEvalKey(e *encoder, params ckks.Parameters, evk *rlwe.EvaluationKey, leveled bool) {
+	if leveled {
+		e.write([]byte{byte(evk.LevelQ())})
+	}
 	e.write(evk.Seed[:])
 	for _, row := range evk.Value {
 		writePolyQP(e, params, row[0][0])
@@ -288,8 +416,9 @@ func writeEvalKey(e *encoder, params ckks.Parameters, evk *rlwe.EvaluationKey) {
 
 // UnmarshalEvalKeys reads a key set written by MarshalEvalKeys for params.
 // It checks the header against params and lim before allocating (at most
-// one relinearization key and lim.MaxGalois Galois keys, each of the size
-// params imply), checks every coefficient against its prime and the Galois
+// one relinearization key and lim.MaxGalois Galois keys), and each key's
+// element and level against lim.Keys before allocating the key at that
+// level; it checks every coefficient against its prime and the Galois
 // elements for validity and order, regenerates the a parts from the seeds
 // and refuses degenerate b parts (see keyChecker). The keys it returns are
 // expanded, ready for EvaluationKeySet.
@@ -297,24 +426,30 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 	if err := CheckParams(params); err != nil {
 		return nil, err
 	}
+	if lim.Keys != nil {
+		if err := lim.Keys.Validate(params); err != nil {
+			return nil, err
+		}
+		lim.MaxGalois = len(lim.Keys.Galois)
+	}
 	d := &decoder{r: r, what: "evaluation keys"}
-	count, relin, err := readKeysHeader(d, params, lim)
+	h, err := readKeysHeader(d, params, lim)
 	if err != nil {
 		return nil, err
 	}
 	k := &EvalKeys{params: &params}
-	check := newKeyChecker(params)
-	if k.Public, k.PublicSeed, err = readPublicKey(d, params, check); err != nil {
+	kr := &keyReader{d: d, params: params, want: lim.Keys, leveled: h.leveled, check: newKeyChecker(params)}
+	if k.Public, k.PublicSeed, err = readPublicKey(d, params, kr.check); err != nil {
 		return nil, err
 	}
-	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
-	if relin {
-		k.Relin = rlwe.NewRelinearizationKey(params, evkParams)
-		if err := readEvalKey(d, params, &k.Relin.EvaluationKey, check, "relinearization key"); err != nil {
+	if h.relin {
+		evk, err := kr.readEvalKey("relinearization key", func(l int) error { return kr.wantRelin(l) })
+		if err != nil {
 			return nil, err
 		}
+		k.Relin = &rlwe.RelinearizationKey{EvaluationKey: *evk}
 	}
-	if k.Galois, err = readGaloisKeys(d, params, count, check); err != nil {
+	if k.Galois, err = kr.readGaloisKeys(h.count); err != nil {
 		return nil, err
 	}
 	if err := d.end(); err != nil {
@@ -323,38 +458,54 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 	return k, nil
 }
 
+// keysHeader is what a key set's header says: the number of Galois keys,
+// whether a relinearization key follows, and whether each evaluation key
+// is preceded by its level (otherwise all are at the top level).
+type keysHeader struct {
+	count          int
+	relin, leveled bool
+}
+
 // readKeysHeader reads a key set's header and checks it against params and
-// lim: it returns the number of Galois keys and whether a relinearization
-// key follows.
-func readKeysHeader(d *decoder, params ckks.Parameters, lim KeyLimits) (count int, relin bool, err error) {
+// lim.
+func readKeysHeader(d *decoder, params ckks.Parameters, lim KeyLimits) (keysHeader, error) {
 	h, err := d.read(keyHeaderLen)
 	if err != nil {
-		return 0, false, err
+		return keysHeader{}, err
 	}
 	s := shapeOf(params)
 	fp := fingerprint(params)
 	n := int64(binary.BigEndian.Uint32(h[44:48]))
 	switch {
 	case [4]byte(h[0:4]) != magicKeys:
-		return 0, false, d.invalid("not a key set (bad magic)")
+		return keysHeader{}, d.invalid("not a key set (bad magic)")
 	case h[4] != FormatVersion:
-		return 0, false, d.invalid("unsupported format version %d", h[4])
+		return keysHeader{}, d.invalid("unsupported format version %d", h[4])
 	case h[5] != kindEvalKeys:
-		return 0, false, d.invalid("not an evaluation key set (kind %d)", h[5])
+		return keysHeader{}, d.invalid("not an evaluation key set (kind %d)", h[5])
 	case int(h[6]) != params.LogN():
-		return 0, false, d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
-	case h[7]&^flagRelin != 0:
-		return 0, false, d.invalid("unsupported flags %#x", h[7])
+		return keysHeader{}, d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
+	case h[7]&^(flagRelin|flagLevels) != 0:
+		return keysHeader{}, d.invalid("unsupported flags %#x", h[7])
 	case [32]byte(h[8:40]) != fp:
-		return 0, false, d.invalid("made for other parameters (fingerprint mismatch)")
+		return keysHeader{}, d.invalid("made for other parameters (fingerprint mismatch)")
 	case int(h[40]) != s.levelQ || int(h[41]) != s.levelP || h[42] != 0:
-		return 0, false, d.invalid("key levels or decomposition do not match the parameters")
+		return keysHeader{}, d.invalid("key levels or decomposition do not match the parameters")
 	case h[43] != 0:
-		return 0, false, d.invalid("reserved header byte is not 0")
+		return keysHeader{}, d.invalid("reserved header byte is not 0")
 	case n > int64(lim.MaxGalois):
-		return 0, false, d.tooLarge("%d galois keys exceed the limit of %d", n, lim.MaxGalois)
+		return keysHeader{}, d.tooLarge("%d galois keys exceed the limit of %d", n, lim.MaxGalois)
 	}
-	return int(n), h[7]&flagRelin != 0, nil
+	hd := keysHeader{count: int(n), relin: h[7]&flagRelin != 0, leveled: h[7]&flagLevels != 0}
+	if w := lim.Keys; w != nil {
+		switch {
+		case hd.relin != w.Relin && w.Relin:
+			return keysHeader{}, d.invalid("the relinearization key is missing")
+		case hd.relin != w.Relin:
+			return keysHeader{}, d.invalid("it has a relinearization key, which is not wanted")
+		}
+	}
+	return hd, nil
 }
 
 // readPublicKey reads the public key's seed and b part and regenerates its
@@ -377,12 +528,28 @@ func readPublicKey(d *decoder, params ckks.Parameters, check *keyChecker) (*rlwe
 	return pk, seed, nil
 }
 
+// keyReader reads the evaluation keys of a key set.
+type keyReader struct {
+	d       *decoder
+	params  ckks.Parameters
+	want    *KeySpec // nil: any keys, at any level
+	leveled bool
+	check   *keyChecker
+}
+
+func (kr *keyReader) wantRelin(level int) error {
+	if kr.want != nil && level != kr.want.RelinLevel {
+		return kr.d.invalid("the relinearization key is at level %d, the plan wants level %d", level, kr.want.RelinLevel)
+	}
+	return nil
+}
+
 // readGaloisKeys reads count Galois keys, each with its element; the
 // elements must be valid and strictly increasing.
-func readGaloisKeys(d *decoder, params ckks.Parameters, count int, check *keyChecker) ([]*rlwe.GaloisKey, error) {
-	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
+func (kr *keyReader) readGaloisKeys(count int) ([]*rlwe.GaloisKey, error) {
+	d := kr.d
 	var gks []*rlwe.GaloisKey
-	nthRoot := params.RingQ().NthRoot()
+	nthRoot := kr.params.RingQ().NthRoot()
 	var prev uint64
 	for i := range count {
 		b, err := d.read(galoisElemLen)
@@ -397,20 +564,32 @@ func readGaloisKeys(d *decoder, params ckks.Parameters, count int, check *keyChe
 			return nil, d.invalid("galois key %d: elements are not strictly increasing", i)
 		}
 		prev = g
-		gk := rlwe.NewGaloisKey(params, evkParams)
-		gk.GaloisElement = g
-		gk.NthRoot = nthRoot
-		if err := readEvalKey(d, params, &gk.EvaluationKey, check, fmt.Sprintf("galois key %d", i)); err != nil {
+		name := fmt.Sprintf("galois key %d", i)
+		evk, err := kr.readEvalKey(name, func(level int) error {
+			if kr.want == nil {
+				return nil
+			}
+			switch want, ok := kr.want.galoisLevel(g); {
+			case !ok:
+				return d.invalid("%s: element %d is not one the plan uses", name, g)
+			case level != want:
+				return d.invalid("%s (element %d) is at level %d, the plan wants level %d", name, g, level, want)
+			}
+			return nil
+		})
+		if err != nil {
 			return nil, err
 		}
-		gks = append(gks, gk)
+		gks = append(gks, &rlwe.GaloisKey{GaloisElement: g, NthRoot: nthRoot, EvaluationKey: *evk})
 	}
 	return gks, nil
 }
 
+// readPolyQP reads p at the levels it has.
 func readPolyQP(d *decoder, params ckks.Parameters, p ringqp.Poly) error {
-	for i, q := range params.Q() {
-		if err := d.readRow(p.Q.Coeffs[i], bitLen(q), q); err != nil {
+	for i, row := range p.Q.Coeffs {
+		q := params.Q()[i]
+		if err := d.readRow(row, bitLen(q), q); err != nil {
 			return err
 		}
 	}
@@ -422,29 +601,45 @@ func readPolyQP(d *decoder, params ckks.Parameters, p ringqp.Poly) error {
 	return nil
 }
 
-// readEvalKey fills a compressed key allocated with the shape params imply,
-// expands it and refuses it if a b part is degenerate.
-func readEvalKey(d *decoder, params ckks.Parameters, evk *rlwe.EvaluationKey, check *keyChecker, name string) error {
+// readEvalKey reads a key's level (in a leveled key set; otherwise it is
+// at the top level), checks it with ok before allocating the key, then
+// reads the key, expands it and refuses it if a b part is degenerate.
+func (kr *keyReader) readEvalKey(name string, ok func(level int) error) (*rlwe.EvaluationKey, error) {
+	d, params := kr.d, kr.params
+	level := params.MaxLevelQ()
+	if kr.leveled {
+		b, err := d.read(levelLen)
+		if err != nil {
+			return nil, err
+		}
+		if level = int(b[0]); level > params.MaxLevelQ() {
+			return nil, d.invalid("%s: level %d is above the parameters' %d", name, level, params.MaxLevelQ())
+		}
+	}
+	if err := ok(level); err != nil {
+		return nil, err
+	}
 	seed, err := d.read(seedLen)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	evk := rlwe.NewEvaluationKey(params, rlwe.EvaluationKeyParameters{LevelQ: &level, Compressed: true})
 	evk.Seed = new([32]byte)
 	copy(evk.Seed[:], seed)
 	for _, row := range evk.Value {
 		if err := readPolyQP(d, params, row[0][0]); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := evk.Expand(params, nil); err != nil {
-		return d.invalid("cannot expand key: %v", err)
+		return nil, d.invalid("cannot expand key: %v", err)
 	}
 	for j, row := range evk.Value {
-		if why := check.degenerate(row[0][0], row[0][1]); why != "" {
-			return d.degenerate(fmt.Sprintf("%s (entry %d)", name, j), why)
+		if why := kr.check.degenerate(row[0][0], row[0][1]); why != "" {
+			return nil, d.degenerate(fmt.Sprintf("%s (entry %d)", name, j), why)
 		}
 	}
-	return nil
+	return evk, nil
 }
 
 func (d *decoder) degenerate(name, why string) error {
@@ -484,13 +679,14 @@ func (d *decoder) degenerate(name, why string) error {
 // out. docs/security.md says what such keys give a user.
 type keyChecker struct {
 	rings []*ring.SubRing // the primes of Q, then of P
+	nQ    int             // the number of primes of Q
 	buf   []uint64
 }
 
 func newKeyChecker(params ckks.Parameters) *keyChecker {
 	rings := slices.Clone(params.RingQ().SubRings)
 	rings = append(rings, params.RingP().SubRings...)
-	return &keyChecker{rings: rings, buf: make([]uint64, params.N())}
+	return &keyChecker{rings: rings, nQ: params.QCount(), buf: make([]uint64, params.N())}
 }
 
 // degenerate returns why b, the b part of a key whose a part is a (both
@@ -498,7 +694,8 @@ func newKeyChecker(params ckks.Parameters) *keyChecker {
 func (c *keyChecker) degenerate(b, a ringqp.Poly) string {
 	rowsB := append(slices.Clip(b.Q.Coeffs), b.P.Coeffs...)
 	rowsA := append(slices.Clip(a.Q.Coeffs), a.P.Coeffs...)
-	for i, s := range c.rings {
+	rings := append(slices.Clip(c.rings[:len(b.Q.Coeffs)]), c.rings[c.nQ:]...)
+	for i, s := range rings {
 		if mostlyPlusMinus(rowsB[i], rowsA[i], s.Modulus) {
 			return fmt.Sprintf("row %d of b is mostly plus or minus the a part", i)
 		}

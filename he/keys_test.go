@@ -12,6 +12,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
@@ -24,7 +26,7 @@ func TestEvalKeysRoundTrip(t *testing.T) {
 	for _, relin := range []bool{false, true} {
 		_, evk := MustKeys(t, params, galEls, relin)
 		data := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
-		if want := he.EvalKeysSize(params, galEls, relin); len(data) != want {
+		if want := he.EvalKeysSize(params, he.TopLevelKeys(params, galEls, relin)); len(data) != want {
 			t.Fatalf("relin %v: encoded %d bytes, EvalKeysSize says %d", relin, len(data), want)
 		}
 		got, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{MaxGalois: 3})
@@ -77,8 +79,8 @@ func TestUnmarshalEvalKeysRefuses(t *testing.T) {
 	lim := he.KeyLimits{MaxGalois: 2}
 	// Layout: header (48), public key (seed and poly), relinearization key
 	// (seed and matrix), then per Galois key its element, seed and matrix.
-	pkEnd := he.EvalKeysSize(params, nil, false)
-	firstGal := he.EvalKeysSize(params, nil, true)
+	pkEnd := he.EvalKeysSize(params, he.TopLevelKeys(params, nil, false))
+	firstGal := he.EvalKeysSize(params, he.TopLevelKeys(params, nil, true))
 	secondGal := firstGal + 8 + (firstGal - pkEnd)
 	set := func(off int, v uint64) func([]byte) []byte {
 		return func(b []byte) []byte { binary.BigEndian.PutUint64(b[off:], v); return b }
@@ -363,5 +365,82 @@ func TestUnmarshalEvalKeysAcceptsHonestKeys(t *testing.T) {
 		if _, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{MaxGalois: 2}); err != nil {
 			t.Fatalf("honest key set %d refused: %v", i, err)
 		}
+	}
+}
+
+// TestLeveledEvalKeys round-trips keys generated below the top level: the
+// size is exact, each key keeps its level and its b parts, and the decoder
+// given the keys wanted refuses a key set whose keys or levels differ.
+func TestLeveledEvalKeys(t *testing.T) {
+	params := MustParams(t, plan.Params{LogN: 12, LogQ: []int{30, 20, 20}, LogP: []int{31}, LogDefaultScale: 20})
+	g1, g2, g3 := params.GaloisElement(1), params.GaloisElement(2), params.GaloisElement(-1)
+	spec := he.KeySpec{Galois: []uint64{g1, g2, g3}, GaloisLevels: []int{1, 0, 2}, Relin: true, RelinLevel: 1}
+	_, evk, err := client.GenerateKeys(params, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+	top := he.EvalKeysSize(params, he.TopLevelKeys(params, spec.Galois, true))
+	if want := he.EvalKeysSize(params, spec); len(data) != want || want >= top {
+		t.Fatalf("encoded %d bytes, EvalKeysSize says %d (%d at the top level)", len(data), want, top)
+	}
+	got, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{Keys: &spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := got.Spec(); !slices.Equal(s.GaloisLevels, []int{1, 0, 2}) || !slices.Equal(s.Galois, spec.Galois) || s.RelinLevel != 1 {
+		t.Fatalf("decoded %+v, want %+v", s, spec)
+	}
+	set := evk.EvaluationKeySet()
+	for _, g := range got.Galois {
+		orig, err := set.GetGaloisKey(g.GaloisElement)
+		if err != nil || !orig.GadgetCiphertext.Equal(&g.GadgetCiphertext) {
+			t.Fatalf("galois key %d differs after the round trip (%v)", g.GaloisElement, err)
+		}
+	}
+	if again := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, got) }); !bytes.Equal(again, data) {
+		t.Fatal("re-encoding differs")
+	}
+
+	other := func(f func(s *he.KeySpec)) *he.KeySpec {
+		s := spec
+		s.GaloisLevels = slices.Clone(spec.GaloisLevels)
+		f(&s)
+		return &s
+	}
+	topData := mustMarshal(t, func(b *bytes.Buffer) error {
+		_, evk, err := client.GenerateKeys(params, he.TopLevelKeys(params, spec.Galois, true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return he.MarshalEvalKeys(b, params, evk)
+	})
+	// The relinearization key's level byte follows the header and the
+	// public key (its seed and b part over all of QP).
+	relinLevel := he.EvalKeysSize(params, he.KeySpec{})
+	tests := []struct {
+		name string
+		data []byte
+		want *he.KeySpec
+		code string
+	}{
+		{"galois key at another level", data, other(func(s *he.KeySpec) { s.GaloisLevels[1] = 1 }), fheserve.EINVALID},
+		{"relinearization key at another level", data, other(func(s *he.KeySpec) { s.RelinLevel = 2 }), fheserve.EINVALID},
+		{"relinearization key not wanted", data, other(func(s *he.KeySpec) { s.Relin = false }), fheserve.EINVALID},
+		{"galois key not wanted", data, other(func(s *he.KeySpec) { s.Galois[2] = params.GaloisElement(3) }), fheserve.EINVALID},
+		// More keys than wanted: too large, as with MaxGalois (fewer
+		// are for the caller to name).
+		{"fewer galois keys wanted", data, other(func(s *he.KeySpec) { s.Galois, s.GaloisLevels = s.Galois[:2], s.GaloisLevels[:2] }), fheserve.ETOOLARGE},
+		{"top-level keys", topData, &spec, fheserve.EINVALID},
+		{"level above the parameters", corrupt(data, func(b []byte) []byte { b[relinLevel] = 3; return b }), nil, fheserve.EINVALID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := he.UnmarshalEvalKeys(bytes.NewReader(tt.data), params, he.KeyLimits{MaxGalois: 3, Keys: tt.want})
+			if k != nil {
+				t.Fatal("got keys along with the error")
+			}
+			wantCode(t, err, tt.code)
+		})
 	}
 }

@@ -302,9 +302,9 @@ func TestSizesLogN13(t *testing.T) {
 	if res >= 64<<10 {
 		t.Errorf("result at 31 bits is %d bytes, not under 64 KiB", res)
 	}
-	gal := he.EvalKeysSize(params, []uint64{5}, false) - he.EvalKeysSize(params, nil, false)
+	gal := he.EvalKeysSize(params, he.TopLevelKeys(params, []uint64{5}, false)) - he.EvalKeysSize(params, he.TopLevelKeys(params, nil, false))
 	t.Logf("logN 13: one Galois key %d bytes, public key %d bytes, relinearization key %d bytes",
-		gal, he.EvalKeysSize(params, nil, false), he.EvalKeysSize(params, nil, true)-he.EvalKeysSize(params, nil, false))
+		gal, he.EvalKeysSize(params, he.TopLevelKeys(params, nil, false)), he.EvalKeysSize(params, he.TopLevelKeys(params, nil, true))-he.EvalKeysSize(params, he.TopLevelKeys(params, nil, false)))
 	if he.CiphertextsSize(params, 7, 1, true) != 0 || he.CiphertextsSize(params, -1, 1, true) != 0 {
 		t.Error("CiphertextsSize accepted a level the parameters do not have")
 	}

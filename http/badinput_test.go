@@ -38,7 +38,9 @@ func (w *world) keysWithout() []byte {
 	p := w.keys.Plan
 	params, err := he.NewParameters(p.Params)
 	check(w.t, err)
-	_, evk, err := client.GenerateKeys(params, p.GaloisElements[1:], p.Relin)
+	spec := he.PlanKeys(p)
+	spec.Galois, spec.GaloisLevels = spec.Galois[1:], spec.GaloisLevels[1:]
+	_, evk, err := client.GenerateKeys(params, spec)
 	check(w.t, err)
 	var buf bytes.Buffer
 	check(w.t, he.MarshalEvalKeys(&buf, params, evk))

@@ -70,7 +70,7 @@ func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
 	r.Model = model
 
 	t0 = time.Now()
-	keys, evk, err := client.GenerateKeys(r.params, res.Plan.GaloisElements, res.Plan.Relin)
+	keys, evk, err := client.GenerateKeys(r.params, he.PlanKeys(res.Plan))
 	if err != nil {
 		return nil, err
 	}
@@ -81,9 +81,9 @@ func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
 	}
 	r.Stats.Keygen = time.Since(t0)
 	r.Stats.EvalKeyByte = buf.Len()
-	r.Stats.PublicKey = he.EvalKeysSize(r.params, nil, false)
+	r.Stats.PublicKey = he.EvalKeysSize(r.params, he.KeySpec{})
 
-	serverKeys, err := he.UnmarshalEvalKeys(&buf, r.params, he.KeyLimits{MaxGalois: len(res.Plan.GaloisElements)})
+	serverKeys, err := he.UnmarshalEvalKeys(&buf, r.params, he.KeyLimits{Keys: new(he.PlanKeys(res.Plan))})
 	if err != nil {
 		return nil, err
 	}

@@ -177,6 +177,17 @@ type StepInfo struct {
 	Degree    int    `json:"degree,omitempty"`
 }
 
+// KeyLevels give the level of each evaluation key: the highest level of
+// a ciphertext the plan switches with it. A key at level l switches
+// ciphertexts at levels 0..l; it has ceil((l+1)/|P|) decomposition rows
+// over l+1 primes of Q and the |P| special primes, so a key used only
+// after the first layers is a fraction of a top-level one. Plans compiled
+// before levels have none: every key is at the top level.
+type KeyLevels struct {
+	Galois []int `json:"galois"` // aligned with Plan.GaloisElements
+	Relin  int   `json:"relin"`  // when Plan.Relin
+}
+
 // Plan is the public, user-visible compilation result of a model.
 type Plan struct {
 	Version        int          `json:"version"`
@@ -199,6 +210,7 @@ type Plan struct {
 	Activations    []Activation `json:"activations"`
 	// ActivationChoice is set when the compiler chose the approximations.
 	ActivationChoice *ActivationChoice `json:"activation_choice,omitempty"`
+	KeyLevels        *KeyLevels        `json:"key_levels,omitempty"` // nil: every key at the top level
 	Precision        Precision         `json:"precision"`
 	Sizes            Sizes             `json:"sizes"`
 	Ops              OpCounts          `json:"ops"`
@@ -251,10 +263,53 @@ func (p *Plan) Validate() error {
 	case p.Input.Ciphertexts < 1 || p.Output.Ciphertexts < 1:
 		return fheserve.Errorf(fheserve.EINVALID, "plan has no input or output ciphertexts")
 	}
+	if err := p.validateKeyLevels(); err != nil {
+		return err
+	}
 	if p.Fingerprint != p.ComputeFingerprint() {
 		return fheserve.Errorf(fheserve.EINVALID, "plan fingerprint does not match its contents")
 	}
 	return nil
+}
+
+func (p *Plan) validateKeyLevels() error {
+	k := p.KeyLevels
+	if k == nil {
+		return nil
+	}
+	if len(k.Galois) != len(p.GaloisElements) {
+		return fheserve.Errorf(fheserve.EINVALID, "plan has %d key levels for %d Galois elements", len(k.Galois), len(p.GaloisElements))
+	}
+	top := p.MaxLevel()
+	for _, l := range append([]int{k.Relin}, k.Galois...) {
+		if l < 0 || l > top {
+			return fheserve.Errorf(fheserve.EINVALID, "plan key level %d is outside 0..%d", l, top)
+		}
+	}
+	return nil
+}
+
+// MaxLevel is the top level of the plan's parameters.
+func (p *Plan) MaxLevel() int { return len(p.Params.LogQ) - 1 }
+
+// GaloisLevels returns the level of the key of each of GaloisElements.
+func (p *Plan) GaloisLevels() []int {
+	out := make([]int, len(p.GaloisElements))
+	for i := range out {
+		out[i] = p.MaxLevel()
+		if p.KeyLevels != nil && i < len(p.KeyLevels.Galois) {
+			out[i] = p.KeyLevels.Galois[i]
+		}
+	}
+	return out
+}
+
+// RelinLevel returns the level of the relinearization key.
+func (p *Plan) RelinLevel() int {
+	if p.KeyLevels != nil {
+		return p.KeyLevels.Relin
+	}
+	return p.MaxLevel()
 }
 
 // EncodeInput lays out n samples (row-major, each InputSize long) as the

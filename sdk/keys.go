@@ -45,7 +45,7 @@ func NewKeys(modelID string, p *plan.Plan) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	secret, eval, err := client.GenerateKeys(params, p.GaloisElements, p.Relin)
+	secret, eval, err := client.GenerateKeys(params, he.PlanKeys(p))
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func (k *Keys) MarshalSecret() ([]byte, error) { return k.secret.MarshalSecret()
 
 // EvalKeysSize is the size of the public and evaluation keys upload.
 func (k *Keys) EvalKeysSize() int {
-	return he.EvalKeysSize(k.params, k.Plan.GaloisElements, k.Plan.Relin)
+	return he.EvalKeysSize(k.params, he.PlanKeys(k.Plan))
 }
 
 // WriteEvalKeys writes the public and evaluation keys in the wire format

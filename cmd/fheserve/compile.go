@@ -52,6 +52,7 @@ same flags.`,
 	fs.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
 	fs.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
 	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
+	registerKeyChoice(fs, &opts.CompileSettings)
 	fs.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")
 	return cmd
 }

@@ -118,10 +118,16 @@ func registerCompileSettings(f *pflag.FlagSet, calibration *string, s *fheserve.
 	f.Float64Var(&s.Precision, "precision", 0, "ask for an output error of at most `E` in the outputs' units, against the exact model on inputs like the calibration data, activation approximations included (instead of --precision-bits)")
 }
 
+// registerKeyChoice adds --keys (fheserve.CompileSettings.Keys) to compile
+// and model deploy; predict's --keys names a key set.
+func registerKeyChoice(f *pflag.FlagSet, s *fheserve.CompileSettings) {
+	f.StringVar(&s.Keys, "keys", "", "rotation keys: small (the fewest key bytes to upload, the default) or fast (the fewest rotations)")
+}
+
 // settingsGiven reports whether any compilation setting is set.
 func settingsGiven(s *fheserve.CompileSettings) bool {
 	return s.Degree != 0 || len(s.Degrees) > 0 || s.Fit != "" || s.Margin != 0 || s.LogN != 0 ||
-		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0 || s.Precision != 0
+		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0 || s.Precision != 0 || s.Keys != ""
 }
 
 // compilerOptions reads the calibration file and returns the options for
@@ -156,7 +162,8 @@ func validSettings(packing string, s *fheserve.CompileSettings) error {
 var flagNames = strings.NewReplacer("degrees:", "--degrees:", "degree must", "--degree must", "fit must", "--fit must",
 	"margin must", "--margin must", "log_n must", "--log-n must", "privacy_bits must", "--privacy-bits must",
 	"query_budget must", "--query-budget must", "precision_bits must", "--precision-bits must",
-	"precision must", "--precision must", "precision and precision_bits cannot", "--precision and --precision-bits cannot")
+	"precision must", "--precision must", "precision and precision_bits cannot", "--precision and --precision-bits cannot",
+	"keys must", "--keys must")
 
 // registerPacking registers --packing, which compile and model deploy
 // name the same way, and --mode, its former name in predict and eval,

@@ -58,6 +58,7 @@ that fits few real models: deploy warns.`,
 	fs.StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
 	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
 	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
+	registerKeyChoice(fs, &opts.CompileSettings)
 	opts.register(fs)
 	return cmd
 }

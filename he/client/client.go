@@ -52,15 +52,16 @@ func newKeys(params ckks.Parameters, sk *rlwe.SecretKey) (*Keys, error) {
 	}, nil
 }
 
-// GenerateKeys generates a secret key and the evaluation keys a plan needs:
-// the public key, a relinearization key if relin, and one Galois key per
-// element of galEls. The evaluation keys are seeded, so he.MarshalEvalKeys
-// writes them compressed, and held compressed.
-func GenerateKeys(params ckks.Parameters, galEls []uint64, relin bool) (*Keys, *he.EvalKeys, error) {
+// GenerateKeys generates a secret key, the public key and the evaluation
+// keys spec lists (he.PlanKeys gives a plan's), each at its level: a key
+// used only at lower levels is generated there, over fewer primes and with
+// fewer decomposition rows. The evaluation keys are seeded, so
+// he.MarshalEvalKeys writes them compressed, and held compressed.
+func GenerateKeys(params ckks.Parameters, spec he.KeySpec) (*Keys, *he.EvalKeys, error) {
 	if err := he.CheckParams(params); err != nil {
 		return nil, nil, err
 	}
-	if err := he.CheckGaloisElements(params, galEls); err != nil {
+	if err := spec.Validate(params); err != nil {
 		return nil, nil, err
 	}
 	kgen := rlwe.NewKeyGenerator(params)
@@ -74,14 +75,16 @@ func GenerateKeys(params ckks.Parameters, galEls []uint64, relin bool) (*Keys, *
 		return nil, nil, err
 	}
 	pk := k.seededPublicKey(seed)
-	evkParams := rlwe.EvaluationKeyParameters{Compressed: true}
+	at := func(level int) rlwe.EvaluationKeyParameters {
+		return rlwe.EvaluationKeyParameters{LevelQ: &level, Compressed: true}
+	}
 	var rlk *rlwe.RelinearizationKey
-	if relin {
-		rlk = kgen.GenRelinearizationKeyNew(sk, evkParams)
+	if spec.Relin {
+		rlk = kgen.GenRelinearizationKeyNew(sk, at(spec.RelinLevel))
 	}
 	var gks []*rlwe.GaloisKey
-	if len(galEls) > 0 {
-		gks = kgen.GenGaloisKeysNew(galEls, sk, evkParams)
+	for i, g := range spec.Galois {
+		gks = append(gks, kgen.GenGaloisKeyNew(g, sk, at(spec.GaloisLevels[i])))
 	}
 	return k, he.NewEvalKeys(params, pk, seed, rlk, gks), nil
 }

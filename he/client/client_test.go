@@ -49,7 +49,7 @@ func checkClose(tb testing.TB, name string, got, want []float64, tol float64) {
 
 func TestEncryptDecrypt(t *testing.T) {
 	params := mustParams(t)
-	keys, _, err := client.GenerateKeys(params, nil, false)
+	keys, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestEncryptDecrypt(t *testing.T) {
 
 func TestEncryptRefuses(t *testing.T) {
 	params := mustParams(t)
-	keys, _, err := client.GenerateKeys(params, nil, false)
+	keys, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestEncryptRefuses(t *testing.T) {
 			t.Errorf("%s: error code %q, want %q", name, code, fheserve.EINVALID)
 		}
 	}
-	if _, _, err := client.GenerateKeys(params, []uint64{4}, false); fheserve.ErrorCode(err) != fheserve.EINVALID {
+	if _, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, []uint64{4}, false)); fheserve.ErrorCode(err) != fheserve.EINVALID {
 		t.Errorf("even galois element: %v", err)
 	}
 }
@@ -118,7 +118,7 @@ func TestServerEvaluatesWithDecodedKeys(t *testing.T) {
 	params := mustParams(t)
 	const rot = 3
 	galEls := []uint64{params.GaloisElement(rot)}
-	keys, evk, err := client.GenerateKeys(params, galEls, true)
+	keys, evk, err := client.GenerateKeys(params, he.TopLevelKeys(params, galEls, true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestServerEvaluatesWithDecodedKeys(t *testing.T) {
 
 func TestSecretRoundTrip(t *testing.T) {
 	params := mustParams(t)
-	keys, _, err := client.GenerateKeys(params, nil, false)
+	keys, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestSecretRoundTrip(t *testing.T) {
 
 func TestDecryptRefusesMalformed(t *testing.T) {
 	params := mustParams(t)
-	keys, _, err := client.GenerateKeys(params, nil, false)
+	keys, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	keys, evk, err := client.GenerateKeys(params, nil, false)
+	keys, evk, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
 	if err != nil {
 		panic(err)
 	}
