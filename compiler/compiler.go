@@ -115,6 +115,10 @@ type Options struct {
 	// key set, is what holds users back; it costs little time (BENCHMARKS.md,
 	// "Keys at their level").
 	Keys string
+	// Sealed compiles for sealed weights: the owner encrypts the weights
+	// under each user's public key (he/client.Seal) and the server
+	// multiplies ciphertexts (plan.Plan.Sealed). Latency packing only.
+	Sealed bool
 }
 
 // Key choices (Options.Keys).
@@ -229,6 +233,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Packing != plan.Latency && o.Packing != plan.Batch {
 		return fheserve.Errorf(fheserve.EINVALID, "unknown packing %q (want latency or batch)", o.Packing)
+	}
+	if o.Sealed && o.Packing == plan.Batch {
+		return fheserve.Errorf(fheserve.EUNSUPPORTED, "batch packing cannot be sealed: it multiplies by each weight as a scalar, so sealing needs one ciphertext per weight; use latency packing")
 	}
 	if o.Degree == 0 {
 		o.Degree = DefaultDegree
@@ -676,6 +683,7 @@ func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs b
 	if err := c.countAndKeys(p, ps); err != nil {
 		return err
 	}
+	c.sealCounts(p)
 	p.Precision.ApproxOutputError = c.approxOutputError()
 	c.precision(p, ps, pr)
 	if err := c.sizes(p, ps); err != nil {

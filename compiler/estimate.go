@@ -24,7 +24,7 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 	outScale := math.Exp2(float64(ps.outLogScale))
 	h := 2 * n / 3
 	if s := &c.prog.Steps[0]; s.Coeffs {
-		return c.coeffNoise(ps, s, scale, outScale, h)
+		return c.coeffNoise(ps, s, scale, outScale, h) + c.sealedNoise(ps, s, outScale)
 	}
 	last := c.prog.LastCompute()
 	eFresh := 3.2 * math.Sqrt(n) / scale
@@ -45,6 +45,11 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		switch s.Kind {
 		case plan.StepLinear:
 			err[i+1] = s.M.MaxRowNorm()*x + eRescale
+			if i+1 >= last {
+				err[i+1] += c.sealedNoise(ps, s, outScale)
+			} else {
+				err[i+1] += c.sealedNoise(ps, s, scale)
+			}
 			if s.MaskOutput {
 				err[i+1] += c.maskLeak(ps, s)
 			}
@@ -83,6 +88,37 @@ func (c *compilation) coeffNoise(ps *paramChoice, s *plan.Step, scale, outScale,
 	q := float64(ps.params.Q()[s.LevelIn])
 	in := c.calib.bounds[0] * math.Sqrt(float64(s.M.Cols))
 	return 3.2*math.Sqrt(w2)/scale + in*math.Sqrt(float64(s.M.NNZ())/12)/q + math.Sqrt((1+h)/12)/outScale
+}
+
+// sealedNoise is the error a sealed linear step adds (0 unless sealed),
+// for a result at scale target. A sealed diagonal or weight polynomial is
+// a public-key encryption: after its division by the key-switching
+// primes, its error is a rounding of std sqrt((1+h)/12) per coefficient,
+// at the weights' scale q*target/inScale (about q*target/scale; larger
+// when the result feeds a product, so the estimate is conservative), and
+// the product multiplies it by the input values: in slots, by at most the
+// input bound in each of the step's diagonals; in coefficients, by each
+// input coefficient. The sealed bias carries the same rounding at the
+// result's scale, and each giant step's relinearization a key switch's
+// rounding at the product's scale q*target, which the rescale divides
+// by q.
+func (c *compilation) sealedNoise(ps *paramChoice, s *plan.Step, target float64) float64 {
+	if !c.opts.Sealed {
+		return 0
+	}
+	n := float64(ps.params.N())
+	round := math.Sqrt((1 + 2*n/3) / 12)
+	q := float64(ps.params.Q()[s.LevelIn])
+	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
+	ptScale := q * target / scale
+	in := c.calib.bounds[s.In[0]]
+	if s.Coeffs {
+		return math.Sqrt(float64(s.M.Cols))*in*round/ptScale + round/target + round/(q*target)
+	}
+	_, giants := he.SealedBSGS(s, ps.params.MaxSlots())
+	diags := float64(len(s.DiagonalIndices()))
+	slot := round * math.Sqrt(n)
+	return math.Sqrt(diags)*in*slot/ptScale + slot/target + math.Sqrt(float64(len(giants)))*slot/(q*target)
 }
 
 // maskLeak is the std, in a zeroed slot, of what masking leaves of the
@@ -337,5 +373,12 @@ func (c *compilation) sizes(p *plan.Plan, ps *paramChoice) error {
 	p.Sizes.PublicKey = he.EvalKeysSize(ps.params, he.KeySpec{})
 	p.Sizes.EvalKeys = he.EvalKeysSize(ps.params, he.PlanKeys(p))
 	p.Sizes.GaloisKeys = len(p.GaloisElements)
+	if c.opts.Sealed {
+		items, err := he.SealedLayout(ps.params, p, c.prog)
+		if err != nil {
+			return err
+		}
+		p.Sizes.SealedWeights = he.SealedSize(ps.params, he.SealedLevels(items))
+	}
 	return nil
 }

@@ -143,6 +143,10 @@ type Sizes struct {
 	PublicKey  int `json:"public_key"`  // the public key
 	EvalKeys   int `json:"eval_keys"`   // relinearization + Galois keys (seeded)
 	GaloisKeys int `json:"galois_keys"` // number of Galois keys
+	// SealedWeights is the size of a sealed model's weights for one key
+	// set (he.SealedSize): every diagonal, weight polynomial and bias as
+	// a full ciphertext, since a public-key encryption has no seed.
+	SealedWeights int `json:"sealed_weights,omitempty"`
 }
 
 // OpCounts counts homomorphic operations for one call.
@@ -162,6 +166,11 @@ type OpCounts struct {
 	BabySteps     int `json:"baby_steps"`     // hoisted rotations
 	GiantSteps    int `json:"giant_steps"`    // non-hoisted rotations inside linear maps
 	FoldRotations int `json:"fold_rotations"` // rotations that sum blocks after a linear map
+	// Sealed plans: ciphertext x ciphertext products by sealed weights
+	// (the linear maps' products, counted in neither PtMuls nor CtMuls)
+	// and the relinearizations of their sums (one per giant step).
+	SealedMuls   int `json:"sealed_muls,omitempty"`
+	SealedRelins int `json:"sealed_relins,omitempty"`
 }
 
 // StepInfo is the public summary of one program step.
@@ -217,6 +226,10 @@ type Plan struct {
 	Steps            []StepInfo        `json:"steps"`
 	Warnings         []string          `json:"warnings,omitempty"`
 	Fingerprint      string            `json:"fingerprint"`
+
+	// Sealed: the weights reach the server only encrypted under each
+	// user's public key (he/seal); the linear maps multiply ciphertexts.
+	Sealed bool `json:"sealed,omitempty"`
 }
 
 // ComputeFingerprint returns the hex SHA-256 of the plan's canonical JSON

@@ -42,6 +42,8 @@ type Model struct {
 	// rerandomized: the result was re-randomized by its masking step, so
 	// sanitization only floods it.
 	rerandomized bool
+	// sealed: a sealed model's weights, by linear step (sealed.go).
+	sealed map[*plan.Step]*sealedStep
 }
 
 type prepared struct {
@@ -66,6 +68,8 @@ type prepared struct {
 	// lazyRelin: a batch-mode product read only by linear maps stays of
 	// degree 2; the linear map relinearizes its (fewer) outputs.
 	lazyRelin bool
+	// sealed: the step's sealed weights (sealed.go).
+	sealed *sealedStep
 }
 
 // Parts is how many concurrent parts a linear transformation is split into.
@@ -73,11 +77,18 @@ var Parts = 2
 
 // Prepare encodes a program's weights for its plan.
 func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
+	if p.Sealed {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "the plan is compiled for sealed weights: prepare it with the sealed weights")
+	}
+	return prepare(p, prog, nil)
+}
+
+func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep) (*Model, error) {
 	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps))}
+	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed}
 	if p.Output.Encoding == plan.Coeffs {
 		m.keep = make([]int, p.Output.Length)
 		for r := range m.keep {
@@ -186,6 +197,8 @@ func polyBasis(b string) bignum.Basis {
 // its evaluation reads them.
 func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
 	switch {
+	case m.sealed != nil:
+		return m.prepareSealed(s, st)
 	case m.Plan.Packing == plan.Batch:
 		return m.prepareBatchRows(s, st)
 	case s.Coeffs:
@@ -528,6 +541,9 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 	switch s.Kind {
 	case plan.StepLinear:
 		switch {
+		case st.sealed != nil:
+			out, err := e.linearSealed(s, st, x[0])
+			return []*rlwe.Ciphertext{out}, err
 		case e.m.Plan.Packing == plan.Batch:
 			return e.linearBatch(s, st, x)
 		case s.Coeffs:

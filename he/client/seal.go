@@ -1,0 +1,132 @@
+package client
+
+import (
+	"io"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// Seal runs on a model owner's machine: it encrypts every weight of prog
+// (latency diagonals, pre-rotated for the baby-step giant-step product,
+// coefficient weight polynomials, and biases) under a user's public key,
+// at the level and scale the server evaluates them (he.SealedLayout), and
+// writes them in the validated wire format (he.MarshalSealed). The server
+// then holds the plan, he.StripWeights(prog) and these ciphertexts, and
+// never a weight. Each ciphertext is a public-key encryption, which has
+// no seed: the output is plan.Sizes.SealedWeights bytes, both polynomials
+// of every ciphertext.
+func Seal(w io.Writer, params ckks.Parameters, p *plan.Plan, prog *plan.Program, pk *rlwe.PublicKey) error {
+	cts, err := SealCiphertexts(params, p, prog, pk)
+	if err != nil {
+		return err
+	}
+	return he.MarshalSealed(w, params, cts)
+}
+
+// SealCiphertexts is Seal without the encoding.
+func SealCiphertexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program, pk *rlwe.PublicKey) ([]*rlwe.Ciphertext, error) {
+	if err := he.CheckParams(params); err != nil {
+		return nil, err
+	}
+	if pk == nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "no public key to seal for")
+	}
+	if !p.Sealed {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "the plan is not compiled for sealed weights")
+	}
+	items, err := he.SealedLayout(params, p, prog)
+	if err != nil {
+		return nil, err
+	}
+	ecd := ckks.NewEncoder(params)
+	enc := rlwe.NewEncryptor(params, pk)
+	slots := params.MaxSlots()
+	var diags map[int][]float64
+	cts := make([]*rlwe.Ciphertext, len(items))
+	for k, it := range items {
+		s := &prog.Steps[it.Step]
+		if k == 0 || items[k-1].Step != it.Step {
+			diags = nil
+			if !s.Coeffs {
+				diags = s.Diagonals()
+			}
+		}
+		var v []float64
+		switch {
+		case it.Bias:
+			v = biasVector(s, params.N(), slots)
+		case s.Coeffs:
+			v = weightPolynomial(s, params.N())
+		default:
+			v = diagonalVector(s, diags[it.Giant+it.Baby], it.Giant, slots)
+		}
+		pt := ckks.NewPlaintext(params, it.Level)
+		pt.IsBatched = it.Batched
+		pt.Scale = it.Scale
+		if err := ecd.Encode(v, pt); err != nil {
+			return nil, err
+		}
+		if cts[k], err = enc.EncryptNew(pt); err != nil {
+			return nil, err
+		}
+	}
+	return cts, nil
+}
+
+// diagonalVector is diagonal d of step s repeated over the slots (the
+// first window only when s masks its output), rotated by -giant: the
+// baby-step giant-step form Lattigo's linear transformations encode.
+func diagonalVector(s *plan.Step, d []float64, giant, slots int) []float64 {
+	full := make([]float64, slots)
+	for j := 0; j < slots; j += len(d) {
+		copy(full[j:], d)
+		if s.MaskOutput {
+			break
+		}
+	}
+	v := make([]float64, slots)
+	for t := range v {
+		v[(t+giant)%slots] = full[t]
+	}
+	return v
+}
+
+// weightPolynomial is a coefficient step's weights, each row reversed
+// (see server.linearCoeffs).
+func weightPolynomial(s *plan.Step, n int) []float64 {
+	w := make([]float64, n)
+	for r := 0; r < s.M.Rows; r++ {
+		cols, vals := s.M.Row(r)
+		for j, c := range cols {
+			w[r*s.Pin+s.Pin-1-c] = vals[j]
+		}
+	}
+	return w
+}
+
+// biasVector is the step's bias where its outputs sit (zeros without a
+// bias): repeated over the slots with the output period, or at the output
+// coefficients.
+func biasVector(s *plan.Step, n, slots int) []float64 {
+	if s.Coeffs {
+		v := make([]float64, n)
+		for r, b := range s.Bias {
+			v[r*s.Pin+s.Pin-1] = b
+		}
+		return v
+	}
+	v := make([]float64, slots)
+	for j := 0; j < slots && s.Bias != nil; j += s.Pout {
+		for r, b := range s.Bias {
+			v[j+plan.Pos(s.OutPos, r)] = b
+		}
+		if s.MaskOutput {
+			break
+		}
+	}
+	return v
+}
