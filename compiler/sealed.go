@@ -34,6 +34,10 @@ func (c *compilation) sealCounts(p *plan.Plan) {
 		}
 		if s.Kind == plan.StepLinear {
 			ops.Additions++ // the sealed bias
+			if p.KeyLevels != nil {
+				// Sealed products relinearize at the step's input level.
+				p.KeyLevels.Relin = max(p.KeyLevels.Relin, s.LevelIn)
+			}
 		}
 	}
 }

@@ -37,7 +37,7 @@ func NewSealed(g *nn.Graph, opts compiler.Options, workers int) (*Runner, *SealS
 	}
 
 	t0 = time.Now()
-	keys, evk, err := client.GenerateKeys(r.params, res.Plan.GaloisElements, res.Plan.Relin)
+	keys, evk, err := client.GenerateKeys(r.params, he.PlanKeys(res.Plan))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -48,8 +48,8 @@ func NewSealed(g *nn.Graph, opts compiler.Options, workers int) (*Runner, *SealS
 	}
 	r.Stats.Keygen = time.Since(t0)
 	r.Stats.EvalKeyByte = keyBuf.Len()
-	r.Stats.PublicKey = he.EvalKeysSize(r.params, nil, false)
-	serverKeys, err := he.UnmarshalEvalKeys(&keyBuf, r.params, he.KeyLimits{MaxGalois: len(res.Plan.GaloisElements)})
+	r.Stats.PublicKey = he.EvalKeysSize(r.params, he.KeySpec{})
+	serverKeys, err := he.UnmarshalEvalKeys(&keyBuf, r.params, he.KeyLimits{Keys: new(he.PlanKeys(res.Plan))})
 	if err != nil {
 		return nil, nil, err
 	}
