@@ -1,11 +1,22 @@
 package local
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 )
 
 // smallCNN is a convolution, a square and a dense layer on a 1x6x6 image.
@@ -64,5 +75,237 @@ func TestSealedEncrypted(t *testing.T) {
 			maxErr := checkEncrypted(t, r, g, x, n)
 			t.Logf("max error %.3g (stated %.3g)", maxErr, p.Precision.OutputError)
 		})
+	}
+}
+
+// TestSealedResultCarriesOnlyOutputs is TestSlotResultCarriesOnlyOutputs
+// for sealed weights: with a different sample in every copy of the input,
+// the slots of a sealed model's result other than the declared outputs hold
+// the flood's Gaussian noise alone, alike for two models with the same
+// function and other weights. The last linear map's sealed diagonals are
+// encryptions of zero outside the first window: their encryption noise,
+// times the other copies, is fresh randomness, not the weights.
+func TestSealedResultCarriesOnlyOutputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const in, hidden, out = 16, 12, 4
+	d1, d2 := randDense(rng, in, hidden, 2), randDense(rng, hidden, out, 2)
+	p1, p2 := permuteHidden(rng.Perm(hidden), d1, d2)
+	graph := func(a, b *nn.Dense) *nn.Graph {
+		return &nn.Graph{Name: "mlp", Input: nn.Shape{in}, Nodes: []*nn.Node{
+			{Name: "fc1", OpType: "Gemm", Op: a, Inputs: []int{0}, Shape: nn.Shape{hidden}},
+			{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{hidden}},
+			{Name: "fc2", OpType: "Gemm", Op: b, Inputs: []int{2}, Shape: nn.Shape{out}},
+		}, Output: 3}
+	}
+	calib := make([]float64, 64*in)
+	for i := range calib {
+		calib[i] = rng.Float64()*2 - 1
+	}
+	var zeroed [][]float64
+	for m, g := range []*nn.Graph{graph(d1, d2), graph(p1, p2)} {
+		r, _, err := NewSealed(g, compiler.Options{Calibration: calib}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.Plan
+		vecs, declared := hostileInput(p, calib, in)
+		raw := rawCall(t, r, vecs, declared)
+		checkDeclared(t, m, g, p, raw, calib[:declared*in], declared)
+		z := zeroedSlots(p, raw, declared)
+		checkFlood(t, m, p, z)
+		zeroed = append(zeroed, z)
+	}
+	if d := ks2(zeroed[0], zeroed[1]); d > ksLimit(len(zeroed[0]), len(zeroed[1])) {
+		t.Errorf("zeroed slots of the two models differ (KS distance %.4f, limit %.4f)", d, ksLimit(len(zeroed[0]), len(zeroed[1])))
+	}
+}
+
+// TestSealedRefusals: a sealed plan is not prepared without its sealed
+// weights, a sealed program with a plaintext weight is refused, batch
+// packing is not sealed, and sealed weights for another plan or cut short
+// are refused with the cause.
+func TestSealedRefusals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	g := mlp(rng)
+	x := make([]float64, 3*16)
+	for i := range x {
+		x[i] = rng.Float64()*2 - 1
+	}
+	if _, err := compiler.Compile(g, compiler.Options{Packing: plan.Batch, Sealed: true, Calibration: x}); fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED || !strings.Contains(err.Error(), "one ciphertext per weight") {
+		t.Errorf("batch packing sealed: got %v, want EUNSUPPORTED naming one ciphertext per weight", err)
+	}
+	r, _, err := NewSealed(g, compiler.Options{Calibration: x}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, params := r.Plan, r.params
+	if _, err := server.Prepare(p, r.Program); fheserve.ErrorCode(err) != fheserve.EINVALID {
+		t.Errorf("Prepare of a sealed plan: got %v, want EINVALID", err)
+	}
+	_, owner, err := client.GenerateKeys(params, he.PlanKeys(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blob bytes.Buffer
+	if err := client.Seal(&blob, params, p, r.Program, owner.Public); err != nil {
+		t.Fatal(err)
+	}
+	stripped := he.StripWeights(r.Program)
+	items, err := he.SealedLayout(params, p, stripped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := he.SealedLevels(items)
+	cts, err := he.UnmarshalSealed(bytes.NewReader(blob.Bytes()), params, levels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The full program (the owner's) holds weights: refused.
+	if _, err := server.PrepareSealed(p, r.Program, cts); fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), "plaintext weights") {
+		t.Errorf("PrepareSealed with the weights: got %v, want EINVALID", err)
+	}
+	// One bias value left in: refused too.
+	leaky := he.StripWeights(r.Program)
+	leaky.Steps[0].Bias = []float64{0.5}
+	if _, err := server.PrepareSealed(p, leaky, cts); fheserve.ErrorCode(err) != fheserve.EINVALID {
+		t.Errorf("PrepareSealed with a bias: got %v, want EINVALID", err)
+	}
+	// Ciphertexts out of order: a scale or encoding that is not the plan's.
+	swapped := slices.Clone(cts)
+	last := len(swapped) - 1
+	swapped[0], swapped[last] = swapped[last], swapped[0]
+	if _, err := server.PrepareSealed(p, stripped, swapped); fheserve.ErrorCode(err) != fheserve.EINVALID {
+		t.Errorf("PrepareSealed with misplaced ciphertexts: got %v, want EINVALID", err)
+	}
+	for _, tt := range []struct {
+		name   string
+		data   []byte
+		levels []int
+		want   string
+	}{
+		{"truncated", blob.Bytes()[:blob.Len()-100], levels, "truncated"},
+		{"one more", blob.Bytes(), append(slices.Clone(levels), levels[0]), "the plan seals"},
+		{"other levels", blob.Bytes(), slices.Repeat([]int{0}, len(levels)), "level"},
+		{"trailing bytes", append(slices.Clone(blob.Bytes()), 0), levels, "trailing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := he.UnmarshalSealed(bytes.NewReader(tt.data), params, tt.levels)
+			if fheserve.ErrorCode(err) != fheserve.EINVALID || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want EINVALID naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestSealedModelHoldsNoWeight walks everything a sealed model prepared on
+// the server reaches (its plan, its program, its prepared steps, its
+// parameters and sealed ciphertexts) and finds no weight or bias of the
+// model as a float64, no plaintext (a fixed-point encoding) but the public
+// 0/1 masks, and no encoded linear transformation.
+func TestSealedModelHoldsNoWeight(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := mlp(rng)
+	x := make([]float64, 2*g.Input.Size())
+	for i := range x {
+		x[i] = rng.Float64()*2 - 1
+	}
+	r, _, err := NewSealed(g, compiler.Options{Calibration: x}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := map[float64]bool{}
+	for _, s := range r.Program.Steps {
+		if s.Kind != plan.StepLinear {
+			continue
+		}
+		for _, v := range slices.Concat(s.M.Val, s.Bias) {
+			weights[v] = v != 0
+		}
+	}
+	w := &walker{weights: weights, seen: map[[2]uintptr]bool{}}
+	w.walk(reflect.ValueOf(r.Model), "Model")
+	for _, f := range w.found {
+		t.Error(f)
+	}
+	t.Logf("walked %d values, %d sealed ciphertexts", w.values, w.cts)
+
+	// The walk does find the weights of the same model deployed plain.
+	plain, err := New(g, compiler.Options{Calibration: x}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = &walker{weights: weights, seen: map[[2]uintptr]bool{}}
+	w.walk(reflect.ValueOf(plain.Model), "Model")
+	if len(w.found) == 0 {
+		t.Error("the walk finds no weight in the plain model either")
+	}
+}
+
+type walker struct {
+	weights map[float64]bool
+	seen    map[[2]uintptr]bool
+	found   []string
+	values  int
+	cts     int
+}
+
+var (
+	plaintextType = reflect.TypeFor[rlwe.Plaintext]()
+	cipherType    = reflect.TypeFor[rlwe.Ciphertext]()
+	transformType = reflect.TypeFor[lintrans.LinearTransformation]()
+)
+
+func (w *walker) walk(v reflect.Value, path string) {
+	w.values++
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return
+		}
+		key := [2]uintptr{v.Pointer(), uintptr(v.Type().Elem().Size())}
+		if w.seen[key] {
+			return
+		}
+		w.seen[key] = true
+		switch v.Type().Elem() {
+		case plaintextType:
+			if !strings.HasSuffix(path, ".mask") {
+				w.found = append(w.found, "a plaintext at "+path)
+			}
+			return
+		case cipherType:
+			w.cts++
+			return // encrypted: nothing to read without the user's key
+		}
+		w.walk(v.Elem(), path)
+	case reflect.Interface:
+		if !v.IsNil() {
+			w.walk(v.Elem(), path)
+		}
+	case reflect.Struct:
+		if v.Type() == transformType {
+			w.found = append(w.found, "a linear transformation at "+path)
+			return
+		}
+		for i := range v.NumField() {
+			w.walk(v.Field(i), path+"."+v.Type().Field(i).Name)
+		}
+	case reflect.Slice, reflect.Array:
+		if k := v.Type().Elem().Kind(); k != reflect.Float64 && k <= reflect.Complex128 {
+			return // integers: sizes, levels, moduli, ring tables
+		}
+		for i := range v.Len() {
+			w.walk(v.Index(i), path+"[]")
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			w.walk(it.Key(), path+"{}")
+			w.walk(it.Value(), path+"{}")
+		}
+	case reflect.Float64:
+		if w.weights[v.Float()] {
+			w.found = append(w.found, "a weight at "+path)
+		}
 	}
 }

@@ -1,0 +1,94 @@
+package he_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/internal/allocs"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// sealedLevels is the layout the sealed-weight fuzz target decodes for: a
+// plan's list, never the bytes', bounds what a decode allocates.
+var sealedLevels = []int{1, 0, 1}
+
+// sealedBlob seals random slot and coefficient vectors at sealedLevels
+// under a fresh key set's public key, as client.Seal does, and returns
+// the key and the encoding.
+func sealedBlob(tb testing.TB, params ckks.Parameters) (*client.Keys, []byte) {
+	tb.Helper()
+	keys, evk, err := client.GenerateKeys(params, he.KeySpec{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	enc := rlwe.NewEncryptor(params, evk.Public)
+	ecd := ckks.NewEncoder(params)
+	vals := randomVectors(11, len(sealedLevels), params.MaxSlots())
+	cts := make([]*rlwe.Ciphertext, len(sealedLevels))
+	for k, level := range sealedLevels {
+		pt := ckks.NewPlaintext(params, level)
+		pt.IsBatched = k != 1
+		if err := ecd.Encode(vals[k], pt); err != nil {
+			tb.Fatal(err)
+		}
+		if cts[k], err = enc.EncryptNew(pt); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return keys, mustMarshal(tb, func(b *bytes.Buffer) error { return he.MarshalSealed(b, params, cts) })
+}
+
+func TestSealedSize(t *testing.T) {
+	params := MustParams(t, specFuzz)
+	_, blob := sealedBlob(t, params)
+	if got := he.SealedSize(params, sealedLevels); got != len(blob) {
+		t.Errorf("SealedSize %d, encoded %d bytes", got, len(blob))
+	}
+}
+
+func FuzzUnmarshalSealed(f *testing.F) {
+	params := MustParams(f, specFuzz)
+	keys, blob := sealedBlob(f, params)
+	f.Add(blob)
+	f.Add(blob[:44+25+200])
+	f.Add(blob[:len(blob)-1])
+	f.Add(append(append([]byte(nil), blob...), 0))
+	f.Add(setByte(blob, 43, 2))        // count below the layout's
+	f.Add(setByte(blob, 44, 0))        // the first record at another level
+	f.Add(setByte(blob, 5, 2))         // kind: seeded
+	f.Add(flip(blob, 8*(44+25+100)+7)) // a coefficient's high bit
+	f.Add(flip(blob, 8*20+3))          // the parameters' fingerprint
+	limit := 2*uint64(len(sealedLevels))*ciphertextBytes(params, 1) + 1<<20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var cts []*rlwe.Ciphertext
+		var err error
+		allocs.Bound(t, limit+uint64(len(data)), func() {
+			cts, err = he.UnmarshalSealed(bytes.NewReader(data), params, sealedLevels)
+		})
+		checkDecodeError(t, err)
+		if err != nil {
+			return
+		}
+		for k, ct := range cts {
+			if ct.Level() != sealedLevels[k] {
+				t.Fatalf("ciphertext %d at level %d, the layout says %d", k, ct.Level(), sealedLevels[k])
+			}
+		}
+		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
+			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
+		}
+		if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
+			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
+		}
+		var again bytes.Buffer
+		if err := he.MarshalSealed(&again, params, cts); err != nil {
+			t.Fatalf("decoded ciphertexts do not encode: %v", err)
+		}
+		if !bytes.Equal(again.Bytes(), data) {
+			t.Fatal("re-encoding differs")
+		}
+	})
+}
