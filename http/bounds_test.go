@@ -46,11 +46,9 @@ func TestUploadBurstMemory(t *testing.T) {
 	var keyBytes [][]byte
 	for _, name := range []string{"ulrich", "ursula", "uwe", "uma"} {
 		c := login(name, fheserve.RoleUser)
-		keys, err := c.GenerateKeys(ctx, m.ID)
+		p, err := c.Plan(ctx, m.ID)
 		check(t, err)
-		var buf bytes.Buffer
-		check(t, keys.WriteEvalKeys(&buf))
-		users, keyBytes = append(users, c), append(keyBytes, buf.Bytes())
+		users, keyBytes = append(users, c), append(keyBytes, pairFor(t, m.ID, p).eval)
 	}
 	keySize := uint64(len(keyBytes[0]))
 

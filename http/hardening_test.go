@@ -82,9 +82,10 @@ func TestSlowBodies(t *testing.T) {
 
 	t.Run("uploads", func(t *testing.T) {
 		uwe := login("uwe", fheserve.RoleUser)
-		keys, err := uwe.GenerateKeys(ctx, m.ID)
+		p, err := uwe.Plan(ctx, m.ID)
 		check(t, err)
-		size := int64(keys.EvalKeysSize())
+		eval := pairFor(t, m.ID, p).eval
+		size := int64(len(eval))
 		// Both users log in first: a slow body is cut off 1.5 s after its
 		// first read, and a login (argon2) on a busy machine can take
 		// longer, which would leave fewer than 4 bodies held at once.
@@ -104,7 +105,7 @@ func TestSlowBodies(t *testing.T) {
 			}
 		}
 		t0 := time.Now()
-		if _, err := uwe.UploadKeys(ctx, keys, ""); err != nil {
+		if _, err := uwe.API.UploadKeys(ctx, m.ID, bytes.NewReader(eval), size, ""); err != nil {
 			t.Fatalf("an upload while 4 slow ones held every place: %v after %v", err, time.Since(t0).Round(time.Millisecond))
 		}
 		t.Logf("an upload while 4 slow ones held every place: stored after %v (places wait up to 10s)", time.Since(t0).Round(time.Millisecond))
@@ -265,12 +266,11 @@ func TestKeySetCaps(t *testing.T) {
 	user := login("ulrich", fheserve.RoleUser)
 	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: "mlp_square", ONNX: mustONNX(t, "mlp_square")})
 	check(t, err)
-	keys, err := user.GenerateKeys(ctx, m.ID)
+	p, err := user.Plan(ctx, m.ID)
 	check(t, err)
-	var buf bytes.Buffer
-	check(t, keys.WriteEvalKeys(&buf))
 	upload := func(replaces string) (*fheserve.KeySet, error) {
-		return user.API.UploadKeys(ctx, m.ID, bytes.NewReader(buf.Bytes()), int64(buf.Len()), replaces)
+		eval := pairFor(t, m.ID, p).eval
+		return user.API.UploadKeys(ctx, m.ID, bytes.NewReader(eval), int64(len(eval)), replaces)
 	}
 	var first *fheserve.KeySet
 	for i := range 3 {
@@ -321,7 +321,7 @@ func TestDailyQuotaRace(t *testing.T) {
 	check(t, err)
 	ursula := sdk.New(w.url)
 	ursula.SetToken(w.tokens[user2])
-	m := w.deploy()
+	m := w.deployCheap()
 	_, err = w.owner.API.SetAccess(ctx, m.ID, &fheserve.AccessRequest{Allow: []string{"ulrich", "ursula", "uwe"}})
 	check(t, err)
 	_, err = w.owner.API.SetLimits(ctx, m.ID, &fheserve.ModelLimits{ModelDaily: 1})
@@ -333,7 +333,7 @@ func TestDailyQuotaRace(t *testing.T) {
 	}
 	var subs []sub
 	for _, c := range []*sdk.Client{w.user, ursula, uwe} {
-		path, input := w.keysFor(t, c, m.ID)
+		_, path, input := w.keysFor(t, c, m.ID)
 		subs = append(subs, sub{c.Token(), path, input}, sub{c.Token(), path, input})
 	}
 	var (

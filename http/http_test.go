@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/fheserve/fheserve/blob"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/inproc"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 	"github.com/fheserve/fheserve/sqlite"
 )
@@ -45,6 +47,7 @@ type world struct {
 	keyBytes []byte          // a valid key set upload for model
 	input    []byte          // a valid encrypted input for model under keys
 	job      *fheserve.Job   // ulrich's, done
+	cheap    *fheserve.Model // see cheapModel
 }
 
 // Roles of the permission matrix.
@@ -172,11 +175,8 @@ func newWorld(t *testing.T) *world {
 	w.onnx, err = os.ReadFile(filepath.Join("..", "testdata", "onnx", "mlp_square.onnx"))
 	check(t, err)
 	w.model = w.deploy()
-	w.keys, err = w.user.GenerateKeys(ctx, w.model.ID)
-	check(t, err)
+	w.keys = keysOf(t, w.user, w.model.ID)
 	w.keyBytes = w.keyUpload(w.keys)
-	_, err = w.user.UploadKeys(ctx, w.keys, "")
-	check(t, err)
 	w.input, err = w.keys.Encrypt(make([]float64, w.keys.Plan.InputSize()), 1)
 	check(t, err)
 	j, err := w.user.Submit(ctx, w.keys, w.input, 1)
@@ -204,14 +204,75 @@ func (w *world) deploy() *fheserve.Model {
 	return m
 }
 
-// keyUpload generates a second key set for k's model and returns its
-// upload bytes.
-func (w *world) keyUpload(k *sdk.Keys) []byte {
-	fresh, err := sdk.NewKeys(k.ModelID, k.Plan)
+// deployCheap deploys the gemm fixture as olivia, allowed to ulrich: one
+// linear layer in coefficient encoding on N=2^13, no rotation keys (136
+// KB of keys, microseconds a job), for tests that need a fresh model and
+// not mlp_square's plan (a deployment of mlp_square compiles and
+// prepares a 2^14 plan).
+func (w *world) deployCheap() *fheserve.Model {
+	m, err := w.owner.Deploy(context.Background(), &fheserve.DeployRequest{Name: "gemm", ONNX: mustONNX(w.t, "gemm"), Allow: []string{"ulrich"}})
 	check(w.t, err)
-	var buf bytes.Buffer
-	check(w.t, fresh.WriteEvalKeys(&buf))
-	return buf.Bytes()
+	return m
+}
+
+// keyUpload returns the upload bytes of the evaluation keys of k's plan:
+// uploaded again, they make another key set for k's model.
+func (w *world) keyUpload(k *sdk.Keys) []byte {
+	return pairFor(w.t, k.ModelID, k.Plan).eval
+}
+
+// keyPair is a user's key pair for a plan: the secret key as
+// sdk.Keys.MarshalSecret encodes it and the upload of the public and
+// evaluation keys.
+type keyPair struct {
+	once         sync.Once
+	secret, eval []byte
+	err          error
+}
+
+// keyPairs holds one key pair per plan fingerprint for the whole test
+// run: every test's server compiles mlp_square to the same plan, and
+// key generation at N=2^14 took a second each time, in most tests more
+// than once. The servers are separate; a user's keys are the user's
+// business.
+var keyPairs sync.Map
+
+// pairFor returns the key pair for plan p (of model id), made on first use.
+func pairFor(t testing.TB, id string, p *plan.Plan) *keyPair {
+	t.Helper()
+	v, _ := keyPairs.LoadOrStore(p.Fingerprint, &keyPair{})
+	kp := v.(*keyPair)
+	kp.once.Do(func() {
+		k, err := sdk.NewKeys(id, p)
+		if err != nil {
+			kp.err = err
+			return
+		}
+		var buf bytes.Buffer
+		if kp.err = k.WriteEvalKeys(&buf); kp.err != nil {
+			return
+		}
+		kp.eval = buf.Bytes()
+		kp.secret, kp.err = k.MarshalSecret()
+	})
+	check(t, kp.err)
+	return kp
+}
+
+// keysOf uploads the key pair of model id's plan as c's key set and
+// returns c's keys under it (sdk.Client.GenerateKeys and UploadKeys,
+// with the pair made once per plan).
+func keysOf(t testing.TB, c *sdk.Client, id string) *sdk.Keys {
+	t.Helper()
+	ctx := context.Background()
+	p, err := c.Plan(ctx, id)
+	check(t, err)
+	kp := pairFor(t, id, p)
+	ks, err := c.API.UploadKeys(ctx, id, bytes.NewReader(kp.eval), int64(len(kp.eval)), "")
+	check(t, err)
+	k, err := sdk.LoadKeys(id, ks.ID, p, kp.secret)
+	check(t, err)
+	return k
 }
 
 // do sends a request as role and returns the status and body.

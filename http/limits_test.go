@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/sdk"
 	"github.com/fheserve/fheserve/sdk/api"
@@ -54,14 +53,14 @@ func TestModelLimits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w.t = t
-			m, err := w.owner.API.SetAccess(ctx, w.deploy().ID, &fheserve.AccessRequest{Allow: []string{"ulrich", "ursula"}})
+			m, err := w.owner.API.SetAccess(ctx, w.deployCheap().ID, &fheserve.AccessRequest{Allow: []string{"ulrich", "ursula"}})
 			check(t, err)
 			m, err = w.owner.API.SetLimits(ctx, m.ID, &tt.limits)
 			check(t, err)
 			if m.Limits != tt.limits {
 				t.Fatalf("limits = %+v, want %+v", m.Limits, tt.limits)
 			}
-			path, input := w.keysFor(t, w.user, m.ID)
+			keys, path, input := w.keysFor(t, w.user, m.ID)
 			for i := range tt.allowed {
 				if status, body := w.do(user, "POST", path, input, "application/octet-stream"); status != http.StatusAccepted {
 					t.Fatalf("job %d: %d %s, want 202", i+1, status, body)
@@ -84,16 +83,12 @@ func TestModelLimits(t *testing.T) {
 			}
 
 			// The SDK's error carries the time to retry too.
-			keys, err := w.user.GenerateKeys(ctx, m.ID)
-			check(t, err)
-			_, err = w.user.UploadKeys(ctx, keys, "")
-			check(t, err)
 			_, err = w.user.Submit(ctx, keys, input, 1)
 			if fheserve.ErrorCode(err) != fheserve.ERATELIMIT || fheserve.RetryAfter(err) <= 0 {
 				t.Fatalf("SDK submit: %v (retry after %v), want rate_limited with a time", err, fheserve.RetryAfter(err))
 			}
 
-			otherPath, otherInput := w.keysFor(t, ursula, m.ID)
+			_, otherPath, otherInput := w.keysFor(t, ursula, m.ID)
 			status, body := w.do(user2, "POST", otherPath, otherInput, "application/octet-stream")
 			if tt.otherLimited && status != http.StatusTooManyRequests {
 				t.Fatalf("other user: %d %s, want 429 under a model-wide limit", status, body)
@@ -111,17 +106,19 @@ func TestModelLimits(t *testing.T) {
 func TestLimitsCountSamples(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t)
-	m, err := w.owner.Deploy(ctx, &fheserve.DeployRequest{Name: "batch", Packing: fheserve.PackingBatch, ONNX: w.onnx})
+	// The gemm fixture: one linear layer, microseconds a batch job (a
+	// batch job of mlp_square took seconds on a loaded machine).
+	gemm := mustONNX(t, "gemm")
+	m, err := w.owner.Deploy(ctx, &fheserve.DeployRequest{Name: "batch", Packing: fheserve.PackingBatch, ONNX: gemm})
 	check(t, err)
-	keys, err := w.user.GenerateKeys(ctx, m.ID)
-	check(t, err)
-	_, err = w.user.UploadKeys(ctx, keys, "")
-	check(t, err)
+	keys := keysOf(t, w.user, m.ID)
 	x := make([]float64, 8*keys.Plan.InputSize())
 	for i := range x {
 		x[i] = float64(i%7)/7 - 0.5
 	}
-	want, err := w.onnxGraph().EvalBatch(x, 8, nil)
+	g, err := onnx.Import(gemm, onnx.Options{})
+	check(t, err)
+	want, err := g.EvalBatch(x, 8, nil)
 	check(t, err)
 	// One job of n samples (sdk.Predict paces itself to the limits; this
 	// probes them).
@@ -190,25 +187,14 @@ func TestLimitsCountSamples(t *testing.T) {
 	}
 }
 
-// onnxGraph imports w.onnx.
-func (w *world) onnxGraph() *nn.Graph {
-	g, err := onnx.Import(w.onnx, onnx.Options{})
-	check(w.t, err)
-	return g
-}
-
-// keysFor makes and uploads c's keys for model id and returns the path
-// to submit a job to and a valid encrypted input.
-func (w *world) keysFor(t *testing.T, c *sdk.Client, id string) (path string, input []byte) {
+// keysFor uploads c's keys for model id (keysOf) and returns them, the
+// path to submit a job to and a valid encrypted input.
+func (w *world) keysFor(t *testing.T, c *sdk.Client, id string) (keys *sdk.Keys, path string, input []byte) {
 	t.Helper()
-	ctx := context.Background()
-	keys, err := c.GenerateKeys(ctx, id)
+	keys = keysOf(t, c, id)
+	input, err := keys.Encrypt(make([]float64, keys.Plan.InputSize()), 1)
 	check(t, err)
-	_, err = c.UploadKeys(ctx, keys, "")
-	check(t, err)
-	input, err = keys.Encrypt(make([]float64, keys.Plan.InputSize()), 1)
-	check(t, err)
-	return "/v1/models/" + id + "/jobs?keyset=" + keys.KeySetID, input
+	return keys, "/v1/models/" + id + "/jobs?keyset=" + keys.KeySetID, input
 }
 
 // TestSetLimitsInvalid checks that bad limits are refused with a message

@@ -101,13 +101,13 @@ func endpoints() []endpoint {
 			return call{"GET", "/v1/models/" + w.model.ID + "/plan", nil, ""}
 		}},
 		{"PUT /v1/models/{id}/access", []string{owner, admin}, func(w *world, _ string) call {
-			return jsonCall("PUT", "/v1/models/"+w.deploy().ID+"/access", fheserve.AccessRequest{Allow: []string{"ursula"}})
+			return jsonCall("PUT", "/v1/models/"+w.deployCheap().ID+"/access", fheserve.AccessRequest{Allow: []string{"ursula"}})
 		}},
 		{"PUT /v1/models/{id}/limits", []string{owner, admin}, func(w *world, _ string) call {
-			return jsonCall("PUT", "/v1/models/"+w.deploy().ID+"/limits", fheserve.ModelLimits{RatePerMinute: 6, Daily: 100})
+			return jsonCall("PUT", "/v1/models/"+w.deployCheap().ID+"/limits", fheserve.ModelLimits{RatePerMinute: 6, Daily: 100})
 		}},
 		{"POST /v1/models/{id}/retire", []string{owner, admin}, func(w *world, _ string) call {
-			return call{"POST", "/v1/models/" + w.deploy().ID + "/retire", nil, ""}
+			return call{"POST", "/v1/models/" + w.deployCheap().ID + "/retire", nil, ""}
 		}},
 		{"GET /v1/models/{id}/usage", []string{user, owner, admin}, func(w *world, _ string) call {
 			return call{"GET", "/v1/models/" + w.model.ID + "/usage", nil, ""}
@@ -120,9 +120,7 @@ func endpoints() []endpoint {
 			return call{"GET", "/v1/keysets/" + w.keys.KeySetID, nil, ""}
 		}},
 		{"DELETE /v1/keysets/{id}", []string{user}, func(w *world, _ string) call {
-			ks, err := w.user.API.UploadKeys(ctx, w.model.ID, bytesReader(w.keyBytes), int64(len(w.keyBytes)), "")
-			check(w.t, err)
-			return call{"DELETE", "/v1/keysets/" + ks.ID, nil, ""}
+			return call{"DELETE", "/v1/keysets/" + keysOf(w.t, w.user, w.cheapModel().ID).KeySetID, nil, ""}
 		}},
 		{"POST /v1/models/{id}/jobs", []string{user}, func(w *world, _ string) call {
 			return call{"POST", "/v1/models/" + w.model.ID + "/jobs?keyset=" + w.keys.KeySetID, w.input, "application/octet-stream"}
@@ -192,9 +190,19 @@ func TestPermissions(t *testing.T) {
 	t.Logf("permission matrix: %d endpoints x %d roles = %d cells", len(eps), len(roles), cells)
 }
 
-// deployCall is a multipart deployment of mlp_square.
+// cheapModel is a model of deployCheap's, deployed on first use, for
+// requests that need ulrich's key set of some model, not which.
+func (w *world) cheapModel() *fheserve.Model {
+	if w.cheap == nil {
+		w.cheap = w.deployCheap()
+	}
+	return w.cheap
+}
+
+// deployCall is a multipart deployment of the gemm fixture (see
+// deployCheap).
 func (w *world) deployCall() call {
-	body, ctype := multipartDeploy(w.t, &fheserve.DeployRequest{Name: "mlp_square", ONNX: w.onnx})
+	body, ctype := multipartDeploy(w.t, &fheserve.DeployRequest{Name: "gemm", ONNX: mustONNX(w.t, "gemm")})
 	return call{"POST", "/v1/models", body, ctype}
 }
 
