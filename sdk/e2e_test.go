@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -55,12 +56,22 @@ func wantCode(tb testing.TB, err error, code string) {
 	}
 }
 
+var long = flag.Bool("long", false, "also run TestEndToEnd on cnn_square")
+
 // TestEndToEnd runs the whole flow through the SDK against a real server:
 // registration, approval, login, deployment, keys, an encrypted
 // prediction, and checks the result against predict --local's engine.
+// The flow is the same for every model; cnn_square (9 rotation keys,
+// generated twice, two thirds of the test's time) runs with -long, and
+// local.TestOpsEncrypted runs it encrypted by default.
 func TestEndToEnd(t *testing.T) {
 	for _, model := range []string{"mlp_square", "cnn_square"} {
-		t.Run(model, func(t *testing.T) { testEndToEnd(t, model) })
+		t.Run(model, func(t *testing.T) {
+			if model != "mlp_square" && !*long {
+				t.Skip("the same flow as mlp_square: run with -long")
+			}
+			testEndToEnd(t, model)
+		})
 	}
 }
 
@@ -175,7 +186,10 @@ func TestOutOfBound(t *testing.T) {
 	fixture := func(name string) []byte {
 		return must(os.ReadFile(filepath.Join("..", "testdata", "onnx", name)))(t)
 	}
-	m := must(owner.Deploy(ctx, &fheserve.DeployRequest{Name: "relu", ONNX: fixture("relu.onnx"), Calibration: fixture("relu.calib.npy")}))(t)
+	// Degree 5: the approximation the compiler chooses from the
+	// calibration data needs N=2^15, four times the time.
+	m := must(owner.Deploy(ctx, &fheserve.DeployRequest{Name: "relu", ONNX: fixture("relu.onnx"), Calibration: fixture("relu.calib.npy"),
+		CompileSettings: fheserve.CompileSettings{Degree: 5}}))(t)
 	keys := must(user.GenerateKeys(ctx, m.ID))(t)
 	must(user.UploadKeys(ctx, keys, ""))(t)
 
