@@ -69,11 +69,13 @@ func raiseDegrees(g *nn.Graph, output int, opts *Options, res *Result, err error
 		}
 		res, err = compile(opts)
 		switch {
+		case res == nil && best != nil:
+			return best, nil // deeper does not fit: the plan found stands
 		case res != nil && (best == nil || better(res.Plan, best.Plan)):
 			best, bestErr = res, nil
 		case res != nil:
 			return best, bestErr
-		case best == nil && reachOf(err) < reachOf(bestErr):
+		case reachOf(err) < reachOf(bestErr):
 			bestErr = err
 		}
 	}
