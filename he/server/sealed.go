@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
@@ -24,7 +25,7 @@ import (
 // sealedStep holds a linear step's sealed weights.
 type sealedStep struct {
 	giants []int                      // giant steps, ascending
-	babies []int                      // non-zero baby steps, ascending
+	babies []int                      // the distinct non-zero baby steps
 	diags  map[int][]*rlwe.Ciphertext // giant step -> diagonals, by baby step
 	babyOf map[int][]int              // giant step -> baby steps
 	coeff  *rlwe.Ciphertext           // coefficient steps: the weight polynomial
@@ -76,21 +77,12 @@ func PrepareSealed(p *plan.Plan, prog *plan.Program, sealed []*rlwe.Ciphertext) 
 			}
 			ss.diags[it.Giant] = append(ss.diags[it.Giant], ct)
 			ss.babyOf[it.Giant] = append(ss.babyOf[it.Giant], it.Baby)
-			if it.Baby != 0 && !contains(ss.babies, it.Baby) {
+			if it.Baby != 0 && !slices.Contains(ss.babies, it.Baby) {
 				ss.babies = append(ss.babies, it.Baby)
 			}
 		}
 	}
 	return prepare(p, prog, steps)
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // checkSealed checks sealed ciphertext k against its layout item: the
