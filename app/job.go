@@ -129,20 +129,20 @@ func (a *App) storeInput(ctx context.Context, j *fheserve.Job, info *planInfo, b
 	return nil
 }
 
-// checkSamples checks the samples a job declares against its plan: one
-// in latency packing, up to the batch size in batch packing. The result
-// carries the outputs of the declared samples only, and limits count them.
+// checkSamples checks the samples a job declares against its plan: up to
+// the batch size, which is 1 in latency packing unless the plan has tiles
+// (one sample per tile). The result carries the outputs of the declared
+// samples only, and limits count them.
 func checkSamples(p *plan.Plan, n int) error {
-	if p.Packing != plan.Batch {
-		if n != 1 {
-			return fheserve.Errorf(fheserve.EINVALID, "a job on a %s-packed model holds 1 sample, not %d", p.Packing, n)
-		}
+	switch {
+	case n >= 1 && n <= p.BatchSize:
 		return nil
+	case p.BatchSize == 1:
+		return fheserve.Errorf(fheserve.EINVALID, "a job on a %s-packed model holds 1 sample, not %d", p.Packing, n)
+	case p.Packing == plan.Latency:
+		return fheserve.Errorf(fheserve.EINVALID, "a job on this latency-packed model holds 1 to %d samples (one per tile), not %d", p.BatchSize, n)
 	}
-	if n < 1 || n > p.BatchSize {
-		return fheserve.Errorf(fheserve.EINVALID, "a job on this batch-packed model holds 1 to %d samples, not %d", p.BatchSize, n)
-	}
-	return nil
+	return fheserve.Errorf(fheserve.EINVALID, "a job on this batch-packed model holds 1 to %d samples, not %d", p.BatchSize, n)
 }
 
 // readInput decodes and checks one call's input ciphertexts.

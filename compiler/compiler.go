@@ -119,6 +119,13 @@ type Options struct {
 	// under each user's public key (he/client.Seal) and the server
 	// multiplies ciphertexts (plan.Plan.Sealed). Latency packing only.
 	Sealed bool
+	// NoTiles keeps a latency plan to one sample per call. By default a
+	// latency plan whose largest period leaves room for two or more
+	// copies puts a different sample in each copy (a tile), so that one
+	// call serves that many samples; its linear maps then read inside
+	// their tile only, which costs more diagonals and rotations (the plan
+	// reports both: Plan.Untiled).
+	NoTiles bool
 }
 
 // Key choices (Options.Keys).
@@ -680,6 +687,11 @@ func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs b
 		c.chooseLazyRelin(ps)
 		pr = c.sizePrivacy(p, ps)
 	}
+	if p.Input.Tile > 0 {
+		if err := c.untiled(p, ps); err != nil {
+			return err
+		}
+	}
 	if err := c.countAndKeys(p, ps); err != nil {
 		return err
 	}
@@ -738,11 +750,76 @@ func (c *compilation) setLayout(p *plan.Plan, ps *paramChoice, coeffs bool) {
 		p.Input = plan.Layout{Encoding: plan.Coeffs, Length: inLen, Ciphertexts: 1, Level: D, LogScale: ls}
 		p.Output = plan.Layout{Encoding: plan.Coeffs, Length: outLen, Positions: pos, Ciphertexts: 1, Level: 0, LogScale: lo}
 	default:
-		p.BatchSize = 1
 		pos, period := c.layout(slots, plan.NextPow2(inLen))
-		p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Period: period[0], Ciphertexts: 1, Level: D, LogScale: ls}
-		p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Positions: pos[prog.Output], Ciphertexts: 1, Level: 0, LogScale: lo}
+		tile := c.tile(slots, period)
+		p.BatchSize = 1
+		if tile > 0 {
+			p.BatchSize = slots / tile
+		}
+		p.Input = plan.Layout{Encoding: plan.Slots, Length: inLen, Period: period[0], Tile: tile, Ciphertexts: 1, Level: D, LogScale: ls}
+		p.Output = plan.Layout{Encoding: plan.Slots, Length: outLen, Period: period[prog.Output], Positions: pos[prog.Output], Tile: tile, Ciphertexts: 1, Level: 0, LogScale: lo}
 	}
+}
+
+// tile chooses the tile of a latency layout with the given periods: the
+// largest period, when it leaves room for two tiles or more and tiles are
+// not turned off (0 otherwise; sealed weights have no tiles: their
+// diagonals, encrypted by the owner, cannot be masked per call). Each linear step learns the tile and how
+// many leading slots of a tile hold its input: all of them for the
+// client's input, the first period for a linear step's output (its
+// folds leave partial sums after it), the fewest of its inputs for an
+// elementwise step.
+func (c *compilation) tile(slots int, period []int) int {
+	steps := c.prog.Steps
+	for i := range steps {
+		steps[i].Tile, steps[i].TileValid = 0, 0
+	}
+	t := slices.Max(period)
+	if c.opts.NoTiles || c.opts.Sealed || 2*t > slots {
+		return 0
+	}
+	valid := make([]int, len(steps)+1)
+	valid[0] = t
+	for i := range steps {
+		s := &steps[i]
+		v := t
+		for _, in := range s.In {
+			v = min(v, valid[in])
+		}
+		valid[i+1] = v
+		if s.Kind == plan.StepLinear {
+			s.Tile, s.TileValid = t, v
+			valid[i+1] = s.Pout
+		}
+	}
+	return t
+}
+
+// untiled fills p.Untiled with what the tiled plan p would cost with one
+// sample per call: its linear maps' cyclic diagonals and rotations.
+func (c *compilation) untiled(p *plan.Plan, ps *paramChoice) error {
+	steps := c.prog.Steps
+	saved := make([][2]int, len(steps))
+	for i := range steps {
+		saved[i] = [2]int{steps[i].Tile, steps[i].TileValid}
+		steps[i].Tile, steps[i].TileValid = 0, 0
+	}
+	defer func() {
+		for i := range steps {
+			steps[i].Tile, steps[i].TileValid = saved[i][0], saved[i][1]
+		}
+	}()
+	u := &plan.Plan{Packing: p.Packing, Params: p.Params, Input: p.Input, Output: p.Output}
+	if err := c.countAndKeys(u, ps); err != nil {
+		return err
+	}
+	p.Untiled = &plan.Untiled{
+		Rotations:    u.Ops.Rotations,
+		Diagonals:    u.Ops.Diagonals,
+		RotationKeys: len(u.Rotations),
+		EvalKeys:     he.EvalKeysSize(ps.params, he.PlanKeys(u)),
+	}
+	return nil
 }
 
 // tradeOff explains why no ring meets both the privacy and the precision

@@ -338,15 +338,12 @@ func (c *compilation) precision(p *plan.Plan, ps *paramChoice, pr privacy) {
 // tailFactor is how many modelled standard deviations the stated output
 // error is: the largest of M Gaussian values stays below
 // sqrt(2 ln(2000 M)) of them with probability 0.999, for the M output
-// values of a call (all slots in batch packing); times 1.6 for what the
+// values of a call (of all its samples); times 1.6 for what the
 // model leaves out (key switching, re-randomization, encoding rounding:
 // the measured error of a full batch of the bundled matcher, 4 million
 // values, was 1.6 times the modelled); and at least 8.
 func tailFactor(p *plan.Plan) float64 {
-	m := float64(p.OutputSize())
-	if p.Packing == plan.Batch {
-		m *= float64(p.BatchSize)
-	}
+	m := float64(p.OutputSize() * max(p.BatchSize, 1))
 	return math.Max(8, 1.6*math.Sqrt(2*math.Log(2000*m)))
 }
 

@@ -376,7 +376,7 @@ func zeroedSlots(p *plan.Plan, raw [][]float64, declared int) []float64 {
 		for s := 0; s < declared; s++ {
 			if p.Packing == plan.Latency {
 				for o := 0; o < p.OutputSize(); o++ {
-					keep[[2]int{0, plan.Pos(p.Output.Positions, o)}] = true
+					keep[[2]int{0, s*p.Output.Tile + plan.Pos(p.Output.Positions, o)}] = true
 				}
 				continue
 			}

@@ -49,7 +49,12 @@ type Params struct {
 //
 // Slots, latency packing: one ciphertext; element i of the flattened tensor
 // is in every slot j with j mod Period == Positions[i] (or i when Positions
-// is nil): the vector repeats across all slots. Slots, batch packing: Length ciphertexts; ciphertext i holds
+// is nil): the vector repeats across all slots. Tiled (Tile > 0): the
+// slots are cut into tiles of Tile slots and tile t holds sample t of the
+// call, its vector repeated across the tile (the input) or in the tile's
+// first period (the output: tile t's output i is in slot
+// t*Tile + Positions[i]); the plan's BatchSize is the number of tiles.
+// Slots, batch packing: Length ciphertexts; ciphertext i holds
 // element i of sample j in slot j. Coeffs: one ciphertext; element i is
 // coefficient Positions[i] (or i when Positions is nil).
 type Layout struct {
@@ -57,6 +62,7 @@ type Layout struct {
 	Length      int    `json:"length"`
 	Period      int    `json:"period,omitempty"`
 	Positions   []int  `json:"positions,omitempty"`
+	Tile        int    `json:"tile,omitempty"`
 	Ciphertexts int    `json:"ciphertexts"`
 	Level       int    `json:"level"`
 	LogScale    int    `json:"log_scale"`
@@ -173,6 +179,16 @@ type OpCounts struct {
 	SealedRelins int `json:"sealed_relins,omitempty"`
 }
 
+// Untiled is what a tiled latency plan would cost with one sample per
+// call: its linear maps then read cyclically across copies of the
+// input, with fewer diagonals and rotations.
+type Untiled struct {
+	Rotations    int `json:"rotations"`     // per call
+	Diagonals    int `json:"diagonals"`     // plaintext diagonals
+	RotationKeys int `json:"rotation_keys"` // Galois keys
+	EvalKeys     int `json:"eval_keys"`     // bytes (seeded), as Sizes.EvalKeys
+}
+
 // StepInfo is the public summary of one program step.
 type StepInfo struct {
 	Kind      string `json:"kind"`
@@ -224,8 +240,11 @@ type Plan struct {
 	Sizes            Sizes             `json:"sizes"`
 	Ops              OpCounts          `json:"ops"`
 	Steps            []StepInfo        `json:"steps"`
-	Warnings         []string          `json:"warnings,omitempty"`
-	Fingerprint      string            `json:"fingerprint"`
+	// Untiled is set on a tiled latency plan (Input.Tile > 0, BatchSize
+	// samples per call): the costs of the same plan untiled.
+	Untiled     *Untiled `json:"untiled,omitempty"`
+	Warnings    []string `json:"warnings,omitempty"`
+	Fingerprint string   `json:"fingerprint"`
 
 	// Sealed: the weights reach the server only encrypted under each
 	// user's public key (he/seal); the linear maps multiply ciphertexts.
@@ -275,6 +294,8 @@ func (p *Plan) Validate() error {
 		return fheserve.Errorf(fheserve.EINVALID, "plan batch size %d is out of range", p.BatchSize)
 	case p.Input.Ciphertexts < 1 || p.Output.Ciphertexts < 1:
 		return fheserve.Errorf(fheserve.EINVALID, "plan has no input or output ciphertexts")
+	case p.Packing == Latency && !p.validTiles():
+		return fheserve.Errorf(fheserve.EINVALID, "plan tiles do not fit its slots")
 	}
 	if err := p.validateKeyLevels(); err != nil {
 		return err
@@ -325,6 +346,25 @@ func (p *Plan) RelinLevel() int {
 	return p.MaxLevel()
 }
 
+// validTiles reports whether a latency plan's tiles (or its single
+// window) hold its batch size of samples, their inputs and their outputs
+// inside the slots.
+func (p *Plan) validTiles() bool {
+	in, out := p.Input, p.Output
+	if in.Tile == 0 {
+		return p.BatchSize == 1 && out.Tile == 0
+	}
+	if out.Tile != in.Tile || in.Period < 1 || in.Tile%in.Period != 0 || in.Period < p.InputSize() || in.Tile*p.BatchSize > p.Slots() {
+		return false
+	}
+	for i := 0; i < out.Length; i++ {
+		if q := at(out.Positions, i); q < 0 || q >= out.Tile {
+			return false
+		}
+	}
+	return out.Length == p.OutputSize()
+}
+
 // EncodeInput lays out n samples (row-major, each InputSize long) as the
 // vectors (slots or coefficients) of the input ciphertexts of one call.
 func (p *Plan) EncodeInput(x []float64, n int) ([][]float64, error) {
@@ -353,9 +393,17 @@ func (p *Plan) EncodeInput(x []float64, n int) ([][]float64, error) {
 		copy(v, x)
 		return [][]float64{v}, nil
 	default:
+		// Sample t fills tile t, which is every slot when untiled; the
+		// tiles of samples the call does not hold stay zero.
+		tile := in.Tile
+		if tile == 0 {
+			tile = slots
+		}
 		v := make([]float64, slots)
-		for j := 0; j < slots; j += in.Period {
-			copy(v[j:], x)
+		for t := 0; t < n; t++ {
+			for j := t * tile; j < (t+1)*tile; j += in.Period {
+				copy(v[j:], x[t*size:(t+1)*size])
+			}
 		}
 		return [][]float64{v}, nil
 	}
@@ -397,8 +445,10 @@ func (p *Plan) DecodeRaw(vecs [][]float64, n int) ([]float64, error) {
 			out[i] = vecs[0][pos]
 		}
 	default:
-		for i := 0; i < size; i++ {
-			out[i] = vecs[0][at(o.Positions, i)]
+		for t := 0; t < n; t++ {
+			for i := 0; i < size; i++ {
+				out[t*size+i] = vecs[0][t*o.Tile+at(o.Positions, i)]
+			}
 		}
 	}
 	return out, nil

@@ -165,6 +165,15 @@ type Step struct {
 	InPos, OutPos []int
 	// Preferred output positions (a compiler hint, from convolutions).
 	Preferred []int
+	// Tile (latency, slots, a tiled plan): the slots of one sample. Every
+	// tile holds a different sample, so the diagonals read only inside
+	// their tile, with offsets that are not taken modulo a period, and
+	// write only the output's first period of each tile. TileValid is how
+	// many leading slots of each tile hold the input, repeated with its
+	// period (the client's input fills the tile; a linear step's output
+	// holds its first period only).
+	Tile      int `json:",omitempty"`
+	TileValid int `json:",omitempty"`
 
 	// Poly.
 	Basis string
@@ -224,6 +233,9 @@ func (s *Step) Diagonals() map[int][]float64 {
 			delta := at(s.InPos, c) - rp
 			k := mod(delta, sm)
 			i := rp + s.Pout*(mod(delta, s.Pin)/s.Pout)
+			if s.Tile > 0 {
+				k = s.tiledOffset(i, k)
+			}
 			v, ok := d[k]
 			if !ok {
 				v = make([]float64, q)
@@ -233,6 +245,19 @@ func (s *Step) Diagonals() map[int][]float64 {
 		}
 	}
 	return d
+}
+
+// tiledOffset moves the read of a cyclic diagonal k at position i of a
+// tile onto a copy of the same input element inside the tile's valid
+// slots: i+k is the element's slot modulo Pin, and the copies are Pin
+// apart. Reading there is right for replicated input and for a different
+// sample in each tile alike; the cyclic offset, which may read past the
+// tile, is right only for replicated input.
+func (s *Step) tiledOffset(i, k int) int {
+	for i+k >= s.TileValid {
+		k -= s.Pin
+	}
+	return k
 }
 
 // DiagonalIndices returns the sorted indices of the step's non-zero

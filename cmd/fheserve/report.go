@@ -93,6 +93,10 @@ func writePlanOps(tw io.Writer, p *plan.Plan) {
 	for _, c := range opCounts(&p.Ops) {
 		fmt.Fprintf(tw, "  %s\t%d\n", c.name, c.n)
 	}
+	if u := p.Untiled; u != nil {
+		fmt.Fprintf(tw, "  untiled (1 sample per call)\t%d rotations, %d diagonals, %d rotation keys (%s): tiles read inside their tile\n",
+			u.Rotations, u.Diagonals, u.RotationKeys, fmtBytes(u.EvalKeys))
+	}
 }
 
 func writePlanSteps(w io.Writer, p *plan.Plan) error {
@@ -194,6 +198,9 @@ func packingText(p *plan.Plan) string {
 		return fmt.Sprintf("batch: up to %d samples per call, sample i in slot i, one ciphertext per feature", p.BatchSize)
 	case p.Input.Encoding == plan.Coeffs:
 		return "latency: one sample per call, in polynomial coefficients (a single linear layer)"
+	}
+	if t := p.Input.Tile; t > 0 {
+		return fmt.Sprintf("latency: up to %d samples per call, sample t in tile t (%d slots), its vector repeated across the tile", p.BatchSize, t)
 	}
 	return "latency: one sample per call, the vector repeated across all slots"
 }

@@ -44,6 +44,13 @@ type Model struct {
 	rerandomized bool
 	// sealed: a sealed model's weights, by linear step (sealed.go).
 	sealed map[*plan.Step]*sealedStep
+	// ecd encodes the per-call masks and masked maps.
+	ecd *ckks.Encoder
+	// masked holds, by number of samples, the last linear map of a tiled
+	// plan prepared to write the outputs of that many tiles only (the
+	// full count is in steps), made when a call first needs it.
+	mu     sync.Mutex
+	masked map[int]*prepared
 }
 
 type prepared struct {
@@ -88,7 +95,7 @@ func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed}
+	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed, masked: map[int]*prepared{}}
 	if p.Output.Encoding == plan.Coeffs {
 		m.keep = make([]int, p.Output.Length)
 		for r := range m.keep {
@@ -99,6 +106,7 @@ func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep
 	m.rerandomized = out.Kind == plan.StepMask || out.MaskOutput
 	m.inScale = params.DefaultScale()
 	ecd := ckks.NewEncoder(params)
+	m.ecd = ecd
 	scales := make([]rlwe.Scale, len(prog.Steps)+1)
 	scales[0] = m.inScale
 	def := params.DefaultScale()
@@ -149,12 +157,8 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 	case plan.StepMask:
 		scales[i+1] = in
 		if p.Packing == plan.Latency {
-			pos := make([]int, s.Length)
-			for r := range pos {
-				pos[r] = plan.Pos(p.Output.Positions, r)
-			}
 			var err error
-			if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, pos); err != nil {
+			if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, m.outputSlots(p.BatchSize)); err != nil {
 				return err
 			}
 		}
@@ -168,6 +172,20 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 	st.outScale = scales[i+1]
 	st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1)
 	return nil
+}
+
+// outputSlots are the slots of the declared outputs of n samples of a
+// latency plan: the output positions of the first window, or of the
+// first n tiles of a tiled plan.
+func (m *Model) outputSlots(n int) []int {
+	o := m.Plan.Output
+	keep := make([]int, 0, n*o.Length)
+	for t := 0; t < n; t++ {
+		for r := 0; r < o.Length; r++ {
+			keep = append(keep, t*o.Tile+plan.Pos(o.Positions, r))
+		}
+	}
+	return keep
 }
 
 // maskPlaintext encodes a slot vector that is 1 at the given slots and 0
@@ -204,7 +222,7 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared) err
 	case s.Coeffs:
 		return m.prepareCoeffs(ecd, s, st)
 	default:
-		return m.prepareDiagonals(ecd, s, st)
+		return m.prepareDiagonals(ecd, s, st, m.Plan.BatchSize)
 	}
 }
 
@@ -271,19 +289,27 @@ func (m *Model) prepareCoeffs(ecd *ckks.Encoder, s *plan.Step, st *prepared) err
 
 // prepareDiagonals encodes the weights' diagonals as a baby-step
 // giant-step linear transformation split into Parts, and the bias as a
-// slot vector.
-func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
+// slot vector. A map that masks its output writes the first window, or
+// the first n tiles of a tiled plan, and zero everywhere else.
+func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared, n int) error {
 	params := m.params
 	slots := params.MaxSlots()
 	diags := s.Diagonals()
+	// The diagonals, and the bias, repeat every window (a tile, or the
+	// larger period); a masked map fills the first windows only.
+	window := max(s.Pin, s.Pout, s.Tile)
+	windows := slots / window
+	if s.MaskOutput {
+		windows = 1
+		if s.Tile > 0 {
+			windows = n
+		}
+	}
 	full := make(lintrans.Diagonals[float64], len(diags))
 	for k, d := range diags {
 		v := make([]float64, slots)
-		for j := 0; j < slots; j += len(d) {
-			copy(v[j:], d)
-			if s.MaskOutput {
-				break // the first window only: every other slot is zero
-			}
+		for w := 0; w < windows; w++ {
+			copy(v[w*window:], d)
 		}
 		full[k] = v
 	}
@@ -301,17 +327,40 @@ func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared) 
 	}
 	st.parts = splitTransformation(lintrans.LinearTransformation(lt), Parts)
 	if s.Bias != nil {
+		// Every copy of the output gets the bias; a masked map's output
+		// has one copy per window.
+		step := s.Pout
+		if s.MaskOutput {
+			step = window
+		}
 		st.bias = make([]float64, slots)
-		for j := 0; j < slots; j += s.Pout {
+		for j := 0; j < windows*window; j += step {
 			for r, b := range s.Bias {
 				st.bias[j+plan.Pos(s.OutPos, r)] = b
-			}
-			if s.MaskOutput {
-				break
 			}
 		}
 	}
 	return nil
+}
+
+// maskedFor returns step i, the last linear map of a tiled plan, prepared
+// to write the outputs of the first n tiles only.
+func (m *Model) maskedFor(i, n int) (*prepared, error) {
+	if n == m.Plan.BatchSize {
+		return &m.steps[i], nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if st, ok := m.masked[n]; ok {
+		return st, nil
+	}
+	full := &m.steps[i]
+	st := &prepared{target: full.target, ptScale: full.ptScale, outScale: full.outScale}
+	if err := m.prepareDiagonals(m.ecd, &m.prog.Steps[i], st, n); err != nil {
+		return nil, err
+	}
+	m.masked[n] = st
+	return st, nil
 }
 
 // splitTransformation divides a baby-step giant-step transformation into
@@ -409,8 +458,8 @@ func (m *Model) Params() ckks.Parameters { return m.params }
 func (m *Model) Steps() int { return len(m.prog.Steps) + 1 }
 
 // Evaluate runs the program on one call's input ciphertexts holding the
-// given number of samples (1 in latency packing, 1 to the plan's batch
-// size in batch packing) and returns the sanitized result ciphertexts at
+// given number of samples (1 to the plan's batch size: its tiles in
+// latency packing) and returns the sanitized result ciphertexts at
 // level 0, which hold the outputs of those samples and nothing else.
 // progress, if not nil, is called after each step with (done, total).
 func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples int, progress func(done, total int)) ([]*rlwe.Ciphertext, error) {
@@ -550,6 +599,12 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 			out, err := e.linearCoeffs(s, st, x[0])
 			return []*rlwe.Ciphertext{out}, err
 		default:
+			if s.MaskOutput && s.Tile > 0 {
+				var err error
+				if st, err = e.m.maskedFor(i, samples); err != nil {
+					return nil, err
+				}
+			}
 			out, err := e.linearSlots(s, st, x[0])
 			return []*rlwe.Ciphertext{out}, err
 		}
@@ -618,10 +673,16 @@ func (e *Evaluator) poly(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*r
 // mask keeps the call's declared outputs and zeroes every other slot, so
 // that a result carries nothing but them: in latency packing the output
 // positions of the first window (the other windows are copies for an
-// honest input, and anything at all for a crafted one), in batch packing
-// the slots of the call's samples.
+// honest input, and anything at all for a crafted one) or of the call's
+// tiles, in batch packing the slots of the call's samples.
 func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, samples int) ([]*rlwe.Ciphertext, error) {
 	pt := st.mask
+	if e.m.Plan.Packing == plan.Latency && samples < e.m.Plan.BatchSize {
+		var err error
+		if pt, err = e.m.maskPlaintext(ckks.NewEncoder(e.m.params), s.LevelIn, e.m.outputSlots(samples)); err != nil {
+			return nil, err
+		}
+	}
 	if e.m.Plan.Packing == plan.Batch {
 		if samples == e.m.Plan.BatchSize {
 			// Every slot is a declared sample: nothing to zero, and no
