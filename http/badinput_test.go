@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -105,7 +106,8 @@ func TestBadInput(t *testing.T) {
 		{"input for other parameters", user, call{"POST", jobsPath, reluInput, bin}, false, 400, []string{"other parameters"}},
 		{"input under another model's key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=" + cnn.KeySetID, w.input, bin}, false, 400, []string{"was made for model"}},
 		{"input without a key set", user, call{"POST", "/v1/models/" + m + "/jobs", w.input, bin}, false, 400, []string{"must name the key set"}},
-		{"two samples in a latency job", user, call{"POST", jobsPath + "&samples=2", w.input, bin}, false, 400, []string{"latency-packed model holds 1 sample, not 2"}},
+		{"more samples than tiles in a latency job", user, call{"POST", jobsPath + fmt.Sprintf("&samples=%d", w.keys.Plan.BatchSize+1), w.input, bin}, false, 400,
+			[]string{fmt.Sprintf("latency-packed model holds 1 to %d samples (one per tile), not %d", w.keys.Plan.BatchSize, w.keys.Plan.BatchSize+1)}},
 		{"no samples", user, call{"POST", jobsPath + "&samples=0", w.input, bin}, false, 400, []string{"at least one sample"}},
 		{"samples not a number", user, call{"POST", jobsPath + "&samples=many", w.input, bin}, false, 400, []string{"samples", "integer"}},
 		{"unknown key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=key_nope", w.input, bin}, false, 404, []string{"no key set"}},
