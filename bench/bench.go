@@ -1,6 +1,6 @@
 // Package bench runs the engine's benchmark workloads (the bundled
-// logreg, mlp, cnn and match models) encrypted, in latency and batch
-// packing, and compares each with the plaintext reference and with a
+// logreg, mlp, cnn and match models) encrypted, in latency packing (one
+// sample per call, and with filled tiles) and batch packing, and compares each with the plaintext reference and with a
 // floor: the plan's operation counts times per-operation costs measured in
 // the same run.
 package bench
@@ -23,8 +23,13 @@ import (
 // Workloads are the benchmark workloads in the order they run.
 var Workloads = []string{"logreg", "mlp", "cnn", "match"}
 
-// Modes are the packings each workload runs in.
-var Modes = []string{plan.Latency, plan.Batch}
+// Modes are the packings each workload runs in: latency with one sample
+// per call (tiles off), Tiles, and batch.
+var Modes = []string{plan.Latency, Tiles, plan.Batch}
+
+// Tiles is the mode of latency packing with every tile of a call filled
+// (a workload whose plan has no tiles skips it).
+const Tiles = "tiles"
 
 // Result is one workload in one mode. Per-call times are averages over
 // the calls of the run.
@@ -67,7 +72,8 @@ type Result struct {
 // Options steer a run.
 type Options struct {
 	Workers int // evaluation goroutines (0: GOMAXPROCS)
-	// LatencyCalls is how many single-sample calls latency mode makes.
+	// LatencyCalls is how many calls latency mode makes (single-sample),
+	// and tiles mode (every tile filled).
 	LatencyCalls int
 	// BatchSamples caps the samples of batch mode (0: one full call).
 	BatchSamples int
@@ -89,7 +95,8 @@ func Load(name string) (g *nn.Graph, calib, x []float64, n int, err error) {
 	return g, c.Data, in.Data, in.Shape[0], nil
 }
 
-// Run runs one workload in one mode.
+// Run runs one workload in one mode; it returns nil in tiles mode when the
+// workload's plan has no tiles.
 func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -102,11 +109,18 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 		return nil, err
 	}
 	measured := resetPeak()
-	r, err := local.New(g, compiler.Options{Packing: mode, Calibration: calib}, opts.Workers)
+	copts := compiler.Options{Packing: mode, Calibration: calib, NoTiles: mode == plan.Latency}
+	if mode == Tiles {
+		copts.Packing = plan.Latency
+	}
+	r, err := local.New(g, copts, opts.Workers)
 	if err != nil {
 		return nil, err
 	}
 	p := r.Plan
+	if mode == Tiles && p.Input.Tile == 0 {
+		return nil, nil
+	}
 	count := sampleCount(mode, n, p.BatchSize, opts)
 	xs := cycle(x, n, p.InputSize(), count)
 	got, err := r.Predict(ctx, xs, count)
@@ -135,11 +149,14 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 }
 
 // sampleCount is how many samples a run predicts: latency makes
-// LatencyCalls single-sample calls (at most the n bundled inputs); batch
-// fills one call, or BatchSamples of it.
+// LatencyCalls single-sample calls (at most the n bundled inputs), tiles
+// LatencyCalls full calls; batch fills one call, or BatchSamples of it.
 func sampleCount(mode string, n, batchSize int, opts Options) int {
-	if mode != plan.Batch {
+	switch mode {
+	case plan.Latency:
 		return min(opts.LatencyCalls, n)
+	case Tiles:
+		return opts.LatencyCalls * batchSize
 	}
 	if opts.BatchSamples > 0 {
 		return min(batchSize, opts.BatchSamples)
@@ -178,9 +195,7 @@ func newResult(name, mode string, r *local.Runner, count int, plain time.Duratio
 		StatedError:    p.Precision.OutputError + p.Precision.ApproximationError,
 		PrivacyBits:    p.Precision.PrivacyBits,
 	}
-	if mode == plan.Latency {
-		res.SamplesPerCall = 1
-	}
+
 	res.EndToEndMS = res.EncryptMS + res.EvaluateMS + res.DecryptMS
 	if res.PlaintextMS > 0 {
 		res.PlaintextRatio = res.EvaluateMS / res.PlaintextMS
@@ -230,7 +245,9 @@ func RunAll(ctx context.Context, names []string, opts Options, each func(*Result
 			if err != nil {
 				return fmt.Errorf("%s/%s: %w", name, mode, err)
 			}
-			each(r)
+			if r != nil {
+				each(r)
+			}
 		}
 	}
 	return nil

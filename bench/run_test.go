@@ -11,14 +11,14 @@ import (
 
 var long = flag.Bool("long", false, "also run the mlp in batch mode (a minute at N=2^14)")
 
-// TestWorkloads runs every workload's latency mode and logreg in batch
-// mode (with -long, the mlp too), and checks each encrypted prediction's
+// TestWorkloads runs every workload's latency mode, the mlp with filled
+// tiles, and logreg in batch mode (with -long, the mlp too), and checks each encrypted prediction's
 // class against the plaintext reference. The full benchmark is
 // `fheserve bench`.
 func TestWorkloads(t *testing.T) {
 	cases := []struct{ name, mode string }{
 		{"logreg", plan.Latency}, {"mlp", plan.Latency}, {"cnn", plan.Latency}, {"match", plan.Latency},
-		{"logreg", plan.Batch}, {"mlp", plan.Batch},
+		{"mlp", Tiles}, {"logreg", plan.Batch}, {"mlp", plan.Batch},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/"+tc.mode, func(t *testing.T) {
@@ -31,6 +31,9 @@ func TestWorkloads(t *testing.T) {
 			r, err := Run(context.Background(), tc.name, tc.mode, Options{LatencyCalls: 2, BatchSamples: 256})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.mode == Tiles && (r == nil || r.SamplesPerCall < 2 || r.Samples != 2*r.SamplesPerCall) {
+				t.Fatalf("tiles mode: %+v, want two calls of every tile", r)
 			}
 			b, _ := json.Marshal(r)
 			t.Logf("%s", b)

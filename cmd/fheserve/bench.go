@@ -28,7 +28,8 @@ func newBenchCmd(f *Factory, runF func(*benchOptions) error) *cobra.Command {
 		Use:   "bench [--json] [--workload NAME]",
 		Short: "Benchmark the engine on the bundled workloads, encrypted, in latency and batch packing",
 		Long: `bench runs the bundled workloads (logreg, mlp, cnn, match) encrypted in
-latency and batch packing and reports keygen, encrypt, evaluate and decrypt
+latency packing (mode latency: one sample per call; mode tiles: every tile of
+a call filled with a sample, for plans with tiles) and batch packing and reports keygen, encrypt, evaluate and decrypt
 times, sizes, throughput, the plaintext reference time, the floor (the
 plan's operation counts times per-operation costs measured in the same
 run) and the agreement with the plaintext reference.
@@ -40,7 +41,7 @@ range, and in how many runs the target was met.`,
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON array, an object per workload and mode")
 	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match)")
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
-	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "single-sample calls in latency mode")
+	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "calls in latency mode (one sample each) and tiles mode (every tile filled)")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
 	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
 	return cmd

@@ -268,10 +268,11 @@ func TestServiceCLI(t *testing.T) {
 
 	// The owner sees usage; the user their own; otto none.
 	usage := decodeJSON[fheserve.Usage](t, owner.ok("", "usage", "--model", modelID, "--json"))
-	if usage.Requests != got.Shape[0] || usage.Samples != got.Shape[0] || usage.ByUser[0].Key != "ulrich" {
+	calls := (got.Shape[0] + show.Plan.BatchSize - 1) / show.Plan.BatchSize
+	if usage.Requests != calls || usage.Samples != got.Shape[0] || usage.ByUser[0].Key != "ulrich" {
 		t.Fatalf("usage %+v", usage)
 	}
-	if out := user.ok("", "usage", "--model", modelID); !strings.Contains(out, fmt.Sprintf("%d requests, 0 failed", got.Shape[0])) ||
+	if out := user.ok("", "usage", "--model", modelID); !strings.Contains(out, fmt.Sprintf("%d requests, 0 failed", calls)) ||
 		!strings.Contains(out, "quota: no quota set") {
 		t.Errorf("the user's usage:\n%s", out)
 	}
@@ -303,10 +304,11 @@ func TestServiceCLI(t *testing.T) {
 		}
 	}
 	// A daily quota with 2 samples left (ulrich predicted 8 today): a
-	// prediction of 4 stops after 2, writes those and says so. (Near
-	// midnight UTC the quota would be waited for.)
+	// prediction of 4 in jobs of 2 (the bursts; a tiled plan would take
+	// all 4 in one job, refused whole) stops after 2, writes those and
+	// says so. (Near midnight UTC the quota would be waited for.)
 	if now := time.Now().UTC(); now.Add(sdk.DefaultMaxWait+time.Minute).Day() == now.Day() {
-		owner.ok("", "model", "limits", modelID, "--daily", "10")
+		owner.ok("", "model", "limits", modelID, "--daily", "10", "--rate", "600", "--burst", "2")
 		partial := filepath.Join(dir, "partial.npy")
 		mustFail(t, user.run("", "predict", "--model", modelID, "--input", fixture("mlp_square.x.npy"), "--output", partial),
 			1, "predicted 2 of 4 samples", "daily quota", partial+" holds the predictions of the first 2 samples")
@@ -362,14 +364,16 @@ func TestServiceCLI(t *testing.T) {
 	r = user.run("", "predict", "--model", reluID, "--input", farPath, "--output", filepath.Join(dir, "far.y.npy"), "--json")
 	mustSucceed(t, r)
 	rep := decodeJSON[remoteReport](t, r.stdout)
-	if fmt.Sprint(rep.OutOfBound) != "[1]" {
-		t.Errorf("out of bound %v, want [1]", rep.OutOfBound)
+	// With tiles both samples share a call, and an overflow of the far
+	// one may spoil the near one too.
+	if oob := fmt.Sprint(rep.OutOfBound); oob != "[1]" && oob != "[0 1]" {
+		t.Errorf("out of bound %v, want [1] (or [0 1] in one call)", rep.OutOfBound)
 	}
 	// The SDK's statistics: the server's time fits in the total.
-	if tm := rep.TimesMS; tm.Server <= 0 || tm.Evaluate <= 0 || tm.Server > tm.Total || len(rep.Jobs) != 2 || rep.UploadBytes <= 0 || rep.ResultBytes <= 0 {
+	if tm := rep.TimesMS; tm.Server <= 0 || tm.Evaluate <= 0 || tm.Server > tm.Total || len(rep.Jobs) < 1 || len(rep.Jobs) > 2 || rep.UploadBytes <= 0 || rep.ResultBytes <= 0 {
 		t.Errorf("predict --json: times %+v, jobs %v, sent %d, received %d", tm, rep.Jobs, rep.UploadBytes, rep.ResultBytes)
 	}
-	if !strings.Contains(r.stderr, "fheserve: warning: 1 of 2 samples (sample 1)") || !strings.Contains(r.stderr, "left the calibrated interval") {
+	if !strings.Contains(r.stderr, "fheserve: warning: 1 of 2 samples (sample 1)") && !strings.Contains(r.stderr, "fheserve: warning: 2 of 2 samples (samples 0, 1)") || !strings.Contains(r.stderr, "left the calibrated interval") {
 		t.Errorf("predict does not warn about the far sample:\n%s", r.stderr)
 	}
 
