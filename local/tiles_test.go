@@ -7,7 +7,9 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/compiler"
-	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
 )
 
 // A tiled latency plan serves several samples in one call: sample t in
@@ -16,7 +18,7 @@ import (
 // samples gets the k declared outputs and flooding noise in every other
 // slot; a call declaring more samples than tiles is refused.
 func TestTiledLatency(t *testing.T) {
-	g, r, x, _ := fixtureRunner(t, "../testdata/onnx/cnn_square.onnx", plan.Latency)
+	g, r, x := tiledRunner(t, compiler.Options{})
 	p := r.Plan
 	if p.Input.Tile == 0 || p.BatchSize < 4 || p.Untiled == nil {
 		t.Fatalf("cnn_square is not tiled: tile %d, %d samples per call", p.Input.Tile, p.BatchSize)
@@ -68,8 +70,7 @@ func TestTiledLatency(t *testing.T) {
 // Without tiles a latency plan takes one sample per call and costs no more
 // than the tiled plan it would otherwise be.
 func TestNoTiles(t *testing.T) {
-	g, r, _, _ := fixtureRunner(t, "../testdata/onnx/cnn_square.onnx", plan.Latency)
-	x := readNpy(t, "../testdata/onnx/cnn_square.x.npy")
+	g, r, x := tiledRunner(t, compiler.Options{})
 	u, err := compiler.Compile(g, compiler.Options{Calibration: x.Data, NoTiles: true})
 	if err != nil {
 		t.Fatal(err)
@@ -83,4 +84,21 @@ func TestNoTiles(t *testing.T) {
 		t.Errorf("untiled plan: %d rotations, %d diagonals, %d keys; the tiled plan reports %d, %d, %d",
 			p.Ops.Rotations, p.Ops.Diagonals, len(p.Rotations), tiled.Rotations, tiled.Diagonals, tiled.RotationKeys)
 	}
+}
+
+// tiledRunner compiles the cnn_square fixture in latency packing with
+// flooding (the default privacy), calibrated on its inputs.
+func tiledRunner(t *testing.T, opts compiler.Options) (*nn.Graph, *Runner, *npy.Array) {
+	t.Helper()
+	g, err := onnx.ImportFile("../testdata/onnx/cnn_square.onnx", onnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNpy(t, "../testdata/onnx/cnn_square.x.npy")
+	opts.Calibration = x.Data
+	r, err := New(g, opts, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, r, x
 }
