@@ -18,19 +18,15 @@ import (
 	"github.com/fheserve/fheserve/sdk/api"
 )
 
-// otherModel deploys a fixture as olivia, open to every user, and returns
-// ulrich's uploaded keys for it.
-func (w *world) otherModel(name string) *sdk.Keys {
+// otherModel deploys a fixture as olivia with settings, open to every
+// user, and returns ulrich's uploaded keys for it.
+func (w *world) otherModel(name string, settings fheserve.CompileSettings) *sdk.Keys {
 	ctx := context.Background()
 	data, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", name+".onnx"))
 	check(w.t, err)
-	m, err := w.owner.Deploy(ctx, &fheserve.DeployRequest{Name: name, ONNX: data})
+	m, err := w.owner.Deploy(ctx, &fheserve.DeployRequest{Name: name, ONNX: data, CompileSettings: settings})
 	check(w.t, err)
-	k, err := w.user.GenerateKeys(ctx, m.ID)
-	check(w.t, err)
-	_, err = w.user.UploadKeys(ctx, k, "")
-	check(w.t, err)
-	return k
+	return keysOf(w.t, w.user, m.ID)
 }
 
 // keysWithout returns an upload of keys for w.model's plan lacking the
@@ -62,9 +58,11 @@ func corrupt(b []byte, at int, with byte, n int) []byte {
 func TestBadInput(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	relu := w.otherModel("relu")      // other CKKS parameters
-	cnn := w.otherModel("cnn_square") // same parameters, other rotations
-	reluInput, err := relu.Encrypt(make([]float64, relu.Plan.InputSize()), 1)
+	// Other CKKS parameters: relu at degree 5, on N=2^14 like mlp_square
+	// with other moduli (the compiler's own choice for it needs 2^15).
+	other := w.otherModel("relu", fheserve.CompileSettings{Degree: 5})
+	cnn := w.otherModel("cnn_square", fheserve.CompileSettings{}) // same parameters, other rotations
+	otherInput, err := other.Encrypt(make([]float64, other.Plan.InputSize()), 1)
 	check(t, err)
 	cnnKeys := w.keyUpload(cnn)
 	m, k := w.model.ID, w.keys.KeySetID
@@ -91,7 +89,7 @@ func TestBadInput(t *testing.T) {
 		{"truncated key set", user, call{"POST", keysPath, w.keyBytes[:len(w.keyBytes)/2], bin}, false, 400, []string{"key set", "truncated"}},
 		{"key set with a bad header", user, call{"POST", keysPath, corrupt(w.keyBytes, 0, 'X', 4), bin}, false, 400, []string{"not a key set"}},
 		{"key set with unreduced coefficients", user, call{"POST", keysPath, corrupt(w.keyBytes, 200, 0xff, 64), bin}, false, 400, []string{"coefficient not reduced"}},
-		{"key set for other parameters, streamed", user, call{"POST", keysPath, w.keyUpload(relu), bin}, true, 400, []string{"does not match the model's plan", "other parameters"}},
+		{"key set for other parameters, streamed", user, call{"POST", keysPath, w.keyUpload(other), bin}, true, 400, []string{"does not match the model's plan", "other parameters"}},
 		{"key set for another plan's rotations, streamed", user, call{"POST", keysPath, cnnKeys, bin}, true, 400, []string{"does not match the model's plan"}},
 		{"key set for another plan's rotations", user, call{"POST", keysPath, cnnKeys, bin}, false, 413, []string{"larger than", "fheserve keys create"}},
 		{"key set missing a rotation", user, call{"POST", keysPath, w.keysWithout(), bin}, false, 400, []string{"lacks the key for rotation"}},
@@ -103,7 +101,7 @@ func TestBadInput(t *testing.T) {
 		{"input with a slot matrix of 32 columns", user, call{"POST", jobsPath, corrupt(w.input, 48, 5, 1), bin}, false, 400, []string{"slot matrix of 2^0 x 2^5"}},
 		{"input with a bad header", user, call{"POST", jobsPath, corrupt(w.input, 0, 0, 4), bin}, false, 400, []string{"encrypted input"}},
 		{"empty input", user, call{"POST", jobsPath, []byte{}, bin}, false, 400, []string{"truncated"}},
-		{"input for other parameters", user, call{"POST", jobsPath, reluInput, bin}, false, 400, []string{"other parameters"}},
+		{"input for other parameters", user, call{"POST", jobsPath, otherInput, bin}, false, 400, []string{"other parameters"}},
 		{"input under another model's key set", user, call{"POST", "/v1/models/" + m + "/jobs?keyset=" + cnn.KeySetID, w.input, bin}, false, 400, []string{"was made for model"}},
 		{"input without a key set", user, call{"POST", "/v1/models/" + m + "/jobs", w.input, bin}, false, 400, []string{"must name the key set"}},
 		{"more samples than tiles in a latency job", user, call{"POST", jobsPath + fmt.Sprintf("&samples=%d", w.keys.Plan.BatchSize+1), w.input, bin}, false, 400,
