@@ -80,6 +80,18 @@ and the payload follows:
 
 CiphertextsSize and ResultSize give the exact size of a batch.
 
+# Sealed weights
+
+A sealed model's weights (he/client.Seal, he/server.PrepareSealed) travel
+as a ciphertext batch of kind 1: public-key encryptions have no seed, so
+both polynomials of every ciphertext are sent. What the batch holds is fixed
+by the plan before a byte arrives (SealedLayout: per linear step its
+diagonals, giant steps then baby steps ascending, or its weight
+polynomial, then its bias): UnmarshalSealed takes the list of levels from
+the layout, refuses another count or any record at another level, and
+allocates nothing beyond it; PrepareSealed then checks every scale and
+encoding against the layout. SealedSize gives the exact size.
+
 # Evaluation key sets ("FHEK")
 
 Header, 48 bytes:
