@@ -1,7 +1,10 @@
 package client
 
 import (
+	"errors"
 	"io"
+	"runtime"
+	"sync"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
@@ -42,39 +45,55 @@ func SealCiphertexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program, p
 	if err != nil {
 		return nil, err
 	}
-	ecd := ckks.NewEncoder(params)
-	enc := rlwe.NewEncryptor(params, pk)
-	slots := params.MaxSlots()
-	var diags map[int][]float64
-	cts := make([]*rlwe.Ciphertext, len(items))
-	for k, it := range items {
-		s := &prog.Steps[it.Step]
-		if k == 0 || items[k-1].Step != it.Step {
-			diags = nil
-			if !s.Coeffs {
-				diags = s.Diagonals()
-			}
-		}
-		var v []float64
-		switch {
-		case it.Bias:
-			v = biasVector(s, params.N(), slots)
-		case s.Coeffs:
-			v = weightPolynomial(s, params.N())
-		default:
-			v = diagonalVector(s, diags[it.Giant+it.Baby], it.Giant, slots)
-		}
-		pt := ckks.NewPlaintext(params, it.Level)
-		pt.IsBatched = it.Batched
-		pt.Scale = it.Scale
-		if err := ecd.Encode(v, pt); err != nil {
-			return nil, err
-		}
-		if cts[k], err = enc.EncryptNew(pt); err != nil {
-			return nil, err
+	// Each item is encoded and encrypted on its own: spread over the cores,
+	// each worker with its encoder and encryptor.
+	diags := map[int]map[int][]float64{}
+	for _, it := range items {
+		if s := &prog.Steps[it.Step]; diags[it.Step] == nil && !s.Coeffs {
+			diags[it.Step] = s.Diagonals()
 		}
 	}
+	cts := make([]*rlwe.Ciphertext, len(items))
+	workers := min(runtime.GOMAXPROCS(0), len(items))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ecd := ckks.NewEncoder(params)
+			enc := rlwe.NewEncryptor(params, pk)
+			for k := w; k < len(items) && errs[w] == nil; k += workers {
+				cts[k], errs[w] = sealItem(ecd, enc, params, prog, diags, items[k])
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	return cts, nil
+}
+
+// sealItem encodes and encrypts one item of the sealed layout.
+func sealItem(ecd *ckks.Encoder, enc *rlwe.Encryptor, params ckks.Parameters, prog *plan.Program, diags map[int]map[int][]float64, it he.SealedItem) (*rlwe.Ciphertext, error) {
+	s := &prog.Steps[it.Step]
+	var v []float64
+	switch {
+	case it.Bias:
+		v = biasVector(s, params.N(), params.MaxSlots())
+	case s.Coeffs:
+		v = weightPolynomial(s, params.N())
+	default:
+		v = diagonalVector(s, diags[it.Step][it.Giant+it.Baby], it.Giant, params.MaxSlots())
+	}
+	pt := ckks.NewPlaintext(params, it.Level)
+	pt.IsBatched = it.Batched
+	pt.Scale = it.Scale
+	if err := ecd.Encode(v, pt); err != nil {
+		return nil, err
+	}
+	return enc.EncryptNew(pt)
 }
 
 // diagonalVector is diagonal d of step s repeated over the slots (the
