@@ -244,6 +244,11 @@ func (o *Options) setDefaults() error {
 	if o.Sealed && o.Packing == plan.Batch {
 		return fheserve.Errorf(fheserve.EUNSUPPORTED, "batch packing cannot be sealed: it multiplies by each weight as a scalar, so sealing needs one ciphertext per weight; use latency packing")
 	}
+	if o.Sealed {
+		// Tiles re-prepare the last linear map for each call's number of
+		// samples: sealed weights are sealed once.
+		o.NoTiles = true
+	}
 	if o.Degree == 0 {
 		o.Degree = DefaultDegree
 	}
