@@ -326,7 +326,8 @@ func TestSealedBundled(t *testing.T) {
 		privacy float64
 	}{{"mlp", 0}, {"cnn", 27}} {
 		t.Run(tt.name, func(t *testing.T) {
-			opts := compiler.Options{Packing: plan.Latency, PrivacyBits: tt.privacy}
+			// Plain untiled, as sealed plans are: one sample per call.
+			opts := compiler.Options{Packing: plan.Latency, PrivacyBits: tt.privacy, NoTiles: true}
 			plain, g, inputs := bundledRunnerOpts(t, tt.name, opts)
 			calib, err := bundled.Calibration(tt.name)
 			if err != nil {
