@@ -119,6 +119,12 @@ type Options struct {
 	// under each user's public key (he/client.Seal) and the server
 	// multiplies ciphertexts (plan.Plan.Sealed). Latency packing only.
 	Sealed bool
+	// SealedHeadroom gives each sealed linear map a second level: the
+	// sealed weights are encrypted at the scale of two primes, so that
+	// their encryption noise (which the product multiplies by the
+	// activations) vanishes. The compiler sets it when a sealed plan
+	// misses the privacy or precision asked for without it.
+	SealedHeadroom bool
 	// NoTiles keeps a latency plan to one sample per call. By default a
 	// latency plan whose largest period leaves room for two or more
 	// copies puts a different sample in each copy (a tile), so that one
@@ -168,6 +174,14 @@ func Compile(g *nn.Graph, opts Options) (*Result, error) {
 		return compileProgram(g, opts, cal, choice, nodes, output, head)
 	}
 	res, err := compile(&opts)
+	if err != nil && opts.Sealed && !opts.SealedHeadroom && fheserve.ErrorCode(err) == fheserve.EUNSUPPORTED {
+		// The sealed weights' encryption noise may be what misses: try
+		// with headroom, keep the first refusal if that fails too.
+		opts.SealedHeadroom = true
+		if r, err2 := compile(&opts); err2 == nil {
+			res, err = r, nil
+		}
+	}
 	if opts.Precision > 0 && !ownDegrees {
 		res, err = raiseDegrees(g, output, &opts, res, err, compile)
 	}
@@ -533,7 +547,7 @@ func (c *compilation) setLevels() int {
 		for _, in := range s.In {
 			d = max(d, depth[in])
 		}
-		depth[i+1] = d + stepDepth(s)
+		depth[i+1] = d + c.stepDepth(s)
 	}
 	D := 0
 	for _, d := range depth {
@@ -548,7 +562,7 @@ func (c *compilation) setLevels() int {
 			l = min(l, level[in])
 		}
 		s.LevelIn = l
-		s.Level = l - stepDepth(s)
+		s.Level = l - c.stepDepth(s)
 		level[i+1] = s.Level
 	}
 	return D

@@ -108,7 +108,12 @@ func (c *compilation) sealedNoise(ps *paramChoice, s *plan.Step, target float64)
 	}
 	n := float64(ps.params.N())
 	round := math.Sqrt((1 + 2*n/3) / 12)
-	q := float64(ps.params.Q()[s.LevelIn])
+	// The weights' scale holds the primes the step's rescales divide by
+	// (two with headroom).
+	q := 1.0
+	for l := s.Level + 1; l <= s.LevelIn; l++ {
+		q *= float64(ps.params.Q()[l])
+	}
 	scale := math.Exp2(float64(ps.spec.LogDefaultScale))
 	ptScale := q * target / scale
 	in := c.calib.bounds[s.In[0]]

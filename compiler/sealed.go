@@ -34,10 +34,21 @@ func (c *compilation) sealCounts(p *plan.Plan) {
 		}
 		if s.Kind == plan.StepLinear {
 			ops.Additions++ // the sealed bias
+			ops.Rescales += s.LevelIn - s.Level - 1
 			if p.KeyLevels != nil {
 				// Sealed products relinearize at the step's input level.
 				p.KeyLevels.Relin = max(p.KeyLevels.Relin, s.LevelIn)
 			}
 		}
 	}
+}
+
+// stepDepth is the number of levels step s consumes: a sealed linear map
+// with headroom consumes two.
+func (c *compilation) stepDepth(s *plan.Step) int {
+	d := stepDepth(s)
+	if c.opts.Sealed && c.opts.SealedHeadroom && s.Kind == plan.StepLinear {
+		d++
+	}
+	return d
 }

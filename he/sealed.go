@@ -130,7 +130,7 @@ func SealedLayout(params ckks.Parameters, p *plan.Plan, prog *plan.Program) ([]S
 				}
 			}
 		}
-		items = append(items, SealedItem{Step: i, Bias: true, Level: s.LevelIn - 1, Scale: target[i], Batched: !s.Coeffs})
+		items = append(items, SealedItem{Step: i, Bias: true, Level: s.Level, Scale: target[i], Batched: !s.Coeffs})
 	}
 	return items, nil
 }
@@ -181,9 +181,9 @@ func patternDiagonals(s *plan.Step) []int {
 }
 
 // SealedScales returns, per program step, the scale of a linear step's
-// weights (pt) and of its result (target), as server.Prepare schedules
-// them: the product of the input (its scale) by the weights, rescaled by
-// the prime of the input's level, has the target scale.
+// sealed weights (pt) and of its result (target), on server.Prepare's
+// schedule: the product of the input (its scale) by the weights, rescaled
+// by the primes of the levels the step consumes, has the target scale.
 func SealedScales(params ckks.Parameters, p *plan.Plan, prog *plan.Program) (pt, target []rlwe.Scale) {
 	def := params.DefaultScale()
 	outScale := rlwe.NewScale(math.Exp2(float64(p.Output.LogScale)))
@@ -204,7 +204,13 @@ func SealedScales(params ckks.Parameters, p *plan.Plan, prog *plan.Program) (pt,
 		qIn := rlwe.NewScale(params.Q()[s.LevelIn])
 		switch s.Kind {
 		case plan.StepLinear:
-			pt[i] = qIn.Mul(t).Div(in)
+			// The weights' scale holds every prime the step rescales by:
+			// one, or two for a sealed map with headroom.
+			qs := qIn
+			for l := s.Level + 1; l < s.LevelIn; l++ {
+				qs = qs.Mul(rlwe.NewScale(params.Q()[l]))
+			}
+			pt[i] = qs.Mul(t).Div(in)
 			scales[i+1] = t
 		case plan.StepSquare:
 			scales[i+1] = in.Mul(in).Div(qIn)

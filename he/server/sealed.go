@@ -30,6 +30,7 @@ type sealedStep struct {
 	babyOf map[int][]int              // giant step -> baby steps
 	coeff  *rlwe.Ciphertext           // coefficient steps: the weight polynomial
 	bias   *rlwe.Ciphertext
+	scale  rlwe.Scale // the weights' scale
 }
 
 // PrepareSealed prepares a sealed program for one user: prog must be
@@ -70,8 +71,9 @@ func PrepareSealed(p *plan.Plan, prog *plan.Program, sealed []*rlwe.Ciphertext) 
 		case it.Bias:
 			ss.bias = ct
 		case s.Coeffs:
-			ss.coeff = ct
+			ss.coeff, ss.scale = ct, it.Scale
 		default:
+			ss.scale = it.Scale
 			if len(ss.diags[it.Giant]) == 0 {
 				ss.giants = append(ss.giants, it.Giant)
 			}
@@ -122,7 +124,7 @@ func (e *Evaluator) linearSealed(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 		if err != nil {
 			return nil, err
 		}
-		if err := e.eval.Rescale(out, out); err != nil {
+		if err := e.rescaleTo(out, s.Level); err != nil {
 			return nil, err
 		}
 		out.Scale = st.target
@@ -135,7 +137,7 @@ func (e *Evaluator) linearSealed(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 	rot[0] = x
 	sums := make([]*rlwe.Ciphertext, len(ss.giants))
 	err = e.parallel(len(ss.giants), func(k int) error {
-		sum, err := e.giantStep(x, st, ss, ss.giants[k], rot)
+		sum, err := e.giantStep(x, ss, ss.giants[k], rot)
 		sums[k] = sum
 		return err
 	})
@@ -148,6 +150,12 @@ func (e *Evaluator) linearSealed(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 			return nil, err
 		}
 	}
+	// With headroom, the first rescale: its rounding, divided by the
+	// second prime, is far below the flood; finishSlots re-randomizes a
+	// masked result before the last.
+	if err := e.rescaleTo(out, s.Level+1); err != nil {
+		return nil, err
+	}
 	out, err = e.finishSlots(s, st, out)
 	if err != nil {
 		return nil, err
@@ -158,10 +166,10 @@ func (e *Evaluator) linearSealed(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 // giantStep returns rot(sum over its baby steps b of rot(x, b) * the
 // sealed diagonal, giant): the products accumulate in degree 2 and are
 // relinearized once.
-func (e *Evaluator) giantStep(x *rlwe.Ciphertext, st *prepared, ss *sealedStep, giant int, rot map[int]*rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+func (e *Evaluator) giantStep(x *rlwe.Ciphertext, ss *sealedStep, giant int, rot map[int]*rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	acc := ckks.NewCiphertext(e.m.params, 2, x.Level())
 	acc.MetaData = x.MetaData.CopyNew()
-	acc.Scale = x.Scale.Mul(st.ptScale)
+	acc.Scale = x.Scale.Mul(ss.scale)
 	for t, b := range ss.babyOf[giant] {
 		d := ss.diags[giant][t]
 		if err := e.eval.MulThenAdd(rot[b], d, acc); err != nil {
@@ -186,4 +194,14 @@ func (e *Evaluator) addSealedBias(out *rlwe.Ciphertext, ss *sealedStep) error {
 		b.Scale = out.Scale // equal within the checked 1e-9
 	}
 	return e.eval.Add(out, b, out)
+}
+
+// rescaleTo rescales ct down to level.
+func (e *Evaluator) rescaleTo(ct *rlwe.Ciphertext, level int) error {
+	for ct.Level() > level {
+		if err := e.eval.Rescale(ct, ct); err != nil {
+			return err
+		}
+	}
+	return nil
 }
