@@ -358,3 +358,32 @@ func TestSealedBundled(t *testing.T) {
 		})
 	}
 }
+
+// TestSealedHeadroomChosen: with activations in the tens, the sealed
+// weights' encryption noise keeps a plain sealed plan below the default
+// privacy; the compiler gives the linear maps headroom (two levels each)
+// by itself, and the plan evaluates within its stated error.
+func TestSealedHeadroomChosen(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	g := smallCNN(rng)
+	const n = 3
+	x := make([]float64, n*g.Input.Size())
+	for i := range x {
+		x[i] = (rng.Float64()*2 - 1) * 40
+	}
+	r, _, err := NewSealed(g, compiler.Options{Calibration: x}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Plan
+	for _, s := range r.Program.Steps {
+		if s.Kind == plan.StepLinear && s.LevelIn-s.Level != 2 {
+			t.Errorf("linear step %q consumes %d levels, want 2 (headroom)", s.Name, s.LevelIn-s.Level)
+		}
+	}
+	if p.Precision.PrivacyBits < compiler.DefaultPrivacyBits {
+		t.Errorf("privacy %.1f bits, want at least %d", p.Precision.PrivacyBits, compiler.DefaultPrivacyBits)
+	}
+	maxErr := checkEncrypted(t, r, g, x, n)
+	t.Logf("N=2^%d depth %d, privacy %.1f bits, max error %.3g (stated %.3g)", p.Params.LogN, p.Depth, p.Precision.PrivacyBits, maxErr, p.Precision.OutputError)
+}
