@@ -60,8 +60,18 @@ func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	r, err := newRunner(res, g, time.Since(t0), workers)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// newRunner generates keys for a compiled plan and prepares the server
+// side with the keys as they arrive over the wire.
+func newRunner(res *compiler.Result, g *nn.Graph, compile time.Duration, workers int) (*Runner, error) {
 	r := &Runner{Plan: res.Plan, Program: res.Program, Graph: g}
-	r.Stats.Compile = time.Since(t0)
+	r.Stats.Compile = compile
 	model, err := server.Prepare(res.Plan, res.Program)
 	if err != nil {
 		return nil, err
@@ -69,7 +79,7 @@ func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
 	r.params = model.Params()
 	r.Model = model
 
-	t0 = time.Now()
+	t0 := time.Now()
 	keys, evk, err := client.GenerateKeys(r.params, he.PlanKeys(res.Plan))
 	if err != nil {
 		return nil, err

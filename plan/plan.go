@@ -249,6 +249,11 @@ type Plan struct {
 	// Sealed: the weights reach the server only encrypted under each
 	// user's public key (he/seal); the linear maps multiply ciphertexts.
 	Sealed bool `json:"sealed,omitempty"`
+
+	// Decision is set on a gallery plan: its outputs are match decisions
+	// (or, by the owner's explicit choice, scores), what they mean and
+	// the margin inside which a decision may be wrong (decision.go).
+	Decision *Decision `json:"decision,omitempty"`
 }
 
 // ComputeFingerprint returns the hex SHA-256 of the plan's canonical JSON

@@ -1,0 +1,325 @@
+package compiler
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// Gallery metrics.
+const MetricCosine = "cosine"
+
+// UnitNormTolerance is how far from 1 a cosine template's norm may be.
+const UnitNormTolerance = 0.01
+
+// DefaultGalleryMargin is the margin a gallery plan aims at when the
+// owner sets none: the fewest sign stages whose margin is at most this
+// many score units.
+const DefaultGalleryMargin = 0.08
+
+// signError is the largest error of the composite sign polynomial
+// outside the margin, in sign units ([-1, 1]); the decision output
+// 0.5 + 0.5 sign carries half of it.
+const signError = 0.05
+
+// decisionPrecisionBits is the default precision of decision plans,
+// relative to their output bound.
+const decisionPrecisionBits = 4
+
+// maxSignStages bounds the g3 stages before the final f3 (depth 3 each).
+const maxSignStages = 4
+
+// The odd degree-7 polynomials composed into a sign: g3 (Cheon, Kim and
+// Kim, "Efficient homomorphic comparison methods with optimal
+// complexity", Asiacrypt 2020) widens the region near 1 fast, f3 (Cheon
+// et al. 2019, 2^-4 (35x - 35x^3 + 21x^5 - 5x^7)) flattens it onto 1.
+// Both map [-1, 1] into [-1, 1] and are monotone near 0, with small
+// monomial coefficients, so the monomial evaluation stays accurate.
+var (
+	signG3 = []float64{0, 4589.0 / 1024, 0, -16577.0 / 1024, 0, 25614.0 / 1024, 0, -12860.0 / 1024}
+	signF3 = []float64{0, 35.0 / 16, 0, -35.0 / 16, 0, 21.0 / 16, 0, -5.0 / 16}
+)
+
+// Gallery is an owner's enrolled templates: one row of Dim values per
+// label. Decisions compare the similarity of a probe with each template
+// to Threshold.
+type Gallery struct {
+	Name      string
+	Dim       int
+	Metric    string // MetricCosine: templates and probes of unit norm
+	Threshold float64
+	Labels    []string
+	Templates []float64 // len(Labels) rows of Dim, row-major
+}
+
+// GalleryOptions steer CompileGallery.
+type GalleryOptions struct {
+	// Options are the usual compile options (ring, privacy, precision);
+	// packing is latency, and Calibration is made from the gallery.
+	Options
+	Mode  string // plan.Verify, plan.Identify or plan.Scores
+	Claim string // plan.Verify: the claimed label (public: it is in the request)
+	// Margin is the largest decision margin the owner accepts, in score
+	// units (DefaultGalleryMargin when 0): the compiler composes the
+	// fewest sign stages that reach it; each costs 3 levels.
+	Margin float64
+}
+
+// Capacity is the number of templates a gallery plan takes with the
+// compile options: one decision per slot of the largest ring allowed.
+func (o *GalleryOptions) Capacity() int {
+	logN := maxLogN
+	if o.LogN != 0 {
+		logN = o.LogN
+	}
+	return 1 << (logN - 1)
+}
+
+// Validate checks a gallery against the options: refused galleries say
+// what to fix.
+func (g *Gallery) Validate(opts *GalleryOptions) error {
+	invalid := func(format string, args ...any) error {
+		return fheserve.Errorf(fheserve.EINVALID, "gallery %q: "+format, append([]any{g.Name}, args...)...)
+	}
+	switch {
+	case g.Metric != MetricCosine:
+		return invalid("metric %q is not supported: use %q (unit-norm embeddings)", g.Metric, MetricCosine)
+	case g.Dim < 1:
+		return invalid("embedding dimension %d: give the dimension of the embeddings (for example 128)", g.Dim)
+	case math.IsNaN(g.Threshold) || g.Threshold <= -1 || g.Threshold >= 1:
+		return invalid("threshold %g is outside (-1, 1): a cosine similarity threshold lies strictly between -1 and 1", g.Threshold)
+	case len(g.Labels) == 0:
+		return invalid("no templates: enrol at least one")
+	case len(g.Templates) != len(g.Labels)*g.Dim:
+		if len(g.Templates)%g.Dim != 0 {
+			return invalid("%d template values are not rows of dimension %d: every embedding must have %d values", len(g.Templates), g.Dim, g.Dim)
+		}
+		return invalid("%d templates for %d labels: give one label per template", len(g.Templates)/g.Dim, len(g.Labels))
+	case len(g.Labels) > opts.Capacity():
+		return invalid("%d templates exceed the plan's capacity of %d: split the gallery", len(g.Labels), opts.Capacity())
+	}
+	seen := make(map[string]int, len(g.Labels))
+	for i, l := range g.Labels {
+		if strings.TrimSpace(l) == "" {
+			return invalid("label %d is empty: give every template a label", i)
+		}
+		if j, ok := seen[l]; ok {
+			return invalid("label %q is given to templates %d and %d: labels must be unique", clipLabel(l), j, i)
+		}
+		seen[l] = i
+	}
+	for i := range g.Labels {
+		row := g.Templates[i*g.Dim : (i+1)*g.Dim]
+		var s float64
+		for j, v := range row {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return invalid("template %q has a non-finite value at %d: re-extract its embedding", clipLabel(g.Labels[i]), j)
+			}
+			s += v * v
+		}
+		if n := math.Sqrt(s); math.Abs(n-1) > UnitNormTolerance {
+			return invalid("template %q has norm %.4g, not 1 (within %g): normalize embeddings to unit length for a cosine gallery", clipLabel(g.Labels[i]), n, UnitNormTolerance)
+		}
+	}
+	return nil
+}
+
+func clipLabel(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+func (o *GalleryOptions) validate(g *Gallery) error {
+	switch o.Mode {
+	case plan.Verify:
+		if !slices.Contains(g.Labels, o.Claim) {
+			return fheserve.Errorf(fheserve.EINVALID, "gallery %q has no template labelled %q: claim an enrolled label", g.Name, clipLabel(o.Claim))
+		}
+	case plan.Identify, plan.Scores:
+		if o.Claim != "" {
+			return fheserve.Errorf(fheserve.EINVALID, "a claim (%q) goes with verification only, not %s", clipLabel(o.Claim), o.Mode)
+		}
+	default:
+		return fheserve.Errorf(fheserve.EINVALID, "unknown gallery mode %q (want %q, %q or %q)", o.Mode, plan.Verify, plan.Identify, plan.Scores)
+	}
+	if o.Packing != "" && o.Packing != plan.Latency {
+		return fheserve.Errorf(fheserve.EINVALID, "a gallery plan packs one probe per call: use latency packing")
+	}
+	if o.Margin < 0 || math.IsNaN(o.Margin) || o.Margin >= 1 {
+		return fheserve.Errorf(fheserve.EINVALID, "decision margin %g is outside (0, 1)", o.Margin)
+	}
+	return nil
+}
+
+// signStages are the sign approximations a gallery plan composes: k g3
+// stages and a final f3, innermost first.
+func signStages(k int) [][]float64 {
+	s := make([][]float64, 0, k+1)
+	for range k {
+		s = append(s, signG3)
+	}
+	return append(s, signF3)
+}
+
+func stageNames(k int) []string {
+	n := make([]string, 0, k+1)
+	for range k {
+		n = append(n, "g3")
+	}
+	return append(n, "f3")
+}
+
+// evalStages composes the stages at x.
+func evalStages(stages [][]float64, x float64) float64 {
+	for _, c := range stages {
+		x = plan.EvalPoly(plan.Monomial, c, x)
+	}
+	return x
+}
+
+// signMargin is the smallest x in (0, 1] with |F(t) - 1| <= signError
+// for every t in [x, 1] (F odd, so the same holds below -x), found on a
+// grid of step 1e-4 plus the grid's spacing times F's slope bound: the
+// margin is stated, so it is rounded up, never down.
+func signMargin(stages [][]float64) float64 {
+	const step = 1e-4
+	x := 1.0
+	for t := 1.0; t > 0; t -= step {
+		if math.Abs(evalStages(stages, t)-1) > signError {
+			break
+		}
+		x = t
+	}
+	return math.Min(1, x+step)
+}
+
+// CompileGallery compiles a gallery into a decision plan: the scores are
+// one linear map (the templates times the probe, scaled with the
+// threshold subtracted), and a composite of odd polynomials approximates
+// their sign under encryption, so that a user decrypts a decision per
+// template (plan.Identify) or for the claimed one (plan.Verify) and not
+// the scores. plan.Scores returns every raw score, as the match workload
+// does, with a warning in the plan.
+//
+// It builds an nn graph (Dense, then Poly nodes) and compiles it with
+// Compile, so that the decision plans get the same parameter search,
+// output masking and flooding as every model; the gallery only adds the
+// graph and the public Decision.
+func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
+	if err := opts.validate(g); err != nil {
+		return nil, err
+	}
+	if err := g.Validate(&opts); err != nil {
+		return nil, err
+	}
+	if opts.Margin == 0 {
+		opts.Margin = DefaultGalleryMargin
+	}
+	rows := g.Labels
+	first := 0
+	if opts.Mode == plan.Verify {
+		first = slices.Index(g.Labels, opts.Claim)
+		rows = []string{opts.Claim}
+	}
+	n := len(rows)
+	// Scores lie in [-1, 1]; (score - threshold) / r lies in [-1, 1].
+	r := 1 + math.Abs(g.Threshold)
+	dec := &plan.Decision{Mode: opts.Mode, Metric: g.Metric, Threshold: g.Threshold}
+	if opts.Mode != plan.Verify {
+		dec.Labels = append([]string(nil), g.Labels...)
+	}
+	dense := &nn.Dense{In: g.Dim, Out: n, W: make([]float64, n*g.Dim), B: make([]float64, n)}
+	copy(dense.W, g.Templates[first*g.Dim:(first+n)*g.Dim])
+	graph := &nn.Graph{Name: g.Name, Input: nn.Shape{g.Dim}}
+	add := func(name, opType string, op nn.Op) {
+		graph.Nodes = append(graph.Nodes, &nn.Node{Name: name, OpType: opType, Op: op, Inputs: []int{len(graph.Nodes)}, Shape: nn.Shape{n}})
+	}
+	var stages [][]float64
+	if opts.Mode == plan.Scores {
+		add("scores", "MatMul", dense)
+	} else {
+		k := 0
+		for ; k < maxSignStages && signMargin(signStages(k))*r > opts.Margin; k++ {
+		}
+		stages = signStages(k)
+		dec.Stages, dec.Range = stageNames(k), r
+		dec.Margin = roundMargin(signMargin(stages) * r)
+		for i := range dense.W {
+			dense.W[i] /= r
+		}
+		for i := range dense.B {
+			dense.B[i] = -g.Threshold / r
+		}
+		add("scores", "MatMul", dense)
+		for i, c := range stages {
+			if i == len(stages)-1 {
+				// The step 0.5 + 0.5 sign, folded into the last stage.
+				c = slices.Clone(c)
+				for j := range c {
+					c[j] *= 0.5
+				}
+				c[0] += 0.5
+			}
+			add(fmt.Sprintf("sign%d", i), "Poly", &nn.Poly{Coeffs: c})
+		}
+	}
+	graph.Output = len(graph.Nodes)
+
+	co := opts.Options
+	co.Packing = plan.Latency
+	co.Calibration = galleryCalibration(g)
+	if co.PrecisionBits == 0 && co.Precision == 0 && opts.Mode != plan.Scores {
+		// Decisions are read at 1/2: an encryption error of OutputBound/16
+		// (under 0.1) leaves them right, and every bit less is two bits
+		// of privacy or a smaller ring.
+		co.PrecisionBits = decisionPrecisionBits
+	}
+	res, err := Compile(graph, co)
+	if err != nil {
+		return nil, err
+	}
+	p := res.Plan
+	if opts.Mode == plan.Scores {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("this plan reveals every raw similarity score: %d unit-vector queries recover the whole gallery; prefer --mode identify, whose results hold only match decisions", g.Dim))
+	} else {
+		dec.Error = signError/2 + p.Precision.OutputError
+	}
+	p.Decision = dec
+	p.Fingerprint = p.ComputeFingerprint()
+	return res, nil
+}
+
+// roundMargin rounds a margin up to 3 significant digits.
+func roundMargin(m float64) float64 {
+	e := math.Pow(10, math.Floor(math.Log10(m))-2)
+	return math.Ceil(m/e) * e
+}
+
+// galleryCalibration is what the compiler sizes the values from: unit
+// probes at random and the templates themselves (a probe equal to a
+// template scores 1), at most 64 of each.
+func galleryCalibration(g *Gallery) []float64 {
+	rng := rand.New(rand.NewPCG(17, uint64(g.Dim)))
+	var rows []float64
+	for i := 0; i < 64; i++ {
+		row := make([]float64, g.Dim)
+		var s float64
+		for j := range row {
+			row[j] = rng.NormFloat64()
+			s += row[j] * row[j]
+		}
+		for j := range row {
+			row[j] /= math.Sqrt(s)
+		}
+		rows = append(rows, row...)
+	}
+	return append(rows, g.Templates[:min(64, len(g.Labels))*g.Dim]...)
+}

@@ -1,0 +1,171 @@
+package compiler
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// syntheticGallery makes n unit templates of dimension d at random.
+func syntheticGallery(rng *rand.Rand, n, d int, tau float64) *Gallery {
+	g := &Gallery{Name: "faces", Dim: d, Metric: MetricCosine, Threshold: tau}
+	for i := 0; i < n; i++ {
+		g.Labels = append(g.Labels, "person-"+strconv.Itoa(i))
+		g.Templates = append(g.Templates, unitVector(rng, d)...)
+	}
+	return g
+}
+
+func unitVector(rng *rand.Rand, d int) []float64 {
+	v := make([]float64, d)
+	var s float64
+	for i := range v {
+		v[i] = rng.NormFloat64()
+		s += v[i] * v[i]
+	}
+	for i := range v {
+		v[i] /= math.Sqrt(s)
+	}
+	return v
+}
+
+func TestGalleryRefusesBadInput(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	good := func() *Gallery { return syntheticGallery(rng, 4, 8, 0.5) }
+	tests := []struct {
+		name  string
+		edit  func(g *Gallery, o *GalleryOptions)
+		wants string
+	}{
+		{"wrong dimension", func(g *Gallery, o *GalleryOptions) { g.Templates = g.Templates[:len(g.Templates)-3] }, "dimension 8"},
+		{"NaN", func(g *Gallery, o *GalleryOptions) { g.Templates[9] = math.NaN() }, "non-finite"},
+		{"Inf", func(g *Gallery, o *GalleryOptions) { g.Templates[0] = math.Inf(1) }, "non-finite"},
+		{"not unit norm", func(g *Gallery, o *GalleryOptions) {
+			for i := 0; i < g.Dim; i++ {
+				g.Templates[i] *= 1.1
+			}
+		}, "normalize"},
+		{"duplicate label", func(g *Gallery, o *GalleryOptions) { g.Labels[2] = g.Labels[0] }, "unique"},
+		{"empty label", func(g *Gallery, o *GalleryOptions) { g.Labels[1] = " " }, "empty"},
+		{"labels and templates", func(g *Gallery, o *GalleryOptions) { g.Labels = g.Labels[:3] }, "one label per template"},
+		{"no templates", func(g *Gallery, o *GalleryOptions) { g.Labels, g.Templates = nil, nil }, "enrol at least one"},
+		{"over capacity", func(g *Gallery, o *GalleryOptions) { o.LogN = 1 }, "capacity of 1"},
+		{"threshold", func(g *Gallery, o *GalleryOptions) { g.Threshold = 1.5 }, "threshold"},
+		{"metric", func(g *Gallery, o *GalleryOptions) { g.Metric = "euclidean" }, "not supported"},
+		{"unknown claim", func(g *Gallery, o *GalleryOptions) { o.Mode, o.Claim = plan.Verify, "nobody" }, "claim an enrolled label"},
+		{"claim with identify", func(g *Gallery, o *GalleryOptions) { o.Claim = g.Labels[0] }, "verification only"},
+		{"mode", func(g *Gallery, o *GalleryOptions) { o.Mode = "top1" }, "unknown gallery mode"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := good()
+			o := GalleryOptions{Mode: plan.Identify}
+			tc.edit(g, &o)
+			_, err := CompileGallery(g, o)
+			var fe *fheserve.Error
+			if !errors.As(err, &fe) || fe.Code != fheserve.EINVALID || !strings.Contains(err.Error(), tc.wants) {
+				t.Fatalf("got %v, want EINVALID saying %q", err, tc.wants)
+			}
+		})
+	}
+}
+
+// TestSignMargin checks the stated margin against the composite sign on
+// a finer grid than the one it was found on: outside the margin the
+// decision is within signError/2 of the step, inside it lies in [0, 1].
+func TestSignMargin(t *testing.T) {
+	for k := 0; k <= maxSignStages; k++ {
+		s := signStages(k)
+		m := signMargin(s)
+		for x := -1.0; x <= 1; x += 1e-6 {
+			y := 0.5 + 0.5*evalStages(s, x)
+			switch {
+			case math.Abs(x) >= m && math.Abs(y-step(x)) > signError/2:
+				t.Fatalf("%d stages: decision %.4f at %.6f outside the margin %.4f", k, y, x, m)
+			case y < -1e-9 || y > 1+1e-9:
+				t.Fatalf("%d stages: decision %.4f at %.6f outside [0, 1]", k, y, x)
+			}
+		}
+		t.Logf("%d g3 stages + f3: depth %d, margin %.4f (in units of the range)", k, 3*(k+1), m)
+	}
+}
+
+func step(x float64) float64 {
+	if x >= 0 {
+		return 1
+	}
+	return 0
+}
+
+// TestGalleryPlan compiles decision plans and checks their public
+// promise in plaintext: the program's outputs, for probes placed just
+// outside the margin on both sides of the threshold, are the decisions.
+func TestGalleryPlan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	g := syntheticGallery(rng, 64, 16, 0.4)
+	for _, mode := range []string{plan.Identify, plan.Verify, plan.Scores} {
+		t.Run(mode, func(t *testing.T) {
+			o := GalleryOptions{Mode: mode}
+			if mode == plan.Verify {
+				o.Claim = g.Labels[5]
+			}
+			res, err := CompileGallery(g, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := res.Plan
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			d := p.Decision
+			t.Logf("%s: logN %d depth %d margin %.4g error %.3g stages %v keys %d", mode, p.Params.LogN, p.Depth, d.Margin, d.Error, d.Stages, p.Sizes.GaloisKeys)
+			if mode == plan.Scores {
+				if len(p.Warnings) == 0 || !strings.Contains(strings.Join(p.Warnings, " "), "reveals every raw similarity score") {
+					t.Fatalf("a scores plan must warn: %v", p.Warnings)
+				}
+				return
+			}
+			if d.Margin <= 0 || d.Margin > DefaultGalleryMargin || d.Error >= 0.5 {
+				t.Fatalf("margin %g, error %g", d.Margin, d.Error)
+			}
+			for _, side := range []float64{-1, 1} {
+				row := 5
+				x := probeAt(rng, g, row, g.Threshold+side*d.Margin)
+				out := res.Program.EvalPlain(x)
+				i := 0
+				if mode == plan.Identify {
+					i = row
+				}
+				if want := step(side); math.Abs(out[i]-want) > d.Error {
+					t.Fatalf("score at threshold %+g margin: decision %.4f, want %g within %.3g", side, out[i], want, d.Error)
+				}
+			}
+		})
+	}
+}
+
+// probeAt returns a unit probe whose cosine with template row is s.
+func probeAt(rng *rand.Rand, g *Gallery, row int, s float64) []float64 {
+	t := g.Templates[row*g.Dim : (row+1)*g.Dim]
+	u := unitVector(rng, g.Dim)
+	var dot float64
+	for i := range u {
+		dot += u[i] * t[i]
+	}
+	var n float64
+	for i := range u {
+		u[i] -= dot * t[i]
+		n += u[i] * u[i]
+	}
+	x := make([]float64, g.Dim)
+	for i := range x {
+		x[i] = s*t[i] + math.Sqrt(1-s*s)*u[i]/math.Sqrt(n)
+	}
+	return x
+}

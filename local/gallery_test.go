@@ -1,0 +1,177 @@
+package local
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/plan"
+)
+
+func unitVector(rng *rand.Rand, d int) []float64 {
+	v := make([]float64, d)
+	var s float64
+	for i := range v {
+		v[i] = rng.NormFloat64()
+		s += v[i] * v[i]
+	}
+	for i := range v {
+		v[i] /= math.Sqrt(s)
+	}
+	return v
+}
+
+// galleryAround enrols n unit templates of dimension d whose cosine with
+// probe is placed: a quarter just above threshold+margin, a quarter just
+// below threshold-margin, a quarter anywhere in [-1, 1] and a quarter
+// inside the margin.
+func galleryAround(rng *rand.Rand, probe []float64, n, d int, tau, margin float64) *compiler.Gallery {
+	g := &compiler.Gallery{Name: "faces", Dim: d, Metric: compiler.MetricCosine, Threshold: tau}
+	for i := 0; i < n; i++ {
+		var s float64
+		switch i % 4 {
+		case 0:
+			s = tau + margin*1.001
+		case 1:
+			s = tau - margin*1.001
+		case 2:
+			s = rng.Float64()*2 - 1
+		case 3:
+			s = tau + (rng.Float64()*2-1)*margin
+		}
+		u := unitVector(rng, d)
+		var dot float64
+		for j := range u {
+			dot += u[j] * probe[j]
+		}
+		var nn float64
+		for j := range u {
+			u[j] -= dot * probe[j]
+			nn += u[j] * u[j]
+		}
+		for j := range u {
+			g.Templates = append(g.Templates, s*probe[j]+math.Sqrt(1-s*s)*u[j]/math.Sqrt(nn))
+		}
+		g.Labels = append(g.Labels, "person-"+strconv.Itoa(i))
+	}
+	return g
+}
+
+// scores is the plaintext oracle: each template's cosine with the probe.
+func scores(g *compiler.Gallery, probe []float64) []float64 {
+	s := make([]float64, len(g.Labels))
+	for i := range s {
+		for j, v := range g.Templates[i*g.Dim : (i+1)*g.Dim] {
+			s[i] += v * probe[j]
+		}
+	}
+	return s
+}
+
+// checkDecisions compares decrypted decisions with the plaintext ones:
+// equal outside the margin (and within the stated error of the step),
+// between 0 and 1 up to the encryption error inside it.
+func checkDecisions(t *testing.T, p *plan.Plan, out, score []float64) {
+	t.Helper()
+	d := p.Decision
+	got := d.Decisions(out)
+	outside := 0
+	for i, s := range score {
+		want := s >= d.Threshold
+		if math.Abs(s-d.Threshold) >= d.Margin {
+			outside++
+			step := 0.0
+			if want {
+				step = 1
+			}
+			if got[i] != want || math.Abs(out[i]-step) > d.Error {
+				t.Fatalf("template %d: score %.4f (threshold %g, margin %.4g) decrypts to %.4f, want %g within %.3g", i, s, d.Threshold, d.Margin, out[i], step, d.Error)
+			}
+			continue
+		}
+		if e := p.Precision.OutputError; out[i] < -e || out[i] > 1+e {
+			t.Fatalf("template %d: score %.4f inside the margin decrypts to %.4f, outside [0, 1]", i, s, out[i])
+		}
+	}
+	if outside == 0 {
+		t.Fatal("no score outside the margin")
+	}
+}
+
+// runGallery enrols n templates of dimension dim around a probe (scores
+// just outside the stated margin on both sides, at random, and inside),
+// runs the probe encrypted and checks the decisions. It returns the
+// runner and the gallery.
+func runGallery(t *testing.T, seed uint64, mode string, n, dim int, margin float64) (*Runner, *compiler.Gallery, []float64) {
+	t.Helper()
+	const tau = 0.4
+	rng := rand.New(rand.NewPCG(seed, 1))
+	probe := unitVector(rng, dim)
+	opts := compiler.GalleryOptions{Mode: mode, Margin: margin}
+	// The margin the plan states comes from the options alone; a first
+	// gallery finds it, the second places scores around it.
+	g := galleryAround(rng, probe, n, dim, tau, margin)
+	if mode == plan.Verify {
+		opts.Claim = g.Labels[0]
+	}
+	res, err := compiler.CompileGallery(g, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g = galleryAround(rng, probe, n, dim, tau, res.Plan.Decision.Margin)
+	r, err := NewGallery(g, opts, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Plan
+	out, err := r.Predict(context.Background(), probe, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	score := scores(g, probe)
+	if mode == plan.Verify {
+		score = score[:1]
+	}
+	checkDecisions(t, p, out, score)
+	t.Logf("%s, %d templates of %d: logN %d depth %d margin %.4g error %.3g, %d Galois keys (%d B with relin), upload %d B, result %d B, evaluate %v",
+		mode, n, dim, p.Params.LogN, p.Depth, p.Decision.Margin, p.Decision.Error, p.Sizes.GaloisKeys, r.Stats.EvalKeyByte, r.Stats.UploadBytes, r.Stats.ResultBytes, r.Stats.Evaluate)
+	return r, g, probe
+}
+
+// TestGalleryDecisionsEncrypted runs small galleries (64 templates of 32,
+// a margin of 0.25: depth 8) through verification and identification,
+// and decrypts every slot of the identification results: the declared
+// outputs are the decisions, and every other slot is flood noise alone,
+// the same for two galleries with other templates and scores.
+func TestGalleryDecisionsEncrypted(t *testing.T) {
+	runGallery(t, 1, plan.Verify, 64, 32, 0.25)
+	var zeroed [][]float64
+	for m := range 2 {
+		r, _, probe := runGallery(t, uint64(10+m), plan.Identify, 64, 32, 0.25)
+		p := r.Plan
+		vecs, err := p.EncodeInput(probe, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := rawCall(t, r, vecs, 1)
+		z := zeroedSlots(p, raw, 1)
+		checkFlood(t, m, p, z)
+		zeroed = append(zeroed, z)
+	}
+	if d := ks2(zeroed[0], zeroed[1]); d > ksLimit(len(zeroed[0]), len(zeroed[1])) {
+		t.Errorf("slots outside the decisions of the two galleries differ (KS distance %.4f, limit %.4f)", d, ksLimit(len(zeroed[0]), len(zeroed[1])))
+	}
+}
+
+// TestGalleryLong: 1,000 templates of 128 at the default margin.
+func TestGalleryLong(t *testing.T) {
+	if !*long {
+		t.Skip("-long: 1,000 templates at N=2^15 (about a minute and 1 GB)")
+	}
+	for i, mode := range []string{plan.Identify, plan.Verify} {
+		t.Run(mode, func(t *testing.T) { runGallery(t, uint64(20+i), mode, 1000, 128, 0) })
+	}
+}

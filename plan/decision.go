@@ -1,0 +1,48 @@
+package plan
+
+// Decision modes of a gallery plan (Decision.Mode).
+const (
+	Verify   = "verify"   // 1:1: the claimed template's decision
+	Identify = "identify" // 1:N: one decision per enrolled template
+	Scores   = "scores"   // 1:N raw similarity scores, revealed by the owner's choice
+)
+
+// Decision says what a gallery plan's outputs mean. A decision plan
+// (Verify, Identify) outputs, per template, an approximation of the step
+// function of score - Threshold computed under encryption: 1 for a match,
+// 0 for none. A user decrypts the decisions and the approximation error,
+// flooded like every result, and nothing else: no score.
+type Decision struct {
+	Mode      string  `json:"mode"`
+	Metric    string  `json:"metric"` // "cosine": templates and probes of unit norm
+	Threshold float64 `json:"threshold"`
+	// Margin is the distance to the threshold beyond which a decision is
+	// right: a template whose score s has |s - Threshold| >= Margin
+	// decrypts to within Error of 1 (s above) or 0 (s below). Inside the
+	// margin the output lies between (-Error and 1+Error) and may be
+	// either decision.
+	Margin float64 `json:"margin"`
+	// Error bounds |output - step(score - Threshold)| outside the margin:
+	// the composite polynomial's own error plus the plan's stated
+	// encryption error (Precision.OutputError). Decisions are read at 1/2.
+	Error float64 `json:"error"`
+	// Stages names the odd polynomials composed to approximate the sign
+	// (g3: Cheon, Kim and Kim 2020, degree 7; f3: Cheon et al. 2019,
+	// degree 7), innermost first; the scores enter scaled by 1/Range.
+	Stages []string `json:"stages,omitempty"`
+	Range  float64  `json:"range,omitempty"`
+	// Labels name the outputs: Labels[i] is output i's template (Identify,
+	// Scores); a verification plan has one output, the claim's, and no
+	// labels (the claim travels with the request).
+	Labels []string `json:"labels,omitempty"`
+}
+
+// Decisions reads the decrypted outputs of one sample of a decision plan:
+// match where the output is at least 1/2.
+func (d *Decision) Decisions(out []float64) []bool {
+	m := make([]bool, len(out))
+	for i, v := range out {
+		m[i] = v >= 0.5
+	}
+	return m
+}
