@@ -24,7 +24,7 @@ func writePlanReport(w io.Writer, p *plan.Plan) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, section := range []func(io.Writer, *plan.Plan) error{writePlanSteps, writePlanActivations, writePlanPrecision, writePlanPrivacy} {
+	for _, section := range []func(io.Writer, *plan.Plan) error{writePlanSteps, writePlanActivations, writePlanPrecision, writePlanPrivacy, writePlanDecision} {
 		if err := section(w, p); err != nil {
 			return err
 		}
