@@ -223,13 +223,10 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	if opts.Margin == 0 {
 		opts.Margin = DefaultGalleryMargin
 	}
-	rows := g.Labels
-	first := 0
+	n := len(g.Labels)
 	if opts.Mode == plan.Verify {
-		first = slices.Index(g.Labels, opts.Claim)
-		rows = []string{opts.Claim}
+		n = 1
 	}
-	n := len(rows)
 	// Scores lie in [-1, 1]; (score - threshold) / r lies in [-1, 1].
 	r := 1 + math.Abs(g.Threshold)
 	dec := &plan.Decision{Mode: opts.Mode, Metric: g.Metric, Threshold: g.Threshold}
@@ -237,7 +234,22 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 		dec.Labels = append([]string(nil), g.Labels...)
 	}
 	dense := &nn.Dense{In: g.Dim, Out: n, W: make([]float64, n*g.Dim), B: make([]float64, n)}
-	copy(dense.W, g.Templates[first*g.Dim:(first+n)*g.Dim])
+	calibration := galleryCalibration(g)
+	if opts.Mode == plan.Verify {
+		// The plan must not depend on the claim (a user's keys serve every
+		// claim): it is compiled for a dense unit row of the same shape,
+		// calibrated at scores of 1 and -1, the extremes of any unit row,
+		// and the claim's row replaces it in the private program.
+		for j := range dense.W {
+			dense.W[j] = 1 / math.Sqrt(float64(g.Dim))
+		}
+		calibration = append(slices.Clone(dense.W), dense.W...)
+		for j := g.Dim; j < len(calibration); j++ {
+			calibration[j] = -calibration[j]
+		}
+	} else {
+		copy(dense.W, g.Templates)
+	}
 	graph := &nn.Graph{Name: g.Name, Input: nn.Shape{g.Dim}}
 	add := func(name, opType string, op nn.Op) {
 		graph.Nodes = append(graph.Nodes, &nn.Node{Name: name, OpType: opType, Op: op, Inputs: []int{len(graph.Nodes)}, Shape: nn.Shape{n}})
@@ -275,7 +287,7 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 
 	co := opts.Options
 	co.Packing = plan.Latency
-	co.Calibration = galleryCalibration(g)
+	co.Calibration = calibration
 	if co.PrecisionBits == 0 && co.Precision == 0 && opts.Mode != plan.Scores {
 		// Decisions are read at 1/2: an encryption error of OutputBound/16
 		// (under 0.1) leaves them right, and every bit less is two bits
@@ -294,7 +306,41 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	}
 	p.Decision = dec
 	p.Fingerprint = p.ComputeFingerprint()
+	if opts.Mode == plan.Verify {
+		if res.Program, err = ClaimProgram(res.Program, p, g, opts.Claim); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// ClaimProgram returns the program of a verification plan for a claim:
+// prog (compiled for any claim of gallery g) with the claimed template's
+// row in its score map. The plan is the same for every claim, so the
+// service compiles it once per gallery and a user's keys serve every
+// claim; the program is made per request, from the enrolled templates,
+// and never leaves the server.
+func ClaimProgram(prog *plan.Program, p *plan.Plan, g *Gallery, claim string) (*plan.Program, error) {
+	d := p.Decision
+	if d == nil || d.Mode != plan.Verify {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "plan %q is not a verification plan", p.Model)
+	}
+	i := slices.Index(g.Labels, claim)
+	if i < 0 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "gallery %q has no template labelled %q: claim an enrolled label", g.Name, clipLabel(claim))
+	}
+	if s := &prog.Steps[0]; s.Kind != plan.StepLinear || s.In[0] != 0 || s.M.Rows != 1 || s.M.Cols != g.Dim {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "program of plan %q does not start with a score row of dimension %d", p.Model, g.Dim)
+	}
+	// Every column is stored, zeros too, so that the row has the
+	// diagonals (and needs the rotation keys) the plan was compiled for.
+	m := &plan.Sparse{Rows: 1, Cols: g.Dim, RowPtr: []int{0, g.Dim}, ColIdx: make([]int, g.Dim), Val: make([]float64, g.Dim)}
+	for j, v := range g.Templates[i*g.Dim : (i+1)*g.Dim] {
+		m.ColIdx[j], m.Val[j] = j, v/d.Range
+	}
+	out := &plan.Program{Packing: prog.Packing, Steps: slices.Clone(prog.Steps), Output: prog.Output}
+	out.Steps[0].M = m
+	return out, nil
 }
 
 // roundMargin rounds a margin up to 3 significant digits.

@@ -169,3 +169,47 @@ func probeAt(rng *rand.Rand, g *Gallery, row int, s float64) []float64 {
 	}
 	return x
 }
+
+// TestVerifyPlanIndependentOfClaim: a user's keys serve every claim, so
+// the verification plan is the same for any claim, and the program made
+// for a claim decides on that claim's template.
+func TestVerifyPlanIndependentOfClaim(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	g := syntheticGallery(rng, 8, 16, 0.3)
+	// A zero weight keeps its diagonal (the row renormalized).
+	row3 := g.Templates[3*16 : 4*16]
+	row3[2] = 0
+	var n3 float64
+	for _, v := range row3 {
+		n3 += v * v
+	}
+	for j := range row3 {
+		row3[j] /= math.Sqrt(n3)
+	}
+	var fp string
+	for _, claim := range []string{g.Labels[0], g.Labels[3], g.Labels[7]} {
+		res, err := CompileGallery(g, GalleryOptions{Mode: plan.Verify, Claim: claim, Margin: 0.25})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fp != "" && res.Plan.Fingerprint != fp {
+			t.Fatalf("claim %s: plan %s differs from the first claim's %s", claim, res.Plan.Fingerprint, fp)
+		}
+		fp = res.Plan.Fingerprint
+		row := 0
+		for g.Labels[row] != claim {
+			row++
+		}
+		d := res.Plan.Decision
+		for _, side := range []float64{-1, 1} {
+			out := res.Program.EvalPlain(probeAt(rng, g, row, g.Threshold+side*d.Margin))
+			if math.Abs(out[0]-step(side)) > d.Error {
+				t.Fatalf("claim %s, score at threshold %+g margin: decision %.4f", claim, side, out[0])
+			}
+		}
+	}
+	res, _ := CompileGallery(g, GalleryOptions{Mode: plan.Identify})
+	if _, err := ClaimProgram(res.Program, res.Plan, g, g.Labels[0]); err == nil {
+		t.Fatal("ClaimProgram took an identification plan")
+	}
+}
