@@ -28,4 +28,8 @@ type KeySet struct {
 	RevokedAt         *time.Time `json:"revoked_at,omitempty"`
 	// ReplacedBy is the key set that replaced this one, if any.
 	ReplacedBy string `json:"replaced_by,omitempty"`
+	// Seal, for a key set of a sealed model: SealWaiting or SealDone, and
+	// SealedBytes the size of the sealed weights stored for it.
+	Seal        string `json:"seal,omitempty"`
+	SealedBytes int64  `json:"sealed_bytes,omitempty"`
 }

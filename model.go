@@ -47,6 +47,11 @@ type Model struct {
 	// ParamsFingerprint identifies the CKKS parameters (he.Fingerprint).
 	ParamsFingerprint string `json:"params_fingerprint"`
 	ModelBytes        int64  `json:"model_bytes"` // size of the uploaded ONNX file
+	// Sealed: the server holds no weights, only the owner's weights sealed
+	// under each user's public key (SealService); MaxSealedKeySets bounds
+	// how many key sets it seals for (0: no bound).
+	Sealed           bool `json:"sealed,omitempty"`
+	MaxSealedKeySets int  `json:"max_sealed_keysets,omitempty"`
 
 	PlanJSON   []byte `json:"-"` // the plan.Plan
 	WeightsKey string `json:"-"` // blob key of the encrypted program

@@ -96,6 +96,9 @@ func (a *App) jobTarget(ctx context.Context, who *fheserve.Account, req *fheserv
 	case ks.Status != fheserve.KeySetActive:
 		return nil, nil, nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked; create new keys with 'fheserve keys create'", ks.ID)
 	}
+	if err := a.checkSealed(ctx, m, ks); err != nil {
+		return nil, nil, nil, err
+	}
 	info, err := a.planOf(m)
 	if err != nil {
 		return nil, nil, nil, err
@@ -411,7 +414,7 @@ func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
 	if ks.Status != fheserve.KeySetActive {
 		return fheserve.Errorf(fheserve.ECONFLICT, "key set %s was revoked before the job ran", ks.ID)
 	}
-	pm, err := a.prepared(ctx, m)
+	pm, err := a.preparedFor(ctx, m, ks)
 	if err != nil {
 		return err
 	}

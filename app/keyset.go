@@ -208,6 +208,9 @@ func checkKeys(info *planInfo, keys *he.EvalKeys) error {
 // warm prepares the model and an evaluator for a fresh key set, so that
 // the first job does not wait for them.
 func (a *App) warm(ctx context.Context, m *fheserve.Model, keySetID string, keys *he.EvalKeys) {
+	if m.Sealed {
+		return // prepared once the owner has sealed the weights for the key set
+	}
 	pm, err := a.prepared(ctx, m)
 	if err != nil {
 		a.log.Warn("cannot prepare model", "model", m.ID, "err", err)
@@ -272,12 +275,20 @@ func (a *App) KeySets(ctx context.Context, who *fheserve.Account, modelID string
 	if who.Role != fheserve.RoleAdmin {
 		f.AccountID = who.ID
 	}
-	return a.store.KeySets(ctx, f)
+	keySets, err := a.store.KeySets(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return keySets, a.withSeal(ctx, keySets...)
 }
 
 // KeySet returns one of the calling user's key sets.
 func (a *App) KeySet(ctx context.Context, who *fheserve.Account, id string) (*fheserve.KeySet, error) {
-	return a.ownKeySet(ctx, who, id)
+	ks, err := a.ownKeySet(ctx, who, id)
+	if err != nil {
+		return nil, err
+	}
+	return ks, a.withSeal(ctx, ks)
 }
 
 // RevokeKeySet revokes one of the calling user's key sets and deletes the
@@ -300,6 +311,7 @@ func (a *App) revokeKeySet(ctx context.Context, who *fheserve.Account, ks *fhese
 		return err
 	}
 	a.evaluators.remove(ks.ID)
+	a.dropSealed(ctx, ks)
 	if err := a.blobs.Delete(ctx, ks.BlobKey); err != nil {
 		a.log.Warn("cannot delete revoked keys", "keyset", ks.ID, "err", err)
 	}

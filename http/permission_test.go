@@ -93,6 +93,11 @@ func endpoints() []endpoint {
 			return call{"GET", "/v1/audit/consistency?old=1&new=2", nil, ""}
 		}},
 		{"POST /v1/models", []string{owner, owner2}, func(w *world, _ string) call { return w.deployCall() }},
+		{"POST /v1/models/sealed", []string{owner, owner2}, func(w *world, _ string) call { return w.sealedDeployCall() }},
+		{"GET /v1/models/{id}/seal", []string{owner}, func(w *world, _ string) call {
+			return call{"GET", "/v1/models/" + w.sealedModel().ID + "/seal", nil, ""}
+		}},
+		{"PUT /v1/keysets/{id}/sealed", []string{owner}, func(w *world, _ string) call { return w.sealedUploadCall() }},
 		{"GET /v1/models", active, func(w *world, _ string) call { return call{"GET", "/v1/models", nil, ""} }},
 		{"GET /v1/models/{id}", []string{user, owner, admin}, func(w *world, _ string) call {
 			return call{"GET", "/v1/models/" + w.model.ID, nil, ""}

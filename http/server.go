@@ -37,6 +37,7 @@ type Services interface {
 	fheserve.KeySetService
 	fheserve.JobService
 	fheserve.OpsService
+	fheserve.SealService
 	AuditService
 }
 
@@ -141,6 +142,7 @@ func (s *Server) routesInit() {
 	s.handle("PUT /v1/models/{id}/limits", false, s.setLimits)
 	s.handle("POST /v1/models/{id}/retire", false, s.retire)
 	s.handle("GET /v1/models/{id}/usage", false, s.usage)
+	s.sealedRoutes()
 
 	// Keys and jobs.
 	s.handle("POST /v1/models/{id}/keysets", false, s.uploadKeys)

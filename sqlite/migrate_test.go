@@ -37,7 +37,7 @@ func TestMigrateSamples(t *testing.T) {
 	s := mustMigrate(t, 2, func(ctx context.Context, s *Store) {
 		alice := storetest.MustAccount(t, s, "alice", fheserve.RoleOwner)
 		carol := storetest.MustAccount(t, s, "carol", fheserve.RoleUser)
-		m = storetest.MustModel(t, s, alice, "mdl_1", "m")
+		m = oldModel(t, s, alice, "mdl_1")
 		k := storetest.MustKeySet(t, s, carol, m, "key_1")
 		for _, id := range []string{"job_1", "job_2"} {
 			if _, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, account_id, model_id, keyset_id, status, done, total,

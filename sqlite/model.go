@@ -11,7 +11,8 @@ import (
 
 const modelCols = `m.id, m.owner_id, a.username, m.name, m.version, m.status, m.allow, m.packing, m.log_n,
 	m.input_shape, m.output_shape, m.batch_size, m.rotations, m.output_error, m.plan_fingerprint,
-	m.params_fingerprint, m.model_bytes, m.plan_json, m.weights_key, m.wrapped_key, m.created_at, m.retired_at, m.limits`
+	m.params_fingerprint, m.model_bytes, m.plan_json, m.weights_key, m.wrapped_key, m.created_at, m.retired_at, m.limits,
+	m.sealed, m.max_sealed_keysets`
 
 const modelFrom = ` FROM models m JOIN accounts a ON a.id = m.owner_id`
 
@@ -22,7 +23,8 @@ func scanModel(r scanner) (*fheserve.Model, error) {
 	var retired sql.NullInt64
 	err := r.Scan(&m.ID, &m.OwnerID, &m.Owner, &m.Name, &m.Version, &m.Status, &allow, &m.Packing, &m.LogN,
 		&in, &out, &m.BatchSize, &m.Rotations, &m.OutputError, &m.PlanFingerprint,
-		&m.ParamsFingerprint, &m.ModelBytes, &m.PlanJSON, &m.WeightsKey, &m.WrappedKey, &created, &retired, &limits)
+		&m.ParamsFingerprint, &m.ModelBytes, &m.PlanJSON, &m.WeightsKey, &m.WrappedKey, &created, &retired, &limits,
+		&m.Sealed, &m.MaxSealedKeySets)
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +55,11 @@ func (s *Store) CreateModel(ctx context.Context, m *fheserve.Model) error {
 	m.Version = latest + 1
 	_, err = tx.ExecContext(ctx, `INSERT INTO models (id, owner_id, name, version, status, allow, packing, log_n,
 		input_shape, output_shape, batch_size, rotations, output_error, plan_fingerprint, params_fingerprint,
-		model_bytes, plan_json, weights_key, wrapped_key, created_at, retired_at, limits)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		model_bytes, plan_json, weights_key, wrapped_key, created_at, retired_at, limits, sealed, max_sealed_keysets)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.OwnerID, m.Name, m.Version, m.Status, mustJSON(nonNil(m.Allow)), m.Packing, m.LogN,
 		mustJSON(m.InputShape), mustJSON(m.OutputShape), m.BatchSize, m.Rotations, m.OutputError, m.PlanFingerprint, m.ParamsFingerprint,
-		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt), mustJSON(m.Limits))
+		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt), mustJSON(m.Limits), m.Sealed, m.MaxSealedKeySets)
 	if err != nil {
 		return conflict(err, "model %q exists", m.ID)
 	}

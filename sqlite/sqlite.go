@@ -155,6 +155,10 @@ var migrations = []string{
 	// signed log in audit.db is the one record of security-relevant
 	// actions. Rows written before are kept, under a name that says so.
 	`ALTER TABLE events RENAME TO legacy_events;`,
+	// Sealed models: the server holds no weights, and a bound on the key
+	// sets the owner seals them for.
+	`ALTER TABLE models ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE models ADD COLUMN max_sealed_keysets INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate applies the migrations up to schema version last.

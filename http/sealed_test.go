@@ -1,0 +1,333 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"io/fs"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
+)
+
+// sealedMLP is a dense layer, a square and a dense layer on 16 inputs.
+func sealedMLP(rng *rand.Rand) *nn.Graph {
+	dense := func(in, out int) *nn.Dense {
+		d := &nn.Dense{In: in, Out: out, W: make([]float64, in*out), B: make([]float64, out)}
+		for i := range d.W {
+			d.W[i] = rng.NormFloat64() / math.Sqrt(float64(in))
+		}
+		for i := range d.B {
+			d.B[i] = rng.NormFloat64() * 0.1
+		}
+		return d
+	}
+	return &nn.Graph{Name: "mlp", Input: nn.Shape{16}, Output: 3, Nodes: []*nn.Node{
+		{Name: "fc1", OpType: "Gemm", Op: dense(16, 8), Inputs: []int{0}, Shape: nn.Shape{8}},
+		{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{8}},
+		{Name: "fc2", OpType: "Gemm", Op: dense(8, 4), Inputs: []int{2}, Shape: nn.Shape{4}},
+	}}
+}
+
+// recorder keeps every request body a client sends.
+type recorder struct {
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.bodies = append(r.bodies, b)
+		r.mu.Unlock()
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// weightPatterns are byte strings that only a copy of the model's weights
+// would hold: each weight as float64 (little and big endian) and as its
+// shortest decimal text, and each pair of consecutive weights as float32
+// (a single float32 is 4 bytes, which random ciphertext bytes hold by
+// chance).
+func weightPatterns(g *nn.Graph, prog *plan.Program) [][]byte {
+	var lists [][]float64
+	for _, n := range g.Nodes {
+		if d, ok := n.Op.(*nn.Dense); ok {
+			lists = append(lists, d.W, d.B)
+		}
+	}
+	for _, s := range prog.Steps {
+		if s.Kind == plan.StepLinear && s.M != nil {
+			lists = append(lists, s.M.Val, s.Bias)
+		}
+	}
+	var out [][]byte
+	for _, l := range lists {
+		for i, v := range l {
+			if v == 0 || math.Abs(v) == 1 {
+				continue
+			}
+			out = append(out, binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)),
+				binary.BigEndian.AppendUint64(nil, math.Float64bits(v)))
+			if s := strconv.FormatFloat(v, 'g', -1, 64); len(s) >= 8 {
+				out = append(out, []byte(s))
+			}
+			if s := strconv.FormatFloat(float64(float32(v)), 'g', -1, 32); len(s) >= 8 {
+				out = append(out, []byte(s))
+			}
+			if i+1 < len(l) {
+				b := binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(v)))
+				out = append(out, binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(l[i+1]))))
+			}
+		}
+	}
+	return out
+}
+
+func findWeight(data []byte, patterns [][]byte) []byte {
+	for _, p := range patterns {
+		if bytes.Contains(data, p) {
+			return p
+		}
+	}
+	return nil
+}
+
+// TestSealedFlow runs a sealed model through the service over HTTP: the
+// owner compiles and deploys it sealed, a user creates keys and is told
+// to wait, the owner seals, and the user's predictions match the
+// plaintext model within the plan's stated error. No request body of the
+// owner's and no file of the server holds a weight of the model.
+func TestSealedFlow(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	url, _, a := MustServerIn(t, dir)
+	newAccount := signup(t, url, a)
+	owner, user, other := newAccount("olivia", fheserve.RoleOwner), newAccount("ulrich", fheserve.RoleUser), newAccount("oscar", fheserve.RoleOwner)
+	rec := &recorder{}
+	owner.API.HTTP = &http.Client{Transport: rec}
+
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := sealedMLP(rng)
+	const n = 3
+	x := make([]float64, n*16)
+	for i := range x {
+		x[i] = rng.Float64()*2 - 1
+	}
+	res, err := compiler.Compile(g, compiler.Options{Sealed: true, Calibration: x})
+	check(t, err)
+	p := res.Plan
+	patterns := weightPatterns(g, res.Program)
+	// The oracle finds the weights where they are: in the program's JSON.
+	if findWeight(mustJSON(t, res.Program), patterns) == nil {
+		t.Fatalf("none of %d weight patterns found in the program with its weights", len(patterns))
+	}
+
+	// A program with its weights is refused: none is stored.
+	if _, err := other.API.DeploySealed(ctx, &fheserve.SealedDeployRequest{Name: "leaky", Plan: mustJSON(t, p), Program: mustJSON(t, res.Program)}); fheserve.ErrorCode(err) != fheserve.EINVALID ||
+		!strings.Contains(fheserve.ErrorMessage(err), "holds weights") {
+		t.Fatalf("deploying a program with weights: %v", err)
+	}
+
+	m, err := owner.DeploySealed(ctx, fheserve.SealedDeployRequest{Name: "sealed-mlp", Allow: []string{"ulrich"}}, p, res.Program)
+	check(t, err)
+	if !m.Sealed {
+		t.Fatalf("deployed model %+v is not sealed", m)
+	}
+	tasks, err := owner.SealTasks(ctx, m.ID)
+	check(t, err)
+	if len(tasks.Tasks) != 0 || tasks.SealedBytes != int64(p.Sizes.SealedWeights) {
+		t.Fatalf("before any key: %d tasks, sealed size %d (plan %d)", len(tasks.Tasks), tasks.SealedBytes, p.Sizes.SealedWeights)
+	}
+
+	keys, err := user.GenerateKeys(ctx, m.ID)
+	check(t, err)
+	_, err = user.UploadKeys(ctx, keys, "")
+	check(t, err)
+	ks, err := user.API.KeySet(ctx, keys.KeySetID)
+	check(t, err)
+	if ks.Seal != fheserve.SealWaiting {
+		t.Fatalf("key set before sealing: seal %q, want %q", ks.Seal, fheserve.SealWaiting)
+	}
+	if _, err := user.Predict(ctx, keys, x, n, nil); !fheserve.IsWaitingForSeal(err) {
+		t.Fatalf("predict before sealing: %v, want the waiting status", err)
+	}
+
+	// The bad uploads, before and after the key set is sealed: each is
+	// refused naming its cause, and the key set keeps its state.
+	badUploads := func(want string) {
+		t.Helper()
+		good := make([]byte, p.Sizes.SealedWeights)
+		for _, c := range []struct {
+			name, code, says string
+			body             []byte
+		}{
+			{"truncated", fheserve.EINVALID, "truncated", good[:len(good)/2]},
+			{"too long", fheserve.ETOOLARGE, "larger", append(good, 0)},
+			{"garbage", fheserve.EINVALID, "sealed weights", bytes.Repeat([]byte{0xff}, len(good))},
+		} {
+			_, err := owner.API.UploadSealed(ctx, keys.KeySetID, c.body)
+			if fheserve.ErrorCode(err) != c.code || !strings.Contains(fheserve.ErrorMessage(err), c.says) {
+				t.Errorf("%s upload: %v, want %s naming %q", c.name, err, c.code, c.says)
+			}
+		}
+		// Another owner's upload for this key set.
+		if _, err := other.API.UploadSealed(ctx, keys.KeySetID, good); fheserve.ErrorCode(err) != fheserve.EFORBIDDEN {
+			t.Errorf("foreign owner's upload: %v, want forbidden", err)
+		}
+		ks, err := user.API.KeySet(ctx, keys.KeySetID)
+		check(t, err)
+		if ks.Seal != want {
+			t.Errorf("after bad uploads the key set's seal is %q, want %q", ks.Seal, want)
+		}
+	}
+	badUploads(fheserve.SealWaiting)
+
+	var progress []sdk.SealProgress
+	sealed, err := owner.Seal(ctx, m.ID, p, res.Program, func(pr sdk.SealProgress) { progress = append(progress, pr) })
+	check(t, err)
+	if sealed != 1 || len(progress) != 1 || progress[0].KeySet.Seal != fheserve.SealDone {
+		t.Fatalf("sealed %d key sets, progress %+v", sealed, progress)
+	}
+	badUploads(fheserve.SealDone)
+
+	got, err := user.Predict(ctx, keys, x, n, nil)
+	check(t, err)
+	want, err := g.EvalBatch(x, n, nil)
+	check(t, err)
+	var maxErr float64
+	for i := range want {
+		maxErr = math.Max(maxErr, math.Abs(got[i]-want[i]))
+	}
+	if maxErr > p.Precision.OutputError {
+		t.Errorf("sealed outputs differ from the plaintext model's by %.3g, more than the plan's %.3g", maxErr, p.Precision.OutputError)
+	}
+	t.Logf("sealed weights %d bytes, max error %.3g (stated %.3g)", p.Sizes.SealedWeights, maxErr, p.Precision.OutputError)
+
+	// Nothing the owner sent, and nothing the server stored, holds a weight.
+	if len(rec.bodies) < 2 {
+		t.Fatalf("recorded %d request bodies", len(rec.bodies))
+	}
+	for i, b := range rec.bodies {
+		if w := findWeight(b, patterns); w != nil {
+			t.Errorf("request body %d of the owner (%d bytes) holds a weight: % x", i, len(b), w)
+		}
+	}
+	files := 0
+	check(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		if w := findWeight(data, patterns); w != nil {
+			t.Errorf("server file %s holds a weight: % x", path, w)
+		}
+		return nil
+	}))
+	if files < 3 {
+		t.Fatalf("walked %d server files", files)
+	}
+
+	// Revoking the key set deletes its sealed weights.
+	_, err = user.API.RevokeKeySet(ctx, keys.KeySetID)
+	check(t, err)
+	if _, err := os.Stat(filepath.Join(dir, "blobs", "sealed", keys.KeySetID)); !os.IsNotExist(err) {
+		t.Errorf("sealed weights of a revoked key set: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	check(t, err)
+	return b
+}
+
+// sealedDense is a dense layer of 16 inputs and 4 outputs compiled for
+// sealed weights: the permission matrix's sealed model, cheap to seal.
+var sealedDense = sync.OnceValues(func() (*compiler.Result, error) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	d := &nn.Dense{In: 16, Out: 4, W: make([]float64, 64), B: make([]float64, 4)}
+	for i := range d.W {
+		d.W[i] = rng.NormFloat64() / 4
+	}
+	g := &nn.Graph{Name: "dense", Input: nn.Shape{16}, Output: 1, Nodes: []*nn.Node{
+		{Name: "fc", OpType: "Gemm", Op: d, Inputs: []int{0}, Shape: nn.Shape{4}}}}
+	return compiler.Compile(g, compiler.Options{Sealed: true})
+})
+
+// sealedModels holds each world's sealed model, deployed on first use.
+var sealedModels sync.Map // *world -> *fheserve.Model
+
+// sealedDeployCall is a sealed deployment of sealedDense.
+func (w *world) sealedDeployCall() call {
+	res, err := sealedDense()
+	check(w.t, err)
+	return jsonCall("POST", "/v1/models/sealed", fheserve.SealedDeployRequest{Name: "sealed-dense",
+		Plan: mustJSON(w.t, res.Plan), Program: mustJSON(w.t, he.StripWeights(res.Program))})
+}
+
+// sealedModel is olivia's sealed deployment of sealedDense, allowed to
+// ulrich.
+func (w *world) sealedModel() *fheserve.Model {
+	if m, ok := sealedModels.Load(w); ok {
+		return m.(*fheserve.Model)
+	}
+	res, err := sealedDense()
+	check(w.t, err)
+	m, err := w.owner.DeploySealed(context.Background(), fheserve.SealedDeployRequest{Name: "sealed-dense", Allow: []string{"ulrich"}}, res.Plan, res.Program)
+	check(w.t, err)
+	sealedModels.Store(w, m)
+	return m
+}
+
+// sealedUploadCall makes a fresh key set of ulrich's for the sealed model
+// and returns the upload of its weights sealed under its public key.
+func (w *world) sealedUploadCall() call {
+	ctx := context.Background()
+	res, err := sealedDense()
+	check(w.t, err)
+	k := keysOf(w.t, w.user, w.sealedModel().ID)
+	tasks, err := w.owner.SealTasks(ctx, k.ModelID)
+	check(w.t, err)
+	params, err := he.NewParameters(res.Plan.Params)
+	check(w.t, err)
+	for _, task := range tasks.Tasks {
+		if task.KeySetID != k.KeySetID {
+			continue
+		}
+		pk, err := he.UnmarshalEvalKeys(bytes.NewReader(task.PublicKey), params, he.KeyLimits{Keys: &he.KeySpec{}})
+		check(w.t, err)
+		var buf bytes.Buffer
+		check(w.t, client.Seal(&buf, params, res.Plan, res.Program, pk.Public))
+		return call{"PUT", "/v1/keysets/" + k.KeySetID + "/sealed", buf.Bytes(), "application/octet-stream"}
+	}
+	w.t.Fatalf("key set %s is not waiting for sealed weights", k.KeySetID)
+	return call{}
+}
