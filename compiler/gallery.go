@@ -369,3 +369,40 @@ func galleryCalibration(g *Gallery) []float64 {
 	}
 	return append(rows, g.Templates[:min(64, len(g.Labels))*g.Dim]...)
 }
+
+// Enroll returns the gallery with the given templates (rows of Dim
+// values, one per label) added, checked as a whole against opts: on any
+// error the gallery is unchanged, so an enrolment that fails half way
+// leaves nothing behind.
+func (g *Gallery) Enroll(labels []string, templates []float64, opts *GalleryOptions) (*Gallery, error) {
+	next := &Gallery{Name: g.Name, Dim: g.Dim, Metric: g.Metric, Threshold: g.Threshold,
+		Labels:    append(slices.Clone(g.Labels), labels...),
+		Templates: append(slices.Clone(g.Templates), templates...)}
+	if len(templates) != len(labels)*g.Dim {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "gallery %q: %d values for %d labels: give one embedding of %d values per label", g.Name, len(templates), len(labels), g.Dim)
+	}
+	if err := next.Validate(opts); err != nil {
+		return nil, err
+	}
+	return next, nil
+}
+
+// Remove returns the gallery without the templates of the given labels;
+// an unknown label is refused and the gallery is unchanged.
+func (g *Gallery) Remove(labels ...string) (*Gallery, error) {
+	drop := make(map[string]bool, len(labels))
+	for _, l := range labels {
+		if !slices.Contains(g.Labels, l) {
+			return nil, fheserve.Errorf(fheserve.ENOTFOUND, "gallery %q has no template labelled %q", g.Name, clipLabel(l))
+		}
+		drop[l] = true
+	}
+	next := &Gallery{Name: g.Name, Dim: g.Dim, Metric: g.Metric, Threshold: g.Threshold}
+	for i, l := range g.Labels {
+		if !drop[l] {
+			next.Labels = append(next.Labels, l)
+			next.Templates = append(next.Templates, g.Templates[i*g.Dim:(i+1)*g.Dim]...)
+		}
+	}
+	return next, nil
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -211,5 +212,38 @@ func TestVerifyPlanIndependentOfClaim(t *testing.T) {
 	res, _ := CompileGallery(g, GalleryOptions{Mode: plan.Identify})
 	if _, err := ClaimProgram(res.Program, res.Plan, g, g.Labels[0]); err == nil {
 		t.Fatal("ClaimProgram took an identification plan")
+	}
+}
+
+// TestGalleryEnrollRemove: an enrolment is checked as a whole and a
+// failed one leaves the gallery as it was.
+func TestGalleryEnrollRemove(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	g := syntheticGallery(rng, 3, 4, 0.5)
+	before := slices.Clone(g.Templates)
+	o := &GalleryOptions{Mode: plan.Identify}
+	bad := append(unitVector(rng, 4), 2, 0, 0, 0) // the second is not unit norm
+	if _, err := g.Enroll([]string{"ann", "ben"}, bad, o); err == nil || !strings.Contains(err.Error(), "normalize") {
+		t.Fatalf("enrolled a bad template: %v", err)
+	}
+	if _, err := g.Enroll([]string{"ann"}, unitVector(rng, 5), o); err == nil {
+		t.Fatal("enrolled an embedding of the wrong dimension")
+	}
+	if _, err := g.Enroll([]string{g.Labels[1]}, unitVector(rng, 4), o); err == nil {
+		t.Fatal("enrolled a duplicate label")
+	}
+	if len(g.Labels) != 3 || !slices.Equal(g.Templates, before) {
+		t.Fatal("a failed enrolment changed the gallery")
+	}
+	next, err := g.Enroll([]string{"ann", "ben"}, append(unitVector(rng, 4), unitVector(rng, 4)...), o)
+	if err != nil || len(next.Labels) != 5 || len(g.Labels) != 3 {
+		t.Fatalf("enrol: %v, %d labels (the original %d)", err, len(next.Labels), len(g.Labels))
+	}
+	if _, err := next.Remove("ann", "nobody"); err == nil {
+		t.Fatal("removed an unknown label")
+	}
+	after, err := next.Remove("ann", g.Labels[0])
+	if err != nil || !slices.Equal(after.Labels, []string{g.Labels[1], g.Labels[2], "ben"}) || !slices.Equal(after.Templates[:8], g.Templates[4:]) {
+		t.Fatalf("remove: %v, %v", err, after)
 	}
 }
