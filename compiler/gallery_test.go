@@ -247,3 +247,30 @@ func TestGalleryEnrollRemove(t *testing.T) {
 		t.Fatalf("remove: %v, %v", err, after)
 	}
 }
+
+// TestGalleryPlanValidate: a client checks that a decision plan names
+// its outputs and states a usable margin.
+func TestGalleryPlanValidate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	g := syntheticGallery(rng, 4, 8, 0.5)
+	res, err := CompileGallery(g, GalleryOptions{Mode: plan.Identify, Margin: 0.25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(d *plan.Decision){
+		"a label missing": func(d *plan.Decision) { d.Labels = d.Labels[1:] },
+		"no margin":       func(d *plan.Decision) { d.Margin = 0 },
+		"error too large": func(d *plan.Decision) { d.Error = 0.6 },
+		"unknown mode":    func(d *plan.Decision) { d.Mode = "top1" },
+	} {
+		p := *res.Plan
+		d := *p.Decision
+		d.Labels = slices.Clone(d.Labels)
+		edit(&d)
+		p.Decision = &d
+		p.Fingerprint = p.ComputeFingerprint()
+		if err := p.Validate(); err == nil {
+			t.Errorf("%s: plan accepted", name)
+		}
+	}
+}

@@ -1,5 +1,11 @@
 package plan
 
+import (
+	"math"
+
+	"github.com/fheserve/fheserve"
+)
+
 // Decision modes of a gallery plan (Decision.Mode).
 const (
 	Verify   = "verify"   // 1:1: the claimed template's decision
@@ -45,4 +51,25 @@ func (d *Decision) Decisions(out []float64) []bool {
 		m[i] = v >= 0.5
 	}
 	return m
+}
+
+// validateDecision checks a gallery plan's decision against its outputs:
+// a client names outputs by Labels and reads them at 1/2.
+func (p *Plan) validateDecision() error {
+	d := p.Decision
+	if d == nil {
+		return nil
+	}
+	n := p.OutputSize()
+	switch {
+	case d.Mode != Verify && d.Mode != Identify && d.Mode != Scores:
+		return fheserve.Errorf(fheserve.EINVALID, "plan decision mode %q is not supported", d.Mode)
+	case d.Mode == Verify && (n != 1 || len(d.Labels) != 0):
+		return fheserve.Errorf(fheserve.EINVALID, "verification plan has %d outputs and %d labels, want 1 and none", n, len(d.Labels))
+	case d.Mode != Verify && len(d.Labels) != n:
+		return fheserve.Errorf(fheserve.EINVALID, "plan names %d of its %d outputs", len(d.Labels), n)
+	case d.Mode != Scores && !(d.Margin > 0 && d.Error >= 0 && d.Error < 0.5 && !math.IsNaN(d.Threshold)):
+		return fheserve.Errorf(fheserve.EINVALID, "plan decision margin %g or error %g is out of range", d.Margin, d.Error)
+	}
+	return nil
 }

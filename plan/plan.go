@@ -305,6 +305,9 @@ func (p *Plan) Validate() error {
 	if err := p.validateKeyLevels(); err != nil {
 		return err
 	}
+	if err := p.validateDecision(); err != nil {
+		return err
+	}
 	if p.Fingerprint != p.ComputeFingerprint() {
 		return fheserve.Errorf(fheserve.EINVALID, "plan fingerprint does not match its contents")
 	}
