@@ -112,7 +112,7 @@ func keysListRun(opts *keysListOptions, c *sdk.Client) error {
 		}
 	}
 	return printList(opts.IO.Out, opts.JSON, kss, "ID\tMODEL\tSTATUS\tSIZE\tSECRET HERE\tCREATED\tFINGERPRINT", func(k *fheserve.KeySet) string {
-		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.ModelID, k.Status, fmtBytes(int(k.Size)), yesNo(have[k.ID]),
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.ModelID, keyStatus(k), fmtBytes(int(k.Size)), yesNo(have[k.ID]),
 			k.CreatedAt.Local().Format(time.DateTime), k.Fingerprint[:16])
 	})
 }

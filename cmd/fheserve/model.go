@@ -19,7 +19,7 @@ func newModelCmd(f *Factory) *cobra.Command {
 		Use:   "model",
 		Short: "Deploy, list, show and retire models on a server",
 	}, newModelDeployCmd(f, nil), newModelListCmd(f, nil), newModelShowCmd(f, nil),
-		newModelRetireCmd(f, nil), newModelAccessCmd(f, nil), newModelLimitsCmd(f, nil))
+		newModelRetireCmd(f, nil), newModelAccessCmd(f, nil), newModelLimitsCmd(f, nil), newModelSealCmd(f, nil))
 }
 
 type modelDeployOptions struct {
@@ -32,6 +32,10 @@ type modelDeployOptions struct {
 	Allow       []string
 	Packing     string
 	fheserve.CompileSettings
+	// Sealed: compile here and deploy without weights (seal.go).
+	Sealed    bool
+	Weights   string
+	MaxSealed int
 	remote
 }
 
@@ -59,6 +63,9 @@ that fits few real models: deploy warns.`,
 	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
 	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	registerKeyChoice(fs, &opts.CompileSettings)
+	fs.BoolVar(&opts.Sealed, "sealed", false, "compile here and deploy without weights: the server never sees one; seal them for users' keys with 'model seal'")
+	fs.StringVar(&opts.Weights, "weights", "", "with --sealed, the `file` to keep the weights in, for 'model seal' (default NAME.sealed.json)")
+	fs.IntVar(&opts.MaxSealed, "max-sealed-keysets", 0, "with --sealed, seal the model for at most `n` key sets (0: no bound)")
 	opts.register(fs)
 	return cmd
 }
@@ -68,6 +75,15 @@ func (o *modelDeployOptions) validate() error {
 }
 
 func modelDeployRun(opts *modelDeployOptions, c *sdk.Client) error {
+	if opts.Sealed {
+		m, err := deploySealed(opts, c)
+		if err != nil {
+			return err
+		}
+		writeModel(opts.IO.Out, m)
+		fmt.Fprintln(opts.IO.Out, m.ID)
+		return nil
+	}
 	req := &fheserve.DeployRequest{Name: opts.Name, Packing: opts.Packing, CompileSettings: opts.CompileSettings, Allow: opts.Allow}
 	var err error
 	if req.ONNX, err = readInputFile(opts.File, "model"); err != nil {

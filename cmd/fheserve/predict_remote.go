@@ -54,6 +54,9 @@ func predictRemote(opts *predictOptions) error {
 	if err != nil {
 		return err
 	}
+	if waiting, err := waitingForSeal(opts, c, m, keys.KeySetID); waiting || err != nil {
+		return err
+	}
 	p := keys.Plan
 	a, n, err := readRemoteInput(opts.Input, p)
 	if err != nil {
@@ -61,6 +64,9 @@ func predictRemote(opts *predictOptions) error {
 	}
 	var stats sdk.PredictStats
 	y, err := predictPaced(opts, c, keys, m.Name, a.Data, n, &stats)
+	if fheserve.IsWaitingForSeal(err) {
+		return sealStatus(opts, m, keys.KeySetID)
+	}
 	var bad *sdk.OutOfBoundError
 	if !errors.As(err, &bad) && err != nil {
 		return keepPartial(opts, p, y, err)

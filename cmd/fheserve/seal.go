@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
+	"github.com/spf13/cobra"
+)
+
+// sealedFile is what 'model deploy --sealed' keeps on the owner's machine
+// for 'model seal': the compiled plan and the program with its weights.
+// It never goes to the server.
+type sealedFile struct {
+	ModelID string        `json:"model_id"`
+	Plan    *plan.Plan    `json:"plan"`
+	Program *plan.Program `json:"program"`
+}
+
+// defaultSealedFile is where deploy --sealed keeps the weights by default.
+func defaultSealedFile(name string) string { return name + ".sealed.json" }
+
+// deploySealed compiles the model here, deploys the plan and the program
+// without weights, and keeps the weights in opts.Weights for sealing.
+func deploySealed(opts *modelDeployOptions, c *sdk.Client) (*fheserve.Model, error) {
+	g, err := loadModel(opts.File)
+	if err != nil {
+		return nil, err
+	}
+	g.Name = opts.Name
+	ef := engineFlags{Calibration: opts.Calibration, CompileSettings: opts.CompileSettings}
+	copts, err := ef.compilerOptions(g, opts.Packing)
+	if err != nil {
+		return nil, err
+	}
+	copts.Sealed = true
+	res, err := compiler.Compile(g, copts)
+	if err != nil {
+		return nil, err
+	}
+	path := opts.Weights
+	if path == "" {
+		path = defaultSealedFile(opts.Name)
+	}
+	// The weights stay here: written before the deployment so that a
+	// deployed model can always be sealed.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "cannot write the sealed model's weights to %q (choose another --weights file): %v", path, err)
+	}
+	m, err := c.DeploySealed(opts.Ctx, fheserve.SealedDeployRequest{Name: opts.Name, Allow: opts.Allow, MaxSealedKeySets: opts.MaxSealed}, res.Plan, res.Program)
+	if err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	err = json.NewEncoder(f).Encode(&sealedFile{ModelID: m.ID, Plan: res.Plan, Program: res.Program})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("model %s is deployed but its weights could not be kept in %q: %w", m.ID, path, err)
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "sealed: the server holds no weight of %s; they stay in %s (keep it private), "+
+		"%s per key set once sealed; seal them for your users' keys with 'fheserve model seal %s --weights %s [--watch]'\n",
+		m.ID, path, fmtBytes(res.Plan.Sizes.SealedWeights), m.ID, path)
+	return m, nil
+}
+
+type modelSealOptions struct {
+	IO  *IOStreams
+	Ctx context.Context
+
+	ID       string
+	Weights  string
+	Watch    bool
+	Interval time.Duration
+	remote
+}
+
+func newModelSealCmd(f *Factory, runF func(*modelSealOptions) error) *cobra.Command {
+	opts := &modelSealOptions{IO: f.IO, remote: newRemote(f)}
+	cmd := leaf(&cobra.Command{
+		Use:   "seal ID --weights F [--watch]",
+		Short: "Seal a sealed model's weights for the key sets waiting for them",
+		Long: `Encrypt a sealed model's weights, kept on this machine by 'model deploy
+--sealed', under the public key of every user's key set that waits for them,
+and upload them: the server never sees a weight. The size of the sealed
+weights per key set is shown first. With --watch, keep doing so as users
+create keys, until interrupted.`,
+		Args: exactlyOne("model ID"),
+	}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelSealRun), arg(&opts.ID), required("weights"))
+	fs := cmd.Flags()
+	fs.StringVar(&opts.Weights, "weights", "", "the `file` 'model deploy --sealed' kept the weights in (required)")
+	fs.BoolVar(&opts.Watch, "watch", false, "keep sealing for new key sets until interrupted")
+	fs.DurationVar(&opts.Interval, "interval", 5*time.Second, "with --watch, how often to look for new key sets")
+	opts.register(fs)
+	return cmd
+}
+
+func modelSealRun(opts *modelSealOptions, c *sdk.Client) error {
+	sf, err := readSealedFile(opts.Weights)
+	if err != nil {
+		return err
+	}
+	m, err := c.API.Model(opts.Ctx, opts.ID)
+	if err != nil {
+		return err
+	}
+	if m.PlanFingerprint != sf.Plan.Fingerprint {
+		return fheserve.Errorf(fheserve.EINVALID, "%s holds the weights of another model (plan %s), not of %s (plan %s)", opts.Weights, sf.Plan.Fingerprint, m.ID, m.PlanFingerprint)
+	}
+	out := opts.IO.ErrOut
+	total, shown := 0, false
+	for {
+		tasks, err := c.SealTasks(opts.Ctx, m.ID)
+		if err != nil {
+			return err
+		}
+		if !shown || len(tasks.Tasks) > 0 {
+			bound := "no bound"
+			if tasks.Remaining >= 0 {
+				bound = fmt.Sprintf("%d more allowed", tasks.Remaining)
+			}
+			fmt.Fprintf(out, "%s: %d key set%s waiting, %d sealed (%s); sealed weights take %s per key set, %s for these\n",
+				m.ID, len(tasks.Tasks), plural(len(tasks.Tasks)), tasks.Sealed, bound, fmtBytes(int(tasks.SealedBytes)),
+				fmtBytes(int(tasks.SealedBytes)*len(tasks.Tasks)))
+			shown = true
+		}
+		if len(tasks.Tasks) > 0 {
+			n, err := c.Seal(opts.Ctx, m.ID, sf.Plan, sf.Program, func(pr sdk.SealProgress) {
+				if pr.Err != nil {
+					fmt.Fprintf(out, "  %s (%s): not sealed: %s\n", pr.Task.KeySetID, pr.Task.User, fheserve.ErrorMessage(pr.Err))
+					return
+				}
+				fmt.Fprintf(out, "  %s (%s): sealed, %s in %s\n", pr.Task.KeySetID, pr.Task.User, fmtBytes(int(pr.KeySet.SealedBytes)), pr.Duration.Round(time.Millisecond))
+			})
+			total += n
+			if err != nil && !opts.Watch {
+				return err
+			}
+		}
+		if !opts.Watch {
+			break
+		}
+		select {
+		case <-opts.Ctx.Done():
+			fmt.Fprintf(out, "sealed %d key set%s\n", total, plural(total))
+			return nil
+		case <-time.After(opts.Interval):
+		}
+	}
+	fmt.Fprintf(out, "sealed %d key set%s\n", total, plural(total))
+	return nil
+}
+
+func readSealedFile(path string) (*sealedFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "cannot read the sealed weights file %q: %v", path, err)
+	}
+	var sf sealedFile
+	if err := json.Unmarshal(data, &sf); err != nil || sf.Plan == nil || sf.Program == nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "%q is not a sealed model's weights file from 'model deploy --sealed'", path)
+	}
+	return &sf, nil
+}
+
+// keyStatus is a key set's status for 'keys list': a key set of a sealed
+// model says whether it waits for its owner.
+func keyStatus(k *fheserve.KeySet) string {
+	switch k.Seal {
+	case fheserve.SealWaiting:
+		return k.Status + ", " + fheserve.WaitingForSealMessage
+	case fheserve.SealDone:
+		return k.Status + ", sealed"
+	}
+	return k.Status
+}
+
+// waitingForSeal reports, for a sealed model, whether the key set waits
+// for its owner's sealed weights, and says so: a status, not an error.
+func waitingForSeal(opts *predictOptions, c *sdk.Client, m *fheserve.Model, keySetID string) (bool, error) {
+	if !m.Sealed {
+		return false, nil
+	}
+	ks, err := c.API.KeySet(opts.Ctx, keySetID)
+	if err != nil {
+		return false, err
+	}
+	if ks.Seal != fheserve.SealWaiting {
+		return false, nil
+	}
+	return true, sealStatus(opts, m, keySetID)
+}
+
+// sealStatus prints that a prediction waits for the owner's sealing.
+func sealStatus(opts *predictOptions, m *fheserve.Model, keySetID string) error {
+	if opts.JSON {
+		return printJSON(opts.IO.Out, map[string]string{"model": m.ID, "keyset": keySetID, "status": fheserve.SealWaiting, "message": fheserve.WaitingForSealMessage})
+	}
+	fmt.Fprintf(opts.IO.ErrOut, "fheserve: %s (model %s, key set %s); nothing was sent: run predict again once %s has sealed it\n",
+		fheserve.WaitingForSealMessage, m.ID, keySetID, m.Owner)
+	return nil
+}
