@@ -331,3 +331,57 @@ func (w *world) sealedUploadCall() call {
 	w.t.Fatalf("key set %s is not waiting for sealed weights", k.KeySetID)
 	return call{}
 }
+
+// TestSealedQuota checks the bound on the key sets a sealed model is
+// sealed for: past it the owner sees no more waiting key sets and an
+// upload is refused; a revoked key set frees its place.
+func TestSealedQuota(t *testing.T) {
+	ctx := context.Background()
+	url, _, a := MustServer(t)
+	newAccount := signup(t, url, a)
+	owner, user := newAccount("olivia", fheserve.RoleOwner), newAccount("ulrich", fheserve.RoleUser)
+	res, err := sealedDense()
+	check(t, err)
+	m, err := owner.DeploySealed(ctx, fheserve.SealedDeployRequest{Name: "bounded", MaxSealedKeySets: 1}, res.Plan, res.Program)
+	check(t, err)
+	if m.MaxSealedKeySets != 1 {
+		t.Fatalf("deployed with max_sealed_keysets %d", m.MaxSealedKeySets)
+	}
+	var keys []*sdk.Keys
+	for range 2 {
+		k, err := user.GenerateKeys(ctx, m.ID)
+		check(t, err)
+		_, err = user.UploadKeys(ctx, k, "")
+		check(t, err)
+		keys = append(keys, k)
+	}
+	tasks, err := owner.SealTasks(ctx, m.ID)
+	check(t, err)
+	if len(tasks.Tasks) != 1 || tasks.Remaining != 1 {
+		t.Fatalf("bound 1, 2 key sets waiting: %d tasks offered, %d remaining", len(tasks.Tasks), tasks.Remaining)
+	}
+	n, err := owner.Seal(ctx, m.ID, res.Plan, res.Program, nil)
+	check(t, err)
+	tasks, err = owner.SealTasks(ctx, m.ID)
+	check(t, err)
+	if n != 1 || len(tasks.Tasks) != 0 || tasks.Remaining != 0 || tasks.Sealed != 1 {
+		t.Fatalf("after sealing %d: %d tasks, %d remaining, %d sealed", n, len(tasks.Tasks), tasks.Remaining, tasks.Sealed)
+	}
+	// An upload for the other key set is refused, naming the bound.
+	sealedID := keys[0].KeySetID
+	waiting := keys[1].KeySetID
+	if ks, err := user.API.KeySet(ctx, sealedID); err != nil || ks.Seal != fheserve.SealDone {
+		sealedID, waiting = waiting, sealedID
+	}
+	_, err = owner.API.UploadSealed(ctx, waiting, make([]byte, res.Plan.Sizes.SealedWeights))
+	if fheserve.ErrorCode(err) != fheserve.ECONFLICT || !strings.Contains(fheserve.ErrorMessage(err), "max_sealed_keysets") {
+		t.Fatalf("upload past the bound: %v", err)
+	}
+	_, err = user.API.RevokeKeySet(ctx, sealedID)
+	check(t, err)
+	n, err = owner.Seal(ctx, m.ID, res.Plan, res.Program, nil)
+	check(t, err)
+	if ks, err := user.API.KeySet(ctx, waiting); n != 1 || err != nil || ks.Seal != fheserve.SealDone {
+		t.Fatalf("after a revocation, sealed %d; the other key set: %+v, %v", n, ks, err)
+	}
+}
