@@ -2,6 +2,8 @@ package fheserve
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"strings"
@@ -93,4 +95,18 @@ type SealService interface {
 // owner's sealed weights.
 func IsWaitingForSeal(err error) bool {
 	return ErrorCode(err) == ECONFLICT && strings.HasPrefix(ErrorMessage(err), WaitingForSealMessage)
+}
+
+// PublicKeyKind is the kind of the audit-log object that names a sealed
+// model's key set's public key by its fingerprint (PublicKeyFingerprint):
+// the key-set upload's record names it, so that the owner seals only for
+// public keys the signed log records under the user's name, and the user
+// can see every key the log records under theirs.
+const PublicKeyKind = "pubkey"
+
+// PublicKeyFingerprint is the hex SHA-256 of a public key in the
+// he.MarshalEvalKeys format with no evaluation key (SealTask.PublicKey).
+func PublicKeyFingerprint(publicKey []byte) string {
+	h := sha256.Sum256(publicKey)
+	return hex.EncodeToString(h[:])
 }

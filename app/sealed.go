@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/plan"
@@ -248,6 +249,30 @@ func (a *App) SealTasks(ctx context.Context, who *fheserve.Account, modelID stri
 	return out, nil
 }
 
+// keyUploadObjects are the objects the audit record of a key set's
+// upload names: the key set and the model, and for a sealed model the
+// fingerprint of the public key the owner will seal for.
+func (a *App) keyUploadObjects(m *fheserve.Model, info *planInfo, keySetID string, keys *he.EvalKeys) []audit.Object {
+	objs := []audit.Object{keySetObj(keySetID), modelObj(m.ID)}
+	if !m.Sealed {
+		return objs
+	}
+	pk, err := publicKeyBytes(info, keys)
+	if err != nil {
+		a.log.Error("cannot encode a public key for the audit log", "keyset", keySetID, "err", err)
+		return objs
+	}
+	return append(objs, audit.Object{Kind: fheserve.PublicKeyKind, ID: fheserve.PublicKeyFingerprint(pk)})
+}
+
+func publicKeyBytes(info *planInfo, keys *he.EvalKeys) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := he.MarshalEvalKeys(&buf, info.params, he.NewEvalKeys(info.params, keys.Public, *keys.PublicSeed, nil, nil)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
 // publicKeyOf returns a stored key set's public key alone, in the
 // he.MarshalEvalKeys format (no relinearization or Galois key).
 func (a *App) publicKeyOf(ctx context.Context, info *planInfo, ks *fheserve.KeySet) ([]byte, error) {
@@ -260,11 +285,7 @@ func (a *App) publicKeyOf(ctx context.Context, info *planInfo, ks *fheserve.KeyS
 	if err != nil {
 		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
 	}
-	var buf bytes.Buffer
-	if err := he.MarshalEvalKeys(&buf, info.params, he.NewEvalKeys(info.params, keys.Public, *keys.PublicSeed, nil, nil)); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return publicKeyBytes(info, keys)
 }
 
 // UploadSealed stores the owner's sealed weights for one key set of a

@@ -385,3 +385,85 @@ func TestSealedQuota(t *testing.T) {
 		t.Fatalf("after a revocation, sealed %d; the other key set: %+v, %v", n, ks, err)
 	}
 }
+
+// swapKeys is a server that hands the owner one user's public key under
+// another's key set: it swaps the public keys of the first two seal tasks.
+type swapKeys struct{}
+
+func (swapKeys) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.Method != "GET" || !strings.HasSuffix(req.URL.Path, "/seal") || resp.StatusCode != 200 {
+		return resp, err
+	}
+	var tasks fheserve.SealTasks
+	err = json.NewDecoder(resp.Body).Decode(&tasks)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks.Tasks) >= 2 {
+		tasks.Tasks[0].PublicKey, tasks.Tasks[1].PublicKey = tasks.Tasks[1].PublicKey, tasks.Tasks[0].PublicKey
+	}
+	b, _ := json.Marshal(&tasks)
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// TestSealedKeyTransparency: the owner's client seals a key set only for
+// the public key the signed audit log records under its user's name. A
+// server that hands it another key for a key set gets nothing sealed.
+func TestSealedKeyTransparency(t *testing.T) {
+	ctx := context.Background()
+	url, _, a := MustServer(t)
+	newAccount := signup(t, url, a)
+	owner := newAccount("olivia", fheserve.RoleOwner)
+	res, err := sealedDense()
+	check(t, err)
+	m, err := owner.DeploySealed(ctx, fheserve.SealedDeployRequest{Name: "transparent"}, res.Plan, res.Program)
+	check(t, err)
+	var ids []string
+	var users []*sdk.Client
+	for _, name := range []string{"ulrich", "ursula"} {
+		u := newAccount(name, fheserve.RoleUser)
+		users = append(users, u)
+		k, err := u.GenerateKeys(ctx, m.ID)
+		check(t, err)
+		_, err = u.UploadKeys(ctx, k, "")
+		check(t, err)
+		ids = append(ids, k.KeySetID)
+	}
+	vkey := a.AuditLog().VerifierKey()
+
+	lying := sdk.New(url)
+	lying.SetToken(owner.Token())
+	lying.API.HTTP = &http.Client{Transport: swapKeys{}}
+	var refused []error
+	n, err := lying.SealWith(ctx, m.ID, res.Plan, res.Program, &sdk.SealOptions{AuditKey: vkey, Progress: func(p sdk.SealProgress) { refused = append(refused, p.Err) }})
+	if n != 0 || fheserve.ErrorCode(err) != fheserve.EFORBIDDEN || len(refused) != 2 {
+		t.Fatalf("with swapped keys: sealed %d, %v, progress %v", n, err, refused)
+	}
+	for _, e := range refused {
+		if !strings.Contains(fheserve.ErrorMessage(e), "records no upload of this public key") {
+			t.Errorf("refusal %v does not name the cause", e)
+		}
+	}
+	tasks, err := owner.SealTasks(ctx, m.ID)
+	check(t, err)
+	if len(tasks.Tasks) != 2 || tasks.Sealed != 0 {
+		t.Fatalf("after the refusals: %d waiting, %d sealed", len(tasks.Tasks), tasks.Sealed)
+	}
+	// The honest server's key sets are sealed, and the checkpoint verified
+	// is kept for the next check.
+	opts := &sdk.SealOptions{AuditKey: vkey}
+	n, err = owner.SealWith(ctx, m.ID, res.Plan, res.Program, opts)
+	check(t, err)
+	if n != 2 || opts.Seen == nil {
+		t.Fatalf("the honest server's key sets: sealed %d, checkpoint kept %v", n, opts.Seen != nil)
+	}
+	for i, id := range ids {
+		if ks, err := users[i].API.KeySet(ctx, id); err != nil || ks.Seal != fheserve.SealDone {
+			t.Errorf("key set %s: %+v, %v", id, ks, err)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
 	"github.com/fheserve/fheserve/plan"
@@ -56,12 +57,32 @@ func (c *Client) SealTasks(ctx context.Context, modelID string) (*fheserve.SealT
 	return c.API.SealTasks(ctx, modelID)
 }
 
-// Seal encrypts the model's weights (prog, with its weights, which never
-// leave this machine in the clear) under the public key of every key set
-// waiting for them and uploads each, reporting each one to progress (if
-// not nil). It returns how many it sealed; a key set that fails does not
-// stop the others, and the first error is returned.
+// Seal is SealWith with progress only and no check against the audit log.
 func (c *Client) Seal(ctx context.Context, modelID string, p *plan.Plan, prog *plan.Program, progress func(SealProgress)) (int, error) {
+	return c.SealWith(ctx, modelID, p, prog, &SealOptions{Progress: progress})
+}
+
+// SealOptions are the options of SealWith.
+type SealOptions struct {
+	// Progress, if not nil, is called with each key set sealed or not.
+	Progress func(SealProgress)
+	// AuditKey, if not empty, is the audit log's verifier key the owner
+	// pinned: a key set is sealed only if the upload record of its public
+	// key by its user is in the log's latest checkpoint, signed by that
+	// key and consistent with Seen (key transparency: a server that hands
+	// the owner a key of its own under a user's name must log it under
+	// that name, where the user sees it). On success Seen is the checkpoint
+	// verified, to keep for the next time.
+	AuditKey string
+	Seen     []byte
+}
+
+// SealWith encrypts the model's weights (prog, with its weights, which
+// never leave this machine in the clear) under the public key of every key
+// set waiting for them and uploads each, reporting each one to
+// opts.Progress. It returns how many it sealed; a key set that fails does
+// not stop the others, and the first error is returned.
+func (c *Client) SealWith(ctx context.Context, modelID string, p *plan.Plan, prog *plan.Program, opts *SealOptions) (int, error) {
 	tasks, err := c.SealTasks(ctx, modelID)
 	if err != nil {
 		return 0, err
@@ -70,21 +91,68 @@ func (c *Client) Seal(ctx context.Context, modelID string, p *plan.Plan, prog *p
 	if err != nil {
 		return 0, err
 	}
+	var verify func(*fheserve.SealTask) error
+	if opts.AuditKey != "" && len(tasks.Tasks) > 0 {
+		if verify, err = c.auditVerifier(ctx, opts); err != nil {
+			return 0, err
+		}
+	}
 	var first error
 	done := 0
 	for _, t := range tasks.Tasks {
 		t0 := time.Now()
-		ks, err := c.sealOne(ctx, params, p, prog, t)
+		var ks *fheserve.KeySet
+		err := error(nil)
+		if verify != nil {
+			err = verify(t)
+		}
+		if err == nil {
+			ks, err = c.sealOne(ctx, params, p, prog, t)
+		}
 		if err == nil {
 			done++
 		} else if first == nil {
 			first = err
 		}
-		if progress != nil {
-			progress(SealProgress{Task: t, KeySet: ks, Err: err, Duration: time.Since(t0)})
+		if opts.Progress != nil {
+			opts.Progress(SealProgress{Task: t, KeySet: ks, Err: err, Duration: time.Since(t0)})
 		}
 	}
 	return done, first
+}
+
+// auditVerifier checks the audit log's latest checkpoint against
+// opts.AuditKey and opts.Seen and returns the check of each key set's
+// public key against the records in it.
+func (c *Client) auditVerifier(ctx context.Context, opts *SealOptions) (func(*fheserve.SealTask) error, error) {
+	ac := &audit.Client{URL: c.API.URL + audit.PathPrefix, Token: c.Token(), HTTPClient: c.API.HTTP}
+	chk, err := ac.CheckLog(ctx, opts.AuditKey, opts.Seen)
+	if err != nil {
+		return nil, err
+	}
+	opts.Seen = chk.Note
+	cp := chk.Checkpoint
+	return func(t *fheserve.SealTask) error {
+		want := audit.Object{Kind: fheserve.PublicKeyKind, ID: fheserve.PublicKeyFingerprint(t.PublicKey)}
+		found := false
+		err := ac.EachRecord(ctx, audit.Query{Object: audit.Object{Kind: audit.KindKeySet, ID: t.KeySetID}, Tree: cp.N, Limit: audit.MaxLimit}, func(it *audit.Item) error {
+			r, err := it.Verify(cp)
+			if err != nil {
+				return err
+			}
+			if r.Action == "keyset.upload" && r.Outcome == audit.OutcomeOK && r.Actor == t.User && r.Names(want) {
+				found = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fheserve.Errorf(fheserve.EFORBIDDEN, "key set %s: the signed audit log (checkpoint of %d records) records no upload of this public key by %q; not sealed: the server may have substituted a key of its own", t.KeySetID, cp.N, t.User)
+		}
+		return nil
+	}, nil
 }
 
 func (c *Client) sealOne(ctx context.Context, params he.Parameters, p *plan.Plan, prog *plan.Program, t *fheserve.SealTask) (*fheserve.KeySet, error) {

@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // sealedFile is what 'model deploy --sealed' keeps on the owner's machine
@@ -93,7 +97,13 @@ func newModelSealCmd(f *Factory, runF func(*modelSealOptions) error) *cobra.Comm
 --sealed', under the public key of every user's key set that waits for them,
 and upload them: the server never sees a weight. The size of the sealed
 weights per key set is shown first. With --watch, keep doing so as users
-create keys, until interrupted.`,
+create keys, until interrupted.
+
+A key set is sealed only for the public key that the server's signed audit
+log records as uploaded by its user, in a checkpoint signed by the audit key
+pinned for the server ('fheserve audit verify'; pinned here on first use
+otherwise) and consistent with the checkpoint seen last: a server that hands
+a key of its own under a user's name gets nothing sealed.`,
 		Args: exactlyOne("model ID"),
 	}, opts, &opts.Ctx, runF, withSession(&opts.remote, modelSealRun), arg(&opts.ID), required("weights"))
 	fs := cmd.Flags()
@@ -117,6 +127,10 @@ func modelSealRun(opts *modelSealOptions, c *sdk.Client) error {
 		return fheserve.Errorf(fheserve.EINVALID, "%s holds the weights of another model (plan %s), not of %s (plan %s)", opts.Weights, sf.Plan.Fingerprint, m.ID, m.PlanFingerprint)
 	}
 	out := opts.IO.ErrOut
+	audited, err := opts.sealAudit(c)
+	if err != nil {
+		return err
+	}
 	total, shown := 0, false
 	for {
 		tasks, err := c.SealTasks(opts.Ctx, m.ID)
@@ -134,13 +148,17 @@ func modelSealRun(opts *modelSealOptions, c *sdk.Client) error {
 			shown = true
 		}
 		if len(tasks.Tasks) > 0 {
-			n, err := c.Seal(opts.Ctx, m.ID, sf.Plan, sf.Program, func(pr sdk.SealProgress) {
+			audited.opts.Progress = func(pr sdk.SealProgress) {
 				if pr.Err != nil {
 					fmt.Fprintf(out, "  %s (%s): not sealed: %s\n", pr.Task.KeySetID, pr.Task.User, fheserve.ErrorMessage(pr.Err))
 					return
 				}
 				fmt.Fprintf(out, "  %s (%s): sealed, %s in %s\n", pr.Task.KeySetID, pr.Task.User, fmtBytes(int(pr.KeySet.SealedBytes)), pr.Duration.Round(time.Millisecond))
-			})
+			}
+			n, err := c.SealWith(opts.Ctx, m.ID, sf.Plan, sf.Program, &audited.opts)
+			if werr := audited.keep(); werr != nil {
+				return werr
+			}
 			total += n
 			if err != nil && !opts.Watch {
 				return err
@@ -207,5 +225,60 @@ func sealStatus(opts *predictOptions, m *fheserve.Model, keySetID string) error 
 	}
 	fmt.Fprintf(opts.IO.ErrOut, "fheserve: %s (model %s, key set %s); nothing was sent: run predict again once %s has sealed it\n",
 		fheserve.WaitingForSealMessage, m.ID, keySetID, m.Owner)
+	return nil
+}
+
+// sealAuditState is the audit log's pinned key and the checkpoint last
+// verified, which model seal checks every key set against.
+type sealAuditState struct {
+	opts     sdk.SealOptions
+	seenFile string
+	kept     []byte
+}
+
+// sealAudit loads the audit key pinned for the server ('audit verify'),
+// pinning the server's on first use with a warning, and the checkpoint
+// seen last.
+func (o *modelSealOptions) sealAudit(c *sdk.Client) (*sealAuditState, error) {
+	dir, err := o.auditStateDir(c.API.URL)
+	if err != nil {
+		return nil, err
+	}
+	keyFile := filepath.Join(dir, "key")
+	st := &sealAuditState{seenFile: filepath.Join(dir, "checkpoint")}
+	pinned, err := readState(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	vkey := strings.TrimSpace(string(pinned))
+	if vkey == "" {
+		ac := &audit.Client{URL: c.API.URL + audit.PathPrefix, Token: c.Token(), HTTPClient: c.API.HTTP}
+		if vkey, err = ac.VerifierKey(o.Ctx); err != nil {
+			return nil, err
+		}
+		if _, err := note.NewVerifier(vkey); err != nil {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "the server's audit key %q is not a verifier key", vkey)
+		}
+		if err := writePrivate(keyFile, []byte(vkey+"\n")); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.IO.ErrOut, "fheserve: warning: pinning the audit key %s on first use: compare it with the key the operator publishes\n", vkey)
+	}
+	if st.kept, err = readState(st.seenFile); err != nil {
+		return nil, err
+	}
+	st.opts = sdk.SealOptions{AuditKey: vkey, Seen: st.kept}
+	return st, nil
+}
+
+// keep stores the checkpoint verified, if it is new.
+func (st *sealAuditState) keep() error {
+	if st.opts.Seen == nil || string(st.opts.Seen) == string(st.kept) {
+		return nil
+	}
+	if err := writePrivate(st.seenFile, st.opts.Seen); err != nil {
+		return err
+	}
+	st.kept = st.opts.Seen
 	return nil
 }

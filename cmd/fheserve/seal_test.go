@@ -63,6 +63,9 @@ func TestSealedCLI(t *testing.T) {
 
 	r = owner.run("", "model", "seal", modelID, "--weights", weights)
 	mustSucceed(t, r)
+	if !strings.Contains(r.stderr, "pinning the audit key") {
+		t.Errorf("model seal did not pin the audit key it checks key sets against:\n%s", r.stderr)
+	}
 	if !strings.Contains(r.stderr, "1 key set waiting") || !strings.Contains(r.stderr, keyID+" (ulrich): sealed") || !strings.Contains(r.stderr, "sealed 1 key set") {
 		t.Errorf("model seal:\n%s", r.stderr)
 	}
