@@ -170,3 +170,75 @@ func (c *Client) sealOne(ctx context.Context, params he.Parameters, p *plan.Plan
 	}
 	return c.API.UploadSealed(ctx, t.KeySetID, buf.Bytes())
 }
+
+// PublicKeyFingerprint returns the fingerprint of k's public key as the
+// audit log records it for a sealed model's key set
+// (fheserve.PublicKeyFingerprint), for keys generated here (not loaded
+// from a secret).
+func (k *Keys) PublicKeyFingerprint() (string, error) {
+	if k.eval == nil || k.eval.PublicSeed == nil {
+		return "", fheserve.Errorf(fheserve.EINVALID, "the public key is not held: keys loaded from a secret")
+	}
+	var buf bytes.Buffer
+	if err := he.MarshalEvalKeys(&buf, k.params, he.NewEvalKeys(k.params, k.eval.Public, *k.eval.PublicSeed, nil, nil)); err != nil {
+		return "", err
+	}
+	return fheserve.PublicKeyFingerprint(buf.Bytes()), nil
+}
+
+// LoggedKey is a key-set upload the audit log records under a user's
+// name with the fingerprint of its public key.
+type LoggedKey struct {
+	KeySetID  string
+	ModelID   string
+	PublicKey string // fingerprint
+	Time      time.Time
+}
+
+// LoggedKeys returns the key-set uploads of sealed models that the
+// server's signed audit log records under username, each proven to be in
+// the log's latest checkpoint, which is checked against the pinned
+// auditKey and the checkpoint seen (and returned, to keep). The user
+// compares them with the keys it made: one it did not make is a key the
+// server may use to read the weights sealed for it.
+func (c *Client) LoggedKeys(ctx context.Context, auditKey string, seen []byte, username string) ([]LoggedKey, []byte, error) {
+	ac := &audit.Client{URL: c.API.URL + audit.PathPrefix, Token: c.Token(), HTTPClient: c.API.HTTP}
+	chk, err := ac.CheckLog(ctx, auditKey, seen)
+	if err != nil {
+		return nil, nil, err
+	}
+	cp := chk.Checkpoint
+	var out []LoggedKey
+	if cp.N == 0 {
+		return nil, chk.Note, nil
+	}
+	err = ac.EachRecord(ctx, audit.Query{Actor: username, Tree: cp.N, Limit: audit.MaxLimit}, func(it *audit.Item) error {
+		r, err := it.Verify(cp)
+		if err != nil {
+			return err
+		}
+		if r.Action != "keyset.upload" || r.Outcome != audit.OutcomeOK || r.Actor != username {
+			return nil
+		}
+		var k LoggedKey
+		for _, o := range r.Objects {
+			switch o.Kind {
+			case audit.KindKeySet:
+				k.KeySetID = o.ID
+			case audit.KindModel:
+				k.ModelID = o.ID
+			case fheserve.PublicKeyKind:
+				k.PublicKey = o.ID
+			}
+		}
+		if k.PublicKey != "" {
+			k.Time = r.Time
+			out = append(out, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, chk.Note, nil
+}

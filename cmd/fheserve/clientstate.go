@@ -247,6 +247,9 @@ type keyRecord struct {
 	Fingerprint     string    `json:"fingerprint"`
 	PlanFingerprint string    `json:"plan_fingerprint"`
 	CreatedAt       time.Time `json:"created_at"`
+	// PublicKey is the fingerprint of the public key, which the audit log
+	// records for a sealed model's key set (seal.go, checkLoggedKeys).
+	PublicKey string `json:"public_key,omitempty"`
 }
 
 func (r *remote) keysDir() (string, error) {

@@ -69,6 +69,7 @@ func keysCreateRun(opts *keysCreateOptions) error {
 	}
 	rec := &keyRecord{ID: ks.ID, Server: cfg.Server, Username: cfg.Username, ModelID: ks.ModelID,
 		Fingerprint: ks.Fingerprint, PlanFingerprint: keys.Plan.Fingerprint, CreatedAt: ks.CreatedAt}
+	rec.PublicKey, _ = keys.PublicKeyFingerprint()
 	if err := opts.saveKeys(rec, secret); err != nil {
 		return err
 	}
@@ -110,6 +111,9 @@ func keysListRun(opts *keysListOptions, c *sdk.Client) error {
 				have[r.ID] = true
 			}
 		}
+	}
+	if err := checkLoggedKeys(opts, c); err != nil {
+		return err
 	}
 	return printList(opts.IO.Out, opts.JSON, kss, "ID\tMODEL\tSTATUS\tSIZE\tSECRET HERE\tCREATED\tFINGERPRINT", func(k *fheserve.KeySet) string {
 		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", k.ID, k.ModelID, keyStatus(k), fmtBytes(int(k.Size)), yesNo(have[k.ID]),

@@ -282,3 +282,53 @@ func (st *sealAuditState) keep() error {
 	st.kept = st.opts.Seen
 	return nil
 }
+
+// checkLoggedKeys compares the key sets of sealed models the signed audit
+// log records under the user's name with the keys made here, when an
+// audit key is pinned for the server ('fheserve audit verify'), and warns
+// loudly of each one not made here: a server may upload a key of its own
+// under the user's name to read the weights an owner seals for it.
+func checkLoggedKeys(opts *keysListOptions, c *sdk.Client) error {
+	dir, err := opts.auditStateDir(c.API.URL)
+	if err != nil {
+		return err
+	}
+	keyFile, seenFile := filepath.Join(dir, "key"), filepath.Join(dir, "checkpoint")
+	pinned, err := readState(keyFile)
+	if err != nil || len(pinned) == 0 {
+		return err // nothing pinned: 'audit verify' pins the key
+	}
+	seen, err := readState(seenFile)
+	if err != nil {
+		return err
+	}
+	me, err := c.Me(opts.Ctx)
+	if err != nil {
+		return err
+	}
+	logged, note, err := c.LoggedKeys(opts.Ctx, strings.TrimSpace(string(pinned)), seen, me.Username)
+	if err != nil {
+		return err
+	}
+	if err := writePrivate(seenFile, note); err != nil {
+		return err
+	}
+	recs, err := opts.localKeys()
+	if err != nil {
+		return err
+	}
+	mine := map[string]bool{}
+	for _, r := range recs {
+		if r.PublicKey != "" {
+			mine[r.PublicKey] = true
+		}
+	}
+	for _, k := range logged {
+		if !mine[k.PublicKey] {
+			fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: THE AUDIT LOG RECORDS A KEY SET YOU DID NOT MAKE HERE: %s for model %s, uploaded under your name at %s with public key %s; "+
+				"if you did not make it on another machine, the server may use it to read the weights the owner seals for you: revoke it and tell the owner and the operator\n",
+				k.KeySetID, k.ModelID, k.Time.Local().Format(time.DateTime), k.PublicKey[:16])
+		}
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
+	"github.com/fheserve/fheserve/sdk"
 )
 
 // TestSealedCLI runs a sealed model through the command line: the owner
@@ -99,4 +101,31 @@ func TestSealedCLI(t *testing.T) {
 		t.Fatalf("sealed plan %v: max |remote - local| = %.3g, the plan's precision %.3g", show.Plan.Sealed, worst, tol)
 	}
 	t.Logf("max |remote - local| = %.2e (precision %.2e)", worst, show.Plan.Precision.OutputError)
+
+	// Key transparency, the user's side: once the audit key is pinned,
+	// keys list compares the keys the log records under ulrich's name with
+	// those made here. A key set uploaded under that name elsewhere (here,
+	// through the SDK: as a server would with a key of its own) is
+	// reported loudly; the one made here is not.
+	user.ok("", "audit", "verify")
+	if r := user.run("", "keys", "list"); r.code != 0 || strings.Contains(r.stderr, "DID NOT MAKE") {
+		t.Fatalf("keys list with only keys made here:\n%s", r.stderr)
+	}
+	ctx := context.Background()
+	other := sdk.New(url)
+	if _, err := other.Login(ctx, "ulrich", "user-password"); err != nil {
+		t.Fatal(err)
+	}
+	k, err := other.GenerateKeys(ctx, modelID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.UploadKeys(ctx, k, ""); err != nil {
+		t.Fatal(err)
+	}
+	r = user.run("", "keys", "list")
+	mustSucceed(t, r)
+	if !strings.Contains(r.stderr, "DID NOT MAKE HERE: "+k.KeySetID) || strings.Contains(r.stderr, keyID) {
+		t.Errorf("keys list does not report exactly the key set made elsewhere (%s):\n%s", k.KeySetID, r.stderr)
+	}
 }
