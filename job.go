@@ -21,8 +21,8 @@ type Job struct {
 	KeySetID  string `json:"keyset_id"`
 	Status    string `json:"status"`
 	// Samples is the number of samples the job's input holds, as the user
-	// declared it: 1 in latency packing, 1 to the plan's batch size in
-	// batch packing. Quotas and rate limits count samples, and the result
+	// declared it: 1 to the plan's batch size (in latency packing 1, or
+	// one per tile of a tiled plan). Quotas and rate limits count samples, and the result
 	// carries the outputs of these samples only.
 	Samples int `json:"samples"`
 	// Done and Total count evaluation steps (layers) for progress.

@@ -22,7 +22,7 @@ const Version = 1
 
 // Packing modes.
 const (
-	Latency = "latency" // one sample per call, a vector per ciphertext
+	Latency = "latency" // one sample per call (or one per tile), a vector per ciphertext
 	Batch   = "batch"   // sample i in slot i, one ciphertext per feature
 )
 

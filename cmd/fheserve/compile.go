@@ -50,7 +50,7 @@ same flags.`,
 	}, opts, nil, runF, compileRun, required("model"), validated(opts.validate))
 	fs := cmd.Flags()
 	fs.StringVar(&opts.Model, "model", "", "ONNX model `file` (required)")
-	fs.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call) or batch (many samples per call)")
+	fs.StringVar(&opts.Packing, "packing", plan.Latency, "packing: latency (one sample per call, or one per tile) or batch (many samples per call)")
 	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	registerKeyChoice(fs, &opts.CompileSettings)
 	fs.BoolVar(&opts.JSON, "json", false, "print the plan as JSON")

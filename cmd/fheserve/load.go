@@ -169,7 +169,7 @@ var flagNames = strings.NewReplacer("degrees:", "--degrees:", "degree must", "--
 // name the same way, and --mode, its former name in predict and eval,
 // kept as a hidden alias of the same value (packingFlags warns).
 func registerPacking(f *pflag.FlagSet, v *string, def string) {
-	usage := "packing: latency (one sample per call) or batch (many samples per call)"
+	usage := "packing: latency (one sample per call, or one per tile) or batch (many samples per call)"
 	f.StringVar(v, "packing", def, usage)
 	f.StringVar(v, "mode", def, usage)
 	f.MarkHidden("mode")

@@ -60,7 +60,7 @@ that fits few real models: deploy warns.`,
 	fs.StringVar(&opts.Name, "name", "", "model `name` (required)")
 	fs.StringVar(&opts.File, "file", "", "ONNX model `file` (required)")
 	fs.StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
-	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call) or batch (many samples per call)")
+	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call, or one per tile) or batch (many samples per call)")
 	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	registerKeyChoice(fs, &opts.CompileSettings)
 	fs.BoolVar(&opts.Sealed, "sealed", false, "compile here and deploy without weights: the server never sees one; seal them for users' keys with 'model seal'")
