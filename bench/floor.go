@@ -105,9 +105,14 @@ func Floor(r *local.Runner) (time.Duration, error) {
 				total += c.ptMul + c.rescale
 			default:
 				idx := s.DiagonalIndices()
-				babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
-				total += time.Duration(len(babies))*c.hoisted + time.Duration(len(giants))*c.rot +
-					time.Duration(len(idx))*c.ptMul + c.rescale
+				if s.Horner > 0 {
+					h := server.Horner(idx, slots, s.Horner, s.HornerSeq)
+					total += time.Duration(h.KeySwitches())*c.rot + time.Duration(len(idx))*c.ptMul + c.rescale
+				} else {
+					babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
+					total += time.Duration(len(babies))*c.hoisted + time.Duration(len(giants))*c.rot +
+						time.Duration(len(idx))*c.ptMul + c.rescale
+				}
 				out := m.at(s.Level)
 				total += time.Duration(len(s.FoldRotations())) * (out.rot + out.add)
 			}

@@ -107,13 +107,21 @@ type Options struct {
 	// OutputBound forces the largest output magnitude the parameters must
 	// carry (0 takes it from calibration).
 	OutputBound float64
-	// Keys is what the baby-step giant-step ratios of the linear maps
-	// favour: KeysSmall (the default) the fewest key bytes, then the
-	// fewest rotations; KeysFast the fewest rotations (weighted by their
-	// level), then the fewest key bytes. Small is the default because the
-	// upload, sent before the first prediction and again with every new
-	// key set, is what holds users back; it costs little time (BENCHMARKS.md,
-	// "Keys at their level").
+	// Keys is how the linear maps in slots are evaluated, and so which
+	// rotation keys the user uploads. KeysFast: the hoisted baby-step
+	// giant-step method, its ratios chosen together for the fewest
+	// rotations (weighted by their level), then the fewest key bytes.
+	// KeysSmall (the default): a map may instead run by giant steps summed
+	// by Horner's rule (keys n1 and -n1 only) and baby steps by full key
+	// switches from rot_1 or powers of two, so that every map shares a few
+	// keys; the choice minimizes key bytes plus a quarter of the key
+	// switches' cost (a key switch at level l counted as the bytes of a
+	// key at l), so that a key is worth four rotations of an evaluation.
+	// Small is the default because the upload, sent before the first
+	// prediction and again with every new key set, is what holds users
+	// back: the bundled cnn's keys are 6.6x smaller (157.5 to 23.8 MB) for
+	// about twice the rotations (BENCHMARKS.md, "Small keys: Horner giant
+	// steps").
 	Keys string
 	// Sealed compiles for sealed weights: the owner encrypts the weights
 	// under each user's public key (he/client.Seal) and the server
@@ -924,7 +932,7 @@ func (c *compilation) reordersFreely(v int) bool {
 // each key, operation counts and step summaries.
 func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
 	if p.Packing == plan.Latency {
-		chooseRatios(c.prog.Steps, p.Slots(), ps, c.opts.Keys)
+		chooseRatios(c.prog.Steps, p.Slots(), ps, c.opts.Keys, c.opts.Sealed)
 	}
 	use := &keyUse{rots: map[int]int{}}
 	p.Ops.Ciphertexts = p.Input.Ciphertexts
@@ -1021,16 +1029,25 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, use *keyUse) plan.St
 // rescale, one level lower.
 func countDiagonals(s *plan.Step, slots int, ops *plan.OpCounts, use *keyUse, info *plan.StepInfo) {
 	idx := s.DiagonalIndices()
-	babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
 	folds := s.FoldRotations()
-	use.rotate(s.LevelIn, slices.Concat(babies, giants)...)
-	use.rotate(s.LevelIn-1, folds...)
 	info.Diagonals = len(idx)
-	info.Rotations = len(babies) + len(giants) + len(folds)
+	if s.Horner > 0 {
+		h := server.Horner(idx, slots, s.Horner, s.HornerSeq)
+		use.rotate(s.LevelIn, h.Rotations(slots)...)
+		info.Horner, info.HornerSeq = s.Horner, s.HornerSeq
+		info.Rotations = h.KeySwitches() + len(folds)
+		ops.SerialBabySteps += len(h.BabyBy)
+		ops.GiantSteps += h.Pos + h.Neg
+	} else {
+		babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
+		use.rotate(s.LevelIn, slices.Concat(babies, giants)...)
+		info.Rotations = len(babies) + len(giants) + len(folds)
+		ops.BabySteps += len(babies)
+		ops.GiantSteps += len(giants)
+	}
+	use.rotate(s.LevelIn-1, folds...)
 	ops.Diagonals += len(idx)
 	ops.PtMuls += len(idx)
-	ops.BabySteps += len(babies)
-	ops.GiantSteps += len(giants)
 	ops.FoldRotations += len(folds)
 	ops.Rotations += info.Rotations
 	ops.Additions += len(idx) + len(folds)

@@ -61,6 +61,9 @@ func TestCompileCNN(t *testing.T) {
 			continue
 		}
 		b, gs := server.BSGS(s.DiagonalIndices(), p.Slots(), s.LogBSGSRatio)
+		if s.Horner > 0 {
+			b, gs = server.Horner(s.DiagonalIndices(), p.Slots(), s.Horner, s.HornerSeq).Rotations(p.Slots()), nil
+		}
 		for _, r := range append(append(b, gs...), s.FoldRotations()...) {
 			want[r] = true
 		}

@@ -12,7 +12,8 @@ import (
 
 // keyUses re-derives, from the program's steps, the highest level at which
 // the server switches keys with each Galois element (baby and giant steps
-// of the evaluator's BSGS at a step's input level, folds after its rescale)
+// of the evaluator's BSGS, or of its Horner evaluation, at a step's input
+// level, folds after its rescale)
 // and with the relinearization key (-1: never).
 func keyUses(t *testing.T, p *plan.Plan, prog *plan.Program) (map[uint64]int, int) {
 	t.Helper()
@@ -32,6 +33,9 @@ func keyUses(t *testing.T, p *plan.Plan, prog *plan.Program) (map[uint64]int, in
 	for i := range prog.Steps {
 		s := &prog.Steps[i]
 		switch {
+		case s.Kind == plan.StepLinear && p.Packing == plan.Latency && !s.Coeffs && s.Horner > 0:
+			use(s.LevelIn, server.Horner(s.DiagonalIndices(), p.Slots(), s.Horner, s.HornerSeq).Rotations(p.Slots())...)
+			use(s.LevelIn-1, s.FoldRotations()...)
 		case s.Kind == plan.StepLinear && p.Packing == plan.Latency && !s.Coeffs:
 			babies, giants := server.BSGS(s.DiagonalIndices(), p.Slots(), s.LogBSGSRatio)
 			use(s.LevelIn, slices.Concat(babies, giants)...)
@@ -46,7 +50,8 @@ func keyUses(t *testing.T, p *plan.Plan, prog *plan.Program) (map[uint64]int, in
 // TestKeyLevels checks, in both key choices, that each key of the plan is
 // at exactly the highest level at which the program uses it, that the
 // plan's key bytes are the per-level sizes and below the top-level ones,
-// and that small keys are no larger than fast ones.
+// that small keys are no larger than fast ones, and that the small choice
+// evaluates linear maps by Horner giant steps, the fast one never.
 func TestKeyLevels(t *testing.T) {
 	g, calib := mustBundled(t, "cnn")
 	bytes := map[string]int{}
@@ -87,6 +92,18 @@ func TestKeyLevels(t *testing.T) {
 			t.Errorf("%s: %d key bytes, not below the %d of top-level keys", keys, p.Sizes.EvalKeys, top)
 		}
 		bytes[keys] = p.Sizes.EvalKeys
+		horner := 0
+		for i, s := range p.Steps {
+			if s.Horner != res.Program.Steps[i].Horner || s.HornerSeq != res.Program.Steps[i].HornerSeq {
+				t.Errorf("%s: step %d: the plan says Horner %d/%v, the program %d/%v", keys, i, s.Horner, s.HornerSeq, res.Program.Steps[i].Horner, res.Program.Steps[i].HornerSeq)
+			}
+			if s.Horner > 0 {
+				horner++
+			}
+		}
+		if (horner > 0) != (keys == KeysSmall) {
+			t.Errorf("%s: %d linear maps by Horner giant steps", keys, horner)
+		}
 	}
 	if bytes[KeysSmall] > bytes[KeysFast] {
 		t.Errorf("small keys %d bytes, more than fast keys' %d", bytes[KeysSmall], bytes[KeysFast])

@@ -110,24 +110,77 @@ const hoistedCost = 0.5
 // maxLogRatio is the largest log2 baby-step giant-step ratio tried.
 const maxLogRatio = 6
 
-// bsgsOption is one baby-step giant-step split of a linear map.
+// bsgsOption is one way to evaluate a linear map: a hoisted baby-step
+// giant-step split (horner 0) or Horner giant steps of horner slots.
 type bsgsOption struct {
-	ratio          int
-	babies, giants []int
+	ratio  int
+	horner int
+	seq    bool
+	// keys are the rotations whose keys it needs; switches its key
+	// switches, a hoisted one counted as hoistedCost.
+	keys     []int
+	switches float64
 }
 
 // bsgsOptions returns the distinct splits that the ratios 0..maxLogRatio
-// give a linear map's diagonals, smallest ratio first.
-func bsgsOptions(diags []int, slots int) []bsgsOption {
+// give a linear map's diagonals, smallest ratio first, then, when horner,
+// the Horner evaluations that no other option beats on both keys and key
+// switches.
+func bsgsOptions(diags []int, slots int, horner bool) []bsgsOption {
 	var out []bsgsOption
 	for r := 0; r <= maxLogRatio; r++ {
 		b, g := server.BSGS(diags, slots, r)
-		if slices.ContainsFunc(out, func(o bsgsOption) bool { return slices.Equal(o.babies, b) && slices.Equal(o.giants, g) }) {
-			continue
+		o := bsgsOption{ratio: r, keys: sortedSet(slices.Concat(b, g)), switches: hoistedCost*float64(len(b)) + float64(len(g))}
+		if !slices.ContainsFunc(out, func(p bsgsOption) bool {
+			return p.horner == 0 && slices.Equal(p.keys, o.keys) && p.switches == o.switches
+		}) {
+			out = append(out, o)
 		}
-		out = append(out, bsgsOption{ratio: r, babies: b, giants: g})
+	}
+	if !horner {
+		return out
+	}
+	var hs []bsgsOption
+	for n1 := 1; n1 <= slots; n1 *= 2 {
+		for _, seq := range []bool{true, false} {
+			h := server.Horner(diags, slots, n1, seq)
+			hs = append(hs, bsgsOption{horner: n1, seq: seq, keys: h.Rotations(slots), switches: float64(h.KeySwitches())})
+		}
+	}
+	for i, o := range hs {
+		dominated := false
+		for j, p := range hs {
+			if j != i && subset(p.keys, o.keys) && p.switches <= o.switches && (p.switches < o.switches || len(p.keys) < len(o.keys) || j < i) {
+				dominated = true
+				break
+			}
+		}
+		if !dominated {
+			out = append(out, o)
+		}
 	}
 	return out
+}
+
+// sortedSet returns the distinct non-zero values of r, sorted.
+func sortedSet(r []int) []int {
+	out := slices.Clone(r)
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > 0 && out[0] == 0 {
+		out = out[1:]
+	}
+	return out
+}
+
+// subset reports whether sorted a is a subset of sorted b.
+func subset(a, b []int) bool {
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(b, x); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ratioStep is a latency linear step whose ratio chooseRatios picks.
@@ -145,11 +198,18 @@ type ratioCost struct {
 	bytes, time float64
 }
 
+// smallTimeWeight is what a key switch in an evaluation weighs against
+// the bytes of a key of the same level in the small choice: keys are
+// uploaded once per key set, evaluations run many times, so a key is
+// worth a few key switches, not any number of them.
+const smallTimeWeight = 0.25
+
 // less orders costs by what the owner asked for: fast (time, then bytes)
-// or small (bytes, then time).
+// or small (bytes plus smallTimeWeight times time, then bytes).
 func (a ratioCost) less(b ratioCost, keys string) bool {
 	if keys == KeysSmall {
-		return a.bytes < b.bytes || (a.bytes == b.bytes && a.time < b.time)
+		ca, cb := a.bytes+smallTimeWeight*a.time, b.bytes+smallTimeWeight*b.time
+		return ca < cb || (ca == cb && a.bytes < b.bytes)
 	}
 	return a.time < b.time || (a.time == b.time && a.bytes < b.bytes)
 }
@@ -162,7 +222,9 @@ const maxRatioChoices = 1 << 14
 // linear step in slots, all together: a rotation key that one step needs
 // serves every step at its level or below, so a step may take a ratio
 // whose rotations other steps already need. keys is Options.Keys.
-func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string) {
+// In the small choice (unless sealed), a step may instead be evaluated by
+// Horner giant steps (plan.Step.Horner), whose keys every step shares.
+func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string, sealed bool) {
 	var rs []ratioStep
 	fixed := map[int]int{} // fold rotations: rotation -> level
 	for i := range steps {
@@ -170,7 +232,7 @@ func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string) {
 		if s.Kind != plan.StepLinear || s.Coeffs {
 			continue
 		}
-		rs = append(rs, ratioStep{s: s, opts: bsgsOptions(s.DiagonalIndices(), slots)})
+		rs = append(rs, ratioStep{s: s, opts: bsgsOptions(s.DiagonalIndices(), slots, keys == KeysSmall && !sealed)})
 		for _, r := range s.FoldRotations() {
 			fixed[r] = max(fixed[r], s.LevelIn-1)
 		}
@@ -185,8 +247,8 @@ func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string) {
 		for i, st := range rs {
 			o := st.opts[pick[i]]
 			l := st.s.LevelIn
-			c.time += (hoistedCost*float64(len(o.babies)) + float64(len(o.giants))) * kb[l]
-			for _, r := range slices.Concat(o.babies, o.giants) {
+			c.time += o.switches * kb[l]
+			for _, r := range o.keys {
 				if cur, ok := level[r]; !ok || l > cur {
 					level[r] = l
 				}
@@ -204,8 +266,7 @@ func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string) {
 	// keys were costed.
 	for i, st := range rs {
 		for j, o := range st.opts {
-			b := st.opts[pick[i]]
-			if hoistedCost*float64(len(o.babies))+float64(len(o.giants)) < hoistedCost*float64(len(b.babies))+float64(len(b.giants)) {
+			if o.switches < st.opts[pick[i]].switches {
 				pick[i] = j
 			}
 		}
@@ -233,21 +294,45 @@ func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string) {
 			cur[i]++
 		}
 	} else {
-		for improved := true; improved; {
-			improved = false
+		// Each step's option improved in turn, from the fastest splits
+		// and, in the small choice, from every step on Horner giant steps
+		// of the same n1 (shared keys that no single step's move finds).
+		starts := [][]int{best}
+		for n1 := 1; n1 <= slots; n1 *= 2 {
+			start, any := slices.Clone(pick), false
 			for i, st := range rs {
-				for j := range st.opts {
-					cur := slices.Clone(best)
-					cur[i] = j
-					if c := cost(cur); c.less(bestCost, keys) {
-						best, bestCost, improved = cur, c, true
+				for j, o := range st.opts {
+					if o.horner == n1 && (start[i] == pick[i] || o.seq) {
+						start[i], any = j, true
 					}
 				}
+			}
+			if any {
+				starts = append(starts, start)
+			}
+		}
+		for _, start := range starts {
+			cur, curCost := start, cost(start)
+			for improved := true; improved; {
+				improved = false
+				for i, st := range rs {
+					for j := range st.opts {
+						next := slices.Clone(cur)
+						next[i] = j
+						if c := cost(next); c.less(curCost, keys) {
+							cur, curCost, improved = next, c, true
+						}
+					}
+				}
+			}
+			if curCost.less(bestCost, keys) {
+				best, bestCost = cur, curCost
 			}
 		}
 	}
 	for i, st := range rs {
-		st.s.LogBSGSRatio = st.opts[best[i]].ratio
+		o := st.opts[best[i]]
+		st.s.LogBSGSRatio, st.s.Horner, st.s.HornerSeq = o.ratio, o.horner, o.seq
 	}
 }
 

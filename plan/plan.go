@@ -172,6 +172,9 @@ type OpCounts struct {
 	BabySteps     int `json:"baby_steps"`     // hoisted rotations
 	GiantSteps    int `json:"giant_steps"`    // non-hoisted rotations inside linear maps
 	FoldRotations int `json:"fold_rotations"` // rotations that sum blocks after a linear map
+	// SerialBabySteps: baby steps of Horner maps (Step.Horner), each a
+	// full key switch (counted in Rotations, not in BabySteps).
+	SerialBabySteps int `json:"serial_baby_steps,omitempty"`
 	// Sealed plans: ciphertext x ciphertext products by sealed weights
 	// (the linear maps' products, counted in neither PtMuls nor CtMuls)
 	// and the relinearizations of their sums (one per giant step).
@@ -199,7 +202,12 @@ type StepInfo struct {
 	OutLength int    `json:"out_length"`
 	Diagonals int    `json:"diagonals,omitempty"`
 	Rotations int    `json:"rotations,omitempty"`
-	Degree    int    `json:"degree,omitempty"`
+	// Horner and HornerSeq: how a linear map in slots is evaluated
+	// (Step.Horner, Step.HornerSeq); the server must use the keys the
+	// plan lists.
+	Horner    int  `json:"horner,omitempty"`
+	HornerSeq bool `json:"horner_seq,omitempty"`
+	Degree    int  `json:"degree,omitempty"`
 }
 
 // KeyLevels give the level of each evaluation key: the highest level of

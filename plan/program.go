@@ -158,6 +158,14 @@ type Step struct {
 	// that no block folding spreads partial sums.
 	MaskOutput   bool `json:",omitempty"`
 	LogBSGSRatio int  // latency: log2 of the baby-step giant-step ratio
+	// Horner (latency, slots; "small" keys): 0 evaluates the map by the
+	// hoisted baby-step giant-step method at LogBSGSRatio; n1 > 0 (a
+	// power of two) by giant steps of n1 slots summed by Horner's rule
+	// (keys n1 and -n1 only) and baby steps by full key switches,
+	// sequential from rot_1 when HornerSeq, else each from a smaller one
+	// by a power of two (he/server.Horner).
+	Horner    int  `json:",omitempty"`
+	HornerSeq bool `json:",omitempty"`
 	// Latency, slots: where element i of the input and output sit within
 	// their periods (nil: at i). The compiler moves outputs of
 	// convolutions next to their receptive fields, which makes their

@@ -244,6 +244,7 @@ func opCounts(o *plan.OpCounts) []count {
 	all := []count{
 		{"rotations", o.Rotations},
 		{"  baby steps (hoisted)", o.BabySteps},
+		{"  baby steps (key switched)", o.SerialBabySteps},
 		{"  giant steps", o.GiantSteps},
 		{"  fold rotations", o.FoldRotations},
 		{"plaintext diagonals", o.Diagonals},

@@ -57,6 +57,9 @@ type prepared struct {
 	// Latency, slots: the transformation, split into parts by giant step
 	// so that parts run on different cores.
 	parts []lintrans.LinearTransformation
+	// Latency, slots, a Horner step (plan.Step.Horner): the diagonals
+	// pre-rotated by their giant steps (horner.go).
+	horner *hornerMap
 	// Latency, coefficients.
 	coeffPt *rlwe.Plaintext
 	// Batch: per row, the weights times target/input scale times the
@@ -313,19 +316,13 @@ func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared, 
 		}
 		full[k] = v
 	}
-	ltp := ltckks.Parameters{
-		DiagonalsIndexList:        full.DiagonalsIndexList(),
-		LevelQ:                    s.LevelIn,
-		LevelP:                    params.MaxLevelP(),
-		Scale:                     st.ptScale,
-		LogDimensions:             ring.Dimensions{Rows: 0, Cols: params.LogMaxSlots()},
-		LogBabyStepGiantStepRatio: s.LogBSGSRatio,
-	}
-	lt := ltckks.NewTransformation(params, ltp)
-	if err := ltckks.Encode(ecd, ltckks.Diagonals[float64](full), lt); err != nil {
+	if s.Horner > 0 {
+		if err := m.prepareHorner(ecd, s, st, full); err != nil {
+			return err
+		}
+	} else if err := m.prepareBSGS(ecd, s, st, full); err != nil {
 		return err
 	}
-	st.parts = splitTransformation(lintrans.LinearTransformation(lt), Parts)
 	if s.Bias != nil {
 		// Every copy of the output gets the bias; a masked map's output
 		// has one copy per window.
@@ -340,6 +337,26 @@ func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared, 
 			}
 		}
 	}
+	return nil
+}
+
+// prepareBSGS encodes full-slot diagonals as a baby-step giant-step
+// linear transformation split into Parts.
+func (m *Model) prepareBSGS(ecd *ckks.Encoder, s *plan.Step, st *prepared, full lintrans.Diagonals[float64]) error {
+	params := m.params
+	ltp := ltckks.Parameters{
+		DiagonalsIndexList:        full.DiagonalsIndexList(),
+		LevelQ:                    s.LevelIn,
+		LevelP:                    params.MaxLevelP(),
+		Scale:                     st.ptScale,
+		LogDimensions:             ring.Dimensions{Rows: 0, Cols: params.LogMaxSlots()},
+		LogBabyStepGiantStepRatio: s.LogBSGSRatio,
+	}
+	lt := ltckks.NewTransformation(params, ltp)
+	if err := ltckks.Encode(ecd, ltckks.Diagonals[float64](full), lt); err != nil {
+		return err
+	}
+	st.parts = splitTransformation(lintrans.LinearTransformation(lt), Parts)
 	return nil
 }
 
@@ -730,6 +747,9 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 // rotations shared by all parts, giant steps split across cores, then
 // rescaling, block folding and the bias.
 func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	if st.horner != nil {
+		return e.linearHorner(s, st, x)
+	}
 	params := e.m.params
 	levelQ := x.Level()
 	pre, err := e.preRotate(st.parts, x)

@@ -1,0 +1,298 @@
+package server
+
+import (
+	"math/bits"
+	"slices"
+	"sort"
+
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+	"github.com/tuneinsight/lattigo/v6/utils"
+)
+
+// A key-frugal linear map in slots (plan.Step.Horner = n1, a power of
+// two): diagonal d = g*n1 + b, with g a signed giant index and b in
+// [0, n1), and
+//
+//	M x = sum_g rot_{g*n1}( v_g ),  v_g = sum_b rot_{-g*n1}(diag_d) * rot_b(x),
+//
+// the giant-step sums evaluated by Horner's rule,
+//
+//	rot_n1( ... rot_n1( rot_n1(v_K) + v_{K-1} ) ... ) + v_0
+//
+// (and the same with -n1 for the negative giant indices), so that the
+// giant steps need the keys n1 and -n1 only, whatever their number. The
+// baby steps rot_b(x) are full key switches, either one after another by
+// rot_1 (plan.Step.HornerSeq) or each from a smaller one by a power of
+// two. Every product is in the Q basis (ciphertext times plaintext) at
+// the step's input level; the sum is rescaled once, as the hoisted
+// baby-step giant-step method's is.
+
+// HornerShape is how a map with the given diagonals is evaluated by
+// Horner giant steps of n1 slots: what the compiler counts and lists as
+// keys, and what the server runs.
+type HornerShape struct {
+	N1  int
+	Seq bool
+	// Babies are the baby-step rotations the diagonals read (b > 0).
+	Babies []int
+	// BabyFrom and BabyBy describe the baby-step key switches in order:
+	// switch k computes rot_{BabyFrom[k]+BabyBy[k]}(x) from
+	// rot_{BabyFrom[k]}(x) with the key BabyBy[k].
+	BabyFrom, BabyBy []int
+	// Pos and Neg are the largest positive and negative giant indices
+	// (in units of n1): Pos rotations by n1 and Neg by -n1.
+	Pos, Neg int
+	// cut: giant indices (diagonal / n1 modulo slots/n1) above cut are
+	// negative.
+	cut int
+}
+
+// KeySwitches is the number of rotations the map costs.
+func (h HornerShape) KeySwitches() int { return len(h.BabyBy) + h.Pos + h.Neg }
+
+// Rotations returns the distinct rotations whose keys the map needs,
+// sorted; -n1 is given modulo slots.
+func (h HornerShape) Rotations(slots int) []int {
+	set := map[int]bool{}
+	for _, r := range h.BabyBy {
+		set[r] = true
+	}
+	if h.Pos > 0 {
+		set[h.N1%slots] = true
+	}
+	if h.Neg > 0 {
+		set[(slots-h.N1)%slots] = true
+	}
+	delete(set, 0)
+	out := make([]int, 0, len(set))
+	for r := range set {
+		out = append(out, r)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// giant returns the signed giant index and the baby step of diagonal d.
+func (h HornerShape) giant(d, slots int) (g, b int) {
+	d &= slots - 1
+	g, b = d/h.N1, d%h.N1
+	if g > h.cut {
+		g -= slots / h.N1
+	}
+	return g, b
+}
+
+// Horner returns the shape of the map with diagonals diags (any sign,
+// taken modulo slots) evaluated with giant steps of n1 slots (a power of
+// two, at most slots), the baby steps sequential from rot_1 or from powers
+// of two. The split between positive and negative giant indices takes the
+// fewest giant rotations (ties: the fewest negative ones).
+func Horner(diags []int, slots, n1 int, seq bool) HornerShape {
+	h := HornerShape{N1: n1, Seq: seq}
+	m := slots / n1
+	present := make([]bool, m)
+	babies := map[int]bool{}
+	for _, d := range diags {
+		d &= slots - 1
+		present[d/n1] = true
+		if b := d % n1; b != 0 {
+			babies[b] = true
+		}
+	}
+	// cut c: indices 0..c positive (Pos = the largest present one),
+	// c+1..m-1 negative (Neg = m minus the smallest present one).
+	// below[c]: the largest present index in 1..c (0: none).
+	below := make([]int, m)
+	for g := 1; g < m; g++ {
+		below[g] = below[g-1]
+		if present[g] {
+			below[g] = g
+		}
+	}
+	first := false
+	for c := m - 1; c >= 0; c-- {
+		neg := 0
+		if c+1 < m {
+			if !present[c+1] {
+				continue // the same split as cut c+1
+			}
+			neg = m - (c + 1)
+		}
+		pos := below[c]
+		if !first || pos+neg < h.Pos+h.Neg || (pos+neg == h.Pos+h.Neg && neg < h.Neg) {
+			first, h.Pos, h.Neg, h.cut = true, pos, neg, c
+		}
+	}
+	for b := range babies {
+		h.Babies = append(h.Babies, b)
+	}
+	sort.Ints(h.Babies)
+	if len(h.Babies) == 0 {
+		return h
+	}
+	if seq {
+		for b := 1; b <= h.Babies[len(h.Babies)-1]; b++ {
+			h.BabyFrom = append(h.BabyFrom, b-1)
+			h.BabyBy = append(h.BabyBy, 1)
+		}
+		return h
+	}
+	// Each b from b minus its highest bit: the closure of the babies
+	// under removing the highest bit, in increasing order.
+	closure := map[int]bool{}
+	for _, b := range h.Babies {
+		for x := b; x > 0; x -= highBit(x) {
+			closure[x] = true
+		}
+	}
+	all := make([]int, 0, len(closure))
+	for x := range closure {
+		all = append(all, x)
+	}
+	sort.Ints(all)
+	for _, x := range all {
+		hb := highBit(x)
+		h.BabyFrom = append(h.BabyFrom, x-hb)
+		h.BabyBy = append(h.BabyBy, hb)
+	}
+	return h
+}
+
+func highBit(x int) int { return 1 << (bits.Len(uint(x)) - 1) }
+
+// hornerTerm is one product of a giant-step sum: the pre-rotated
+// diagonal times rot_b(x).
+type hornerTerm struct {
+	b  int
+	pt *rlwe.Plaintext
+}
+
+// hornerMap is a linear map prepared for Horner evaluation.
+type hornerMap struct {
+	shape HornerShape
+	// pos[g] (g = 0..Pos) and neg[g] (g = 1..Neg, index g) hold the
+	// terms of v_g and v_{-g}.
+	pos, neg [][]hornerTerm
+}
+
+// prepareHorner encodes the full-slot diagonals of step s, pre-rotated by
+// their giant steps, at the step's input level and st.ptScale.
+func (m *Model) prepareHorner(ecd *ckks.Encoder, s *plan.Step, st *prepared, full lintrans.Diagonals[float64]) error {
+	params := m.params
+	slots := params.MaxSlots()
+	diags := make([]int, 0, len(full))
+	for d := range full {
+		diags = append(diags, d)
+	}
+	sort.Ints(diags)
+	h := Horner(diags, slots, s.Horner, s.HornerSeq)
+	hm := &hornerMap{shape: h, pos: make([][]hornerTerm, h.Pos+1), neg: make([][]hornerTerm, h.Neg+1)}
+	buf := make([]float64, slots)
+	for _, d := range diags {
+		g, b := h.giant(d, slots)
+		utils.RotateSliceAllocFree(full[d], -g*h.N1, buf)
+		pt := ckks.NewPlaintext(params, s.LevelIn)
+		pt.Scale = st.ptScale
+		if err := ecd.Encode(buf, pt); err != nil {
+			return err
+		}
+		t := hornerTerm{b: b, pt: pt}
+		if g >= 0 {
+			hm.pos[g] = append(hm.pos[g], t)
+		} else {
+			hm.neg[-g] = append(hm.neg[-g], t)
+		}
+	}
+	st.horner = hm
+	return nil
+}
+
+// linearHorner evaluates a map prepared by prepareHorner on x, then
+// rescales, folds and adds the bias as linearSlots does.
+func (e *Evaluator) linearHorner(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	hm := st.horner
+	h := hm.shape
+	// Baby steps, each a full key switch from a smaller one.
+	rot := map[int]*rlwe.Ciphertext{0: x}
+	for k, from := range h.BabyFrom {
+		ct, err := e.eval.RotateNew(rot[from], h.BabyBy[k])
+		if err != nil {
+			return nil, err
+		}
+		rot[from+h.BabyBy[k]] = ct
+	}
+	// The giant-step sums, in parallel.
+	sums := slices.Concat(hm.pos, hm.neg[1:])
+	vs := make([]*rlwe.Ciphertext, len(sums))
+	scale := x.Scale.Mul(st.ptScale)
+	err := e.parallel(len(sums), func(k int) error {
+		if len(sums[k]) == 0 {
+			return nil
+		}
+		acc := ckks.NewCiphertext(e.m.params, 1, x.Level())
+		acc.Scale = scale
+		for _, t := range sums[k] {
+			if err := e.eval.MulThenAdd(rot[t.b], t.pt, acc); err != nil {
+				return err
+			}
+		}
+		vs[k] = acc
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	pos, neg := vs[:h.Pos+1], vs[h.Pos+1:] // neg[g-1] is v_{-g}
+	out, err := e.horner(pos, h.N1)
+	if err != nil {
+		return nil, err
+	}
+	if h.Neg > 0 {
+		// sum_{g=1..Neg} rot_{-g n1}(v_{-g}) = rot_{-n1}(Horner of v_{-1}, v_{-2}, ...).
+		n, err := e.horner(neg, e.m.params.MaxSlots()-h.N1)
+		if err != nil {
+			return nil, err
+		}
+		if n, err = e.eval.RotateNew(n, e.m.params.MaxSlots()-h.N1); err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = n
+		} else if err := e.eval.Add(out, n, out); err != nil {
+			return nil, err
+		}
+	}
+	if out == nil { // no diagonal at all
+		out = ckks.NewCiphertext(e.m.params, 1, x.Level())
+		out.Scale = scale
+	}
+	return e.finishSlots(s, st, out)
+}
+
+// horner returns sum_g rot_{g*by}(v[g]) by Horner's rule (v[g] nil: a
+// zero term), len(v)-1 rotations by by.
+func (e *Evaluator) horner(v []*rlwe.Ciphertext, by int) (*rlwe.Ciphertext, error) {
+	var acc *rlwe.Ciphertext
+	for g := len(v) - 1; g >= 0; g-- {
+		if acc != nil {
+			r, err := e.eval.RotateNew(acc, by)
+			if err != nil {
+				return nil, err
+			}
+			acc = r
+		}
+		switch {
+		case v[g] == nil:
+		case acc == nil:
+			acc = v[g].CopyNew()
+		default:
+			if err := e.eval.Add(acc, v[g], acc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return acc, nil
+}
