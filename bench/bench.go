@@ -77,6 +77,9 @@ type Options struct {
 	LatencyCalls int
 	// BatchSamples caps the samples of batch mode (0: one full call).
 	BatchSamples int
+	// Keys is the compiler's key choice (compiler.Options.Keys; "": the
+	// default).
+	Keys string
 }
 
 // Load returns a bundled workload's graph, calibration rows and inputs.
@@ -109,7 +112,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 		return nil, err
 	}
 	measured := resetPeak()
-	copts := compiler.Options{Packing: mode, Calibration: calib, NoTiles: mode == plan.Latency}
+	copts := compiler.Options{Packing: mode, Calibration: calib, NoTiles: mode == plan.Latency, Keys: opts.Keys}
 	if mode == Tiles {
 		copts.Packing = plan.Latency
 	}

@@ -722,6 +722,9 @@ func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs b
 	if err := c.countAndKeys(p, ps); err != nil {
 		return err
 	}
+	if err := c.otherKeys(p, ps); err != nil {
+		return err
+	}
 	c.sealCounts(p)
 	p.Precision.ApproxOutputError = c.approxOutputError()
 	c.precision(p, ps, pr)
@@ -843,6 +846,47 @@ func (c *compilation) untiled(p *plan.Plan, ps *paramChoice) error {
 	p.Untiled = &plan.Untiled{
 		Rotations:    u.Ops.Rotations,
 		Diagonals:    u.Ops.Diagonals,
+		RotationKeys: len(u.Rotations),
+		EvalKeys:     he.EvalKeysSize(ps.params, he.PlanKeys(u)),
+	}
+	return nil
+}
+
+// otherKeys fills p.OtherKeys with what a latency plan would cost under
+// the other key choice (Options.Keys), leaving the program's choice as
+// it is.
+func (c *compilation) otherKeys(p *plan.Plan, ps *paramChoice) error {
+	if p.Packing != plan.Latency || c.opts.Sealed {
+		return nil
+	}
+	steps := c.prog.Steps
+	type choice struct {
+		ratio, horner int
+		seq           bool
+	}
+	saved := make([]choice, len(steps))
+	for i, s := range steps {
+		saved[i] = choice{s.LogBSGSRatio, s.Horner, s.HornerSeq}
+	}
+	keys := c.opts.Keys
+	other := KeysFast
+	if keys == KeysFast {
+		other = KeysSmall
+	}
+	defer func() {
+		c.opts.Keys = keys
+		for i := range steps {
+			steps[i].LogBSGSRatio, steps[i].Horner, steps[i].HornerSeq = saved[i].ratio, saved[i].horner, saved[i].seq
+		}
+	}()
+	c.opts.Keys = other
+	u := &plan.Plan{Packing: p.Packing, Params: p.Params, Input: p.Input, Output: p.Output}
+	if err := c.countAndKeys(u, ps); err != nil {
+		return err
+	}
+	p.OtherKeys = &plan.OtherKeys{
+		Keys:         other,
+		Rotations:    u.Ops.Rotations,
 		RotationKeys: len(u.Rotations),
 		EvalKeys:     he.EvalKeysSize(ps.params, he.PlanKeys(u)),
 	}

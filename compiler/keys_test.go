@@ -55,6 +55,7 @@ func keyUses(t *testing.T, p *plan.Plan, prog *plan.Program) (map[uint64]int, in
 func TestKeyLevels(t *testing.T) {
 	g, calib := mustBundled(t, "cnn")
 	bytes := map[string]int{}
+	other := map[string]*plan.OtherKeys{}
 	for _, keys := range []string{KeysFast, KeysSmall} {
 		res, err := Compile(g, Options{Calibration: calib, Keys: keys})
 		if err != nil {
@@ -92,6 +93,13 @@ func TestKeyLevels(t *testing.T) {
 			t.Errorf("%s: %d key bytes, not below the %d of top-level keys", keys, p.Sizes.EvalKeys, top)
 		}
 		bytes[keys] = p.Sizes.EvalKeys
+		other[keys] = p.OtherKeys
+		if p.OtherKeys == nil || p.OtherKeys.Keys == keys {
+			t.Fatalf("%s: the plan reports no other key choice: %+v", keys, p.OtherKeys)
+		}
+		if p.OtherKeys.Keys == KeysFast && p.OtherKeys.Rotations > p.Ops.Rotations {
+			t.Errorf("%s: %d rotations, the fast choice %d", keys, p.Ops.Rotations, p.OtherKeys.Rotations)
+		}
 		horner := 0
 		for i, s := range p.Steps {
 			if s.Horner != res.Program.Steps[i].Horner || s.HornerSeq != res.Program.Steps[i].HornerSeq {
@@ -104,6 +112,11 @@ func TestKeyLevels(t *testing.T) {
 		if (horner > 0) != (keys == KeysSmall) {
 			t.Errorf("%s: %d linear maps by Horner giant steps", keys, horner)
 		}
+	}
+	// Each plan's report of the other choice is that choice's plan.
+	if other[KeysSmall].EvalKeys != bytes[KeysFast] || other[KeysFast].EvalKeys != bytes[KeysSmall] {
+		t.Errorf("the small plan reports %d fast key bytes (fast plan: %d), the fast plan %d small ones (small plan: %d)",
+			other[KeysSmall].EvalKeys, bytes[KeysFast], other[KeysFast].EvalKeys, bytes[KeysSmall])
 	}
 	if bytes[KeysSmall] > bytes[KeysFast] {
 		t.Errorf("small keys %d bytes, more than fast keys' %d", bytes[KeysSmall], bytes[KeysFast])

@@ -192,6 +192,16 @@ type Untiled struct {
 	EvalKeys     int `json:"eval_keys"`     // bytes (seeded), as Sizes.EvalKeys
 }
 
+// OtherKeys is what a latency plan would cost under the other key choice
+// (compiler.Options.Keys: "small", linear maps by Horner giant steps with
+// few keys, or "fast", the hoisted baby-step giant-step method).
+type OtherKeys struct {
+	Keys         string `json:"keys"`          // the other choice
+	Rotations    int    `json:"rotations"`     // per call
+	RotationKeys int    `json:"rotation_keys"` // Galois keys
+	EvalKeys     int    `json:"eval_keys"`     // bytes (seeded), as Sizes.EvalKeys
+}
+
 // StepInfo is the public summary of one program step.
 type StepInfo struct {
 	Kind      string `json:"kind"`
@@ -250,9 +260,12 @@ type Plan struct {
 	Steps            []StepInfo        `json:"steps"`
 	// Untiled is set on a tiled latency plan (Input.Tile > 0, BatchSize
 	// samples per call): the costs of the same plan untiled.
-	Untiled     *Untiled `json:"untiled,omitempty"`
-	Warnings    []string `json:"warnings,omitempty"`
-	Fingerprint string   `json:"fingerprint"`
+	Untiled *Untiled `json:"untiled,omitempty"`
+	// OtherKeys (latency, not sealed): the costs of the same plan under
+	// the other key choice.
+	OtherKeys   *OtherKeys `json:"other_keys,omitempty"`
+	Warnings    []string   `json:"warnings,omitempty"`
+	Fingerprint string     `json:"fingerprint"`
 
 	// Sealed: the weights reach the server only encrypted under each
 	// user's public key (he/seal); the linear maps multiply ciphertexts.

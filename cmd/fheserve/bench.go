@@ -20,6 +20,7 @@ type benchOptions struct {
 	latencyCalls int
 	batchSamples int
 	runs         int
+	keys         string
 }
 
 func newBenchCmd(f *Factory, runF func(*benchOptions) error) *cobra.Command {
@@ -43,6 +44,7 @@ range, and in how many runs the target was met.`,
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
 	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "calls in latency mode (one sample each) and tiles mode (every tile filled)")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
+	cmd.Flags().StringVar(&opts.keys, "keys", "", "rotation keys: small (the fewest key bytes, the default) or fast (the fewest rotations), as compile's --keys")
 	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
 	return cmd
 }
@@ -58,7 +60,7 @@ func benchRun(opts *benchOptions) error {
 	}
 	for range opts.runs {
 		var results []*bench.Result
-		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples}, func(r *bench.Result) {
+		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples, Keys: opts.keys}, func(r *bench.Result) {
 			results = append(results, r)
 			if opts.json {
 				return

@@ -84,6 +84,9 @@ func writePlanSizes(tw io.Writer, p *plan.Plan) {
 	pr("  upload\t%s per call\n", fmtBytes(p.Sizes.Upload))
 	pr("  result\t%s per call\n", fmtBytes(p.Sizes.Result))
 	pr("  evaluation keys\t%s (relinearization and %d Galois keys, sent once)\n", fmtBytes(p.Sizes.EvalKeys), p.Sizes.GaloisKeys)
+	if o := p.OtherKeys; o != nil {
+		pr("  with --keys %s\t%s (%d Galois keys), %d rotations per call\n", o.Keys, fmtBytes(o.EvalKeys), o.RotationKeys, o.Rotations)
+	}
 	pr("  public key\t%s\n", fmtBytes(p.Sizes.PublicKey))
 	pr("\n")
 }
