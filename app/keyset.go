@@ -79,7 +79,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 		a.blobs.Delete(ctx, ks.BlobKey)
 		return nil, err
 	}
-	a.audit(ctx, who, "keyset.upload", a.keyUploadObjects(m, info, ks.ID, keys)...)
+	a.audit(ctx, who, "keyset.upload", a.keyUploadObjects(ctx, m, info, ks.ID, keys)...)
 	if old != nil {
 		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
 			return nil, err

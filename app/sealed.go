@@ -249,10 +249,16 @@ func (a *App) SealTasks(ctx context.Context, who *fheserve.Account, modelID stri
 	return out, nil
 }
 
+// publicKeyKey is the blob of a sealed model's key set's public key
+// alone, which the owner seals for (SealTasks): reading it spares parsing
+// the whole key set, hundreds of megabytes for a sealed cnn.
+func publicKeyKey(keySetID string) string { return "pubkeys/" + keySetID }
+
 // keyUploadObjects are the objects the audit record of a key set's
 // upload names: the key set and the model, and for a sealed model the
-// fingerprint of the public key the owner will seal for.
-func (a *App) keyUploadObjects(m *fheserve.Model, info *planInfo, keySetID string, keys *he.EvalKeys) []audit.Object {
+// fingerprint of the public key the owner will seal for, whose bytes it
+// stores for SealTasks.
+func (a *App) keyUploadObjects(ctx context.Context, m *fheserve.Model, info *planInfo, keySetID string, keys *he.EvalKeys) []audit.Object {
 	objs := []audit.Object{keySetObj(keySetID), modelObj(m.ID)}
 	if !m.Sealed {
 		return objs
@@ -261,6 +267,9 @@ func (a *App) keyUploadObjects(m *fheserve.Model, info *planInfo, keySetID strin
 	if err != nil {
 		a.log.Error("cannot encode a public key for the audit log", "keyset", keySetID, "err", err)
 		return objs
+	}
+	if err := a.putBlob(ctx, publicKeyKey(keySetID), pk); err != nil {
+		a.log.Warn("cannot store a public key; the seal tasks read the key set instead", "keyset", keySetID, "err", err)
 	}
 	return append(objs, audit.Object{Kind: fheserve.PublicKeyKind, ID: fheserve.PublicKeyFingerprint(pk)})
 }
@@ -276,6 +285,14 @@ func publicKeyBytes(info *planInfo, keys *he.EvalKeys) ([]byte, error) {
 // publicKeyOf returns a stored key set's public key alone, in the
 // he.MarshalEvalKeys format (no relinearization or Galois key).
 func (a *App) publicKeyOf(ctx context.Context, info *planInfo, ks *fheserve.KeySet) ([]byte, error) {
+	if r, n, err := a.blobs.Open(ctx, publicKeyKey(ks.ID)); err == nil {
+		defer r.Close()
+		want := int64(he.EvalKeysSize(info.params, he.KeySpec{}))
+		if n != want {
+			return nil, fmt.Errorf("stored public key of %s: %d bytes, want %d", ks.ID, n, want)
+		}
+		return io.ReadAll(r)
+	}
 	r, _, err := a.blobs.Open(ctx, ks.BlobKey)
 	if err != nil {
 		return nil, err
@@ -485,6 +502,7 @@ func (a *App) withSeal(ctx context.Context, keySets ...*fheserve.KeySet) error {
 // prepared model.
 func (a *App) dropSealed(ctx context.Context, ks *fheserve.KeySet) {
 	a.models.remove(sealedModelKey(ks.ModelID, ks.ID))
+	a.blobs.Delete(ctx, publicKeyKey(ks.ID))
 	if err := a.blobs.Delete(ctx, sealedKey(ks.ID)); err != nil {
 		a.log.Warn("cannot delete revoked sealed weights", "keyset", ks.ID, "err", err)
 	}

@@ -254,11 +254,19 @@ func TestSealedFlow(t *testing.T) {
 		t.Fatalf("walked %d server files", files)
 	}
 
-	// Revoking the key set deletes its sealed weights.
+	// Revoking the key set deletes its sealed weights and the public key
+	// kept for sealing.
+	for _, d := range []string{"sealed", "pubkeys"} {
+		if _, err := os.Stat(filepath.Join(dir, "blobs", d, keys.KeySetID)); err != nil {
+			t.Errorf("%s blob of a sealed key set: %v", d, err)
+		}
+	}
 	_, err = user.API.RevokeKeySet(ctx, keys.KeySetID)
 	check(t, err)
-	if _, err := os.Stat(filepath.Join(dir, "blobs", "sealed", keys.KeySetID)); !os.IsNotExist(err) {
-		t.Errorf("sealed weights of a revoked key set: %v", err)
+	for _, d := range []string{"sealed", "pubkeys"} {
+		if _, err := os.Stat(filepath.Join(dir, "blobs", d, keys.KeySetID)); !os.IsNotExist(err) {
+			t.Errorf("%s blob of a revoked key set: %v", d, err)
+		}
 	}
 }
 
