@@ -12,7 +12,6 @@ import (
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/plan"
-	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 )
 
 // A sealed model's server holds its plan and its program stripped of
@@ -361,7 +360,7 @@ func (a *App) UploadSealed(ctx context.Context, who *fheserve.Account, keySetID 
 	if err != nil {
 		return nil, fheserve.Errorf(codeOr(err, fheserve.EINVALID), "sealed weights for key set %s: %s", ks.ID, fheserve.ErrorMessage(err))
 	}
-	sm, err := prepareSealed(info.plan, prog, cts)
+	sm, err := prepareSealed(func() (*server.Model, error) { return server.PrepareSealed(info.plan, prog, cts) })
 	if err != nil {
 		return nil, fheserve.Errorf(codeOr(err, fheserve.EINVALID), "sealed weights for key set %s do not fit the model's plan: %s", ks.ID, fheserve.ErrorMessage(err))
 	}
@@ -405,15 +404,15 @@ func codeOr(err error, code string) string {
 	return code
 }
 
-// prepareSealed is server.PrepareSealed that refuses, rather than panics
-// on, a program that does not fit its plan.
-func prepareSealed(p *plan.Plan, prog *plan.Program, cts []*rlwe.Ciphertext) (sm *server.Model, err error) {
+// prepareSealed runs prepare (server.PrepareSealed) and refuses, rather
+// than panics on, a program that does not fit its plan.
+func prepareSealed(prepare func() (*server.Model, error)) (sm *server.Model, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			sm, err = nil, fheserve.Errorf(fheserve.EINVALID, "the program does not match its plan: %v", r)
 		}
 	}()
-	return server.PrepareSealed(p, prog, cts)
+	return prepare()
 }
 
 // preparedFor returns the model ready for evaluation with a key set: for
@@ -442,7 +441,7 @@ func (a *App) preparedFor(ctx context.Context, m *fheserve.Model, ks *fheserve.K
 	if err != nil {
 		return nil, fmt.Errorf("stored sealed weights of %s: %w", ks.ID, err)
 	}
-	sm, err := prepareSealed(info.plan, prog, cts)
+	sm, err := prepareSealed(func() (*server.Model, error) { return server.PrepareSealed(info.plan, prog, cts) })
 	if err != nil {
 		return nil, err
 	}
