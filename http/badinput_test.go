@@ -32,11 +32,38 @@ func (w *world) otherModel(name string, settings fheserve.CompileSettings) *sdk.
 // keysWithout returns an upload of keys for w.model's plan lacking the
 // first rotation's key.
 func (w *world) keysWithout() []byte {
+	return w.keysWith(func(_ he.Parameters, spec *he.KeySpec) {
+		spec.Galois, spec.GaloisLevels = spec.Galois[1:], spec.GaloisLevels[1:]
+	})
+}
+
+// keysOtherRotations returns an upload of keys with w.model's parameters
+// for other rotations: the plan's keys and keys for rotations it does not
+// use, at the top level.
+func (w *world) keysOtherRotations() []byte {
+	return w.keysWith(func(params he.Parameters, spec *he.KeySpec) {
+		used := map[uint64]bool{}
+		for _, g := range spec.Galois {
+			used[g] = true
+		}
+		for r, added := 1, 0; added < 4; r++ {
+			if g := params.GaloisElement(r); !used[g] {
+				spec.Galois = append(spec.Galois, g)
+				spec.GaloisLevels = append(spec.GaloisLevels, params.MaxLevel())
+				added++
+			}
+		}
+	})
+}
+
+// keysWith returns an upload of keys for w.model's parameters and its
+// plan's key specification changed by edit.
+func (w *world) keysWith(edit func(he.Parameters, *he.KeySpec)) []byte {
 	p := w.keys.Plan
 	params, err := he.NewParameters(p.Params)
 	check(w.t, err)
 	spec := he.PlanKeys(p)
-	spec.Galois, spec.GaloisLevels = spec.Galois[1:], spec.GaloisLevels[1:]
+	edit(params, &spec)
 	_, evk, err := client.GenerateKeys(params, spec)
 	check(w.t, err)
 	var buf bytes.Buffer
@@ -61,10 +88,10 @@ func TestBadInput(t *testing.T) {
 	// Other CKKS parameters: relu at degree 5, on N=2^14 like mlp_square
 	// with other moduli (the compiler's own choice for it needs 2^15).
 	other := w.otherModel("relu", fheserve.CompileSettings{Degree: 5})
-	cnn := w.otherModel("cnn_square", fheserve.CompileSettings{}) // same parameters, other rotations
+	cnn := w.otherModel("cnn_square", fheserve.CompileSettings{})
 	otherInput, err := other.Encrypt(make([]float64, other.Plan.InputSize()), 1)
 	check(t, err)
-	cnnKeys := w.keyUpload(cnn)
+	otherRotations := w.keysOtherRotations()
 	m, k := w.model.ID, w.keys.KeySetID
 	keysPath := "/v1/models/" + m + "/keysets"
 	jobsPath := "/v1/models/" + m + "/jobs?keyset=" + k
@@ -90,8 +117,8 @@ func TestBadInput(t *testing.T) {
 		{"key set with a bad header", user, call{"POST", keysPath, corrupt(w.keyBytes, 0, 'X', 4), bin}, false, 400, []string{"not a key set"}},
 		{"key set with unreduced coefficients", user, call{"POST", keysPath, corrupt(w.keyBytes, 200, 0xff, 64), bin}, false, 400, []string{"coefficient not reduced"}},
 		{"key set for other parameters, streamed", user, call{"POST", keysPath, w.keyUpload(other), bin}, true, 400, []string{"does not match the model's plan", "other parameters"}},
-		{"key set for another plan's rotations, streamed", user, call{"POST", keysPath, cnnKeys, bin}, true, 400, []string{"does not match the model's plan"}},
-		{"key set for another plan's rotations", user, call{"POST", keysPath, cnnKeys, bin}, false, 413, []string{"larger than", "fheserve keys create"}},
+		{"key set for another plan's rotations, streamed", user, call{"POST", keysPath, otherRotations, bin}, true, 400, []string{"does not match the model's plan"}},
+		{"key set for another plan's rotations", user, call{"POST", keysPath, otherRotations, bin}, false, 413, []string{"larger than", "fheserve keys create"}},
 		{"key set missing a rotation", user, call{"POST", keysPath, w.keysWithout(), bin}, false, 400, []string{"lacks the key for rotation"}},
 		{"oversized input", user, call{"POST", jobsPath, append(bytes.Clone(w.input), make([]byte, 1<<20)...), bin}, false, 413, []string{"encrypted input", "larger than"}},
 		{"truncated input", user, call{"POST", jobsPath, w.input[:len(w.input)-100], bin}, false, 400, []string{"encrypted input", "truncated"}},
