@@ -139,6 +139,11 @@ type CompileSettings struct {
 	// Keys is KeysSmall (the default: the fewest key bytes) or KeysFast
 	// (the fewest rotations) for the linear maps' rotation keys.
 	Keys string `json:"keys,omitempty"`
+	// NoTiles keeps a latency plan to one sample per call
+	// (compiler.Options.NoTiles): by default a latency plan with room for
+	// several copies of its input puts a sample in each, at some extra
+	// diagonals and rotations per call.
+	NoTiles bool `json:"no_tiles,omitempty"`
 }
 
 // Validate checks the settings' ranges; the compiler checks the rest

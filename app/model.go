@@ -163,6 +163,7 @@ func CompilerOptions(packing string, s *fheserve.CompileSettings, calibration []
 		PrecisionBits: s.PrecisionBits,
 		Precision:     s.Precision,
 		Keys:          s.Keys,
+		NoTiles:       s.NoTiles,
 	}
 }
 

@@ -118,16 +118,17 @@ func registerCompileSettings(f *pflag.FlagSet, calibration *string, s *fheserve.
 	f.Float64Var(&s.Precision, "precision", 0, "ask for an output error of at most `E` in the outputs' units, against the exact model on inputs like the calibration data, activation approximations included (instead of --precision-bits)")
 }
 
-// registerKeyChoice adds --keys (fheserve.CompileSettings.Keys) to compile
-// and model deploy; predict's --keys names a key set.
+// registerKeyChoice adds --keys (fheserve.CompileSettings.Keys) and
+// --no-tiles to compile and model deploy; predict's --keys names a key set.
 func registerKeyChoice(f *pflag.FlagSet, s *fheserve.CompileSettings) {
 	f.StringVar(&s.Keys, "keys", "", "rotation keys: small (the fewest key bytes to upload, the default) or fast (the fewest rotations)")
+	f.BoolVar(&s.NoTiles, "no-tiles", false, "latency packing: one sample per call (default: a sample in each copy of the input, when the plan has room for several)")
 }
 
 // settingsGiven reports whether any compilation setting is set.
 func settingsGiven(s *fheserve.CompileSettings) bool {
 	return s.Degree != 0 || len(s.Degrees) > 0 || s.Fit != "" || s.Margin != 0 || s.LogN != 0 ||
-		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0 || s.Precision != 0 || s.Keys != ""
+		s.PrivacyBits != 0 || s.QueryBudget != 0 || s.PrecisionBits != 0 || s.Precision != 0 || s.Keys != "" || s.NoTiles
 }
 
 // compilerOptions reads the calibration file and returns the options for
