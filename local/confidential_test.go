@@ -265,8 +265,22 @@ func bareProduct(t *testing.T, r *Runner, x []float64) []float64 {
 // outputs and different weights (hidden units permuted), and far below
 // what any output would show.
 func TestSlotResultCarriesOnlyOutputs(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	const in, hidden, out = 16, 12, 4
+	gs, in, calib := permutedMLPs(rand.New(rand.NewPCG(5, 6)))
+	for _, packing := range []string{plan.Latency, plan.Batch} {
+		t.Run(packing, func(t *testing.T) {
+			checkOnlyOutputs(t, gs, in, calib, func(g *nn.Graph) (*Runner, error) {
+				return New(g, compiler.Options{Packing: packing, Calibration: calib}, 2)
+			})
+		})
+	}
+}
+
+// permutedMLPs returns two square MLPs (16 inputs, 12 hidden units, 4
+// outputs) with the same function and other weights (the hidden units
+// permuted), their input size and 64 calibration samples.
+func permutedMLPs(rng *rand.Rand) (gs [2]*nn.Graph, in int, calib []float64) {
+	const hidden, out = 12, 4
+	in = 16
 	d1, d2 := randDense(rng, in, hidden, 2), randDense(rng, hidden, out, 2)
 	// The same function with its hidden units permuted: other weights.
 	p1, p2 := permuteHidden(rng.Perm(hidden), d1, d2)
@@ -277,30 +291,35 @@ func TestSlotResultCarriesOnlyOutputs(t *testing.T) {
 			{Name: "fc2", OpType: "Gemm", Op: b, Inputs: []int{2}, Shape: nn.Shape{out}},
 		}, Output: 3}
 	}
-	calib := make([]float64, 64*in)
+	calib = make([]float64, 64*in)
 	for i := range calib {
 		calib[i] = rng.Float64()*2 - 1
 	}
-	for _, packing := range []string{plan.Latency, plan.Batch} {
-		t.Run(packing, func(t *testing.T) {
-			var zeroed [][]float64
-			for m, g := range []*nn.Graph{graph(d1, d2), graph(p1, p2)} {
-				r, err := New(g, compiler.Options{Packing: packing, Calibration: calib}, 2)
-				if err != nil {
-					t.Fatal(err)
-				}
-				p := r.Plan
-				vecs, declared := hostileInput(p, calib, in)
-				raw := rawCall(t, r, vecs, declared)
-				checkDeclared(t, m, g, p, raw, calib[:declared*in], declared)
-				z := zeroedSlots(p, raw, declared)
-				checkFlood(t, m, p, z)
-				zeroed = append(zeroed, z)
-			}
-			if d := ks2(zeroed[0], zeroed[1]); d > ksLimit(len(zeroed[0]), len(zeroed[1])) {
-				t.Errorf("zeroed slots of the two models differ (KS distance %.4f, limit %.4f)", d, ksLimit(len(zeroed[0]), len(zeroed[1])))
-			}
-		})
+	return [2]*nn.Graph{graph(d1, d2), graph(p1, p2)}, in, calib
+}
+
+// checkOnlyOutputs runs a hostile input through the runner newRunner makes
+// for each of the two models gs, checks the declared outputs against the
+// plaintext reference and the other slots against the flood's
+// distribution, and that those slots are alike for the two models.
+func checkOnlyOutputs(t *testing.T, gs [2]*nn.Graph, in int, calib []float64, newRunner func(*nn.Graph) (*Runner, error)) {
+	t.Helper()
+	var zeroed [][]float64
+	for m, g := range gs {
+		r, err := newRunner(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := r.Plan
+		vecs, declared := hostileInput(p, calib, in)
+		raw := rawCall(t, r, vecs, declared)
+		checkDeclared(t, m, g, p, raw, calib[:declared*in], declared)
+		z := zeroedSlots(p, raw, declared)
+		checkFlood(t, m, p, z)
+		zeroed = append(zeroed, z)
+	}
+	if d := ks2(zeroed[0], zeroed[1]); d > ksLimit(len(zeroed[0]), len(zeroed[1])) {
+		t.Errorf("zeroed slots of the two models differ (KS distance %.4f, limit %.4f)", d, ksLimit(len(zeroed[0]), len(zeroed[1])))
 	}
 }
 

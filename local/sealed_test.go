@@ -92,38 +92,11 @@ func TestSealedEncrypted(t *testing.T) {
 // encryptions of zero outside the first window: their encryption noise,
 // times the other copies, is fresh randomness, not the weights.
 func TestSealedResultCarriesOnlyOutputs(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	const in, hidden, out = 16, 12, 4
-	d1, d2 := randDense(rng, in, hidden, 2), randDense(rng, hidden, out, 2)
-	p1, p2 := permuteHidden(rng.Perm(hidden), d1, d2)
-	graph := func(a, b *nn.Dense) *nn.Graph {
-		return &nn.Graph{Name: "mlp", Input: nn.Shape{in}, Nodes: []*nn.Node{
-			{Name: "fc1", OpType: "Gemm", Op: a, Inputs: []int{0}, Shape: nn.Shape{hidden}},
-			{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{hidden}},
-			{Name: "fc2", OpType: "Gemm", Op: b, Inputs: []int{2}, Shape: nn.Shape{out}},
-		}, Output: 3}
-	}
-	calib := make([]float64, 64*in)
-	for i := range calib {
-		calib[i] = rng.Float64()*2 - 1
-	}
-	var zeroed [][]float64
-	for m, g := range []*nn.Graph{graph(d1, d2), graph(p1, p2)} {
+	gs, in, calib := permutedMLPs(rand.New(rand.NewPCG(5, 6)))
+	checkOnlyOutputs(t, gs, in, calib, func(g *nn.Graph) (*Runner, error) {
 		r, _, err := NewSealed(g, compiler.Options{Calibration: calib}, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := r.Plan
-		vecs, declared := hostileInput(p, calib, in)
-		raw := rawCall(t, r, vecs, declared)
-		checkDeclared(t, m, g, p, raw, calib[:declared*in], declared)
-		z := zeroedSlots(p, raw, declared)
-		checkFlood(t, m, p, z)
-		zeroed = append(zeroed, z)
-	}
-	if d := ks2(zeroed[0], zeroed[1]); d > ksLimit(len(zeroed[0]), len(zeroed[1])) {
-		t.Errorf("zeroed slots of the two models differ (KS distance %.4f, limit %.4f)", d, ksLimit(len(zeroed[0]), len(zeroed[1])))
-	}
+		return r, err
+	})
 }
 
 // TestSealedRefusals: a sealed plan is not prepared without its sealed

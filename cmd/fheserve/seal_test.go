@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fheserve/fheserve"
-	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -82,21 +79,7 @@ func TestSealedCLI(t *testing.T) {
 	user.ok("", "predict", "--model", modelID, "--input", fixture("gemm.x.npy"), "--output", remote)
 	user.ok("", "predict", "--local", "--model", fixture("gemm.onnx"), "--input", fixture("gemm.x.npy"), "--output", local)
 	show := decodeJSON[struct{ Plan plan.Plan }](t, user.ok("", "model", "show", modelID, "--json"))
-	got, err := npy.ReadFile(remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := npy.ReadFile(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
-		t.Fatalf("remote output shape %v, local %v", got.Shape, want.Shape)
-	}
-	var worst float64
-	for i := range want.Data {
-		worst = math.Max(worst, math.Abs(got.Data[i]-want.Data[i]))
-	}
+	_, _, worst := remoteLocalDiff(t, remote, local)
 	if tol := show.Plan.Precision.OutputError; !show.Plan.Sealed || worst > tol {
 		t.Fatalf("sealed plan %v: max |remote - local| = %.3g, the plan's precision %.3g", show.Plan.Sealed, worst, tol)
 	}

@@ -246,21 +246,7 @@ func TestServiceCLI(t *testing.T) {
 	user.ok("", "predict", "--local", "--model", fixture("mlp_square.onnx"), "--input", fixture("mlp_square.x.npy"), "--output", localOut)
 
 	show := decodeJSON[struct{ Plan plan.Plan }](t, user.ok("", "model", "show", modelID, "--json"))
-	got, err := npy.ReadFile(remote)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := npy.ReadFile(localOut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
-		t.Fatalf("remote output shape %v, local %v", got.Shape, want.Shape)
-	}
-	var worst float64
-	for i := range want.Data {
-		worst = math.Max(worst, math.Abs(got.Data[i]-want.Data[i]))
-	}
+	got, want, worst := remoteLocalDiff(t, remote, localOut)
 	if tol := show.Plan.Precision.OutputError; worst > tol {
 		t.Fatalf("max |remote - local| = %.3g, above the plan's precision %.3g", worst, tol)
 	}
@@ -518,4 +504,26 @@ func (rw *restartWorld) check(ctx context.Context, t *testing.T, id string, i in
 			t.Fatalf("job %s output %d differs from the plaintext model by %.3g, above %.3g", id, k, d, tol)
 		}
 	}
+}
+
+// remoteLocalDiff reads the outputs a remote and a local predict wrote,
+// checks they have the same shape and returns them with the largest
+// absolute difference between the two.
+func remoteLocalDiff(t *testing.T, remote, local string) (got, want *npy.Array, worst float64) {
+	t.Helper()
+	var err error
+	if got, err = npy.ReadFile(remote); err != nil {
+		t.Fatal(err)
+	}
+	want, err = npy.ReadFile(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got.Shape) != fmt.Sprint(want.Shape) {
+		t.Fatalf("remote output shape %v, local %v", got.Shape, want.Shape)
+	}
+	for i := range want.Data {
+		worst = math.Max(worst, math.Abs(got.Data[i]-want.Data[i]))
+	}
+	return got, want, worst
 }
