@@ -82,22 +82,6 @@ type Options struct {
 	Keys string
 }
 
-// Load returns a bundled workload's graph, calibration rows and inputs.
-func Load(name string) (g *nn.Graph, calib, x []float64, n int, err error) {
-	if g, err = bundled.Graph(name); err != nil {
-		return nil, nil, nil, 0, err
-	}
-	c, err := bundled.Calibration(name)
-	if err != nil {
-		return nil, nil, nil, 0, err
-	}
-	in, err := bundled.Inputs(name)
-	if err != nil {
-		return nil, nil, nil, 0, err
-	}
-	return g, c.Data, in.Data, in.Shape[0], nil
-}
-
 // Run runs one workload in one mode; it returns nil in tiles mode when the
 // workload's plan has no tiles.
 func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) {
@@ -107,7 +91,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	if opts.LatencyCalls <= 0 {
 		opts.LatencyCalls = 8
 	}
-	g, calib, x, n, err := Load(name)
+	g, calib, x, n, err := bundled.Load(name)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/plan"
@@ -18,7 +19,7 @@ func BenchmarkPredict(b *testing.B) {
 		for _, mode := range Modes {
 			for _, workers := range []int{1, 2} {
 				b.Run(fmt.Sprintf("%s/%s/workers=%d", name, mode, workers), func(b *testing.B) {
-					g, calib, x, n, err := Load(name)
+					g, calib, x, n, err := bundled.Load(name)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -47,7 +48,7 @@ func BenchmarkPredict(b *testing.B) {
 // BenchmarkKernels measures the homomorphic operations the floor is made
 // of, at N=2^13 on the mlp plan's parameters, level 2.
 func BenchmarkKernels(b *testing.B) {
-	g, calib, _, _, err := Load("mlp")
+	g, calib, _, _, err := bundled.Load("mlp")
 	if err != nil {
 		b.Fatal(err)
 	}

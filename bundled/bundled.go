@@ -72,6 +72,23 @@ func Calibration(name string) (*npy.Array, error) {
 	return array(name, ".calib.npy")
 }
 
+// Load returns a workload's graph, calibration rows, sample inputs and
+// the number of samples.
+func Load(name string) (g *nn.Graph, calib, x []float64, n int, err error) {
+	if g, err = Graph(name); err != nil {
+		return nil, nil, nil, 0, err
+	}
+	c, err := Calibration(name)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	in, err := Inputs(name)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
+	return g, c.Data, in.Data, in.Shape[0], nil
+}
+
 func file(name, suffix string) ([]byte, error) {
 	if !slices.Contains(Names(), name) {
 		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no bundled model %q (have %s)", name, strings.Join(Names(), ", "))

@@ -78,24 +78,16 @@ func bundledRunner(t *testing.T, name, packing string) (*Runner, *nn.Graph, []fl
 // bundledRunnerOpts is bundledRunner with compilation options.
 func bundledRunnerOpts(t *testing.T, name string, opts compiler.Options) (*Runner, *nn.Graph, []float64) {
 	t.Helper()
-	g, err := bundled.Graph(name)
+	g, calib, inputs, _, err := bundled.Load(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	calib, err := bundled.Calibration(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs, err := bundled.Inputs(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Calibration = calib.Data
+	opts.Calibration = calib
 	r, err := New(g, opts, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r, g, inputs.Data
+	return r, g, inputs
 }
 
 // fullBatch cycles inputs to fill the plan's batch.

@@ -21,19 +21,11 @@ import (
 // compileBundled compiles a bundled model with its calibration rows.
 func compileBundled(t *testing.T, name string) (*nn.Graph, []float64, []float64) {
 	t.Helper()
-	g, err := bundled.Graph(name)
+	g, calib, inputs, _, err := bundled.Load(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	calib, err := bundled.Calibration(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs, err := bundled.Inputs(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g, calib.Data, inputs.Data
+	return g, calib, inputs
 }
 
 // belowTop reports whether some key of p is generated below the top level.
