@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/unitvec"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
 )
@@ -356,16 +357,7 @@ func galleryCalibration(g *Gallery) []float64 {
 	rng := rand.New(rand.NewPCG(17, uint64(g.Dim)))
 	var rows []float64
 	for i := 0; i < 64; i++ {
-		row := make([]float64, g.Dim)
-		var s float64
-		for j := range row {
-			row[j] = rng.NormFloat64()
-			s += row[j] * row[j]
-		}
-		for j := range row {
-			row[j] /= math.Sqrt(s)
-		}
-		rows = append(rows, row...)
+		rows = append(rows, unitvec.Random(rng, g.Dim)...)
 	}
 	return append(rows, g.Templates[:min(64, len(g.Labels))*g.Dim]...)
 }

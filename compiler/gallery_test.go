@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/unitvec"
 	"github.com/fheserve/fheserve/plan"
 )
 
@@ -18,22 +19,9 @@ func syntheticGallery(rng *rand.Rand, n, d int, tau float64) *Gallery {
 	g := &Gallery{Name: "faces", Dim: d, Metric: MetricCosine, Threshold: tau}
 	for i := 0; i < n; i++ {
 		g.Labels = append(g.Labels, "person-"+strconv.Itoa(i))
-		g.Templates = append(g.Templates, unitVector(rng, d)...)
+		g.Templates = append(g.Templates, unitvec.Random(rng, d)...)
 	}
 	return g
-}
-
-func unitVector(rng *rand.Rand, d int) []float64 {
-	v := make([]float64, d)
-	var s float64
-	for i := range v {
-		v[i] = rng.NormFloat64()
-		s += v[i] * v[i]
-	}
-	for i := range v {
-		v[i] /= math.Sqrt(s)
-	}
-	return v
 }
 
 func TestGalleryRefusesBadInput(t *testing.T) {
@@ -154,7 +142,7 @@ func TestGalleryPlan(t *testing.T) {
 // probeAt returns a unit probe whose cosine with template row is s.
 func probeAt(rng *rand.Rand, g *Gallery, row int, s float64) []float64 {
 	t := g.Templates[row*g.Dim : (row+1)*g.Dim]
-	u := unitVector(rng, g.Dim)
+	u := unitvec.Random(rng, g.Dim)
 	var dot float64
 	for i := range u {
 		dot += u[i] * t[i]
@@ -222,20 +210,20 @@ func TestGalleryEnrollRemove(t *testing.T) {
 	g := syntheticGallery(rng, 3, 4, 0.5)
 	before := slices.Clone(g.Templates)
 	o := &GalleryOptions{Mode: plan.Identify}
-	bad := append(unitVector(rng, 4), 2, 0, 0, 0) // the second is not unit norm
+	bad := append(unitvec.Random(rng, 4), 2, 0, 0, 0) // the second is not unit norm
 	if _, err := g.Enroll([]string{"ann", "ben"}, bad, o); err == nil || !strings.Contains(err.Error(), "normalize") {
 		t.Fatalf("enrolled a bad template: %v", err)
 	}
-	if _, err := g.Enroll([]string{"ann"}, unitVector(rng, 5), o); err == nil {
+	if _, err := g.Enroll([]string{"ann"}, unitvec.Random(rng, 5), o); err == nil {
 		t.Fatal("enrolled an embedding of the wrong dimension")
 	}
-	if _, err := g.Enroll([]string{g.Labels[1]}, unitVector(rng, 4), o); err == nil {
+	if _, err := g.Enroll([]string{g.Labels[1]}, unitvec.Random(rng, 4), o); err == nil {
 		t.Fatal("enrolled a duplicate label")
 	}
 	if len(g.Labels) != 3 || !slices.Equal(g.Templates, before) {
 		t.Fatal("a failed enrolment changed the gallery")
 	}
-	next, err := g.Enroll([]string{"ann", "ben"}, append(unitVector(rng, 4), unitVector(rng, 4)...), o)
+	next, err := g.Enroll([]string{"ann", "ben"}, append(unitvec.Random(rng, 4), unitvec.Random(rng, 4)...), o)
 	if err != nil || len(next.Labels) != 5 || len(g.Labels) != 3 {
 		t.Fatalf("enrol: %v, %d labels (the original %d)", err, len(next.Labels), len(g.Labels))
 	}

@@ -8,21 +8,9 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/internal/unitvec"
 	"github.com/fheserve/fheserve/plan"
 )
-
-func unitVector(rng *rand.Rand, d int) []float64 {
-	v := make([]float64, d)
-	var s float64
-	for i := range v {
-		v[i] = rng.NormFloat64()
-		s += v[i] * v[i]
-	}
-	for i := range v {
-		v[i] /= math.Sqrt(s)
-	}
-	return v
-}
 
 // galleryAround enrols n unit templates of dimension d whose cosine with
 // probe is placed: a quarter just above threshold+margin, a quarter just
@@ -42,7 +30,7 @@ func galleryAround(rng *rand.Rand, probe []float64, n, d int, tau, margin float6
 		case 3:
 			s = tau + (rng.Float64()*2-1)*margin
 		}
-		u := unitVector(rng, d)
+		u := unitvec.Random(rng, d)
 		var dot float64
 		for j := range u {
 			dot += u[j] * probe[j]
@@ -109,7 +97,7 @@ func runGallery(t *testing.T, seed uint64, mode string, n, dim int, margin float
 	t.Helper()
 	const tau = 0.4
 	rng := rand.New(rand.NewPCG(seed, 1))
-	probe := unitVector(rng, dim)
+	probe := unitvec.Random(rng, dim)
 	opts := compiler.GalleryOptions{Mode: mode, Margin: margin}
 	// The margin the plan states comes from the options alone; a first
 	// gallery finds it, the second places scores around it.
