@@ -141,22 +141,7 @@ func TestGalleryPlan(t *testing.T) {
 
 // probeAt returns a unit probe whose cosine with template row is s.
 func probeAt(rng *rand.Rand, g *Gallery, row int, s float64) []float64 {
-	t := g.Templates[row*g.Dim : (row+1)*g.Dim]
-	u := unitvec.Random(rng, g.Dim)
-	var dot float64
-	for i := range u {
-		dot += u[i] * t[i]
-	}
-	var n float64
-	for i := range u {
-		u[i] -= dot * t[i]
-		n += u[i] * u[i]
-	}
-	x := make([]float64, g.Dim)
-	for i := range x {
-		x[i] = s*t[i] + math.Sqrt(1-s*s)*u[i]/math.Sqrt(n)
-	}
-	return x
+	return unitvec.AtCosine(rng, g.Templates[row*g.Dim:(row+1)*g.Dim], s)
 }
 
 // TestVerifyPlanIndependentOfClaim: a user's keys serve every claim, so

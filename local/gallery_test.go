@@ -30,19 +30,7 @@ func galleryAround(rng *rand.Rand, probe []float64, n, d int, tau, margin float6
 		case 3:
 			s = tau + (rng.Float64()*2-1)*margin
 		}
-		u := unitvec.Random(rng, d)
-		var dot float64
-		for j := range u {
-			dot += u[j] * probe[j]
-		}
-		var nn float64
-		for j := range u {
-			u[j] -= dot * probe[j]
-			nn += u[j] * u[j]
-		}
-		for j := range u {
-			g.Templates = append(g.Templates, s*probe[j]+math.Sqrt(1-s*s)*u[j]/math.Sqrt(nn))
-		}
+		g.Templates = append(g.Templates, unitvec.AtCosine(rng, probe, s)...)
 		g.Labels = append(g.Labels, "person-"+strconv.Itoa(i))
 	}
 	return g

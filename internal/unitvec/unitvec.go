@@ -21,3 +21,24 @@ func Random(rng *rand.Rand, d int) []float64 {
 	}
 	return v
 }
+
+// AtCosine returns a random unit vector whose cosine with the unit
+// vector t is s (in [-1, 1]): s·t plus √(1-s²) times a random unit
+// direction orthogonal to t.
+func AtCosine(rng *rand.Rand, t []float64, s float64) []float64 {
+	u := Random(rng, len(t))
+	var dot float64
+	for i := range u {
+		dot += u[i] * t[i]
+	}
+	var n float64
+	for i := range u {
+		u[i] -= dot * t[i]
+		n += u[i] * u[i]
+	}
+	x := make([]float64, len(t))
+	for i := range x {
+		x[i] = s*t[i] + math.Sqrt(1-s*s)*u[i]/math.Sqrt(n)
+	}
+	return x
+}

@@ -27,3 +27,24 @@ func TestRandom(t *testing.T) {
 		t.Errorf("same seed, other vector: %v, %v", c[5], a[5])
 	}
 }
+
+// AtCosine's vectors have unit norm and the asked cosine with t, and
+// differ from one draw to the next.
+func TestAtCosine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	u := Random(rng, 16)
+	for _, s := range []float64{-1, -0.3, 0, 0.5, 0.999, 1} {
+		a, b := AtCosine(rng, u, s), AtCosine(rng, u, s)
+		var norm, cos float64
+		for i := range a {
+			norm += a[i] * a[i]
+			cos += a[i] * u[i]
+		}
+		if math.Abs(norm-1) > 1e-12 || math.Abs(cos-s) > 1e-12 {
+			t.Errorf("s=%g: squared norm %.15g, cosine %.15g", s, norm, cos)
+		}
+		if math.Abs(s) < 1 && a[0] == b[0] {
+			t.Errorf("s=%g: two draws start alike", s)
+		}
+	}
+}
