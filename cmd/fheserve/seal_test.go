@@ -19,10 +19,7 @@ import (
 // the plan's precision.
 func TestSealedCLI(t *testing.T) {
 	data := t.TempDir()
-	admin := newParty(t, "")
-	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
-	url := serveInProcess(t, data)
-	admin.env[serverEnv] = url
+	admin, url := serveWithAdmin(t, data)
 	owner, user := newParty(t, url), newParty(t, url)
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
 	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")

@@ -119,6 +119,19 @@ func (s *server) kill() {
 	}
 }
 
+// serveWithAdmin initializes the data directory data with the
+// administrator root (password root-password), serves it in the test's
+// process and returns the administrator's party, pointed at the server,
+// and its URL.
+func serveWithAdmin(t *testing.T, data string) (*party, string) {
+	t.Helper()
+	admin := newParty(t, "")
+	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
+	url := serveInProcess(t, data)
+	admin.env[serverEnv] = url
+	return admin, url
+}
+
 // serveInProcess runs 'fheserve serve' in the test's process on a free
 // port of 127.0.0.1 with dataDir and args, waits until it listens and
 // returns its URL. The server stops when the test ends.
@@ -178,10 +191,7 @@ func decodeJSON[T any](t *testing.T, s string) T {
 // the remote prediction against predict --local.
 func TestServiceCLI(t *testing.T) {
 	data := t.TempDir()
-	admin := newParty(t, "")
-	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
-	url := serveInProcess(t, data)
-	admin.env[serverEnv] = url
+	admin, url := serveWithAdmin(t, data)
 	owner, user, other := newParty(t, url), newParty(t, url), newParty(t, url)
 
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
