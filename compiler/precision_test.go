@@ -70,17 +70,8 @@ func measure(t *testing.T, g *nn.Graph, opts compiler.Options, n int) (stated, m
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := opts.Calibration[:n*g.Input.Size()]
-	got, err := r.Predict(context.Background(), x, n)
-	if err != nil {
+	if _, _, measured, err = r.CompareReference(context.Background(), g, opts.Calibration[:n*g.Input.Size()], n); err != nil {
 		t.Fatal(err)
-	}
-	want, err := g.EvalBatch(x, n, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range want {
-		measured = math.Max(measured, math.Abs(got[i]-want[i]))
 	}
 	return r.Plan.Precision.OutputError, measured, r
 }

@@ -35,17 +35,9 @@ func randDense(rng *rand.Rand, in, out int, scale float64) *nn.Dense {
 // returns the largest error.
 func checkEncrypted(t *testing.T, r *Runner, g *nn.Graph, x []float64, n int) float64 {
 	t.Helper()
-	got, err := r.Predict(context.Background(), x, n)
+	got, want, maxErr, err := r.CompareReference(context.Background(), g, x, n)
 	if err != nil {
 		t.Fatal(err)
-	}
-	want, err := g.EvalBatch(x, n, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var maxErr float64
-	for i := range want {
-		maxErr = math.Max(maxErr, math.Abs(got[i]-want[i]))
 	}
 	if stated := r.Plan.Precision.OutputError; maxErr > stated {
 		if len(got) > 64 {
