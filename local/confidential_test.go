@@ -291,10 +291,7 @@ func permutedMLPs(rng *rand.Rand) (gs [2]*nn.Graph, in int, calib []float64) {
 			{Name: "fc2", OpType: "Gemm", Op: b, Inputs: []int{2}, Shape: nn.Shape{out}},
 		}, Output: 3}
 	}
-	calib = make([]float64, 64*in)
-	for i := range calib {
-		calib[i] = rng.Float64()*2 - 1
-	}
+	calib = uniform(rng, 64*in)
 	return [2]*nn.Graph{graph(d1, d2), graph(p1, p2)}, in, calib
 }
 

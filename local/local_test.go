@@ -30,6 +30,15 @@ func randDense(rng *rand.Rand, in, out int, scale float64) *nn.Dense {
 	return d
 }
 
+// uniform returns n values drawn from rng uniformly in [-1, 1).
+func uniform(rng *rand.Rand, n int) []float64 {
+	x := make([]float64, n)
+	for i := range x {
+		x[i] = rng.Float64()*2 - 1
+	}
+	return x
+}
+
 // checkEncrypted runs n samples of x encrypted through r and compares
 // them with the float64 reference within the plan's stated precision. It
 // returns the largest error.
@@ -110,10 +119,7 @@ func TestMLPEncrypted(t *testing.T) {
 		t.Run(packing, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			g := mlp(rng)
-			x := make([]float64, 3*16)
-			for i := range x {
-				x[i] = rng.Float64()*2 - 1
-			}
+			x := uniform(rng, 3*16)
 			r, err := New(g, compiler.Options{Packing: packing, Calibration: x}, 2)
 			if err != nil {
 				t.Fatal(err)
@@ -174,10 +180,7 @@ func TestBranchesEncrypted(t *testing.T) {
 		{Name: "prod", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{3, 1}, Shape: nn.Shape{8}},
 		{Name: "out", OpType: "Gemm", Op: randDense(rng, 8, 3, 1), Inputs: []int{4}, Shape: nn.Shape{3}},
 	}, Output: 5}
-	x := make([]float64, 2*8)
-	for i := range x {
-		x[i] = rng.Float64()*2 - 1
-	}
+	x := uniform(rng, 2*8)
 	for _, packing := range []string{plan.Latency, plan.Batch} {
 		r, err := New(g, compiler.Options{Packing: packing, Calibration: x}, 2)
 		if err != nil {
@@ -202,10 +205,7 @@ func TestOutOfIntervalFlagged(t *testing.T) {
 		{Name: "relu", OpType: "Relu", Op: &nn.Activation{Func: nn.ActReLU}, Inputs: []int{1}, Shape: nn.Shape{8}},
 		{Name: "fc2", OpType: "Gemm", Op: randDense(rng, 8, 4, 1), Inputs: []int{2}, Shape: nn.Shape{4}},
 	}, Output: 3}
-	calib := make([]float64, 64*16)
-	for i := range calib {
-		calib[i] = rng.Float64()*2 - 1
-	}
+	calib := uniform(rng, 64*16)
 	// Samples 0-2 are calibration rows; 3 and 4 are rows scaled by 4.
 	const n = 5
 	x := append([]float64(nil), calib[:n*16]...)
@@ -266,10 +266,7 @@ func TestOutOfIntervalFlagged(t *testing.T) {
 func TestStrongPrivacyEncrypted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	g := mlp(rng)
-	x := make([]float64, 2*16)
-	for i := range x {
-		x[i] = rng.Float64()*2 - 1
-	}
+	x := uniform(rng, 2*16)
 	r, err := New(g, compiler.Options{Calibration: x, PrivacyBits: 40}, 2)
 	if err != nil {
 		t.Fatal(err)

@@ -65,10 +65,7 @@ func TestSealedEncrypted(t *testing.T) {
 			rng := rand.New(rand.NewPCG(3, 4))
 			g := tt.graph(rng)
 			const n = 3
-			x := make([]float64, n*g.Input.Size())
-			for i := range x {
-				x[i] = rng.Float64()*2 - 1
-			}
+			x := uniform(rng, n*g.Input.Size())
 			r, st, err := NewSealed(g, compiler.Options{Calibration: x, SealedHeadroom: tt.headroom}, 2)
 			if err != nil {
 				t.Fatal(err)
@@ -106,10 +103,7 @@ func TestSealedResultCarriesOnlyOutputs(t *testing.T) {
 func TestSealedRefusals(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	g := mlp(rng)
-	x := make([]float64, 3*16)
-	for i := range x {
-		x[i] = rng.Float64()*2 - 1
-	}
+	x := uniform(rng, 3*16)
 	if _, err := compiler.Compile(g, compiler.Options{Packing: plan.Batch, Sealed: true, Calibration: x}); fheserve.ErrorCode(err) != fheserve.EUNSUPPORTED || !strings.Contains(err.Error(), "one ciphertext per weight") {
 		t.Errorf("batch packing sealed: got %v, want EUNSUPPORTED naming one ciphertext per weight", err)
 	}
@@ -184,10 +178,7 @@ func TestSealedRefusals(t *testing.T) {
 func TestSealedModelHoldsNoWeight(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	g := mlp(rng)
-	x := make([]float64, 2*g.Input.Size())
-	for i := range x {
-		x[i] = rng.Float64()*2 - 1
-	}
+	x := uniform(rng, 2*g.Input.Size())
 	r, _, err := NewSealed(g, compiler.Options{Calibration: x}, 1)
 	if err != nil {
 		t.Fatal(err)
