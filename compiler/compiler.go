@@ -119,9 +119,12 @@ type Options struct {
 	// key at l), so that a key is worth four rotations of an evaluation.
 	// Small is the default because the upload, sent before the first
 	// prediction and again with every new key set, is what holds users
-	// back: the bundled cnn's keys are 6.6x smaller (157.5 to 23.8 MB) for
-	// about twice the rotations (BENCHMARKS.md, "Small keys: Horner giant
-	// steps").
+	// back: the bundled cnn's keys are 6.6x smaller (157.5 to 23.8 MB;
+	// fmnist-cnn-poly 1.19 GB to 80 MB), key generation 8x faster and the
+	// evaluator's peak memory a third, for 1.3x (mlp) to 5x
+	// (cnn) the evaluation time, repaid after some 90 cnn predictions per
+	// key set at a 10 Mbit/s uplink (BENCHMARKS.md, "Small keys: Horner
+	// giant steps").
 	Keys string
 	// Sealed compiles for sealed weights: the owner encrypts the weights
 	// under each user's public key (he/client.Seal) and the server
