@@ -1,10 +1,6 @@
 package http
 
 import (
-	"encoding/json"
-	"errors"
-	"io"
-	"mime"
 	"net/http"
 
 	"github.com/fheserve/fheserve"
@@ -29,10 +25,8 @@ func (s *Server) deploySealed(w http.ResponseWriter, r *http.Request, c *fheserv
 	if r.ContentLength > limit {
 		return fheserve.Errorf(fheserve.ETOOLARGE, "request body of %d bytes is larger than the limit of %d", r.ContentLength, limit)
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
-			return fheserve.Errorf(fheserve.EINVALID, "the body must be application/json, not %q", mt)
-		}
+	if err := jsonBody(r); err != nil {
+		return err
 	}
 	release, err := s.svc.DeploySlot(r.Context(), c.Account)
 	if err != nil {
@@ -40,17 +34,8 @@ func (s *Server) deploySealed(w http.ResponseWriter, r *http.Request, c *fheserv
 	}
 	defer release()
 	var req fheserve.SealedDeployRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return fheserve.Errorf(fheserve.ETOOLARGE, "request body is larger than the limit of %d bytes", limit)
-		case errors.Is(err, io.EOF):
-			return fheserve.Errorf(fheserve.EINVALID, "the request body is empty; it must be a JSON object")
-		}
-		return fheserve.Errorf(fheserve.EINVALID, "invalid JSON body: %v", err)
+	if err := decodeBody(w, r, &req, limit); err != nil {
+		return err
 	}
 	m, err := s.svc.DeploySealed(r.Context(), c.Account, &req)
 	if err != nil {

@@ -358,14 +358,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // maxJSON bounds JSON request bodies.
 const maxJSON = 1 << 20
 
-// readJSON decodes a JSON request body into v.
+// readJSON decodes a JSON request body of at most maxJSON bytes into v.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	if err := jsonBody(r); err != nil {
+		return err
+	}
+	return decodeBody(w, r, v, maxJSON)
+}
+
+// jsonBody checks that a request carries a JSON body.
+func jsonBody(r *http.Request) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
 			return fheserve.Errorf(fheserve.EINVALID, "the body must be application/json, not %q", mt)
 		}
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSON))
+	return nil
+}
+
+// decodeBody decodes a JSON request body of at most limit bytes into v,
+// refusing unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
