@@ -238,16 +238,26 @@ func (a *App) evaluatorFor(ctx context.Context, pm *preparedModel, ks *fheserve.
 	if e, ok := a.evaluators.get(ks.ID); ok && e.model == pm {
 		return e, nil
 	}
+	keys, err := a.storedKeys(ctx, pm.planInfo, ks)
+	if err != nil {
+		return nil, err
+	}
+	return a.newEvaluator(pm, ks.ID, keys)
+}
+
+// storedKeys reads a key set's evaluation keys, stored when they were
+// uploaded, from the blob store, within the limits of the plan.
+func (a *App) storedKeys(ctx context.Context, info *planInfo, ks *fheserve.KeySet) (*he.EvalKeys, error) {
 	r, _, err := a.blobs.Open(ctx, ks.BlobKey)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	keys, err := he.UnmarshalEvalKeys(r, pm.params, he.KeyLimits{Keys: new(he.PlanKeys(pm.plan))})
+	keys, err := he.UnmarshalEvalKeys(r, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan))})
 	if err != nil {
 		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
 	}
-	return a.newEvaluator(pm, ks.ID, keys)
+	return keys, nil
 }
 
 // ownKeySet returns a key set of the calling user.

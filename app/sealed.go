@@ -292,14 +292,9 @@ func (a *App) publicKeyOf(ctx context.Context, info *planInfo, ks *fheserve.KeyS
 		}
 		return io.ReadAll(r)
 	}
-	r, _, err := a.blobs.Open(ctx, ks.BlobKey)
+	keys, err := a.storedKeys(ctx, info, ks)
 	if err != nil {
 		return nil, err
-	}
-	defer r.Close()
-	keys, err := he.UnmarshalEvalKeys(r, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan))})
-	if err != nil {
-		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
 	}
 	return publicKeyBytes(info, keys)
 }
