@@ -135,20 +135,11 @@ func (e *Evaluator) linearSealed(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 		return nil, err
 	}
 	rot[0] = x
-	sums := make([]*rlwe.Ciphertext, len(ss.giants))
-	err = e.parallel(len(ss.giants), func(k int) error {
-		sum, err := e.giantStep(x, ss, ss.giants[k], rot)
-		sums[k] = sum
-		return err
+	out, err := e.parallelSum(len(ss.giants), func(k int) (*rlwe.Ciphertext, error) {
+		return e.giantStep(x, ss, ss.giants[k], rot)
 	})
 	if err != nil {
 		return nil, err
-	}
-	out := sums[0]
-	for _, o := range sums[1:] {
-		if err := e.eval.Add(out, o, out); err != nil {
-			return nil, err
-		}
 	}
 	// With headroom, the first rescale: its rounding, divided by the
 	// second prime, is far below the flood; finishSlots re-randomizes a

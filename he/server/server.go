@@ -556,6 +556,27 @@ func (e *Evaluator) release(vals [][]*rlwe.Ciphertext, i int) {
 	}
 }
 
+// parallelSum runs f(0..n-1) on the evaluator's workers and returns the
+// sum of their ciphertexts (added into f(0)'s).
+func (e *Evaluator) parallelSum(n int, f func(int) (*rlwe.Ciphertext, error)) (*rlwe.Ciphertext, error) {
+	cts := make([]*rlwe.Ciphertext, n)
+	err := e.parallel(n, func(k int) error {
+		ct, err := f(k)
+		cts[k] = ct
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := cts[0]
+	for _, o := range cts[1:] {
+		if err := e.eval.Add(out, o, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // parallel runs f(0..n-1) on the evaluator's workers.
 func (e *Evaluator) parallel(n int, f func(int) error) error {
 	w := min(e.workers, n)
@@ -756,19 +777,12 @@ func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) 
 	if err != nil {
 		return nil, err
 	}
-	outs := make([]*rlwe.Ciphertext, len(st.parts))
-	err = e.parallel(len(st.parts), func(k int) error {
-		outs[k] = ckks.NewCiphertext(params, 1, levelQ)
-		return e.lt.MultiplyByDiagMatrixBSGS(x, st.parts[k], pre, outs[k])
+	out, err := e.parallelSum(len(st.parts), func(k int) (*rlwe.Ciphertext, error) {
+		out := ckks.NewCiphertext(params, 1, levelQ)
+		return out, e.lt.MultiplyByDiagMatrixBSGS(x, st.parts[k], pre, out)
 	})
 	if err != nil {
 		return nil, err
-	}
-	out := outs[0]
-	for _, o := range outs[1:] {
-		if err := e.eval.Add(out, o, out); err != nil {
-			return nil, err
-		}
 	}
 	return e.finishSlots(s, st, out)
 }
