@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"math"
 	"math/rand/v2"
 	"net/http"
@@ -235,21 +234,11 @@ func TestSealedFlow(t *testing.T) {
 			t.Errorf("request body %d of the owner (%d bytes) holds a weight: % x", i, len(b), w)
 		}
 	}
-	files := 0
-	check(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
+	files := eachFile(t, dir, func(path string, data []byte) {
 		if w := findWeight(data, patterns); w != nil {
 			t.Errorf("server file %s holds a weight: % x", path, w)
 		}
-		return nil
-	}))
+	})
 	if files < 3 {
 		t.Fatalf("walked %d server files", files)
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -76,25 +77,15 @@ func TestNoSecretsStored(t *testing.T) {
 	}
 
 	// Every file, the database's included.
-	var files, scanned int
-	err = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		files++
+	var scanned int
+	files := eachFile(t, dir, func(path string, data []byte) {
 		scanned += len(data)
 		for _, n := range needles {
 			if bytes.Contains(data, n.b) {
 				t.Errorf("%s holds the %s", path, n.what)
 			}
 		}
-		return nil
 	})
-	check(t, err)
 
 	// Every row, since SQLite may split a long value over pages.
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db")+"?mode=ro")
@@ -151,6 +142,26 @@ func TestNoSecretsStored(t *testing.T) {
 type needle struct {
 	what string
 	b    []byte
+}
+
+// eachFile calls f with the path and contents of every file below dir
+// and returns how many there are.
+func eachFile(t *testing.T, dir string, f func(path string, data []byte)) int {
+	t.Helper()
+	files := 0
+	check(t, filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		f(path, data)
+		return nil
+	}))
+	return files
 }
 
 // secretNeedles returns byte patterns of the secret key: slices of its
