@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,6 +77,19 @@ func checkDecodeError(t *testing.T, err error) {
 	}
 }
 
+// decodeBounded decodes data with decode, failing t if that allocates
+// more than limit bytes plus the data's length, and checks the error;
+// ok is whether it decoded.
+func decodeBounded[T any](t *testing.T, limit uint64, data []byte, decode func(io.Reader) (T, error)) (v T, ok bool) {
+	t.Helper()
+	var err error
+	allocs.Bound(t, limit+uint64(len(data)), func() {
+		v, err = decode(bytes.NewReader(data))
+	})
+	checkDecodeError(t, err)
+	return v, err == nil
+}
+
 // ciphertextBytes is the memory of one ciphertext at the highest level.
 func ciphertextBytes(params ckks.Parameters, level int) uint64 {
 	return uint64(2 * (level + 1) * params.N() * 8)
@@ -86,13 +100,10 @@ func FuzzUnmarshalCiphertexts(f *testing.F) {
 	keys := fuzzSecret(f)
 	limit := 2*uint64(fuzzLimits.MaxCount)*ciphertextBytes(params, fuzzLimits.MaxLevel) + 1<<20
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var cts []*rlwe.Ciphertext
-		var err error
-		allocs.Bound(t, limit+uint64(len(data)), func() {
-			cts, err = he.UnmarshalCiphertexts(bytes.NewReader(data), params, fuzzLimits)
+		cts, ok := decodeBounded(t, limit, data, func(r io.Reader) ([]*rlwe.Ciphertext, error) {
+			return he.UnmarshalCiphertexts(r, params, fuzzLimits)
 		})
-		checkDecodeError(t, err)
-		if err != nil {
+		if !ok {
 			return
 		}
 		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
@@ -116,13 +127,10 @@ func FuzzUnmarshalResult(f *testing.F) {
 	keys := fuzzSecret(f)
 	limit := 2*uint64(fuzzLimits.MaxCount)*ciphertextBytes(params, 0) + 1<<20
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var cts []*rlwe.Ciphertext
-		var err error
-		allocs.Bound(t, limit+uint64(len(data)), func() {
-			cts, err = he.UnmarshalResult(bytes.NewReader(data), params, fuzzLimits)
+		cts, ok := decodeBounded(t, limit, data, func(r io.Reader) ([]*rlwe.Ciphertext, error) {
+			return he.UnmarshalResult(r, params, fuzzLimits)
 		})
-		checkDecodeError(t, err)
-		if err != nil {
+		if !ok {
 			return
 		}
 		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
@@ -161,13 +169,10 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 	}
 	f.Add(leveledKeys(f, params))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var k *he.EvalKeys
-		var err error
-		allocs.Bound(t, limit+uint64(len(data)), func() {
-			k, err = he.UnmarshalEvalKeys(bytes.NewReader(data), params, fuzzKeyLimits)
+		k, ok := decodeBounded(t, limit, data, func(r io.Reader) (*he.EvalKeys, error) {
+			return he.UnmarshalEvalKeys(r, params, fuzzKeyLimits)
 		})
-		checkDecodeError(t, err)
-		if err != nil {
+		if !ok {
 			return
 		}
 		var again bytes.Buffer

@@ -2,11 +2,11 @@ package he_test
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
-	"github.com/fheserve/fheserve/internal/allocs"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
@@ -63,13 +63,10 @@ func FuzzUnmarshalSealed(f *testing.F) {
 	f.Add(flip(blob, 8*20+3))          // the parameters' fingerprint
 	limit := 2*uint64(len(sealedLevels))*ciphertextBytes(params, 1) + 1<<20
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var cts []*rlwe.Ciphertext
-		var err error
-		allocs.Bound(t, limit+uint64(len(data)), func() {
-			cts, err = he.UnmarshalSealed(bytes.NewReader(data), params, sealedLevels)
+		cts, ok := decodeBounded(t, limit, data, func(r io.Reader) ([]*rlwe.Ciphertext, error) {
+			return he.UnmarshalSealed(r, params, sealedLevels)
 		})
-		checkDecodeError(t, err)
-		if err != nil {
+		if !ok {
 			return
 		}
 		for k, ct := range cts {
