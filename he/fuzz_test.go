@@ -90,6 +90,18 @@ func decodeBounded[T any](t *testing.T, limit uint64, data []byte, decode func(i
 	return v, err == nil
 }
 
+// checkDecrypts fails t unless keys decrypt the decoded ciphertexts cts
+// (what names them in the message), slot and coefficient encoded alike.
+func checkDecrypts(t *testing.T, keys *client.Keys, cts []*rlwe.Ciphertext, what string) {
+	t.Helper()
+	if _, err := keys.Decrypt(filter(cts, true)); err != nil {
+		t.Fatalf("decoded %s do not decrypt: %v", what, err)
+	}
+	if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
+		t.Fatalf("decoded %s do not decrypt: %v", what, err)
+	}
+}
+
 // ciphertextBytes is the memory of one ciphertext at the highest level.
 func ciphertextBytes(params ckks.Parameters, level int) uint64 {
 	return uint64(2 * (level + 1) * params.N() * 8)
@@ -106,12 +118,7 @@ func FuzzUnmarshalCiphertexts(f *testing.F) {
 		if !ok {
 			return
 		}
-		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
-			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
-		}
-		if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
-			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
-		}
+		checkDecrypts(t, keys, cts, "ciphertexts")
 		var again bytes.Buffer
 		if err := he.MarshalCiphertexts(&again, params, cts); err != nil {
 			t.Fatalf("decoded ciphertexts do not encode: %v", err)
@@ -133,12 +140,7 @@ func FuzzUnmarshalResult(f *testing.F) {
 		if !ok {
 			return
 		}
-		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
-			t.Fatalf("decoded results do not decrypt: %v", err)
-		}
-		if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
-			t.Fatalf("decoded results do not decrypt: %v", err)
-		}
+		checkDecrypts(t, keys, cts, "results")
 		bits := int(data[7])
 		var again bytes.Buffer
 		if err := he.MarshalResult(&again, params, cts, bits); err != nil {

@@ -74,12 +74,7 @@ func FuzzUnmarshalSealed(f *testing.F) {
 				t.Fatalf("ciphertext %d at level %d, the layout says %d", k, ct.Level(), sealedLevels[k])
 			}
 		}
-		if _, err := keys.Decrypt(filter(cts, true)); err != nil {
-			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
-		}
-		if _, err := keys.DecryptCoeffs(filter(cts, false)); err != nil {
-			t.Fatalf("decoded ciphertexts do not decrypt: %v", err)
-		}
+		checkDecrypts(t, keys, cts, "ciphertexts")
 		var again bytes.Buffer
 		if err := he.MarshalSealed(&again, params, cts); err != nil {
 			t.Fatalf("decoded ciphertexts do not encode: %v", err)
