@@ -2,8 +2,8 @@ package server
 
 import (
 	"math/bits"
-	"slices"
 	"sort"
+	"sync"
 
 	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
@@ -211,57 +211,127 @@ func (m *Model) prepareHorner(ecd *ckks.Encoder, s *plan.Step, st *prepared, ful
 }
 
 // linearHorner evaluates a map prepared by prepareHorner on x, then
-// rescales, folds and adds the bias as linearSlots does.
+// rescales, folds and adds the bias as linearSlots does. The baby-step
+// chain, the positive and the negative giant-step chains run
+// concurrently: a giant-step sum waits only for its own baby steps.
 func (e *Evaluator) linearHorner(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	hm := st.horner
 	h := hm.shape
-	// Baby steps, each a full key switch from a smaller one.
-	rot := map[int]*rlwe.Ciphertext{0: x}
+	top := 0
 	for k, from := range h.BabyFrom {
-		ct, err := e.eval.RotateNew(rot[from], h.BabyBy[k])
-		if err != nil {
-			return nil, err
-		}
-		rot[from+h.BabyBy[k]] = ct
+		top = max(top, from+h.BabyBy[k])
 	}
-	// The giant-step sums, in parallel.
-	sums := slices.Concat(hm.pos, hm.neg[1:])
-	vs := make([]*rlwe.Ciphertext, len(sums))
+	// rot[b] is rot_b(x) once done[b] is closed (nil: its chain failed).
+	rot := make([]*rlwe.Ciphertext, top+1)
+	done := make([]chan struct{}, top+1)
+	for b := range done {
+		done[b] = make(chan struct{})
+	}
+	rot[0] = x
+	close(done[0])
+	var babyErr error
+	babies := func() {
+		closed := make([]bool, top+1)
+		closed[0] = true
+		defer func() {
+			for b, c := range closed {
+				if !c {
+					close(done[b])
+				}
+			}
+		}()
+		for k, from := range h.BabyFrom {
+			to := from + h.BabyBy[k]
+			ct, err := e.eval.RotateNew(rot[from], h.BabyBy[k])
+			if err != nil {
+				babyErr = err
+				return
+			}
+			rot[to] = ct
+			close(done[to])
+			closed[to] = true
+		}
+	}
 	scale := x.Scale.Mul(st.ptScale)
-	err := e.parallel(len(sums), func(k int) error {
-		if len(sums[k]) == 0 {
-			return nil
+	sum := func(terms []hornerTerm) (*rlwe.Ciphertext, error) {
+		if len(terms) == 0 {
+			return nil, nil
 		}
 		acc := ckks.NewCiphertext(e.m.params, 1, x.Level())
 		acc.Scale = scale
-		for _, t := range sums[k] {
+		for _, t := range terms {
+			<-done[t.b]
+			if rot[t.b] == nil {
+				return nil, babyErr
+			}
 			if err := e.eval.MulThenAdd(rot[t.b], t.pt, acc); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		vs[k] = acc
-		return nil
-	})
-	if err != nil {
-		return nil, err
+		return acc, nil
 	}
-	pos, neg := vs[:h.Pos+1], vs[h.Pos+1:] // neg[g-1] is v_{-g}
-	out, err := e.horner(pos, h.N1)
-	if err != nil {
-		return nil, err
+	// chain returns sum_g rot_{g*by}(v_g) over groups g = 0..len-1 by
+	// Horner's rule: len-1 rotations by by.
+	chain := func(groups [][]hornerTerm, by int) (*rlwe.Ciphertext, error) {
+		var acc *rlwe.Ciphertext
+		for g := len(groups) - 1; g >= 0; g-- {
+			if acc != nil {
+				r, err := e.eval.RotateNew(acc, by)
+				if err != nil {
+					return nil, err
+				}
+				acc = r
+			}
+			v, err := sum(groups[g])
+			switch {
+			case err != nil:
+				return nil, err
+			case v == nil:
+			case acc == nil:
+				acc = v
+			default:
+				if err := e.eval.Add(acc, v, acc); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return acc, nil
 	}
-	if h.Neg > 0 {
+	slots := e.m.params.MaxSlots()
+	var neg *rlwe.Ciphertext
+	var negErr error
+	negChain := func() {
+		if h.Neg == 0 {
+			return
+		}
 		// sum_{g=1..Neg} rot_{-g n1}(v_{-g}) = rot_{-n1}(Horner of v_{-1}, v_{-2}, ...).
-		n, err := e.horner(neg, e.m.params.MaxSlots()-h.N1)
-		if err != nil {
-			return nil, err
+		if neg, negErr = chain(hm.neg[1:], slots-h.N1); negErr == nil && neg != nil {
+			neg, negErr = e.eval.RotateNew(neg, slots-h.N1)
 		}
-		if n, err = e.eval.RotateNew(n, e.m.params.MaxSlots()-h.N1); err != nil {
-			return nil, err
-		}
+	}
+	var wg sync.WaitGroup
+	if e.workers > 1 {
+		wg.Add(2)
+		go func() { defer wg.Done(); babies() }()
+		go func() { defer wg.Done(); negChain() }()
+	} else {
+		babies()
+		negChain()
+	}
+	out, err := chain(hm.pos, h.N1)
+	wg.Wait()
+	switch {
+	case err != nil:
+		return nil, err
+	case negErr != nil:
+		return nil, negErr
+	case babyErr != nil:
+		return nil, babyErr
+	}
+	if neg != nil {
 		if out == nil {
-			out = n
-		} else if err := e.eval.Add(out, n, out); err != nil {
+			out = neg
+		} else if err := e.eval.Add(out, neg, out); err != nil {
 			return nil, err
 		}
 	}
@@ -270,29 +340,4 @@ func (e *Evaluator) linearHorner(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 		out.Scale = scale
 	}
 	return e.finishSlots(s, st, out)
-}
-
-// horner returns sum_g rot_{g*by}(v[g]) by Horner's rule (v[g] nil: a
-// zero term), len(v)-1 rotations by by.
-func (e *Evaluator) horner(v []*rlwe.Ciphertext, by int) (*rlwe.Ciphertext, error) {
-	var acc *rlwe.Ciphertext
-	for g := len(v) - 1; g >= 0; g-- {
-		if acc != nil {
-			r, err := e.eval.RotateNew(acc, by)
-			if err != nil {
-				return nil, err
-			}
-			acc = r
-		}
-		switch {
-		case v[g] == nil:
-		case acc == nil:
-			acc = v[g].CopyNew()
-		default:
-			if err := e.eval.Add(acc, v[g], acc); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return acc, nil
 }
