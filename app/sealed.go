@@ -306,22 +306,9 @@ func (a *App) publicKeyOf(ctx context.Context, info *planInfo, ks *fheserve.KeyS
 // upload is refused naming the cause and the key set's earlier sealed
 // weights, if any, stay as they were.
 func (a *App) UploadSealed(ctx context.Context, who *fheserve.Account, keySetID string, body io.Reader, length int64) (*fheserve.KeySet, error) {
-	if err := require(who, fheserve.RoleOwner); err != nil {
-		return nil, err
-	}
-	ks, err := a.store.KeySet(ctx, keySetID)
+	ks, m, err := a.sealTarget(ctx, who, keySetID)
 	if err != nil {
 		return nil, err
-	}
-	m, err := a.sealedModel(ctx, who, ks.ModelID)
-	if err != nil {
-		if fheserve.ErrorCode(err) == fheserve.EFORBIDDEN {
-			return nil, fheserve.Errorf(fheserve.EFORBIDDEN, "key set %s is for a model of another owner", keySetID)
-		}
-		return nil, err
-	}
-	if ks.Status != fheserve.KeySetActive {
-		return nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked: it takes no sealed weights", ks.ID)
 	}
 	info, prog, levels, want, err := a.sealedSize(ctx, m)
 	if err != nil {
@@ -367,6 +354,30 @@ func (a *App) UploadSealed(ctx context.Context, who *fheserve.Account, keySetID 
 	a.audit(ctx, who, "keyset.seal", keySetObj(ks.ID), modelObj(m.ID))
 	ks.Seal, ks.SealedBytes = fheserve.SealDone, int64(len(data))
 	return ks, nil
+}
+
+// sealTarget returns the key set keySetID and its sealed model, for an
+// upload of sealed weights by who: who must be an owner, the model theirs
+// and the key set active.
+func (a *App) sealTarget(ctx context.Context, who *fheserve.Account, keySetID string) (*fheserve.KeySet, *fheserve.Model, error) {
+	if err := require(who, fheserve.RoleOwner); err != nil {
+		return nil, nil, err
+	}
+	ks, err := a.store.KeySet(ctx, keySetID)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := a.sealedModel(ctx, who, ks.ModelID)
+	if err != nil {
+		if fheserve.ErrorCode(err) == fheserve.EFORBIDDEN {
+			return nil, nil, fheserve.Errorf(fheserve.EFORBIDDEN, "key set %s is for a model of another owner", keySetID)
+		}
+		return nil, nil, err
+	}
+	if ks.Status != fheserve.KeySetActive {
+		return nil, nil, fheserve.Errorf(fheserve.ECONFLICT, "key set %s is revoked: it takes no sealed weights", ks.ID)
+	}
+	return ks, m, nil
 }
 
 // checkSealQuota refuses sealing one more key set of m beyond its bound.

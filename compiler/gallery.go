@@ -234,57 +234,8 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	if opts.Mode != plan.Verify {
 		dec.Labels = append([]string(nil), g.Labels...)
 	}
-	dense := &nn.Dense{In: g.Dim, Out: n, W: make([]float64, n*g.Dim), B: make([]float64, n)}
-	calibration := galleryCalibration(g)
-	if opts.Mode == plan.Verify {
-		// The plan must not depend on the claim (a user's keys serve every
-		// claim): it is compiled for a dense unit row of the same shape,
-		// calibrated at scores of 1 and -1, the extremes of any unit row,
-		// and the claim's row replaces it in the private program.
-		for j := range dense.W {
-			dense.W[j] = 1 / math.Sqrt(float64(g.Dim))
-		}
-		calibration = append(slices.Clone(dense.W), dense.W...)
-		for j := g.Dim; j < len(calibration); j++ {
-			calibration[j] = -calibration[j]
-		}
-	} else {
-		copy(dense.W, g.Templates)
-	}
-	graph := &nn.Graph{Name: g.Name, Input: nn.Shape{g.Dim}}
-	add := func(name, opType string, op nn.Op) {
-		graph.Nodes = append(graph.Nodes, &nn.Node{Name: name, OpType: opType, Op: op, Inputs: []int{len(graph.Nodes)}, Shape: nn.Shape{n}})
-	}
-	var stages [][]float64
-	if opts.Mode == plan.Scores {
-		add("scores", "MatMul", dense)
-	} else {
-		k := 0
-		for ; k < maxSignStages && signMargin(signStages(k))*r > opts.Margin; k++ {
-		}
-		stages = signStages(k)
-		dec.Stages, dec.Range = stageNames(k), r
-		dec.Margin = roundMargin(signMargin(stages) * r)
-		for i := range dense.W {
-			dense.W[i] /= r
-		}
-		for i := range dense.B {
-			dense.B[i] = -g.Threshold / r
-		}
-		add("scores", "MatMul", dense)
-		for i, c := range stages {
-			if i == len(stages)-1 {
-				// The step 0.5 + 0.5 sign, folded into the last stage.
-				c = slices.Clone(c)
-				for j := range c {
-					c[j] *= 0.5
-				}
-				c[0] += 0.5
-			}
-			add(fmt.Sprintf("sign%d", i), "Poly", &nn.Poly{Coeffs: c})
-		}
-	}
-	graph.Output = len(graph.Nodes)
+	dense, calibration := galleryScoreMap(g, opts.Mode, n)
+	graph := galleryGraph(g, &opts, dense, n, r, dec)
 
 	co := opts.Options
 	co.Packing = plan.Latency
@@ -299,6 +250,85 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := finishGalleryPlan(res, g, &opts, dec); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// galleryScoreMap returns the unscaled score map of n outputs for a
+// gallery in the given mode (the templates as rows, or for verification a
+// dense unit row standing in for any claim) and the calibration inputs
+// the plan is compiled for.
+func galleryScoreMap(g *Gallery, mode string, n int) (*nn.Dense, []float64) {
+	dense := &nn.Dense{In: g.Dim, Out: n, W: make([]float64, n*g.Dim), B: make([]float64, n)}
+	calibration := galleryCalibration(g)
+	if mode == plan.Verify {
+		// The plan must not depend on the claim (a user's keys serve every
+		// claim): it is compiled for a dense unit row of the same shape,
+		// calibrated at scores of 1 and -1, the extremes of any unit row,
+		// and the claim's row replaces it in the private program.
+		for j := range dense.W {
+			dense.W[j] = 1 / math.Sqrt(float64(g.Dim))
+		}
+		calibration = append(slices.Clone(dense.W), dense.W...)
+		for j := g.Dim; j < len(calibration); j++ {
+			calibration[j] = -calibration[j]
+		}
+	} else {
+		copy(dense.W, g.Templates)
+	}
+	return dense, calibration
+}
+
+// galleryGraph builds the nn graph of a gallery plan: the score map alone
+// for plan.Scores, otherwise the score map scaled by 1/r with the
+// threshold subtracted, followed by the fewest sign stages that meet
+// opts.Margin (the last folded into a 0.5 + 0.5 sign step). It scales
+// dense in place and records the stages, range and margin in dec.
+func galleryGraph(g *Gallery, opts *GalleryOptions, dense *nn.Dense, n int, r float64, dec *plan.Decision) *nn.Graph {
+	graph := &nn.Graph{Name: g.Name, Input: nn.Shape{g.Dim}}
+	add := func(name, opType string, op nn.Op) {
+		graph.Nodes = append(graph.Nodes, &nn.Node{Name: name, OpType: opType, Op: op, Inputs: []int{len(graph.Nodes)}, Shape: nn.Shape{n}})
+	}
+	if opts.Mode == plan.Scores {
+		add("scores", "MatMul", dense)
+		graph.Output = len(graph.Nodes)
+		return graph
+	}
+	k := 0
+	for ; k < maxSignStages && signMargin(signStages(k))*r > opts.Margin; k++ {
+	}
+	stages := signStages(k)
+	dec.Stages, dec.Range = stageNames(k), r
+	dec.Margin = roundMargin(signMargin(stages) * r)
+	for i := range dense.W {
+		dense.W[i] /= r
+	}
+	for i := range dense.B {
+		dense.B[i] = -g.Threshold / r
+	}
+	add("scores", "MatMul", dense)
+	for i, c := range stages {
+		if i == len(stages)-1 {
+			// The step 0.5 + 0.5 sign, folded into the last stage.
+			c = slices.Clone(c)
+			for j := range c {
+				c[j] *= 0.5
+			}
+			c[0] += 0.5
+		}
+		add(fmt.Sprintf("sign%d", i), "Poly", &nn.Poly{Coeffs: c})
+	}
+	graph.Output = len(graph.Nodes)
+	return graph
+}
+
+// finishGalleryPlan completes a compiled gallery plan: it adds the
+// raw-score warning (plan.Scores) or the decision's error bound, attaches
+// dec, recomputes the fingerprint and, for verification, puts the
+// claimed template's row into the program.
+func finishGalleryPlan(res *Result, g *Gallery, opts *GalleryOptions, dec *plan.Decision) error {
 	p := res.Plan
 	if opts.Mode == plan.Scores {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("this plan reveals every raw similarity score: %d unit-vector queries recover the whole gallery; prefer --mode identify, whose results hold only match decisions", g.Dim))
@@ -308,11 +338,13 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	p.Decision = dec
 	p.Fingerprint = p.ComputeFingerprint()
 	if opts.Mode == plan.Verify {
-		if res.Program, err = ClaimProgram(res.Program, p, g, opts.Claim); err != nil {
-			return nil, err
+		prog, err := ClaimProgram(res.Program, p, g, opts.Claim)
+		if err != nil {
+			return err
 		}
+		res.Program = prog
 	}
-	return res, nil
+	return nil
 }
 
 // ClaimProgram returns the program of a verification plan for a claim:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,23 +139,11 @@ func modelSealRun(opts *modelSealOptions, c *sdk.Client) error {
 			return err
 		}
 		if !shown || len(tasks.Tasks) > 0 {
-			bound := "no bound"
-			if tasks.Remaining >= 0 {
-				bound = fmt.Sprintf("%d more allowed", tasks.Remaining)
-			}
-			fmt.Fprintf(out, "%s: %d key set%s waiting, %d sealed (%s); sealed weights take %s per key set, %s for these\n",
-				m.ID, len(tasks.Tasks), plural(len(tasks.Tasks)), tasks.Sealed, bound, fmtBytes(int(tasks.SealedBytes)),
-				fmtBytes(int(tasks.SealedBytes)*len(tasks.Tasks)))
+			printSealTasks(out, m.ID, tasks)
 			shown = true
 		}
 		if len(tasks.Tasks) > 0 {
-			audited.opts.Progress = func(pr sdk.SealProgress) {
-				if pr.Err != nil {
-					fmt.Fprintf(out, "  %s (%s): not sealed: %s\n", pr.Task.KeySetID, pr.Task.User, fheserve.ErrorMessage(pr.Err))
-					return
-				}
-				fmt.Fprintf(out, "  %s (%s): sealed, %s in %s\n", pr.Task.KeySetID, pr.Task.User, fmtBytes(int(pr.KeySet.SealedBytes)), pr.Duration.Round(time.Millisecond))
-			}
+			audited.opts.Progress = sealProgress(out)
 			n, err := c.SealWith(opts.Ctx, m.ID, sf.Plan, sf.Program, &audited.opts)
 			if werr := audited.keep(); werr != nil {
 				return werr
@@ -176,6 +165,31 @@ func modelSealRun(opts *modelSealOptions, c *sdk.Client) error {
 	}
 	fmt.Fprintf(out, "sealed %d key set%s\n", total, plural(total))
 	return nil
+}
+
+// printSealTasks writes one line on the key sets of model id waiting to
+// be sealed: how many wait, how many are sealed, the bound on more, and
+// the size of the sealed weights per key set and for those waiting.
+func printSealTasks(out io.Writer, id string, tasks *fheserve.SealTasks) {
+	bound := "no bound"
+	if tasks.Remaining >= 0 {
+		bound = fmt.Sprintf("%d more allowed", tasks.Remaining)
+	}
+	fmt.Fprintf(out, "%s: %d key set%s waiting, %d sealed (%s); sealed weights take %s per key set, %s for these\n",
+		id, len(tasks.Tasks), plural(len(tasks.Tasks)), tasks.Sealed, bound, fmtBytes(int(tasks.SealedBytes)),
+		fmtBytes(int(tasks.SealedBytes)*len(tasks.Tasks)))
+}
+
+// sealProgress returns a progress callback that writes one line to out
+// per key set: sealed, with its size and time, or not sealed, with why.
+func sealProgress(out io.Writer) func(sdk.SealProgress) {
+	return func(pr sdk.SealProgress) {
+		if pr.Err != nil {
+			fmt.Fprintf(out, "  %s (%s): not sealed: %s\n", pr.Task.KeySetID, pr.Task.User, fheserve.ErrorMessage(pr.Err))
+			return
+		}
+		fmt.Fprintf(out, "  %s (%s): sealed, %s in %s\n", pr.Task.KeySetID, pr.Task.User, fmtBytes(int(pr.KeySet.SealedBytes)), pr.Duration.Round(time.Millisecond))
+	}
 }
 
 func readSealedFile(path string) (*sealedFile, error) {
