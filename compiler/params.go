@@ -225,115 +225,147 @@ const maxRatioChoices = 1 << 14
 // In the small choice (unless sealed), a step may instead be evaluated by
 // Horner giant steps (plan.Step.Horner), whose keys every step shares.
 func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string, sealed bool) {
-	var rs []ratioStep
-	fixed := map[int]int{} // fold rotations: rotation -> level
+	r := &ratioSearch{fixed: map[int]int{}, keys: keys}
 	for i := range steps {
 		s := &steps[i]
 		if s.Kind != plan.StepLinear || s.Coeffs {
 			continue
 		}
-		rs = append(rs, ratioStep{s: s, opts: bsgsOptions(s.DiagonalIndices(), slots, keys == KeysSmall && !sealed)})
-		for _, r := range s.FoldRotations() {
-			fixed[r] = max(fixed[r], s.LevelIn-1)
+		r.rs = append(r.rs, ratioStep{s: s, opts: bsgsOptions(s.DiagonalIndices(), slots, keys == KeysSmall && !sealed)})
+		for _, rot := range s.FoldRotations() {
+			r.fixed[rot] = max(r.fixed[rot], s.LevelIn-1)
 		}
 	}
-	if len(rs) == 0 {
+	if len(r.rs) == 0 {
 		return
 	}
-	kb := ps.galoisKeyBytes()
-	cost := func(pick []int) ratioCost {
-		level := maps.Clone(fixed)
-		var c ratioCost
-		for i, st := range rs {
-			o := st.opts[pick[i]]
-			l := st.s.LevelIn
-			c.time += o.switches * kb[l]
-			for _, r := range o.keys {
-				if cur, ok := level[r]; !ok || l > cur {
-					level[r] = l
-				}
-			}
-		}
-		for r, l := range level {
-			if r != 0 {
-				c.bytes += kb[l]
-			}
-		}
-		return c
+	r.kb = ps.galoisKeyBytes()
+	pick := r.fastest()
+	total := 1
+	for _, st := range r.rs {
+		total = min(total*len(st.opts), maxRatioChoices+1)
 	}
-	pick := make([]int, len(rs))
-	// Each step's fastest split alone: the start, and the choice before
-	// keys were costed.
-	for i, st := range rs {
+	var best []int
+	if total <= maxRatioChoices {
+		best = r.exhaustive(pick)
+	} else {
+		best = r.improve(pick, slots)
+	}
+	for i, st := range r.rs {
+		o := st.opts[best[i]]
+		st.s.LogBSGSRatio, st.s.Horner, st.s.HornerSeq = o.ratio, o.horner, o.seq
+	}
+}
+
+// ratioSearch is the search of chooseRatios over the options of its
+// steps: a choice (pick) holds an index into each step's options.
+type ratioSearch struct {
+	rs    []ratioStep
+	fixed map[int]int // fold rotations: rotation -> level
+	kb    []float64   // galoisKeyBytes
+	keys  string      // Options.Keys, for ratioCost.less
+}
+
+// cost returns the cost of the choice pick: the key switches of every
+// step at its level, and one key per rotation (fold rotations included)
+// at the highest level it is used.
+func (r *ratioSearch) cost(pick []int) ratioCost {
+	level := maps.Clone(r.fixed)
+	var c ratioCost
+	for i, st := range r.rs {
+		o := st.opts[pick[i]]
+		l := st.s.LevelIn
+		c.time += o.switches * r.kb[l]
+		for _, rot := range o.keys {
+			if cur, ok := level[rot]; !ok || l > cur {
+				level[rot] = l
+			}
+		}
+	}
+	for rot, l := range level {
+		if rot != 0 {
+			c.bytes += r.kb[l]
+		}
+	}
+	return c
+}
+
+// fastest returns each step's fastest split alone: the start of the
+// search, and the choice before keys were costed.
+func (r *ratioSearch) fastest() []int {
+	pick := make([]int, len(r.rs))
+	for i, st := range r.rs {
 		for j, o := range st.opts {
 			if o.switches < st.opts[pick[i]].switches {
 				pick[i] = j
 			}
 		}
 	}
-	total := 1
-	for _, st := range rs {
-		total = min(total*len(st.opts), maxRatioChoices+1)
-	}
-	best, bestCost := slices.Clone(pick), cost(pick)
-	if total <= maxRatioChoices {
-		// Every combination, as an odometer over the steps' options.
-		cur := make([]int, len(rs))
-		for {
-			if c := cost(cur); c.less(bestCost, keys) {
-				best, bestCost = slices.Clone(cur), c
-			}
-			i := 0
-			for i < len(rs) && cur[i] == len(rs[i].opts)-1 {
-				cur[i] = 0
-				i++
-			}
-			if i == len(rs) {
-				break
-			}
-			cur[i]++
+	return pick
+}
+
+// exhaustive returns the cheapest of every combination of options, as
+// an odometer over the steps' options (ties: pick, then the first met).
+func (r *ratioSearch) exhaustive(pick []int) []int {
+	best, bestCost := slices.Clone(pick), r.cost(pick)
+	cur := make([]int, len(r.rs))
+	for {
+		if c := r.cost(cur); c.less(bestCost, r.keys) {
+			best, bestCost = slices.Clone(cur), c
 		}
-	} else {
-		// Each step's option improved in turn, from the fastest splits
-		// and, in the small choice, from every step on Horner giant steps
-		// of the same n1 (shared keys that no single step's move finds).
-		starts := [][]int{best}
-		for n1 := 1; n1 <= slots; n1 *= 2 {
-			start, any := slices.Clone(pick), false
-			for i, st := range rs {
-				for j, o := range st.opts {
-					if o.horner == n1 && (start[i] == pick[i] || o.seq) {
-						start[i], any = j, true
+		i := 0
+		for i < len(r.rs) && cur[i] == len(r.rs[i].opts)-1 {
+			cur[i] = 0
+			i++
+		}
+		if i == len(r.rs) {
+			break
+		}
+		cur[i]++
+	}
+	return best
+}
+
+// improve returns the cheapest choice found by improving each step's
+// option in turn, from the fastest splits pick and, in the small choice,
+// from every step on Horner giant steps of the same n1 (shared keys that
+// no single step's move finds).
+func (r *ratioSearch) improve(pick []int, slots int) []int {
+	best := slices.Clone(pick)
+	bestCost := r.cost(best)
+	starts := [][]int{best}
+	for n1 := 1; n1 <= slots; n1 *= 2 {
+		start, any := slices.Clone(pick), false
+		for i, st := range r.rs {
+			for j, o := range st.opts {
+				if o.horner == n1 && (start[i] == pick[i] || o.seq) {
+					start[i], any = j, true
+				}
+			}
+		}
+		if any {
+			starts = append(starts, start)
+		}
+	}
+	for _, start := range starts {
+		cur, curCost := start, r.cost(start)
+		for improved := true; improved; {
+			improved = false
+			for i, st := range r.rs {
+				for j := range st.opts {
+					next := slices.Clone(cur)
+					next[i] = j
+					if c := r.cost(next); c.less(curCost, r.keys) {
+						cur, curCost, improved = next, c, true
 					}
 				}
 			}
-			if any {
-				starts = append(starts, start)
-			}
 		}
-		for _, start := range starts {
-			cur, curCost := start, cost(start)
-			for improved := true; improved; {
-				improved = false
-				for i, st := range rs {
-					for j := range st.opts {
-						next := slices.Clone(cur)
-						next[i] = j
-						if c := cost(next); c.less(curCost, keys) {
-							cur, curCost, improved = next, c, true
-						}
-					}
-				}
-			}
-			if curCost.less(bestCost, keys) {
-				best, bestCost = cur, curCost
-			}
+		if curCost.less(bestCost, r.keys) {
+			best, bestCost = cur, curCost
 		}
 	}
-	for i, st := range rs {
-		o := st.opts[best[i]]
-		st.s.LogBSGSRatio, st.s.Horner, st.s.HornerSeq = o.ratio, o.horner, o.seq
-	}
+	return best
 }
 
 // galoisKeyBytes returns the encoded size of one Galois key at each level.

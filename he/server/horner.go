@@ -92,8 +92,7 @@ func (h HornerShape) giant(d, slots int) (g, b int) {
 // fewest giant rotations (ties: the fewest negative ones).
 func Horner(diags []int, slots, n1 int, seq bool) HornerShape {
 	h := HornerShape{N1: n1, Seq: seq}
-	m := slots / n1
-	present := make([]bool, m)
+	present := make([]bool, slots/n1)
 	babies := map[int]bool{}
 	for _, d := range diags {
 		d &= slots - 1
@@ -102,8 +101,25 @@ func Horner(diags []int, slots, n1 int, seq bool) HornerShape {
 			babies[b] = true
 		}
 	}
-	// cut c: indices 0..c positive (Pos = the largest present one),
-	// c+1..m-1 negative (Neg = m minus the smallest present one).
+	h.Pos, h.Neg, h.cut = hornerCut(present)
+	for b := range babies {
+		h.Babies = append(h.Babies, b)
+	}
+	sort.Ints(h.Babies)
+	if len(h.Babies) == 0 {
+		return h
+	}
+	h.BabyFrom, h.BabyBy = babySteps(h.Babies, seq)
+	return h
+}
+
+// hornerCut returns the split of the giant indices 0..m-1 (m =
+// len(present), present[g]: some diagonal has giant index g) that takes
+// the fewest giant rotations (ties: the fewest negative ones): indices
+// 0..cut positive (pos = the largest present one), cut+1..m-1 negative
+// (neg = m minus the smallest present one).
+func hornerCut(present []bool) (pos, neg, cut int) {
+	m := len(present)
 	// below[c]: the largest present index in 1..c (0: none).
 	below := make([]int, m)
 	for g := 1; g < m; g++ {
@@ -114,36 +130,37 @@ func Horner(diags []int, slots, n1 int, seq bool) HornerShape {
 	}
 	first := false
 	for c := m - 1; c >= 0; c-- {
-		neg := 0
+		n := 0
 		if c+1 < m {
 			if !present[c+1] {
 				continue // the same split as cut c+1
 			}
-			neg = m - (c + 1)
+			n = m - (c + 1)
 		}
-		pos := below[c]
-		if !first || pos+neg < h.Pos+h.Neg || (pos+neg == h.Pos+h.Neg && neg < h.Neg) {
-			first, h.Pos, h.Neg, h.cut = true, pos, neg, c
+		p := below[c]
+		if !first || p+n < pos+neg || (p+n == pos+neg && n < neg) {
+			first, pos, neg, cut = true, p, n, c
 		}
 	}
-	for b := range babies {
-		h.Babies = append(h.Babies, b)
-	}
-	sort.Ints(h.Babies)
-	if len(h.Babies) == 0 {
-		return h
-	}
+	return pos, neg, cut
+}
+
+// babySteps returns the baby-step chain that yields rot_b(x) for every b
+// in babies (sorted, non-empty): rot_to = rot_by[k](rot_from[k]), to =
+// from[k]+by[k]. Sequential (seq): every b from b-1 by 1, up to the
+// largest baby. Otherwise each b from b minus its highest bit: the
+// closure of the babies under removing the highest bit, in increasing
+// order.
+func babySteps(babies []int, seq bool) (from, by []int) {
 	if seq {
-		for b := 1; b <= h.Babies[len(h.Babies)-1]; b++ {
-			h.BabyFrom = append(h.BabyFrom, b-1)
-			h.BabyBy = append(h.BabyBy, 1)
+		for b := 1; b <= babies[len(babies)-1]; b++ {
+			from = append(from, b-1)
+			by = append(by, 1)
 		}
-		return h
+		return from, by
 	}
-	// Each b from b minus its highest bit: the closure of the babies
-	// under removing the highest bit, in increasing order.
 	closure := map[int]bool{}
-	for _, b := range h.Babies {
+	for _, b := range babies {
 		for x := b; x > 0; x -= highBit(x) {
 			closure[x] = true
 		}
@@ -155,10 +172,10 @@ func Horner(diags []int, slots, n1 int, seq bool) HornerShape {
 	sort.Ints(all)
 	for _, x := range all {
 		hb := highBit(x)
-		h.BabyFrom = append(h.BabyFrom, x-hb)
-		h.BabyBy = append(h.BabyBy, hb)
+		from = append(from, x-hb)
+		by = append(by, hb)
 	}
-	return h
+	return from, by
 }
 
 func highBit(x int) int { return 1 << (bits.Len(uint(x)) - 1) }
@@ -210,123 +227,153 @@ func (m *Model) prepareHorner(ecd *ckks.Encoder, s *plan.Step, st *prepared, ful
 	return nil
 }
 
+// hornerRun is one evaluation of a hornerMap on a ciphertext x: the
+// baby-step rotations of x and the state the giant-step chains share.
+type hornerRun struct {
+	e *Evaluator
+	h HornerShape
+	// rot[b] is rot_b(x) once done[b] is closed (nil: its chain failed).
+	rot  []*rlwe.Ciphertext
+	done []chan struct{}
+	// babyErr is the baby-step chain's error, read once done[b] of a
+	// missing rot[b] is closed.
+	babyErr error
+	scale   rlwe.Scale
+	level   int
+}
+
+// newHornerRun returns a run on x of a map of shape h with diagonals
+// encoded at scale ptScale, with rot_0(x) = x done.
+func newHornerRun(e *Evaluator, h HornerShape, x *rlwe.Ciphertext, ptScale rlwe.Scale) *hornerRun {
+	top := 0
+	for k, from := range h.BabyFrom {
+		top = max(top, from+h.BabyBy[k])
+	}
+	r := &hornerRun{e: e, h: h, rot: make([]*rlwe.Ciphertext, top+1), done: make([]chan struct{}, top+1),
+		scale: x.Scale.Mul(ptScale), level: x.Level()}
+	for b := range r.done {
+		r.done[b] = make(chan struct{})
+	}
+	r.rot[0] = x
+	close(r.done[0])
+	return r
+}
+
+// babies runs the baby-step chain, closing done[b] as each rot[b] is
+// ready; on an error it records babyErr and closes the rest with rot nil.
+func (r *hornerRun) babies() {
+	closed := make([]bool, len(r.done))
+	closed[0] = true
+	defer func() {
+		for b, c := range closed {
+			if !c {
+				close(r.done[b])
+			}
+		}
+	}()
+	for k, from := range r.h.BabyFrom {
+		to := from + r.h.BabyBy[k]
+		ct, err := r.e.eval.RotateNew(r.rot[from], r.h.BabyBy[k])
+		if err != nil {
+			r.babyErr = err
+			return
+		}
+		r.rot[to] = ct
+		close(r.done[to])
+		closed[to] = true
+	}
+}
+
+// sum returns the giant-step sum of terms, each waiting for its baby
+// step (nil, nil: no terms).
+func (r *hornerRun) sum(terms []hornerTerm) (*rlwe.Ciphertext, error) {
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	acc := ckks.NewCiphertext(r.e.m.params, 1, r.level)
+	acc.Scale = r.scale
+	for _, t := range terms {
+		<-r.done[t.b]
+		if r.rot[t.b] == nil {
+			return nil, r.babyErr
+		}
+		if err := r.e.eval.MulThenAdd(r.rot[t.b], t.pt, acc); err != nil {
+			return nil, err
+		}
+	}
+	return acc, nil
+}
+
+// chain returns sum_g rot_{g*by}(v_g) over groups g = 0..len-1 by
+// Horner's rule: len-1 rotations by by.
+func (r *hornerRun) chain(groups [][]hornerTerm, by int) (*rlwe.Ciphertext, error) {
+	var acc *rlwe.Ciphertext
+	for g := len(groups) - 1; g >= 0; g-- {
+		if acc != nil {
+			rt, err := r.e.eval.RotateNew(acc, by)
+			if err != nil {
+				return nil, err
+			}
+			acc = rt
+		}
+		v, err := r.sum(groups[g])
+		switch {
+		case err != nil:
+			return nil, err
+		case v == nil:
+		case acc == nil:
+			acc = v
+		default:
+			if err := r.e.eval.Add(acc, v, acc); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return acc, nil
+}
+
+// negChain returns sum_{g=1..Neg} rot_{-g n1}(v_{-g}) of hm (nil: none).
+func (r *hornerRun) negChain(hm *hornerMap) (*rlwe.Ciphertext, error) {
+	if r.h.Neg == 0 {
+		return nil, nil
+	}
+	// = rot_{-n1}(Horner of v_{-1}, v_{-2}, ...).
+	back := r.e.m.params.MaxSlots() - r.h.N1
+	neg, err := r.chain(hm.neg[1:], back)
+	if err == nil && neg != nil {
+		neg, err = r.e.eval.RotateNew(neg, back)
+	}
+	return neg, err
+}
+
 // linearHorner evaluates a map prepared by prepareHorner on x, then
 // rescales, folds and adds the bias as linearSlots does. The baby-step
 // chain, the positive and the negative giant-step chains run
 // concurrently: a giant-step sum waits only for its own baby steps.
 func (e *Evaluator) linearHorner(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	hm := st.horner
-	h := hm.shape
-	top := 0
-	for k, from := range h.BabyFrom {
-		top = max(top, from+h.BabyBy[k])
-	}
-	// rot[b] is rot_b(x) once done[b] is closed (nil: its chain failed).
-	rot := make([]*rlwe.Ciphertext, top+1)
-	done := make([]chan struct{}, top+1)
-	for b := range done {
-		done[b] = make(chan struct{})
-	}
-	rot[0] = x
-	close(done[0])
-	var babyErr error
-	babies := func() {
-		closed := make([]bool, top+1)
-		closed[0] = true
-		defer func() {
-			for b, c := range closed {
-				if !c {
-					close(done[b])
-				}
-			}
-		}()
-		for k, from := range h.BabyFrom {
-			to := from + h.BabyBy[k]
-			ct, err := e.eval.RotateNew(rot[from], h.BabyBy[k])
-			if err != nil {
-				babyErr = err
-				return
-			}
-			rot[to] = ct
-			close(done[to])
-			closed[to] = true
-		}
-	}
-	scale := x.Scale.Mul(st.ptScale)
-	sum := func(terms []hornerTerm) (*rlwe.Ciphertext, error) {
-		if len(terms) == 0 {
-			return nil, nil
-		}
-		acc := ckks.NewCiphertext(e.m.params, 1, x.Level())
-		acc.Scale = scale
-		for _, t := range terms {
-			<-done[t.b]
-			if rot[t.b] == nil {
-				return nil, babyErr
-			}
-			if err := e.eval.MulThenAdd(rot[t.b], t.pt, acc); err != nil {
-				return nil, err
-			}
-		}
-		return acc, nil
-	}
-	// chain returns sum_g rot_{g*by}(v_g) over groups g = 0..len-1 by
-	// Horner's rule: len-1 rotations by by.
-	chain := func(groups [][]hornerTerm, by int) (*rlwe.Ciphertext, error) {
-		var acc *rlwe.Ciphertext
-		for g := len(groups) - 1; g >= 0; g-- {
-			if acc != nil {
-				r, err := e.eval.RotateNew(acc, by)
-				if err != nil {
-					return nil, err
-				}
-				acc = r
-			}
-			v, err := sum(groups[g])
-			switch {
-			case err != nil:
-				return nil, err
-			case v == nil:
-			case acc == nil:
-				acc = v
-			default:
-				if err := e.eval.Add(acc, v, acc); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return acc, nil
-	}
-	slots := e.m.params.MaxSlots()
+	r := newHornerRun(e, hm.shape, x, st.ptScale)
 	var neg *rlwe.Ciphertext
 	var negErr error
-	negChain := func() {
-		if h.Neg == 0 {
-			return
-		}
-		// sum_{g=1..Neg} rot_{-g n1}(v_{-g}) = rot_{-n1}(Horner of v_{-1}, v_{-2}, ...).
-		if neg, negErr = chain(hm.neg[1:], slots-h.N1); negErr == nil && neg != nil {
-			neg, negErr = e.eval.RotateNew(neg, slots-h.N1)
-		}
-	}
+	negChain := func() { neg, negErr = r.negChain(hm) }
 	var wg sync.WaitGroup
 	if e.workers > 1 {
 		wg.Add(2)
-		go func() { defer wg.Done(); babies() }()
+		go func() { defer wg.Done(); r.babies() }()
 		go func() { defer wg.Done(); negChain() }()
 	} else {
-		babies()
+		r.babies()
 		negChain()
 	}
-	out, err := chain(hm.pos, h.N1)
+	out, err := r.chain(hm.pos, hm.shape.N1)
 	wg.Wait()
 	switch {
 	case err != nil:
 		return nil, err
 	case negErr != nil:
 		return nil, negErr
-	case babyErr != nil:
-		return nil, babyErr
+	case r.babyErr != nil:
+		return nil, r.babyErr
 	}
 	if neg != nil {
 		if out == nil {
@@ -337,7 +384,7 @@ func (e *Evaluator) linearHorner(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 	}
 	if out == nil { // no diagonal at all
 		out = ckks.NewCiphertext(e.m.params, 1, x.Level())
-		out.Scale = scale
+		out.Scale = r.scale
 	}
 	return e.finishSlots(s, st, out)
 }
