@@ -216,23 +216,11 @@ func (a *App) SealTasks(ctx context.Context, who *fheserve.Account, modelID stri
 	if err != nil {
 		return nil, err
 	}
-	keySets, err := a.store.KeySets(ctx, fheserve.KeySetFilter{ModelID: m.ID, Status: fheserve.KeySetActive})
+	sealed, waiting, err := a.sealState(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	out := &fheserve.SealTasks{ModelID: m.ID, SealedBytes: size, Remaining: -1, Tasks: []*fheserve.SealTask{}}
-	var waiting []*fheserve.KeySet
-	for _, ks := range keySets {
-		n, err := a.sealedBytes(ctx, ks.ID)
-		if err != nil {
-			return nil, err
-		}
-		if n > 0 {
-			out.Sealed++
-		} else {
-			waiting = append(waiting, ks)
-		}
-	}
+	out := &fheserve.SealTasks{ModelID: m.ID, SealedBytes: size, Remaining: -1, Tasks: []*fheserve.SealTask{}, Sealed: sealed}
 	if m.MaxSealedKeySets > 0 {
 		out.Remaining = max(0, m.MaxSealedKeySets-out.Sealed)
 		waiting = waiting[:min(len(waiting), out.Remaining)]
@@ -382,24 +370,35 @@ func (a *App) sealTarget(ctx context.Context, who *fheserve.Account, keySetID st
 
 // checkSealQuota refuses sealing one more key set of m beyond its bound.
 func (a *App) checkSealQuota(ctx context.Context, m *fheserve.Model) error {
-	keySets, err := a.store.KeySets(ctx, fheserve.KeySetFilter{ModelID: m.ID, Status: fheserve.KeySetActive})
+	sealed, _, err := a.sealState(ctx, m)
 	if err != nil {
 		return err
-	}
-	sealed := 0
-	for _, other := range keySets {
-		n, err := a.sealedBytes(ctx, other.ID)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			sealed++
-		}
 	}
 	if sealed >= m.MaxSealedKeySets {
 		return fheserve.Errorf(fheserve.ECONFLICT, "model %s is sealed for %d key sets, its bound (max_sealed_keysets %d)", m.ID, sealed, m.MaxSealedKeySets)
 	}
 	return nil
+}
+
+// sealState counts the active key sets of m that hold sealed weights and
+// lists those that wait for them.
+func (a *App) sealState(ctx context.Context, m *fheserve.Model) (sealed int, waiting []*fheserve.KeySet, err error) {
+	keySets, err := a.store.KeySets(ctx, fheserve.KeySetFilter{ModelID: m.ID, Status: fheserve.KeySetActive})
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, ks := range keySets {
+		n, err := a.sealedBytes(ctx, ks.ID)
+		if err != nil {
+			return 0, nil, err
+		}
+		if n > 0 {
+			sealed++
+		} else {
+			waiting = append(waiting, ks)
+		}
+	}
+	return sealed, waiting, nil
 }
 
 // codeOr is err's code, or code when err has none of the caller's.
