@@ -177,10 +177,17 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 	return nil
 }
 
-// outputSlots are the slots of the declared outputs of n samples of a
-// latency plan: the output positions of the first window, or of the
-// first n tiles of a tiled plan.
+// outputSlots are the slots of the declared outputs of n samples: in
+// latency packing the output positions of the first window, or of the
+// first n tiles of a tiled plan; in batch packing the first n slots.
 func (m *Model) outputSlots(n int) []int {
+	if m.Plan.Packing == plan.Batch {
+		keep := make([]int, n)
+		for j := range keep {
+			keep[j] = j
+		}
+		return keep
+	}
 	o := m.Plan.Output
 	keep := make([]int, 0, n*o.Length)
 	for t := 0; t < n; t++ {
@@ -714,32 +721,22 @@ func (e *Evaluator) poly(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*r
 // honest input, and anything at all for a crafted one) or of the call's
 // tiles, in batch packing the slots of the call's samples.
 func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, samples int) ([]*rlwe.Ciphertext, error) {
-	pt := st.mask
-	if e.m.Plan.Packing == plan.Latency && samples < e.m.Plan.BatchSize {
+	if e.m.Plan.Packing == plan.Batch && samples == e.m.Plan.BatchSize {
+		// Every slot is a declared sample: nothing to zero, and no
+		// rescale whose rounding to hide; re-randomized as every
+		// masked result is.
+		out := make([]*rlwe.Ciphertext, len(x))
+		err := e.parallel(len(x), func(j int) error {
+			out[j] = x[j].CopyNew()
+			e.eval.DropLevel(out[j], s.LevelIn-s.Level)
+			return e.sanitizer.Rerandomize(out[j])
+		})
+		return out, err
+	}
+	pt := st.mask // latency: the outputs of the full batch
+	if samples < e.m.Plan.BatchSize {
 		var err error
 		if pt, err = e.m.maskPlaintext(ckks.NewEncoder(e.m.params), s.LevelIn, e.m.outputSlots(samples)); err != nil {
-			return nil, err
-		}
-	}
-	if e.m.Plan.Packing == plan.Batch {
-		if samples == e.m.Plan.BatchSize {
-			// Every slot is a declared sample: nothing to zero, and no
-			// rescale whose rounding to hide; re-randomized as every
-			// masked result is.
-			out := make([]*rlwe.Ciphertext, len(x))
-			err := e.parallel(len(x), func(j int) error {
-				out[j] = x[j].CopyNew()
-				e.eval.DropLevel(out[j], s.LevelIn-s.Level)
-				return e.sanitizer.Rerandomize(out[j])
-			})
-			return out, err
-		}
-		keep := make([]int, samples)
-		for j := range keep {
-			keep[j] = j
-		}
-		var err error
-		if pt, err = e.m.maskPlaintext(ckks.NewEncoder(e.m.params), s.LevelIn, keep); err != nil {
 			return nil, err
 		}
 	}
