@@ -842,8 +842,8 @@ func (c *compilation) untiled(p *plan.Plan, ps *paramChoice) error {
 			steps[i].Tile, steps[i].TileValid = saved[i][0], saved[i][1]
 		}
 	}()
-	u := &plan.Plan{Packing: p.Packing, Params: p.Params, Input: p.Input, Output: p.Output}
-	if err := c.countAndKeys(u, ps); err != nil {
+	u, err := c.recount(p, ps)
+	if err != nil {
 		return err
 	}
 	p.Untiled = &plan.Untiled{
@@ -853,6 +853,17 @@ func (c *compilation) untiled(p *plan.Plan, ps *paramChoice) error {
 		EvalKeys:     he.EvalKeysSize(ps.params, he.PlanKeys(u)),
 	}
 	return nil
+}
+
+// recount counts the program's operations and keys afresh into a plan
+// with p's packing, parameters and layouts (p itself is left as it is):
+// what p would cost with the steps' current choices.
+func (c *compilation) recount(p *plan.Plan, ps *paramChoice) (*plan.Plan, error) {
+	u := &plan.Plan{Packing: p.Packing, Params: p.Params, Input: p.Input, Output: p.Output}
+	if err := c.countAndKeys(u, ps); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // otherKeys fills p.OtherKeys with what a latency plan would cost under
@@ -883,8 +894,8 @@ func (c *compilation) otherKeys(p *plan.Plan, ps *paramChoice) error {
 		}
 	}()
 	c.opts.Keys = other
-	u := &plan.Plan{Packing: p.Packing, Params: p.Params, Input: p.Input, Output: p.Output}
-	if err := c.countAndKeys(u, ps); err != nil {
+	u, err := c.recount(p, ps)
+	if err != nil {
 		return err
 	}
 	p.OtherKeys = &plan.OtherKeys{
