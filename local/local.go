@@ -60,11 +60,7 @@ func New(g *nn.Graph, opts compiler.Options, workers int) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := newRunner(res, g, time.Since(t0), workers)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return newRunner(res, g, time.Since(t0), workers)
 }
 
 // newRunner generates keys for a compiled plan and prepares the server
@@ -79,8 +75,23 @@ func newRunner(res *compiler.Result, g *nn.Graph, compile time.Duration, workers
 	r.params = model.Params()
 	r.Model = model
 
+	serverKeys, err := r.userKeys()
+	if err != nil {
+		return nil, err
+	}
+	r.eval, err = model.NewEvaluator(serverKeys, workers)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// userKeys generates the user's keys for r.Plan under r.params, keeps
+// the secret half, and returns the evaluation keys as the server reads
+// them from the wire, with the keygen and key-size stats.
+func (r *Runner) userKeys() (*he.EvalKeys, error) {
 	t0 := time.Now()
-	keys, evk, err := client.GenerateKeys(r.params, he.PlanKeys(res.Plan))
+	keys, evk, err := client.GenerateKeys(r.params, he.PlanKeys(r.Plan))
 	if err != nil {
 		return nil, err
 	}
@@ -92,16 +103,7 @@ func newRunner(res *compiler.Result, g *nn.Graph, compile time.Duration, workers
 	r.Stats.Keygen = time.Since(t0)
 	r.Stats.EvalKeyByte = buf.Len()
 	r.Stats.PublicKey = he.EvalKeysSize(r.params, he.KeySpec{})
-
-	serverKeys, err := he.UnmarshalEvalKeys(&buf, r.params, he.KeyLimits{Keys: new(he.PlanKeys(res.Plan))})
-	if err != nil {
-		return nil, err
-	}
-	r.eval, err = model.NewEvaluator(serverKeys, workers)
-	if err != nil {
-		return nil, err
-	}
-	return r, nil
+	return he.UnmarshalEvalKeys(&buf, r.params, he.KeyLimits{Keys: new(he.PlanKeys(r.Plan))})
 }
 
 // Predict runs x (n samples, row-major) encrypted and returns the decoded

@@ -36,20 +36,7 @@ func NewSealed(g *nn.Graph, opts compiler.Options, workers int) (*Runner, *SealS
 		return nil, nil, err
 	}
 
-	t0 = time.Now()
-	keys, evk, err := client.GenerateKeys(r.params, he.PlanKeys(res.Plan))
-	if err != nil {
-		return nil, nil, err
-	}
-	r.keys = keys
-	var keyBuf bytes.Buffer
-	if err := he.MarshalEvalKeys(&keyBuf, r.params, evk); err != nil {
-		return nil, nil, err
-	}
-	r.Stats.Keygen = time.Since(t0)
-	r.Stats.EvalKeyByte = keyBuf.Len()
-	r.Stats.PublicKey = he.EvalKeysSize(r.params, he.KeySpec{})
-	serverKeys, err := he.UnmarshalEvalKeys(&keyBuf, r.params, he.KeyLimits{Keys: new(he.PlanKeys(res.Plan))})
+	serverKeys, err := r.userKeys()
 	if err != nil {
 		return nil, nil, err
 	}
