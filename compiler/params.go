@@ -270,19 +270,15 @@ type ratioSearch struct {
 // step at its level, and one key per rotation (fold rotations included)
 // at the highest level it is used.
 func (r *ratioSearch) cost(pick []int) ratioCost {
-	level := maps.Clone(r.fixed)
+	use := &keyUse{rots: maps.Clone(r.fixed)}
 	var c ratioCost
 	for i, st := range r.rs {
 		o := st.opts[pick[i]]
 		l := st.s.LevelIn
 		c.time += o.switches * r.kb[l]
-		for _, rot := range o.keys {
-			if cur, ok := level[rot]; !ok || l > cur {
-				level[rot] = l
-			}
-		}
+		use.rotate(l, o.keys...)
 	}
-	for rot, l := range level {
+	for rot, l := range use.rots {
 		if rot != 0 {
 			c.bytes += r.kb[l]
 		}
