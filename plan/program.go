@@ -268,6 +268,30 @@ func (s *Step) tiledOffset(i, k int) int {
 	return k
 }
 
+// WeightPolynomial is a coefficient step's weights as the n coefficients
+// of one polynomial, each row reversed: row r's product with the input
+// lands at coefficient r*Pin+Pin-1 (he/server.linearCoeffs).
+func (s *Step) WeightPolynomial(n int) []float64 {
+	w := make([]float64, n)
+	for r := 0; r < s.M.Rows; r++ {
+		cols, vals := s.M.Row(r)
+		for j, c := range cols {
+			w[r*s.Pin+s.Pin-1-c] = vals[j]
+		}
+	}
+	return w
+}
+
+// BiasCoefficients is a coefficient step's bias at its output
+// coefficients r*Pin+Pin-1 of n (zeros without a bias).
+func (s *Step) BiasCoefficients(n int) []float64 {
+	v := make([]float64, n)
+	for r, b := range s.Bias {
+		v[r*s.Pin+s.Pin-1] = b
+	}
+	return v
+}
+
 // DiagonalIndices returns the sorted indices of the step's non-zero
 // diagonals.
 func (s *Step) DiagonalIndices() []int {

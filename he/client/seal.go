@@ -83,7 +83,7 @@ func sealItem(ecd *ckks.Encoder, enc *rlwe.Encryptor, params ckks.Parameters, pr
 	case it.Bias:
 		v = biasVector(s, params.N(), params.MaxSlots())
 	case s.Coeffs:
-		v = weightPolynomial(s, params.N())
+		v = s.WeightPolynomial(params.N())
 	default:
 		v = diagonalVector(s, diags[it.Step][it.Giant+it.Baby], it.Giant, params.MaxSlots())
 	}
@@ -114,29 +114,12 @@ func diagonalVector(s *plan.Step, d []float64, giant, slots int) []float64 {
 	return v
 }
 
-// weightPolynomial is a coefficient step's weights, each row reversed
-// (see server.linearCoeffs).
-func weightPolynomial(s *plan.Step, n int) []float64 {
-	w := make([]float64, n)
-	for r := 0; r < s.M.Rows; r++ {
-		cols, vals := s.M.Row(r)
-		for j, c := range cols {
-			w[r*s.Pin+s.Pin-1-c] = vals[j]
-		}
-	}
-	return w
-}
-
 // biasVector is the step's bias where its outputs sit (zeros without a
 // bias): repeated over the slots with the output period, or at the output
 // coefficients.
 func biasVector(s *plan.Step, n, slots int) []float64 {
 	if s.Coeffs {
-		v := make([]float64, n)
-		for r, b := range s.Bias {
-			v[r*s.Pin+s.Pin-1] = b
-		}
-		return v
+		return s.BiasCoefficients(n)
 	}
 	v := make([]float64, slots)
 	for j := 0; j < slots && s.Bias != nil; j += s.Pout {

@@ -273,26 +273,15 @@ func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
 // each row reversed (see linearCoeffs), and the bias as coefficients.
 func (m *Model) prepareCoeffs(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
 	params := m.params
-	n := params.N()
-	w := make([]float64, n)
-	for r := 0; r < s.M.Rows; r++ {
-		cols, vals := s.M.Row(r)
-		for j, c := range cols {
-			w[r*s.Pin+s.Pin-1-c] = vals[j]
-		}
-	}
 	pt := ckks.NewPlaintext(params, s.LevelIn)
 	pt.IsBatched = false
 	pt.Scale = st.ptScale
-	if err := ecd.Encode(w, pt); err != nil {
+	if err := ecd.Encode(s.WeightPolynomial(params.N()), pt); err != nil {
 		return err
 	}
 	st.coeffPt = pt
 	if s.Bias != nil {
-		st.coeffB = make([]float64, n)
-		for r, b := range s.Bias {
-			st.coeffB[r*s.Pin+s.Pin-1] = b
-		}
+		st.coeffB = s.BiasCoefficients(params.N())
 	}
 	return nil
 }
