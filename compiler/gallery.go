@@ -70,6 +70,9 @@ type GalleryOptions struct {
 	// units (DefaultGalleryMargin when 0): the compiler composes the
 	// fewest sign stages that reach it; each costs 3 levels.
 	Margin float64
+	// anyTemplates compiles for any templates of the gallery's shape (its
+	// rows are stand-ins): see CompileGalleryPlan.
+	anyTemplates bool
 }
 
 // Capacity is the number of templates a gallery plan takes with the
@@ -234,12 +237,13 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	if opts.Mode != plan.Verify {
 		dec.Labels = append([]string(nil), g.Labels...)
 	}
-	dense, calibration := galleryScoreMap(g, opts.Mode, n)
+	dense, calibration := galleryScoreMap(g, opts.Mode == plan.Verify || opts.anyTemplates, n)
 	graph := galleryGraph(g, &opts, dense, n, r, dec)
 
 	co := opts.Options
 	co.Packing = plan.Latency
 	co.Calibration = calibration
+	co.NoTiles = co.NoTiles || opts.anyTemplates
 	if co.PrecisionBits == 0 && co.Precision == 0 && opts.Mode != plan.Scores {
 		// Decisions are read at 1/2: an encryption error of OutputBound/16
 		// (under 0.1) leaves them right, and every bit less is two bits
@@ -260,18 +264,20 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 // gallery in the given mode (the templates as rows, or for verification a
 // dense unit row standing in for any claim) and the calibration inputs
 // the plan is compiled for.
-func galleryScoreMap(g *Gallery, mode string, n int) (*nn.Dense, []float64) {
+func galleryScoreMap(g *Gallery, anyRows bool, n int) (*nn.Dense, []float64) {
 	dense := &nn.Dense{In: g.Dim, Out: n, W: make([]float64, n*g.Dim), B: make([]float64, n)}
 	calibration := galleryCalibration(g)
-	if mode == plan.Verify {
-		// The plan must not depend on the claim (a user's keys serve every
-		// claim): it is compiled for a dense unit row of the same shape,
-		// calibrated at scores of 1 and -1, the extremes of any unit row,
-		// and the claim's row replaces it in the private program.
+	if anyRows {
+		// The plan must not depend on the claim or the enrolled templates
+		// (a user's keys serve every claim and survive enrolments): it is
+		// compiled for dense unit rows of the same shape, calibrated at
+		// scores of 1 and -1, the extremes of any unit row, and the real
+		// rows replace them in the private program.
 		for j := range dense.W {
 			dense.W[j] = 1 / math.Sqrt(float64(g.Dim))
 		}
-		calibration = append(slices.Clone(dense.W), dense.W...)
+		row := dense.W[:g.Dim]
+		calibration = append(slices.Clone(row), row...)
 		for j := g.Dim; j < len(calibration); j++ {
 			calibration[j] = -calibration[j]
 		}
@@ -370,6 +376,78 @@ func ClaimProgram(prog *plan.Program, p *plan.Plan, g *Gallery, claim string) (*
 	m := &plan.Sparse{Rows: 1, Cols: g.Dim, RowPtr: []int{0, g.Dim}, ColIdx: make([]int, g.Dim), Val: make([]float64, g.Dim)}
 	for j, v := range g.Templates[i*g.Dim : (i+1)*g.Dim] {
 		m.ColIdx[j], m.Val[j] = j, v/d.Range
+	}
+	out := &plan.Program{Packing: prog.Packing, Steps: slices.Clone(prog.Steps), Output: prog.Output}
+	out.Steps[0].M = m
+	return out, nil
+}
+
+// CompileGalleryPlan compiles the plan of every query on a gallery of
+// up to capacity templates with g's name, dimension, metric and
+// threshold (g's templates and labels are not used): an identification
+// plan of capacity outputs, compiled for stand-in rows, one probe per
+// call. Its queries are views of it (plan.DecisionView) evaluated with
+// GalleryProgram, so that the plan, and a user's keys for it, do not
+// change when templates are enrolled or removed or a claim is made.
+func CompileGalleryPlan(g *Gallery, capacity int, opts GalleryOptions) (*Result, error) {
+	if capacity < 1 || capacity > opts.Capacity() {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "gallery %q: capacity %d is outside 1..%d: give the most templates the gallery will hold", g.Name, capacity, opts.Capacity())
+	}
+	if g.Dim < 1 || g.Dim > maxGalleryDim {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "gallery %q: embedding dimension %d is outside 1..%d: give the dimension of the embeddings (for example 128)", g.Name, g.Dim, maxGalleryDim)
+	}
+	stand := &Gallery{Name: g.Name, Dim: g.Dim, Metric: g.Metric, Threshold: g.Threshold,
+		Labels: make([]string, capacity), Templates: make([]float64, capacity*g.Dim)}
+	for i := range stand.Labels {
+		stand.Labels[i] = fmt.Sprintf("#%d", i)
+	}
+	for j := range stand.Templates {
+		stand.Templates[j] = 1 / math.Sqrt(float64(g.Dim))
+	}
+	opts.Mode, opts.Claim, opts.anyTemplates = plan.Identify, "", true
+	return CompileGallery(stand, opts)
+}
+
+// maxGalleryDim bounds a gallery's embedding dimension.
+const maxGalleryDim = 4096
+
+// GalleryProgram returns the program of one query on g, a view v of a
+// gallery plan compiled by CompileGalleryPlan with program prog: for a
+// verification (claim not empty) the claimed template's row in row 0,
+// for an identification the enrolled templates in order; every other
+// row zero. Every entry is stored, zeros too, so that the map has the
+// diagonals (and needs the rotation keys) the plan was compiled for. The
+// program is made per query from the enrolled templates and never
+// leaves the server.
+func GalleryProgram(prog *plan.Program, v *plan.Plan, g *Gallery, claim string) (*plan.Program, error) {
+	d := v.Decision
+	if d == nil || d.Range <= 0 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "plan %q is not a decision plan", v.Model)
+	}
+	s := &prog.Steps[0]
+	if s.Kind != plan.StepLinear || s.In[0] != 0 || s.M.Cols != g.Dim || s.M.Rows < len(g.Labels) {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "program of plan %q does not start with %d score rows of dimension %d", v.Model, len(g.Labels), g.Dim)
+	}
+	rows, cols := s.M.Rows, s.M.Cols
+	m := &plan.Sparse{Rows: rows, Cols: cols, RowPtr: make([]int, rows+1), ColIdx: make([]int, rows*cols), Val: make([]float64, rows*cols)}
+	for i := range rows {
+		m.RowPtr[i+1] = (i + 1) * cols
+		for j := range cols {
+			m.ColIdx[i*cols+j] = j
+		}
+	}
+	switch {
+	case claim != "":
+		i := slices.Index(g.Labels, claim)
+		if i < 0 {
+			return nil, fheserve.Errorf(fheserve.ENOTFOUND, "gallery %q has no template labelled %q: claim an enrolled label ('fheserve gallery list')", g.Name, clipLabel(claim))
+		}
+		copy(m.Val, g.Templates[i*cols:(i+1)*cols])
+	default:
+		copy(m.Val, g.Templates)
+	}
+	for j := range m.Val {
+		m.Val[j] /= d.Range
 	}
 	out := &plan.Program{Packing: prog.Packing, Steps: slices.Clone(prog.Steps), Output: prog.Output}
 	out.Steps[0].M = m

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -152,5 +153,49 @@ func TestGalleryLong(t *testing.T) {
 	}
 	for i, mode := range []string{plan.Identify, plan.Verify} {
 		t.Run(mode, func(t *testing.T) { runGallery(t, uint64(20+i), mode, 1000, 128, 0) })
+	}
+}
+
+// TestGalleryPlanQueries compiles one gallery plan of capacity 16, makes
+// keys for it, then enrols templates and runs verifications and an
+// identification with those keys: decisions match the plaintext oracle
+// outside the margin, and every slot besides the declared decisions is
+// flood noise alone.
+func TestGalleryPlanQueries(t *testing.T) {
+	const dim, capacity = 32, 16
+	rng := rand.New(rand.NewPCG(5, 1))
+	probe := unitvec.Random(rng, dim)
+	spec := &compiler.Gallery{Name: "faces", Dim: dim, Metric: compiler.MetricCosine, Threshold: 0.4}
+	r, err := NewGalleryPlan(spec, capacity, compiler.GalleryOptions{Margin: 0.25}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.Plan.Decision
+	g := galleryAround(rng, probe, 11, dim, d.Threshold, d.Margin)
+	g.Name = spec.Name
+	score := scores(g, probe)
+	for _, claim := range []string{g.Labels[0], g.Labels[1], ""} {
+		q, err := r.Query(g, claim, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := q.Predict(context.Background(), probe, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := score
+		if claim != "" {
+			i := slices.Index(g.Labels, claim)
+			want = score[i : i+1]
+		}
+		if len(out) != len(want) {
+			t.Fatalf("claim %q: %d outputs, want %d", claim, len(out), len(want))
+		}
+		checkDecisions(t, q.Plan, out, want)
+		vecs, err := q.Plan.EncodeInput(probe, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFlood(t, 0, q.Plan, zeroedSlots(q.Plan, rawCall(t, q, vecs, 1), 1))
 	}
 }

@@ -44,6 +44,7 @@ type Runner struct {
 	Model   *server.Model // the server's side: weights encoded for the plan
 	params  he.Parameters
 	keys    *client.Keys
+	evk     *he.EvalKeys // the evaluation keys as the server read them
 	eval    *server.Evaluator
 	Stats   Stats
 	// OutOfBound lists the samples, numbered across Predict calls, whose
@@ -75,11 +76,11 @@ func newRunner(res *compiler.Result, g *nn.Graph, compile time.Duration, workers
 	r.params = model.Params()
 	r.Model = model
 
-	serverKeys, err := r.userKeys()
+	r.evk, err = r.userKeys()
 	if err != nil {
 		return nil, err
 	}
-	r.eval, err = model.NewEvaluator(serverKeys, workers)
+	r.eval, err = model.NewEvaluator(r.evk, workers)
 	if err != nil {
 		return nil, err
 	}

@@ -73,3 +73,47 @@ func (p *Plan) validateDecision() error {
 	}
 	return nil
 }
+
+// DecisionView returns the plan of one query on a gallery plan compiled
+// for capacity templates (mode Identify, one output per template slot):
+// the same parameters, keys, input and program shape, with the outputs
+// cut to the query's declared decisions. A verification query keeps
+// output 0 (the claimed template's row is put there) and no labels; an
+// identification query keeps the first len(labels) outputs, named by
+// labels. The server masks every other output away, so a key set made
+// for p serves every view, and enrolments, which change only the labels,
+// do not invalidate it.
+func (p *Plan) DecisionView(mode string, labels []string) (*Plan, error) {
+	d := p.Decision
+	if d == nil || d.Mode != Identify || p.Packing != Latency || p.BatchSize != 1 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "plan %q is not a gallery's identification plan", p.Model)
+	}
+	k := len(labels)
+	switch mode {
+	case Verify:
+		if k != 0 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "a verification view names no labels (the claim travels with the request)")
+		}
+		k = 1
+	case Identify:
+		if k == 0 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "the gallery has no templates: enrol some first")
+		}
+	default:
+		return nil, fheserve.Errorf(fheserve.EINVALID, "unknown gallery query %q (want %q or %q)", mode, Verify, Identify)
+	}
+	if k > p.Output.Length {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "%d templates exceed the gallery plan's capacity of %d", k, p.Output.Length)
+	}
+	v := *p
+	v.Output.Length = k
+	if p.Output.Positions != nil {
+		v.Output.Positions = p.Output.Positions[:k:k]
+	}
+	v.OutputShape = []int{k}
+	dv := *d
+	dv.Mode, dv.Labels = mode, labels
+	v.Decision = &dv
+	v.Fingerprint = v.ComputeFingerprint()
+	return &v, nil
+}
