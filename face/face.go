@@ -10,6 +10,7 @@
 package face
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -32,10 +33,25 @@ type Image struct {
 	Pix           []uint8 // Width*Height*3
 }
 
+// MaxPixels bounds the images DecodeImage accepts (a 48-megapixel photo
+// takes 144 MB decoded).
+const MaxPixels = 48 << 20
+
 // DecodeImage decodes a JPEG or PNG image. EXIF orientation is not applied:
 // the pixels are taken as stored.
 func DecodeImage(r io.Reader) (*Image, error) {
-	src, _, err := image.Decode(r)
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxPixels/max(cfg.Height, 1) {
+		return nil, fmt.Errorf("image of %d x %d pixels: at most %d megapixels, and not empty", cfg.Width, cfg.Height, MaxPixels>>20)
+	}
+	src, _, err := image.Decode(bytes.NewReader(raw))
 	if err != nil {
 		return nil, err
 	}
