@@ -91,8 +91,11 @@ func newAuditVerifyCmd(f *Factory, runF func(*auditVerifyOptions) error) *cobra.
 		Long: `With --server, fetch the latest signed checkpoint, check its signature with
 the server's pinned key (the first use pins the key the server names, like
 SSH; --pin gives it), check that the log extends the last checkpoint seen,
-and check that each of your records is in it. The key and the checkpoint
-are kept under $FHESERVE_HOME/audit/.
+check that each of your records is in it, and that every key set of a
+sealed model it records under your name was made here (key transparency:
+a server could upload a key of its own under your name to read the
+weights an owner seals for you); one made elsewhere fails the check,
+naming it. The key and the checkpoint are kept under $FHESERVE_HOME/audit/.
 
 With --data-dir (the operator, offline), recompute the whole tree from the
 stored records and check it against the stored hashes and every signed
@@ -330,7 +333,31 @@ func auditVerifyServer(opts *auditVerifyOptions) error {
 		fmt.Fprintf(opts.IO.Out, "it extends the log of %d records seen before\n", old.N)
 	}
 	fmt.Fprintf(opts.IO.Out, "%d of your records are in it\n", res.Records)
-	return nil
+	if c.Token == "" {
+		return nil
+	}
+	return checkNoForeignKeys(opts, server, c.Token)
+}
+
+// checkNoForeignKeys fails naming each key set the verified log records
+// under the caller's name that was not made here (foreignKeys): the key
+// transparency check of a user, as 'keys list' makes it.
+func checkNoForeignKeys(opts *auditVerifyOptions, server, token string) error {
+	sc := opts.f.Client(server)
+	sc.SetToken(token)
+	foreign, err := opts.foreignKeys(opts.Ctx, sc)
+	if err != nil {
+		return err
+	}
+	if len(foreign) == 0 {
+		fmt.Fprintln(opts.IO.Out, "every key set it records under your name was made here")
+		return nil
+	}
+	names := make([]string, len(foreign))
+	for i, k := range foreign {
+		names[i] = describeLoggedKey(k)
+	}
+	return fheserve.Errorf(fheserve.ECONFLICT, "THE AUDIT LOG RECORDS %d KEY SET(S) YOU DID NOT MAKE HERE: %s; %s", len(foreign), strings.Join(names, "; "), foreignKeyAdvice)
 }
 
 func auditLogOffline(opts *auditLogOptions) error {

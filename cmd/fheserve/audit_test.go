@@ -267,7 +267,15 @@ func TestAuditVerifyServer(t *testing.T) {
 		handler.Store(&h)
 	}
 	serve(s.log)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
+	// The service also tells alice who she is, for the check that the log
+	// records no key set under her name that she did not make.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/me" && r.Header.Get("Authorization") == "Bearer alice-token" {
+			json.NewEncoder(w).Encode(&fheserve.Account{ID: "acc1", Username: "alice", Role: fheserve.RoleUser})
+			return
+		}
+		(*handler.Load()).ServeHTTP(w, r)
+	}))
 	defer srv.Close()
 	verify := func(args ...string) result {
 		return alice.run("", append([]string{"audit", "verify", "--server", srv.URL, "--token", "alice-token"}, args...)...)

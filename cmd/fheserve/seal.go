@@ -297,39 +297,41 @@ func (st *sealAuditState) keep() error {
 	return nil
 }
 
-// checkLoggedKeys compares the key sets of sealed models the signed audit
-// log records under the user's name with the keys made here, when an
-// audit key is pinned for the server ('fheserve audit verify'), and warns
-// loudly of each one not made here: a server may upload a key of its own
-// under the user's name to read the weights an owner seals for it.
-func checkLoggedKeys(opts *keysListOptions, c *sdk.Client) error {
-	dir, err := opts.auditStateDir(c.API.URL)
+// foreignKeys returns the key sets of sealed models that the signed audit
+// log records under c's account name and that were not made here (no local key
+// record holds their public key), once an audit key is pinned for the
+// server ('fheserve audit verify'; nothing pinned: none); the checkpoint
+// verified is kept. A server may upload a key of its own under a user's
+// name to read the weights an owner seals for it: 'keys list' warns of
+// each such key set and 'audit verify' fails naming them.
+func (r *remote) foreignKeys(ctx context.Context, c *sdk.Client) ([]sdk.LoggedKey, error) {
+	dir, err := r.auditStateDir(c.API.URL)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	keyFile, seenFile := filepath.Join(dir, "key"), filepath.Join(dir, "checkpoint")
 	pinned, err := readState(keyFile)
 	if err != nil || len(pinned) == 0 {
-		return err // nothing pinned: 'audit verify' pins the key
+		return nil, err
 	}
 	seen, err := readState(seenFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	me, err := c.Me(opts.Ctx)
+	me, err := c.Me(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	logged, note, err := c.LoggedKeys(opts.Ctx, strings.TrimSpace(string(pinned)), seen, me.Username)
+	logged, note, err := c.LoggedKeys(ctx, strings.TrimSpace(string(pinned)), seen, me.Username)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := writePrivate(seenFile, note); err != nil {
-		return err
+		return nil, err
 	}
-	recs, err := opts.localKeys()
+	recs, err := r.localKeys()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	mine := map[string]bool{}
 	for _, r := range recs {
@@ -337,12 +339,29 @@ func checkLoggedKeys(opts *keysListOptions, c *sdk.Client) error {
 			mine[r.PublicKey] = true
 		}
 	}
+	var out []sdk.LoggedKey
 	for _, k := range logged {
 		if !mine[k.PublicKey] {
-			fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: THE AUDIT LOG RECORDS A KEY SET YOU DID NOT MAKE HERE: %s for model %s, uploaded under your name at %s with public key %s; "+
-				"if you did not make it on another machine, the server may use it to read the weights the owner seals for you: revoke it and tell the owner and the operator\n",
-				k.KeySetID, k.ModelID, k.Time.Local().Format(time.DateTime), k.PublicKey[:16])
+			out = append(out, k)
 		}
 	}
-	return nil
+	return out, nil
+}
+
+// foreignKeyAdvice is what to do about a key set not made here.
+const foreignKeyAdvice = "if you did not make it on another machine, the server may use it to read the weights the owner seals for you: revoke it and tell the owner and the operator"
+
+// describeLoggedKey names a logged key set for a warning.
+func describeLoggedKey(k sdk.LoggedKey) string {
+	return fmt.Sprintf("%s for model %s, uploaded under your name at %s with public key %s", k.KeySetID, k.ModelID, k.Time.Local().Format(time.DateTime), k.PublicKey[:16])
+}
+
+// checkLoggedKeys warns loudly of each key set the audit log records under
+// the user's name that was not made here (foreignKeys).
+func checkLoggedKeys(opts *keysListOptions, c *sdk.Client) error {
+	foreign, err := opts.foreignKeys(opts.Ctx, c)
+	for _, k := range foreign {
+		fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: THE AUDIT LOG RECORDS A KEY SET YOU DID NOT MAKE HERE: %s; %s\n", describeLoggedKey(k), foreignKeyAdvice)
+	}
+	return err
 }

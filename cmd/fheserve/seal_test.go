@@ -86,8 +86,11 @@ func TestSealedCLI(t *testing.T) {
 	// keys list compares the keys the log records under ulrich's name with
 	// those made here. A key set uploaded under that name elsewhere (here,
 	// through the SDK: as a server would with a key of its own) is
-	// reported loudly; the one made here is not.
-	user.ok("", "audit", "verify")
+	// reported loudly, and audit verify fails naming it; the one made
+	// here is not.
+	if out := user.ok("", "audit", "verify"); !strings.Contains(out, "every key set it records under your name was made here") {
+		t.Errorf("audit verify with only keys made here:\n%s", out)
+	}
 	if r := user.run("", "keys", "list"); r.code != 0 || strings.Contains(r.stderr, "DID NOT MAKE") {
 		t.Fatalf("keys list with only keys made here:\n%s", r.stderr)
 	}
@@ -107,5 +110,11 @@ func TestSealedCLI(t *testing.T) {
 	mustSucceed(t, r)
 	if !strings.Contains(r.stderr, "DID NOT MAKE HERE: "+k.KeySetID) || strings.Contains(r.stderr, keyID) {
 		t.Errorf("keys list does not report exactly the key set made elsewhere (%s):\n%s", k.KeySetID, r.stderr)
+	}
+	// audit verify fails on it, in one line naming it and only it.
+	r = user.run("", "audit", "verify")
+	mustFail(t, r, 1, "DID NOT MAKE HERE", k.KeySetID)
+	if strings.Contains(r.stderr, keyID) {
+		t.Errorf("audit verify names the key set made here (%s):\n%s", keyID, r.stderr)
 	}
 }
