@@ -65,12 +65,42 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(req)
 }
 
+// weightFinder finds any of a set of byte patterns of at least 8 bytes:
+// they are indexed by their first 8 bytes, so that a scan costs a map
+// lookup per byte whatever the number of patterns.
+type weightFinder struct {
+	byPrefix map[uint64][][]byte
+	n        int
+}
+
+func (f *weightFinder) add(p []byte) {
+	if f.byPrefix == nil {
+		f.byPrefix = map[uint64][][]byte{}
+	}
+	k := binary.LittleEndian.Uint64(p)
+	f.byPrefix[k] = append(f.byPrefix[k], p)
+	f.n++
+}
+
+// find returns a pattern data holds, or nil.
+func (f *weightFinder) find(data []byte) []byte {
+	for i := 0; i+8 <= len(data); i++ {
+		for _, p := range f.byPrefix[binary.LittleEndian.Uint64(data[i:])] {
+			if bytes.HasPrefix(data[i:], p) {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
 // weightPatterns are byte strings that only a copy of the model's weights
 // would hold: each weight as float64 (little and big endian) and as its
-// shortest decimal text, and each pair of consecutive weights as float32
-// (a single float32 is 4 bytes, which random ciphertext bytes hold by
-// chance).
-func weightPatterns(g *nn.Graph, prog *plan.Program) [][]byte {
+// shortest decimal text, each pair of consecutive weights as float32 (a
+// single float32 is 4 bytes, which random ciphertext bytes hold by
+// chance), and the fixed-point encodings of the weights that the engine
+// encrypts (encodingPatterns).
+func weightPatterns(t *testing.T, g *nn.Graph, p *plan.Plan, prog *plan.Program) *weightFinder {
 	var lists [][]float64
 	for _, n := range g.Nodes {
 		if d, ok := n.Op.(*nn.Dense); ok {
@@ -82,36 +112,65 @@ func weightPatterns(g *nn.Graph, prog *plan.Program) [][]byte {
 			lists = append(lists, s.M.Val, s.Bias)
 		}
 	}
-	var out [][]byte
+	f := &weightFinder{}
 	for _, l := range lists {
 		for i, v := range l {
 			if v == 0 || math.Abs(v) == 1 {
 				continue
 			}
-			out = append(out, binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)),
-				binary.BigEndian.AppendUint64(nil, math.Float64bits(v)))
+			f.add(binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)))
+			f.add(binary.BigEndian.AppendUint64(nil, math.Float64bits(v)))
 			if s := strconv.FormatFloat(v, 'g', -1, 64); len(s) >= 8 {
-				out = append(out, []byte(s))
+				f.add([]byte(s))
 			}
 			if s := strconv.FormatFloat(float64(float32(v)), 'g', -1, 32); len(s) >= 8 {
-				out = append(out, []byte(s))
+				f.add([]byte(s))
 			}
 			if i+1 < len(l) {
 				b := binary.LittleEndian.AppendUint32(nil, math.Float32bits(float32(v)))
-				out = append(out, binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(l[i+1]))))
+				f.add(binary.LittleEndian.AppendUint32(b, math.Float32bits(float32(l[i+1]))))
 			}
 		}
 	}
-	return out
+	encodingPatterns(t, f, p, prog)
+	return f
 }
 
-func findWeight(data []byte, patterns [][]byte) []byte {
-	for _, p := range patterns {
-		if bytes.Contains(data, p) {
-			return p
+// encodingPatterns adds the weights in fixed point as the engine encodes
+// them (client.SealPlaintexts: each diagonal, weight polynomial and bias
+// scaled, rounded and reduced modulo each prime of its level, before
+// encryption): windows of two consecutive coefficients, as 64-bit words
+// in either byte order, in the encoder's NTT form, in coefficient form
+// and in NTT-Montgomery form, for every prime. A window holds two words
+// that are neither small nor small negatives, so that it cannot match
+// zeros or lengths by chance.
+func encodingPatterns(t *testing.T, f *weightFinder, p *plan.Plan, prog *plan.Program) {
+	params, err := he.NewParameters(p.Params)
+	check(t, err)
+	pts, err := client.SealPlaintexts(params, p, prog)
+	check(t, err)
+	const windows = 4 // per prime and form, one in each quarter of the polynomial
+	for _, pt := range pts {
+		r := params.RingQ().AtLevel(pt.Level())
+		coeff, mont := r.NewPoly(), r.NewPoly()
+		r.INTT(pt.Value, coeff)
+		r.MForm(pt.Value, mont)
+		for _, poly := range [][][]uint64{pt.Value.Coeffs, coeff.Coeffs, mont.Coeffs} {
+			for i, c := range poly {
+				q := params.Q()[i]
+				large := func(v uint64) bool { return v > 1<<20 && v < q-1<<20 }
+				for w := range windows {
+					for j := w * len(c) / windows; j+1 < (w+1)*len(c)/windows; j++ {
+						if large(c[j]) && large(c[j+1]) {
+							f.add(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, c[j]), c[j+1]))
+							f.add(binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, c[j]), c[j+1]))
+							break
+						}
+					}
+				}
+			}
 		}
 	}
-	return nil
 }
 
 // TestSealedFlow runs a sealed model through the service over HTTP: the
@@ -138,10 +197,20 @@ func TestSealedFlow(t *testing.T) {
 	res, err := compiler.Compile(g, compiler.Options{Sealed: true, Calibration: x})
 	check(t, err)
 	p := res.Plan
-	patterns := weightPatterns(g, res.Program)
-	// The oracle finds the weights where they are: in the program's JSON.
-	if findWeight(mustJSON(t, res.Program), patterns) == nil {
-		t.Fatalf("none of %d weight patterns found in the program with its weights", len(patterns))
+	patterns := weightPatterns(t, g, p, res.Program)
+	// The oracle finds the weights where they are: in the program's JSON,
+	// and in an encoded weight as Lattigo writes it.
+	if patterns.find(mustJSON(t, res.Program)) == nil {
+		t.Fatalf("none of %d weight patterns found in the program with its weights", patterns.n)
+	}
+	params, err := he.NewParameters(p.Params)
+	check(t, err)
+	pts, err := client.SealPlaintexts(params, p, res.Program)
+	check(t, err)
+	for _, pt := range pts {
+		if b, err := pt.MarshalBinary(); err != nil || patterns.find(b) == nil {
+			t.Fatalf("no weight pattern found in an encoded weight of %d bytes (%v)", len(b), err)
+		}
 	}
 
 	// A program with its weights is refused: none is stored.
@@ -226,22 +295,43 @@ func TestSealedFlow(t *testing.T) {
 	t.Logf("sealed weights %d bytes, max error %.3g (stated %.3g)", p.Sizes.SealedWeights, maxErr, p.Precision.OutputError)
 
 	// Nothing the owner sent, and nothing the server stored, holds a weight.
-	if len(rec.bodies) < 2 {
-		t.Fatalf("recorded %d request bodies", len(rec.bodies))
-	}
+	var sent int
 	for i, b := range rec.bodies {
-		if w := findWeight(b, patterns); w != nil {
+		sent += len(b)
+		if w := patterns.find(b); w != nil {
 			t.Errorf("request body %d of the owner (%d bytes) holds a weight: % x", i, len(b), w)
 		}
 	}
+	if sent < p.Sizes.SealedWeights {
+		t.Fatalf("recorded %d bytes of the owner's requests, fewer than the sealed weights (%d)", sent, p.Sizes.SealedWeights)
+	}
+	var stored int
 	files := eachFile(t, dir, func(path string, data []byte) {
-		if w := findWeight(data, patterns); w != nil {
+		stored += len(data)
+		if w := patterns.find(data); w != nil {
 			t.Errorf("server file %s holds a weight: % x", path, w)
 		}
 	})
-	if files < 3 {
-		t.Fatalf("walked %d server files", files)
+	wrapped := 0
+	rows, _ := eachRow(t, filepath.Join(dir, "db"), func(table, col string, b []byte) {
+		if w := patterns.find(b); w != nil {
+			t.Errorf("table %s, column %s holds a weight: % x", table, col, w)
+		}
+		if table == "models" && col == "wrapped_key" && len(b) > 0 {
+			wrapped++
+		}
+	})
+	if files < 3 || rows < 10 {
+		t.Fatalf("walked %d server files and %d rows", files, rows)
 	}
+	// With the master key: it wraps the data keys that encrypt a model's
+	// weights at rest (app/crypt.go), the one thing on the server it
+	// opens. A sealed model has none, so the files and rows scanned above,
+	// read as they are, are all that the master key would reveal.
+	if wrapped != 0 {
+		t.Errorf("%d models hold a data key wrapped by the master key: the scan did not read what it opens", wrapped)
+	}
+	t.Logf("%d weight patterns: none in %d request bodies of the owner (%d bytes), %d server files (%d bytes) or %d rows", patterns.n, len(rec.bodies), sent, files, stored, rows)
 
 	// Revoking the key set deletes its sealed weights and the public key
 	// kept for sealing.

@@ -88,55 +88,17 @@ func TestNoSecretsStored(t *testing.T) {
 	})
 
 	// Every row, since SQLite may split a long value over pages.
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "db")+"?mode=ro")
-	check(t, err)
-	defer db.Close()
-	var tables []string
-	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
-	check(t, err)
-	for rows.Next() {
-		var name string
-		check(t, rows.Scan(&name))
-		tables = append(tables, name)
-	}
-	check(t, rows.Err())
-	var nrows int
-	for _, table := range tables {
-		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
-		check(t, err)
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			check(t, rows.Scan(ptrs...))
-			nrows++
-			for i, v := range vals {
-				var b []byte
-				switch v := v.(type) {
-				case []byte:
-					b = v
-				case string:
-					b = []byte(v)
-				default:
-					b = fmt.Append(nil, v)
-				}
-				for _, n := range needles {
-					if bytes.Contains(b, n.b) {
-						t.Errorf("table %s, column %s holds the %s", table, cols[i], n.what)
-					}
-				}
+	nrows, tables := eachRow(t, filepath.Join(dir, "db"), func(table, col string, b []byte) {
+		for _, n := range needles {
+			if bytes.Contains(b, n.b) {
+				t.Errorf("table %s, column %s holds the %s", table, col, n.what)
 			}
 		}
-		check(t, rows.Err())
-		rows.Close()
-	}
+	})
 	if files < 4 || nrows < 10 {
 		t.Fatalf("scanned only %d files and %d rows: the flow stored less than expected", files, nrows)
 	}
-	t.Logf("%d patterns: none in %d files (%d bytes) or %d rows of %d tables", len(needles), files, scanned, nrows, len(tables))
+	t.Logf("%d patterns: none in %d files (%d bytes) or %d rows of %d tables", len(needles), files, scanned, nrows, tables)
 }
 
 type needle struct {
@@ -162,6 +124,54 @@ func eachFile(t *testing.T, dir string, f func(path string, data []byte)) int {
 		return nil
 	}))
 	return files
+}
+
+// eachRow calls f with every value of every row of every table of the
+// SQLite database at path, as bytes, and returns how many rows and tables
+// there are.
+func eachRow(t *testing.T, path string, f func(table, col string, b []byte)) (nrows, ntables int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	check(t, err)
+	defer db.Close()
+	var tables []string
+	rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'table'`)
+	check(t, err)
+	for rows.Next() {
+		var name string
+		check(t, rows.Scan(&name))
+		tables = append(tables, name)
+	}
+	check(t, rows.Err())
+	for _, table := range tables {
+		rows, err := db.Query(`SELECT * FROM "` + table + `"`)
+		check(t, err)
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			check(t, rows.Scan(ptrs...))
+			nrows++
+			for i, v := range vals {
+				var b []byte
+				switch v := v.(type) {
+				case []byte:
+					b = v
+				case string:
+					b = []byte(v)
+				default:
+					b = fmt.Append(nil, v)
+				}
+				f(table, cols[i], b)
+			}
+		}
+		check(t, rows.Err())
+		rows.Close()
+	}
+	return nrows, len(tables)
 }
 
 // secretNeedles returns byte patterns of the secret key: slices of its

@@ -32,11 +32,30 @@ func Seal(w io.Writer, params ckks.Parameters, p *plan.Plan, prog *plan.Program,
 
 // SealCiphertexts is Seal without the encoding.
 func SealCiphertexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program, pk *rlwe.PublicKey) ([]*rlwe.Ciphertext, error) {
-	if err := he.CheckParams(params); err != nil {
-		return nil, err
-	}
 	if pk == nil {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "no public key to seal for")
+	}
+	return sealEach(params, p, prog, func() func(*rlwe.Plaintext) (*rlwe.Ciphertext, error) {
+		return rlwe.NewEncryptor(params, pk).EncryptNew
+	})
+}
+
+// SealPlaintexts is SealCiphertexts before the encryption: the weights
+// encoded (fixed point, in the ring) at the levels and scales of
+// he.SealedLayout, as the owner's machine encrypts them. Tests look for
+// these encodings where no weight may be.
+func SealPlaintexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program) ([]*rlwe.Plaintext, error) {
+	return sealEach(params, p, prog, func() func(*rlwe.Plaintext) (*rlwe.Plaintext, error) {
+		return func(pt *rlwe.Plaintext) (*rlwe.Plaintext, error) { return pt, nil }
+	})
+}
+
+// sealEach encodes each item of prog's sealed layout and passes it to a
+// function of its worker (newWorker is called once per worker): the items
+// are spread over the cores, each worker with its encoder.
+func sealEach[T any](params ckks.Parameters, p *plan.Plan, prog *plan.Program, newWorker func() func(*rlwe.Plaintext) (T, error)) ([]T, error) {
+	if err := he.CheckParams(params); err != nil {
+		return nil, err
 	}
 	if !p.Sealed {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "the plan is not compiled for sealed weights")
@@ -45,15 +64,13 @@ func SealCiphertexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program, p
 	if err != nil {
 		return nil, err
 	}
-	// Each item is encoded and encrypted on its own: spread over the cores,
-	// each worker with its encoder and encryptor.
 	diags := map[int]map[int][]float64{}
 	for _, it := range items {
 		if s := &prog.Steps[it.Step]; diags[it.Step] == nil && !s.Coeffs {
 			diags[it.Step] = s.Diagonals()
 		}
 	}
-	cts := make([]*rlwe.Ciphertext, len(items))
+	out := make([]T, len(items))
 	workers := min(runtime.GOMAXPROCS(0), len(items))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -62,9 +79,12 @@ func SealCiphertexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program, p
 		go func() {
 			defer wg.Done()
 			ecd := ckks.NewEncoder(params)
-			enc := rlwe.NewEncryptor(params, pk)
+			f := newWorker()
 			for k := w; k < len(items) && errs[w] == nil; k += workers {
-				cts[k], errs[w] = sealItem(ecd, enc, params, prog, diags, items[k])
+				var pt *rlwe.Plaintext
+				if pt, errs[w] = encodeItem(ecd, params, prog, diags, items[k]); errs[w] == nil {
+					out[k], errs[w] = f(pt)
+				}
 			}
 		}()
 	}
@@ -72,11 +92,11 @@ func SealCiphertexts(params ckks.Parameters, p *plan.Plan, prog *plan.Program, p
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	return cts, nil
+	return out, nil
 }
 
-// sealItem encodes and encrypts one item of the sealed layout.
-func sealItem(ecd *ckks.Encoder, enc *rlwe.Encryptor, params ckks.Parameters, prog *plan.Program, diags map[int]map[int][]float64, it he.SealedItem) (*rlwe.Ciphertext, error) {
+// encodeItem encodes one item of the sealed layout.
+func encodeItem(ecd *ckks.Encoder, params ckks.Parameters, prog *plan.Program, diags map[int]map[int][]float64, it he.SealedItem) (*rlwe.Plaintext, error) {
 	s := &prog.Steps[it.Step]
 	var v []float64
 	switch {
@@ -90,10 +110,7 @@ func sealItem(ecd *ckks.Encoder, enc *rlwe.Encryptor, params ckks.Parameters, pr
 	pt := ckks.NewPlaintext(params, it.Level)
 	pt.IsBatched = it.Batched
 	pt.Scale = it.Scale
-	if err := ecd.Encode(v, pt); err != nil {
-		return nil, err
-	}
-	return enc.EncryptNew(pt)
+	return pt, ecd.Encode(v, pt)
 }
 
 // diagonalVector is diagonal d of step s repeated over the slots (the
