@@ -68,6 +68,8 @@ type Server struct {
 	routes []string
 	// proxies are the reverse proxies whose X-Forwarded-For is believed.
 	proxies []netip.Prefix
+	// portal serves the web portal (session.go).
+	portal http.Handler
 }
 
 // NewServer returns a server of svc. log may be nil.
@@ -75,9 +77,10 @@ func NewServer(svc Services, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, log: log, mux: http.NewServeMux(), metrics: newMetrics(svc)}
+	s := &Server{svc: svc, log: log, mux: http.NewServeMux(), metrics: newMetrics(svc), portal: newPortal()}
 	s.routesInit()
 	s.opsInit()
+	s.portalInit()
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -156,6 +159,9 @@ func (s *Server) routesInit() {
 	s.handle("GET /v1/jobs/{id}/result", false, s.result)
 
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if s.servePortal(w, r) {
+			return
+		}
 		s.writeError(w, r, fheserve.Errorf(fheserve.ENOTFOUND, "no endpoint %s %s (see /v1/openapi.json)", r.Method, r.URL.Path))
 	})
 }
@@ -328,6 +334,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) authenticate(r *http.Request) (*fheserve.Caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
+		if c, ok, err := s.cookieCaller(r); ok {
+			return c, err
+		}
 		return nil, fheserve.Errorf(fheserve.EUNAUTHORIZED, "authentication required: log in first ('fheserve login')")
 	}
 	token, ok := strings.CutPrefix(h, "Bearer ")
