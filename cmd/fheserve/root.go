@@ -49,6 +49,7 @@ never sees the inputs, the intermediate values or the predictions.`,
 		newKeysCmd(f),
 		newUsageCmd(f, nil),
 		newAuditCmd(f),
+		newFaceCmd(f),
 	)
 	return root
 }
