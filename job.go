@@ -25,6 +25,9 @@ type Job struct {
 	// one per tile of a tiled plan). Quotas and rate limits count samples, and the result
 	// carries the outputs of these samples only.
 	Samples int `json:"samples"`
+	// Claim, on a gallery, is the label a verification claims (empty: an
+	// identification).
+	Claim string `json:"claim,omitempty"`
 	// Done and Total count evaluation steps (layers) for progress.
 	Done  int `json:"done"`
 	Total int `json:"total"`
@@ -50,6 +53,9 @@ type SubmitRequest struct {
 	ModelID  string `json:"model_id"`
 	KeySetID string `json:"keyset_id"` // the key set the input is encrypted for
 	Samples  int    `json:"samples"`   // samples in the input (the plan bounds it further)
+	// Claim, on a gallery only, makes the job a verification of this
+	// label; without it a job on a gallery is an identification.
+	Claim string `json:"claim,omitempty"`
 }
 
 // Validate checks the request.
@@ -59,6 +65,9 @@ func (r *SubmitRequest) Validate() error {
 	}
 	if r.Samples < 1 {
 		return Errorf(EINVALID, "a job must hold at least one sample, not %d", r.Samples)
+	}
+	if r.Claim != "" {
+		return validLabels([]string{r.Claim})
 	}
 	return nil
 }

@@ -34,6 +34,14 @@ type Store interface {
 	// UpdateModel stores m's status, retirement time, allow-list and limits.
 	UpdateModel(ctx context.Context, m *Model) error
 
+	// CreateGallery creates a gallery's model (as CreateModel) and the
+	// gallery itself, together.
+	CreateGallery(ctx context.Context, m *Model, g *Gallery) error
+	Gallery(ctx context.Context, modelID string) (*Gallery, error)
+	// UpdateGallery stores g's templates, count and revision if the
+	// stored revision is still revision (ECONFLICT otherwise).
+	UpdateGallery(ctx context.Context, g *Gallery, revision int) error
+
 	CreateKeySet(ctx context.Context, k *KeySet) error
 	KeySet(ctx context.Context, id string) (*KeySet, error)
 	KeySets(ctx context.Context, f KeySetFilter) ([]*KeySet, error)

@@ -31,6 +31,10 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 	if err != nil {
 		return nil, err
 	}
+	action, err := a.checkQuery(ctx, m, req.Claim)
+	if err != nil {
+		return nil, err
+	}
 	if err := a.checkQueue(ctx, who); err != nil {
 		return nil, err
 	}
@@ -57,6 +61,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 		KeySetID:  ks.ID,
 		Status:    fheserve.JobQueued,
 		Samples:   req.Samples,
+		Claim:     req.Claim,
 		Total:     len(info.plan.Steps) + 1,
 		CreatedAt: a.cfg.Now().UTC(),
 	}
@@ -70,7 +75,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 	if err := a.queue.Push(ctx, j.ID); err != nil {
 		return nil, err
 	}
-	a.audit(ctx, who, "job.submit", jobObj(j.ID), modelObj(m.ID), keySetObj(ks.ID))
+	a.audit(ctx, who, action, jobObj(j.ID), modelObj(m.ID), keySetObj(ks.ID))
 	a.setPosition(j)
 	return j, nil
 }
@@ -414,7 +419,7 @@ func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
 	if ks.Status != fheserve.KeySetActive {
 		return fheserve.Errorf(fheserve.ECONFLICT, "key set %s was revoked before the job ran", ks.ID)
 	}
-	pm, err := a.preparedFor(ctx, m, ks)
+	pm, err := a.preparedJob(ctx, m, ks, j)
 	if err != nil {
 		return err
 	}
@@ -459,6 +464,19 @@ func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
 	}
 	j.ResultBytes = counted.n
 	return w.Commit()
+}
+
+// preparedJob returns j's model prepared for evaluation: a gallery's
+// query, or the model.
+func (a *App) preparedJob(ctx context.Context, m *fheserve.Model, ks *fheserve.KeySet, j *fheserve.Job) (*preparedModel, error) {
+	gal, err := a.isGallery(m)
+	if err != nil {
+		return nil, err
+	}
+	if gal {
+		return a.preparedQuery(ctx, m, j.Claim)
+	}
+	return a.preparedFor(ctx, m, ks)
 }
 
 // janitor deletes results past their retention time.

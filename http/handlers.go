@@ -299,7 +299,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c *fheserve.Call
 	if err := binaryBody(r); err != nil {
 		return err
 	}
-	req := &fheserve.SubmitRequest{ModelID: r.PathValue("id"), KeySetID: r.URL.Query().Get("keyset"), Samples: 1}
+	req := &fheserve.SubmitRequest{ModelID: r.PathValue("id"), KeySetID: r.URL.Query().Get("keyset"), Samples: 1, Claim: r.URL.Query().Get("claim")}
 	if r.URL.Query().Has("samples") {
 		n, err := intQuery(r, "samples")
 		if err != nil {

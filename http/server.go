@@ -38,6 +38,7 @@ type Services interface {
 	fheserve.JobService
 	fheserve.OpsService
 	fheserve.SealService
+	fheserve.GalleryService
 	AuditService
 }
 
@@ -146,6 +147,7 @@ func (s *Server) routesInit() {
 	s.handle("POST /v1/models/{id}/retire", false, s.retire)
 	s.handle("GET /v1/models/{id}/usage", false, s.usage)
 	s.sealedRoutes()
+	s.galleryRoutes()
 
 	// Keys and jobs.
 	s.handle("POST /v1/models/{id}/keysets", false, s.uploadKeys)

@@ -11,7 +11,7 @@ import (
 
 const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.samples, j.done, j.total, j.error_code,
 	j.error, j.attempts, j.input_bytes, j.result_bytes, j.input_key, j.result_key, j.created_at, j.started_at,
-	j.finished_at, j.expires_at`
+	j.finished_at, j.expires_at, j.claim`
 
 const jobFrom = ` FROM jobs j JOIN accounts a ON a.id = j.account_id`
 
@@ -21,7 +21,7 @@ func scanJob(r scanner) (*fheserve.Job, error) {
 	var started, finished, expires sql.NullInt64
 	err := r.Scan(&j.ID, &j.AccountID, &j.Username, &j.ModelID, &j.KeySetID, &j.Status, &j.Samples, &j.Done, &j.Total, &j.ErrorCode,
 		&j.Error, &j.Attempts, &j.InputBytes, &j.ResultBytes, &j.InputKey, &j.ResultKey, &created, &started,
-		&finished, &expires)
+		&finished, &expires, &j.Claim)
 	if err != nil {
 		return nil, err
 	}
@@ -33,10 +33,10 @@ func scanJob(r scanner) (*fheserve.Job, error) {
 func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO jobs (id, account_id, model_id, keyset_id, status, samples, done, total,
 		error_code, error, attempts, input_bytes, result_bytes, input_key, result_key, created_at, started_at,
-		finished_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		finished_at, expires_at, claim) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.AccountID, j.ModelID, j.KeySetID, j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts,
 		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, ts(j.CreatedAt), tsPtr(j.StartedAt),
-		tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt))
+		tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.Claim)
 	return conflict(err, "job %q exists", j.ID)
 }
 

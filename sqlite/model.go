@@ -47,8 +47,16 @@ func (s *Store) CreateModel(ctx context.Context, m *fheserve.Model) error {
 		return err
 	}
 	defer tx.Rollback()
+	if err := createModel(ctx, tx, m); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// createModel inserts m in tx, with the next version of its name.
+func createModel(ctx context.Context, tx *sql.Tx, m *fheserve.Model) error {
 	var latest int
-	err = tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM models WHERE owner_id = ? AND name = ?`, m.OwnerID, m.Name).Scan(&latest)
+	err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM models WHERE owner_id = ? AND name = ?`, m.OwnerID, m.Name).Scan(&latest)
 	if err != nil {
 		return err
 	}
@@ -60,10 +68,7 @@ func (s *Store) CreateModel(ctx context.Context, m *fheserve.Model) error {
 		m.ID, m.OwnerID, m.Name, m.Version, m.Status, mustJSON(nonNil(m.Allow)), m.Packing, m.LogN,
 		mustJSON(m.InputShape), mustJSON(m.OutputShape), m.BatchSize, m.Rotations, m.OutputError, m.PlanFingerprint, m.ParamsFingerprint,
 		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt), mustJSON(m.Limits), m.Sealed, m.MaxSealedKeySets)
-	if err != nil {
-		return conflict(err, "model %q exists", m.ID)
-	}
-	return tx.Commit()
+	return conflict(err, "model %q exists", m.ID)
 }
 
 func nonNil(s []string) []string {

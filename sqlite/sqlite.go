@@ -159,6 +159,20 @@ var migrations = []string{
 	// sets the owner seals them for.
 	`ALTER TABLE models ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE models ADD COLUMN max_sealed_keysets INTEGER NOT NULL DEFAULT 0;`,
+	// Galleries: models whose weights are enrolled templates (encrypted in
+	// the blob store), and the label a verification job claims.
+	`CREATE TABLE galleries (
+		model_id TEXT PRIMARY KEY REFERENCES models(id),
+		dim INTEGER NOT NULL,
+		metric TEXT NOT NULL,
+		threshold REAL NOT NULL,
+		capacity INTEGER NOT NULL,
+		templates INTEGER NOT NULL,
+		revision INTEGER NOT NULL,
+		blob_key TEXT NOT NULL,
+		updated_at INTEGER NOT NULL
+	);
+	ALTER TABLE jobs ADD COLUMN claim TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate applies the migrations up to schema version last.
