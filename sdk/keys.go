@@ -162,7 +162,12 @@ func (k *Keys) Decrypt(result io.Reader, n int) ([]float64, error) {
 // DecryptRaw is Decrypt without the head and without the check: the
 // values the server computed, as they decrypt.
 func (k *Keys) DecryptRaw(result io.Reader, n int) ([]float64, error) {
-	p := k.Plan
+	return k.decrypt(k.Plan, result, n)
+}
+
+// decrypt decrypts a result and decodes it with plan p, k's plan or a
+// view of it (plan.Plan.DecisionView).
+func (k *Keys) decrypt(p *plan.Plan, result io.Reader, n int) ([]float64, error) {
 	cts, err := he.UnmarshalResult(result, k.params, he.Limits{MaxCount: p.Output.Ciphertexts})
 	if err != nil {
 		return nil, err

@@ -336,6 +336,9 @@ func (c *Client) RevokeKeySet(ctx context.Context, id string) (*fheserve.KeySet,
 // the key set req.KeySetID.
 func (c *Client) Submit(ctx context.Context, req *fheserve.SubmitRequest, body io.Reader, size int64) (*fheserve.Job, error) {
 	q := url.Values{"keyset": {req.KeySetID}, "samples": {strconv.Itoa(req.Samples)}}
+	if req.Claim != "" {
+		q.Set("claim", req.Claim)
+	}
 	var j fheserve.Job
 	return &j, c.do(ctx, &request{method: http.MethodPost, path: "/v1/models/" + esc(req.ModelID) + "/jobs",
 		query: q, body: body, length: size, contentType: "application/octet-stream"}, &j)

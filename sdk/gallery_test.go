@@ -1,0 +1,228 @@
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/internal/unitvec"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// galleryAt returns n labelled unit templates of dimension d whose
+// cosines with probe lie outside threshold +- 1.5 margin: above, below,
+// or anywhere in [-1, 1] outside it; and their cosines.
+func galleryAt(rng *rand.Rand, probe []float64, prefix string, n int, threshold, margin float64) ([]string, [][]float64, []float64) {
+	var labels []string
+	var emb [][]float64
+	var cos []float64
+	for i := range n {
+		var s float64
+		switch i % 3 {
+		case 0:
+			s = threshold + 1.5*margin + rng.Float64()*(1-threshold-1.5*margin)
+		case 1:
+			s = threshold - 1.5*margin - rng.Float64()*0.2
+		default:
+			for s = rng.Float64()*2 - 1; math.Abs(s-threshold) < 1.5*margin; s = rng.Float64()*2 - 1 {
+			}
+		}
+		labels = append(labels, prefix+strconv.Itoa(i))
+		emb = append(emb, unitvec.AtCosine(rng, probe, s))
+		cos = append(cos, s)
+	}
+	return labels, emb, cos
+}
+
+// oracle is the plaintext decision: the labels whose float64 cosine with
+// probe reaches the threshold.
+func oracle(labels []string, emb [][]float64, probe []float64, threshold float64) []string {
+	var m []string
+	for i, e := range emb {
+		var s float64
+		for j, v := range e {
+			s += v * probe[j]
+		}
+		if s >= threshold {
+			m = append(m, labels[i])
+		}
+	}
+	return m
+}
+
+// TestGalleryEndToEnd runs a gallery through a real server: an owner
+// creates it, a user makes keys for it before any template is enrolled,
+// the owner enrols, enrols more and removes, and after each step the
+// user's encrypted verifications and identifications, with the same
+// keys, decide as the float64 oracle does (scores away from the margin).
+// The signed log holds a record per enrolment, removal, verification and
+// identification.
+func TestGalleryEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	d := MustDaemon(t)
+	owner, user, admin := mustParties(t, d.URL())
+	const dim, threshold = 32, 0.4
+	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: dim, Threshold: threshold, Capacity: 16, Margin: 0.25}))(t)
+	if g.Templates != 0 || g.Margin <= 0 || g.Margin > 0.25 {
+		t.Fatalf("new gallery: %+v", g)
+	}
+	keys := must(user.GenerateKeys(ctx, g.ModelID))(t)
+	must(user.UploadKeys(ctx, keys, ""))(t)
+	_, err := user.Identify(ctx, keys, unitvec.Random(rand.New(rand.NewPCG(1, 2)), dim))
+	wantCode(t, err, fheserve.ECONFLICT) // no templates yet
+
+	rng := rand.New(rand.NewPCG(3, 4))
+	probe := unitvec.Random(rng, dim)
+	labels, emb, cos := galleryAt(rng, probe, "a", 6, threshold, g.Margin)
+	must(owner.Enroll(ctx, g.ModelID, labels, emb))(t)
+	check := func(step string) {
+		t.Helper()
+		want := oracle(labels, emb, probe, threshold)
+		got := must(user.Identify(ctx, keys, probe))(t)
+		if !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("%s: identify matched %v, the oracle %v", step, got, want)
+		}
+		for _, i := range []int{len(labels) - 1} {
+			ok := must(user.Verify(ctx, keys, labels[i], probe))(t)
+			if ok != (cos[i] >= threshold) {
+				t.Fatalf("%s: verify %s (cosine %.3f, threshold %g): %v", step, labels[i], cos[i], threshold, ok)
+			}
+		}
+		listed := must(user.Gallery(ctx, g.ModelID))(t)
+		if !slices.Equal(listed.Labels, labels) || listed.Templates != len(labels) {
+			t.Fatalf("%s: gallery lists %v (%d), want %v", step, listed.Labels, listed.Templates, labels)
+		}
+	}
+	check("enrol 6")
+	more, moreEmb, moreCos := galleryAt(rng, probe, "b", 5, threshold, g.Margin)
+	must(owner.Enroll(ctx, g.ModelID, more, moreEmb))(t)
+	labels, emb, cos = append(labels, more...), append(emb, moreEmb...), append(cos, moreCos...)
+	check("enrol 5 more, same keys")
+	must(owner.RemoveTemplates(ctx, g.ModelID, labels[0], labels[4]))(t)
+	for _, i := range []int{4, 0} {
+		labels, emb, cos = slices.Delete(labels, i, i+1), slices.Delete(emb, i, i+1), slices.Delete(cos, i, i+1)
+	}
+	check("remove 2")
+	_, err = user.Verify(ctx, keys, "a0", probe)
+	wantCode(t, err, fheserve.ENOTFOUND)
+
+	counts := map[string]int{}
+	q := audit.Query{Object: audit.Object{Kind: audit.KindModel, ID: g.ModelID}, Limit: audit.MaxLimit}
+	page := must((&audit.Client{URL: d.URL() + audit.PathPrefix, Token: admin.Token()}).Records(ctx, q))(t)
+	for _, it := range page.Records {
+		counts[must(audit.DecodeRecord(it.Record))(t).Action]++
+	}
+	want := map[string]int{"gallery.create": 1, "gallery.enroll": 2, "gallery.remove": 1, "gallery.identify": 3, "gallery.verify": 3}
+	for a, n := range want {
+		if counts[a] != n {
+			t.Errorf("the signed log holds %d %s records, want %d (all: %v)", counts[a], a, n, counts)
+		}
+	}
+}
+
+// TestGalleryResultHoldsDecisionsOnly decrypts, as the user can, every
+// slot and every coefficient of a verification's and an
+// identification's result fetched from a real server: the declared
+// slots hold the decisions (within the plan's stated error of 0 or 1),
+// and every other slot and every coefficient is Gaussian flood noise of
+// the plan's stated deviation and nothing beyond it; no score.
+func TestGalleryResultHoldsDecisionsOnly(t *testing.T) {
+	ctx := context.Background()
+	d := MustDaemon(t)
+	owner, user, _ := mustParties(t, d.URL())
+	const dim, threshold = 32, 0.4
+	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: dim, Threshold: threshold, Capacity: 16, Margin: 0.25}))(t)
+	rng := rand.New(rand.NewPCG(7, 8))
+	probe := unitvec.Random(rng, dim)
+	labels, emb, cos := galleryAt(rng, probe, "p", 9, threshold, g.Margin)
+	must(owner.Enroll(ctx, g.ModelID, labels, emb))(t)
+	keys := must(user.GenerateKeys(ctx, g.ModelID))(t)
+	must(user.UploadKeys(ctx, keys, ""))(t)
+	params := must(he.NewParameters(keys.Plan.Params))(t)
+	secret := must(client.UnmarshalSecret(params, must(keys.MarshalSecret())(t)))(t)
+
+	for _, claim := range []string{labels[0], ""} {
+		mode, names, want := plan.Identify, labels, cos
+		if claim != "" {
+			mode, names, want = plan.Verify, nil, cos[:1]
+		}
+		v := must(keys.Plan.DecisionView(mode, names))(t)
+		ct := must(keys.Encrypt(probe, 1))(t)
+		j := must(user.API.Submit(ctx, &fheserve.SubmitRequest{ModelID: g.ModelID, KeySetID: keys.KeySetID, Samples: 1, Claim: claim}, bytes.NewReader(ct), int64(len(ct))))(t)
+		must(user.Wait(ctx, j.ID, nil))(t)
+		r := must(user.API.Result(ctx, j.ID))(t)
+		raw := must(io.ReadAll(r))(t)
+		r.Close()
+		cts := must(he.UnmarshalResult(bytes.NewReader(raw), params, he.Limits{MaxCount: v.Output.Ciphertexts}))(t)
+		slots := must(secret.Decrypt(cts))(t)[0]
+		for _, c := range cts {
+			c.IsBatched = false
+		}
+		coeffs := must(secret.DecryptCoeffs(cts))(t)[0]
+
+		scale := math.Exp2(float64(v.Output.LogScale))
+		sigmaSlot := v.Precision.FloodStd * math.Sqrt(float64(len(slots))) / scale
+		declared := map[int]bool{}
+		for i, s := range want {
+			pos := plan.Pos(v.Output.Positions, i)
+			declared[pos] = true
+			step := 0.0
+			if s >= threshold {
+				step = 1
+			}
+			if math.Abs(slots[pos]-step) > v.Decision.Error {
+				t.Errorf("%s: decision %d (cosine %.3f) decrypts to %.4f, want %g within %.3g", mode, i, s, slots[pos], step, v.Decision.Error)
+			}
+		}
+		var rest []float64
+		for i, x := range slots {
+			if !declared[i] {
+				rest = append(rest, x)
+			}
+		}
+		onlyNoise(t, mode+" slots", rest, sigmaSlot)
+		// The declared slots' values show in every coefficient (slot j is
+		// the evaluation at the root zeta^(5^j) of the 2N-th roots of
+		// unity): the coefficients less their share are noise alone.
+		n2 := 2 * len(coeffs)
+		for pos := range declared {
+			g, z := 1, slots[pos]
+			for range pos {
+				g = g * 5 % n2
+			}
+			for k := range coeffs {
+				coeffs[k] -= 4 / float64(n2) * z * math.Cos(math.Pi*float64(k*g%n2)/float64(n2/2))
+			}
+		}
+		onlyNoise(t, mode+" coefficients", coeffs, v.Precision.FloodStd/scale)
+	}
+}
+
+// onlyNoise checks that xs look like zero-mean Gaussian noise of
+// deviation sigma: their deviation within 20% of it, their mean within
+// 6 standard errors of 0, and no value beyond 7 sigma.
+func onlyNoise(t *testing.T, what string, xs []float64, sigma float64) {
+	t.Helper()
+	var sum, sq, biggest float64
+	for _, x := range xs {
+		sum += x
+		sq += x * x
+		biggest = math.Max(biggest, math.Abs(x))
+	}
+	n := float64(len(xs))
+	mean := sum / n
+	sd := math.Sqrt(sq/n - mean*mean)
+	if sd < 0.8*sigma || sd > 1.2*sigma || math.Abs(mean) > 6*sigma/math.Sqrt(n) || biggest > 7*sigma {
+		t.Errorf("%s: %d values of mean %.3g, deviation %.3g, largest %.3g; flood noise alone has deviation %.3g", what, len(xs), mean, sd, biggest, sigma)
+	}
+	t.Logf("%s: %d values, deviation %.3g (flood %.3g), largest %.1f deviations", what, len(xs), sd, sigma, biggest/sd)
+}
