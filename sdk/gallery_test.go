@@ -64,8 +64,8 @@ func oracle(labels []string, emb [][]float64, probe []float64, threshold float64
 // the owner enrols, enrols more and removes, and after each step the
 // user's encrypted verifications and identifications, with the same
 // keys, decide as the float64 oracle does (scores away from the margin).
-// The signed log holds a record per enrolment, removal, verification and
-// identification.
+// The model's daily quota counts the queries, and the signed log holds a
+// record per enrolment, removal, verification and identification.
 func TestGalleryEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	d := MustDaemon(t)
@@ -114,6 +114,10 @@ func TestGalleryEndToEnd(t *testing.T) {
 	check("remove 2")
 	_, err = user.Verify(ctx, keys, "a0", probe)
 	wantCode(t, err, fheserve.ENOTFOUND)
+	// The model's quotas count queries: 6 ran today.
+	must(owner.API.SetLimits(ctx, g.ModelID, &fheserve.ModelLimits{Daily: 6}))(t)
+	_, err = user.Verify(ctx, keys, labels[0], probe)
+	wantCode(t, err, fheserve.ERATELIMIT)
 
 	counts := map[string]int{}
 	q := audit.Query{Object: audit.Object{Kind: audit.KindModel, ID: g.ModelID}, Limit: audit.MaxLimit}
