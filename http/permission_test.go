@@ -146,7 +146,7 @@ func endpoints() []endpoint {
 // (anonymous), 403 (pending, or not allowed) or 404 with a message.
 func TestPermissions(t *testing.T) {
 	w := newWorld(t)
-	eps := endpoints()
+	eps := append(endpoints(), galleryEndpoints()...)
 
 	// The matrix covers every route the server has.
 	var covered []string
