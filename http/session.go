@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"io/fs"
 	"mime"
 	"net"
 	"net/http"
@@ -218,4 +219,8 @@ func (s *Server) servePortal(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // newPortal is the portal's handler.
-func newPortal() http.Handler { return web.Handler() }
+func newPortal() http.Handler { return web.Handler(nil) }
+
+// SetPortalClient makes the portal serve the browser's client from wasm
+// (web.WasmFiles) rather than the one embedded in the binary.
+func (s *Server) SetPortalClient(wasm fs.FS) { s.portal = web.Handler(wasm) }

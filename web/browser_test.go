@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/fheserve/fheserve/app"
+	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/node"
 )
 
@@ -52,7 +53,7 @@ func (rec *recorder) handler(target string) http.Handler {
 		resp.Body.Close()
 		resp.Body = io.NopCloser(bytes.NewReader(b))
 		rec.mu.Lock()
-		rec.log[len(rec.log)-1].resp = b // requests are sent one at a time per exchange below
+		rec.log[resp.Request.Context().Value(exchangeKey{}).(int)].resp = b
 		rec.mu.Unlock()
 		return err
 	}
@@ -65,10 +66,13 @@ func (rec *recorder) handler(target string) http.Handler {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		rec.mu.Lock()
 		rec.log = append(rec.log, exchange{method: r.Method, path: r.URL.Path, header: r.Header.Clone(), body: body})
+		i := len(rec.log) - 1
 		rec.mu.Unlock()
-		proxy.ServeHTTP(w, r)
+		proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), exchangeKey{}, i)))
 	})
 }
+
+type exchangeKey struct{}
 
 func (rec *recorder) exchanges() []exchange {
 	rec.mu.Lock()
@@ -222,9 +226,9 @@ func fill(form string, values ...string) chromedp.Action[chromedp.Void] {
 
 // startNode starts a server with the administrator root and a recording
 // proxy in front; it returns the proxy's URL.
-func startNode(t *testing.T) (*node.Node, string, *recorder) {
+func startNode(t *testing.T, configure ...func(*fhttp.Server)) (*node.Node, string, *recorder) {
 	ctx := context.Background()
-	n, err := node.Start(ctx, t.TempDir(), "127.0.0.1:0", app.Config{Workers: 1})
+	n, err := node.Start(ctx, t.TempDir(), "127.0.0.1:0", app.Config{Workers: 1}, configure...)
 	check(t, err)
 	t.Cleanup(func() { n.Close() })
 	_, err = n.App.InitAdmin(ctx, "root", "root-password")

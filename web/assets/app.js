@@ -2,7 +2,9 @@
 // logged in by the session cookie of /portal/session. Everything a page
 // shows is built with DOM calls and textContent, never from HTML strings.
 
-const state = { session: null };
+import { tryPage } from './try.js';
+
+export const state = { session: null };
 
 // api calls the server and returns the decoded JSON body (null for 204);
 // it throws an Error with the server's message on a failure.
@@ -184,22 +186,24 @@ function shape(s) {
   return (s || []).join(' × ');
 }
 
-async function modelsCard(container, title, emptyText) {
+async function modelsCard(container, title, emptyText, tryIt) {
   const card = el('section', { class: 'card', id: 'models' }, el('h2', {}, title));
   container.append(card);
   const { models } = await api('GET', '/v1/models');
   card.append(table(
-    [['Name'], ['Version', 'wide'], ['Owner', 'wide'], ['Input'], ['Output'], ['Ring', 'wide'], ['Status']],
+    [['Name'], ['Version', 'wide'], ['Owner', 'wide'], ['Input'], ['Output'], ['Ring', 'wide'], ['Status'], ['']],
     models.map((m) => el('tr', {}, el('td', {}, m.name), el('td', { class: 'wide' }, `v${m.version}`),
       el('td', { class: 'wide' }, m.owner), el('td', {}, shape(m.input_shape)), el('td', {}, shape(m.output_shape)),
-      el('td', { class: 'wide' }, `N = 2^${m.log_n}`), el('td', {}, badge(m.status)))),
+      el('td', { class: 'wide' }, `N = 2^${m.log_n}`), el('td', {}, badge(m.status)),
+      el('td', { class: 'actions' }, tryIt && m.status === 'active' && !m.sealed
+        ? el('a', { class: 'try', href: `#/try/${encodeURIComponent(m.id)}`, 'data-model': m.name }, 'Try it') : null))),
     emptyText));
 }
 
 const homes = {
   admin: adminHome,
-  owner: (c) => modelsCard(c, 'Your models', 'No model deployed yet: deploy one with “fheserve model deploy”.'),
-  user: (c) => modelsCard(c, 'Models you may use', 'No model is open to you yet.'),
+  owner: (c) => modelsCard(c, 'Your models', 'No model deployed yet: deploy one with “fheserve model deploy”.', false),
+  user: (c) => modelsCard(c, 'Models you may use', 'No model is open to you yet.', true),
 };
 
 async function homePage() {
@@ -239,6 +243,7 @@ async function route() {
     showWho();
     if (!state.session) return loginPage();
     if (hash === '#/login') history.replaceState(null, '', '#/');
+    if (hash.startsWith('#/try/')) return await tryPage(main(), decodeURIComponent(hash.slice('#/try/'.length)));
     await homePage();
   } catch (err) {
     if (err.status === 401) {

@@ -1,0 +1,179 @@
+//go:build js && wasm
+
+// Command fheserve-wasm is the portal's client in the browser: the same
+// SDK and he/client code as the command line's, built with GOOS=js
+// GOARCH=wasm and run in a Web Worker (web/assets/worker.js), so that key
+// generation and encryption never block the page. It sets a global
+// fheserve object with two functions that return promises:
+//
+//	fheserve.generateKeys({origin, csrf, model}, onProgress)
+//	  -> {key_set_id, fingerprint, secret: Uint8Array, upload_bytes, keygen_ms, upload_ms}
+//	fheserve.predict({origin, csrf, model, key_set_id, secret, input: Float64Array, samples}, onProgress)
+//	  -> {output: Float64Array, output_size, encrypt_ms, server_ms, decrypt_ms, upload_bytes, result_bytes}
+//
+// It talks to the server with the browser's session cookie (never a
+// bearer token, which the page does not hold) and the session's CSRF
+// token. Only public and evaluation keys and ciphertexts leave: the
+// secret key goes back to the worker, which keeps it in IndexedDB.
+//
+// Build it with 'go generate ./web', which puts it where the portal's
+// handler embeds it.
+package main
+
+import (
+	"context"
+	"net/http"
+	"syscall/js"
+	"time"
+
+	"github.com/fheserve/fheserve/sdk"
+)
+
+func main() {
+	js.Global().Set("fheserve", js.ValueOf(map[string]any{
+		"generateKeys": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return generateKeys(args[0], progressFunc(args)) })
+		}),
+		"predict": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return predict(args[0], progressFunc(args)) })
+		}),
+	}))
+	select {}
+}
+
+// promise runs f on its own goroutine (a JS callback must not block on
+// the network) and returns a Promise of its result.
+func promise(f func() (any, error)) js.Value {
+	executor := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		resolve, reject := args[0], args[1]
+		go func() {
+			v, err := f()
+			if err != nil {
+				reject.Invoke(js.Global().Get("Error").New(err.Error()))
+				return
+			}
+			resolve.Invoke(v)
+		}()
+		return nil
+	})
+	defer executor.Release() // the Promise constructor calls it at once
+	return js.Global().Get("Promise").New(executor)
+}
+
+// progress reports a stage to the worker: what is happening, and done of
+// total when it is counted.
+type progress func(stage string, done, total int)
+
+func progressFunc(args []js.Value) progress {
+	if len(args) < 2 || args[1].Type() != js.TypeFunction {
+		return func(string, int, int) {}
+	}
+	f := args[1]
+	return func(stage string, done, total int) {
+		f.Invoke(js.ValueOf(map[string]any{"stage": stage, "done": done, "total": total}))
+	}
+}
+
+// csrfTransport adds the session's CSRF token to every request; the
+// browser's fetch adds the session cookie.
+type csrfTransport struct{ token string }
+
+func (t csrfTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-CSRF-Token", t.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// client is an SDK client of the page's server with its session.
+func client(opts js.Value) *sdk.Client {
+	c := sdk.New(opts.Get("origin").String())
+	c.API.HTTP = &http.Client{Transport: csrfTransport{opts.Get("csrf").String()}}
+	return c
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func generateKeys(opts js.Value, report progress) (any, error) {
+	ctx := context.Background()
+	c := client(opts)
+	model := opts.Get("model").String()
+	report("plan", 0, 0)
+	p, err := c.Plan(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	report("keygen", 0, 0)
+	t0 := time.Now()
+	keys, err := sdk.NewKeys(model, p)
+	if err != nil {
+		return nil, err
+	}
+	keygen := time.Since(t0)
+	report("upload", 0, keys.EvalKeysSize())
+	t0 = time.Now()
+	ks, err := c.UploadKeys(ctx, keys, "")
+	if err != nil {
+		return nil, err
+	}
+	upload := time.Since(t0)
+	secret, err := keys.MarshalSecret()
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{
+		"key_set_id": ks.ID, "fingerprint": ks.Fingerprint, "secret": bytesToJS(secret),
+		"upload_bytes": keys.EvalKeysSize(), "keygen_ms": ms(keygen), "upload_ms": ms(upload),
+	}, nil
+}
+
+func predict(opts js.Value, report progress) (any, error) {
+	ctx := context.Background()
+	c := client(opts)
+	model := opts.Get("model").String()
+	report("plan", 0, 0)
+	p, err := c.Plan(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, opts.Get("secret").Get("length").Int())
+	js.CopyBytesToGo(secret, opts.Get("secret"))
+	keys, err := sdk.LoadKeys(model, opts.Get("key_set_id").String(), p, secret)
+	clear(secret)
+	if err != nil {
+		return nil, err
+	}
+	in := opts.Get("input")
+	x := make([]float64, in.Get("length").Int())
+	for i := range x {
+		x[i] = in.Index(i).Float()
+	}
+	n := opts.Get("samples").Int()
+	var stats sdk.PredictStats
+	report("encrypt", 0, n)
+	y, err := c.PredictWith(ctx, keys, x, n, &sdk.PredictOptions{Stats: &stats, Progress: func(pr sdk.Progress) {
+		switch {
+		case pr.Wait > 0:
+			report("wait", pr.Predicted, pr.Samples)
+		case pr.Job != nil:
+			report("evaluate", pr.Job.Done, pr.Job.Total)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	out := js.Global().Get("Float64Array").New(len(y))
+	for i, v := range y {
+		out.SetIndex(i, v)
+	}
+	return map[string]any{
+		"output": out, "output_size": p.OutputSize(),
+		"encrypt_ms": ms(stats.Encrypt), "server_ms": ms(stats.Server), "evaluate_ms": ms(stats.Evaluate), "decrypt_ms": ms(stats.Decrypt),
+		"upload_bytes": stats.UploadBytes, "result_bytes": stats.ResultBytes,
+	}, nil
+}
+
+func bytesToJS(b []byte) js.Value {
+	a := js.Global().Get("Uint8Array").New(len(b))
+	js.CopyBytesToJS(a, b)
+	return a
+}

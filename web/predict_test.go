@@ -1,0 +1,204 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/bundled"
+	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/sdk"
+	"github.com/fheserve/fheserve/web"
+)
+
+// buildClient builds the browser's client afresh, as 'go generate ./web'
+// does, into a temporary directory.
+func buildClient(t *testing.T) string {
+	dir := t.TempDir()
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	cmd := exec.Command(goBin, "build", "-trimpath", "-o", filepath.Join(dir, "fheserve.wasm"), "../cmd/fheserve-wasm")
+	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cannot build the browser's client: %v\n%s", err, out)
+	}
+	execJS, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js"))
+	check(t, err)
+	check(t, os.WriteFile(filepath.Join(dir, "wasm_exec.js"), execJS, 0o644))
+	for _, f := range web.WasmFiles {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func argmax(v []float64) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// TestPortalPredict: an owner deploys the bundled MLP, a user logs in to
+// the portal, generates keys in the browser, uploads one Fashion-MNIST
+// image as .npy, predicts, and sees the label the Go SDK (what 'fheserve
+// predict' runs) gets for the same image. No request the browser sent
+// holds the secret key, the input or the decrypted scores.
+func TestPortalPredict(t *testing.T) {
+	ctx := context.Background()
+	clientDir := buildClient(t)
+	n, base, rec := startNode(t, func(s *fhttp.Server) { s.SetPortalClient(os.DirFS(clientDir)) })
+
+	// The accounts and the deployment, through the API.
+	admin := sdk.New(n.URL())
+	_, err := admin.Login(ctx, "root", "root-password")
+	check(t, err)
+	account := func(name, role string) *sdk.Client {
+		c := sdk.New(n.URL())
+		_, err := c.Register(ctx, name, name+"-password", role)
+		check(t, err)
+		_, err = admin.Approve(ctx, name)
+		check(t, err)
+		_, err = c.Login(ctx, name, name+"-password")
+		check(t, err)
+		return c
+	}
+	owner, user := account("olivia", fheserve.RoleOwner), account("ulrich", fheserve.RoleUser)
+	onnx, err := bundled.Model("mlp")
+	check(t, err)
+	calib, err := bundled.Calibration("mlp")
+	check(t, err)
+	var calibBytes bytes.Buffer
+	check(t, npy.Write(&calibBytes, calib))
+	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: "mlp", ONNX: onnx, Calibration: calibBytes.Bytes()})
+	check(t, err)
+
+	// The input: the first sample image, as a .npy file of shape [1 1 28 28].
+	xs, err := bundled.Inputs("mlp")
+	check(t, err)
+	x := xs.Data[:784]
+	sample := &npy.Array{Shape: []int{1, 1, 28, 28}, Data: x}
+	var sampleBytes bytes.Buffer
+	check(t, npy.Write(&sampleBytes, sample))
+	npyPath := filepath.Join(t.TempDir(), "sample.npy")
+	check(t, os.WriteFile(npyPath, sampleBytes.Bytes(), 0o644))
+
+	// The oracle: the SDK's prediction on the same input.
+	keys, err := user.GenerateKeys(ctx, m.ID)
+	check(t, err)
+	_, err = user.UploadKeys(ctx, keys, "")
+	check(t, err)
+	want, err := user.Predict(ctx, keys, x, 1, nil)
+	check(t, err)
+
+	b := newBrowser(t)
+	b.do("log in as ulrich", chromedp.Navigate(base+"/"),
+		fill(`form`, `#login-username`, "ulrich", `#login-password`, "ulrich-password"),
+		chromedp.WaitVisible(`#models a.try[data-model=mlp]`))
+	b.shot("user-models")
+	b.do("open the try page", chromedp.Click(`#models a.try[data-model=mlp]`), chromedp.WaitVisible(`#keygen`))
+	b.shot("try")
+	b.do("generate keys", chromedp.Click(`#keygen`), chromedp.WaitVisible(`#keygen-progress`))
+	b.shot("try-keygen")
+	b.do("keys made", chromedp.WaitVisible(`#keyset`))
+	b.do("upload the input", chromedp.SetUploadFiles(`#npy`, []string{npyPath}), chromedp.WaitEnabled(`#predict`))
+	b.do("predict", chromedp.Click(`#predict`), chromedp.WaitVisible(`#prediction`))
+	b.shot("try-result")
+
+	label := get(b, "the label", chromedp.Evaluate[int](`Number(document.querySelector('#prediction').dataset.label)`))
+	scores := get(b, "the scores", chromedp.Evaluate[[]float64](`Array.from(document.querySelectorAll('.barrow'), e => Number(e.dataset.score))`))
+	if label != argmax(want) {
+		t.Errorf("the browser predicts class %d (scores %.3f), the SDK class %d (scores %.3f)", label, scores, argmax(want), want)
+	}
+	for i := range want {
+		if i >= len(scores) || math.Abs(scores[i]-want[i]) > 2*m.OutputError+1e-9 {
+			t.Fatalf("browser scores %.4f, SDK scores %.4f: beyond twice the plan's error %.2g", scores, want, m.OutputError)
+		}
+	}
+
+	// The secret key, as the worker keeps it in IndexedDB.
+	secrets := get(b, "the secret keys", chromedp.Evaluate[[]string](`new Promise((resolve, reject) => {
+		const open = indexedDB.open('fheserve', 1);
+		open.onerror = () => reject(open.error);
+		open.onsuccess = () => {
+			const all = open.result.transaction('keys').objectStore('keys').getAll();
+			all.onsuccess = () => resolve(all.result.map((k) => {
+				let s = '';
+				for (let i = 0; i < k.secret.length; i += 8192) s += String.fromCharCode(...k.secret.subarray(i, i + 8192));
+				return btoa(s);
+			}));
+		};
+	})`, chromedp.EvalAwaitPromise))
+	if len(secrets) != 1 {
+		t.Fatalf("IndexedDB holds %d secret keys, want 1", len(secrets))
+	}
+	secret, err := base64.StdEncoding.DecodeString(secrets[0])
+	check(t, err)
+	if len(secret) < 1024 {
+		t.Fatalf("a secret key of %d bytes", len(secret))
+	}
+	checkNoSecrets(t, rec.exchanges(), secret, x, scores)
+	if errs := b.pageErrors(); len(errs) > 0 {
+		t.Errorf("the browser reported errors: %q", errs)
+	}
+}
+
+// checkNoSecrets checks that no request body holds a piece of the secret
+// key (raw or base64), or the input or output values as float32 or
+// float64 bytes or as decimal text.
+func checkNoSecrets(t *testing.T, log []exchange, secret []byte, input, output []float64) {
+	t.Helper()
+	type needle struct {
+		what string
+		b    []byte
+	}
+	var needles []needle
+	for off := 0; off+32 <= len(secret); off += len(secret) / 64 {
+		needles = append(needles, needle{"the secret key at " + strconv.Itoa(off), secret[off : off+32]})
+	}
+	needles = append(needles, needle{"the secret key in base64", []byte(base64.StdEncoding.EncodeToString(secret[:48]))})
+	values := func(what string, v []float64) {
+		for _, f := range v {
+			if f == 0 || f == float64(int(f)) {
+				continue // too common to mean anything
+			}
+			f32 := float32(f)
+			needles = append(needles,
+				needle{what + " as float64", binary.LittleEndian.AppendUint64(nil, math.Float64bits(f))},
+				needle{what + " as float32", binary.LittleEndian.AppendUint32(nil, math.Float32bits(f32))},
+				needle{what + " as text", []byte(strconv.FormatFloat(f, 'g', -1, 64))},
+				needle{what + " as float32 text", []byte(strconv.FormatFloat(float64(f32), 'g', -1, 32))})
+		}
+	}
+	values("an input value", input)
+	values("an output value", output)
+	sent := 0
+	for _, x := range log {
+		sent += len(x.body)
+		for _, n := range needles {
+			if len(n.b) >= 6 && bytes.Contains(x.body, n.b) {
+				t.Errorf("%s %s sent %s", x.method, x.path, n.what)
+			}
+		}
+	}
+	if !slices.ContainsFunc(log, func(x exchange) bool { return x.method == "POST" && len(x.body) > 1<<20 }) {
+		t.Errorf("no key upload among the %d requests (%d bytes sent): the check saw nothing", len(log), sent)
+	}
+	t.Logf("%d requests, %d bytes sent by the browser, none holds any of %d secrets", len(log), sent, len(needles))
+}
