@@ -420,8 +420,12 @@ func fuseLinear(s, src *plan.Step) {
 			bias[i] += s.Bias[i]
 		}
 	}
-	if s.Preferred == nil && isDiagonal(s.M) {
-		s.Preferred = src.Preferred
+	switch {
+	case isDiagonal(src.M):
+	case isDiagonal(s.M):
+		s.Grid = src.Grid
+	default:
+		s.Grid = s.Grid.After(src.Grid)
 	}
 	s.M, s.Bias, s.In = m, bias, []int{src.In[0]}
 	if src.Name != s.Name {
@@ -927,9 +931,11 @@ func (c *compilation) tradeOff(p *plan.Plan, ps *paramChoice, pr privacy) error 
 
 // layout assigns each value of a latency-mode program its period and the
 // positions of its elements. Values keep their natural order unless a
-// linear step has preferred output positions (a convolution) that cut its
-// diagonals at least in half, fit the slots, and flow only through
-// elementwise steps into linear steps, which absorb any order.
+// linear step on images (a convolution, pooling or padding, alone or
+// fused) can place its outputs next to their receptive fields in its
+// input's layout (plan.Grid.Positions) and that cuts its diagonals at
+// least in half, fits the slots, and flows only through elementwise
+// steps into linear steps, which absorb any order.
 func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 	steps := c.prog.Steps
 	pos = make([][]int, len(steps)+1)
@@ -947,14 +953,10 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 		if s.MaskOutput {
 			// No folding: a fold leaves partial sums outside the outputs.
 			s.Pout = max(s.Pout, s.Pin)
-		} else if s.Preferred != nil && c.reordersFreely(i+1) {
-			natural := len(s.Diagonals())
-			hi := 0
-			for _, q := range s.Preferred {
-				hi = max(hi, q)
-			}
-			s.OutPos, s.Pout = s.Preferred, plan.NextPow2(hi+1)
-			if s.Pout > slots || 2*len(s.Diagonals()) >= natural {
+		} else if pref := s.Grid.Positions(s.InPos); pref != nil && c.reordersFreely(i+1) {
+			natural := len(s.DiagonalIndices())
+			s.OutPos, s.Pout = pref, plan.NextPow2(slices.Max(pref)+1)
+			if s.Pout > slots || 2*len(s.DiagonalIndices()) >= natural {
 				s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
 			}
 		}

@@ -108,13 +108,11 @@ func (l *lowering) lowerNode(i int, n *nn.Node) (int, error) {
 		return l.linear(n.Name, in[0], denseMatrix(op), op.B), nil
 	case *nn.Conv:
 		m, bias := convMatrix(op, inShape, n.Shape)
-		id := l.linear(n.Name, in[0], m, bias)
-		l.nodes[id-1].step.Preferred = convPositions(op, inShape, n.Shape)
-		return id, nil
+		return l.gridded(n.Name, in[0], m, bias, grid(inShape, n.Shape, op.StrideH, op.StrideW, op.PadT, op.PadL, false)), nil
 	case *nn.AvgPool:
-		return l.linear(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil), nil
+		return l.gridded(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil, grid(inShape, n.Shape, op.StrideH, op.StrideW, op.PadT, op.PadL, true)), nil
 	case *nn.Pad:
-		return l.linear(n.Name, in[0], padMatrix(op, inShape, n.Shape), nil), nil
+		return l.gridded(n.Name, in[0], padMatrix(op, inShape, n.Shape), nil, grid(inShape, n.Shape, 1, 1, op.PadT, op.PadL, true)), nil
 	case *nn.Affine:
 		return l.diag(n.Name, in[0], broadcast(op.Scale, n.Shape, 1), broadcast(op.Shift, n.Shape, 0)), nil
 	case *nn.Combine:
@@ -346,47 +344,20 @@ func convMatrix(op *nn.Conv, in, out nn.Shape) (*plan.Sparse, []float64) {
 	return b.Build(), bias
 }
 
-// convPositions places each output of a convolution at the position of
-// its receptive field's corner in the input (shifted per output channel so
-// that channels do not collide): entry (r, c) of the convolution matrix
-// then lies on one of InC*KH*KW diagonals per output channel.
-func convPositions(op *nn.Conv, in, out nn.Shape) []int {
-	_, _, w := chw(in)
+// gridded emits a linear step on images with its grid, from which the
+// layout places its outputs (plan.Grid.Positions).
+func (l *lowering) gridded(name string, in int, m *plan.Sparse, bias []float64, g *plan.Grid) int {
+	id := l.linear(name, in, m, bias)
+	l.nodes[id-1].step.Grid = g
+	return id
+}
+
+// grid is the grid of a map from images of shape in to images of shape
+// out with the given strides and top and left padding.
+func grid(in, out nn.Shape, sh, sw, padT, padL int, depthwise bool) *plan.Grid {
+	c, h, w := chw(in)
 	oc, oh, ow := chw(out)
-	base := make([]int, oh*ow)
-	lo := 0
-	for y := 0; y < oh; y++ {
-		for x := 0; x < ow; x++ {
-			a := (y*op.StrideH-op.PadT)*w + x*op.StrideW - op.PadL
-			base[y*ow+x] = a
-			lo = min(lo, a)
-		}
-	}
-	for i := range base {
-		base[i] -= lo
-	}
-	used := map[int]bool{}
-	pos := make([]int, 0, oc*oh*ow)
-	for o := 0; o < oc; o++ {
-		for off := 0; ; off++ {
-			free := true
-			for _, a := range base {
-				if used[a+off] {
-					free = false
-					break
-				}
-			}
-			if !free {
-				continue
-			}
-			for _, a := range base {
-				used[a+off] = true
-				pos = append(pos, a+off)
-			}
-			break
-		}
-	}
-	return pos
+	return &plan.Grid{InC: c, H: h, W: w, OutC: oc, OH: oh, OW: ow, SH: sh, SW: sw, OffH: -padT, OffW: -padL, Depthwise: depthwise}
 }
 
 func poolMatrix(op *nn.AvgPool, in, out nn.Shape) *plan.Sparse {

@@ -171,8 +171,10 @@ type Step struct {
 	// convolutions next to their receptive fields, which makes their
 	// matrices nearly diagonal.
 	InPos, OutPos []int
-	// Preferred output positions (a compiler hint, from convolutions).
-	Preferred []int
+	// Grid (a compiler hint, not part of the program's JSON): the map
+	// acts on images, and the compiler places its outputs next to their
+	// receptive fields in the input's layout.
+	Grid *Grid `json:"-"`
 	// Tile (latency, slots, a tiled plan): the slots of one sample. Every
 	// tile holds a different sample, so the diagonals read only inside
 	// their tile, with offsets that are not taken modulo a period, and
@@ -232,8 +234,22 @@ func (p *Program) LastCompute() int {
 // Pin > Pout, gives M x with period Pout. See DESIGN.md.
 func (s *Step) Diagonals() map[int][]float64 {
 	q := max(s.Pin, s.Pout)
-	sm := min(s.Pin, s.Pout)
 	d := map[int][]float64{}
+	s.entries(func(k, i int, v float64) {
+		dk, ok := d[k]
+		if !ok {
+			dk = make([]float64, q)
+			d[k] = dk
+		}
+		dk[i] += v
+	})
+	return d
+}
+
+// entries calls f with the diagonal k, the position i in it and the value
+// of each entry of M (see Diagonals).
+func (s *Step) entries(f func(k, i int, v float64)) {
+	sm := min(s.Pin, s.Pout)
 	for r := 0; r < s.M.Rows; r++ {
 		cols, vals := s.M.Row(r)
 		rp := at(s.OutPos, r)
@@ -244,15 +260,9 @@ func (s *Step) Diagonals() map[int][]float64 {
 			if s.Tile > 0 {
 				k = s.tiledOffset(i, k)
 			}
-			v, ok := d[k]
-			if !ok {
-				v = make([]float64, q)
-				d[k] = v
-			}
-			v[i] += vals[j]
+			f(k, i, vals[j])
 		}
 	}
-	return d
 }
 
 // tiledOffset moves the read of a cyclic diagonal k at position i of a
@@ -295,11 +305,14 @@ func (s *Step) BiasCoefficients(n int) []float64 {
 // DiagonalIndices returns the sorted indices of the step's non-zero
 // diagonals.
 func (s *Step) DiagonalIndices() []int {
-	d := s.Diagonals()
-	idx := make([]int, 0, len(d))
-	for k := range d {
-		idx = append(idx, k)
-	}
+	seen := map[int]bool{}
+	var idx []int
+	s.entries(func(k, _ int, _ float64) {
+		if !seen[k] {
+			seen[k] = true
+			idx = append(idx, k)
+		}
+	})
 	sort.Ints(idx)
 	return idx
 }

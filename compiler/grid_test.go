@@ -1,0 +1,117 @@
+package compiler
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/plan"
+)
+
+// A chain of convolutions and poolings, fused into one matrix the way
+// fuse does and placed by its composed grid, puts every entry
+// ((o,y,x), (c,y',x')) on a slot offset that depends on the channels and
+// the tap (y'-y*SH, x'-x*SW) only, never on the output's place, and gives
+// each output its own slot; the input is laid out as the previous placed
+// layer left it (gaps and channels interleaved) or in natural order.
+func TestGridPositionsAreShiftInvariant(t *testing.T) {
+	type layer struct {
+		conv *nn.Conv
+		pool *nn.AvgPool
+	}
+	conv := func(inC, outC, k, s, p int) layer {
+		w := make([]float64, outC*inC*k*k)
+		for i := range w {
+			w[i] = float64(i%7) + 1
+		}
+		return layer{conv: &nn.Conv{InC: inC, OutC: outC, KH: k, KW: k, StrideH: s, StrideW: s, PadT: p, PadL: p, PadB: p, PadR: p, W: w}}
+	}
+	pool := func(k, s int) layer {
+		return layer{pool: &nn.AvgPool{KH: k, KW: k, StrideH: s, StrideW: s}}
+	}
+	for _, tc := range []struct {
+		name   string
+		in     nn.Shape
+		first  []layer // placed first: the layout the second chain reads
+		second []layer
+	}{
+		{"conv", nn.Shape{3, 12, 12}, nil, []layer{conv(3, 4, 3, 1, 1)}},
+		{"strided conv", nn.Shape{2, 11, 11}, nil, []layer{conv(2, 5, 3, 2, 0)}},
+		{"pool then conv", nn.Shape{3, 16, 16}, nil, []layer{pool(2, 2), conv(3, 8, 3, 1, 1)}},
+		{"conv pool conv", nn.Shape{2, 16, 16}, nil, []layer{conv(2, 4, 3, 1, 1), pool(2, 2), conv(4, 4, 3, 1, 1)}},
+		{"strided conv on gaps", nn.Shape{2, 16, 16}, []layer{pool(2, 2), conv(2, 6, 3, 1, 1)}, []layer{conv(6, 5, 3, 2, 1)}},
+		{"pool and conv on gaps", nn.Shape{3, 16, 16}, []layer{pool(2, 2), conv(3, 8, 3, 1, 1)}, []layer{pool(2, 2), conv(8, 16, 3, 1, 1)}},
+		{"pool on gaps", nn.Shape{3, 16, 16}, []layer{conv(3, 4, 3, 2, 1)}, []layer{pool(2, 2)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			chain := func(in nn.Shape, layers []layer) (*plan.Sparse, *plan.Grid, nn.Shape) {
+				var m *plan.Sparse
+				var g *plan.Grid
+				for _, l := range layers {
+					c, h, w := chw(in)
+					var lm *plan.Sparse
+					var out nn.Shape
+					var lg *plan.Grid
+					if l.conv != nil {
+						op := l.conv
+						out = nn.Shape{op.OutC, (h+2*op.PadT-op.KH)/op.StrideH + 1, (w+2*op.PadL-op.KW)/op.StrideW + 1}
+						lm, _ = convMatrix(op, in, out)
+						lg = grid(in, out, op.StrideH, op.StrideW, op.PadT, op.PadL, false)
+					} else {
+						op := l.pool
+						out = nn.Shape{c, (h-op.KH)/op.StrideH + 1, (w-op.KW)/op.StrideW + 1}
+						lm = poolMatrix(op, in, out)
+						lg = grid(in, out, op.StrideH, op.StrideW, 0, 0, true)
+					}
+					if m == nil {
+						m, g = lm, lg
+					} else {
+						m, g = plan.MulSparse(lm, m), lg.After(g)
+					}
+					in = out
+				}
+				return m, g, in
+			}
+			var inPos []int
+			in := tc.in
+			if tc.first != nil {
+				_, g, out := chain(in, tc.first)
+				inPos, in = g.Positions(nil), out
+				if inPos == nil {
+					t.Fatal("first chain not placed")
+				}
+			}
+			m, g, out := chain(in, tc.second)
+			pos := g.Positions(inPos)
+			if len(pos) != out.Size() {
+				t.Fatalf("%d positions for %d outputs", len(pos), out.Size())
+			}
+			seen := map[int]bool{}
+			for _, p := range pos {
+				if p < 0 || seen[p] {
+					t.Fatalf("position %d negative or repeated", p)
+				}
+				seen[p] = true
+			}
+			c, h, w := chw(in)
+			_, oh, ow := chw(out)
+			offset := map[string]int{}
+			for r := 0; r < m.Rows; r++ {
+				o, y, x := r/(oh*ow), r/ow%oh, r%ow
+				cols, _ := m.Row(r)
+				for _, col := range cols {
+					ci, iy, ix := col/(h*w), col/w%h, col%w
+					key := fmt.Sprint(o, ci, iy-y*g.SH, ix-x*g.SW)
+					d := plan.Pos(inPos, col) - pos[r]
+					if prev, ok := offset[key]; ok && prev != d {
+						t.Fatalf("output (%d,%d,%d) reads channel %d tap %s at offset %d, other outputs at %d", o, y, x, ci, key, d, prev)
+					}
+					offset[key] = d
+				}
+			}
+			if c != g.InC || len(offset) == 0 {
+				t.Fatalf("grid %+v for input of %d channels, %d offsets", g, c, len(offset))
+			}
+		})
+	}
+}
