@@ -189,6 +189,12 @@ func TestDescriptorsSeparatePeople(t *testing.T) {
 		}
 	}
 	var farthestSelf float64
+	lowestSelfCos, highestOthersCos := 1.0, -1.0
+	for i := range all {
+		for j := range i {
+			highestOthersCos = max(highestOthersCos, cosine64(all[i], all[j]))
+		}
+	}
 	first := 0 // the index in all of each photo's first face
 	// One face of each photo keeps the test to a second or two.
 	for _, im := range g.Images {
@@ -216,6 +222,7 @@ func TestDescriptorsSeparatePeople(t *testing.T) {
 		}
 		d := distance32(self.Descriptor, all[first])
 		farthestSelf = max(farthestSelf, d)
+		lowestSelfCos = min(lowestSelfCos, cosine64(asFloat64(self.Descriptor), all[first]))
 		if nearest != first {
 			t.Errorf("%s at %.0f,%.0f: the mirrored face is nearest demo face %d (%.3f), not itself (%.3f)", im.Image, r.X, r.Y, nearest, best, d)
 		}
@@ -225,6 +232,10 @@ func TestDescriptorsSeparatePeople(t *testing.T) {
 		first += len(im.Faces)
 	}
 	t.Logf("euclidean distance: same face mirrored at most %.3f, different people at least %.3f (face-api's usual threshold 0.6)", farthestSelf, closestOthers)
+	t.Logf("cosine similarity: same face mirrored at least %.4f, different people at most %.4f", lowestSelfCos, highestOthersCos)
+	if lowestSelfCos <= highestOthersCos {
+		t.Errorf("a cosine threshold cannot separate them: same face at least %.4f, different people up to %.4f", lowestSelfCos, highestOthersCos)
+	}
 }
 
 // mirroredCut returns the square around r, scale times its side, clipped to
@@ -242,6 +253,24 @@ func mirroredCut(img *Image, r Rect, scale float64) (cut *Image, cx, cy float64)
 		}
 	}
 	return cut, float64(x1) - cx, cy - float64(y0)
+}
+
+func cosine64(a, b []float64) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		dot += a[i] * b[i]
+		na += a[i] * a[i]
+		nb += b[i] * b[i]
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+func asFloat64(d []float32) []float64 {
+	out := make([]float64, len(d))
+	for i, v := range d {
+		out[i] = float64(v)
+	}
+	return out
 }
 
 func distance64(a, b []float64) float64 {
