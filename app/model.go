@@ -39,19 +39,7 @@ type preparedModel struct {
 // Deploy imports, compiles and stores a model of the calling owner. The
 // weights are stored encrypted under a fresh data key.
 func (a *App) Deploy(ctx context.Context, who *fheserve.Account, req *fheserve.DeployRequest) (*fheserve.Model, error) {
-	if err := require(who, fheserve.RoleOwner); err != nil {
-		return nil, err
-	}
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	if n := int64(len(req.ONNX) + len(req.Calibration)); n > a.cfg.MaxModelBytes {
-		return nil, fheserve.Errorf(fheserve.ETOOLARGE, "the model and calibration data take %d bytes, more than the limit of %d", n, a.cfg.MaxModelBytes)
-	}
-	if err := a.checkAllow(ctx, req.Allow); err != nil {
-		return nil, err
-	}
-	res, err := compileDeployment(req)
+	res, err := a.compileChecked(ctx, who, req)
 	if err != nil {
 		return nil, err
 	}

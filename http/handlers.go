@@ -107,34 +107,45 @@ func (s *Server) review(w http.ResponseWriter, r *http.Request, c *fheserve.Call
 // DeployRequest), a "model" part (the ONNX file) and an optional
 // "calibration" part (.npy).
 func (s *Server) deploy(w http.ResponseWriter, r *http.Request, c *fheserve.Caller) error {
-	// Check the caller and the request before reading a large body.
-	if err := s.svc.CheckDeploy(c.Account); err != nil {
-		return err
-	}
-	limit := s.svc.MaxModelBytes()
-	if r.ContentLength > limit+maxJSON {
-		return fheserve.Errorf(fheserve.ETOOLARGE, "request body of %d bytes is larger than the limit of %d", r.ContentLength, limit+maxJSON)
-	}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "multipart/form-data" {
-		return fheserve.Errorf(fheserve.EINVALID, "the body must be multipart/form-data with parts metadata, model and optionally calibration")
-	}
-	// The body is held in memory and compiled: a few deployments at once.
-	release, err := s.svc.DeploySlot(r.Context(), c.Account)
+	req, release, err := s.readDeploy(w, r, c)
 	if err != nil {
 		return err
 	}
 	defer release()
-	r.Body = http.MaxBytesReader(w, r.Body, limit+maxJSON)
-	req, err := readDeployRequest(r, limit)
-	if err != nil {
-		return err
-	}
 	m, err := s.svc.Deploy(r.Context(), c.Account, req)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, m)
+}
+
+// readDeploy reads a deployment's body in one of the few deployment slots,
+// which the caller releases once it has compiled the request.
+func (s *Server) readDeploy(w http.ResponseWriter, r *http.Request, c *fheserve.Caller) (*fheserve.DeployRequest, func(), error) {
+	// Check the caller and the request before reading a large body.
+	if err := s.svc.CheckDeploy(c.Account); err != nil {
+		return nil, nil, err
+	}
+	limit := s.svc.MaxModelBytes()
+	if r.ContentLength > limit+maxJSON {
+		return nil, nil, fheserve.Errorf(fheserve.ETOOLARGE, "request body of %d bytes is larger than the limit of %d", r.ContentLength, limit+maxJSON)
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "multipart/form-data" {
+		return nil, nil, fheserve.Errorf(fheserve.EINVALID, "the body must be multipart/form-data with parts metadata, model and optionally calibration")
+	}
+	// The body is held in memory and compiled: a few deployments at once.
+	release, err := s.svc.DeploySlot(r.Context(), c.Account)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+maxJSON)
+	req, err := readDeployRequest(r, limit)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return req, release, nil
 }
 
 // readDeployRequest reads the parts of a deployment's multipart body,

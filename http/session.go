@@ -132,6 +132,7 @@ func (s *Server) portalInit() {
 	s.mux.HandleFunc("POST /portal/session", s.portalLogin)
 	s.mux.HandleFunc("GET /portal/session", s.portalSession)
 	s.mux.HandleFunc("DELETE /portal/session", s.portalLogout)
+	s.mux.HandleFunc("POST /portal/compile", s.portalCompile)
 }
 
 // portalLogin logs in and sets the session cookie. The body must be

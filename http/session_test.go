@@ -13,7 +13,9 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
 	fhttp "github.com/fheserve/fheserve/http"
+	"github.com/fheserve/fheserve/plan"
 )
 
 // portalLogin logs in through /portal/session with a fresh cookie jar and
@@ -221,5 +223,45 @@ func TestPortalSessionTLS(t *testing.T) {
 	}
 	if got, body := send(t, c, "GET", ts.URL+"/portal/session", ""); got != http.StatusOK {
 		t.Errorf("session over TLS: %d %s", got, body)
+	}
+}
+
+var _ fhttp.DeployPreviewer = (*app.App)(nil)
+
+// The portal's compile preview returns the plan a deployment gets, to its
+// owner only, and deploys nothing.
+func TestPortalCompile(t *testing.T) {
+	url, _, a := MustServer(t)
+	newAccount := signup(t, url, a)
+	owner, user := newAccount("olivia", fheserve.RoleOwner), newAccount("ulrich", fheserve.RoleUser)
+	req := &fheserve.DeployRequest{Name: "square", ONNX: mustONNX(t, "mlp_square")}
+	body, ct := multipartDeploy(t, req)
+	compile := func(token string) (int, []byte) {
+		r, err := http.NewRequest("POST", url+"/portal/compile", bytes.NewReader(body))
+		check(t, err)
+		r.Header.Set("Content-Type", ct)
+		r.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(r)
+		check(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	if code, b := compile(user.Token()); code != http.StatusForbidden {
+		t.Errorf("a user's compile: %d %s", code, b)
+	}
+	code, b := compile(owner.Token())
+	if code != http.StatusOK {
+		t.Fatalf("compile: %d %s", code, b)
+	}
+	var p plan.Plan
+	check(t, json.Unmarshal(b, &p))
+	if models, err := owner.Models(context.Background()); err != nil || len(models) != 0 {
+		t.Fatalf("after a preview, the owner's models: %v, %v", models, err)
+	}
+	m, err := owner.Deploy(context.Background(), req)
+	check(t, err)
+	if p.Fingerprint == "" || p.Fingerprint != m.PlanFingerprint || p.Validate() != nil {
+		t.Errorf("preview plan %s, deployed %s", p.Fingerprint, m.PlanFingerprint)
 	}
 }
