@@ -37,8 +37,8 @@ type Image struct {
 // takes 144 MB decoded).
 const MaxPixels = 48 << 20
 
-// DecodeImage decodes a JPEG or PNG image. EXIF orientation is not applied:
-// the pixels are taken as stored.
+// DecodeImage decodes a JPEG or PNG image, turned as a JPEG's EXIF
+// orientation says, as a browser shows it.
 func DecodeImage(r io.Reader) (*Image, error) {
 	raw, err := io.ReadAll(r)
 	if err != nil {
@@ -72,7 +72,7 @@ func DecodeImage(r io.Reader) (*Image, error) {
 			i += 3
 		}
 	}
-	return img, nil
+	return orient(img, exifOrientation(raw)), nil
 }
 
 // ReadImage reads and decodes the image file at path.
