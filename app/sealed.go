@@ -250,7 +250,7 @@ func (a *App) keyUploadObjects(ctx context.Context, m *fheserve.Model, info *pla
 	if !m.Sealed {
 		return objs
 	}
-	pk, err := publicKeyBytes(info, keys)
+	pk, err := he.MarshalPublicKey(info.params, keys)
 	if err != nil {
 		a.log.Error("cannot encode a public key for the audit log", "keyset", keySetID, "err", err)
 		return objs
@@ -259,14 +259,6 @@ func (a *App) keyUploadObjects(ctx context.Context, m *fheserve.Model, info *pla
 		a.log.Warn("cannot store a public key; the seal tasks read the key set instead", "keyset", keySetID, "err", err)
 	}
 	return append(objs, audit.Object{Kind: fheserve.PublicKeyKind, ID: fheserve.PublicKeyFingerprint(pk)})
-}
-
-func publicKeyBytes(info *planInfo, keys *he.EvalKeys) ([]byte, error) {
-	var buf bytes.Buffer
-	if err := he.MarshalEvalKeys(&buf, info.params, he.NewEvalKeys(info.params, keys.Public, *keys.PublicSeed, nil, nil)); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // publicKeyOf returns a stored key set's public key alone, in the
@@ -284,7 +276,7 @@ func (a *App) publicKeyOf(ctx context.Context, info *planInfo, ks *fheserve.KeyS
 	if err != nil {
 		return nil, err
 	}
-	return publicKeyBytes(info, keys)
+	return he.MarshalPublicKey(info.params, keys)
 }
 
 // UploadSealed stores the owner's sealed weights for one key set of a

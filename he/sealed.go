@@ -1,6 +1,7 @@
 package he
 
 import (
+	"bytes"
 	"io"
 	"math"
 	"slices"
@@ -18,6 +19,22 @@ import (
 // before a byte arrives: the plan fixes how many ciphertexts there are and
 // each one's level (he/seal.Layout), so the decoder checks the count and
 // every level against that list and allocates nothing beyond it.
+
+// MarshalPublicKey returns k's public key alone in the MarshalEvalKeys
+// format (no relinearization or Galois key): what a server hands an owner
+// to seal for, and the bytes fheserve.PublicKeyFingerprint is taken over
+// in the audit log. The server and the user's client both encode it here,
+// so that their fingerprints are of the same bytes.
+func MarshalPublicKey(params ckks.Parameters, k *EvalKeys) ([]byte, error) {
+	if k == nil || k.PublicSeed == nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "no public key with its seed to encode")
+	}
+	var buf bytes.Buffer
+	if err := MarshalEvalKeys(&buf, params, NewEvalKeys(params, k.Public, *k.PublicSeed, nil, nil)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
 
 // MarshalSealed writes a model's sealed weights, in the order of the
 // plan's sealed layout.

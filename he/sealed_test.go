@@ -84,3 +84,30 @@ func FuzzUnmarshalSealed(f *testing.F) {
 		}
 	})
 }
+
+// TestMarshalPublicKey: the public key alone decodes as a key set with no
+// evaluation key, to the same public key, in the size EvalKeysSize states.
+func TestMarshalPublicKey(t *testing.T) {
+	params := MustParams(t, specFuzz)
+	_, evk, err := client.GenerateKeys(params, he.KeySpec{Relin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := he.MarshalPublicKey(params, evk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := he.EvalKeysSize(params, he.KeySpec{}); len(pk) != want {
+		t.Errorf("%d bytes, want %d", len(pk), want)
+	}
+	got, err := he.UnmarshalEvalKeys(bytes.NewReader(pk), params, he.KeyLimits{Keys: &he.KeySpec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Public.Equal(evk.Public) || *got.PublicSeed != *evk.PublicSeed || got.Relin != nil {
+		t.Errorf("the decoded key set is not the public key alone")
+	}
+	if _, err := he.MarshalPublicKey(params, &he.EvalKeys{}); err == nil {
+		t.Errorf("a key set without a public key encodes")
+	}
+}

@@ -179,11 +179,11 @@ func (k *Keys) PublicKeyFingerprint() (string, error) {
 	if k.eval == nil || k.eval.PublicSeed == nil {
 		return "", fheserve.Errorf(fheserve.EINVALID, "the public key is not held: keys loaded from a secret")
 	}
-	var buf bytes.Buffer
-	if err := he.MarshalEvalKeys(&buf, k.params, he.NewEvalKeys(k.params, k.eval.Public, *k.eval.PublicSeed, nil, nil)); err != nil {
+	pk, err := he.MarshalPublicKey(k.params, k.eval)
+	if err != nil {
 		return "", err
 	}
-	return fheserve.PublicKeyFingerprint(buf.Bytes()), nil
+	return fheserve.PublicKeyFingerprint(pk), nil
 }
 
 // LoggedKey is a key-set upload the audit log records under a user's
