@@ -75,11 +75,15 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	if err != nil {
 		return nil, err
 	}
+	pk := a.storePublicKey(ctx, m, info, ks.ID, keys)
 	if err := a.createKeySet(ctx, who, ks, old); err != nil {
 		a.blobs.Delete(ctx, ks.BlobKey)
+		if pk != "" {
+			a.blobs.Delete(ctx, publicKeyKey(ks.ID))
+		}
 		return nil, err
 	}
-	a.audit(ctx, who, "keyset.upload", a.keyUploadObjects(ctx, m, info, ks.ID, keys)...)
+	a.audit(ctx, who, "keyset.upload", keyUploadObjects(m, ks.ID, pk)...)
 	if old != nil {
 		if err := a.revokeKeySet(ctx, who, old, ks.ID); err != nil {
 			return nil, err

@@ -241,24 +241,35 @@ func (a *App) SealTasks(ctx context.Context, who *fheserve.Account, modelID stri
 // the whole key set, hundreds of megabytes for a sealed cnn.
 func publicKeyKey(keySetID string) string { return "pubkeys/" + keySetID }
 
-// keyUploadObjects are the objects the audit record of a key set's
-// upload names: the key set and the model, and for a sealed model the
-// fingerprint of the public key the owner will seal for, whose bytes it
-// stores for SealTasks.
-func (a *App) keyUploadObjects(ctx context.Context, m *fheserve.Model, info *planInfo, keySetID string, keys *he.EvalKeys) []audit.Object {
-	objs := []audit.Object{keySetObj(keySetID), modelObj(m.ID)}
+// storePublicKey keeps the public key alone of a key set of a sealed
+// model (publicKeyKey), for SealTasks, and returns its fingerprint for the
+// audit record of the upload; "" for a model that is not sealed. When it
+// cannot be stored, SealTasks reads it from the whole key set instead.
+func (a *App) storePublicKey(ctx context.Context, m *fheserve.Model, info *planInfo, keySetID string, keys *he.EvalKeys) string {
 	if !m.Sealed {
-		return objs
+		return ""
 	}
 	pk, err := he.MarshalPublicKey(info.params, keys)
 	if err != nil {
 		a.log.Error("cannot encode a public key for the audit log", "keyset", keySetID, "err", err)
-		return objs
+		return ""
 	}
 	if err := a.putBlob(ctx, publicKeyKey(keySetID), pk); err != nil {
 		a.log.Warn("cannot store a public key; the seal tasks read the key set instead", "keyset", keySetID, "err", err)
 	}
-	return append(objs, audit.Object{Kind: fheserve.PublicKeyKind, ID: fheserve.PublicKeyFingerprint(pk)})
+	return fheserve.PublicKeyFingerprint(pk)
+}
+
+// keyUploadObjects are the objects the audit record of a key set's
+// upload names: the key set and the model, and for a sealed model the
+// fingerprint of the public key the owner will seal for (pk, from
+// storePublicKey).
+func keyUploadObjects(m *fheserve.Model, keySetID, pk string) []audit.Object {
+	objs := []audit.Object{keySetObj(keySetID), modelObj(m.ID)}
+	if pk == "" {
+		return objs
+	}
+	return append(objs, audit.Object{Kind: fheserve.PublicKeyKind, ID: pk})
 }
 
 // publicKeyOf returns a stored key set's public key alone, in the
