@@ -106,23 +106,34 @@ func strictJSON(data []byte, v any) error {
 // sealedLevels returns the level of each sealed ciphertext of a sealed
 // program under its plan: what an upload must hold. A program that does
 // not fit its plan is refused, not a panic.
-func sealedLevels(info *planInfo, prog *plan.Program) (levels []int, err error) {
+func sealedLevels(info *planInfo, prog *plan.Program) ([]int, error) {
+	return refusePanic(func() ([]int, error) {
+		if prog.Packing != info.plan.Packing {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "the program's packing %q is not the plan's %q", prog.Packing, info.plan.Packing)
+		}
+		items, err := he.SealedLayout(info.params, info.plan, prog)
+		if err != nil {
+			return nil, err
+		}
+		if len(items) == 0 {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "the program seals no weights")
+		}
+		return he.SealedLevels(items), nil
+	})
+}
+
+// refusePanic runs f, which lays out or prepares a sealed program
+// (he.SealedLayout, server.PrepareSealed), and refuses rather than panics
+// on a program that does not fit its plan: the owner sends the program,
+// and the engine indexes it by the plan's sizes.
+func refusePanic[T any](f func() (T, error)) (v T, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			levels, err = nil, fheserve.Errorf(fheserve.EINVALID, "the program does not match its plan: %v", r)
+			var zero T
+			v, err = zero, fheserve.Errorf(fheserve.EINVALID, "the program does not match its plan: %v", r)
 		}
 	}()
-	if prog.Packing != info.plan.Packing {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "the program's packing %q is not the plan's %q", prog.Packing, info.plan.Packing)
-	}
-	items, err := he.SealedLayout(info.params, info.plan, prog)
-	if err != nil {
-		return nil, err
-	}
-	if len(items) == 0 {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "the program seals no weights")
-	}
-	return he.SealedLevels(items), nil
+	return f()
 }
 
 // putBlob writes data to a new blob at key, atomically.
@@ -333,7 +344,7 @@ func (a *App) UploadSealed(ctx context.Context, who *fheserve.Account, keySetID 
 	if err != nil {
 		return nil, fheserve.Errorf(codeOr(err, fheserve.EINVALID), "sealed weights for key set %s: %s", ks.ID, fheserve.ErrorMessage(err))
 	}
-	sm, err := prepareSealed(func() (*server.Model, error) { return server.PrepareSealed(info.plan, prog, cts) })
+	sm, err := refusePanic(func() (*server.Model, error) { return server.PrepareSealed(info.plan, prog, cts) })
 	if err != nil {
 		return nil, fheserve.Errorf(codeOr(err, fheserve.EINVALID), "sealed weights for key set %s do not fit the model's plan: %s", ks.ID, fheserve.ErrorMessage(err))
 	}
@@ -412,17 +423,6 @@ func codeOr(err error, code string) string {
 	return code
 }
 
-// prepareSealed runs prepare (server.PrepareSealed) and refuses, rather
-// than panics on, a program that does not fit its plan.
-func prepareSealed(prepare func() (*server.Model, error)) (sm *server.Model, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			sm, err = nil, fheserve.Errorf(fheserve.EINVALID, "the program does not match its plan: %v", r)
-		}
-	}()
-	return prepare()
-}
-
 // preparedFor returns the model ready for evaluation with a key set: for
 // a sealed model, from the stripped program and that key set's sealed
 // weights; for another, the model's prepared weights.
@@ -449,7 +449,7 @@ func (a *App) preparedFor(ctx context.Context, m *fheserve.Model, ks *fheserve.K
 	if err != nil {
 		return nil, fmt.Errorf("stored sealed weights of %s: %w", ks.ID, err)
 	}
-	sm, err := prepareSealed(func() (*server.Model, error) { return server.PrepareSealed(info.plan, prog, cts) })
+	sm, err := refusePanic(func() (*server.Model, error) { return server.PrepareSealed(info.plan, prog, cts) })
 	if err != nil {
 		return nil, err
 	}
