@@ -463,9 +463,14 @@ func waitingForSeal(keySetID string) error {
 }
 
 // checkSealed refuses a job on a sealed model whose key set waits for its
-// sealed weights.
+// sealed weights. The run reads and prepares them (preparedFor); here a
+// key set whose prepared model is cached (sealed or run here before)
+// costs no blob access, and another only the blob's size, not its bytes.
 func (a *App) checkSealed(ctx context.Context, m *fheserve.Model, ks *fheserve.KeySet) error {
 	if !m.Sealed {
+		return nil
+	}
+	if _, ok := a.models.get(sealedModelKey(m.ID, ks.ID)); ok {
 		return nil
 	}
 	n, err := a.sealedBytes(ctx, ks.ID)
