@@ -2,11 +2,15 @@ package face
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fheserve/fheserve/npy"
 )
 
 // golden is what @vladmandic/face-api computed on its demo photos
@@ -315,5 +319,45 @@ func BenchmarkDetect(b *testing.B) {
 	img := images[g.Images[0].Image]
 	for b.Loop() {
 		e.det.detect(img.crop(0, 0, img.Width, img.Height))
+	}
+}
+
+// TestDemoEmbeddings checks testdata/demo.npy and demo.labels.txt, the demo
+// faces as a gallery enrols them (fheserve face embed --all
+// testdata/sample*.jpg -o testdata/demo.npy: unit length, photo by photo,
+// left to right, labelled sampleN-K): each row is face-api's descriptor
+// scaled to unit length.
+func TestDemoEmbeddings(t *testing.T) {
+	g := mustGolden(t)
+	a, err := npy.ReadFile(filepath.Join("testdata", "demo.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "demo.labels.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := strings.Fields(string(raw))
+	row := 0
+	for _, im := range g.Images {
+		for k, f := range im.Faces {
+			if row >= len(labels) || labels[row] != fmt.Sprintf("%s-%d", im.Image, k+1) {
+				t.Fatalf("label %d is not %s-%d: %v", row, im.Image, k+1, labels)
+			}
+			var norm float64
+			for _, v := range f.Descriptor {
+				norm += v * v
+			}
+			norm = math.Sqrt(norm)
+			for i, v := range f.Descriptor {
+				if d := math.Abs(a.Data[row*Dim+i] - v/norm); d > descriptorTol {
+					t.Fatalf("%s: value %d differs from face-api's scaled descriptor by %.3g", labels[row], i, d)
+				}
+			}
+			row++
+		}
+	}
+	if fmt.Sprint(a.Shape) != fmt.Sprint([]int{row, Dim}) || len(labels) != row {
+		t.Fatalf("demo.npy shape %v and %d labels, want %d faces", a.Shape, len(labels), row)
 	}
 }
