@@ -50,6 +50,9 @@ never sees the inputs, the intermediate values or the predictions.`,
 		newUsageCmd(f, nil),
 		newAuditCmd(f),
 		newFaceCmd(f),
+		newGalleryCmd(f),
+		newVerifyCmd(f, nil),
+		newIdentifyCmd(f, nil),
 	)
 	return root
 }
