@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
@@ -230,3 +231,72 @@ func onlyNoise(t *testing.T, what string, xs []float64, sigma float64) {
 	}
 	t.Logf("%s: %d values, deviation %.3g (flood %.3g), largest %.1f deviations", what, len(xs), sd, sigma, biggest/sd)
 }
+
+// TestGalleryLong runs, through a real server, galleries of 16 and 1,000
+// templates of dimension 128 at the default margin: 5 verifications and
+// 5 identifications each, decided as the float64 oracle outside the
+// margin, and logs the medians of their times end to end (the SDK call)
+// and of the jobs' evaluations, for BENCHMARKS.md.
+func TestGalleryLong(t *testing.T) {
+	if !*long {
+		t.Skip("-long: 1,000 templates at N=2^15 (a few minutes, about 2 GB)")
+	}
+	for _, n := range []int{16, 1000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) { galleryTimes(t, n) })
+	}
+}
+
+func galleryTimes(t *testing.T, n int) {
+	ctx := context.Background()
+	d := MustDaemon(t)
+	owner, user, _ := mustParties(t, d.URL())
+	const dim, threshold = 128, 0.5
+	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: dim, Threshold: threshold, Capacity: n}))(t)
+	rng := rand.New(rand.NewPCG(uint64(n), 5))
+	probe := unitvec.Random(rng, dim)
+	labels, emb, cos := galleryAt(rng, probe, "t", n, threshold, g.Margin)
+	t0 := time.Now()
+	must(owner.Enroll(ctx, g.ModelID, labels, emb))(t)
+	enrol := time.Since(t0)
+	t0 = time.Now()
+	keys := must(user.GenerateKeys(ctx, g.ModelID))(t)
+	must(user.UploadKeys(ctx, keys, ""))(t)
+	keygen := time.Since(t0)
+	want := oracle(labels, emb, probe, threshold)
+	var verify, identify []float64
+	for i := range 5 {
+		t0 = time.Now()
+		ok := must(user.Verify(ctx, keys, labels[i], probe))(t)
+		verify = append(verify, time.Since(t0).Seconds())
+		if ok != (cos[i] >= threshold) {
+			t.Fatalf("verify %s (cosine %.3f): %v", labels[i], cos[i], ok)
+		}
+		t0 = time.Now()
+		got := must(user.Identify(ctx, keys, probe))(t)
+		identify = append(identify, time.Since(t0).Seconds())
+		if !slices.Equal(got, want) {
+			t.Fatalf("identify matched %d labels, the oracle %d", len(got), len(want))
+		}
+	}
+	var evalV, evalI []float64
+	for _, j := range must(user.API.Jobs(ctx))(t) {
+		e := j.FinishedAt.Sub(*j.StartedAt).Seconds()
+		if j.Claim != "" {
+			evalV = append(evalV, e)
+		} else {
+			evalI = append(evalI, e)
+		}
+	}
+	p := keys.Plan
+	t.Logf("%d templates of %d: N=2^%d, depth %d, margin %.3g, %d rotation keys (%s), enrol %.2f s, keys %.1f s",
+		n, dim, p.Params.LogN, p.Depth, g.Margin, len(p.Rotations), fmtMB(keys.EvalKeysSize()), enrol.Seconds(), keygen.Seconds())
+	t.Logf("verify: median %.2f s end to end, evaluation %.2f s; identify: median %.2f s end to end, evaluation %.2f s",
+		median(verify), median(evalV), median(identify), median(evalI))
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	return s[len(s)/2]
+}
+
+func fmtMB(b int) string { return strconv.FormatFloat(float64(b)/1e6, 'f', 1, 64) + " MB" }
