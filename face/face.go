@@ -180,6 +180,36 @@ func (e *Extractor) Faces(img *Image) []Face {
 	return faces
 }
 
+// Find is Faces, and when Faces finds none, Faces on img inside a black
+// border of a quarter of its size on every side, with the boxes and points
+// moved back onto img. A close-up, whose face fills the frame, is larger
+// than the detector's anchor boxes cover and is found only in the wider
+// frame; the aligned crop may then reach into the border. Where Faces
+// finds a face, Find gives what face-api gives.
+func (e *Extractor) Find(img *Image) []Face {
+	if faces := e.Faces(img); len(faces) > 0 {
+		return faces
+	}
+	bx, by := img.Width/4, img.Height/4
+	wide := &Image{Width: img.Width + 2*bx, Height: img.Height + 2*by}
+	wide.Pix = make([]uint8, wide.Width*wide.Height*3)
+	for y := range img.Height {
+		copy(wide.Pix[((y+by)*wide.Width+bx)*3:], img.Pix[y*img.Width*3:(y+1)*img.Width*3])
+	}
+	faces := e.Faces(wide)
+	dx, dy := float64(bx), float64(by)
+	for i := range faces {
+		f := &faces[i]
+		f.Box.X, f.Box.Y = f.Box.X-dx, f.Box.Y-dy
+		f.Aligned.X, f.Aligned.Y = f.Aligned.X-dx, f.Aligned.Y-dy
+		for k := range f.Landmarks {
+			f.Landmarks[k][0] -= dx
+			f.Landmarks[k][1] -= dy
+		}
+	}
+	return faces
+}
+
 // landmarks runs the landmark net on the detection box b and returns the
 // points in image pixels, with the size of the crop it ran on.
 func (e *Extractor) landmarks(img *Image, b Rect) (pts [68][2]float64, cw, ch int) {
@@ -253,7 +283,7 @@ func Embed(path string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	faces := e.Faces(img)
+	faces := e.Find(img)
 	if len(faces) != 1 {
 		return nil, fmt.Errorf("%w: found %d in %s; crop the photo to the face to use", ErrFaceCount, len(faces), path)
 	}

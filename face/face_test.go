@@ -180,18 +180,7 @@ func TestFacesMatchFaceAPI(t *testing.T) {
 func TestDescriptorsSeparatePeople(t *testing.T) {
 	g := mustGolden(t)
 	e := mustExtractor(t)
-	var all [][]float64
-	for _, im := range g.Images {
-		for _, f := range im.Faces {
-			all = append(all, f.Descriptor)
-		}
-	}
-	closestOthers := math.Inf(1)
-	for i := range all {
-		for j := range i {
-			closestOthers = min(closestOthers, distance64(all[i], all[j]))
-		}
-	}
+	all, closestOthers := demoDescriptors(g)
 	var farthestSelf float64
 	lowestSelfCos, highestOthersCos := 1.0, -1.0
 	for i := range all {
@@ -240,6 +229,23 @@ func TestDescriptorsSeparatePeople(t *testing.T) {
 	if lowestSelfCos <= highestOthersCos {
 		t.Errorf("a cosine threshold cannot separate them: same face at least %.4f, different people up to %.4f", lowestSelfCos, highestOthersCos)
 	}
+}
+
+// demoDescriptors returns face-api's descriptors of the demo faces and the
+// smallest distance between two of them (two different people).
+func demoDescriptors(g *golden) (all [][]float64, closest float64) {
+	for _, im := range g.Images {
+		for _, f := range im.Faces {
+			all = append(all, f.Descriptor)
+		}
+	}
+	closest = math.Inf(1)
+	for i := range all {
+		for j := range i {
+			closest = min(closest, distance64(all[i], all[j]))
+		}
+	}
+	return all, closest
 }
 
 // mirroredCut returns the square around r, scale times its side, clipped to
@@ -359,5 +365,39 @@ func TestDemoEmbeddings(t *testing.T) {
 	}
 	if fmt.Sprint(a.Shape) != fmt.Sprint([]int{row, Dim}) || len(labels) != row {
 		t.Fatalf("demo.npy shape %v and %d labels, want %d faces", a.Shape, len(labels), row)
+	}
+}
+
+// TestFindCloseUp checks Find on close-ups, where the face fills the frame
+// and the detector alone finds nothing: a mirrored cut of 1.2 times the
+// aligned crop. The face found must be nearer its original than any two
+// different demo people are to each other.
+func TestFindCloseUp(t *testing.T) {
+	g := mustGolden(t)
+	e := mustExtractor(t)
+	_, closestOthers := demoDescriptors(g)
+	for _, name := range []string{"sample2"} {
+		for _, im := range g.Images {
+			if im.Image != name {
+				continue
+			}
+			f := im.Faces[0]
+			cut, _, _ := mirroredCut(images[name], f.Aligned.rect(), 1.2)
+			if n := len(e.Faces(cut)); n != 0 {
+				t.Fatalf("%s: the detector alone found %d faces in the close-up, so it does not test the border", name, n)
+			}
+			found := e.Find(cut)
+			if len(found) != 1 {
+				t.Fatalf("%s: Find found %d faces in the close-up, want 1", name, len(found))
+			}
+			d := distance32(found[0].Descriptor, f.Descriptor)
+			t.Logf("%s: close-up at distance %.3f from the original", name, d)
+			if d >= closestOthers {
+				t.Errorf("%s: close-up at distance %.3f from the original, different people at %.3f", name, d, closestOthers)
+			}
+			if b := found[0].Box; b.X > float64(cut.Width)/2 || b.X+b.Width < float64(cut.Width)/2 {
+				t.Errorf("%s: box %+v does not cover the close-up's centre (%d wide)", name, b, cut.Width)
+			}
+		}
 	}
 }

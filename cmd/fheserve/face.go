@@ -43,7 +43,8 @@ The embeddings are written as one row per face, shape [faces, 128], in the
 order of the photos, scaled to unit length as a cosine gallery takes them
 (--raw keeps face-api's own values). A photo must hold exactly one face,
 unless --all takes every face, left to right; the faces found are listed on
-standard error.`,
+standard error. A close-up in which the detector finds no face is looked at
+again inside a black border, as a wider shot.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return fheserve.Errorf(fheserve.EINVALID, "no photo given: %s IMAGE... --output E.npy", cmd.CommandPath())
@@ -79,7 +80,7 @@ func faceEmbedRun(opts *faceEmbedOptions) error {
 		if err != nil {
 			return err
 		}
-		faces := e.Faces(img)
+		faces := e.Find(img)
 		face.SortLeftToRight(faces)
 		if !opts.All && len(faces) != 1 {
 			return faceCountError(path, len(faces))
@@ -122,7 +123,7 @@ func imageEmbedding(path string) (*npy.Array, error) {
 	if err != nil {
 		return nil, err
 	}
-	faces := e.Faces(img)
+	faces := e.Find(img)
 	if len(faces) != 1 {
 		return nil, faceCountError(path, len(faces))
 	}
