@@ -55,51 +55,85 @@ func argmax(v []float64) int {
 	return best
 }
 
-// TestPortalPredict: an owner deploys the bundled MLP, a user logs in to
-// the portal, generates keys in the browser, uploads one Fashion-MNIST
-// image as .npy, predicts, and sees the label the Go SDK (what 'fheserve
-// predict' runs) gets for the same image. No request the browser sent
-// holds the secret key, the input or the decrypted scores.
+// TestPortalPredict plays every role in the portal: the administrator
+// approves an owner and a user, the owner deploys the bundled MLP after
+// reading its compile report, and the user generates keys in the browser,
+// uploads one Fashion-MNIST image as .npy, predicts, and sees the label
+// the Go SDK (what 'fheserve predict' runs) gets for the same image. No
+// request the browser sent holds the secret key, the input or the
+// decrypted scores.
 func TestPortalPredict(t *testing.T) {
 	ctx := context.Background()
 	clientDir := buildClient(t)
 	n, base, rec := startNode(t, func(s *fhttp.Server) { s.SetPortalClient(os.DirFS(clientDir)) })
-
-	// The accounts and the deployment, through the API.
-	admin := sdk.New(n.URL())
-	_, err := admin.Login(ctx, "root", "root-password")
-	check(t, err)
-	account := func(name, role string) *sdk.Client {
-		c := sdk.New(n.URL())
-		_, err := c.Register(ctx, name, name+"-password", role)
-		check(t, err)
-		_, err = admin.Approve(ctx, name)
-		check(t, err)
-		_, err = c.Login(ctx, name, name+"-password")
-		check(t, err)
-		return c
+	files := t.TempDir()
+	write := func(name string, b []byte) string {
+		path := filepath.Join(files, name)
+		check(t, os.WriteFile(path, b, 0o644))
+		return path
 	}
-	owner, user := account("olivia", fheserve.RoleOwner), account("ulrich", fheserve.RoleUser)
 	onnx, err := bundled.Model("mlp")
 	check(t, err)
 	calib, err := bundled.Calibration("mlp")
 	check(t, err)
 	var calibBytes bytes.Buffer
 	check(t, npy.Write(&calibBytes, calib))
-	m, err := owner.Deploy(ctx, &fheserve.DeployRequest{Name: "mlp", ONNX: onnx, Calibration: calibBytes.Bytes()})
-	check(t, err)
-
 	// The input: the first sample image, as a .npy file of shape [1 1 28 28].
 	xs, err := bundled.Inputs("mlp")
 	check(t, err)
 	x := xs.Data[:784]
-	sample := &npy.Array{Shape: []int{1, 1, 28, 28}, Data: x}
 	var sampleBytes bytes.Buffer
-	check(t, npy.Write(&sampleBytes, sample))
-	npyPath := filepath.Join(t.TempDir(), "sample.npy")
-	check(t, os.WriteFile(npyPath, sampleBytes.Bytes(), 0o644))
+	check(t, npy.Write(&sampleBytes, &npy.Array{Shape: []int{1, 1, 28, 28}, Data: x}))
+	onnxPath, calibPath, npyPath := write("mlp.onnx", onnx), write("mlp.calib.npy", calibBytes.Bytes()), write("sample.npy", sampleBytes.Bytes())
+
+	for _, a := range [][2]string{{"olivia", fheserve.RoleOwner}, {"ulrich", fheserve.RoleUser}} {
+		_, err := sdk.New(n.URL()).Register(ctx, a[0], a[0]+"-password", a[1])
+		check(t, err)
+	}
+	b := newBrowser(t)
+	login := func(name, password, wait string) {
+		t.Helper()
+		b.do("log in as "+name, chromedp.Navigate(base+"/#/login"),
+			fill(`form`, `#login-username`, name, `#login-password`, password), chromedp.WaitVisible(wait))
+	}
+	logout := func() {
+		t.Helper()
+		b.do("log out", chromedp.Click(`#logout`), chromedp.WaitVisible(`#login-username`))
+	}
+
+	// The administrator.
+	login("root", "root-password", `#pending button[data-action=approve][data-user=ulrich]`)
+	for _, name := range []string{"olivia", "ulrich"} {
+		b.do("approve "+name, chromedp.Click(`#pending button[data-action=approve][data-user=`+name+`]`),
+			chromedp.WaitVisible(`#accounts button[data-action=disable][data-user=`+name+`]`))
+	}
+	logout()
+
+	// The owner.
+	login("olivia", "olivia-password", `#deploy`)
+	b.do("compile", chromedp.SendKeys(`#deploy-name`, "mlp"),
+		chromedp.SetUploadFiles(`#deploy-onnx`, []string{onnxPath}), chromedp.SetUploadFiles(`#deploy-calib`, []string{calibPath}),
+		chromedp.Click(`#compile`), chromedp.WaitVisible(`#report`))
+	b.shot("owner-compile")
+	previewed := get(b, "the report's plan", chromedp.Evaluate[string](`document.querySelector('#report').dataset.fingerprint`))
+	b.do("deploy", chromedp.Click(`#confirm`), chromedp.WaitVisible(`#models a[data-model=mlp]`))
+	b.shot("owner")
+	owner := sdk.New(n.URL())
+	_, err = owner.Login(ctx, "olivia", "olivia-password")
+	check(t, err)
+	m, err := owner.ModelNamed(ctx, "mlp")
+	check(t, err)
+	if m.PlanFingerprint != previewed {
+		t.Errorf("the report showed plan %s, the deployment got %s", previewed, m.PlanFingerprint)
+	}
+	b.do("the model's page", chromedp.Click(`#models a[data-model=mlp]`), chromedp.WaitVisible(`#limits`))
+	b.shot("owner-model")
+	logout()
 
 	// The oracle: the SDK's prediction on the same input.
+	user := sdk.New(n.URL())
+	_, err = user.Login(ctx, "ulrich", "ulrich-password")
+	check(t, err)
 	keys, err := user.GenerateKeys(ctx, m.ID)
 	check(t, err)
 	_, err = user.UploadKeys(ctx, keys, "")
@@ -107,10 +141,8 @@ func TestPortalPredict(t *testing.T) {
 	want, err := user.Predict(ctx, keys, x, 1, nil)
 	check(t, err)
 
-	b := newBrowser(t)
-	b.do("log in as ulrich", chromedp.Navigate(base+"/"),
-		fill(`form`, `#login-username`, "ulrich", `#login-password`, "ulrich-password"),
-		chromedp.WaitVisible(`#models a.try[data-model=mlp]`))
+	// The user.
+	login("ulrich", "ulrich-password", `#models a.try[data-model=mlp]`)
 	b.shot("user-models")
 	b.do("open the try page", chromedp.Click(`#models a.try[data-model=mlp]`), chromedp.WaitVisible(`#keygen`))
 	b.shot("try")
@@ -154,6 +186,15 @@ func TestPortalPredict(t *testing.T) {
 		t.Fatalf("a secret key of %d bytes", len(secret))
 	}
 	checkNoSecrets(t, rec.exchanges(), secret, x, scores)
+
+	// The owner sees the two predictions in the model's usage.
+	logout()
+	login("olivia", "olivia-password", `#models a[data-model=mlp]`)
+	b.do("the model's usage", chromedp.Click(`#models a[data-model=mlp]`), chromedp.WaitVisible(`#usage .bars`))
+	b.shot("owner-usage")
+	if u, err := owner.Usage(ctx, m.ID); err != nil || u.Requests != 2 {
+		t.Errorf("usage: %+v, %v; want the SDK's and the browser's requests", u, err)
+	}
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors: %q", errs)
 	}

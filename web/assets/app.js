@@ -3,6 +3,7 @@
 // shows is built with DOM calls and textContent, never from HTML strings.
 
 import { tryPage } from './try.js';
+import { ownerHome, modelPage } from './owner.js';
 
 export const state = { session: null };
 
@@ -18,6 +19,20 @@ export async function api(method, path, body) {
     method, headers, credentials: 'same-origin', cache: 'no-store',
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  return decode(resp);
+}
+
+// apiForm sends a multipart form (a deployment) and returns the decoded
+// JSON answer.
+export async function apiForm(method, path, form) {
+  const resp = await fetch(path, {
+    method, body: form, credentials: 'same-origin', cache: 'no-store',
+    headers: { 'X-CSRF-Token': state.session.csrf_token },
+  });
+  return decode(resp);
+}
+
+async function decode(resp) {
   if (resp.status === 204) return null;
   const data = await resp.json().catch(() => null);
   if (!resp.ok) {
@@ -38,7 +53,7 @@ export function el(tag, attrs = {}, ...children) {
     else if (k === 'class') e.className = v;
     else e.setAttribute(k, v === true ? '' : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -66,7 +81,7 @@ export function toast(msg) {
   toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
 }
 
-function badge(status) {
+export function badge(status) {
   return el('span', { class: `badge ${status}` }, status);
 }
 
@@ -133,7 +148,7 @@ function signupPage() {
 }
 
 // table builds a table of rows, or a line saying there are none.
-function table(headers, rows, emptyText) {
+export function table(headers, rows, emptyText) {
   if (rows.length === 0) return el('p', { class: 'empty' }, emptyText);
   return el('table', {},
     el('thead', {}, el('tr', {}, headers.map(([h, cls]) => el('th', { class: cls }, h)))),
@@ -202,7 +217,7 @@ async function modelsCard(container, title, emptyText, tryIt) {
 
 const homes = {
   admin: adminHome,
-  owner: (c) => modelsCard(c, 'Your models', 'No model deployed yet: deploy one with “fheserve model deploy”.', false),
+  owner: ownerHome,
   user: (c) => modelsCard(c, 'Models you may use', 'No model is open to you yet.', true),
 };
 
@@ -243,6 +258,7 @@ async function route() {
     showWho();
     if (!state.session) return loginPage();
     if (hash === '#/login') history.replaceState(null, '', '#/');
+    if (hash.startsWith('#/model/')) return await modelPage(main(), decodeURIComponent(hash.slice('#/model/'.length)));
     if (hash.startsWith('#/try/')) return await tryPage(main(), decodeURIComponent(hash.slice('#/try/'.length)));
     await homePage();
   } catch (err) {
@@ -263,6 +279,7 @@ async function logout() {
   }
   state.session = null;
   showWho();
+  document.getElementById('toast').hidden = true;
   history.replaceState(null, '', '#/login');
   loginPage('Logged out.');
 }
