@@ -168,33 +168,10 @@ func SealedLevels(items []SealedItem) []int {
 // split Lattigo's linear transformations use (server.BSGS), so the keys
 // the plan lists serve it.
 func SealedBSGS(s *plan.Step, slots int) (index map[int][]int, giants []int) {
-	idx := patternDiagonals(s)
+	idx := s.DiagonalIndices()
 	n1 := lintrans.FindBestBSGSRatio(idx, slots, s.LogBSGSRatio)
 	index, giants, _ = lintrans.BSGSIndex(idx, slots, n1)
 	return index, giants
-}
-
-// patternDiagonals is plan.Step.DiagonalIndices from the sparsity pattern
-// only: a sealed program's matrices hold no values.
-func patternDiagonals(s *plan.Step) []int {
-	sm := min(s.Pin, s.Pout)
-	seen := map[int]bool{}
-	for r := 0; r < s.M.Rows; r++ {
-		rp := plan.Pos(s.OutPos, r)
-		for _, c := range s.M.ColIdx[s.M.RowPtr[r]:s.M.RowPtr[r+1]] {
-			k := (plan.Pos(s.InPos, c) - rp) % sm
-			if k < 0 {
-				k += sm
-			}
-			seen[k] = true
-		}
-	}
-	idx := make([]int, 0, len(seen))
-	for k := range seen {
-		idx = append(idx, k)
-	}
-	slices.Sort(idx)
-	return idx
 }
 
 // SealedScales returns, per program step, the scale of a linear step's

@@ -249,18 +249,25 @@ func (s *Step) Diagonals() map[int][]float64 {
 // entries calls f with the diagonal k, the position i in it and the value
 // of each entry of M (see Diagonals).
 func (s *Step) entries(f func(k, i int, v float64)) {
+	s.offsets(func(k, i, e int) { f(k, i, s.M.Val[e]) })
+}
+
+// offsets calls f with the diagonal k and the position i in it of each
+// entry of M, e being the entry's index in M.Val: from the sparsity
+// pattern alone, so that it serves a sealed program's matrices, which
+// hold no values.
+func (s *Step) offsets(f func(k, i, e int)) {
 	sm := min(s.Pin, s.Pout)
 	for r := 0; r < s.M.Rows; r++ {
-		cols, vals := s.M.Row(r)
 		rp := at(s.OutPos, r)
-		for j, c := range cols {
-			delta := at(s.InPos, c) - rp
+		for e := s.M.RowPtr[r]; e < s.M.RowPtr[r+1]; e++ {
+			delta := at(s.InPos, s.M.ColIdx[e]) - rp
 			k := mod(delta, sm)
 			i := rp + s.Pout*(mod(delta, s.Pin)/s.Pout)
 			if s.Tile > 0 {
 				k = s.tiledOffset(i, k)
 			}
-			f(k, i, vals[j])
+			f(k, i, e)
 		}
 	}
 }
@@ -303,11 +310,11 @@ func (s *Step) BiasCoefficients(n int) []float64 {
 }
 
 // DiagonalIndices returns the sorted indices of the step's non-zero
-// diagonals.
+// diagonals, from its sparsity pattern (a sealed matrix holds no values).
 func (s *Step) DiagonalIndices() []int {
 	seen := map[int]bool{}
 	var idx []int
-	s.entries(func(k, _ int, _ float64) {
+	s.offsets(func(k, _, _ int) {
 		if !seen[k] {
 			seen[k] = true
 			idx = append(idx, k)
@@ -315,6 +322,23 @@ func (s *Step) DiagonalIndices() []int {
 	})
 	sort.Ints(idx)
 	return idx
+}
+
+// SlotWindows is how a latency Linear step's diagonals and bias fill the
+// slots: they repeat every window slots (a tile, or the larger period),
+// in windows windows (the first only, or the first n tiles, when the
+// step masks its output); the bias repeats every biasStep slots within
+// them (Pout, or a window when masked).
+func (s *Step) SlotWindows(slots, n int) (window, windows, biasStep int) {
+	window = max(s.Pin, s.Pout, s.Tile)
+	windows, biasStep = slots/window, s.Pout
+	if s.MaskOutput {
+		windows, biasStep = 1, window
+		if s.Tile > 0 {
+			windows = n
+		}
+	}
+	return window, windows, biasStep
 }
 
 // FoldRotations are the rotations that sum the Pin/Pout blocks after the

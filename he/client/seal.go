@@ -113,38 +113,32 @@ func encodeItem(ecd *ckks.Encoder, params ckks.Parameters, prog *plan.Program, d
 	return pt, ecd.Encode(v, pt)
 }
 
-// diagonalVector is diagonal d of step s repeated over the slots (the
-// first window only when s masks its output), rotated by -giant: the
+// diagonalVector is diagonal d of step s over the slots as the step's
+// windows hold it (plan.Step.SlotWindows), rotated by -giant: the
 // baby-step giant-step form Lattigo's linear transformations encode.
 func diagonalVector(s *plan.Step, d []float64, giant, slots int) []float64 {
-	full := make([]float64, slots)
-	for j := 0; j < slots; j += len(d) {
-		copy(full[j:], d)
-		if s.MaskOutput {
-			break
-		}
-	}
+	window, windows, _ := s.SlotWindows(slots, 1)
 	v := make([]float64, slots)
-	for t := range v {
-		v[(t+giant)%slots] = full[t]
+	for w := range windows {
+		for i, x := range d {
+			v[(w*window+i+giant)%slots] = x
+		}
 	}
 	return v
 }
 
 // biasVector is the step's bias where its outputs sit (zeros without a
-// bias): repeated over the slots with the output period, or at the output
-// coefficients.
+// bias): in each of the step's windows, every bias period
+// (plan.Step.SlotWindows), or at the output coefficients.
 func biasVector(s *plan.Step, n, slots int) []float64 {
 	if s.Coeffs {
 		return s.BiasCoefficients(n)
 	}
+	window, windows, step := s.SlotWindows(slots, 1)
 	v := make([]float64, slots)
-	for j := 0; j < slots && s.Bias != nil; j += s.Pout {
+	for j := 0; j < windows*window && s.Bias != nil; j += step {
 		for r, b := range s.Bias {
 			v[j+plan.Pos(s.OutPos, r)] = b
-		}
-		if s.MaskOutput {
-			break
 		}
 	}
 	return v
