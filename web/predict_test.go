@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/bundled"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/npy"
@@ -195,6 +196,33 @@ func TestPortalPredict(t *testing.T) {
 	if u, err := owner.Usage(ctx, m.ID); err != nil || u.Requests != 2 {
 		t.Errorf("usage: %+v, %v; want the SDK's and the browser's requests", u, err)
 	}
+
+	// The administrator verifies the audit log in the browser: refused
+	// under another key, then verified under the server's, as the Go
+	// client verifies it.
+	logout()
+	login("root", "root-password", `#audit-verify`)
+	other, err := audit.GenerateKey("")
+	check(t, err)
+	b.do("verify under another key", chromedp.SetValue(`#audit-key`, other.VerifierKey()), chromedp.Click(`#audit-verify`),
+		chromedp.WaitVisible(`#audit-result[data-ok=false]`))
+	b.do("verify under the server's key", clear(`#audit-key`), chromedp.Click(`#audit-verify`),
+		chromedp.WaitVisible(`#audit-result[data-ok=true]`))
+	b.do("verify again", chromedp.Click(`#audit-verify`), chromedp.WaitVisible(`#audit-result[data-ok=true]`))
+	b.shot("admin-audit")
+	tree := get(b, "the verified tree", chromedp.Evaluate[[]int](`[Number(document.querySelector('#audit-result').dataset.tree), Number(document.querySelector('#audit-result').dataset.records)]`))
+	pinned := get(b, "the pinned key", chromedp.Value(`#audit-key`))
+	rootClient := sdk.New(n.URL())
+	_, err = rootClient.Login(ctx, "root", "root-password")
+	check(t, err)
+	vkey := n.App.AuditLog().VerifierKey()
+	checked, err := (&audit.Client{URL: n.URL() + audit.PathPrefix, Token: rootClient.Token()}).CheckLog(ctx, vkey, nil)
+	check(t, err)
+	if pinned != vkey || tree[0] > int(checked.Checkpoint.N) || tree[0] < 10 || tree[1] != tree[0] {
+		t.Errorf("the browser verified %d records of a tree of %d under %q; the Go client %d of %d under %q",
+			tree[1], tree[0], pinned, checked.Records, checked.Checkpoint.N, vkey)
+	}
+
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors: %q", errs)
 	}

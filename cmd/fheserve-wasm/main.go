@@ -3,13 +3,16 @@
 // Command fheserve-wasm is the portal's client in the browser: the same
 // SDK and he/client code as the command line's, built with GOOS=js
 // GOARCH=wasm and run in a Web Worker (web/assets/worker.js), so that key
-// generation and encryption never block the page. It sets a global
-// fheserve object with two functions that return promises:
+// generation, encryption and the audit log's verification never block
+// the page. It sets a global fheserve object with functions that return
+// promises:
 //
 //	fheserve.generateKeys({origin, csrf, model}, onProgress)
 //	  -> {key_set_id, fingerprint, secret: Uint8Array, upload_bytes, keygen_ms, upload_ms}
 //	fheserve.predict({origin, csrf, model, key_set_id, secret, input: Float64Array, samples}, onProgress)
 //	  -> {output: Float64Array, output_size, encrypt_ms, server_ms, decrypt_ms, upload_bytes, result_bytes}
+//	fheserve.verifyAudit({origin, csrf, key, seen: Uint8Array | null})
+//	  -> {key, pinned_now, note: Uint8Array, tree_size, root_hash, records, seen_size}
 //
 // It talks to the server with the browser's session cookie (never a
 // bearer token, which the page does not hold) and the session's CSRF
@@ -26,6 +29,7 @@ import (
 	"syscall/js"
 	"time"
 
+	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/sdk"
 )
 
@@ -36,6 +40,9 @@ func main() {
 		}),
 		"predict": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			return promise(func() (any, error) { return predict(args[0], progressFunc(args)) })
+		}),
+		"verifyAudit": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return verifyAudit(args[0]) })
 		}),
 	}))
 	select {}
@@ -169,6 +176,47 @@ func predict(opts js.Value, report progress) (any, error) {
 		"output": out, "output_size": p.OutputSize(),
 		"encrypt_ms": ms(stats.Encrypt), "server_ms": ms(stats.Server), "evaluate_ms": ms(stats.Evaluate), "decrypt_ms": ms(stats.Decrypt),
 		"upload_bytes": stats.UploadBytes, "result_bytes": stats.ResultBytes,
+	}, nil
+}
+
+// verifyAudit checks the signed audit log as 'fheserve audit verify'
+// does: the latest checkpoint's signature under the pinned key (the
+// server's own on first use, which the page says), its consistency with
+// the checkpoint seen before, and the inclusion of every record the
+// caller may read.
+func verifyAudit(opts js.Value) (any, error) {
+	ctx := context.Background()
+	origin := opts.Get("origin").String()
+	c := &audit.Client{URL: origin + audit.PathPrefix, HTTPClient: &http.Client{Transport: csrfTransport{opts.Get("csrf").String()}}}
+	key, pinnedNow := "", false
+	if k := opts.Get("key"); k.Type() == js.TypeString && k.String() != "" {
+		key = k.String()
+	} else {
+		var err error
+		if key, err = c.VerifierKey(ctx); err != nil {
+			return nil, err
+		}
+		pinnedNow = true
+	}
+	var seen []byte
+	if s := opts.Get("seen"); s.Type() == js.TypeObject && !s.IsNull() {
+		seen = make([]byte, s.Get("length").Int())
+		js.CopyBytesToGo(seen, s)
+	}
+	res, err := c.CheckLog(ctx, key, seen)
+	if err != nil {
+		return nil, err
+	}
+	seenSize := -1
+	if seen != nil {
+		if old, err := audit.OpenCheckpoint(seen, key); err == nil {
+			seenSize = int(old.N)
+		}
+	}
+	return map[string]any{
+		"key": key, "pinned_now": pinnedNow, "note": bytesToJS(res.Note),
+		"tree_size": int(res.Checkpoint.N), "root_hash": res.Checkpoint.Hash.String(),
+		"records": res.Records, "seen_size": seenSize,
 	}, nil
 }
 

@@ -4,6 +4,7 @@
 
 import { tryPage } from './try.js';
 import { ownerHome, modelPage } from './owner.js';
+import { auditCard, healthCard } from './admin.js';
 
 export const state = { session: null };
 
@@ -177,6 +178,8 @@ async function adminHome(container) {
   container.append(pending, accounts);
   const reload = () => adminHomeFill(pending, accounts, reload);
   await reload();
+  const [audit, health] = await Promise.all([auditCard(), healthCard()]);
+  container.append(audit, health);
 }
 
 async function adminHomeFill(pending, accounts, reload) {

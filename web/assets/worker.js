@@ -72,6 +72,10 @@ const ops = {
     await tx('readwrite', (s) => s.delete(args.key_set_id));
     return null;
   },
+  async verifyAudit(args, progress) {
+    const fhe = await load(progress);
+    return fhe.verifyAudit(args);
+  },
   async predict(args, progress) {
     const rec = await tx('readonly', (s) => s.get(args.key_set_id));
     if (!rec) throw new Error('this browser holds no secret key for that key set: generate keys here');
