@@ -23,7 +23,10 @@ const maxBatch = 512
 // writer goroutine, which commits the records waiting at once (group
 // commit) with their tree hashes and a newly signed checkpoint in one
 // transaction: every record is covered by a signed checkpoint as soon as
-// Append returns. A Store must be written by one Log only.
+// Append returns. Several Logs with one key may share a Store (API nodes
+// on one PostgreSQL): the Store takes one batch at a time and refuses a
+// batch built on a tree another Log has since extended, which the Log
+// then builds again on the tree it finds.
 type Log struct {
 	store Store
 	key   *Key
@@ -56,7 +59,12 @@ func New(ctx context.Context, st Store, key *Key) (*Log, error) {
 		return nil, err
 	}
 	if l.latest == nil {
-		if err := l.commit(ctx, nil); err != nil {
+		err := l.commit(ctx, nil)
+		if fheserve.ErrorCode(err) == fheserve.ECONFLICT {
+			// Another Log sharing the store appended first.
+			err = l.load(ctx)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -80,6 +88,14 @@ func (l *Log) load(ctx context.Context) error {
 		return nil
 	} else if err != nil {
 		return fmt.Errorf("cannot open the audit log: %w", err)
+	}
+	if cp, err := openCheckpoint(latest, l.key.verifier); err == nil && cp.N > n {
+		// Another Log appended between the two reads: its batch and
+		// checkpoint were stored together, so the checkpoint of size n is
+		// there too.
+		if latest, err = l.store.Checkpoint(ctx, n); err != nil {
+			return fmt.Errorf("cannot open the audit log: %w", err)
+		}
 	}
 	cp, err := openCheckpoint(latest, l.key.verifier)
 	if err != nil {
@@ -154,12 +170,19 @@ func (l *Log) run() {
 		// A batch is not cancelled by any one caller's context.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		err := l.commit(ctx, entries)
-		if err != nil {
+		for err != nil {
 			// The store may hold the batch even though it reported an
 			// error; start again from what it holds.
 			if lerr := l.load(ctx); lerr != nil {
 				err = fmt.Errorf("%w; then: %v", err, lerr)
+				break
 			}
+			// Another Log sharing the store appended first: build the
+			// batch again on the longer tree.
+			if fheserve.ErrorCode(err) != fheserve.ECONFLICT || ctx.Err() != nil {
+				break
+			}
+			err = l.commit(ctx, entries)
 		}
 		cancel()
 		for _, r := range batch {
