@@ -2,6 +2,7 @@ package face
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -399,5 +400,23 @@ func TestFindCloseUp(t *testing.T) {
 				t.Errorf("%s: box %+v does not cover the close-up's centre (%d wide)", name, b, cut.Width)
 			}
 		}
+	}
+}
+
+// TestEmbed checks the one-call API: the descriptor of a photo's one face,
+// and ErrFaceCount for a photo with several.
+func TestEmbed(t *testing.T) {
+	g := mustGolden(t)
+	d, err := Embed(filepath.Join("testdata", "sample2.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range g.Images {
+		if im.Image == "sample2" {
+			compareDescriptor(t, d, im.Faces[0].Descriptor)
+		}
+	}
+	if _, err := Embed(filepath.Join("testdata", "sample1.jpg")); !errors.Is(err, ErrFaceCount) || !strings.Contains(err.Error(), "found 3") {
+		t.Errorf("Embed of a photo with 3 faces: %v, want ErrFaceCount saying 3", err)
 	}
 }
