@@ -128,3 +128,38 @@ type Queue interface {
 	// not queued.
 	Position(jobID string) (int, bool)
 }
+
+// QuotaStore is implemented by a Store that several nodes share, where
+// one node cannot see the samples another has let through and not stored
+// yet. ReserveSamples counts each quota's samples (the jobs created since
+// r.Since and the reservations neither released nor lapsed) and, if every
+// quota has room for r.Samples, stores r, all in one transaction that
+// holds the model's row lock: submissions through different nodes cannot
+// pass the same last samples. It returns each quota's count before r.
+type QuotaStore interface {
+	ReserveSamples(ctx context.Context, r *SampleReservation) (used []int, ok bool, err error)
+	// ReleaseSamples drops a reservation, once its job is stored or
+	// refused; releasing an unknown one is not an error.
+	ReleaseSamples(ctx context.Context, id string) error
+}
+
+// SampleReservation holds samples of a model's daily quotas for a job
+// that is let through and not stored yet.
+type SampleReservation struct {
+	ID        string
+	ModelID   string
+	AccountID string // the job's
+	Samples   int
+	Quotas    []SampleQuota
+	At        time.Time // now: reservations that lapsed before it are not counted
+	Since     time.Time // the start of the quotas' day
+	Until     time.Time // when the reservation lapses unless released
+}
+
+// SampleQuota is a daily quota: Limit samples of the reservation's
+// account's jobs on the model (AccountID: that account), or of all
+// accounts' (AccountID empty).
+type SampleQuota struct {
+	AccountID string
+	Limit     int
+}

@@ -279,13 +279,12 @@ func (a *App) checkDaily(ctx context.Context, who *fheserve.Account, m *fheserve
 	l := m.Limits
 	day := now.Truncate(24 * time.Hour)
 	tomorrow := day.Add(24 * time.Hour).Sub(now)
-	quotas := []struct {
-		limit   int
-		account string
-		what    string
-	}{
+	quotas := []dailyQuota{
 		{l.Daily, who.ID, "your daily quota"},
 		{l.ModelDaily, "", "the daily quota of all users"},
+	}
+	if qs, ok := a.store.(fheserve.QuotaStore); ok {
+		return a.reserveDaily(ctx, qs, who, m, n, now, quotas)
 	}
 	lim := a.limits
 	// One submission at a time between counting and adding its samples.
@@ -296,8 +295,8 @@ func (a *App) checkDaily(ctx context.Context, who *fheserve.Account, m *fheserve
 		if q.limit == 0 {
 			continue
 		}
-		if n > q.limit {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "model %s: this job holds %d samples, more than %s of %d samples; submit at most %d samples per job", m.ID, n, q.what, q.limit, q.limit)
+		if err := q.tooLarge(m, n); err != nil {
+			return nil, err
 		}
 		used, err := a.store.CountSamples(ctx, fheserve.JobFilter{AccountID: q.account, ModelID: m.ID, CreatedAfter: day})
 		if err != nil {
@@ -305,11 +304,8 @@ func (a *App) checkDaily(ctx context.Context, who *fheserve.Account, m *fheserve
 		}
 		key := m.ID + "\x00" + q.account
 		used += lim.pending[key]
-		switch left := q.limit - used; {
-		case left <= 0:
-			return nil, retryLater(tomorrow, "model %s: %s of %d samples is used up until 00:00 UTC", m.ID, q.what, q.limit)
-		case n > left:
-			return nil, retryLater(tomorrow, "model %s: %s of %d samples has %d left until 00:00 UTC, and this job holds %d", m.ID, q.what, q.limit, left, n)
+		if err := q.refuse(m, used, n, tomorrow); err != nil {
+			return nil, err
 		}
 		keys = append(keys, key)
 	}

@@ -103,4 +103,14 @@ var migrations = []string{
 		blob_key TEXT NOT NULL,
 		updated_at BIGINT NOT NULL
 	);`,
+	// Samples of daily quotas let through by some node and not stored as
+	// a job yet (fheserve.QuotaStore).
+	`CREATE TABLE quota_reservations (
+		id TEXT PRIMARY KEY,
+		model_id TEXT NOT NULL REFERENCES models(id),
+		account_id TEXT NOT NULL,
+		samples BIGINT NOT NULL,
+		until BIGINT NOT NULL
+	);
+	CREATE INDEX quota_reservations_model ON quota_reservations(model_id, account_id);`,
 }

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/blob"
+	"github.com/fheserve/fheserve/inproc"
+	"github.com/fheserve/fheserve/internal/pgtest"
+	"github.com/fheserve/fheserve/postgres"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// TestDailyQuotaNodes submits one-sample jobs of one user through two
+// Apps (nodes) on one PostgreSQL at once, none stored yet, against a
+// daily quota of 10: exactly 10 pass, whichever node takes them. With
+// the in-process count alone each node would pass 10.
+func TestDailyQuotaNodes(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	var apps []*App
+	for range 2 {
+		st, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs, err := blob.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Config{Store: st, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		apps = append(apps, a)
+	}
+	user, m, _ := mustKeySet(t, apps[0])
+	m.Limits = fheserve.ModelLimits{Daily: 10}
+	now := apps[0].cfg.Now().UTC()
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	releases := make(chan func(), 30)
+	for i := range 30 {
+		wg.Go(func() {
+			release, err := apps[i%2].checkDaily(ctx, user, m, 1, now)
+			switch fheserve.ErrorCode(err) {
+			case "":
+				passed.Add(1)
+				releases <- release
+			case fheserve.ERATELIMIT:
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 10 {
+		t.Fatalf("%d of 30 submissions passed a daily quota of 10 through two nodes", passed.Load())
+	}
+	// A refused submission's message says the quota is used up; once the
+	// pending ones are released (refused, say), the quota has room again.
+	_, err := apps[1].checkDaily(ctx, user, m, 1, now)
+	wantCode(t, err, fheserve.ERATELIMIT)
+	close(releases)
+	for release := range releases {
+		release()
+	}
+	release, err := apps[1].checkDaily(ctx, user, m, 3, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+}

@@ -1,0 +1,86 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/pgtest"
+	"github.com/fheserve/fheserve/storetest"
+)
+
+// TestQuotaRace submits one-sample jobs of two users on one model through
+// two nodes (pools) at once, each reserving against a daily quota of 10
+// per user and 15 for the model, as the App does before it stores a job:
+// exactly 15 pass, at most 10 of either user, however the requests
+// interleave. Released and lapsed reservations stop counting; stored jobs
+// count from the start of the day.
+func TestQuotaRace(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	nodes := []*Store{MustOpen(t, url), MustOpen(t, url)}
+	alice := storetest.MustAccount(t, nodes[0], "alice", fheserve.RoleOwner)
+	users := []*fheserve.Account{storetest.MustAccount(t, nodes[0], "carol", fheserve.RoleUser), storetest.MustAccount(t, nodes[0], "dave", fheserve.RoleUser)}
+	m := storetest.MustModel(t, nodes[0], alice, "mdl_1", "mnist")
+	now := time.Date(2026, 12, 2, 18, 0, 0, 0, time.UTC)
+	day := now.Truncate(24 * time.Hour)
+	reserve := func(s *Store, id string, user *fheserve.Account, at time.Time) ([]int, bool, error) {
+		return s.ReserveSamples(ctx, &fheserve.SampleReservation{ID: id, ModelID: m.ID, AccountID: user.ID, Samples: 1,
+			Quotas: []fheserve.SampleQuota{{AccountID: user.ID, Limit: 10}, {Limit: 15}},
+			At:     at, Since: day, Until: at.Add(time.Minute)})
+	}
+
+	const tries = 40
+	var passed atomic.Int64
+	var lastPassed atomic.Value
+	perUser := make([]atomic.Int64, len(users))
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() {
+			_, ok, err := reserve(nodes[i%2], fmt.Sprintf("res_%d", i), users[i/2%2], now)
+			if err != nil {
+				t.Error(err)
+			}
+			if ok {
+				lastPassed.Store(i)
+				passed.Add(1)
+				perUser[i/2%2].Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 15 || perUser[0].Load() > 10 || perUser[1].Load() > 10 {
+		t.Fatalf("%d of %d passed (carol %d, dave %d); want 15, at most 10 each", passed.Load(), tries, perUser[0].Load(), perUser[1].Load())
+	}
+
+	// A released reservation frees its sample for the other node.
+	used, ok, err := reserve(nodes[1], "res_x", users[0], now)
+	if err != nil || ok || used[1] != 15 {
+		t.Fatalf("a 16th sample: used %v, passed %v, %v", used, ok, err)
+	}
+	released := lastPassed.Load().(int)
+	if err := nodes[0].ReleaseSamples(ctx, fmt.Sprintf("res_%d", released)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := reserve(nodes[1], "res_x", users[released/2%2], now); err != nil || !ok {
+		t.Fatalf("after a release: passed %v, %v", ok, err)
+	}
+	// Lapsed reservations no longer count; a stored job of today does.
+	later := now.Add(2 * time.Minute)
+	k := storetest.MustKeySet(t, nodes[0], users[0], m, "key_1")
+	j := &fheserve.Job{ID: "job_1", AccountID: users[0].ID, ModelID: m.ID, KeySetID: k.ID, Status: fheserve.JobQueued, Samples: 4, CreatedAt: now}
+	if err := nodes[1].CreateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	used, ok, err = reserve(nodes[0], "res_y", users[0], later)
+	if err != nil || !ok || used[0] != 4 || used[1] != 4 {
+		t.Fatalf("after the reservations lapsed, with a stored job of 4: used %v, passed %v, %v; want [4 4], passed", used, ok, err)
+	}
+	if _, _, err := nodes[0].ReserveSamples(ctx, &fheserve.SampleReservation{ID: "res_z", ModelID: "mdl_nope"}); fheserve.ErrorCode(err) != fheserve.ENOTFOUND {
+		t.Fatalf("a reservation on an unknown model: %v", err)
+	}
+}
