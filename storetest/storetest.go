@@ -56,6 +56,7 @@ func Store(t *testing.T, open func(t *testing.T) fheserve.Store) {
 		{"models", testModels},
 		{"keysets", testKeySets},
 		{"jobs", testJobs},
+		{"galleries", testGalleries},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
