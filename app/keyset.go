@@ -18,6 +18,7 @@ import (
 type evaluator struct {
 	ev    *server.Evaluator
 	model *preparedModel
+	keys  *he.EvalKeys
 }
 
 // KeySetSize is the exact size of a key set for the model's plan: the
@@ -230,7 +231,7 @@ func (a *App) newEvaluator(pm *preparedModel, keySetID string, keys *he.EvalKeys
 	if err != nil {
 		return nil, err
 	}
-	e := &evaluator{ev: ev, model: pm}
+	e := &evaluator{ev: ev, model: pm, keys: keys}
 	// Expanded keys take about twice their seeded size.
 	a.evaluators.add(keySetID, e, 2*int64(he.EvalKeysSize(pm.params, he.PlanKeys(pm.plan))))
 	return e, nil
@@ -239,8 +240,14 @@ func (a *App) newEvaluator(pm *preparedModel, keySetID string, keys *he.EvalKeys
 // evaluatorFor returns an evaluator for a key set, loading the keys from
 // the blob store if it is not cached.
 func (a *App) evaluatorFor(ctx context.Context, pm *preparedModel, ks *fheserve.KeySet) (*evaluator, error) {
-	if e, ok := a.evaluators.get(ks.ID); ok && e.model == pm {
+	e, ok := a.evaluators.get(ks.ID)
+	if ok && e.model == pm {
 		return e, nil
+	}
+	if ok {
+		// The same keys, read once, serve the key set's model prepared
+		// again, or another query on its gallery (views of one plan).
+		return a.newEvaluator(pm, ks.ID, e.keys)
 	}
 	keys, err := a.storedKeys(ctx, pm.planInfo, ks)
 	if err != nil {

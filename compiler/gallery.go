@@ -428,26 +428,27 @@ func GalleryProgram(prog *plan.Program, v *plan.Plan, g *Gallery, claim string) 
 	if s.Kind != plan.StepLinear || s.In[0] != 0 || s.M.Cols != g.Dim || s.M.Rows < len(g.Labels) {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "program of plan %q does not start with %d score rows of dimension %d", v.Model, len(g.Labels), g.Dim)
 	}
-	rows, cols := s.M.Rows, s.M.Cols
-	m := &plan.Sparse{Rows: rows, Cols: cols, RowPtr: make([]int, rows+1), ColIdx: make([]int, rows*cols), Val: make([]float64, rows*cols)}
-	for i := range rows {
-		m.RowPtr[i+1] = (i + 1) * cols
-		for j := range cols {
-			m.ColIdx[i*cols+j] = j
-		}
-	}
+	var rows []float64 // the rows that are not zero, from row 0
 	switch {
 	case claim != "":
 		i := slices.Index(g.Labels, claim)
 		if i < 0 {
 			return nil, fheserve.Errorf(fheserve.ENOTFOUND, "gallery %q has no template labelled %q: claim an enrolled label ('fheserve gallery list')", g.Name, clipLabel(claim))
 		}
-		copy(m.Val, g.Templates[i*cols:(i+1)*cols])
+		rows = g.Templates[i*g.Dim : (i+1)*g.Dim]
 	default:
-		copy(m.Val, g.Templates)
+		rows = g.Templates
 	}
-	for j := range m.Val {
-		m.Val[j] /= d.Range
+	// The rows that are zero are left out: their diagonals need no
+	// encoding or multiplication, and the ones left use a subset of the
+	// plan's rotations. Every entry of the others is stored, zeros too.
+	n, cols := len(rows)/g.Dim, s.M.Cols
+	m := &plan.Sparse{Rows: s.M.Rows, Cols: cols, RowPtr: make([]int, s.M.Rows+1), ColIdx: make([]int, len(rows)), Val: make([]float64, len(rows))}
+	for i := range s.M.Rows {
+		m.RowPtr[i+1] = min(i+1, n) * cols
+	}
+	for j := range rows {
+		m.ColIdx[j], m.Val[j] = j%cols, rows[j]/d.Range
 	}
 	out := &plan.Program{Packing: prog.Packing, Steps: slices.Clone(prog.Steps), Output: prog.Output}
 	out.Steps[0].M = m
