@@ -190,6 +190,19 @@ func TestPortalPredict(t *testing.T) {
 	if len(secret) < 1024 {
 		t.Fatalf("a secret key of %d bytes", len(secret))
 	}
+	// Revoking the key set revokes it on the server and deletes the secret.
+	keySet := get(b, "the key set", chromedp.Text(`#keyset`))
+	b.do("revoke", chromedp.Click(`#revoke`), chromedp.WaitVisible(`#keylist p.empty`))
+	if ks, err := user.API.KeySet(ctx, keySet); err != nil || ks.Status != fheserve.KeySetRevoked {
+		t.Errorf("key set %s after revoking it in the browser: %+v, %v", keySet, ks, err)
+	}
+	if left := get(b, "the secret keys left", chromedp.Evaluate[int](`new Promise((resolve) => {
+		indexedDB.open('fheserve', 1).onsuccess = (ev) => {
+			ev.target.result.transaction('keys').objectStore('keys').count().onsuccess = (c) => resolve(c.target.result);
+		};
+	})`, chromedp.EvalAwaitPromise)); left != 0 {
+		t.Errorf("%d secret keys left in IndexedDB after revoking", left)
+	}
 
 	// The owner sees the two predictions in the model's usage.
 	logout()

@@ -2,7 +2,7 @@
 // logged in by the session cookie of /portal/session. Everything a page
 // shows is built with DOM calls and textContent, never from HTML strings.
 
-import { tryPage } from './try.js';
+import { tryPage, keysCard } from './try.js';
 import { ownerHome, modelPage } from './owner.js';
 import { auditCard, healthCard } from './admin.js';
 
@@ -204,7 +204,7 @@ function shape(s) {
   return (s || []).join(' × ');
 }
 
-async function modelsCard(container, title, emptyText, tryIt) {
+async function modelsCard(container, title, emptyText) {
   const card = el('section', { class: 'card', id: 'models' }, el('h2', {}, title));
   container.append(card);
   const { models } = await api('GET', '/v1/models');
@@ -213,7 +213,7 @@ async function modelsCard(container, title, emptyText, tryIt) {
     models.map((m) => el('tr', {}, el('td', {}, m.name), el('td', { class: 'wide' }, `v${m.version}`),
       el('td', { class: 'wide' }, m.owner), el('td', {}, shape(m.input_shape)), el('td', {}, shape(m.output_shape)),
       el('td', { class: 'wide' }, `N = 2^${m.log_n}`), el('td', {}, badge(m.status)),
-      el('td', { class: 'actions' }, tryIt && m.status === 'active' && !m.sealed
+      el('td', { class: 'actions' }, m.status === 'active' && !m.sealed
         ? el('a', { class: 'try', href: `#/try/${encodeURIComponent(m.id)}`, 'data-model': m.name }, 'Try it') : null))),
     emptyText));
 }
@@ -221,7 +221,10 @@ async function modelsCard(container, title, emptyText, tryIt) {
 const homes = {
   admin: adminHome,
   owner: ownerHome,
-  user: (c) => modelsCard(c, 'Models you may use', 'No model is open to you yet.', true),
+  user: async (c) => {
+    await modelsCard(c, 'Models you may use', 'No model is open to you yet.');
+    await keysCard(c);
+  },
 };
 
 async function homePage() {

@@ -3,7 +3,7 @@
 // encrypted, evaluated by the server, decrypted here and shown as a bar
 // chart. Only public and evaluation keys and ciphertexts are sent.
 
-import { api, el, state, toast } from './app.js';
+import { api, el, state, toast, table, badge } from './app.js';
 
 let worker;
 let seq = 0;
@@ -147,10 +147,26 @@ export async function tryPage(main, id) {
     const active = new Set(server.keysets.filter((k) => k.model_id === m.id && k.status === 'active').map((k) => k.id));
     const usable = held.filter((k) => active.has(k.key_set_id)).sort((a, b) => b.created.localeCompare(a.created));
     current = usable[0] || null;
-    keyList.replaceChildren(usable.length === 0
+    const held_ = new Set(held.map((k) => k.key_set_id));
+    const elsewhere = [...active].filter((k) => !held_.has(k)).length;
+    const revoke = el('button', { type: 'button', class: 'danger', id: 'revoke' }, 'Revoke');
+    revoke.addEventListener('click', async () => {
+      revoke.disabled = true;
+      try {
+        await api('DELETE', `/v1/keysets/${encodeURIComponent(current.key_set_id)}`);
+        await work('forget', { key_set_id: current.key_set_id });
+        toast('Key set revoked and its secret key deleted from this browser');
+      } catch (err) {
+        toast(err.message);
+      }
+      await showKeys();
+    });
+    keyList.replaceChildren(el('div', {}, usable.length === 0
       ? el('p', { class: 'empty' }, 'This browser holds no keys for this model yet.')
-      : el('p', {}, 'Using key set ', el('code', { id: 'keyset' }, current.key_set_id),
-        el('span', { class: 'muted' }, ` made here ${new Date(current.created).toLocaleString()}, fingerprint ${current.fingerprint.slice(0, 16)}…`)));
+      : el('div', { class: 'row' }, el('p', {}, 'Using key set ', el('code', { id: 'keyset' }, current.key_set_id),
+        el('span', { class: 'muted' }, ` made here ${new Date(current.created).toLocaleString()}, fingerprint ${current.fingerprint.slice(0, 16)}…`)), revoke),
+      elsewhere ? el('p', { class: 'muted', id: 'keys-elsewhere' },
+        `${elsewhere} other active key set${elsewhere === 1 ? '' : 's'} of yours for this model ${elsewhere === 1 ? 'was' : 'were'} not made in this browser (the command line, another browser). If you did not make ${elsewhere === 1 ? 'it' : 'them'}, revoke ${elsewhere === 1 ? 'it' : 'them'} from your key sets.`) : null));
     ready();
   }
 
@@ -230,4 +246,39 @@ export async function tryPage(main, id) {
     el('section', { class: 'card', id: 'input' }, el('h2', {}, '2. Input'), ...inputParts, inputStatus),
     el('section', { class: 'card', id: 'run' }, el('h2', {}, '3. Predict'), el('div', { class: 'row' }, runButton), runProgress, result));
   await showKeys();
+}
+
+// keysCard lists the user's key sets, says which this browser holds the
+// secret key of, and revokes them.
+export async function keysCard(container) {
+  const card = el('section', { class: 'card', id: 'keysets' }, el('h2', {}, 'Your key sets'));
+  container.append(card);
+  const reload = async () => {
+    const [{ keysets }, { models }, held] = await Promise.all([
+      api('GET', '/v1/keysets'), api('GET', '/v1/models'),
+      work('held', { username: state.session.account.username }).catch(() => []),
+    ]);
+    const names = new Map(models.map((m) => [m.id, `${m.name} v${m.version}`]));
+    const here = new Set(held);
+    card.replaceChildren(el('h2', {}, 'Your key sets'), table(
+      [['Key set'], ['Model'], ['Made', 'wide'], ['Secret key'], ['Status'], ['']],
+      keysets.map((k) => el('tr', {}, el('td', { class: 'mono' }, k.id), el('td', {}, names.get(k.model_id) || k.model_id),
+        el('td', { class: 'wide' }, new Date(k.created_at).toLocaleString()),
+        el('td', {}, here.has(k.id) ? 'in this browser' : 'elsewhere'), el('td', {}, badge(k.status)),
+        el('td', { class: 'actions' }, k.status === 'active' ? el('button', {
+          type: 'button', class: 'danger', 'data-keyset': k.id,
+          onclick: async () => {
+            try {
+              await api('DELETE', `/v1/keysets/${encodeURIComponent(k.id)}`);
+              if (here.has(k.id)) await work('forget', { key_set_id: k.id });
+              toast(`${k.id} revoked`);
+            } catch (err) {
+              toast(err.message);
+            }
+            reload();
+          },
+        }, 'Revoke') : null))),
+      'No key set yet: “Try it” on a model makes one in this browser.'));
+  };
+  await reload();
 }

@@ -4,12 +4,20 @@
 // The page asks it, by message, to generate keys, to list or forget the
 // keys it holds, and to predict; it answers with results and progress,
 // never with a secret key.
-importScripts('/assets/wasm/wasm_exec.js');
+// Without the client built into the server, the keys held here can still
+// be listed and forgotten.
+let missing = null;
+try {
+  importScripts('/assets/wasm/wasm_exec.js');
+} catch (err) {
+  missing = new Error('this server was built without the browser’s encryption client: run “go generate ./web” and build it again');
+}
 
 let client;
 
 // load starts the Go client once.
 function load(progress) {
+  if (missing) return Promise.reject(missing);
   if (!client) {
     client = (async () => {
       progress({ stage: 'load', done: 0, total: 0 });
@@ -67,6 +75,11 @@ const ops = {
     const all = await tx('readonly', (s) => s.index('model').getAll(args.model));
     return all.filter((k) => k.username === args.username)
       .map(({ secret, ...rest }) => rest);
+  },
+  // held lists the key set ids held here for a user, over all models.
+  async held(args) {
+    const all = await tx('readonly', (s) => s.getAll());
+    return all.filter((k) => k.username === args.username).map((k) => k.key_set_id);
   },
   async forget(args) {
     await tx('readwrite', (s) => s.delete(args.key_set_id));
