@@ -92,7 +92,11 @@ func TestBrowserTimes(t *testing.T) {
 		browserKeygen = append(browserKeygen, time.Duration(r["keygen"]*float64(time.Millisecond)))
 		browserEncrypt = append(browserEncrypt, time.Duration(r["encrypt"]*float64(time.Millisecond)))
 	}
-	med := func(d []time.Duration) time.Duration { s := slices.Clone(d); slices.Sort(s); return s[len(s)/2].Round(time.Millisecond) }
+	med := func(d []time.Duration) time.Duration {
+		s := slices.Clone(d)
+		slices.Sort(s)
+		return s[len(s)/2].Round(time.Millisecond)
+	}
 	t.Logf("cnn (N=2^%d, %d rotation keys), medians of %d: keygen native %v (%v), browser %v (%v); encrypt native %v (%v), browser %v (%v)",
 		p.Params.LogN, len(p.Rotations), runs, med(nativeKeygen), nativeKeygen, med(browserKeygen), browserKeygen,
 		med(nativeEncrypt), nativeEncrypt, med(browserEncrypt), browserEncrypt)
