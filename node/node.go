@@ -2,28 +2,68 @@
 // SQLite store, the blob folder, the in-process queue and the signed audit
 // log, the App on them, and the HTTP server in front. It is the one place
 // that names the concrete engines (app and http see only the interfaces
-// of the root package); other choices, such as PostgreSQL for the store
-// or a distributed queue, plug in here.
+// of the root package); other choices plug in here: PostgreSQL for the
+// store and the audit log (Engines), shared by several nodes.
 package node
 
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
+	auditpostgres "github.com/fheserve/fheserve/audit/postgres"
 	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
 	"github.com/fheserve/fheserve/blob"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/inproc"
+	"github.com/fheserve/fheserve/postgres"
 	"github.com/fheserve/fheserve/sqlite"
 )
 
 // DatabaseFile is the name of the SQLite database in the data directory.
 const DatabaseFile = "fheserve.db"
+
+// Engines chooses a node's engines where the embedded defaults are not
+// wanted. The zero Engines is the defaults.
+type Engines struct {
+	// Store is the service's database: "" for the SQLite file in the data
+	// directory, or a postgres:// URL for PostgreSQL, which then keeps
+	// the audit log too. Nodes on one PostgreSQL share accounts, models,
+	// key sets, jobs and the log; they need the same master key and audit
+	// key, and (until blobs have a shared store) one blob folder.
+	Store string
+}
+
+// postgresURL reports whether a store URL names PostgreSQL.
+func postgresURL(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// Check refuses a store that is neither default nor PostgreSQL.
+func (e Engines) Check() error {
+	if e.Store != "" && !postgresURL(e.Store) {
+		return fheserve.Errorf(fheserve.EINVALID, "unknown store %q: give a postgres:// URL, or nothing for SQLite in the data directory", redactURL(e.Store))
+	}
+	return nil
+}
+
+// redactURL drops a URL's password, for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	return s
+}
 
 // OpenApp returns an App on the embedded defaults in dataDir: the SQLite
 // store (fheserve.db), the blob folder (blobs/), an in-process queue, the
@@ -32,6 +72,14 @@ const DatabaseFile = "fheserve.db"
 // MasterKey, Audit and AuditStore are overwritten. Closing the App closes
 // them all.
 func OpenApp(ctx context.Context, dataDir string, cfg app.Config) (*app.App, error) {
+	return OpenAppOn(ctx, dataDir, Engines{}, cfg)
+}
+
+// OpenAppOn is OpenApp with the engines e instead of the defaults.
+func OpenAppOn(ctx context.Context, dataDir string, e Engines, cfg app.Config) (*app.App, error) {
+	if err := e.Check(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("cannot create data directory: %w", err)
 	}
@@ -46,16 +94,11 @@ func OpenApp(ctx context.Context, dataDir string, cfg app.Config) (*app.App, err
 	if err := blobs.CleanTemp(); err != nil {
 		return nil, fmt.Errorf("cannot clean the blob directory: %w", err)
 	}
-	// The database holds password hashes: readable by the server only.
-	dbPath := filepath.Join(dataDir, DatabaseFile)
-	if err := private(dbPath); err != nil {
-		return nil, err
-	}
-	store, err := sqlite.Open(ctx, dbPath)
+	store, err := openStore(ctx, dataDir, e)
 	if err != nil {
 		return nil, err
 	}
-	alog, ast, err := openAudit(ctx, dataDir)
+	alog, ast, err := openAudit(ctx, dataDir, e)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -71,19 +114,40 @@ func OpenApp(ctx context.Context, dataDir string, cfg app.Config) (*app.App, err
 	return a, nil
 }
 
-// openAudit opens the transparency log in dataDir (audit.db), signing
-// with the key in audit.key, created on first use.
-func openAudit(ctx context.Context, dataDir string) (*audit.Log, *auditsqlite.Store, error) {
+// openStore opens the service's store: e's PostgreSQL, or the SQLite
+// database in dataDir.
+func openStore(ctx context.Context, dataDir string, e Engines) (fheserve.Store, error) {
+	if postgresURL(e.Store) {
+		return postgres.Open(ctx, e.Store)
+	}
+	// The database holds password hashes: readable by the server only.
+	dbPath := filepath.Join(dataDir, DatabaseFile)
+	if err := private(dbPath); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, dbPath)
+}
+
+// openAudit opens the transparency log, in e's PostgreSQL or in dataDir
+// (audit.db), signing with the key in dataDir/audit.key, created on first
+// use.
+func openAudit(ctx context.Context, dataDir string, e Engines) (*audit.Log, audit.Store, error) {
 	key, err := audit.LoadOrCreateKey(filepath.Join(dataDir, audit.KeyFile), "")
 	if err != nil {
 		return nil, nil, err
 	}
-	// The log names accounts and their actions: readable by the server only.
-	path := filepath.Join(dataDir, audit.DBFile)
-	if err := private(path); err != nil {
-		return nil, nil, err
+	var st audit.Store
+	if postgresURL(e.Store) {
+		st, err = auditpostgres.Open(ctx, e.Store)
+	} else {
+		// The log names accounts and their actions: readable by the
+		// server only.
+		path := filepath.Join(dataDir, audit.DBFile)
+		if err := private(path); err != nil {
+			return nil, nil, err
+		}
+		st, err = auditsqlite.Open(ctx, path)
 	}
-	st, err := auditsqlite.Open(ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,7 +189,12 @@ type Node struct {
 // serves it on addr ("127.0.0.1:0" picks a free port) until Close. Each
 // of configure changes the server before it serves: say, UseTLS.
 func Start(ctx context.Context, dataDir, addr string, cfg app.Config, configure ...func(*fhttp.Server)) (*Node, error) {
-	a, err := OpenApp(ctx, dataDir, cfg)
+	return StartOn(ctx, dataDir, Engines{}, addr, cfg, configure...)
+}
+
+// StartOn is Start with the engines e instead of the defaults.
+func StartOn(ctx context.Context, dataDir string, e Engines, addr string, cfg app.Config, configure ...func(*fhttp.Server)) (*Node, error) {
+	a, err := OpenAppOn(ctx, dataDir, e, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ type adminInitOptions struct {
 	Ctx context.Context
 
 	DataDir  string
+	Store    string // --store: "" (SQLite in DataDir) or a postgres:// URL
 	Username string
 	Stdin    bool // --password-stdin
 }
@@ -46,6 +47,7 @@ directory, without a running server. The password is read from the first
 line of standard input.`,
 	}, opts, &opts.Ctx, runF, adminInitRun, required("data-dir", "username"), passwordStdin(&opts.Stdin))
 	dataDirFlag(cmd.Flags(), f.Getenv, &opts.DataDir)
+	storeFlag(cmd.Flags(), f.Getenv, &opts.Store)
 	credentialFlags(cmd.Flags(), &opts.Username, "administrator's", &opts.Stdin)
 	return cmd
 }
@@ -56,7 +58,7 @@ func adminInitRun(opts *adminInitOptions) error {
 	if err != nil {
 		return err
 	}
-	a, err := node.OpenApp(ctx, opts.DataDir, app.Config{})
+	a, err := node.OpenAppOn(ctx, opts.DataDir, node.Engines{Store: opts.Store}, app.Config{})
 	if err != nil {
 		return err
 	}

@@ -23,11 +23,15 @@ import (
 // dataDirEnv names the environment variable with the default data directory.
 const dataDirEnv = "FHESERVE_DATA"
 
+// storeEnv names the environment variable with the default --store.
+const storeEnv = "FHESERVE_STORE"
+
 type serveOptions struct {
 	IO  *IOStreams
 	Ctx context.Context
 
 	DataDir     string
+	Store       string // "" (SQLite in DataDir) or a postgres:// URL
 	Addr        string
 	Workers     int
 	EvalThreads int
@@ -72,6 +76,12 @@ unless $FHESERVE_MASTER_KEY holds it), and the audit log (audit.db, signed
 with audit.key; 'fheserve audit key' prints the key to publish). Jobs that were queued or running when
 the server stopped run again when it starts.
 
+--store postgres://USER@HOST/DB (or $FHESERVE_STORE) keeps the database and
+the audit log in PostgreSQL instead, so that several API nodes share
+accounts, models, key sets, jobs and one audit log. They need the same
+master key ($FHESERVE_MASTER_KEY) and audit.key, and for now one blob
+folder: a data directory on a shared file system.
+
 Passwords and bearer tokens cross the network, so the server speaks HTTPS
 (--tls-cert, --tls-key) or listens on a loopback address; plain HTTP on
 another address needs --behind-proxy, for a TLS-terminating reverse proxy.
@@ -91,6 +101,7 @@ func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
 	}, opts, &opts.Ctx, runF, serveRun, required("data-dir"), validated(opts.validate))
 	fs := cmd.Flags()
 	dataDirFlag(fs, f.Getenv, &opts.DataDir)
+	storeFlag(fs, f.Getenv, &opts.Store)
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
 	fs.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it)")
 	fs.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
@@ -146,7 +157,17 @@ func dataDirFlag(f interface {
 	f.StringVar(p, "data-dir", def, "server data `directory` (default: $"+dataDirEnv+" or ./fheserve-data)")
 }
 
+// storeFlag adds --store, defaulting to $FHESERVE_STORE.
+func storeFlag(f interface {
+	StringVar(p *string, name string, value string, usage string)
+}, getenv func(string) string, p *string) {
+	f.StringVar(p, "store", getenv(storeEnv), "the database: a postgres://... `URL`, shared by several nodes (default: $"+storeEnv+", or SQLite in the data directory)")
+}
+
 func (o *serveOptions) validate() error {
+	if err := (node.Engines{Store: o.Store}).Check(); err != nil {
+		return err
+	}
 	switch {
 	case o.Workers < 0 || o.EvalThreads < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "--workers and --eval-threads must not be negative")
@@ -221,7 +242,7 @@ func serveRun(opts *serveOptions) error {
 		}
 		configure = append(configure, func(s *fhttp.Server) { s.UseTLS(cert.TLSConfig()) })
 	}
-	d, err := node.Start(ctx, opts.DataDir, opts.Addr, app.Config{
+	d, err := node.StartOn(ctx, opts.DataDir, node.Engines{Store: opts.Store}, opts.Addr, app.Config{
 		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
 		Bounds: app.Bounds{
 			Uploads: opts.MaxUploads, UploadsPerUser: opts.MaxUploadsPerUser,

@@ -46,6 +46,9 @@ func TestServeFlags(t *testing.T) {
 		{name: "negative bound", args: []string{"--max-queued-per-user", "-1"}, wantErr: fheserve.EINVALID},
 		{name: "short ttl", args: []string{"--result-ttl", "1s"}, wantErr: fheserve.EINVALID},
 		{name: "argument", args: []string{"now"}, wantErr: fheserve.EINVALID},
+		{name: "postgres", args: []string{"--store", "postgres://fheserve@db.internal/fheserve"},
+			want: serveOptions{DataDir: "fheserve-data", Store: "postgres://fheserve@db.internal/fheserve", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
+		{name: "unknown store", args: []string{"--store", "mysql://db/fheserve"}, wantErr: fheserve.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
