@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -169,6 +170,26 @@ func TestPortalPredict(t *testing.T) {
 		}
 	}
 
+	// A drawing, normalized as the bundled models' inputs are.
+	b.do("draw", chromedp.SetValue(`#draw-mean`, "0.2860"), chromedp.SetValue(`#draw-std`, "0.3530"),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(() => {
+				const c = document.querySelector('#draw'), r = c.getBoundingClientRect();
+				const ev = (type, x, y) => c.dispatchEvent(new PointerEvent(type, {pointerId: 1, bubbles: true,
+					clientX: r.left + x * r.width, clientY: r.top + y * r.height}));
+				ev('pointerdown', 0.3, 0.2);
+				for (let i = 0; i <= 10; i++) ev('pointermove', 0.3 + 0.04 * i, 0.2 + 0.06 * i);
+				ev('pointerup', 0.7, 0.8);
+				return true;
+			})()`)(ctx, t)
+			return err
+		}),
+		chromedp.Click(`#use-drawing`), chromedp.WaitEnabled(`#predict`), chromedp.Click(`#predict`), chromedp.WaitVisible(`#prediction`))
+	b.shot("try-draw")
+	if status := get(b, "the input", chromedp.Text(`#input-status`)); !strings.Contains(status, "784 values from the drawing") {
+		t.Errorf("after drawing, the input is %q", status)
+	}
+
 	// The secret key, as the worker keeps it in IndexedDB.
 	secrets := get(b, "the secret keys", chromedp.Evaluate[[]string](`new Promise((resolve, reject) => {
 		const open = indexedDB.open('fheserve', 1);
@@ -209,8 +230,8 @@ func TestPortalPredict(t *testing.T) {
 	login("olivia", "olivia-password", `#models a[data-model=mlp]`)
 	b.do("the model's usage", chromedp.Click(`#models a[data-model=mlp]`), chromedp.WaitVisible(`#usage .bars`))
 	b.shot("owner-usage")
-	if u, err := owner.Usage(ctx, m.ID); err != nil || u.Requests != 2 {
-		t.Errorf("usage: %+v, %v; want the SDK's and the browser's requests", u, err)
+	if u, err := owner.Usage(ctx, m.ID); err != nil || u.Requests != 3 {
+		t.Errorf("usage: %+v, %v; want the SDK's and the browser's two", u, err)
 	}
 
 	// The administrator verifies the audit log in the browser: refused

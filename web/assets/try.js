@@ -216,6 +216,8 @@ export async function tryPage(main, id) {
     inputParts.push(el('p', { class: 'muted' }, 'or type the values:'), el('div', { class: 'grid-inputs' }, boxes), use);
   }
 
+  if (inputSize === 784) inputParts.push(drawBox(setInput));
+
   // Prediction.
   const runProgress = progressBox('predict-progress');
   const result = el('div', { id: 'result-box' });
@@ -281,4 +283,54 @@ export async function keysCard(container) {
       'No key set yet: “Try it” on a model makes one in this browser.'));
   };
   await reload();
+}
+
+// drawBox lets the user draw a 28 x 28 image, white on black as MNIST's
+// are, scaled to [0, 1] and then normalized as the model was trained.
+function drawBox(setInput) {
+  const canvas = el('canvas', { class: 'draw', id: 'draw', width: 280, height: 280 });
+  const g = canvas.getContext('2d');
+  const blank = () => { g.fillStyle = '#000'; g.fillRect(0, 0, 280, 280); };
+  blank();
+  let last = null;
+  const at = (ev) => {
+    const r = canvas.getBoundingClientRect();
+    return [(ev.clientX - r.left) * (280 / r.width), (ev.clientY - r.top) * (280 / r.height)];
+  };
+  canvas.addEventListener('pointerdown', (ev) => { last = at(ev); canvas.setPointerCapture(ev.pointerId); });
+  canvas.addEventListener('pointermove', (ev) => {
+    if (!last) return;
+    const p = at(ev);
+    g.strokeStyle = '#fff';
+    g.lineWidth = 24;
+    g.lineCap = 'round';
+    g.beginPath();
+    g.moveTo(...last);
+    g.lineTo(...p);
+    g.stroke();
+    last = p;
+  });
+  const up = () => { last = null; };
+  canvas.addEventListener('pointerup', up);
+  canvas.addEventListener('pointercancel', up);
+  const mean = el('input', { type: 'number', step: 'any', value: '0', id: 'draw-mean' });
+  const std = el('input', { type: 'number', step: 'any', value: '1', id: 'draw-std' });
+  const use = el('button', { type: 'button', class: 'quiet', id: 'use-drawing' }, 'Use the drawing');
+  const clearButton = el('button', { type: 'button', class: 'quiet' }, 'Clear');
+  clearButton.addEventListener('click', blank);
+  use.addEventListener('click', () => {
+    const small = el('canvas', { width: 28, height: 28 });
+    const sg = small.getContext('2d');
+    sg.imageSmoothingQuality = 'high';
+    sg.drawImage(canvas, 0, 0, 28, 28);
+    const px = sg.getImageData(0, 0, 28, 28).data;
+    const m = Number(mean.value) || 0;
+    const s = Number(std.value) || 1;
+    setInput(Float64Array.from({ length: 784 }, (_, i) => (px[4 * i] / 255 - m) / s), 'the drawing');
+  });
+  return el('div', { class: 'drawbox' },
+    el('p', { class: 'muted' }, 'or draw an image (white on black):'), canvas,
+    el('div', { class: 'two' }, el('label', {}, 'Normalize: mean', mean), el('label', {}, 'standard deviation', std)),
+    el('p', { class: 'muted' }, 'Pixels are scaled to [0, 1], then (x − mean) / standard deviation, as the model was trained (the bundled Fashion-MNIST models: 0.2860 and 0.3530).'),
+    el('div', { class: 'row' }, use, clearButton));
 }
