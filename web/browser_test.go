@@ -306,6 +306,28 @@ func TestPortalAccounts(t *testing.T) {
 		t.Errorf("the browser reported errors (CSP violations, exceptions): %q", errs)
 	}
 	checkExchanges(t, rec.exchanges())
+
+	// The policy holds in the browser: an injected inline script and
+	// inline style are refused, and the refusals are seen.
+	ran := get(b, "inject an inline script", chromedp.Evaluate[bool](`(() => {
+		const s = document.createElement('script');
+		s.textContent = 'window.injected = true';
+		document.body.append(s);
+		const d = document.createElement('div');
+		d.setAttribute('style', 'color: red');
+		document.body.append(d);
+		return window.injected === true;
+	})()`))
+	if ran {
+		t.Error("an inline script ran despite the Content-Security-Policy")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.pageErrors()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if errs := b.pageErrors(); len(errs) < 2 || !strings.Contains(strings.Join(errs, " "), "inline script") || !strings.Contains(strings.Join(errs, " "), "inline style") {
+		t.Errorf("the injected inline script and style gave %q, want two CSP refusals", errs)
+	}
 }
 
 // checkExchanges checks what the browser sent: every state-changing
