@@ -84,3 +84,37 @@ func TestQuotaRace(t *testing.T) {
 		t.Fatalf("a reservation on an unknown model: %v", err)
 	}
 }
+
+// BenchmarkReserveSamples reserves and releases one sample of a model's
+// quotas from 16 goroutines over two nodes (pools): every reservation on
+// one model waits for the model's row lock.
+func BenchmarkReserveSamples(b *testing.B) {
+	ctx := context.Background()
+	url := pgtest.NewDB(b)
+	nodes := []*Store{MustOpen(b, url), MustOpen(b, url)}
+	alice := storetest.MustAccount(b, nodes[0], "alice", fheserve.RoleOwner)
+	carol := storetest.MustAccount(b, nodes[0], "carol", fheserve.RoleUser)
+	m := storetest.MustModel(b, nodes[0], alice, "mdl_1", "mnist")
+	now := time.Now()
+	var next atomic.Int64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		s := nodes[next.Add(1)%2]
+		for pb.Next() {
+			id := fmt.Sprintf("res_%d", next.Add(1))
+			_, ok, err := s.ReserveSamples(ctx, &fheserve.SampleReservation{ID: id, ModelID: m.ID, AccountID: carol.ID, Samples: 1,
+				Quotas: []fheserve.SampleQuota{{AccountID: carol.ID, Limit: 1 << 30}, {Limit: 1 << 30}},
+				At:     now, Since: now.Truncate(24 * time.Hour), Until: now.Add(time.Minute)})
+			if err != nil || !ok {
+				b.Error(ok, err)
+				return
+			}
+			if err := s.ReleaseSamples(ctx, id); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reservations/s")
+}

@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/fheserve/fheserve/audit"
@@ -84,4 +86,53 @@ func TestNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d records from %d nodes in %d checkpoints; verified: %+v", len(es), nodes, len(cps), v)
+}
+
+func BenchmarkAppend(b *testing.B) {
+	ctx := context.Background()
+	l, _ := audittest.MustNew(b, MustOpen(b, pgtest.NewDB(b)))
+	i := 0
+	for b.Loop() {
+		if _, err := l.Append(ctx, audittest.Rec(i)); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkAppendNodes appends from 16 goroutines at once spread over
+// nodes Logs (a pool each) on one database: group commit within a node,
+// and batches that lose the race to another node built again.
+func BenchmarkAppendNodes(b *testing.B) {
+	for _, nodes := range []int{1, 2, 4} {
+		b.Run(strconv.Itoa(nodes), func(b *testing.B) {
+			ctx := context.Background()
+			url := pgtest.NewDB(b)
+			key, err := audit.GenerateKey("test.example/audit")
+			if err != nil {
+				b.Fatal(err)
+			}
+			logs := make([]*audit.Log, nodes)
+			for i := range logs {
+				if logs[i], err = audit.New(ctx, MustOpen(b, url), key); err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { logs[i].Close() })
+			}
+			var next atomic.Int64
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				l := logs[next.Add(1)%int64(nodes)]
+				for pb.Next() {
+					if _, err := l.Append(ctx, audittest.Rec(7)); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
 }
