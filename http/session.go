@@ -80,6 +80,11 @@ func (s *Server) cookieCaller(r *http.Request) (c *fheserve.Caller, ok bool, err
 	if !safeMethod(r.Method) && !validCSRF(r, token) {
 		return nil, true, fheserve.Errorf(fheserve.EFORBIDDEN, "a browser session's request that changes something must carry its %s header (reload the portal)", CSRFHeader)
 	}
+	// Defence in depth: a browser says where a request comes from; the
+	// portal's own come from its origin (or are typed in the address bar).
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return nil, true, fheserve.Errorf(fheserve.EFORBIDDEN, "a browser session's cookie is accepted from the portal's own pages only, not from a %s request", site)
+	}
 	c, err = s.svc.Authenticate(r.Context(), token)
 	return c, true, err
 }

@@ -103,7 +103,9 @@ func TestPortalSession(t *testing.T) {
 		{"no cookie, no token", http.DefaultClient, "GET", url + "/v1/accounts", "", nil, http.StatusUnauthorized},
 		{"the CSRF token is no credential", http.DefaultClient, "POST", review, sess.CSRFToken, nil, http.StatusUnauthorized},
 		{"the cookie does not override a bearer token", admin, "GET", url + "/v1/accounts", "", []string{"Authorization", "Bearer nonsense"}, http.StatusUnauthorized},
-		{"change with CSRF", admin, "POST", review, sess.CSRFToken, nil, http.StatusOK},
+		{"a read from another site", admin, "GET", url + "/v1/accounts", "", []string{"Sec-Fetch-Site", "cross-site"}, http.StatusForbidden},
+		{"a change from a sibling site, even with the token", admin, "POST", review, sess.CSRFToken, []string{"Sec-Fetch-Site", "same-site"}, http.StatusForbidden},
+		{"change with CSRF", admin, "POST", review, sess.CSRFToken, []string{"Sec-Fetch-Site", "same-origin"}, http.StatusOK},
 		{"the cookie meets the service's own checks", admin, "POST", url + "/v1/accounts/root/disable", sess.CSRFToken, nil, http.StatusConflict},
 	}
 	for _, tt := range tests {
