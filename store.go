@@ -129,6 +129,33 @@ type Queue interface {
 	Position(jobID string) (int, bool)
 }
 
+// LeaseQueue is a Queue that several processes share, any of which may
+// die while it evaluates a job. Lease hands out a job id without removing
+// it: the worker extends the lease while it works (Heartbeat) and removes
+// the id with Done when the store records the job's end. An id whose
+// lease lapses (the worker died or lost the queue) is handed out again,
+// to any worker, with a higher Attempt.
+type LeaseQueue interface {
+	Queue
+	// Lease blocks until a job id is available or ctx ends.
+	Lease(ctx context.Context) (Lease, error)
+}
+
+// Lease is one worker's hold on a queued job id.
+type Lease interface {
+	JobID() string
+	// Attempt counts the times the id was handed out, 1 the first time.
+	Attempt() int
+	// Heartbeat is how often Extend must be called for the lease to hold.
+	Heartbeat() time.Duration
+	// Extend renews the lease.
+	Extend() error
+	// Done removes the id from the queue.
+	Done() error
+	// Release hands the id back at once, for another worker.
+	Release() error
+}
+
 // QuotaStore is implemented by a Store that several nodes share, where
 // one node cannot see the samples another has let through and not stored
 // yet. ReserveSamples counts each quota's samples (the jobs created since
