@@ -3,6 +3,7 @@ package fheserve
 import (
 	"context"
 	"io"
+	"regexp"
 	"time"
 )
 
@@ -106,6 +107,17 @@ type BlobStore interface {
 	Open(ctx context.Context, key string) (io.ReadCloser, int64, error)
 	// Delete removes a blob; deleting a missing blob is not an error.
 	Delete(ctx context.Context, key string) error
+}
+
+var blobKeyRE = regexp.MustCompile(`^[a-z0-9_-]+(/[a-z0-9_-]+)*$`)
+
+// CheckBlobKey refuses a blob key that is not a slash-separated path of
+// [a-z0-9_-] elements of at most 200 bytes, with EINVALID.
+func CheckBlobKey(key string) error {
+	if !blobKeyRE.MatchString(key) || len(key) > 200 {
+		return Errorf(EINVALID, "invalid blob key %q", key)
+	}
+	return nil
 }
 
 // BlobWriter writes one blob.

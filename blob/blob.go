@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/fheserve/fheserve"
@@ -33,11 +32,9 @@ func Open(dir string) (*Store, error) {
 	return &Store{root: dir}, nil
 }
 
-var keyRE = regexp.MustCompile(`^[a-z0-9_-]+(/[a-z0-9_-]+)*$`)
-
 func (s *Store) path(key string) (string, error) {
-	if !keyRE.MatchString(key) || len(key) > 200 {
-		return "", fheserve.Errorf(fheserve.EINVALID, "invalid blob key %q", key)
+	if err := fheserve.CheckBlobKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
 }
