@@ -34,7 +34,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 
 // open connects to the database at url migrated to schema version last.
 func open(ctx context.Context, url string, last int) (*Store, error) {
-	db, err := connect(ctx, url)
+	db, err := Connect(ctx, url)
 	if err != nil {
 		return nil, err
 	}
@@ -46,13 +46,17 @@ func open(ctx context.Context, url string, last int) (*Store, error) {
 	return s, nil
 }
 
-// connect opens a pool on url and checks that the server answers. The
-// error names the server but never the password.
-func connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
+// Connect opens a pool on url and checks that the server answers; the
+// audit log's store shares it. The error names the server but never the
+// password. A connection idle for more than 100 ms is pinged before use,
+// so that after a restart of PostgreSQL the pool drops its dead
+// connections instead of failing a request on each.
+func Connect(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "invalid PostgreSQL URL: %v", redact(err))
 	}
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool { return p.IdleDuration > 100*time.Millisecond }
 	db, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot connect to PostgreSQL: %w", err)

@@ -218,3 +218,18 @@ func TestGallery(t *testing.T) {
 		t.Fatalf("job's claim: %+v, %v", got, err)
 	}
 }
+
+// TestRestart restarts PostgreSQL under an open store: the pool's
+// connections are dropped, and the store works again at once without
+// reopening, with everything committed before.
+func TestRestart(t *testing.T) {
+	ctx := context.Background()
+	s := MustOpen(t, pgtest.NewDB(t))
+	storetest.MustAccount(t, s, "alice", fheserve.RoleUser)
+	pgtest.Restart(t)
+	time.Sleep(200 * time.Millisecond) // the pool pings connections idle longer than 100 ms
+	if _, err := s.AccountByUsername(ctx, "alice"); err != nil {
+		t.Fatalf("after the restart: %v", err)
+	}
+	storetest.MustAccount(t, s, "bob", fheserve.RoleUser)
+}

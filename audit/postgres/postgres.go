@@ -19,6 +19,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/postgres"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
@@ -76,13 +77,9 @@ const migrationLock int64 = 0x6668656175646974
 // Open connects to the database at url (postgres://...) and migrates its
 // audit tables to the current schema.
 func Open(ctx context.Context, url string) (*Store, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	db, err := postgres.Connect(ctx, url)
 	if err != nil {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "invalid PostgreSQL URL for the audit log")
-	}
-	db, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to PostgreSQL for the audit log: %w", err)
+		return nil, err
 	}
 	s := &Store{db: db}
 	if err := s.migrate(ctx); err != nil {

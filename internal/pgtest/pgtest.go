@@ -68,6 +68,18 @@ func NewDB(tb testing.TB) string {
 	return cluster.URL(name)
 }
 
+// Restart restarts the package's cluster (NewDB started it), closing
+// every connection, as a fault test's PostgreSQL restart.
+func Restart(tb testing.TB) {
+	tb.Helper()
+	if cluster == nil {
+		tb.Fatal("pgtest.Restart before NewDB")
+	}
+	if err := cluster.Restart(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Cluster is a running PostgreSQL server on a Unix socket.
 type Cluster struct {
 	dir  string // holds data/, the socket and the log
