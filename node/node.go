@@ -8,7 +8,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -23,8 +25,11 @@ import (
 	"github.com/fheserve/fheserve/blob"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/inproc"
+	"github.com/fheserve/fheserve/natsq"
 	"github.com/fheserve/fheserve/postgres"
 	"github.com/fheserve/fheserve/sqlite"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DatabaseFile is the name of the SQLite database in the data directory.
@@ -39,6 +44,10 @@ type Engines struct {
 	// key sets, jobs and the log; they need the same master key and audit
 	// key, and (until blobs have a shared store) one blob folder.
 	Store string
+	// Blobs is where blobs live: "" for the blob folder in the data
+	// directory, or a nats:// URL for a JetStream object store (bucket
+	// "fheserve"), which nodes share without sharing a folder.
+	Blobs string
 }
 
 // postgresURL reports whether a store URL names PostgreSQL.
@@ -50,6 +59,9 @@ func postgresURL(u string) bool {
 func (e Engines) Check() error {
 	if e.Store != "" && !postgresURL(e.Store) {
 		return fheserve.Errorf(fheserve.EINVALID, "unknown store %q: give a postgres:// URL, or nothing for SQLite in the data directory", redactURL(e.Store))
+	}
+	if e.Blobs != "" && !strings.HasPrefix(e.Blobs, "nats://") {
+		return fheserve.Errorf(fheserve.EINVALID, "unknown blob store %q: give a nats:// URL, or nothing for the data directory's blobs/", redactURL(e.Blobs))
 	}
 	return nil
 }
@@ -87,32 +99,77 @@ func OpenAppOn(ctx context.Context, dataDir string, e Engines, cfg app.Config) (
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := blob.Open(filepath.Join(dataDir, "blobs"))
+	blobs, closeBlobs, err := openBlobs(ctx, dataDir, e)
 	if err != nil {
 		return nil, err
 	}
-	if err := blobs.CleanTemp(); err != nil {
-		return nil, fmt.Errorf("cannot clean the blob directory: %w", err)
-	}
 	store, err := openStore(ctx, dataDir, e)
 	if err != nil {
+		closeBlobs()
 		return nil, err
 	}
 	alog, ast, err := openAudit(ctx, dataDir, e)
 	if err != nil {
 		store.Close()
+		closeBlobs()
 		return nil, err
 	}
-	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey, cfg.Audit, cfg.AuditStore = store, blobs, inproc.NewQueue(), key, alog, ast
+	// The App closes the audit store last: the blob store's connection
+	// goes with it.
+	closer := closers{ast, closerFunc(closeBlobs)}
+	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey, cfg.Audit, cfg.AuditStore = store, blobs, inproc.NewQueue(), key, alog, closer
 	a, err := app.New(cfg)
 	if err != nil {
 		alog.Close()
-		ast.Close()
+		closer.Close()
 		store.Close()
 		return nil, err
 	}
 	return a, nil
 }
+
+// openBlobs opens the blob store: e's JetStream object store, or the
+// folder blobs/ in dataDir; close releases it.
+func openBlobs(ctx context.Context, dataDir string, e Engines) (b fheserve.BlobStore, close func() error, err error) {
+	if e.Blobs != "" {
+		nc, err := nats.Connect(e.Blobs, nats.Name("fheserve"), nats.MaxReconnects(-1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot connect to NATS at %s: %w", redactURL(e.Blobs), err)
+		}
+		js, err := jetstream.New(nc)
+		if err == nil {
+			b, err = natsq.OpenBlobs(ctx, js, "fheserve")
+		}
+		if err != nil {
+			nc.Close()
+			return nil, nil, err
+		}
+		return b, func() error { nc.Close(); return nil }, nil
+	}
+	local, err := blob.Open(filepath.Join(dataDir, "blobs"))
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := local.CleanTemp(); err != nil {
+		return nil, nil, fmt.Errorf("cannot clean the blob directory: %w", err)
+	}
+	return local, func() error { return nil }, nil
+}
+
+// closers closes each in turn.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var err error
+	for _, c := range cs {
+		err = errors.Join(err, c.Close())
+	}
+	return err
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // openStore opens the service's store: e's PostgreSQL, or the SQLite
 // database in dataDir.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -34,20 +36,55 @@ func must[T any](v T, err error) func(testing.TB) T {
 }
 
 // TestNodesOnPostgres runs two API nodes (HTTP servers) on one
-// PostgreSQL and one data directory (the keys and blob folder they
-// share). Accounts registered through one are approved through the other,
-// a model deployed through one is used through the other, a job
-// submitted to one is fetched from the other and decrypts to what
-// predict --local computes, and the audit log both appended to verifies
-// as one sequence.
+// PostgreSQL: sharing one data directory (its keys and blob folder), and
+// each with its own, the blobs in a NATS JetStream object store and the
+// master and audit keys given to both. Accounts registered through one
+// are approved through the other, a model deployed through one is used
+// through the other, a job submitted to one is fetched from the other
+// and decrypts to what predict --local computes, and the audit log both
+// appended to verifies as one sequence.
 func TestNodesOnPostgres(t *testing.T) {
+	t.Run("shared data directory", func(t *testing.T) {
+		t.Setenv(app.MasterKeyEnv, "")
+		dir := t.TempDir()
+		testNodes(t, [2]string{dir, dir}, Engines{Store: pgtest.NewDB(t)})
+	})
+	t.Run("blobs on NATS", func(t *testing.T) {
+		t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
+		testNodes(t, [2]string{t.TempDir(), t.TempDir()}, Engines{Store: pgtest.NewDB(t), Blobs: mustNATS(t)})
+	})
+}
+
+// mustNATS starts an embedded NATS server with JetStream and returns its
+// URL.
+func mustNATS(tb testing.TB) string {
+	tb.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: tb.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("the embedded NATS server did not start")
+	}
+	tb.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+func testNodes(t *testing.T, dirs [2]string, e Engines) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	t.Setenv(app.MasterKeyEnv, "")
-	dir, url := t.TempDir(), pgtest.NewDB(t)
 	var nodes [2]*Node
 	for i := range nodes {
-		nodes[i] = must(StartOn(ctx, dir, Engines{Store: url}, "127.0.0.1:0", app.Config{Workers: 1}))(t)
+		if i == 1 && dirs[1] != dirs[0] {
+			// The log's one signing key, as an operator would copy it.
+			key := must(os.ReadFile(filepath.Join(dirs[0], audit.KeyFile)))(t)
+			if err := os.WriteFile(filepath.Join(dirs[1], audit.KeyFile), key, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes[i] = must(StartOn(ctx, dirs[i], e, "127.0.0.1:0", app.Config{Workers: 1}))(t)
 		t.Cleanup(func() { nodes[i].Close() })
 	}
 	a, b := nodes[0], nodes[1]
@@ -90,8 +127,8 @@ func TestNodesOnPostgres(t *testing.T) {
 		}
 	}
 
-	key := must(audit.LoadOrCreateKey(filepath.Join(dir, audit.KeyFile), ""))(t)
-	st := must(auditpostgres.Open(ctx, url))(t)
+	key := must(audit.LoadOrCreateKey(filepath.Join(dirs[0], audit.KeyFile), ""))(t)
+	st := must(auditpostgres.Open(ctx, e.Store))(t)
 	defer st.Close()
 	v := must(audit.Verify(ctx, st, key.VerifierKey()))(t)
 	t.Logf("the log of both nodes: %d records in %d checkpoints, verified", v.Records, v.Checkpoints)

@@ -23,8 +23,12 @@ import (
 // dataDirEnv names the environment variable with the default data directory.
 const dataDirEnv = "FHESERVE_DATA"
 
-// storeEnv names the environment variable with the default --store.
-const storeEnv = "FHESERVE_STORE"
+// storeEnv and blobsEnv name the environment variables with the
+// defaults of --store and --blobs.
+const (
+	storeEnv = "FHESERVE_STORE"
+	blobsEnv = "FHESERVE_BLOBS"
+)
 
 type serveOptions struct {
 	IO  *IOStreams
@@ -32,6 +36,7 @@ type serveOptions struct {
 
 	DataDir     string
 	Store       string // "" (SQLite in DataDir) or a postgres:// URL
+	Blobs       string // "" (DataDir/blobs) or a nats:// URL
 	Addr        string
 	Workers     int
 	EvalThreads int
@@ -79,8 +84,9 @@ the server stopped run again when it starts.
 --store postgres://USER@HOST/DB (or $FHESERVE_STORE) keeps the database and
 the audit log in PostgreSQL instead, so that several API nodes share
 accounts, models, key sets, jobs and one audit log. They need the same
-master key ($FHESERVE_MASTER_KEY) and audit.key, and for now one blob
-folder: a data directory on a shared file system.
+master key ($FHESERVE_MASTER_KEY) and audit.key (copy it), and one blob
+store: --blobs nats://HOST:4222 (or $FHESERVE_BLOBS), a NATS JetStream
+object store, or a data directory on a shared file system.
 
 Passwords and bearer tokens cross the network, so the server speaks HTTPS
 (--tls-cert, --tls-key) or listens on a loopback address; plain HTTP on
@@ -102,6 +108,7 @@ func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
 	fs := cmd.Flags()
 	dataDirFlag(fs, f.Getenv, &opts.DataDir)
 	storeFlag(fs, f.Getenv, &opts.Store)
+	fs.StringVar(&opts.Blobs, "blobs", f.Getenv(blobsEnv), "where blobs live: a nats://... `URL` (a JetStream object store shared by several nodes; default: $"+blobsEnv+", or blobs/ in the data directory)")
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
 	fs.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it)")
 	fs.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
@@ -165,7 +172,7 @@ func storeFlag(f interface {
 }
 
 func (o *serveOptions) validate() error {
-	if err := (node.Engines{Store: o.Store}).Check(); err != nil {
+	if err := (node.Engines{Store: o.Store, Blobs: o.Blobs}).Check(); err != nil {
 		return err
 	}
 	switch {
@@ -242,7 +249,7 @@ func serveRun(opts *serveOptions) error {
 		}
 		configure = append(configure, func(s *fhttp.Server) { s.UseTLS(cert.TLSConfig()) })
 	}
-	d, err := node.StartOn(ctx, opts.DataDir, node.Engines{Store: opts.Store}, opts.Addr, app.Config{
+	d, err := node.StartOn(ctx, opts.DataDir, node.Engines{Store: opts.Store, Blobs: opts.Blobs}, opts.Addr, app.Config{
 		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
 		Bounds: app.Bounds{
 			Uploads: opts.MaxUploads, UploadsPerUser: opts.MaxUploadsPerUser,

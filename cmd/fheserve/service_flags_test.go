@@ -49,6 +49,9 @@ func TestServeFlags(t *testing.T) {
 		{name: "postgres", args: []string{"--store", "postgres://fheserve@db.internal/fheserve"},
 			want: serveOptions{DataDir: "fheserve-data", Store: "postgres://fheserve@db.internal/fheserve", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
 		{name: "unknown store", args: []string{"--store", "mysql://db/fheserve"}, wantErr: fheserve.EINVALID},
+		{name: "blobs on nats", args: []string{"--store", "postgres://db/f", "--blobs", "nats://nats.internal:4222"},
+			want: serveOptions{DataDir: "fheserve-data", Store: "postgres://db/f", Blobs: "nats://nats.internal:4222", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
+		{name: "unknown blobs", args: []string{"--blobs", "s3://bucket"}, wantErr: fheserve.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
