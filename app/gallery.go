@@ -3,9 +3,14 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/gob"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"strconv"
 
 	"github.com/fheserve/fheserve"
@@ -310,31 +315,25 @@ func (a *App) checkQuery(ctx context.Context, m *fheserve.Model, claim string) (
 	if claim == "" {
 		return "gallery.identify", nil
 	}
-	if !containsLabel(tpl.Labels, claim) {
+	if !slices.Contains(tpl.Labels, claim) {
 		return "", fheserve.Errorf(fheserve.ENOTFOUND, "gallery %s has no template labelled %q: claim an enrolled label ('fheserve gallery list %s')", m.ID, clipLabel(claim), m.ID)
 	}
 	return "gallery.verify", nil
 }
 
-func containsLabel(labels []string, l string) bool {
-	for _, x := range labels {
-		if x == l {
-			return true
-		}
-	}
-	return false
-}
-
 // preparedQuery returns a gallery job's query prepared for evaluation:
 // the view of the gallery's plan with the job's declared decisions and
 // the program of the gallery's current templates (the claimed row for a
-// verification), cached per revision and claim.
+// verification), cached (queryKey).
 func (a *App) preparedQuery(ctx context.Context, m *fheserve.Model, claim string) (*preparedModel, error) {
 	g, tpl, err := a.gallery(ctx, m)
 	if err != nil {
 		return nil, err
 	}
-	key := m.ID + "/gallery/" + strconv.Itoa(g.Revision) + "/" + claim
+	key, err := queryKey(m.ID, g.Revision, tpl, claim)
+	if err != nil {
+		return nil, err
+	}
 	if pm, ok := a.models.get(key); ok {
 		return pm, nil
 	}
@@ -366,4 +365,23 @@ func (a *App) preparedQuery(ctx context.Context, m *fheserve.Model, claim string
 	pm := a.newPrepared(info, sm)
 	a.models.add(key, pm, 1)
 	return pm, nil
+}
+
+// queryKey names a prepared query in the cache: an identification by
+// the gallery's revision, a verification by the claimed template's row
+// (a hash of it), so that enrolling or removing other templates does not
+// make a claim's program be prepared again.
+func queryKey(modelID string, revision int, tpl *compiler.Gallery, claim string) (string, error) {
+	if claim == "" {
+		return modelID + "/identify/" + strconv.Itoa(revision), nil
+	}
+	i := slices.Index(tpl.Labels, claim)
+	if i < 0 {
+		return "", fheserve.Errorf(fheserve.ENOTFOUND, "gallery %s has no template labelled %q: claim an enrolled label ('fheserve gallery list %s')", modelID, clipLabel(claim), modelID)
+	}
+	h := sha256.New()
+	for _, v := range tpl.Templates[i*tpl.Dim : (i+1)*tpl.Dim] {
+		h.Write(binary.LittleEndian.AppendUint64(nil, math.Float64bits(v)))
+	}
+	return modelID + "/verify/" + hex.EncodeToString(h.Sum(nil)), nil
 }
