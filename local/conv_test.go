@@ -81,3 +81,30 @@ func TestPooledConvolutionsEncrypted(t *testing.T) {
 		checkEncrypted(t, r, g, x, r.Plan.BatchSize)
 	}
 }
+
+// A model over its plaintext budget keeps its Horner maps' diagonals as
+// slot vectors and encodes them as each call uses them: the results still
+// agree with the plaintext model within the stated error, full calls and
+// a call of one sample (the last map re-prepared for it) alike.
+func TestOnDemandDiagonals(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 16))
+	g := poolCNN(rng)
+	r, err := New(g, compiler.Options{Calibration: uniform(rng, 16*g.Input.Size()), Keys: compiler.KeysSmall}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, none := r.Model.Plaintexts()
+	if all == 0 || none != 0 {
+		t.Fatalf("without a budget: %d bytes held, %d per call", all, none)
+	}
+	if err := r.PrepareWithin(1); err != nil {
+		t.Fatal(err)
+	}
+	held, perCall := r.Model.Plaintexts()
+	if perCall == 0 || held+perCall != all {
+		t.Fatalf("within 1 byte: %d bytes held, %d per call, of %d", held, perCall, all)
+	}
+	for _, n := range []int{r.Plan.BatchSize, 1} {
+		checkEncrypted(t, r, g, uniform(rng, n*g.Input.Size()), n)
+	}
+}

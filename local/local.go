@@ -46,6 +46,7 @@ type Runner struct {
 	keys    *client.Keys
 	evk     *he.EvalKeys // the evaluation keys as the server read them
 	eval    *server.Evaluator
+	workers int // the evaluator's, for PrepareWithin
 	Stats   Stats
 	// OutOfBound lists the samples, numbered across Predict calls, whose
 	// decrypted output exceeded the plan's output bound
@@ -80,11 +81,27 @@ func newRunner(res *compiler.Result, g *nn.Graph, compile time.Duration, workers
 	if err != nil {
 		return nil, err
 	}
+	r.workers = workers
 	r.eval, err = model.NewEvaluator(r.evk, workers)
 	if err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// PrepareWithin prepares the server side again, holding at most held
+// bytes of plaintexts (server.PrepareWithin), with the same keys.
+func (r *Runner) PrepareWithin(held int64) error {
+	model, err := server.PrepareWithin(r.Plan, r.Program, held)
+	if err != nil {
+		return err
+	}
+	eval, err := model.NewEvaluator(r.evk, r.workers)
+	if err != nil {
+		return err
+	}
+	r.Model, r.eval = model, eval
+	return nil
 }
 
 // userKeys generates the user's keys for r.Plan under r.params, keeps

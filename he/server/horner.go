@@ -2,6 +2,7 @@ package server
 
 import (
 	"math/bits"
+	"slices"
 	"sort"
 	"sync"
 
@@ -181,10 +182,12 @@ func babySteps(babies []int, seq bool) (from, by []int) {
 func highBit(x int) int { return 1 << (bits.Len(uint(x)) - 1) }
 
 // hornerTerm is one product of a giant-step sum: the pre-rotated
-// diagonal times rot_b(x).
+// diagonal times rot_b(x). The diagonal is encoded in pt, or kept in v
+// for each call to encode (an on-demand map).
 type hornerTerm struct {
 	b  int
 	pt *rlwe.Plaintext
+	v  []float64
 }
 
 // hornerMap is a linear map prepared for Horner evaluation.
@@ -211,12 +214,16 @@ func (m *Model) prepareHorner(ecd *ckks.Encoder, s *plan.Step, st *prepared, ful
 	for _, d := range diags {
 		g, b := h.giant(d, slots)
 		utils.RotateSliceAllocFree(full[d], -g*h.N1, buf)
-		pt := ckks.NewPlaintext(params, s.LevelIn)
-		pt.Scale = st.ptScale
-		if err := ecd.Encode(buf, pt); err != nil {
-			return err
+		t := hornerTerm{b: b}
+		if st.onDemand {
+			t.v = slices.Clone(buf)
+		} else {
+			t.pt = ckks.NewPlaintext(params, s.LevelIn)
+			t.pt.Scale = st.ptScale
+			if err := ecd.Encode(buf, t.pt); err != nil {
+				return err
+			}
 		}
-		t := hornerTerm{b: b, pt: pt}
 		if g >= 0 {
 			hm.pos[g] = append(hm.pos[g], t)
 		} else {
@@ -239,6 +246,7 @@ type hornerRun struct {
 	// missing rot[b] is closed.
 	babyErr error
 	scale   rlwe.Scale
+	ptScale rlwe.Scale
 	level   int
 }
 
@@ -250,7 +258,7 @@ func newHornerRun(e *Evaluator, h HornerShape, x *rlwe.Ciphertext, ptScale rlwe.
 		top = max(top, from+h.BabyBy[k])
 	}
 	r := &hornerRun{e: e, h: h, rot: make([]*rlwe.Ciphertext, top+1), done: make([]chan struct{}, top+1),
-		scale: x.Scale.Mul(ptScale), level: x.Level()}
+		scale: x.Scale.Mul(ptScale), ptScale: ptScale, level: x.Level()}
 	for b := range r.done {
 		r.done[b] = make(chan struct{})
 	}
@@ -292,12 +300,24 @@ func (r *hornerRun) sum(terms []hornerTerm) (*rlwe.Ciphertext, error) {
 	}
 	acc := ckks.NewCiphertext(r.e.m.params, 1, r.level)
 	acc.Scale = r.scale
+	var buf *rlwe.Plaintext // an on-demand map's diagonals, encoded in turn
 	for _, t := range terms {
+		pt := t.pt
+		if pt == nil {
+			if buf == nil {
+				buf = ckks.NewPlaintext(r.e.m.params, r.level)
+				buf.Scale = r.ptScale
+			}
+			if err := r.e.m.ecd.Encode(t.v, buf); err != nil {
+				return nil, err
+			}
+			pt = buf
+		}
 		<-r.done[t.b]
 		if r.rot[t.b] == nil {
 			return nil, r.babyErr
 		}
-		if err := r.e.eval.MulThenAdd(r.rot[t.b], t.pt, acc); err != nil {
+		if err := r.e.eval.MulThenAdd(r.rot[t.b], pt, acc); err != nil {
 			return nil, err
 		}
 	}

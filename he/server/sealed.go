@@ -84,7 +84,7 @@ func PrepareSealed(p *plan.Plan, prog *plan.Program, sealed []*rlwe.Ciphertext) 
 			}
 		}
 	}
-	return prepare(p, prog, steps)
+	return prepare(p, prog, steps, 0)
 }
 
 // checkSealed checks sealed ciphertext k against its layout item: the

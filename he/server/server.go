@@ -11,6 +11,7 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 
@@ -51,6 +52,8 @@ type Model struct {
 	// full count is in steps), made when a call first needs it.
 	mu     sync.Mutex
 	masked map[int]*prepared
+	// ptBytes: each step's diagonals encoded (Plaintexts).
+	ptBytes []int64
 }
 
 type prepared struct {
@@ -80,25 +83,47 @@ type prepared struct {
 	lazyRelin bool
 	// sealed: the step's sealed weights (sealed.go).
 	sealed *sealedStep
+	// onDemand (a Horner map over the model's plaintext budget): the
+	// diagonals are kept as slot vectors and each call encodes them as
+	// it uses them (PrepareWithin).
+	onDemand bool
 }
 
 // Parts is how many concurrent parts a linear transformation is split into.
 var Parts = 2
 
-// Prepare encodes a program's weights for its plan.
+// Prepare encodes a program's weights for its plan, holding at most a
+// quarter of the memory limit (GOMEMLIMIT) in plaintexts when there is
+// one (PrepareWithin).
 func Prepare(p *plan.Plan, prog *plan.Program) (*Model, error) {
+	var held int64
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		held = l / 4
+	}
+	return PrepareWithin(p, prog, held)
+}
+
+// PrepareWithin encodes a program's weights for its plan, holding at
+// most held bytes of plaintexts (0: no bound): beyond it, the largest
+// maps evaluated by Horner giant steps keep their diagonals as slot
+// vectors (8 bytes a slot, against 8 bytes a slot and prime encoded)
+// and each call encodes them one at a time as it uses them, which
+// costs an encoding per diagonal per call. A network whose plaintexts
+// do not fit in memory runs, slower.
+func PrepareWithin(p *plan.Plan, prog *plan.Program, held int64) (*Model, error) {
 	if p.Sealed {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "the plan is compiled for sealed weights: prepare it with the sealed weights")
 	}
-	return prepare(p, prog, nil)
+	return prepare(p, prog, nil, held)
 }
 
-func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep) (*Model, error) {
+func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep, held int64) (*Model, error) {
 	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}
 	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed, masked: map[int]*prepared{}}
+	m.chooseOnDemand(held)
 	if p.Output.Encoding == plan.Coeffs {
 		m.keep = make([]int, p.Output.Length)
 		for r := range m.keep {
@@ -368,7 +393,7 @@ func (m *Model) maskedFor(i, n int) (*prepared, error) {
 		return st, nil
 	}
 	full := &m.steps[i]
-	st := &prepared{target: full.target, ptScale: full.ptScale, outScale: full.outScale}
+	st := &prepared{target: full.target, ptScale: full.ptScale, outScale: full.outScale, onDemand: full.onDemand}
 	if err := m.prepareDiagonals(m.ecd, &m.prog.Steps[i], st, n); err != nil {
 		return nil, err
 	}
