@@ -52,6 +52,10 @@ type Model struct {
 	// full count is in steps), made when a call first needs it.
 	mu     sync.Mutex
 	masked map[int]*prepared
+	// masks holds, by number of samples, the mask step's plaintext for
+	// calls of fewer samples than the batch, made when a call first
+	// needs it.
+	masks map[int]*rlwe.Plaintext
 	// ptBytes: each step's diagonals encoded (Plaintexts).
 	ptBytes []int64
 }
@@ -122,7 +126,7 @@ func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed, masked: map[int]*prepared{}}
+	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed, masked: map[int]*prepared{}, masks: map[int]*rlwe.Plaintext{}}
 	m.chooseOnDemand(held)
 	if p.Output.Encoding == plan.Coeffs {
 		m.keep = make([]int, p.Output.Length)
@@ -236,6 +240,22 @@ func (m *Model) maskPlaintext(ecd *ckks.Encoder, level int, keep []int) (*rlwe.P
 	if err := ecd.Encode(v, pt); err != nil {
 		return nil, err
 	}
+	return pt, nil
+}
+
+// maskFor returns the mask step's plaintext at level for a call of n
+// samples, fewer than the batch, encoded when a call first needs it.
+func (m *Model) maskFor(level, n int) (*rlwe.Plaintext, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pt, ok := m.masks[n]; ok {
+		return pt, nil
+	}
+	pt, err := m.maskPlaintext(m.ecd, level, m.outputSlots(n))
+	if err != nil {
+		return nil, err
+	}
+	m.masks[n] = pt
 	return pt, nil
 }
 
@@ -750,7 +770,7 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 	pt := st.mask // latency: the outputs of the full batch
 	if samples < e.m.Plan.BatchSize {
 		var err error
-		if pt, err = e.m.maskPlaintext(ckks.NewEncoder(e.m.params), s.LevelIn, e.m.outputSlots(samples)); err != nil {
+		if pt, err = e.m.maskFor(s.LevelIn, samples); err != nil {
 			return nil, err
 		}
 	}
