@@ -76,6 +76,30 @@ func (s KeySpec) Validate(params ckks.Parameters) error {
 	return nil
 }
 
+// Covers checks that s holds every key want needs, each at want's level
+// or above: key switching a ciphertext above a key's level would read
+// rows and primes the key does not have.
+func (s KeySpec) Covers(want KeySpec) error {
+	if want.Relin {
+		switch {
+		case !s.Relin:
+			return fheserve.Errorf(fheserve.EINVALID, "key set lacks the relinearization key the plan needs")
+		case s.RelinLevel < want.RelinLevel:
+			return fheserve.Errorf(fheserve.EINVALID, "the relinearization key is at level %d, the plan needs level %d", s.RelinLevel, want.RelinLevel)
+		}
+	}
+	for i, g := range want.Galois {
+		l, ok := s.galoisLevel(g)
+		switch {
+		case !ok:
+			return fheserve.Errorf(fheserve.EINVALID, "key set lacks the Galois key %d the plan needs", g)
+		case l < want.GaloisLevels[i]:
+			return fheserve.Errorf(fheserve.EINVALID, "the Galois key %d is at level %d, the plan needs level %d", g, l, want.GaloisLevels[i])
+		}
+	}
+	return nil
+}
+
 // galoisLevel returns the level s gives the key of Galois element g.
 func (s KeySpec) galoisLevel(g uint64) (int, bool) {
 	i := slices.Index(s.Galois, g)

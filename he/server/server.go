@@ -469,7 +469,7 @@ func (m *Model) NewEvaluator(keys *he.EvalKeys, workers int) (*Evaluator, error)
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if err := checkKeyLevels(m.Plan, keys.Spec()); err != nil {
+	if err := keys.Spec().Covers(he.PlanKeys(m.Plan)); err != nil {
 		return nil, err
 	}
 	san, err := he.NewSanitizer(m.params, keys.Public)
@@ -478,35 +478,6 @@ func (m *Model) NewEvaluator(keys *he.EvalKeys, workers int) (*Evaluator, error)
 	}
 	eval := ckks.NewEvaluator(m.params, keys.EvaluationKeySet())
 	return &Evaluator{m: m, eval: eval, lt: lintrans.NewEvaluator(eval), sanitizer: san, workers: workers}, nil
-}
-
-// checkKeyLevels checks that have holds every key the plan needs, each at
-// the plan's level or above: key switching a ciphertext above a key's
-// level would read rows and primes the key does not have.
-func checkKeyLevels(p *plan.Plan, have he.KeySpec) error {
-	want := he.PlanKeys(p)
-	if want.Relin {
-		switch {
-		case !have.Relin:
-			return fheserve.Errorf(fheserve.EINVALID, "key set lacks the relinearization key the plan needs")
-		case have.RelinLevel < want.RelinLevel:
-			return fheserve.Errorf(fheserve.EINVALID, "the relinearization key is at level %d, the plan needs level %d", have.RelinLevel, want.RelinLevel)
-		}
-	}
-	level := make(map[uint64]int, len(have.Galois))
-	for i, g := range have.Galois {
-		level[g] = have.GaloisLevels[i]
-	}
-	for i, g := range want.Galois {
-		l, ok := level[g]
-		switch {
-		case !ok:
-			return fheserve.Errorf(fheserve.EINVALID, "key set lacks the Galois key %d the plan needs", g)
-		case l < want.GaloisLevels[i]:
-			return fheserve.Errorf(fheserve.EINVALID, "the Galois key %d is at level %d, the plan needs level %d", g, l, want.GaloisLevels[i])
-		}
-	}
-	return nil
 }
 
 // Params returns the CKKS parameters of the model.
