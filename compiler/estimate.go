@@ -222,10 +222,15 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 // sizePrivacyFor is sizePrivacy for a stated encryption error of at most
 // target.
 func (c *compilation) sizePrivacyFor(p *plan.Plan, ps *paramChoice, target float64) privacy {
+	return c.sizePrivacyNoise(p, ps, target, c.evalNoise(ps))
+}
+
+// sizePrivacyNoise is sizePrivacyFor with the evaluation noise e
+// (evalNoise) given, for callers that try many targets.
+func (c *compilation) sizePrivacyNoise(p *plan.Plan, ps *paramChoice, target, e float64) privacy {
 	n := float64(ps.params.N())
 	coeffs := c.prog.Steps[0].Coeffs
 	lambda, q := c.privacyBits(), float64(c.queryBudget())
-	e := c.evalNoise(ps)
 	k := tailFactor(p)
 	budget := target / k
 	pr := privacy{eval: e}

@@ -113,17 +113,19 @@ func raise(g *nn.Graph, output int, opts *Options) bool {
 // none below the output bound can), found by bisection on the budget:
 // more room means more flooding and more privacy.
 func (c *compilation) minHEError(p *plan.Plan, ps *paramChoice) float64 {
+	e := c.evalNoise(ps)
+	ok := func(target float64) bool { return c.sizePrivacyNoise(p, ps, target, e).ok }
 	hi := p.Precision.OutputBound
-	if !c.sizePrivacyFor(p, ps, hi).ok {
+	if !ok(hi) {
 		return math.Inf(1)
 	}
 	lo := hi
-	for i := 0; i < 200 && c.sizePrivacyFor(p, ps, lo).ok; i++ {
+	for i := 0; i < 200 && ok(lo); i++ {
 		lo /= 2
 	}
 	for i := 0; i < 40; i++ {
 		mid := math.Sqrt(lo * hi)
-		if c.sizePrivacyFor(p, ps, mid).ok {
+		if ok(mid) {
 			hi = mid
 		} else {
 			lo = mid
