@@ -1006,10 +1006,7 @@ func (c *compilation) countAndKeys(p *plan.Plan, ps *paramChoice) error {
 			continue
 		}
 		p.Rotations = append(p.Rotations, r)
-		g := ps.params.GaloisElement(r)
-		if cur, ok := level[g]; !ok || l > cur {
-			level[g] = l
-		}
+		keepHighest(level, ps.params.GaloisElement(r), l)
 	}
 	sort.Ints(p.Rotations)
 	p.GaloisElements = galoisElements(ps, p.Rotations)
@@ -1030,9 +1027,15 @@ type keyUse struct {
 
 func (k *keyUse) rotate(level int, rots ...int) {
 	for _, r := range rots {
-		if cur, ok := k.rots[r]; !ok || level > cur {
-			k.rots[r] = level
-		}
+		keepHighest(k.rots, r, level)
+	}
+}
+
+// keepHighest sets m[key] to level unless m holds a higher level for it: the
+// level a key is generated at is the highest it is used at.
+func keepHighest[K comparable](m map[K]int, key K, level int) {
+	if cur, ok := m[key]; !ok || level > cur {
+		m[key] = level
 	}
 }
 
