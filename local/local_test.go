@@ -330,34 +330,42 @@ func TestMemoryEstimate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runtime.GC()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			base, peak := ms.HeapAlloc, ms.HeapAlloc
-			done := make(chan struct{})
-			go func() {
-				for {
-					select {
-					case <-done:
-						return
-					case <-time.After(time.Millisecond):
-					}
-					var ms runtime.MemStats
-					runtime.ReadMemStats(&ms)
-					peak = max(peak, ms.HeapAlloc)
-				}
-			}()
-			_, err = r.eval.Evaluate(context.Background(), cts, r.Plan.BatchSize, nil)
-			close(done)
-			if err != nil {
-				t.Fatal(err)
+			// A full call, and in a tiled plan a call of one sample,
+			// which prepares the last map again (its first time).
+			calls := []int{n}
+			if r.Plan.Input.Tile > 0 {
+				calls = append(calls, 1)
 			}
-			input := int64(len(cts)) * int64(2*(r.Plan.Input.Level+1)*r.params.N()*8)
-			est := r.Model.MemoryEstimate(2) - input*3/2
-			used := int64(peak - base)
-			t.Logf("estimate %d MiB (beyond the input), measured peak %d MiB", est>>20, used>>20)
-			if est < used || est > 4*used {
-				t.Errorf("estimate %d bytes, measured %d: not within 1x to 4x", est, used)
+			for _, samples := range calls {
+				runtime.GC()
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				base, peak := ms.HeapAlloc, ms.HeapAlloc
+				done := make(chan struct{})
+				go func() {
+					for {
+						select {
+						case <-done:
+							return
+						case <-time.After(time.Millisecond):
+						}
+						var ms runtime.MemStats
+						runtime.ReadMemStats(&ms)
+						peak = max(peak, ms.HeapAlloc)
+					}
+				}()
+				_, err = r.eval.Evaluate(context.Background(), cts, samples, nil)
+				close(done)
+				if err != nil {
+					t.Fatal(err)
+				}
+				input := int64(len(cts)) * int64(2*(r.Plan.Input.Level+1)*r.params.N()*8)
+				est := r.Model.MemoryEstimate(2) - input*3/2
+				used := int64(peak - base)
+				t.Logf("%d samples: estimate %d MiB (beyond the input), measured peak %d MiB", samples, est>>20, used>>20)
+				if est < used || est > 4*used {
+					t.Errorf("%d samples: estimate %d bytes, measured %d: not within 1x to 4x", samples, est, used)
+				}
 			}
 		})
 	}

@@ -1009,7 +1009,8 @@ func (e *Evaluator) batchProducts(s *plan.Step, st *prepared, x, out []*rlwe.Cip
 // that reads it; in batch packing one ciphertext per element, products
 // left unrelinearized with three polynomials) times 1.5 for temporaries,
 // plus working buffers of 32 top-level ciphertexts per thread (rotations,
-// key switching, sanitization). The allowances are measured
+// key switching, sanitization), plus, in a tiled plan, the last map's
+// plaintexts prepared again for a call of fewer samples. The allowances are measured
 // (local.TestMemoryEstimate): the estimate covers the heap an evaluation
 // adds, within 2x.
 func (m *Model) MemoryEstimate(threads int) int64 {
@@ -1048,5 +1049,15 @@ func (m *Model) MemoryEstimate(threads int) int64 {
 		}
 		peak = max(peak, live)
 	}
-	return peak*3/2 + int64(32*max(threads, 1))*ctBytes(m.params.MaxLevel(), 2)
+	// A call of fewer samples than a tiled plan's batch prepares the last
+	// map again for them (maskedFor) the first time.
+	var masked int64
+	if p.Input.Tile > 0 {
+		for i := range steps {
+			if steps[i].MaskOutput {
+				masked += m.ptBytes[i]
+			}
+		}
+	}
+	return peak*3/2 + masked + int64(32*max(threads, 1))*ctBytes(m.params.MaxLevel(), 2)
 }
