@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -115,9 +116,18 @@ func TestPortalPredict(t *testing.T) {
 
 	// The owner.
 	login("olivia", "olivia-password", `#deploy`)
-	b.do("compile", chromedp.SendKeys(`#deploy-name`, "mlp"),
+	b.do("compile at 20 bits of privacy", chromedp.SendKeys(`#deploy-name`, "mlp"),
 		chromedp.SetUploadFiles(`#deploy-onnx`, []string{onnxPath}), chromedp.SetUploadFiles(`#deploy-calib`, []string{calibPath}),
+		chromedp.Click(`details.settings summary`), chromedp.SendKeys(`#deploy-privacy_bits`, "20"),
 		chromedp.Click(`#compile`), chromedp.WaitVisible(`#report`))
+	// The compiler meets the level asked for, not the default 30 bits.
+	report := get(b, "the report", chromedp.Text(`#report`))
+	if m := regexp.MustCompile(`Privacy\s+([0-9.]+) bits over`).FindStringSubmatch(report); m == nil {
+		t.Errorf("the report says no privacy level: %q", report)
+	} else if bits, _ := strconv.ParseFloat(m[1], 64); bits < 20 || bits >= 30 {
+		t.Errorf("a compilation asked for 20 bits of privacy reports %v bits", bits)
+	}
+	b.do("compile with the defaults", clear(`#deploy-privacy_bits`), chromedp.Click(`#compile`), chromedp.WaitVisible(`#report`))
 	b.shot("owner-compile")
 	previewed := get(b, "the report's plan", chromedp.Evaluate[string](`document.querySelector('#report').dataset.fingerprint`))
 	b.do("deploy", chromedp.Click(`#confirm`), chromedp.WaitVisible(`#models a[data-model=mlp]`))

@@ -41,12 +41,54 @@ export function planReport(p) {
     (p.warnings || []).length ? el('ul', { class: 'warnings' }, p.warnings.map((w) => el('li', {}, w))) : null);
 }
 
+// The compile settings an owner may change ('fheserve compile' flags),
+// by their JSON names; empty means the compiler's default.
+const settings = [
+  ['degree', 'int', 'Activation degree', '7'],
+  ['fit', 'text', 'Fit', ''],
+  ['margin', 'float', 'Interval margin', '0.1'],
+  ['log_n', 'int', 'Ring degree log2 N', 'smallest that fits'],
+  ['precision_bits', 'float', 'Precision bits', '8'],
+  ['precision', 'float', 'Precision (absolute error)', ''],
+  ['privacy_bits', 'float', 'Privacy bits', '30'],
+  ['query_budget', 'int', 'Query budget (samples)', '16384'],
+  ['keys', 'text', 'Rotation keys', ''],
+  ['no_tiles', 'bool', 'One sample per latency call', ''],
+];
+
+function settingsBox() {
+  const field = ([key, kind, label, placeholder]) => {
+    const id = `deploy-${key}`;
+    if (kind === 'bool') return el('label', { class: 'check' }, el('input', { type: 'checkbox', id }), label);
+    if (key === 'fit') {
+      return el('label', {}, label, el('select', { id }, el('option', { value: '' }, 'chosen from the calibration data'),
+        el('option', { value: 'interpolation' }, 'interpolation'), el('option', { value: 'least-squares' }, 'least squares')));
+    }
+    if (key === 'keys') {
+      return el('label', {}, label, el('select', { id }, el('option', { value: '' }, 'small: fewest key bytes'),
+        el('option', { value: 'fast' }, 'fast: fewest rotations')));
+    }
+    return el('label', {}, label, el('input', { type: 'number', id, min: 0, step: kind === 'int' ? 1 : 'any', placeholder }));
+  };
+  return el('details', { class: 'settings' }, el('summary', {}, 'Compile settings'),
+    el('div', { class: 'grid-limits' }, settings.map(field)),
+    el('p', { class: 'muted' }, 'As fheserve compile’s flags; empty fields keep the defaults. Each bit of precision given up buys two bits of privacy.'));
+}
+
 function deployForm(form) {
   const fd = new FormData();
   const v = (id) => form.querySelector(`#${id}`);
   const allow = v('deploy-allow').value.split(/[\s,]+/).filter(Boolean);
   const meta = { name: v('deploy-name').value.trim(), packing: v('deploy-packing').value };
   if (allow.length) meta.allow = allow;
+  for (const [key, kind] of settings) {
+    const input = v(`deploy-${key}`);
+    if (kind === 'bool') {
+      if (input.checked) meta[key] = true;
+    } else if (input.value !== '') {
+      meta[key] = kind === 'text' ? input.value : Number(input.value);
+    }
+  }
   fd.append('metadata', new Blob([JSON.stringify(meta)], { type: 'application/json' }));
   const onnx = v('deploy-onnx').files[0];
   if (!onnx) throw new Error('choose the ONNX model file');
@@ -71,6 +113,7 @@ function deployCard(reload) {
         el('option', { value: 'latency' }, 'latency: one sample per call, fastest'),
         el('option', { value: 'batch' }, 'batch: many samples per call'))),
       el('label', {}, 'Users allowed (empty: every approved user)', el('input', { id: 'deploy-allow', placeholder: 'ulrich, ursula' }))),
+    settingsBox(),
     error, el('div', { class: 'row' }, compile, confirm), reportBox);
   let previewed = null;
   const fail = (err) => { error.textContent = err.message; error.hidden = false; };
