@@ -33,13 +33,23 @@ import (
 // does, into a temporary directory.
 func buildClient(t *testing.T) string {
 	dir := t.TempDir()
+	// The go command that runs the test (runtime.GOROOT is empty in a
+	// -trimpath build), and its GOROOT's wasm_exec.js.
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if runtime.GOROOT() == "" {
+		var err error
+		if goBin, err = exec.LookPath("go"); err != nil {
+			t.Fatalf("no go command to build the browser's client with: %v", err)
+		}
+	}
+	goroot, err := exec.Command(goBin, "env", "GOROOT").Output()
+	check(t, err)
 	cmd := exec.Command(goBin, "build", "-trimpath", "-o", filepath.Join(dir, "fheserve.wasm"), "../cmd/fheserve-wasm")
 	cmd.Env = append(os.Environ(), "GOOS=js", "GOARCH=wasm", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cannot build the browser's client: %v\n%s", err, out)
 	}
-	execJS, err := os.ReadFile(filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js"))
+	execJS, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(goroot)), "lib", "wasm", "wasm_exec.js"))
 	check(t, err)
 	check(t, os.WriteFile(filepath.Join(dir, "wasm_exec.js"), execJS, 0o644))
 	for _, f := range web.WasmFiles {
