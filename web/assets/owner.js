@@ -3,6 +3,7 @@
 // and limits.
 
 import { api, apiForm, el, state, toast, table, badge } from './app.js';
+import { galleryCreateCard, galleryCard } from './gallery.js';
 
 const kb = (n) => (n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${(n / 1024).toFixed(1)} KB`);
 const ms = (v) => `${v.toFixed(0)} ms`;
@@ -32,8 +33,8 @@ export function planReport(p) {
       ['Result per call', kb(p.sizes.result)],
       ['Evaluation keys', `${kb(p.sizes.eval_keys)} (sent once)`],
       ['Public key', kb(p.sizes.public_key)],
-      ['Precision', `largest output error ± ${pr.output_error.toPrecision(3)} (output bound ${pr.output_bound.toPrecision(3)})`],
-      ['Privacy', `${pr.privacy_bits} bits over ${pr.query_budget.toLocaleString()} samples (noise flooding ${pr.flood_bits.toFixed(1)} bits)`],
+      ['Precision', `largest output error ± ${(pr.output_error || 0).toPrecision(3)} (output bound ${(pr.output_bound || 0).toPrecision(3)})`],
+      ['Privacy', `${pr.privacy_bits || 0} bits over ${(pr.query_budget || 0).toLocaleString()} samples (noise flooding ${(pr.flood_bits || 0).toFixed(1)} bits)`],
       ['Activations', (p.activations || []).length === 0 ? 'none approximated'
         : p.activations.map((a) => `${a.node}: ${a.func} degree ${a.degree} on [${a.interval.map((x) => x.toPrecision(3)).join(', ')}] (${a.source})`).join('; ')],
       ['Fingerprint', el('code', { class: 'mono wrap' }, p.fingerprint)],
@@ -170,7 +171,7 @@ export async function ownerHome(container) {
         el('td', { class: 'actions' }, el('a', { href: `#/model/${encodeURIComponent(m.id)}`, 'data-model': m.name, class: 'try' }, 'Details')))),
       'No model deployed yet.'));
   };
-  container.append(deployCard(reload), models);
+  container.append(deployCard(reload), galleryCreateCard(reload), models);
   await reload();
 }
 
@@ -261,12 +262,15 @@ export async function modelPage(main, id) {
       toast(err.message);
     }
   });
+  const own = m.status === 'active' && m.owner === state.session.account.username;
+  const gallery = own && p.decision ? await galleryCard(id, reload) : null;
   main.replaceChildren(
     el('p', {}, el('a', { href: '#/' }, '← Models')),
     el('h1', {}, `${m.name} `, el('span', { class: 'muted' }, `v${m.version}`), ' ', badge(m.status)),
+    ...(gallery ? [gallery] : []),
     el('section', { class: 'card', id: 'plan' }, el('h2', {}, 'Plan'), planReport(p)),
     usageCard(u),
-    ...(m.status === 'active' && m.owner === state.session.account.username
+    ...(own
       ? [accessCard(m, reload), limitsCard(m, reload), el('section', { class: 'card' }, el('h2', {}, 'Retire'),
         el('p', { class: 'muted' }, 'A retired model keeps its records; no new keys or jobs.'), retire)]
       : []));

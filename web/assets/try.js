@@ -127,8 +127,14 @@ function chart(values, labels) {
 
 export async function tryPage(main, id) {
   const acct = state.session.account;
-  const m = await api('GET', `/v1/models/${encodeURIComponent(id)}`);
+  const [m, p] = await Promise.all([api('GET', `/v1/models/${encodeURIComponent(id)}`), api('GET', `/v1/models/${encodeURIComponent(id)}/plan`)]);
   document.title = `Try ${m.name} · fheserve`;
+  if (p.decision) {
+    main.replaceChildren(el('p', {}, el('a', { href: '#/' }, '← Models')), el('h1', {}, m.name),
+      el('section', { class: 'card', id: 'gallery-notice' }, el('p', {}, 'This model is a face gallery: its queries verify or identify a face embedding, and answer with match decisions. ',
+        'Query it with the command line (fheserve face) for now.')));
+    return;
+  }
   const inputSize = size(m.input_shape);
   const outputSize = size(m.output_shape);
   const session = () => ({ origin: location.origin, csrf: state.session.csrf_token, model: m.id, username: acct.username });
