@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"regexp"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -69,21 +68,12 @@ func OpenBlobs(ctx context.Context, js jetstream.JetStream, cfg BlobsConfig) (*B
 	return &Blobs{cfg: cfg, js: js, obs: obs}, nil
 }
 
-var keyRE = regexp.MustCompile(`^[a-z0-9_-]+(/[a-z0-9_-]+)*$`)
-
-func checkKey(key string) error {
-	if !keyRE.MatchString(key) || len(key) > 200 {
-		return fheserve.Errorf(fheserve.EINVALID, "invalid blob key %q", key)
-	}
-	return nil
-}
-
 var errAborted = errors.New("natsjs: blob aborted")
 
 // Create implements fheserve.BlobStore. The blob streams to the server
 // as it is written; Commit waits for the last chunk and the metadata.
 func (b *Blobs) Create(ctx context.Context, key string) (fheserve.BlobWriter, error) {
-	if err := checkKey(key); err != nil {
+	if err := fheserve.CheckBlobKey(key); err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
@@ -143,7 +133,7 @@ func (w *blobWriter) Abort() {
 // digest is not the stored one, or as soon as it finds the blob replaced
 // or deleted under it (their chunks are purged then).
 func (b *Blobs) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
-	if err := checkKey(key); err != nil {
+	if err := fheserve.CheckBlobKey(key); err != nil {
 		return nil, 0, err
 	}
 	info, err := b.obs.GetInfo(ctx, key)
@@ -257,7 +247,7 @@ func (r *blobReader) Close() error {
 
 // Delete implements fheserve.BlobStore.
 func (b *Blobs) Delete(ctx context.Context, key string) error {
-	if err := checkKey(key); err != nil {
+	if err := fheserve.CheckBlobKey(key); err != nil {
 		return err
 	}
 	err := b.obs.Delete(ctx, key)

@@ -25,11 +25,9 @@ import (
 	"github.com/fheserve/fheserve/blob"
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/inproc"
-	"github.com/fheserve/fheserve/natsq"
+	"github.com/fheserve/fheserve/natsjs"
 	"github.com/fheserve/fheserve/postgres"
 	"github.com/fheserve/fheserve/sqlite"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // DatabaseFile is the name of the SQLite database in the data directory.
@@ -45,8 +43,8 @@ type Engines struct {
 	// key, and (until blobs have a shared store) one blob folder.
 	Store string
 	// Blobs is where blobs live: "" for the blob folder in the data
-	// directory, or a nats:// URL for a JetStream object store (bucket
-	// "fheserve"), which nodes share without sharing a folder.
+	// directory, or a nats:// URL for a JetStream object store
+	// (natsjs.Blobs), which nodes share without sharing a folder.
 	Blobs string
 }
 
@@ -132,15 +130,11 @@ func OpenAppOn(ctx context.Context, dataDir string, e Engines, cfg app.Config) (
 // folder blobs/ in dataDir; close releases it.
 func openBlobs(ctx context.Context, dataDir string, e Engines) (b fheserve.BlobStore, close func() error, err error) {
 	if e.Blobs != "" {
-		nc, err := nats.Connect(e.Blobs, nats.Name("fheserve"), nats.MaxReconnects(-1))
+		nc, js, err := natsjs.Dial(e.Blobs, "fheserve")
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot connect to NATS at %s: %w", redactURL(e.Blobs), err)
+			return nil, nil, err
 		}
-		js, err := jetstream.New(nc)
-		if err == nil {
-			b, err = natsq.OpenBlobs(ctx, js, "fheserve")
-		}
-		if err != nil {
+		if b, err = natsjs.OpenBlobs(ctx, js, natsjs.BlobsConfig{}); err != nil {
 			nc.Close()
 			return nil, nil, err
 		}

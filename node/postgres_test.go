@@ -16,10 +16,10 @@ import (
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/internal/pgtest"
 	"github.com/fheserve/fheserve/local"
+	"github.com/fheserve/fheserve/natsjs/natstest"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
-	"github.com/nats-io/nats-server/v2/server"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -51,25 +51,8 @@ func TestNodesOnPostgres(t *testing.T) {
 	})
 	t.Run("blobs on NATS", func(t *testing.T) {
 		t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
-		testNodes(t, [2]string{t.TempDir(), t.TempDir()}, Engines{Store: pgtest.NewDB(t), Blobs: mustNATS(t)})
+		testNodes(t, [2]string{t.TempDir(), t.TempDir()}, Engines{Store: pgtest.NewDB(t), Blobs: natstest.Start(t).URL()})
 	})
-}
-
-// mustNATS starts an embedded NATS server with JetStream and returns its
-// URL.
-func mustNATS(tb testing.TB) string {
-	tb.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: tb.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("the embedded NATS server did not start")
-	}
-	tb.Cleanup(s.Shutdown)
-	return s.ClientURL()
 }
 
 func testNodes(t *testing.T, dirs [2]string, e Engines) {
