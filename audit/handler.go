@@ -134,7 +134,10 @@ func writeText(w http.ResponseWriter, text []byte) {
 }
 
 func (h *handler) checkpoint(w http.ResponseWriter, r *http.Request, _ *Scope) error {
-	cp, _ := h.log.Checkpoint()
+	cp, _, err := h.log.Latest(r.Context())
+	if err != nil {
+		return err
+	}
 	writeText(w, cp)
 	return nil
 }
@@ -149,7 +152,10 @@ func (h *handler) record(w http.ResponseWriter, r *http.Request, s *Scope) error
 	if err != nil {
 		return err
 	}
-	_, size := h.log.Checkpoint()
+	_, size, err := h.log.Latest(r.Context())
+	if err != nil {
+		return err
+	}
 	tree, err := intParam(r.FormValue("tree"), "tree", size)
 	if err != nil {
 		return err

@@ -235,11 +235,54 @@ func (l *Log) Close() error {
 	return nil
 }
 
-// Checkpoint returns the latest signed checkpoint and its tree size.
+// Checkpoint returns the latest signed checkpoint this Log holds and its
+// tree size: its own last append's, or a newer one Latest read.
 func (l *Log) Checkpoint() ([]byte, int64) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return l.latest, l.size
+}
+
+// Latest returns the latest signed checkpoint in the store and its tree
+// size. When several Logs share the store (API nodes), another's appends
+// make it newer than Checkpoint's; a node that served its own older one
+// would look to a client that saw the newer as a log rolled back.
+func (l *Log) Latest(ctx context.Context) ([]byte, int64, error) {
+	if err := l.refresh(ctx); err != nil {
+		return nil, 0, err
+	}
+	cp, n := l.Checkpoint()
+	return cp, n, nil
+}
+
+// refresh takes the store's latest checkpoint if it verifies and is newer
+// than the one held. Its records, hashes and checkpoint were stored in
+// one transaction, so the tree it names is all there.
+func (l *Log) refresh(ctx context.Context) error {
+	latest, err := l.store.Checkpoint(ctx, -1)
+	if err != nil {
+		return err
+	}
+	cp, err := openCheckpoint(latest, l.key.verifier)
+	if err != nil {
+		return fheserve.Errorf(fheserve.EINTERNAL, "the audit log's latest stored checkpoint does not verify with its signing key: %v", err)
+	}
+	l.mu.Lock()
+	if cp.N > l.size {
+		l.latest, l.size = latest, cp.N
+	}
+	l.mu.Unlock()
+	return nil
+}
+
+// sizeAtLeast returns the tree size held, after reading the store's
+// latest if n is beyond it.
+func (l *Log) sizeAtLeast(ctx context.Context, n int64) (int64, error) {
+	if _, size := l.Checkpoint(); n <= size {
+		return size, nil
+	}
+	_, size, err := l.Latest(ctx)
+	return size, err
 }
 
 // Origin returns the log's origin, the name of its key.
@@ -252,7 +295,10 @@ func (l *Log) VerifierKey() string { return l.key.VerifierKey() }
 // Records returns the records matching f, in index order, among those
 // covered by the latest checkpoint.
 func (l *Log) Records(ctx context.Context, f Filter) ([]*Entry, error) {
-	_, size := l.Checkpoint()
+	_, size, err := l.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if f.End <= 0 || f.End > size {
 		f.End = size
 	}
@@ -278,7 +324,11 @@ func (l *Log) Entry(ctx context.Context, i int64, s *Scope) (*Entry, error) {
 // ProveRecord returns the proof that record i is in the tree of the
 // first n records.
 func (l *Log) ProveRecord(ctx context.Context, i, n int64) (tlog.RecordProof, error) {
-	if _, size := l.Checkpoint(); i < 0 || i >= n || n > size {
+	size, err := l.sizeAtLeast(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if i < 0 || i >= n || n > size {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "no proof of record %d in a tree of %d records: want 0 <= record < tree size <= %d", i, n, size)
 	}
 	p, err := tlog.ProveRecord(n, i, storeReader(ctx, l.store))
@@ -291,7 +341,11 @@ func (l *Log) ProveRecord(ctx context.Context, i, n int64) (tlog.RecordProof, er
 // ProveTree returns the proof that the tree of the first old records is a
 // prefix of the tree of the first n records.
 func (l *Log) ProveTree(ctx context.Context, old, n int64) (tlog.TreeProof, error) {
-	if _, size := l.Checkpoint(); old < 1 || old > n || n > size {
+	size, err := l.sizeAtLeast(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if old < 1 || old > n || n > size {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "no consistency proof from %d to %d records: want 1 <= old <= new <= %d", old, n, size)
 	}
 	p, err := tlog.ProveTree(n, old, storeReader(ctx, l.store))

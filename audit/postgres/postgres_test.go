@@ -136,3 +136,52 @@ func BenchmarkAppendNodes(b *testing.B) {
 		})
 	}
 }
+
+// TestStaleNode reads the log through a node that did not append last: it
+// serves the latest checkpoint in the store, every record, and proofs up
+// to it, not the older tree of its own last append (which a client that
+// saw the newer would take for a log rolled back).
+func TestStaleNode(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	key, err := audit.GenerateKey("test.example/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs [2]*audit.Log
+	for i := range logs {
+		if logs[i], err = audit.New(ctx, MustOpen(t, url), key); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { logs[i].Close() })
+	}
+	a, b := logs[0], logs[1]
+	audittest.MustAppend(t, b, 0, 5)
+	audittest.MustAppend(t, a, 5, 12)
+	if _, n := b.Checkpoint(); n != 5 {
+		t.Fatalf("b holds a checkpoint of %d records before reading the store, want its own 5", n)
+	}
+	note, n, err := b.Latest(ctx)
+	if err != nil || n != 12 {
+		t.Fatalf("b's Latest: %d records, %v; want 12", n, err)
+	}
+	if cp, err := audit.OpenCheckpoint(note, key.VerifierKey()); err != nil || cp.N != 12 {
+		t.Fatalf("b's latest checkpoint: %+v, %v", cp, err)
+	}
+	if es, err := b.Records(ctx, audit.Filter{Limit: audit.MaxLimit}); err != nil || len(es) != 12 {
+		t.Fatalf("b lists %d records, %v; want 12", len(es), err)
+	}
+	// A fresh node asked for proofs up to a tree it has not seen yet.
+	c, err := audit.New(ctx, MustOpen(t, url), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	audittest.MustAppend(t, a, 12, 15)
+	if _, err := c.ProveTree(ctx, 5, 15); err != nil {
+		t.Fatalf("ProveTree(5, 15) through a node that has seen 12: %v", err)
+	}
+	if _, err := c.ProveRecord(ctx, 14, 15); err != nil {
+		t.Fatalf("ProveRecord(14, 15) through a node that has seen 12: %v", err)
+	}
+}
