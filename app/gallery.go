@@ -385,3 +385,20 @@ func queryKey(modelID string, revision int, tpl *compiler.Gallery, claim string)
 	}
 	return modelID + "/verify/" + hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// warmPrepared is what a new key set's evaluator is prepared on: the
+// model, or for a gallery its identification (nil while it has no
+// templates), never the gallery plan's stand-in program.
+func (a *App) warmPrepared(ctx context.Context, m *fheserve.Model) (*preparedModel, error) {
+	switch gal, err := a.isGallery(m); {
+	case err != nil:
+		return nil, err
+	case !gal:
+		return a.prepared(ctx, m)
+	}
+	g, err := a.store.Gallery(ctx, m.ID)
+	if err != nil || g.Templates == 0 {
+		return nil, err
+	}
+	return a.preparedQuery(ctx, m, "")
+}

@@ -216,9 +216,12 @@ func (a *App) warm(ctx context.Context, m *fheserve.Model, keySetID string, keys
 	if m.Sealed {
 		return // prepared once the owner has sealed the weights for the key set
 	}
-	pm, err := a.prepared(ctx, m)
+	pm, err := a.warmPrepared(ctx, m)
 	if err != nil {
 		a.log.Warn("cannot prepare model", "model", m.ID, "err", err)
+		return
+	}
+	if pm == nil {
 		return
 	}
 	if _, err := a.newEvaluator(pm, keySetID, keys); err != nil {
