@@ -99,7 +99,14 @@ func Start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "pgtest")
+	// Under /tmp rather than $TMPDIR: the postgres user must reach the
+	// directory (root's own temporary directory may be closed to it), and
+	// the socket's path must stay under the 107 bytes a Unix socket takes.
+	base := ""
+	if st, err := os.Stat("/tmp"); err == nil && st.IsDir() {
+		base = "/tmp"
+	}
+	dir, err := os.MkdirTemp(base, "pgtest")
 	if err != nil {
 		return nil, err
 	}
