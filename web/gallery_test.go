@@ -75,10 +75,10 @@ func TestPortalGallery(t *testing.T) {
 	if g.Templates != 2 || !slices.Equal(g.Labels, []string{"alice", "carol"}) || g.Dim != dim || g.Capacity != 16 {
 		t.Errorf("the server's gallery after the portal's enrolment and removal: %+v", g)
 	}
-	// A user's "try it" on a gallery says how to query it instead.
+	// A user's "try it" on a gallery is its face page.
 	b.do("log out", chromedp.Click(`#logout`), chromedp.WaitVisible(`#login-username`))
 	b.do("the user's try page", fill(`form`, `#login-username`, "ulrich", `#login-password`, "ulrich-password"),
-		chromedp.Click(`#models a.try[data-model=staff]`), chromedp.WaitVisible(`#gallery-notice`))
+		chromedp.Click(`#models a.try[data-model=staff]`), chromedp.WaitVisible(`#face-photo`), chromedp.WaitReady(`#face-claim option[value=alice]`))
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors: %q", errs)
 	}

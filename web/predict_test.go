@@ -327,7 +327,9 @@ func leaks(log []exchange, secret []byte, input, output []float64) (found []stri
 	for off := 0; off+32 <= len(secret); off += 16 {
 		add("the secret key at "+strconv.Itoa(off), secret[off:off+32])
 	}
-	add("the secret key in base64", []byte(base64.StdEncoding.EncodeToString(secret[:48])))
+	if len(secret) >= 48 {
+		add("the secret key in base64", []byte(base64.StdEncoding.EncodeToString(secret[:48])))
+	}
 	values := func(what string, v []float64) {
 		var f32, f64 []byte
 		for _, f := range v {

@@ -14,7 +14,7 @@ import (
 	"strings"
 )
 
-// The browser's client (cmd/fheserve-wasm, 18 MB) is not committed: this
+// The browser's client (cmd/fheserve-wasm, 26 MB) is not committed: this
 // step builds it, with the wasm_exec.js of the same Go, into assets/wasm/,
 // which the next build of the binary embeds. The tests build it afresh.
 //go:generate sh -c "mkdir -p assets/wasm && GOOS=js GOARCH=wasm go build -trimpath -o assets/wasm/fheserve.wasm ../cmd/fheserve-wasm && cp \"$(go env GOROOT)/lib/wasm/wasm_exec.js\" assets/wasm/"

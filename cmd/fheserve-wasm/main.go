@@ -13,6 +13,10 @@
 //	  -> {output: Float64Array, output_size, encrypt_ms, server_ms, decrypt_ms, upload_bytes, result_bytes}
 //	fheserve.verifyAudit({origin, csrf, key, seen: Uint8Array | null})
 //	  -> {key, pinned_now, note: Uint8Array, tree_size, root_hash, records, seen_size}
+//	fheserve.faceFind(photo: Uint8Array)
+//	  -> {width, height, faces: [{x, y, w, h, score, embedding: Float64Array}]}
+//	fheserve.faceQuery({origin, csrf, model, key_set_id, secret, embedding, claim}, onProgress)
+//	  -> {match: bool} with a claim (verification), {matches: [label]} without (identification)
 //
 // It talks to the server with the browser's session cookie (never a
 // bearer token, which the page does not hold) and the session's CSRF
@@ -24,12 +28,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"math"
 	"net/http"
 	"syscall/js"
 	"time"
 
 	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/face"
 	"github.com/fheserve/fheserve/sdk"
 )
 
@@ -43,6 +51,12 @@ func main() {
 		}),
 		"verifyAudit": js.FuncOf(func(_ js.Value, args []js.Value) any {
 			return promise(func() (any, error) { return verifyAudit(args[0]) })
+		}),
+		"faceFind": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return faceFind(args[0]) })
+		}),
+		"faceQuery": js.FuncOf(func(_ js.Value, args []js.Value) any {
+			return promise(func() (any, error) { return faceQuery(args[0], progressFunc(args)) })
 		}),
 	}))
 	select {}
@@ -168,12 +182,8 @@ func predict(opts js.Value, report progress) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := js.Global().Get("Float64Array").New(len(y))
-	for i, v := range y {
-		out.SetIndex(i, v)
-	}
 	return map[string]any{
-		"output": out, "output_size": p.OutputSize(),
+		"output": floatsToJS(y), "output_size": p.OutputSize(),
 		"encrypt_ms": ms(stats.Encrypt), "server_ms": ms(stats.Server), "evaluate_ms": ms(stats.Evaluate), "decrypt_ms": ms(stats.Decrypt),
 		"upload_bytes": stats.UploadBytes, "result_bytes": stats.ResultBytes,
 	}, nil
@@ -218,6 +228,96 @@ func verifyAudit(opts js.Value) (any, error) {
 		"tree_size": int(res.Checkpoint.N), "root_hash": res.Checkpoint.Hash.String(),
 		"records": res.Records, "seen_size": seenSize,
 	}, nil
+}
+
+// faceFind finds the faces of a photo and computes each one's embedding
+// with the same network as 'fheserve face embed', scaled to unit length
+// as a cosine gallery takes it.
+func faceFind(photo js.Value) (any, error) {
+	b := make([]byte, photo.Get("length").Int())
+	js.CopyBytesToGo(b, photo)
+	img, err := face.DecodeImage(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the photo: %v (JPEG or PNG)", err)
+	}
+	e, err := face.New()
+	if err != nil {
+		return nil, err
+	}
+	found := e.Find(img)
+	face.SortLeftToRight(found)
+	faces := make([]any, len(found))
+	for i, f := range found {
+		faces[i] = map[string]any{
+			"x": f.Box.X, "y": f.Box.Y, "w": f.Box.Width, "h": f.Box.Height, "score": f.Score,
+			"embedding": floatsToJS(unitLength(f.Descriptor)),
+		}
+	}
+	return map[string]any{"width": img.Width, "height": img.Height, "faces": faces}, nil
+}
+
+// unitLength scales d to Euclidean norm 1.
+func unitLength(d []float32) []float64 {
+	var s float64
+	for _, v := range d {
+		s += float64(v) * float64(v)
+	}
+	n := math.Sqrt(s)
+	out := make([]float64, len(d))
+	for i, v := range d {
+		out[i] = float64(v) / n
+	}
+	return out
+}
+
+// faceQuery verifies an embedding against a claimed label of a gallery,
+// or identifies it, under encryption, with the SDK's Verify and Identify.
+func faceQuery(opts js.Value, report progress) (any, error) {
+	ctx := context.Background()
+	c := client(opts)
+	model := opts.Get("model").String()
+	report("plan", 0, 0)
+	p, err := c.Plan(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	secret := make([]byte, opts.Get("secret").Get("length").Int())
+	js.CopyBytesToGo(secret, opts.Get("secret"))
+	keys, err := sdk.LoadKeys(model, opts.Get("key_set_id").String(), p, secret)
+	clear(secret)
+	if err != nil {
+		return nil, err
+	}
+	emb := opts.Get("embedding")
+	probe := make([]float64, emb.Get("length").Int())
+	for i := range probe {
+		probe[i] = emb.Index(i).Float()
+	}
+	report("evaluate", 0, 0)
+	if claim := opts.Get("claim").String(); claim != "" {
+		ok, err := c.Verify(ctx, keys, claim, probe)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"match": ok}, nil
+	}
+	matches, err := c.Identify(ctx, keys, probe)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]any, len(matches))
+	for i, l := range matches {
+		labels[i] = l
+	}
+	return map[string]any{"matches": labels}, nil
+}
+
+func floatsToJS(v []float64) js.Value {
+	a := js.Global().Get("Float64Array").New(len(v))
+	for i, f := range v {
+		a.SetIndex(i, f)
+	}
+	return a
 }
 
 func bytesToJS(b []byte) js.Value {

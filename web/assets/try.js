@@ -4,6 +4,7 @@
 // chart. Only public and evaluation keys and ciphertexts are sent.
 
 import { api, el, state, toast, table, badge } from './app.js';
+import { facePage } from './face.js';
 
 let worker;
 let seq = 0;
@@ -44,10 +45,11 @@ const stages = {
   encrypt: 'Encrypting the input in this browser',
   evaluate: 'The server evaluates the encrypted input',
   wait: 'Waiting for the server',
+  face: 'Finding faces and computing their embeddings',
 };
 
 // progressBox shows a stage and a bar: counted when total > 0.
-function progressBox(id) {
+export function progressBox(id) {
   const bar = el('progress', { id: `${id}-bar` });
   const text = el('span', { id: `${id}-text`, class: 'muted' });
   const box = el('div', { class: 'progress', id, hidden: true }, bar, text);
@@ -129,66 +131,14 @@ export async function tryPage(main, id) {
   const acct = state.session.account;
   const [m, p] = await Promise.all([api('GET', `/v1/models/${encodeURIComponent(id)}`), api('GET', `/v1/models/${encodeURIComponent(id)}/plan`)]);
   document.title = `Try ${m.name} · fheserve`;
-  if (p.decision) {
-    main.replaceChildren(el('p', {}, el('a', { href: '#/' }, '← Models')), el('h1', {}, m.name),
-      el('section', { class: 'card', id: 'gallery-notice' }, el('p', {}, 'This model is a face gallery: its queries verify or identify a face embedding, and answer with match decisions. ',
-        'Query it with the command line (fheserve face) for now.')));
-    return;
-  }
+  if (p.decision) return facePage(main, m);
   const inputSize = size(m.input_shape);
   const outputSize = size(m.output_shape);
   const session = () => ({ origin: location.origin, csrf: state.session.csrf_token, model: m.id, username: acct.username });
-
-  // Keys.
-  const keyList = el('div', { id: 'keylist' });
-  const keyProgress = progressBox('keygen-progress');
-  const keygen = el('button', { type: 'button', id: 'keygen' }, 'Generate keys');
-  let current = null;
   const runButton = el('button', { type: 'button', id: 'predict', disabled: true }, 'Encrypt and predict');
   let input = null;
-  const ready = () => { runButton.disabled = !(current && input); };
-
-  async function showKeys() {
-    const [held, server] = await Promise.all([work('keys', session()), api('GET', '/v1/keysets')]);
-    const active = new Set(server.keysets.filter((k) => k.model_id === m.id && k.status === 'active').map((k) => k.id));
-    const usable = held.filter((k) => active.has(k.key_set_id)).sort((a, b) => b.created.localeCompare(a.created));
-    current = usable[0] || null;
-    const held_ = new Set(held.map((k) => k.key_set_id));
-    const elsewhere = [...active].filter((k) => !held_.has(k)).length;
-    const revoke = el('button', { type: 'button', class: 'danger', id: 'revoke' }, 'Revoke');
-    revoke.addEventListener('click', async () => {
-      revoke.disabled = true;
-      try {
-        await api('DELETE', `/v1/keysets/${encodeURIComponent(current.key_set_id)}`);
-        await work('forget', { key_set_id: current.key_set_id });
-        toast('Key set revoked and its secret key deleted from this browser');
-      } catch (err) {
-        toast(err.message);
-      }
-      await showKeys();
-    });
-    keyList.replaceChildren(el('div', {}, usable.length === 0
-      ? el('p', { class: 'empty' }, 'This browser holds no keys for this model yet.')
-      : el('div', { class: 'row' }, el('p', {}, 'Using key set ', el('code', { id: 'keyset' }, current.key_set_id),
-        el('span', { class: 'muted' }, ` made here ${new Date(current.created).toLocaleString()}, fingerprint ${current.fingerprint.slice(0, 16)}…`)), revoke),
-      elsewhere ? el('p', { class: 'muted', id: 'keys-elsewhere' },
-        `${elsewhere} other active key set${elsewhere === 1 ? '' : 's'} of yours for this model ${elsewhere === 1 ? 'was' : 'were'} not made in this browser (the command line, another browser). If you did not make ${elsewhere === 1 ? 'it' : 'them'}, revoke ${elsewhere === 1 ? 'it' : 'them'} from your key sets.`) : null));
-    ready();
-  }
-
-  keygen.addEventListener('click', async () => {
-    keygen.disabled = true;
-    try {
-      const r = await work('keygen', session(), keyProgress.report);
-      toast(`Keys made in ${(r.keygen_ms / 1000).toFixed(1)} s; ${mb(r.upload_bytes)} uploaded`);
-      await showKeys();
-    } catch (err) {
-      toast(err.message);
-    } finally {
-      keyProgress.done();
-      keygen.disabled = false;
-    }
-  });
+  const keys = keySection(m, session, () => ready());
+  const ready = () => { runButton.disabled = !(keys.current() && input); };
 
   // Input.
   const inputStatus = el('p', { id: 'input-status', class: 'muted' }, 'No input yet.');
@@ -231,7 +181,7 @@ export async function tryPage(main, id) {
     runButton.disabled = true;
     result.replaceChildren();
     try {
-      const r = await work('predict', { ...session(), key_set_id: current.key_set_id, input, samples: 1 }, runProgress.report);
+      const r = await work('predict', { ...session(), key_set_id: keys.current().key_set_id, input, samples: 1 }, runProgress.report);
       result.replaceChildren(chart(Array.from(r.output.slice(0, outputSize)), m.labels),
         el('p', { class: 'muted' }, `Encrypted in ${r.encrypt_ms.toFixed(0)} ms, evaluated by the server in ${r.evaluate_ms.toFixed(0)} ms, `,
           `decrypted in ${r.decrypt_ms.toFixed(0)} ms; sent ${mb(r.upload_bytes)}, received ${mb(r.result_bytes)}.`));
@@ -248,12 +198,72 @@ export async function tryPage(main, id) {
     el('h1', {}, `Try ${m.name} `, el('span', { class: 'muted' }, `v${m.version} by ${m.owner}`)),
     el('section', { class: 'card' }, el('h2', {}, 'The model'), facts(m),
       el('p', { class: 'muted' }, 'Your input is encrypted in this browser; the server computes on the ciphertext and never sees the input or the result.')),
-    el('section', { class: 'card', id: 'keys' }, el('h2', {}, '1. Keys'),
-      el('p', { class: 'muted' }, 'The secret key is made and kept in this browser; only the public and evaluation keys go to the server.'),
-      keyList, el('div', { class: 'row' }, keygen), keyProgress),
+    keys.node,
     el('section', { class: 'card', id: 'input' }, el('h2', {}, '2. Input'), ...inputParts, inputStatus),
     el('section', { class: 'card', id: 'run' }, el('h2', {}, '3. Predict'), el('div', { class: 'row' }, runButton), runProgress, result));
-  await showKeys();
+  await keys.show();
+}
+
+// keySection is the keys card of a model's page: the key set this
+// browser holds the secret key of, its revocation, key generation with
+// progress, and a word on the user's key sets made elsewhere. onChange
+// runs when the key set in use changes.
+export function keySection(m, session, onChange) {
+  const keyList = el('div', { id: 'keylist' });
+  const keyProgress = progressBox('keygen-progress');
+  const keygen = el('button', { type: 'button', id: 'keygen' }, 'Generate keys');
+  let current = null;
+
+  async function showKeys() {
+    const [held, server] = await Promise.all([work('keys', session()), api('GET', '/v1/keysets')]);
+    const active = new Set(server.keysets.filter((k) => k.model_id === m.id && k.status === 'active').map((k) => k.id));
+    const usable = held.filter((k) => active.has(k.key_set_id)).sort((a, b) => b.created.localeCompare(a.created));
+    current = usable[0] || null;
+    const held_ = new Set(held.map((k) => k.key_set_id));
+    const elsewhere = [...active].filter((k) => !held_.has(k)).length;
+    const revoke = el('button', { type: 'button', class: 'danger', id: 'revoke' }, 'Revoke');
+    revoke.addEventListener('click', async () => {
+      revoke.disabled = true;
+      try {
+        await api('DELETE', `/v1/keysets/${encodeURIComponent(current.key_set_id)}`);
+        await work('forget', { key_set_id: current.key_set_id });
+        toast('Key set revoked and its secret key deleted from this browser');
+      } catch (err) {
+        toast(err.message);
+      }
+      await showKeys();
+    });
+    keyList.replaceChildren(el('div', {}, usable.length === 0
+      ? el('p', { class: 'empty' }, 'This browser holds no keys for this model yet.')
+      : el('div', { class: 'row' }, el('p', {}, 'Using key set ', el('code', { id: 'keyset' }, current.key_set_id),
+        el('span', { class: 'muted' }, ` made here ${new Date(current.created).toLocaleString()}, fingerprint ${current.fingerprint.slice(0, 16)}…`)), revoke),
+      elsewhere ? el('p', { class: 'muted', id: 'keys-elsewhere' },
+        `${elsewhere} other active key set${elsewhere === 1 ? '' : 's'} of yours for this model ${elsewhere === 1 ? 'was' : 'were'} not made in this browser (the command line, another browser). If you did not make ${elsewhere === 1 ? 'it' : 'them'}, revoke ${elsewhere === 1 ? 'it' : 'them'} from your key sets.`) : null));
+    onChange();
+  }
+
+  keygen.addEventListener('click', async () => {
+    keygen.disabled = true;
+    try {
+      const r = await work('keygen', session(), keyProgress.report);
+      toast(`Keys made in ${(r.keygen_ms / 1000).toFixed(1)} s; ${mb(r.upload_bytes)} uploaded`);
+      await showKeys();
+    } catch (err) {
+      toast(err.message);
+    } finally {
+      keyProgress.done();
+      keygen.disabled = false;
+    }
+  });
+
+  const large = m.log_n >= 15 ? ' For this model they are large (about 100 MB): generating and uploading them takes a while.' : '';
+  return {
+    node: el('section', { class: 'card', id: 'keys' }, el('h2', {}, '1. Keys'),
+      el('p', { class: 'muted' }, `The secret key is made and kept in this browser; only the public and evaluation keys go to the server.${large}`),
+      keyList, el('div', { class: 'row' }, keygen), keyProgress),
+    current: () => current,
+    show: showKeys,
+  };
 }
 
 // keysCard lists the user's key sets, says which this browser holds the

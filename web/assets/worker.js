@@ -89,6 +89,17 @@ const ops = {
     const fhe = await load(progress);
     return fhe.verifyAudit(args);
   },
+  async faceFind(args, progress) {
+    const fhe = await load(progress);
+    progress({ stage: 'face', done: 0, total: 0 });
+    return fhe.faceFind(args.photo);
+  },
+  async faceQuery(args, progress) {
+    const rec = await tx('readonly', (s) => s.get(args.key_set_id));
+    if (!rec) throw new Error('this browser holds no secret key for that key set: generate keys here');
+    const fhe = await load(progress);
+    return fhe.faceQuery({ ...args, secret: rec.secret }, progress);
+  },
   async predict(args, progress) {
     const rec = await tx('readonly', (s) => s.get(args.key_set_id));
     if (!rec) throw new Error('this browser holds no secret key for that key set: generate keys here');
