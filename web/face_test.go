@@ -100,7 +100,6 @@ func TestPortalFace(t *testing.T) {
 	if got := get(b, "the identification", chromedp.Evaluate[string](`document.querySelector('#face-result').dataset.matches`)); got != strings.Join(want, ",") {
 		t.Errorf("the browser identifies %q, the SDK %q", got, want)
 	}
-	// The embedding the browser computed never left it.
 	secrets := get(b, "the secret keys", chromedp.Evaluate[int](`new Promise((resolve) => {
 		indexedDB.open('fheserve', 1).onsuccess = (ev) => {
 			ev.target.result.transaction('keys').objectStore('keys').count().onsuccess = (c) => resolve(c.target.result);
@@ -109,8 +108,11 @@ func TestPortalFace(t *testing.T) {
 	if secrets != 1 {
 		t.Errorf("IndexedDB holds %d secret keys, want 1", secrets)
 	}
-	if found, _ := leaks(rec.exchanges()[userFrom:], nil, probe64, nil); len(found) > 0 {
-		t.Errorf("the browser sent the embedding: %q", found)
+	// Neither the photo nor the embedding the browser computed left it.
+	photoBytes, err := os.ReadFile(photo)
+	check(t, err)
+	if found, _ := leaks(rec.exchanges()[userFrom:], "the photo", photoBytes, probe64, nil); len(found) > 0 {
+		t.Errorf("the browser sent the photo or its embedding: %q", found)
 	}
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("the browser reported errors: %q", errs)

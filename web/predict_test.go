@@ -289,7 +289,7 @@ func TestPortalPredict(t *testing.T) {
 // checkNoSecrets fails t for each leak found (leaks).
 func checkNoSecrets(t *testing.T, log []exchange, secret []byte, input, output []float64) {
 	t.Helper()
-	found, needles := leaks(log, secret, input, output)
+	found, needles := leaks(log, "the secret key", secret, input, output)
 	for _, f := range found {
 		t.Error(f)
 	}
@@ -308,7 +308,7 @@ func checkNoSecrets(t *testing.T, log []exchange, secret []byte, input, output [
 // float64 bytes, an output value's float64 bytes, or a value as decimal
 // text. Each body is scanned once, the needles indexed by their first four
 // bytes.
-func leaks(log []exchange, secret []byte, input, output []float64) (found []string, needles int) {
+func leaks(log []exchange, secretName string, secret []byte, input, output []float64) (found []string, needles int) {
 	type needle struct {
 		what string
 		b    []byte
@@ -325,10 +325,10 @@ func leaks(log []exchange, secret []byte, input, output []float64) (found []stri
 	}
 	// Any 48 bytes of the secret key hold one of these.
 	for off := 0; off+32 <= len(secret); off += 16 {
-		add("the secret key at "+strconv.Itoa(off), secret[off:off+32])
+		add(secretName+" at "+strconv.Itoa(off), secret[off:off+32])
 	}
 	if len(secret) >= 48 {
-		add("the secret key in base64", []byte(base64.StdEncoding.EncodeToString(secret[:48])))
+		add(secretName+" in base64", []byte(base64.StdEncoding.EncodeToString(secret[:48])))
 	}
 	values := func(what string, v []float64) {
 		var f32, f64 []byte
@@ -402,7 +402,7 @@ func TestLeaks(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			body := slices.Concat(noise(1<<20), tt.inject, noise(1000))
-			found, _ := leaks([]exchange{{method: "POST", path: "/x", body: body}}, secret, input, output)
+			found, _ := leaks([]exchange{{method: "POST", path: "/x", body: body}}, "the secret key", secret, input, output)
 			if (len(found) > 0) != tt.want {
 				t.Errorf("found %q, want a leak: %v", found, tt.want)
 			}
