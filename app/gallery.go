@@ -8,7 +8,6 @@ import (
 	"encoding/gob"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -259,28 +258,6 @@ func (a *App) storeTemplates(ctx context.Context, m *fheserve.Model, g *fheserve
 		return err
 	}
 	return w.Commit()
-}
-
-// openAtRest reads and decrypts a blob sealed under m's data key.
-func (a *App) openAtRest(ctx context.Context, m *fheserve.Model, blobKey, aad string) ([]byte, error) {
-	key, err := a.keys.unwrap(m.WrappedKey, m.ID)
-	if err != nil {
-		return nil, err
-	}
-	r, _, err := a.blobs.Open(ctx, blobKey)
-	if err != nil {
-		return nil, err
-	}
-	sealed, err := io.ReadAll(r)
-	r.Close()
-	if err != nil {
-		return nil, err
-	}
-	aead, err := newGCM(key)
-	if err != nil {
-		return nil, err
-	}
-	return open(aead, sealed, aad)
 }
 
 // isGallery reports whether m's plan is a gallery's (only galleries

@@ -227,11 +227,24 @@ func (a *App) storeWeights(ctx context.Context, m *fheserve.Model, prog *plan.Pr
 
 // loadWeights reads and decrypts a model's program.
 func (a *App) loadWeights(ctx context.Context, m *fheserve.Model) (*plan.Program, error) {
+	data, err := a.openAtRest(ctx, m, m.WeightsKey, "weights:"+m.ID)
+	if err != nil {
+		return nil, err
+	}
+	var prog plan.Program
+	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&prog); err != nil {
+		return nil, fmt.Errorf("cannot decode the weights of %s: %w", m.ID, err)
+	}
+	return &prog, nil
+}
+
+// openAtRest reads and decrypts a blob sealed under m's data key.
+func (a *App) openAtRest(ctx context.Context, m *fheserve.Model, blobKey, aad string) ([]byte, error) {
 	key, err := a.keys.unwrap(m.WrappedKey, m.ID)
 	if err != nil {
 		return nil, err
 	}
-	r, _, err := a.blobs.Open(ctx, m.WeightsKey)
+	r, _, err := a.blobs.Open(ctx, blobKey)
 	if err != nil {
 		return nil, err
 	}
@@ -244,15 +257,7 @@ func (a *App) loadWeights(ctx context.Context, m *fheserve.Model) (*plan.Program
 	if err != nil {
 		return nil, err
 	}
-	data, err := open(aead, sealed, "weights:"+m.ID)
-	if err != nil {
-		return nil, err
-	}
-	var prog plan.Program
-	if err := gob.NewDecoder(bytes.NewReader(data)).Decode(&prog); err != nil {
-		return nil, fmt.Errorf("cannot decode the weights of %s: %w", m.ID, err)
-	}
-	return &prog, nil
+	return open(aead, sealed, aad)
 }
 
 func newPlanInfo(p *plan.Plan) (*planInfo, error) {

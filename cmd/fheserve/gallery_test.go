@@ -21,16 +21,7 @@ import (
 // identify follows. Bad input fails with one line naming the cause and
 // the fix.
 func TestGalleryCLI(t *testing.T) {
-	data := t.TempDir()
-	admin, url := serveWithAdmin(t, data)
-	owner, user := newParty(t, url), newParty(t, url)
-	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
-	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")
-	admin.ok("root-password\n", "login", "--username", "root", "--password-stdin")
-	admin.ok("", "admin", "approve", "olivia")
-	admin.ok("", "admin", "approve", "ulrich")
-	owner.ok("owner-password\n", "login", "--username", "olivia", "--password-stdin")
-	user.ok("user-password\n", "login", "--username", "ulrich", "--password-stdin")
+	owner, user := ownerAndUser(t)
 
 	const dim = 8
 	mustFail(t, owner.run("", "gallery", "create", "--name", "faces", "--dim", "8", "--threshold", "1.5"), 2, "threshold 1.5", "strictly between -1 and 1")
@@ -95,6 +86,22 @@ func TestGalleryCLI(t *testing.T) {
 	if got := strings.Fields(user.ok("", "identify", "--model", id, "--embedding", e)); !slices.Equal(got, []string{"cy", "ed"}) {
 		t.Errorf("identify after removing ada and di: %v, want [cy ed]", got)
 	}
+}
+
+// ownerAndUser serves a fresh data directory and returns the parties of
+// an owner "olivia" and a user "ulrich", approved and logged in.
+func ownerAndUser(t *testing.T) (owner, user *party) {
+	t.Helper()
+	admin, url := serveWithAdmin(t, t.TempDir())
+	owner, user = newParty(t, url), newParty(t, url)
+	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
+	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")
+	admin.ok("root-password\n", "login", "--username", "root", "--password-stdin")
+	admin.ok("", "admin", "approve", "olivia")
+	admin.ok("", "admin", "approve", "ulrich")
+	owner.ok("owner-password\n", "login", "--username", "olivia", "--password-stdin")
+	user.ok("user-password\n", "login", "--username", "ulrich", "--password-stdin")
+	return owner, user
 }
 
 // TestGalleryHelp compares the help of the gallery verbs with golden

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -61,6 +62,24 @@ func (o *queryOptions) probe() ([]float64, error) {
 	return a.Data, nil
 }
 
+// setUp returns the session's client, the user's keys for the gallery
+// and the probe.
+func (o *queryOptions) setUp() (*sdk.Client, *sdk.Keys, []float64, error) {
+	c, cfg, _, err := o.sessionModel(o.Ctx, o.Model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	probe, err := o.probe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	keys, err := o.loadKeys(o.Ctx, c, cfg, o.Model, o.Keys)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return c, keys, probe, nil
+}
+
 func newVerifyCmd(f *Factory, runF func(*queryOptions) error) *cobra.Command {
 	opts := &queryOptions{IO: f.IO, remote: newRemote(f)}
 	cmd := leaf(&cobra.Command{
@@ -84,20 +103,11 @@ Uses your keys for the gallery ('fheserve keys create --model ID').`,
 }
 
 func verifyRun(opts *queryOptions) error {
-	ctx := opts.Ctx
-	c, cfg, _, err := opts.sessionModel(ctx, opts.Model)
+	c, keys, probe, err := opts.setUp()
 	if err != nil {
 		return err
 	}
-	probe, err := opts.probe()
-	if err != nil {
-		return err
-	}
-	keys, err := opts.loadKeys(ctx, c, cfg, opts.Model, opts.Keys)
-	if err != nil {
-		return err
-	}
-	ok, err := c.Verify(ctx, keys, opts.Claim, probe)
+	ok, err := c.Verify(opts.Ctx, keys, opts.Claim, probe)
 	if err != nil {
 		return err
 	}
@@ -128,20 +138,11 @@ threshold may decide either way.`,
 }
 
 func identifyRun(opts *queryOptions) error {
-	ctx := opts.Ctx
-	c, cfg, _, err := opts.sessionModel(ctx, opts.Model)
+	c, keys, probe, err := opts.setUp()
 	if err != nil {
 		return err
 	}
-	probe, err := opts.probe()
-	if err != nil {
-		return err
-	}
-	keys, err := opts.loadKeys(ctx, c, cfg, opts.Model, opts.Keys)
-	if err != nil {
-		return err
-	}
-	labels, err := c.Identify(ctx, keys, probe)
+	labels, err := c.Identify(opts.Ctx, keys, probe)
 	if err != nil {
 		return err
 	}
