@@ -131,3 +131,51 @@ func TestGalleryHelp(t *testing.T) {
 		})
 	}
 }
+
+// TestGalleryImageCLI verifies and identifies a demo photo given with
+// --image: the embedding is computed here (the face package) and
+// encrypted; a gallery of its own face as enrolled from the package's
+// demo embeddings and of a template at cosine -0.5 with it (threshold 0.3, margin at most
+// 0.5) decides as the
+// float64 oracle does on the embedding the photo gives.
+func TestGalleryImageCLI(t *testing.T) {
+	photo := filepath.Join("..", "..", "face", "testdata", "sample2.jpg")
+	probe, err := imageEmbedding(photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo, err := npy.ReadFile(filepath.Join("..", "..", "face", "testdata", "demo.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const self = 3 // sample2-1, the photo's one face
+	own := demo.Data[self*128 : (self+1)*128]
+	var cos float64
+	for i, v := range own {
+		cos += v * probe.Data[i]
+	}
+	if cos < 0.99 {
+		t.Fatalf("the photo's embedding has cosine %.4f with its enrolled one", cos)
+	}
+	owner, user := ownerAndUser(t)
+	id := lastLine(owner.ok("", "gallery", "create", "--name", "demo", "--dim", "128", "--threshold", "0.3", "--capacity", "2", "--margin", "0.5", "--allow", "ulrich"))
+	dir := t.TempDir()
+	emb := filepath.Join(dir, "e.npy")
+	other := unitvec.AtCosine(rand.New(rand.NewPCG(4, 4)), probe.Data, -0.5)
+	if err := npy.WriteFile(emb, &npy.Array{Shape: []int{2, 128}, Data: append(slices.Clone(own), other...)}); err != nil {
+		t.Fatal(err)
+	}
+	labels := filepath.Join(dir, "l.txt")
+	if err := os.WriteFile(labels, []byte("sample2-1\nnobody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	owner.ok("", "gallery", "enroll", id, "--embeddings", emb, "--labels", labels)
+	user.ok("", "keys", "create", "--model", id)
+	if got := strings.TrimSpace(user.ok("", "verify", "--model", id, "--claim", "sample2-1", "--image", photo)); got != "match" {
+		t.Errorf("verify sample2-1 with its photo: %q, want match", got)
+	}
+	if got := strings.Fields(user.ok("", "identify", "--model", id, "--image", photo)); !slices.Equal(got, []string{"sample2-1"}) {
+		t.Errorf("identify with sample2-1's photo: %v, want [sample2-1]", got)
+	}
+	mustFail(t, user.run("", "identify", "--model", id, "--image", filepath.Join("..", "..", "face", "testdata", "sample1.jpg")), 2, "faces found", "crop the photo")
+}
