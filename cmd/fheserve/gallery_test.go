@@ -135,9 +135,9 @@ func TestGalleryHelp(t *testing.T) {
 // TestGalleryImageCLI verifies and identifies a demo photo given with
 // --image: the embedding is computed here (the face package) and
 // encrypted; a gallery of its own face as enrolled from the package's
-// demo embeddings and of a template at cosine -0.5 with it (threshold 0.3, margin at most
-// 0.5) decides as the
-// float64 oracle does on the embedding the photo gives.
+// demo embeddings and of a template at cosine -0.5 with it (threshold
+// 0.3, margin at most 0.5) decides as the float64 oracle does on the
+// embedding the photo gives.
 func TestGalleryImageCLI(t *testing.T) {
 	photo := filepath.Join("..", "..", "face", "testdata", "sample2.jpg")
 	probe, err := imageEmbedding(photo)
