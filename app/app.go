@@ -38,13 +38,24 @@ type Config struct {
 	// after the log: the wiring that opened it hands it over.
 	AuditStore io.Closer
 
-	// Workers is the number of jobs evaluated at once (default: one per
-	// core); under a memory bound, fewer when their memory estimates do
-	// not fit in EvalMemory together. EvalThreads is
+	// JobEvents, if set, carries job changes between the processes that
+	// share the store: the App publishes its own and wakes its progress
+	// streams on the others' (natsjs.Events).
+	JobEvents JobEvents
+
+	// Workers is the number of jobs evaluated at once (0: one per core;
+	// negative: none, when separate worker processes share the queue);
+	// under a memory bound, fewer when their memory estimates do not fit
+	// in EvalMemory together. EvalThreads is
 	// the number of goroutines one evaluation may use (default: one per
 	// core).
 	Workers     int
 	EvalThreads int
+	// MaxAttempts is how many times a job on a LeaseQueue may be started
+	// and interrupted (its worker died or lost the queue) before it fails
+	// with that cause (default 3). A run given back on a clean shutdown
+	// does not count.
+	MaxAttempts int
 	// EvalMemory bounds the memory the evaluations in progress may hold
 	// together, by their estimates (default: half of GOMEMLIMIT; without
 	// GOMEMLIMIT, no bound beyond Workers).
@@ -83,7 +94,13 @@ func (c *Config) setDefaults() {
 			*v = d
 		}
 	}
-	def(&c.Workers, runtime.NumCPU())
+	switch {
+	case c.Workers == 0:
+		c.Workers = runtime.NumCPU()
+	case c.Workers < 0:
+		c.Workers = 0
+	}
+	def(&c.MaxAttempts, 3)
 	if c.EvalMemory <= 0 {
 		c.EvalMemory = defaultEvalMemory()
 	}
@@ -108,6 +125,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// JobEvents signals job changes to the other processes of a cluster.
+type JobEvents interface {
+	// Publish signals that a job changed.
+	Publish(jobID string)
+	// Subscribe calls f with every job id signalled, until stop.
+	Subscribe(f func(jobID string)) (stop func(), err error)
+}
+
 // App is the service. Its methods take the calling account (nil for an
 // anonymous caller) and check what it may do.
 type App struct {
@@ -130,8 +155,9 @@ type App struct {
 	watchMu  sync.Mutex
 	watchers map[string]map[*Watcher]bool
 
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cancel     context.CancelFunc
+	stopEvents func()
+	wg         sync.WaitGroup
 }
 
 // New returns an App. Call Start to run jobs.
@@ -166,14 +192,18 @@ func New(cfg Config) (*App, error) {
 
 // Start queues again the jobs that were queued or running when the
 // service last stopped, then starts the workers and the janitor. They
-// stop when Close is called.
+// stop when Close is called. On a LeaseQueue, which other processes
+// share, a running job may be running elsewhere: Start pushes it again
+// as it is (the queue keeps one entry per job, leased or not), and the
+// worker that leases it next counts it as interrupted.
 func (a *App) Start(ctx context.Context) error {
 	jobs, err := a.store.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobQueued, fheserve.JobRunning}})
 	if err != nil {
 		return fmt.Errorf("cannot list unfinished jobs: %w", err)
 	}
+	_, leased := a.queue.(fheserve.LeaseQueue)
 	for _, j := range jobs {
-		if j.Status == fheserve.JobRunning {
+		if j.Status == fheserve.JobRunning && !leased {
 			j.Status, j.Done = fheserve.JobQueued, 0
 			if err := a.store.UpdateJob(ctx, j); err != nil {
 				return err
@@ -185,6 +215,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	if len(jobs) > 0 {
 		a.log.Info("requeued unfinished jobs", "count", len(jobs))
+	}
+	if a.cfg.JobEvents != nil {
+		stop, err := a.cfg.JobEvents.Subscribe(a.notifyHere)
+		if err != nil {
+			return fmt.Errorf("cannot follow job events: %w", err)
+		}
+		a.stopEvents = stop
 	}
 	ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for range a.cfg.Workers {
@@ -209,6 +246,9 @@ func (a *App) Close() error {
 	if a.cancel != nil {
 		a.cancel()
 		a.wg.Wait()
+	}
+	if a.stopEvents != nil {
+		a.stopEvents()
 	}
 	err := a.cfg.Audit.Close()
 	if a.cfg.AuditStore != nil {

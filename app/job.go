@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -312,9 +314,18 @@ func (a *App) Watch(ctx context.Context, who *fheserve.Account, id string) (fhes
 	return w, nil
 }
 
-// notify wakes the watchers of a job that changed; a slow watcher misses
-// nothing but intermediate states.
+// notify wakes the watchers of a job that changed, here and, through
+// JobEvents, in the other processes; a slow watcher misses nothing but
+// intermediate states.
 func (a *App) notify(id string) {
+	if a.cfg.JobEvents != nil {
+		a.cfg.JobEvents.Publish(id)
+	}
+	a.notifyHere(id)
+}
+
+// notifyHere wakes this process's watchers of a job that changed.
+func (a *App) notifyHere(id string) {
 	a.watchMu.Lock()
 	defer a.watchMu.Unlock()
 	for w := range a.watchers[id] {
@@ -345,13 +356,37 @@ func (a *App) notifyAll() {
 func (a *App) work(ctx context.Context) {
 	a.ops.workers.Add(1)
 	defer a.ops.workers.Add(-1)
+	lq, leased := a.queue.(fheserve.LeaseQueue)
 	for {
+		if leased {
+			l, err := lq.Lease(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				a.log.Warn("cannot lease a job", "err", err)
+				sleep(ctx, time.Second)
+				continue
+			}
+			a.notifyAll()
+			a.runLeased(ctx, l)
+			continue
+		}
 		id, err := a.queue.Pop(ctx)
 		if err != nil {
 			return
 		}
 		a.notifyAll()
 		a.run(ctx, id)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -366,19 +401,154 @@ func (a *App) run(ctx context.Context, id string) {
 	if j.Status != fheserve.JobQueued {
 		return
 	}
-	now := a.cfg.Now().UTC()
-	j.Status, j.Done, j.StartedAt = fheserve.JobRunning, 0, &now
-	j.Attempts++
-	if err := a.store.UpdateJob(ctx, j); err != nil {
-		a.log.Error("cannot start job", "job", id, "err", err)
+	if err := a.startJob(ctx, j); err != nil {
 		return
 	}
-	a.notify(id)
 	t0 := time.Now()
 	err = a.evaluate(ctx, j)
 	if ctx.Err() != nil {
 		return
 	}
+	a.finishJob(ctx, j, err, t0)
+}
+
+// runLeased evaluates the job of a lease from a LeaseQueue, which
+// several processes share: it extends the lease while it works and
+// removes the job from the queue once the store records its end. A job
+// leased while the store says it is running was interrupted (the worker
+// that ran it died or lost the queue): it runs again, unless it was
+// started MaxAttempts times, when it fails with that cause. If ctx ends,
+// the job is given back to the queue for another worker.
+func (a *App) runLeased(ctx context.Context, l fheserve.Lease) {
+	id := l.JobID()
+	j, err := a.store.Job(ctx, id)
+	switch {
+	case fheserve.ErrorCode(err) == fheserve.ENOTFOUND:
+		a.log.Warn("queued job is not in the store", "job", id)
+		a.leaseDone(l)
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			// The store does not answer: give it a moment, then hand the
+			// job back.
+			a.log.Error("cannot load queued job", "job", id, "err", err)
+			sleep(ctx, time.Second)
+		}
+		l.Release()
+		return
+	}
+	switch j.Status {
+	case fheserve.JobQueued:
+	case fheserve.JobRunning:
+		a.log.Warn("job was interrupted", "job", id, "attempts", j.Attempts, "max_attempts", a.cfg.MaxAttempts)
+		if j.Attempts >= a.cfg.MaxAttempts {
+			cause := fheserve.Errorf(fheserve.EUNAVAILABLE, "its evaluation was interrupted %d times (the workers running it stopped or lost the queue); it is not tried again", j.Attempts)
+			if a.finishJob(ctx, j, cause, time.Now()) {
+				a.leaseDone(l)
+			}
+			return
+		}
+	default:
+		// A worker recorded its end and did not remove it from the queue.
+		a.leaseDone(l)
+		return
+	}
+	stop := keepLease(l, a.log)
+	defer stop()
+	if err := a.startJob(ctx, j); err != nil {
+		l.Release()
+		return
+	}
+	t0 := time.Now()
+	err = a.evaluate(ctx, j)
+	if ctx.Err() != nil {
+		a.giveBack(ctx, j, l)
+		return
+	}
+	if err != nil && l.Extend() != nil {
+		// This worker lost the queue, so another may hold the job now:
+		// its failure here may be the lost connection's, and is not
+		// recorded.
+		a.log.Warn("job failed on a worker that lost the queue; left for another", "job", id, "err", err)
+		return
+	}
+	if a.finishJob(ctx, j, err, t0) {
+		a.leaseDone(l)
+	}
+}
+
+func (a *App) leaseDone(l fheserve.Lease) {
+	if err := l.Done(); err != nil {
+		// The job is handed out again and found finished.
+		a.log.Warn("cannot remove a finished job from the queue", "job", l.JobID(), "err", err)
+	}
+}
+
+// keepLease extends l every l.Heartbeat() until stop is called.
+func keepLease(l fheserve.Lease, log *slog.Logger) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(l.Heartbeat())
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := l.Extend(); err != nil {
+					log.Warn("cannot extend a job's lease", "job", l.JobID(), "err", err)
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// giveBack records j as queued again, its run not counted, and hands it
+// back to the queue, when the worker stops cleanly. If the queue cannot
+// take it back (the connection is lost), j stays running in the store:
+// the worker that leases it after the lease lapses counts it as
+// interrupted.
+func (a *App) giveBack(ctx context.Context, j *fheserve.Job, l fheserve.Lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	started := j.StartedAt
+	j.Status, j.Done, j.StartedAt = fheserve.JobQueued, 0, nil
+	j.Attempts--
+	if err := a.store.UpdateJob(ctx, j); err != nil {
+		a.log.Warn("cannot give a job back", "job", j.ID, "err", err)
+		return
+	}
+	// The lease still holds: no other worker has the job yet.
+	if err := l.Release(); err != nil {
+		a.log.Warn("cannot hand a job back to the queue", "job", j.ID, "err", err)
+		j.Status, j.StartedAt = fheserve.JobRunning, started
+		j.Attempts++
+		if err := a.store.UpdateJob(ctx, j); err != nil {
+			a.log.Warn("cannot record a job as interrupted", "job", j.ID, "err", err)
+		}
+	}
+	a.notify(j.ID)
+}
+
+// startJob records that j starts running, as one more attempt.
+func (a *App) startJob(ctx context.Context, j *fheserve.Job) error {
+	now := a.cfg.Now().UTC()
+	j.Status, j.Done, j.StartedAt = fheserve.JobRunning, 0, &now
+	j.Attempts++
+	if err := a.store.UpdateJob(ctx, j); err != nil {
+		a.log.Error("cannot start job", "job", j.ID, "err", err)
+		return err
+	}
+	a.notify(j.ID)
+	return nil
+}
+
+// finishJob records the end of j, which failed with err if not nil, and
+// reports whether the store has it.
+func (a *App) finishJob(ctx context.Context, j *fheserve.Job, err error, t0 time.Time) bool {
+	id := j.ID
 	end := a.cfg.Now().UTC()
 	j.FinishedAt = &end
 	if err != nil {
@@ -392,11 +562,11 @@ func (a *App) run(ctx context.Context, id string) {
 	}
 	if err := a.store.UpdateJob(context.WithoutCancel(ctx), j); err != nil {
 		a.log.Error("cannot finish job", "job", id, "err", err)
-		return
+		return false
 	}
 	a.blobs.Delete(ctx, j.InputKey)
 	a.log.Info("job finished", "job", id, "model", j.ModelID, "status", j.Status, "seconds", time.Since(t0).Seconds(),
-		"input_bytes", j.InputBytes, "result_bytes", j.ResultBytes)
+		"input_bytes", j.InputBytes, "result_bytes", j.ResultBytes, "attempts", j.Attempts)
 	action, outcome := "job.complete", audit.OutcomeOK
 	if j.Status == fheserve.JobFailed {
 		action, outcome = "job.fail", j.ErrorCode
@@ -405,6 +575,7 @@ func (a *App) run(ctx context.Context, id string) {
 	a.auditOutcome(ctx, nil, action, outcome, jobObj(id), modelObj(j.ModelID), accountObj(j.AccountID), keySetObj(j.KeySetID))
 	a.jobFinished(j)
 	a.notify(id)
+	return true
 }
 
 func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {

@@ -46,12 +46,13 @@ func (a *App) ActiveKeySets(ctx context.Context) (int, error) {
 }
 
 // Ready reports whether the App can serve: its store answers and its
-// workers run.
+// workers run (if it has any: an API node may leave jobs to separate
+// workers).
 func (a *App) Ready(ctx context.Context) error {
 	if _, err := a.QueueDepth(ctx); err != nil {
 		return fheserve.Errorf(fheserve.EUNAVAILABLE, "the store does not answer: %v", err)
 	}
-	if a.ops.workers.Load() == 0 {
+	if a.cfg.Workers > 0 && a.ops.workers.Load() == 0 {
 		return fheserve.Errorf(fheserve.EUNAVAILABLE, "no worker is running")
 	}
 	return nil

@@ -28,6 +28,7 @@ import (
 	"github.com/fheserve/fheserve/natsjs"
 	"github.com/fheserve/fheserve/postgres"
 	"github.com/fheserve/fheserve/sqlite"
+	"github.com/nats-io/nats.go"
 )
 
 // DatabaseFile is the name of the SQLite database in the data directory.
@@ -46,6 +47,17 @@ type Engines struct {
 	// directory, or a nats:// URL for a JetStream object store
 	// (natsjs.Blobs), which nodes share without sharing a folder.
 	Blobs string
+	// Queue is where jobs wait for workers: "" for the in-process queue,
+	// or a nats:// URL for a JetStream work queue (natsjs.Queue) that API
+	// nodes and separate workers ('fheserve worker') share.
+	Queue string
+	// AckWait is how long a worker's lease on a job holds without a
+	// heartbeat (default 30s): a worker that dies leaves its job to
+	// another after at most this long.
+	AckWait time.Duration
+
+	// queueConn, if set, is given the queue's connection (tests).
+	queueConn func(*nats.Conn)
 }
 
 // postgresURL reports whether a store URL names PostgreSQL.
@@ -60,6 +72,9 @@ func (e Engines) Check() error {
 	}
 	if e.Blobs != "" && !strings.HasPrefix(e.Blobs, "nats://") {
 		return fheserve.Errorf(fheserve.EINVALID, "unknown blob store %q: give a nats:// URL, or nothing for the data directory's blobs/", redactURL(e.Blobs))
+	}
+	if e.Queue != "" && !strings.HasPrefix(e.Queue, "nats://") {
+		return fheserve.Errorf(fheserve.EINVALID, "unknown queue %q: give a nats:// URL, or nothing for the in-process queue", redactURL(e.Queue))
 	}
 	return nil
 }
@@ -106,16 +121,24 @@ func OpenAppOn(ctx context.Context, dataDir string, e Engines, cfg app.Config) (
 		closeBlobs()
 		return nil, err
 	}
-	alog, ast, err := openAudit(ctx, dataDir, e)
+	queue, events, closeQueue, err := openQueue(ctx, e)
 	if err != nil {
 		store.Close()
 		closeBlobs()
 		return nil, err
 	}
-	// The App closes the audit store last: the blob store's connection
-	// goes with it.
-	closer := closers{ast, closerFunc(closeBlobs)}
-	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey, cfg.Audit, cfg.AuditStore = store, blobs, inproc.NewQueue(), key, alog, closer
+	alog, ast, err := openAudit(ctx, dataDir, e)
+	if err != nil {
+		store.Close()
+		closeQueue()
+		closeBlobs()
+		return nil, err
+	}
+	// The App closes the audit store last: the queue's and the blob
+	// store's connections go with it.
+	closer := closers{ast, closerFunc(closeQueue), closerFunc(closeBlobs)}
+	cfg.Store, cfg.Blobs, cfg.Queue, cfg.MasterKey, cfg.Audit, cfg.AuditStore = store, blobs, queue, key, alog, closer
+	cfg.JobEvents = events
 	a, err := app.New(cfg)
 	if err != nil {
 		alog.Close()
@@ -148,6 +171,26 @@ func openBlobs(ctx context.Context, dataDir string, e Engines) (b fheserve.BlobS
 		return nil, nil, fmt.Errorf("cannot clean the blob directory: %w", err)
 	}
 	return local, func() error { return nil }, nil
+}
+
+// openQueue opens the job queue: e's JetStream work queue, on its own
+// connection, or an in-process queue; close releases it.
+func openQueue(ctx context.Context, e Engines) (q fheserve.Queue, events app.JobEvents, close func() error, err error) {
+	if e.Queue == "" {
+		return inproc.NewQueue(), nil, func() error { return nil }, nil
+	}
+	nc, js, err := natsjs.Dial(e.Queue, "fheserve")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if q, err = natsjs.OpenQueue(ctx, js, natsjs.QueueConfig{AckWait: e.AckWait}); err != nil {
+		nc.Close()
+		return nil, nil, nil, err
+	}
+	if e.queueConn != nil {
+		e.queueConn(nc)
+	}
+	return q, natsjs.NewEvents(nc, ""), func() error { nc.Close(); return nil }, nil
 }
 
 // closers closes each in turn.
@@ -281,4 +324,24 @@ func (n *Node) Close() error {
 	defer cancel()
 	n.Server.Shutdown(ctx)
 	return n.App.Close()
+}
+
+// StartWorker opens an App on e in dataDir (OpenAppOn) and starts its
+// workers and janitor, with no HTTP server: a separate evaluation worker,
+// which takes its jobs from e's shared queue (a nats:// Queue, with the
+// store and blobs that the API nodes use). Closing the App stops it; a
+// job being evaluated is given back to the queue.
+func StartWorker(ctx context.Context, dataDir string, e Engines, cfg app.Config) (*app.App, error) {
+	if e.Queue == "" {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "a worker needs a shared queue: give a nats:// URL")
+	}
+	a, err := OpenAppOn(ctx, dataDir, e, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Start(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
+	return a, nil
 }

@@ -18,6 +18,7 @@ import (
 	fhttp "github.com/fheserve/fheserve/http"
 	"github.com/fheserve/fheserve/node"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // dataDirEnv names the environment variable with the default data directory.
@@ -28,6 +29,7 @@ const dataDirEnv = "FHESERVE_DATA"
 const (
 	storeEnv = "FHESERVE_STORE"
 	blobsEnv = "FHESERVE_BLOBS"
+	queueEnv = "FHESERVE_QUEUE"
 )
 
 type serveOptions struct {
@@ -37,9 +39,11 @@ type serveOptions struct {
 	DataDir     string
 	Store       string // "" (SQLite in DataDir) or a postgres:// URL
 	Blobs       string // "" (DataDir/blobs) or a nats:// URL
+	Queue       string // "" (in process) or a nats:// URL
 	Addr        string
-	Workers     int
+	Workers     int // 0: one per core; -1 (--workers 0): none
 	EvalThreads int
+	MaxAttempts int
 	ResultTTL   time.Duration
 	LogJSON     bool
 
@@ -87,6 +91,9 @@ accounts, models, key sets, jobs and one audit log. They need the same
 master key ($FHESERVE_MASTER_KEY) and audit.key (copy it), and one blob
 store: --blobs nats://HOST:4222 (or $FHESERVE_BLOBS), a NATS JetStream
 object store, or a data directory on a shared file system.
+--queue nats://HOST:4222 (or $FHESERVE_QUEUE) puts the jobs on a shared
+JetStream work queue, which separate evaluation workers ('fheserve worker')
+take them from; --workers 0 leaves them all to those.
 
 Passwords and bearer tokens cross the network, so the server speaks HTTPS
 (--tls-cert, --tls-key) or listens on a loopback address; plain HTTP on
@@ -104,13 +111,15 @@ func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
   fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8443 \
       --tls-cert /etc/fheserve/fullchain.pem --tls-key /etc/fheserve/privkey.pem
   fheserve serve --data-dir /var/lib/fheserve --addr 10.0.0.5:8080 --behind-proxy`,
-	}, opts, &opts.Ctx, runF, serveRun, required("data-dir"), validated(opts.validate))
+	}, opts, &opts.Ctx, runF, serveRun, required("data-dir"), noWorkers(&opts.Workers), validated(opts.validate))
 	fs := cmd.Flags()
 	dataDirFlag(fs, f.Getenv, &opts.DataDir)
 	storeFlag(fs, f.Getenv, &opts.Store)
-	fs.StringVar(&opts.Blobs, "blobs", f.Getenv(blobsEnv), "where blobs live: a nats://... `URL` (a JetStream object store shared by several nodes; default: $"+blobsEnv+", or blobs/ in the data directory)")
+	blobsFlag(fs, f.Getenv, &opts.Blobs)
+	queueFlag(fs, f.Getenv, &opts.Queue)
 	fs.StringVar(&opts.Addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one)")
-	fs.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it)")
+	fs.IntVar(&opts.Workers, "workers", 0, "jobs evaluated at once (default: one per core; under GOMEMLIMIT, as many as fit in half of it; 0 with --queue: none, separate workers run them)")
+	maxAttemptsFlag(fs, &opts.MaxAttempts)
 	fs.IntVar(&opts.EvalThreads, "eval-threads", 0, "goroutines one evaluation may use (default: one per core)")
 	fs.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept")
 	fs.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")
@@ -171,13 +180,44 @@ func storeFlag(f interface {
 	f.StringVar(p, "store", getenv(storeEnv), "the database: a postgres://... `URL`, shared by several nodes (default: $"+storeEnv+", or SQLite in the data directory)")
 }
 
+// blobsFlag adds --blobs, defaulting to $FHESERVE_BLOBS.
+func blobsFlag(fs *pflag.FlagSet, getenv func(string) string, p *string) {
+	fs.StringVar(p, "blobs", getenv(blobsEnv), "where blobs live: a nats://... `URL` (a JetStream object store shared by several nodes; default: $"+blobsEnv+", or blobs/ in the data directory)")
+}
+
+// queueFlag adds --queue, defaulting to $FHESERVE_QUEUE.
+func queueFlag(fs *pflag.FlagSet, getenv func(string) string, p *string) {
+	fs.StringVar(p, "queue", getenv(queueEnv), "where jobs wait for workers: a nats://... `URL` (a JetStream work queue shared with 'fheserve worker' processes; default: $"+queueEnv+", or in this process)")
+}
+
+// maxAttemptsFlag adds --max-attempts.
+func maxAttemptsFlag(fs *pflag.FlagSet, p *int) {
+	fs.IntVar(p, "max-attempts", 0, "with --queue, how many times a job may be started and interrupted (its worker died) before it fails (default 3)")
+}
+
+// noWorkers turns an explicit --workers 0 into -1, the App's "none"
+// (0 is its default, one per core).
+func noWorkers(p *int) check {
+	return func(cmd *cobra.Command, _ []string) error {
+		switch {
+		case *p < 0:
+			return fheserve.Errorf(fheserve.EINVALID, "--workers must not be negative")
+		case cmd.Flags().Changed("workers") && *p == 0:
+			*p = -1
+		}
+		return nil
+	}
+}
+
 func (o *serveOptions) validate() error {
-	if err := (node.Engines{Store: o.Store, Blobs: o.Blobs}).Check(); err != nil {
+	if err := (node.Engines{Store: o.Store, Blobs: o.Blobs, Queue: o.Queue}).Check(); err != nil {
 		return err
 	}
 	switch {
-	case o.Workers < 0 || o.EvalThreads < 0:
-		return fheserve.Errorf(fheserve.EINVALID, "--workers and --eval-threads must not be negative")
+	case o.Workers < -1 || o.EvalThreads < 0 || o.MaxAttempts < 0:
+		return fheserve.Errorf(fheserve.EINVALID, "--workers, --eval-threads and --max-attempts must not be negative")
+	case o.Workers == -1 && o.Queue == "":
+		return fheserve.Errorf(fheserve.EINVALID, "--workers 0 leaves the jobs to separate workers: give them a shared --queue nats://...")
 	case o.MaxUploads < 0 || o.MaxUploadsPerUser < 0 || o.MaxQueuedPerUser < 0 || o.UploadWait < 0 ||
 		o.MaxDeploys < 0 || o.MaxKeySetsPerModel < 0 || o.MaxKeySetsPerUser < 0 || o.MinBodyRate < 0 || o.BodyGrace < 0:
 		return fheserve.Errorf(fheserve.EINVALID, "the --max-*, --upload-wait, --min-body-rate and --body-grace bounds must not be negative")
@@ -249,8 +289,8 @@ func serveRun(opts *serveOptions) error {
 		}
 		configure = append(configure, func(s *fhttp.Server) { s.UseTLS(cert.TLSConfig()) })
 	}
-	d, err := node.StartOn(ctx, opts.DataDir, node.Engines{Store: opts.Store, Blobs: opts.Blobs}, opts.Addr, app.Config{
-		Workers: opts.Workers, EvalThreads: opts.EvalThreads, ResultTTL: opts.ResultTTL, Logger: log,
+	d, err := node.StartOn(ctx, opts.DataDir, node.Engines{Store: opts.Store, Blobs: opts.Blobs, Queue: opts.Queue}, opts.Addr, app.Config{
+		Workers: opts.Workers, EvalThreads: opts.EvalThreads, MaxAttempts: opts.MaxAttempts, ResultTTL: opts.ResultTTL, Logger: log,
 		Bounds: app.Bounds{
 			Uploads: opts.MaxUploads, UploadsPerUser: opts.MaxUploadsPerUser,
 			QueuedPerUser: opts.MaxQueuedPerUser, UploadWait: opts.UploadWait,

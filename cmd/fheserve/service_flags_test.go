@@ -52,6 +52,10 @@ func TestServeFlags(t *testing.T) {
 		{name: "blobs on nats", args: []string{"--store", "postgres://db/f", "--blobs", "nats://nats.internal:4222"},
 			want: serveOptions{DataDir: "fheserve-data", Store: "postgres://db/f", Blobs: "nats://nats.internal:4222", Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
 		{name: "unknown blobs", args: []string{"--blobs", "s3://bucket"}, wantErr: fheserve.EINVALID},
+		{name: "separate workers", args: []string{"--store", "postgres://db/f", "--queue", "nats://n:4222", "--workers", "0", "--max-attempts", "5"},
+			want: serveOptions{DataDir: "fheserve-data", Store: "postgres://db/f", Queue: "nats://n:4222", Workers: -1, MaxAttempts: 5, Addr: "127.0.0.1:8080", ResultTTL: 24 * time.Hour}},
+		{name: "no workers, no queue", args: []string{"--workers", "0"}, wantErr: fheserve.EINVALID},
+		{name: "unknown queue", args: []string{"--queue", "amqp://q"}, wantErr: fheserve.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,199 @@
+package node
+
+import (
+	"context"
+	"math"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/internal/pgtest"
+	"github.com/fheserve/fheserve/natsjs/natstest"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/sdk"
+)
+
+// cluster is an API node with no workers of its own, on PostgreSQL and
+// NATS (store, blobs and the job queue), and the accounts of a model
+// owner and a user on it.
+type cluster struct {
+	dir         string
+	e           Engines
+	api         *Node
+	owner, user *sdk.Client
+}
+
+func newCluster(t *testing.T, ctx context.Context) *cluster {
+	t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
+	url := natstest.Start(t).URL()
+	c := &cluster{dir: t.TempDir(), e: Engines{Store: pgtest.NewDB(t), Blobs: url, Queue: url, AckWait: time.Second}}
+	c.api = must(StartOn(ctx, c.dir, c.e, "127.0.0.1:0", app.Config{Workers: -1}))(t)
+	t.Cleanup(func() { c.api.Close() })
+	must(c.api.App.InitAdmin(ctx, "root", "root-password"))(t)
+	c.owner, c.user = sdk.New(c.api.URL()), sdk.New(c.api.URL())
+	admin := sdk.New(c.api.URL())
+	must(c.owner.Register(ctx, "olivia", "owner-password", fheserve.RoleOwner))(t)
+	must(c.user.Register(ctx, "ulrich", "user-password", fheserve.RoleUser))(t)
+	must(admin.Login(ctx, "root", "root-password"))(t)
+	for _, p := range must(admin.Pending(ctx))(t) {
+		must(admin.Approve(ctx, p.Username))(t)
+	}
+	must(c.owner.Login(ctx, "olivia", "owner-password"))(t)
+	must(c.user.Login(ctx, "ulrich", "user-password"))(t)
+	return c
+}
+
+// worker starts a separate worker: an App with its own connections to
+// the store, the blobs and the queue. kill stops it as a crash would:
+// its queue connection closes first, so that it cannot give its job
+// back, then it stops.
+func (c *cluster) worker(t *testing.T, ctx context.Context, cfg app.Config) (a *app.App, kill func()) {
+	var nc *nats.Conn
+	e := c.e
+	e.queueConn = func(c *nats.Conn) { nc = c }
+	cfg.Workers, cfg.EvalThreads = 1, 1
+	a = must(StartWorker(ctx, c.dir, e, cfg))(t)
+	var once sync.Once
+	stop := func() { once.Do(func() { a.Close() }) }
+	t.Cleanup(stop)
+	return a, func() { nc.Close(); stop() }
+}
+
+// deploy deploys a model of the repository's files and makes the user's
+// keys for it; it returns the keys and the model's graph.
+func (c *cluster) deploy(t *testing.T, ctx context.Context, name, onnxFile, calibFile string) (*sdk.Keys, *nn.Graph) {
+	data := must(os.ReadFile(onnxFile))(t)
+	req := &fheserve.DeployRequest{Name: name, ONNX: data, Allow: []string{"ulrich"}}
+	if calibFile != "" {
+		req.Calibration = must(os.ReadFile(calibFile))(t)
+	}
+	m := must(c.owner.Deploy(ctx, req))(t)
+	keys := must(c.user.GenerateKeys(ctx, m.ID))(t)
+	must(c.user.UploadKeys(ctx, keys, ""))(t)
+	return keys, must(onnx.Import(data, onnx.Options{}))(t)
+}
+
+// checkOutputs compares decrypted outputs with the plaintext reference
+// evaluator's, within the plan's stated precision.
+func checkOutputs(t *testing.T, keys *sdk.Keys, g *nn.Graph, x, got []float64, n int) {
+	t.Helper()
+	want := must(g.EvalBatch(x, n, nil))(t)
+	if len(got) != len(want) {
+		t.Fatalf("%d outputs, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if d := math.Abs(got[i] - want[i]); d > keys.Plan.Precision.OutputError {
+			t.Fatalf("output %d: |encrypted - plaintext| = %.3g, above the plan's precision %.3g", i, d, keys.Plan.Precision.OutputError)
+		}
+	}
+}
+
+// TestWorkersOnNATS runs an API node with no workers and two separate
+// workers, each with its own connections, on PostgreSQL and NATS: the
+// user's predictions through the SDK on the bundled logistic regression
+// are evaluated by the workers and decrypt to what the plaintext model
+// computes.
+func TestWorkersOnNATS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx)
+	var mu sync.Mutex
+	ran := map[int]int{}
+	for i := range 2 {
+		w, _ := c.worker(t, ctx, app.Config{})
+		w.OnJobFinished(func(j *fheserve.Job) {
+			mu.Lock()
+			defer mu.Unlock()
+			ran[i]++
+		})
+	}
+	keys, g := c.deploy(t, ctx, "logreg", "../bundled/logreg.onnx", "../bundled/logreg.calib.npy")
+	x := must(npy.ReadFile("../bundled/logreg.x.npy"))(t)
+	n := 12
+	in := x.Data[:n*keys.Plan.InputSize()]
+	got := must(c.user.Predict(ctx, keys, in, n, nil))(t)
+	checkOutputs(t, keys, g, in, got, n)
+	mu.Lock()
+	defer mu.Unlock()
+	if ran[0]+ran[1] != n {
+		t.Errorf("the workers finished %d + %d jobs, want %d", ran[0], ran[1], n)
+	}
+	t.Logf("jobs per worker: %d and %d", ran[0], ran[1])
+}
+
+// runningJob waits until the store shows job id running its attempt-th
+// run, with at least one step done: its worker is mid-evaluation.
+func runningJob(t *testing.T, ctx context.Context, user *sdk.Client, id string, attempt int) {
+	t.Helper()
+	for {
+		j := must(user.API.Job(ctx, id))(t)
+		if j.Status == fheserve.JobRunning && j.Attempts == attempt && j.Done >= 1 {
+			return
+		}
+		if j.Status != fheserve.JobQueued && j.Status != fheserve.JobRunning {
+			t.Fatalf("job %s is %s before its worker was killed", id, j.Status)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("job %s never ran its attempt %d", id, attempt)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// TestWorkerKilled kills a worker mid-evaluation (its queue connection
+// closed, nothing acknowledged or given back): another worker takes the
+// job once the lease lapses and finishes it with the right result. A job
+// interrupted MaxAttempts times fails with that cause.
+func TestWorkerKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := newCluster(t, ctx)
+	keys, g := c.deploy(t, ctx, "mlp", "../testdata/onnx/mlp_square.onnx", "")
+	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
+	in := x.Data[:keys.Plan.InputSize()]
+	submit := func() string {
+		ct := must(keys.Encrypt(in, 1))(t)
+		return must(c.user.Submit(ctx, keys, ct, 1))(t).ID
+	}
+	cfg := app.Config{MaxAttempts: 2}
+
+	t.Run("finished by another", func(t *testing.T) {
+		id := submit()
+		_, kill := c.worker(t, ctx, cfg)
+		runningJob(t, ctx, c.user, id, 1)
+		kill()
+		c.worker(t, ctx, cfg)
+		j := must(c.user.Wait(ctx, id, nil))(t)
+		if j.Status != fheserve.JobDone || j.Attempts != 2 {
+			t.Fatalf("job %s after a killed worker: %s in %d attempts (%s), want done in 2", id, j.Status, j.Attempts, j.Error)
+		}
+		checkOutputs(t, keys, g, in, must(c.user.Fetch(ctx, keys, id, 1))(t), 1)
+	})
+	t.Run("interrupted too often", func(t *testing.T) {
+		id := submit()
+		for attempt := 1; attempt <= cfg.MaxAttempts; attempt++ {
+			_, kill := c.worker(t, ctx, cfg)
+			runningJob(t, ctx, c.user, id, attempt)
+			kill()
+		}
+		c.worker(t, ctx, cfg)
+		j, err := c.user.Wait(ctx, id, nil)
+		if err == nil && j.Status == fheserve.JobDone {
+			t.Fatalf("job %s interrupted %d times ran again", id, cfg.MaxAttempts)
+		}
+		j = must(c.user.API.Job(ctx, id))(t)
+		if j.Status != fheserve.JobFailed || !strings.Contains(j.Error, "interrupted 2 times") {
+			t.Fatalf("job %s interrupted twice: %s (%q), want failed for its interruptions", id, j.Status, j.Error)
+		}
+		t.Logf("the job failed: %s", j.Error)
+	})
+}
