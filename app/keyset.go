@@ -244,6 +244,11 @@ func (a *App) newEvaluator(pm *preparedModel, keySetID string, keys *he.EvalKeys
 // the blob store if it is not cached.
 func (a *App) evaluatorFor(ctx context.Context, pm *preparedModel, ks *fheserve.KeySet) (*evaluator, error) {
 	e, ok := a.evaluators.get(ks.ID)
+	if ok {
+		a.ops.keyHits.Add(1)
+	} else {
+		a.ops.keyMisses.Add(1)
+	}
 	if ok && e.model == pm {
 		return e, nil
 	}

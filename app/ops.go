@@ -11,6 +11,9 @@ import (
 // ops is what the operator's probes and metrics read.
 type ops struct {
 	workers atomic.Int32 // worker goroutines running
+	// keyHits and keyMisses count the jobs whose key set's evaluation
+	// keys were cached, and those that read them from the blob store.
+	keyHits, keyMisses atomic.Int64
 
 	mu       sync.Mutex
 	finished []func(*fheserve.Job)
@@ -31,6 +34,13 @@ func (a *App) jobFinished(j *fheserve.Job) {
 	for _, f := range fs {
 		f(j)
 	}
+}
+
+// KeyCacheStats returns how many jobs found their key set's evaluation
+// keys in the evaluator cache (hits) and how many read them from the
+// blob store (misses), since the App started.
+func (a *App) KeyCacheStats() (hits, misses int64) {
+	return a.ops.keyHits.Load(), a.ops.keyMisses.Load()
 }
 
 // QueueDepth returns the number of jobs waiting to be evaluated.

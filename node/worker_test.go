@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/fheserve/fheserve"
@@ -21,6 +22,9 @@ import (
 	"github.com/fheserve/fheserve/sdk"
 )
 
+// lastNATS is the NATS server newCluster started last, for its statistics.
+var lastNATS *server.Server
+
 // cluster is an API node with no workers of its own, on PostgreSQL and
 // NATS (store, blobs and the job queue), and the accounts of a model
 // owner and a user on it.
@@ -31,11 +35,14 @@ type cluster struct {
 	owner, user *sdk.Client
 }
 
-func newCluster(t *testing.T, ctx context.Context) *cluster {
+func newCluster(t *testing.T, ctx context.Context, apiCfg app.Config) *cluster {
 	t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
-	url := natstest.Start(t).URL()
+	ns := natstest.Start(t)
+	lastNATS = ns.Server
+	url := ns.URL()
 	c := &cluster{dir: t.TempDir(), e: Engines{Store: pgtest.NewDB(t), Blobs: url, Queue: url, AckWait: time.Second}}
-	c.api = must(StartOn(ctx, c.dir, c.e, "127.0.0.1:0", app.Config{Workers: -1}))(t)
+	apiCfg.Workers = -1
+	c.api = must(StartOn(ctx, c.dir, c.e, "127.0.0.1:0", apiCfg))(t)
 	t.Cleanup(func() { c.api.Close() })
 	must(c.api.App.InitAdmin(ctx, "root", "root-password"))(t)
 	c.owner, c.user = sdk.New(c.api.URL()), sdk.New(c.api.URL())
@@ -104,7 +111,7 @@ func checkOutputs(t *testing.T, keys *sdk.Keys, g *nn.Graph, x, got []float64, n
 func TestWorkersOnNATS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c := newCluster(t, ctx)
+	c := newCluster(t, ctx, app.Config{})
 	var mu sync.Mutex
 	ran := map[int]int{}
 	for i := range 2 {
@@ -156,7 +163,7 @@ func runningJob(t *testing.T, ctx context.Context, user *sdk.Client, id string, 
 func TestWorkerKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c := newCluster(t, ctx)
+	c := newCluster(t, ctx, app.Config{})
 	keys, g := c.deploy(t, ctx, "mlp", "../testdata/onnx/mlp_square.onnx", "")
 	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
 	in := x.Data[:keys.Plan.InputSize()]

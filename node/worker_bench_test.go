@@ -1,0 +1,106 @@
+package node
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/npy"
+)
+
+var long = flag.Bool("long", false, "also measure the workers' throughput on NATS (TestWorkerThroughput, a minute)")
+
+// TestWorkerThroughput measures separate workers (each one job at a time
+// on one core) on PostgreSQL and NATS: jobs queued beforehand, then 1 or
+// 2 workers started, timed until all are finished; the bytes through the
+// NATS server per job, and the key-cache hit rate. It reports figures
+// and checks only that every job ends done.
+func TestWorkerThroughput(t *testing.T) {
+	if !*long {
+		t.Skip("a minute: run with -long")
+	}
+	for _, w := range []struct {
+		name, onnx, calib, x string
+		jobs                 int
+	}{
+		{"logreg", "../bundled/logreg.onnx", "../bundled/logreg.calib.npy", "../bundled/logreg.x.npy", 60},
+		{"mlp_square", "../testdata/onnx/mlp_square.onnx", "", "../testdata/onnx/mlp_square.x.npy", 24},
+	} {
+		t.Run(w.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			c := newCluster(t, ctx, app.Config{Bounds: app.Bounds{QueuedPerUser: 1000}})
+			keys, _ := c.deploy(t, ctx, w.name, w.onnx, w.calib)
+			x := must(npy.ReadFile(w.x))(t)
+			in := x.Data[:keys.Plan.InputSize()]
+			ct := must(keys.Encrypt(in, 1))(t)
+			for _, workers := range []int{1, 2} {
+				ids := make([]string, w.jobs)
+				for i := range ids {
+					ids[i] = must(c.user.Submit(ctx, keys, ct, 1))(t).ID
+				}
+				ns := natsServer(t)
+				before := ns.varz(t)
+				var finished atomic.Int64
+				all := make(chan struct{})
+				t0 := time.Now()
+				var apps []*app.App
+				for range workers {
+					a, _ := c.worker(t, ctx, app.Config{})
+					a.OnJobFinished(func(j *fheserve.Job) {
+						if finished.Add(1) == int64(w.jobs) {
+							close(all)
+						}
+					})
+					apps = append(apps, a)
+				}
+				select {
+				case <-all:
+				case <-ctx.Done():
+					t.Fatal("the jobs did not finish")
+				}
+				elapsed := time.Since(t0)
+				after := ns.varz(t)
+				var hits, misses int64
+				for _, a := range apps {
+					h, m := a.KeyCacheStats()
+					hits, misses = hits+h, misses+m
+					a.Close()
+				}
+				for _, id := range ids {
+					if j := must(c.user.API.Job(ctx, id))(t); j.Status != fheserve.JobDone {
+						t.Fatalf("job %s is %s: %s", id, j.Status, j.Error)
+					}
+				}
+				rate := float64(w.jobs) / elapsed.Seconds()
+				moved := float64(after.InBytes-before.InBytes+after.OutBytes-before.OutBytes) / float64(w.jobs)
+				line := fmt.Sprintf("%s: %d workers (1 core each, %d cores): %d jobs in %.2f s, %.2f jobs/s, %.2f jobs/s per worker; NATS in+out %.0f KB per job; key cache %d hits, %d misses (%.0f%%)",
+					w.name, workers, runtime.NumCPU(), w.jobs, elapsed.Seconds(), rate, rate/float64(workers), moved/1e3, hits, misses, 100*float64(hits)/float64(hits+misses))
+				t.Log(line)
+				fmt.Fprintln(os.Stderr, line)
+			}
+		})
+	}
+}
+
+type natsStats struct{ s *server.Server }
+
+// natsServer returns the cluster's NATS server: the test's only one.
+func natsServer(t *testing.T) natsStats { return natsStats{lastNATS} }
+
+func (n natsStats) varz(t *testing.T) *server.Varz {
+	v, err := n.s.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
