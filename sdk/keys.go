@@ -41,11 +41,17 @@ func (c *Client) GenerateKeys(ctx context.Context, modelID string) (*Keys, error
 // NewKeys generates keys for a model's plan: a secret key, the public key
 // and exactly the evaluation keys the plan lists.
 func NewKeys(modelID string, p *plan.Plan) (*Keys, error) {
+	return NewKeysProgress(modelID, p, nil)
+}
+
+// NewKeysProgress is NewKeys that calls progress, if not nil, after each
+// evaluation key it generates: done of total (client.GenerateKeysProgress).
+func NewKeysProgress(modelID string, p *plan.Plan, progress func(done, total int)) (*Keys, error) {
 	params, err := he.NewParameters(p.Params)
 	if err != nil {
 		return nil, err
 	}
-	secret, eval, err := client.GenerateKeys(params, he.PlanKeys(p))
+	secret, eval, err := client.GenerateKeysProgress(params, he.PlanKeys(p), progress)
 	if err != nil {
 		return nil, err
 	}

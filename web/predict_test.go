@@ -175,6 +175,13 @@ func TestPortalPredict(t *testing.T) {
 	b.do("generate keys", chromedp.Click(`#keygen`), chromedp.WaitVisible(`#keygen-progress`))
 	b.shot("try-keygen")
 	b.do("keys made", chromedp.WaitVisible(`#keyset`))
+	// The worker counted every evaluation key of the plan, to the last.
+	counted := get(b, "the key count", chromedp.Evaluate[string](`document.querySelector('#keygen-progress').dataset.keygen || ''`))
+	if p, err := user.Plan(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	} else if n := len(p.GaloisElements) + map[bool]int{true: 1}[p.Relin]; counted != fmt.Sprintf("%d/%d", n, n) {
+		t.Errorf("key generation's progress ended at %q, want %d/%d", counted, n, n)
+	}
 	b.do("upload the input", chromedp.SetUploadFiles(`#npy`, []string{npyPath}), chromedp.WaitEnabled(`#predict`))
 	b.do("predict", chromedp.Click(`#predict`), chromedp.WaitVisible(`#prediction`))
 	b.shot("try-result")

@@ -125,7 +125,7 @@ func generateKeys(opts js.Value, report progress) (any, error) {
 	}
 	report("keygen", 0, 0)
 	t0 := time.Now()
-	keys, err := sdk.NewKeys(model, p)
+	keys, err := sdk.NewKeysProgress(model, p, func(done, total int) { report("keygen", done, total) })
 	if err != nil {
 		return nil, err
 	}

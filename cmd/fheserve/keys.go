@@ -52,8 +52,21 @@ func keysCreateRun(opts *keysCreateOptions) error {
 	if m.Status != fheserve.ModelActive {
 		return fheserve.Errorf(fheserve.ECONFLICT, "model %s was retired by its owner; list the models you can use with 'fheserve model list'", m.ID)
 	}
+	p, err := c.Plan(ctx, opts.Model)
+	if err != nil {
+		return err
+	}
 	t0 := time.Now()
-	keys, err := c.GenerateKeys(ctx, opts.Model)
+	var pb *bar
+	keys, err := sdk.NewKeysProgress(opts.Model, p, func(done, total int) {
+		if pb == nil {
+			pb = newBar(opts.IO, total, "generating evaluation keys")
+		}
+		pb.set(done)
+	})
+	if pb != nil {
+		pb.finish()
+	}
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,15 @@ func newKeys(params ckks.Parameters, sk *rlwe.SecretKey) (*Keys, error) {
 // fewer decomposition rows. The evaluation keys are seeded, so
 // he.MarshalEvalKeys writes them compressed, and held compressed.
 func GenerateKeys(params ckks.Parameters, spec he.KeySpec) (*Keys, *he.EvalKeys, error) {
+	return GenerateKeysProgress(params, spec, nil)
+}
+
+// GenerateKeysProgress is GenerateKeys that calls progress, if not nil,
+// after each evaluation key it generates (the relinearization key, then
+// each Galois key in spec's order): done of total, total being the number
+// of evaluation keys spec lists, done going 1 to total. Progress runs on
+// the caller's goroutine; keys with no evaluation key never call it.
+func GenerateKeysProgress(params ckks.Parameters, spec he.KeySpec, progress func(done, total int)) (*Keys, *he.EvalKeys, error) {
 	if err := he.CheckParams(params); err != nil {
 		return nil, nil, err
 	}
@@ -78,13 +87,26 @@ func GenerateKeys(params ckks.Parameters, spec he.KeySpec) (*Keys, *he.EvalKeys,
 	at := func(level int) rlwe.EvaluationKeyParameters {
 		return rlwe.EvaluationKeyParameters{LevelQ: &level, Compressed: true}
 	}
+	total := len(spec.Galois)
+	if spec.Relin {
+		total++
+	}
+	done := 0
+	step := func() {
+		done++
+		if progress != nil {
+			progress(done, total)
+		}
+	}
 	var rlk *rlwe.RelinearizationKey
 	if spec.Relin {
 		rlk = kgen.GenRelinearizationKeyNew(sk, at(spec.RelinLevel))
+		step()
 	}
 	var gks []*rlwe.GaloisKey
 	for i, g := range spec.Galois {
 		gks = append(gks, kgen.GenGaloisKeyNew(g, sk, at(spec.GaloisLevels[i])))
+		step()
 	}
 	return k, he.NewEvalKeys(params, pk, seed, rlk, gks), nil
 }

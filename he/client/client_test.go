@@ -266,3 +266,51 @@ func TestDecryptRefusesMalformed(t *testing.T) {
 		}
 	}
 }
+
+// TestGenerateKeysProgress checks that key generation reports each
+// evaluation key once, in order, and that the count is the key set's.
+func TestGenerateKeysProgress(t *testing.T) {
+	params := mustParams(t)
+	galEls := []uint64{params.GaloisElement(1), params.GaloisElement(2), params.GaloisElement(5)}
+	for _, tc := range []struct {
+		name  string
+		relin bool
+		gal   []uint64
+	}{
+		{"none", false, nil},
+		{"relin", true, nil},
+		{"galois", false, galEls},
+		{"both", true, galEls},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keySpec := he.TopLevelKeys(params, tc.gal, tc.relin)
+			var calls [][2]int
+			_, evk, err := client.GenerateKeysProgress(params, keySpec, func(done, total int) {
+				calls = append(calls, [2]int{done, total})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wire bytes.Buffer
+			if err := he.MarshalEvalKeys(&wire, params, evk); err != nil {
+				t.Fatal(err)
+			}
+			got, err := he.UnmarshalEvalKeys(&wire, params, he.KeyLimits{MaxGalois: len(galEls)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			total := len(got.Spec().Galois)
+			if got.Spec().Relin {
+				total++
+			}
+			if len(calls) != total {
+				t.Fatalf("%d progress calls for %d evaluation keys: %v", len(calls), total, calls)
+			}
+			for i, c := range calls {
+				if c != [2]int{i + 1, total} {
+					t.Errorf("call %d reported %d of %d, want %d of %d", i, c[0], c[1], i+1, total)
+				}
+			}
+		})
+	}
+}

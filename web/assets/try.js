@@ -55,11 +55,16 @@ export function progressBox(id) {
   const box = el('div', { class: 'progress', id, hidden: true }, bar, text);
   box.report = (p) => {
     box.hidden = false;
+    // The last count of each stage stays on the box, for the tests.
+    if (p.total > 0) box.dataset[p.stage] = `${p.done}/${p.total}`;
     text.textContent = stages[p.stage] || p.stage;
     if (p.total > 0 && p.stage !== 'upload') {
       bar.max = p.total;
       bar.value = p.done;
-      text.textContent += ` (${p.done} of ${p.total})`;
+      const pct = Math.floor((100 * p.done) / p.total);
+      text.textContent += p.stage === 'keygen'
+        ? `: ${pct}% (${p.done} of ${p.total} evaluation keys)`
+        : ` (${p.done} of ${p.total})`;
     } else {
       bar.removeAttribute('value');
     }
