@@ -1,11 +1,16 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -203,4 +208,70 @@ func TestWorkerKilled(t *testing.T) {
 		}
 		t.Logf("the job failed: %s", j.Error)
 	})
+}
+
+// workerProcessEnv, when set in the environment of this test binary,
+// makes it a worker process instead: StartWorker with the Engines JSON of
+// the variable's value in the data directory of workerDirEnv, until it
+// is killed (TestWorkerSIGKILL).
+const (
+	workerProcessEnv = "FHESERVE_NODE_TEST_WORKER"
+	workerDirEnv     = "FHESERVE_NODE_TEST_WORKER_DIR"
+)
+
+func init() {
+	spec := os.Getenv(workerProcessEnv)
+	if spec == "" {
+		return
+	}
+	var e Engines
+	if err := json.Unmarshal([]byte(spec), &e); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if _, err := StartWorker(context.Background(), os.Getenv(workerDirEnv), e, app.Config{Workers: 1, EvalThreads: 1}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println("worker running")
+	select {} // until killed
+}
+
+// TestWorkerSIGKILL runs a worker in its own process (this test binary),
+// kills it with SIGKILL mid-evaluation, and checks that a worker started
+// afterwards finishes the job with the right result. -long only.
+func TestWorkerSIGKILL(t *testing.T) {
+	if !*long {
+		t.Skip("run with -long")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, app.Config{})
+	keys, g := c.deploy(t, ctx, "mlp", "../testdata/onnx/mlp_square.onnx", "")
+	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
+	in := x.Data[:keys.Plan.InputSize()]
+	id := must(c.user.Submit(ctx, keys, must(keys.Encrypt(in, 1))(t), 1))(t).ID
+
+	spec := must(json.Marshal(c.e))(t)
+	cmd := exec.Command(must(os.Executable())(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerProcessEnv+"="+string(spec), workerDirEnv+"="+c.dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	runningJob(t, ctx, c.user, id, 1)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	t.Logf("worker process killed mid-evaluation; its output:\n%s", out.String())
+
+	c.worker(t, ctx, app.Config{})
+	j := must(c.user.Wait(ctx, id, nil))(t)
+	if j.Status != fheserve.JobDone || j.Attempts != 2 {
+		t.Fatalf("job %s after a SIGKILLed worker: %s in %d attempts (%s), want done in 2", id, j.Status, j.Attempts, j.Error)
+	}
+	checkOutputs(t, keys, g, in, must(c.user.Fetch(ctx, keys, id, 1))(t), 1)
 }
