@@ -55,12 +55,21 @@ func (a *App) ActiveKeySets(ctx context.Context) (int, error) {
 	return len(ks), err
 }
 
-// Ready reports whether the App can serve: its store answers and its
+// Ready reports whether the App can serve: its store (and a shared queue
+// or blob store with a Check method) answers and its
 // workers run (if it has any: an API node may leave jobs to separate
 // workers).
 func (a *App) Ready(ctx context.Context) error {
 	if _, err := a.QueueDepth(ctx); err != nil {
 		return fheserve.Errorf(fheserve.EUNAVAILABLE, "the store does not answer: %v", err)
+	}
+	// A shared queue or blob store (NATS) answers too.
+	for what, d := range map[string]any{"job queue": a.queue, "blob store": a.blobs} {
+		if c, ok := d.(interface{ Check(context.Context) error }); ok {
+			if err := c.Check(ctx); err != nil {
+				return fheserve.Errorf(fheserve.EUNAVAILABLE, "the %s does not answer: %v", what, err)
+			}
+		}
 	}
 	if a.cfg.Workers > 0 && a.ops.workers.Load() == 0 {
 		return fheserve.Errorf(fheserve.EUNAVAILABLE, "no worker is running")

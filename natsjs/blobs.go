@@ -256,3 +256,12 @@ func (b *Blobs) Delete(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// Check reports whether the object store answers: its status is read
+// from the server (readiness probes).
+func (b *Blobs) Check(ctx context.Context) error {
+	if _, err := b.obs.Status(ctx); err != nil {
+		return fmt.Errorf("natsjs: bucket %s: %w", b.cfg.Bucket, err)
+	}
+	return nil
+}

@@ -242,3 +242,12 @@ func (l *lease) Done() error {
 	}
 	return nil
 }
+
+// Check reports whether the queue answers: its consumer's state is read
+// from the server (readiness probes).
+func (q *Queue) Check(ctx context.Context) error {
+	if _, err := q.cons.Info(ctx); err != nil {
+		return fmt.Errorf("natsjs: job stream %s: %w", q.cfg.Stream, err)
+	}
+	return nil
+}

@@ -139,6 +139,19 @@ func TestWorkersOnNATS(t *testing.T) {
 		t.Errorf("the workers finished %d + %d jobs, want %d", ran[0], ran[1], n)
 	}
 	t.Logf("jobs per worker: %d and %d", ran[0], ran[1])
+
+	// Readiness reflects NATS.
+	if err := c.api.App.Ready(ctx); err != nil {
+		t.Fatalf("the API node is not ready: %v", err)
+	}
+	lastNATS.Shutdown()
+	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+	defer rcancel()
+	if err := c.api.App.Ready(rctx); fheserve.ErrorCode(err) != fheserve.EUNAVAILABLE || !strings.Contains(err.Error(), "does not answer") {
+		t.Fatalf("with NATS stopped, the API node's readiness says %v", err)
+	} else {
+		t.Logf("with NATS stopped: %v", err)
+	}
 }
 
 // runningJob waits until the store shows job id running its attempt-th
