@@ -103,8 +103,13 @@ type JobWatcher interface {
 // OpsService is what the operator's probes and metrics read, and the
 // pace a request body must keep.
 type OpsService interface {
-	// Ready says whether the service can serve: its store answers.
+	// Ready says whether the service can serve: its store answers, and
+	// every dependency on a server (Pinger) too; the error names those
+	// that do not.
 	Ready(ctx context.Context) error
+	// Dependencies checks each dependency of the service: its store, and
+	// its blob store and queue where they live on a server.
+	Dependencies(ctx context.Context) []Dependency
 	QueueDepth(ctx context.Context) (int, error)
 	ActiveKeySets(ctx context.Context) (int, error)
 	UploadsInProgress() int
@@ -113,6 +118,13 @@ type OpsService interface {
 	// MinBodyRate is the average rate, in bytes a second, that a request
 	// body must keep once grace has passed since its reading started.
 	MinBodyRate() (bytesPerSecond int64, grace time.Duration)
+}
+
+// Dependency is one of the service's dependencies as last checked: Name
+// is "store", "blobs" or "queue", Err nil when it answered.
+type Dependency struct {
+	Name string
+	Err  error
 }
 
 type requestIDKey struct{}

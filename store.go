@@ -129,6 +129,14 @@ type BlobWriter interface {
 	Abort()
 }
 
+// Pinger is implemented by a Store, BlobStore or Queue that lives on a
+// server (PostgreSQL, NATS): Ping says whether that server answers now,
+// within ctx. The readiness probe and the dependency metrics call it; a
+// dependency that comes back is seen at the next call.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // Queue hands job ids to workers in order. The store is the record of
 // what must run; a queue may lose its contents on a restart, after which
 // the service pushes every queued or running job again.

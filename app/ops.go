@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/fheserve/fheserve"
 )
@@ -55,24 +58,59 @@ func (a *App) ActiveKeySets(ctx context.Context) (int, error) {
 	return len(ks), err
 }
 
-// Ready reports whether the App can serve: its store (and a shared queue
-// or blob store with a Check method) answers and its
-// workers run (if it has any: an API node may leave jobs to separate
-// workers).
+// Ready reports whether the App can serve: its store and every
+// dependency on a server answer, and its workers run (if it has any: an
+// API node may leave jobs to separate workers). The error names each
+// dependency that does not answer, and why.
 func (a *App) Ready(ctx context.Context) error {
-	if _, err := a.QueueDepth(ctx); err != nil {
-		return fheserve.Errorf(fheserve.EUNAVAILABLE, "the store does not answer: %v", err)
-	}
-	// A shared queue or blob store (NATS) answers too.
-	for what, d := range map[string]any{"job queue": a.queue, "blob store": a.blobs} {
-		if c, ok := d.(interface{ Check(context.Context) error }); ok {
-			if err := c.Check(ctx); err != nil {
-				return fheserve.Errorf(fheserve.EUNAVAILABLE, "the %s does not answer: %v", what, err)
-			}
+	var down []string
+	for _, d := range a.Dependencies(ctx) {
+		if d.Err != nil {
+			down = append(down, fmt.Sprintf("the %s does not answer: %v", depNames[d.Name], d.Err))
 		}
+	}
+	if len(down) > 0 {
+		return fheserve.Errorf(fheserve.EUNAVAILABLE, "%s", strings.Join(down, "; "))
 	}
 	if a.cfg.Workers > 0 && a.ops.workers.Load() == 0 {
 		return fheserve.Errorf(fheserve.EUNAVAILABLE, "no worker is running")
 	}
 	return nil
+}
+
+var depNames = map[string]string{"store": "store", "blobs": "blob store", "queue": "job queue"}
+
+// pingTimeout bounds one dependency's check, so that a server that does
+// not answer fails the probe rather than the load balancer's timeout.
+const pingTimeout = 2 * time.Second
+
+// Dependencies checks, at once, the store (its Ping, or a query when it
+// has none) and the blob store and queue that live on a server
+// (fheserve.Pinger); local ones cannot be down without the node.
+func (a *App) Dependencies(ctx context.Context) []fheserve.Dependency {
+	type check struct {
+		name string
+		ping func(context.Context) error
+	}
+	checks := []check{{"store", func(ctx context.Context) error { _, err := a.QueueDepth(ctx); return err }}}
+	if p, ok := a.store.(fheserve.Pinger); ok {
+		checks[0].ping = p.Ping
+	}
+	if p, ok := a.blobs.(fheserve.Pinger); ok {
+		checks = append(checks, check{"blobs", p.Ping})
+	}
+	if p, ok := a.queue.(fheserve.Pinger); ok {
+		checks = append(checks, check{"queue", p.Ping})
+	}
+	deps := make([]fheserve.Dependency, len(checks))
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			defer cancel()
+			deps[i] = fheserve.Dependency{Name: c.name, Err: c.ping(ctx)}
+		})
+	}
+	wg.Wait()
+	return deps
 }

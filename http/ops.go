@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -90,11 +91,34 @@ func newMetrics(a fheserve.OpsService) *metrics {
 		gauge("fheserve_keysets_active", "Key sets uploaded and not revoked (-1: the store did not answer).", a.ActiveKeySets),
 		gauge("fheserve_uploads_in_progress", "Key sets and job inputs being received, each holding one of the server's upload places.",
 			func(context.Context) (int, error) { return a.UploadsInProgress(), nil }),
+		&dependencyCollector{svc: a},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	a.OnJobFinished(m.jobFinished)
 	return m
+}
+
+// dependencyCollector reports, at each scrape, whether each of the
+// service's dependencies answers: fheserve_dependency_up{dependency}.
+type dependencyCollector struct{ svc fheserve.OpsService }
+
+var dependencyUp = prometheus.NewDesc("fheserve_dependency_up",
+	"1 if the dependency (store, blobs, queue) answered at this scrape, else 0 (blobs and queue only where they live on a server).",
+	[]string{"dependency"}, nil)
+
+func (c *dependencyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- dependencyUp }
+
+func (c *dependencyCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, d := range c.svc.Dependencies(ctx) {
+		up := 1.0
+		if d.Err != nil {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(dependencyUp, prometheus.GaugeValue, up, d.Name)
+	}
 }
 
 func (m *metrics) jobFinished(j *fheserve.Job) {
@@ -133,15 +157,42 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// unavailable returns, for an internal error that came while one of the
+// service's dependencies does not answer, EUNAVAILABLE naming it (503:
+// the client may retry), else err.
+func (s *Server) unavailable(err error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var down []string
+	for _, d := range s.svc.Dependencies(ctx) {
+		if d.Err != nil {
+			down = append(down, dependencyNames[d.Name])
+		}
+	}
+	if len(down) == 0 {
+		return err
+	}
+	return &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: 5 * time.Second,
+		Message: "the server cannot reach its " + strings.Join(down, " and ") + " at the moment; retry later"}
+}
+
+var dependencyNames = map[string]string{"store": "database", "blobs": "blob store", "queue": "job queue"}
+
 // opsInit adds the operator's endpoints (metrics and probes, outside
 // /v1/ and unauthenticated: bind the server where only the operator and
 // the load balancer reach them, or filter them at the proxy) and the
 // audit log's.
 func (s *Server) opsInit() {
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	// Liveness: the process serves HTTP. It says nothing of the
+	// dependencies, so that an outage of PostgreSQL or NATS makes the
+	// load balancer stop sending (readyz) rather than the supervisor
+	// restart every node.
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	// Readiness: 503 with the cause while the store, the blob store or
+	// the queue does not answer; it recovers on its own when they do.
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.svc.Ready(r.Context()); err != nil {
 			s.writeError(w, r, err)

@@ -353,6 +353,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := fheserve.ErrorCode(err)
 	if code == fheserve.EINTERNAL && r.Context().Err() == nil {
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "request_id", fheserve.RequestID(r.Context()), "err", err)
+		err = s.unavailable(err)
+		code = fheserve.ErrorCode(err)
 	}
 	setRetryAfter(w, err)
 	writeJSON(w, api.StatusOf(code), &api.ErrorResponse{Code: code, Message: fheserve.ErrorMessage(err)})
