@@ -80,6 +80,25 @@ func Restart(tb testing.TB) {
 	}
 }
 
+// Down stops the package's cluster (NewDB started it), closing every
+// connection, and returns the function that starts it again on the same
+// data: a fault test's PostgreSQL outage, however long it needs.
+func Down(tb testing.TB) (up func()) {
+	tb.Helper()
+	if cluster == nil {
+		tb.Fatal("pgtest.Down before NewDB")
+	}
+	if err := cluster.run("pg_ctl", "-D", cluster.data(), "-m", "fast", "-w", "stop"); err != nil {
+		tb.Fatal(err)
+	}
+	return func() {
+		tb.Helper()
+		if err := cluster.start(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // Cluster is a running PostgreSQL server on a Unix socket.
 type Cluster struct {
 	dir  string // holds data/, the socket and the log
@@ -121,14 +140,19 @@ func Start() (*Cluster, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	// No TCP, durability off: a test cluster is thrown away.
-	opts := fmt.Sprintf("-k %s -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", dir)
-	if err := c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(dir, "log"), "-w", "-o", opts, "start"); err != nil {
+	if err := c.start(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("%w\n%s", err, log)
 	}
 	return c, nil
+}
+
+// start starts the server on the cluster's data.
+func (c *Cluster) start() error {
+	// No TCP, durability off: a test cluster is thrown away.
+	opts := fmt.Sprintf("-k %s -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200", c.dir)
+	return c.run("pg_ctl", "-D", c.data(), "-l", filepath.Join(c.dir, "log"), "-w", "-o", opts, "start")
 }
 
 // Stop stops the server at once and removes its directory.
