@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/compiler"
@@ -178,8 +179,33 @@ func (a *App) changeGallery(ctx context.Context, who *fheserve.Account, id, acti
 		a.blobs.Delete(context.WithoutCancel(ctx), old)
 	}
 	a.audit(ctx, who, action, modelObj(m.ID))
+	a.warmQueryLater(context.WithoutCancel(ctx), m, g.Templates)
 	g.Labels = next.Labels
 	return g, nil
+}
+
+// warmQueryLater prepares a gallery's identification in the background
+// after a change, when users hold keys for it and their next query
+// would otherwise wait for the preparation (18 s at 1,000 templates on
+// a loaded machine, see BENCHMARKS.md). Warm-ups share the bound of the
+// key sets' (Bounds.Uploads at once).
+func (a *App) warmQueryLater(ctx context.Context, m *fheserve.Model, templates int) {
+	if templates == 0 {
+		return
+	}
+	if kss, err := a.store.KeySets(ctx, fheserve.KeySetFilter{ModelID: m.ID, Status: fheserve.KeySetActive}); err != nil || len(kss) == 0 {
+		return
+	}
+	if a.limits.warming.Add(1) > int32(a.cfg.Bounds.Uploads) {
+		a.limits.warming.Add(-1)
+		return
+	}
+	go func() {
+		defer a.limits.warming.Add(-1)
+		if _, err := a.preparedQuery(ctx, m, ""); err != nil {
+			a.log.Warn("cannot prepare the gallery's identification", "model", m.ID, "err", err)
+		}
+	}()
 }
 
 // checkGalleryProgram builds the identification program of templates
@@ -313,9 +339,32 @@ func (a *App) preparedQuery(ctx context.Context, m *fheserve.Model, claim string
 	if err != nil {
 		return nil, err
 	}
-	if pm, ok := a.models.get(key); ok {
-		return pm, nil
+	for {
+		if pm, ok := a.models.get(key); ok {
+			return pm, nil
+		}
+		// One preparation of a query at a time: a job waits for the
+		// one under way (the warm-up after an enrolment, or another job).
+		done := make(chan struct{})
+		other, busy := preparing.LoadOrStore(key, done)
+		if !busy {
+			defer func() { preparing.Delete(key); close(done) }()
+			return a.prepareQuery(ctx, m, tpl, claim, key)
+		}
+		select {
+		case <-other.(chan struct{}):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
+}
+
+// preparing holds a channel per query key being prepared, closed when the
+// preparation ends (keys name models, whose ids are unique).
+var preparing sync.Map
+
+// prepareQuery prepares a query on templates tpl and caches it under key.
+func (a *App) prepareQuery(ctx context.Context, m *fheserve.Model, tpl *compiler.Gallery, claim, key string) (*preparedModel, error) {
 	base, err := a.planOf(m)
 	if err != nil {
 		return nil, err
