@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/he/server"
 	"github.com/fheserve/fheserve/local"
@@ -99,5 +100,41 @@ func TestHornerShape(t *testing.T) {
 				t.Errorf("n1 %d: %d giant rotations for %d giant indices", n1, h.Pos+h.Neg, m)
 			}
 		}
+	}
+}
+
+// BenchmarkPlaintexts times one full call of the bundled cnn compiled for
+// small keys (its maps by Horner giant steps) with every diagonal held
+// encoded, and with every Horner map's diagonals encoded by the call
+// (server.PrepareWithin): what encoding on demand costs a call.
+func BenchmarkPlaintexts(b *testing.B) {
+	g, calib, inputs, _, err := bundled.Load("cnn")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := local.New(g, compiler.Options{Calibration: calib, Keys: compiler.KeysSmall}, 2)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := r.Plan.BatchSize
+	x := inputs[:n*g.Input.Size()]
+	for _, held := range []int64{0, 1} {
+		if err := r.PrepareWithin(held); err != nil {
+			b.Fatal(err)
+		}
+		kept, perCall := r.Model.Plaintexts()
+		name := "held"
+		if held > 0 {
+			name = "per-call"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := r.Predict(context.Background(), x, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(kept)/1e6, "MB-held")
+			b.ReportMetric(float64(perCall)/1e6, "MB-per-call")
+		})
 	}
 }
