@@ -99,10 +99,13 @@ Passwords and bearer tokens cross the network, so the server speaks HTTPS
 (--tls-cert, --tls-key) or listens on a loopback address; plain HTTP on
 another address needs --behind-proxy, for a TLS-terminating reverse proxy.
 
-Create the first administrator offline with 'fheserve admin init'.`
+Create the first administrator offline with 'fheserve admin init'.
+
+` + configHelp
 
 func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
 	opts := &serveOptions{IO: f.IO}
+	var config string
 	cmd := leaf(&cobra.Command{
 		Use:   "serve [--data-dir D] [--addr HOST:PORT]",
 		Short: "Run the fheserve server",
@@ -111,8 +114,9 @@ func newServeCmd(f *Factory, runF func(*serveOptions) error) *cobra.Command {
   fheserve serve --data-dir /var/lib/fheserve --addr 0.0.0.0:8443 \
       --tls-cert /etc/fheserve/fullchain.pem --tls-key /etc/fheserve/privkey.pem
   fheserve serve --data-dir /var/lib/fheserve --addr 10.0.0.5:8080 --behind-proxy`,
-	}, opts, &opts.Ctx, runF, serveRun, required("data-dir"), noWorkers(&opts.Workers), validated(opts.validate))
+	}, opts, &opts.Ctx, runF, serveRun, configured(f.Getenv, &config), required("data-dir"), noWorkers(&opts.Workers), validated(opts.validate))
 	fs := cmd.Flags()
+	configFlag(fs, f.Getenv, &config)
 	dataDirFlag(fs, f.Getenv, &opts.DataDir)
 	storeFlag(fs, f.Getenv, &opts.Store)
 	blobsFlag(fs, f.Getenv, &opts.Blobs)

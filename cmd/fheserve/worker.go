@@ -42,18 +42,22 @@ works; a worker that dies leaves its job to another once the lease lapses
 cause. SIGTERM stops the worker cleanly: its jobs go back to the queue at
 once. It needs the API nodes' master key ($FHESERVE_MASTER_KEY, or
 master.key in --data-dir) and their audit.key in --data-dir, to decrypt
-the weights and sign the records of the jobs it ends.`
+the weights and sign the records of the jobs it ends.
+
+` + configHelp
 
 func newWorkerCmd(f *Factory, runF func(*workerOptions) error) *cobra.Command {
 	opts := &workerOptions{IO: f.IO}
+	var config string
 	cmd := leaf(&cobra.Command{
 		Use:   "worker --store URL --queue URL [--blobs URL]",
 		Short: "Run an evaluation worker on a shared queue",
 		Long:  workerLong,
 		Example: `  export FHESERVE_STORE=postgres://fheserve@db.internal/fheserve FHESERVE_QUEUE=nats://nats.internal:4222 FHESERVE_BLOBS=nats://nats.internal:4222
   fheserve worker --data-dir /var/lib/fheserve`,
-	}, opts, &opts.Ctx, runF, workerRun, required("data-dir", "store", "queue"), validated(opts.validate))
+	}, opts, &opts.Ctx, runF, workerRun, configured(f.Getenv, &config), required("data-dir", "store", "queue"), validated(opts.validate))
 	fs := cmd.Flags()
+	configFlag(fs, f.Getenv, &config)
 	dataDirFlag(fs, f.Getenv, &opts.DataDir)
 	storeFlag(fs, f.Getenv, &opts.Store)
 	blobsFlag(fs, f.Getenv, &opts.Blobs)
