@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/pgtest"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
@@ -39,7 +40,8 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
-	os.Exit(m.Run())
+	// The cluster tests' PostgreSQL stops with the tests.
+	os.Exit(pgtest.Main(m))
 }
 
 // binary returns the path of a program that runs as the fheserve command
