@@ -4,7 +4,10 @@ import (
 	"math"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Statuses of a model.
@@ -52,6 +55,10 @@ type Model struct {
 	// how many key sets it seals for (0: no bound).
 	Sealed           bool `json:"sealed,omitempty"`
 	MaxSealedKeySets int  `json:"max_sealed_keysets,omitempty"`
+	// Labels names the model's outputs, one per output value in order
+	// (class names), when its owner gave them or its ONNX file carries
+	// them; public, like the rest of this summary.
+	Labels []string `json:"labels,omitempty"`
 
 	PlanJSON   []byte `json:"-"` // the plan.Plan
 	WeightsKey string `json:"-"` // blob key of the encrypted program
@@ -202,6 +209,9 @@ type DeployRequest struct {
 	// Allow lists the users who may use the model; empty: every approved
 	// user.
 	Allow []string `json:"allow,omitempty"`
+	// Labels names the outputs, one per output value (ValidLabels); empty:
+	// the labels of the ONNX file's metadata, if it has any.
+	Labels []string `json:"labels,omitempty"`
 
 	ONNX        []byte `json:"-"` // the model file
 	Calibration []byte `json:"-"` // optional .npy of representative inputs
@@ -221,7 +231,44 @@ func (r *DeployRequest) Validate() error {
 	if len(r.ONNX) == 0 {
 		return Errorf(EINVALID, "the ONNX model file is empty")
 	}
+	if len(r.Labels) > 0 {
+		if err := ValidLabels(r.Labels, len(r.Labels)); err != nil {
+			return err
+		}
+	}
 	return validAllow(r.Allow)
+}
+
+// Bounds of a model's output labels.
+const (
+	MaxLabels   = 4096 // labels of one model
+	MaxLabelLen = 64   // bytes of one label
+)
+
+// ValidLabels checks labels for a model of outputs output values: one
+// label per output, each 1 to MaxLabelLen bytes of printable UTF-8 with
+// no leading or trailing space, no two alike.
+func ValidLabels(labels []string, outputs int) error {
+	if len(labels) != outputs {
+		return Errorf(EINVALID, "%d labels for a model of %d outputs: give one label per output, in order", len(labels), outputs)
+	}
+	if len(labels) > MaxLabels {
+		return Errorf(EINVALID, "%d labels, the limit is %d", len(labels), MaxLabels)
+	}
+	seen := make(map[string]bool, len(labels))
+	for i, l := range labels {
+		if l == "" || len(l) > MaxLabelLen {
+			return Errorf(EINVALID, "label %d must have 1 to %d bytes, not %d", i+1, MaxLabelLen, len(l))
+		}
+		if !utf8.ValidString(l) || strings.TrimSpace(l) != l || strings.IndexFunc(l, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			return Errorf(EINVALID, "label %d (%q) must be printable text with no leading or trailing space", i+1, clip(l, 70))
+		}
+		if seen[l] {
+			return Errorf(EINVALID, "label %q is given twice", clip(l, 70))
+		}
+		seen[l] = true
+	}
+	return nil
 }
 
 func validDegree(d int) bool { return d >= 2 && d <= 63 }

@@ -35,9 +35,11 @@ type SealedDeployRequest struct {
 	Allow []string `json:"allow,omitempty"`
 	// MaxSealedKeySets bounds how many key sets the model's weights are
 	// sealed for at once (0: no bound).
-	MaxSealedKeySets int             `json:"max_sealed_keysets,omitempty"`
-	Plan             json.RawMessage `json:"plan"`
-	Program          json.RawMessage `json:"program"`
+	MaxSealedKeySets int `json:"max_sealed_keysets,omitempty"`
+	// Labels names the outputs, one per output value (ValidLabels).
+	Labels  []string        `json:"labels,omitempty"`
+	Plan    json.RawMessage `json:"plan"`
+	Program json.RawMessage `json:"program"`
 }
 
 // Validate checks the request's fields; the server checks the plan and

@@ -108,6 +108,7 @@ func (a *App) newModel(who *fheserve.Account, req *fheserve.DeployRequest, p *pl
 		Name:              req.Name,
 		Status:            fheserve.ModelActive,
 		Allow:             req.Allow,
+		Labels:            req.Labels,
 		Packing:           p.Packing,
 		LogN:              p.Params.LogN,
 		InputShape:        p.InputShape,

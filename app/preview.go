@@ -5,6 +5,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/plan"
 )
 
@@ -33,5 +34,29 @@ func (a *App) compileChecked(ctx context.Context, who *fheserve.Account, req *fh
 	if err := a.checkAllow(ctx, req.Allow); err != nil {
 		return nil, err
 	}
-	return compileDeployment(req)
+	res, err := compileDeployment(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := outputLabels(req, res.Plan); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// outputLabels checks req's labels against the plan's outputs; without
+// any, it takes the ONNX file's (onnx.LabelsKey) into req.Labels.
+func outputLabels(req *fheserve.DeployRequest, p *plan.Plan) error {
+	from := "the labels"
+	if len(req.Labels) == 0 {
+		labels, err := onnx.Labels(req.ONNX)
+		if err != nil || labels == nil {
+			return err
+		}
+		req.Labels, from = labels, "the ONNX file's metadata labels"
+	}
+	if err := fheserve.ValidLabels(req.Labels, p.OutputSize()); err != nil {
+		return fheserve.Errorf(fheserve.EINVALID, "%s: %s", from, fheserve.ErrorMessage(err))
+	}
+	return nil
 }

@@ -68,7 +68,12 @@ func (a *App) DeploySealed(ctx context.Context, who *fheserve.Account, req *fhes
 	if _, err := sealedLevels(info, &prog); err != nil {
 		return nil, deployError(req.Name, err)
 	}
-	m, err := a.newModel(who, &fheserve.DeployRequest{Name: req.Name, Allow: req.Allow}, &p, info)
+	if len(req.Labels) > 0 {
+		if err := fheserve.ValidLabels(req.Labels, p.OutputSize()); err != nil {
+			return nil, err
+		}
+	}
+	m, err := a.newModel(who, &fheserve.DeployRequest{Name: req.Name, Allow: req.Allow, Labels: req.Labels}, &p, info)
 	if err != nil {
 		return nil, err
 	}

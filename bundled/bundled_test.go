@@ -7,6 +7,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/bundled"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 )
 
@@ -83,4 +84,37 @@ func mustArray(tb testing.TB, get func(string) (*npy.Array, error), name string)
 		tb.Fatal(err)
 	}
 	return a
+}
+
+// TestClassNames checks that the Fashion-MNIST models name their ten
+// outputs in their ONNX metadata, in Fashion-MNIST's class order, and
+// that the other workloads name none.
+func TestClassNames(t *testing.T) {
+	fashion := []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+	for _, name := range bundled.Names() {
+		data, err := bundled.Model(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels, err := onnx.Labels(data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		var want []string
+		if name == "mlp" || name == "cnn" {
+			want = fashion
+		}
+		if !slices.Equal(labels, want) {
+			t.Errorf("%s names its outputs %q, want %q", name, labels, want)
+		}
+		if labels != nil {
+			g, err := bundled.Graph(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fheserve.ValidLabels(labels, g.OutputShape().Size()); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
 }

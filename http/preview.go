@@ -39,7 +39,12 @@ func (s *Server) portalCompile(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, http.StatusOK, p)
+		// The plan and the output labels the model would get (the
+		// request's, or those of the ONNX file's metadata).
+		return writeJSON(w, http.StatusOK, struct {
+			*plan.Plan
+			Labels []string `json:"labels,omitempty"`
+		}{p, req.Labels})
 	}()
 	if err != nil {
 		s.writeError(w, r, err)

@@ -113,4 +113,7 @@ var migrations = []string{
 		until BIGINT NOT NULL
 	);
 	CREATE INDEX quota_reservations_model ON quota_reservations(model_id, account_id);`,
+	// The class labels of a model's outputs (a JSON list of strings; empty
+	// for none), public like the rest of its summary.
+	`ALTER TABLE models ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';`,
 }

@@ -12,26 +12,26 @@ import (
 const modelCols = `m.id, m.owner_id, a.username, m.name, m.version, m.status, m.allow, m.packing, m.log_n,
 	m.input_shape, m.output_shape, m.batch_size, m.rotations, m.output_error, m.plan_fingerprint,
 	m.params_fingerprint, m.model_bytes, m.plan_json, m.weights_key, m.wrapped_key, m.created_at, m.retired_at, m.limits,
-	m.sealed, m.max_sealed_keysets`
+	m.sealed, m.max_sealed_keysets, m.labels`
 
 const modelFrom = ` FROM models m JOIN accounts a ON a.id = m.owner_id`
 
 func scanModel(r scanner) (*fheserve.Model, error) {
 	var m fheserve.Model
-	var allow, in, out, limits string
+	var allow, in, out, limits, labels string
 	var created int64
 	var retired sql.NullInt64
 	err := r.Scan(&m.ID, &m.OwnerID, &m.Owner, &m.Name, &m.Version, &m.Status, &allow, &m.Packing, &m.LogN,
 		&in, &out, &m.BatchSize, &m.Rotations, &m.OutputError, &m.PlanFingerprint,
 		&m.ParamsFingerprint, &m.ModelBytes, &m.PlanJSON, &m.WeightsKey, &m.WrappedKey, &created, &retired, &limits,
-		&m.Sealed, &m.MaxSealedKeySets)
+		&m.Sealed, &m.MaxSealedKeySets, &labels)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range []struct {
 		s string
 		v any
-	}{{allow, &m.Allow}, {in, &m.InputShape}, {out, &m.OutputShape}, {limits, &m.Limits}} {
+	}{{allow, &m.Allow}, {in, &m.InputShape}, {out, &m.OutputShape}, {limits, &m.Limits}, {labels, &m.Labels}} {
 		if err := json.Unmarshal([]byte(f.s), f.v); err != nil {
 			return nil, err
 		}
@@ -63,11 +63,11 @@ func createModel(ctx context.Context, tx *sql.Tx, m *fheserve.Model) error {
 	m.Version = latest + 1
 	_, err = tx.ExecContext(ctx, `INSERT INTO models (id, owner_id, name, version, status, allow, packing, log_n,
 		input_shape, output_shape, batch_size, rotations, output_error, plan_fingerprint, params_fingerprint,
-		model_bytes, plan_json, weights_key, wrapped_key, created_at, retired_at, limits, sealed, max_sealed_keysets)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		model_bytes, plan_json, weights_key, wrapped_key, created_at, retired_at, limits, sealed, max_sealed_keysets, labels)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.OwnerID, m.Name, m.Version, m.Status, mustJSON(nonNil(m.Allow)), m.Packing, m.LogN,
 		mustJSON(m.InputShape), mustJSON(m.OutputShape), m.BatchSize, m.Rotations, m.OutputError, m.PlanFingerprint, m.ParamsFingerprint,
-		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt), mustJSON(m.Limits), m.Sealed, m.MaxSealedKeySets)
+		m.ModelBytes, m.PlanJSON, m.WeightsKey, m.WrappedKey, ts(m.CreatedAt), tsPtr(m.RetiredAt), mustJSON(m.Limits), m.Sealed, m.MaxSealedKeySets, mustJSON(nonNil(m.Labels)))
 	return conflict(err, "model %q exists", m.ID)
 }
 

@@ -173,6 +173,9 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL
 	);
 	ALTER TABLE jobs ADD COLUMN claim TEXT NOT NULL DEFAULT '';`,
+	// The class labels of a model's outputs (a JSON list of strings; empty
+	// for none), public like the rest of its summary.
+	`ALTER TABLE models ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';`,
 }
 
 // migrate applies the migrations up to schema version last.

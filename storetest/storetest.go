@@ -167,6 +167,16 @@ func testModels(t *testing.T, s fheserve.Store) {
 	if got.Allows("eve") || !got.Allows("carol") {
 		t.Fatal("Allows disagrees with the allow-list")
 	}
+	if len(got.Labels) != 0 {
+		t.Fatalf("a model stored without labels has %q", got.Labels)
+	}
+	labeled := &fheserve.Model{ID: "mdl_4", OwnerID: bob.ID, Name: "labeled", Status: fheserve.ModelActive,
+		Packing: "latency", OutputShape: []int{3}, PlanJSON: []byte(`{}`), WeightsKey: "models/mdl_4", WrappedKey: []byte{1}, CreatedAt: t0,
+		Labels: []string{"T-shirt/top", "Ankle boot", "ünï, \"q\""}}
+	must(t, s.CreateModel(ctx, labeled))
+	if got, _ := s.Model(ctx, "mdl_4"); !slices.Equal(got.Labels, labeled.Labels) {
+		t.Fatalf("stored labels %q, want %q", got.Labels, labeled.Labels)
+	}
 	_, err = s.Model(ctx, "mdl_nope")
 	wantCode(t, err, fheserve.ENOTFOUND)
 	ms, err := s.Models(ctx, fheserve.ModelFilter{OwnerID: alice.ID})
@@ -179,7 +189,7 @@ func testModels(t *testing.T, s fheserve.Store) {
 	must(t, s.UpdateModel(ctx, m1))
 	ms, err = s.Models(ctx, fheserve.ModelFilter{Status: fheserve.ModelActive})
 	must(t, err)
-	if len(ms) != 2 || ms[0].ID != "mdl_2" {
+	if len(ms) != 3 || ms[0].ID != "mdl_2" {
 		t.Fatalf("active models = %v", ms)
 	}
 	got, _ = s.Model(ctx, "mdl_1")

@@ -24,6 +24,7 @@ import (
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/bundled"
 	fhttp "github.com/fheserve/fheserve/http"
+	onnxpkg "github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 	"github.com/fheserve/fheserve/web"
@@ -100,6 +101,15 @@ func TestPortalPredict(t *testing.T) {
 	var sampleBytes bytes.Buffer
 	check(t, npy.Write(&sampleBytes, &npy.Array{Shape: []int{1, 1, 28, 28}, Data: x}))
 	onnxPath, calibPath, npyPath := write("mlp.onnx", onnx), write("mlp.calib.npy", calibBytes.Bytes()), write("sample.npy", sampleBytes.Bytes())
+	// The model's class names, which its ONNX file carries too, and a
+	// file one short, which the server refuses.
+	classes, err := onnxpkg.Labels(onnx)
+	check(t, err)
+	if len(classes) != 10 {
+		t.Fatalf("the bundled mlp names %d classes, want 10", len(classes))
+	}
+	labelsPath := write("labels.txt", []byte(strings.Join(classes, "\n")+"\n"))
+	shortPath := write("short.txt", []byte(strings.Join(classes[1:], "\n")))
 
 	for _, a := range [][2]string{{"olivia", fheserve.RoleOwner}, {"ulrich", fheserve.RoleUser}} {
 		_, err := sdk.New(n.URL()).Register(ctx, a[0], a[0]+"-password", a[1])
@@ -126,8 +136,14 @@ func TestPortalPredict(t *testing.T) {
 
 	// The owner.
 	login("olivia", "olivia-password", `#deploy`)
-	b.do("compile at 20 bits of privacy", chromedp.SendKeys(`#deploy-name`, "mlp"),
+	b.do("compile with nine labels", chromedp.SendKeys(`#deploy-name`, "mlp"),
 		chromedp.SetUploadFiles(`#deploy-onnx`, []string{onnxPath}), chromedp.SetUploadFiles(`#deploy-calib`, []string{calibPath}),
+		chromedp.SetUploadFiles(`#deploy-labels`, []string{shortPath}),
+		chromedp.Click(`#compile`), chromedp.WaitVisible(`#deploy p.error`))
+	if msg := get(b, "the error", chromedp.Text(`#deploy p.error`)); !strings.Contains(msg, "9 labels for a model of 10 outputs") {
+		t.Errorf("nine labels for ten outputs: the form says %q", msg)
+	}
+	b.do("compile at 20 bits of privacy", chromedp.SetUploadFiles(`#deploy-labels`, []string{labelsPath}),
 		chromedp.Click(`details.settings summary`), chromedp.SendKeys(`#deploy-privacy_bits`, "20"),
 		chromedp.Click(`#compile`), chromedp.WaitVisible(`#report`))
 	// The compiler meets the level asked for, not the default 30 bits.
@@ -139,6 +155,9 @@ func TestPortalPredict(t *testing.T) {
 	}
 	b.do("compile with the defaults", clear(`#deploy-privacy_bits`), chromedp.Click(`#compile`), chromedp.WaitVisible(`#report`))
 	b.shot("owner-compile")
+	if got := get(b, "the report's labels", chromedp.Text(`#report-labels`)); got != strings.Join(classes, ", ") {
+		t.Errorf("the report names the outputs %q", got)
+	}
 	previewed := get(b, "the report's plan", chromedp.Evaluate[string](`document.querySelector('#report').dataset.fingerprint`))
 	b.do("deploy", chromedp.Click(`#confirm`), chromedp.WaitVisible(`#models a[data-model=mlp]`))
 	b.shot("owner")
@@ -147,6 +166,9 @@ func TestPortalPredict(t *testing.T) {
 	check(t, err)
 	m, err := owner.ModelNamed(ctx, "mlp")
 	check(t, err)
+	if !slices.Equal(m.Labels, classes) {
+		t.Errorf("the deployed model's labels are %q, want %q", m.Labels, classes)
+	}
 	if m.PlanFingerprint != previewed {
 		t.Errorf("the report showed plan %s, the deployment got %s", previewed, m.PlanFingerprint)
 	}
@@ -190,6 +212,13 @@ func TestPortalPredict(t *testing.T) {
 	scores := get(b, "the scores", chromedp.Evaluate[[]float64](`Array.from(document.querySelectorAll('.barrow'), e => Number(e.dataset.score))`))
 	if label != argmax(want) {
 		t.Errorf("the browser predicts class %d (scores %.3f), the SDK class %d (scores %.3f)", label, scores, argmax(want), want)
+	}
+	// The chart names the classes, and the verdict the SDK's class.
+	if got := get(b, "the verdict", chromedp.Text(`#prediction`)); got != "Predicted: "+classes[argmax(want)] {
+		t.Errorf("the page says %q, the SDK predicts %q", got, classes[argmax(want)])
+	}
+	if names := get(b, "the bars' names", chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('.barrow .label'), e => e.textContent)`)); !slices.Equal(names, classes) {
+		t.Errorf("the bars are named %q, want %q", names, classes)
 	}
 	for i := range want {
 		if i >= len(scores) || math.Abs(scores[i]-want[i]) > 2*m.OutputError+1e-9 {

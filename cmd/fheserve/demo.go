@@ -157,7 +157,7 @@ func (d *demo) run(dir string) error {
 	if err != nil {
 		return err
 	}
-	showPredictions(d.out, d.keys.Plan, d.w, d.opts.Model, d.got, want)
+	showPredictions(d.out, d.keys.Plan, d.w, classesOf(d.opts.Model, d.model), d.got, want)
 	return nil
 }
 
@@ -234,6 +234,9 @@ func (d *demo) deploy() error {
 		m.Name, fmtBytes(len(onnxData)), fmtBytes(calib.Len()), millis(time.Since(t0)), m.ID)
 	fmt.Fprintf(out, "  the server compiled it to a %s plan: N = 2^%d, %d rotation keys, precision %.1e; weights stored encrypted (AES-256-GCM)\n",
 		m.Packing, m.LogN, m.Rotations, m.OutputError)
+	if len(m.Labels) > 0 {
+		fmt.Fprintf(out, "  output labels, from the ONNX file's metadata: %s\n", strings.Join(m.Labels, ", "))
+	}
 	fmt.Fprintf(out, "  access: only %q\n\n", "user")
 	return nil
 }
@@ -350,7 +353,7 @@ func (d *demo) serverView() error {
 
 // showPredictions prints the decrypted predictions next to the plaintext
 // model's.
-func showPredictions(out io.Writer, p *plan.Plan, w *workload, name string, got, want []float64) {
+func showPredictions(out io.Writer, p *plan.Plan, w *workload, names []string, got, want []float64) {
 	size := p.OutputSize()
 	fmt.Fprintf(out, "USER (reads the decrypted predictions; the plan expects errors below %.1e per value)\n", p.Precision.OutputError)
 	agree, correct := 0, 0
@@ -359,7 +362,7 @@ func showPredictions(out io.Writer, p *plan.Plan, w *workload, name string, got,
 		cg, ct := classOf(g, p.Head), classOf(t, p.Head)
 		fmt.Fprintf(out, "  sample %d", i)
 		if w.labels != nil {
-			fmt.Fprintf(out, " (true class %s)", className(name, int(w.labels[i])))
+			fmt.Fprintf(out, " (true class %s)", className(names, int(w.labels[i])))
 		}
 		fmt.Fprintf(out, "\n    encrypted  %s\n    plaintext  %s\n", fmtVector(g), fmtVector(t))
 		var diff float64
@@ -367,7 +370,7 @@ func showPredictions(out io.Writer, p *plan.Plan, w *workload, name string, got,
 			diff = max(diff, abs(g[j]-t[j]))
 		}
 		fmt.Fprintf(out, "    predicted class %s (plaintext: %s), max |difference| %.1e\n",
-			className(name, cg), className(name, ct), diff)
+			className(names, cg), className(names, ct), diff)
 		if cg == ct {
 			agree++
 		}
@@ -382,19 +385,22 @@ func showPredictions(out io.Writer, p *plan.Plan, w *workload, name string, got,
 	fmt.Fprintln(out)
 }
 
-// classNames names the classes of the bundled workloads that have names
-// (testdata/gen/make_bundled.py says where each comes from).
-var classNames = map[string][]string{
-	"mlp":    fashionMNIST,
-	"cnn":    fashionMNIST,
-	"logreg": {"malignant", "benign"}, // scikit-learn's breast cancer targets
+// classesOf names the classes of a deployed bundled workload: the
+// model's labels (the Fashion-MNIST models carry theirs in their ONNX
+// metadata), or for logreg, whose one output is P(benign), scikit-learn's
+// breast cancer targets.
+func classesOf(name string, m *fheserve.Model) []string {
+	if len(m.Labels) > 0 {
+		return m.Labels
+	}
+	if name == "logreg" {
+		return []string{"malignant", "benign"}
+	}
+	return nil
 }
 
-var fashionMNIST = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-	"Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
-
-func className(model string, c int) string {
-	if names := classNames[model]; c >= 0 && c < len(names) {
+func className(names []string, c int) string {
+	if c >= 0 && c < len(names) {
 		return fmt.Sprintf("%d %s", c, names[c])
 	}
 	return fmt.Sprint(c)

@@ -30,6 +30,7 @@ type modelDeployOptions struct {
 	File        string
 	Calibration string
 	Allow       []string
+	Labels      string
 	Packing     string
 	fheserve.CompileSettings
 	// Sealed: compile here and deploy without weights (seal.go).
@@ -42,13 +43,17 @@ type modelDeployOptions struct {
 func newModelDeployCmd(f *Factory, runF func(*modelDeployOptions) error) *cobra.Command {
 	opts := &modelDeployOptions{IO: f.IO, remote: newRemote(f)}
 	cmd := leaf(&cobra.Command{
-		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--allow U1,U2] [compile flags]",
+		Use:   "deploy --name N --file M.onnx [--calibration C.npy] [--labels L.txt] [--allow U1,U2] [compile flags]",
 		Short: "Upload an ONNX model; the server compiles it and prints its id last",
 		Long: `Upload an ONNX model with optional calibration data. The server compiles it
 (refusing it with the compiler's message if it cannot be evaluated under
 encryption) and stores its weights encrypted. Deploying a name again makes a
 new version. Without --allow every approved user may use the model. The
 model's id is printed alone on the last line.
+
+--labels names the outputs, one label per line, in order (class names: the
+predictions show them); without it, the labels of the ONNX file's metadata
+(key "labels", a JSON array of strings), if it has any. Labels are public.
 
 The compilation flags are those of 'fheserve compile' (--packing, --degree,
 --degrees, --fit, --margin, --log-n, --privacy-bits, --query-budget,
@@ -60,6 +65,7 @@ that fits few real models: deploy warns.`,
 	fs.StringVar(&opts.Name, "name", "", "model `name` (required)")
 	fs.StringVar(&opts.File, "file", "", "ONNX model `file` (required)")
 	fs.StringSliceVar(&opts.Allow, "allow", nil, "`users` allowed to use the model (default: every approved user)")
+	fs.StringVar(&opts.Labels, "labels", "", "text `file` of the outputs' labels, one per line (default: the ONNX metadata's)")
 	fs.StringVar(&opts.Packing, "packing", "latency", "latency (one sample per call, or one per tile) or batch (many samples per call)")
 	registerCompileSettings(fs, &opts.Calibration, &opts.CompileSettings)
 	registerKeyChoice(fs, &opts.CompileSettings)
@@ -91,6 +97,11 @@ func modelDeployRun(opts *modelDeployOptions, c *sdk.Client) error {
 	}
 	if opts.Calibration != "" {
 		if req.Calibration, err = readInputFile(opts.Calibration, "calibration"); err != nil {
+			return err
+		}
+	}
+	if opts.Labels != "" {
+		if req.Labels, err = readLabelsFile(opts.Labels); err != nil {
 			return err
 		}
 	}
@@ -242,6 +253,32 @@ func writeModel(w io.Writer, m *fheserve.Model) {
 		m.Packing, m.LogN, m.Rotations, m.InputShape, m.OutputShape, m.OutputError)
 	fmt.Fprintf(w, "  access: %s; deployed %s; plan %s\n", access(m), m.CreatedAt.Local().Format(time.DateTime), m.PlanFingerprint)
 	fmt.Fprintf(w, "  limits: %s\n", limitsText(m.Limits))
+	if len(m.Labels) > 0 {
+		fmt.Fprintf(w, "  labels: %s\n", strings.Join(m.Labels, ", "))
+	}
+}
+
+// readLabelsFile reads a labels file: one label per line, surrounding space
+// and blank lines at the end dropped (the server checks the rest).
+func readLabelsFile(path string) ([]string, error) {
+	data, err := readInputFile(path, "labels")
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > fheserve.MaxLabels*(fheserve.MaxLabelLen+2) {
+		return nil, fheserve.Errorf(fheserve.ETOOLARGE, "labels file %q has %d bytes: more than %d labels of %d bytes", path, len(data), fheserve.MaxLabels, fheserve.MaxLabelLen)
+	}
+	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	for len(lines) > 0 && lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if len(lines) == 0 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "labels file %q names no label: write one per line", path)
+	}
+	return lines, nil
 }
 
 func access(m *fheserve.Model) string {

@@ -39,6 +39,30 @@ type remoteReport struct {
 	// OutOfBound lists the samples whose decrypted outputs exceeded the
 	// plan's output bound: predictions not to be trusted.
 	OutOfBound []int `json:"out_of_bound,omitempty"`
+	// Predicted is each sample's label of highest score, for a model
+	// with labels and more than one output.
+	Predicted []string `json:"predicted,omitempty"`
+}
+
+// predictedLabels names each sample's output of highest score, for a
+// model with labels and more than one output (nil otherwise).
+func predictedLabels(labels []string, y []float64, n int) []string {
+	k := len(labels)
+	if k < 2 || len(y) != n*k {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range n {
+		row := y[i*k : (i+1)*k]
+		best := 0
+		for j, v := range row {
+			if v > row[best] {
+				best = j
+			}
+		}
+		out[i] = labels[best]
+	}
+	return out
 }
 
 // predictRemote encrypts the input here, runs it on the server, and
@@ -79,6 +103,7 @@ func predictRemote(opts *predictOptions) error {
 		Samples: n, Precision: p.Precision.OutputError, Jobs: stats.Jobs, UploadBytes: stats.UploadBytes, ResultBytes: stats.ResultBytes}
 	rep.TimesMS.Encrypt, rep.TimesMS.Server, rep.TimesMS.Evaluate, rep.TimesMS.Decrypt = millis(stats.Encrypt), millis(stats.Server), millis(stats.Evaluate), millis(stats.Decrypt)
 	rep.TimesMS.Total = millis(time.Since(start))
+	rep.Predicted = predictedLabels(m.Labels, y, n)
 	if bad != nil {
 		rep.OutOfBound = bad.Samples
 		fmt.Fprintf(opts.IO.ErrOut, "fheserve: warning: %s (%s holds them too)\n", bad, outputName(opts.Output))
@@ -151,6 +176,13 @@ func writeRemoteSummary(w io.Writer, rep *remoteReport, m *fheserve.Model, shape
 	}
 	fmt.Fprintf(w, "  sent %s of ciphertexts, received %s of results; the secret key stayed here\n",
 		fmtBytes(int(rep.UploadBytes)), fmtBytes(int(rep.ResultBytes)))
+	const shown = 10
+	for i, l := range rep.Predicted[:min(len(rep.Predicted), shown)] {
+		fmt.Fprintf(w, "  sample %d: %s\n", i, l)
+	}
+	if len(rep.Predicted) > shown {
+		fmt.Fprintf(w, "  (and %d more samples: --json lists every label)\n", len(rep.Predicted)-shown)
+	}
 }
 
 // writeOutput writes predictions to --output: a file, or with "-"

@@ -13,6 +13,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 	"github.com/spf13/cobra"
@@ -30,6 +31,31 @@ type sealedFile struct {
 
 // defaultSealedFile is where deploy --sealed keeps the weights by default.
 func defaultSealedFile(name string) string { return name + ".sealed.json" }
+
+// sealedLabels are the labels of a sealed deployment of outputs values:
+// --labels's, or else the ONNX file's metadata labels, checked here as
+// the server would.
+func sealedLabels(opts *modelDeployOptions, outputs int) ([]string, error) {
+	var labels []string
+	var err error
+	from := "--labels"
+	if opts.Labels != "" {
+		labels, err = readLabelsFile(opts.Labels)
+	} else {
+		var data []byte
+		if data, err = readInputFile(opts.File, "model"); err == nil {
+			labels, err = onnx.Labels(data)
+		}
+		from = "the ONNX file's metadata labels"
+	}
+	if err != nil || labels == nil {
+		return nil, err
+	}
+	if err := fheserve.ValidLabels(labels, outputs); err != nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "%s: %s", from, fheserve.ErrorMessage(err))
+	}
+	return labels, nil
+}
 
 // deploySealed compiles the model here, deploys the plan and the program
 // without weights, and keeps the weights in opts.Weights for sealing.
@@ -49,6 +75,10 @@ func deploySealed(opts *modelDeployOptions, c *sdk.Client) (*fheserve.Model, err
 	if err != nil {
 		return nil, err
 	}
+	labels, err := sealedLabels(opts, res.Plan.OutputSize())
+	if err != nil {
+		return nil, err
+	}
 	path := opts.Weights
 	if path == "" {
 		path = defaultSealedFile(opts.Name)
@@ -59,7 +89,7 @@ func deploySealed(opts *modelDeployOptions, c *sdk.Client) (*fheserve.Model, err
 	if err != nil {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "cannot write the sealed model's weights to %q (choose another --weights file): %v", path, err)
 	}
-	m, err := c.DeploySealed(opts.Ctx, fheserve.SealedDeployRequest{Name: opts.Name, Allow: opts.Allow, MaxSealedKeySets: opts.MaxSealed}, res.Plan, res.Program)
+	m, err := c.DeploySealed(opts.Ctx, fheserve.SealedDeployRequest{Name: opts.Name, Allow: opts.Allow, MaxSealedKeySets: opts.MaxSealed, Labels: labels}, res.Plan, res.Program)
 	if err != nil {
 		f.Close()
 		os.Remove(path)

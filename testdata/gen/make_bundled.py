@@ -13,6 +13,7 @@ NAME.y.npy (int64 labels) and NAME.calib.npy (64 float32 training rows),
 and prints the plaintext accuracy that bundled/README.md quotes.
 """
 
+import json
 import os
 import sys
 import time
@@ -35,12 +36,20 @@ class Square(nn.Module):
         return x * x
 
 
-def export(model, x, name):
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def export(model, x, name, labels=None):
     path = os.path.join(OUT, name + ".onnx")
     model.eval()
     torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"],
                       dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}}, opset_version=13)
     m = onnx.load(path)
+    if labels:
+        # The outputs' names, which a deployment takes (nn/onnx.LabelsKey).
+        onnx.helper.set_model_props(m, {"labels": json.dumps(labels)})
+        onnx.save(m, path)
     onnx.checker.check_model(m)
     print(f"  {name}.onnx: {os.path.getsize(path)} bytes, ops: {' '.join(n.op_type for n in m.graph.node)}")
 
@@ -118,7 +127,7 @@ def train_fashion(name, model, epochs):
         print(f"  epoch {epoch + 1}: loss {loss.item():.3f}, test {accuracy(model, xte, yte):.4f}")
     acc = accuracy(model, xte, yte)
     print_ranges(model, xte)
-    export(model, xt[:1], name)
+    export(model, xt[:1], name, FASHION_CLASSES)
     rng = np.random.default_rng(0)
     # The first 256 test images, so the sample is the same for every model.
     save(name, xte[:256], yte[:256], xtr[rng.choice(len(xtr), 64, replace=False)])

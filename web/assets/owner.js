@@ -37,6 +37,9 @@ export function planReport(p) {
       ['Privacy', `${pr.privacy_bits || 0} bits over ${(pr.query_budget || 0).toLocaleString()} samples (noise flooding ${(pr.flood_bits || 0).toFixed(1)} bits)`],
       ['Activations', (p.activations || []).length === 0 ? 'none approximated'
         : p.activations.map((a) => `${a.node}: ${a.func} degree ${a.degree} on [${a.interval.map((x) => x.toPrecision(3)).join(', ')}] (${a.source})`).join('; ')],
+      ['Labels', (p.labels || []).length
+        ? el('span', { id: 'report-labels' }, p.labels.join(', '))
+        : 'none: scores are shown by index (give a .txt file, one label per output, or labels in the ONNX metadata)'],
       ['Fingerprint', el('code', { class: 'mono wrap' }, p.fingerprint)],
     ]),
     (p.warnings || []).length ? el('ul', { class: 'warnings' }, p.warnings.map((w) => el('li', {}, w))) : null);
@@ -76,12 +79,22 @@ function settingsBox() {
     el('p', { class: 'muted' }, 'As fheserve compile’s flags; empty fields keep the defaults. Each bit of precision given up buys two bits of privacy.'));
 }
 
-function deployForm(form) {
+// labelsOf reads a labels file: one label per line, blank lines at the
+// end dropped; the server checks them against the model's outputs.
+export async function labelsOf(file) {
+  const lines = (await file.text()).replace(/\r\n?/g, '\n').split('\n').map((l) => l.trim());
+  while (lines.length && lines[lines.length - 1] === '') lines.pop();
+  return lines;
+}
+
+async function deployForm(form) {
   const fd = new FormData();
   const v = (id) => form.querySelector(`#${id}`);
   const allow = v('deploy-allow').value.split(/[\s,]+/).filter(Boolean);
   const meta = { name: v('deploy-name').value.trim(), packing: v('deploy-packing').value };
   if (allow.length) meta.allow = allow;
+  const labels = v('deploy-labels').files[0];
+  if (labels) meta.labels = await labelsOf(labels);
   for (const [key, kind] of settings) {
     const input = v(`deploy-${key}`);
     if (kind === 'bool') {
@@ -114,6 +127,8 @@ function deployCard(reload) {
         el('option', { value: 'latency' }, 'latency: one sample per call, fastest'),
         el('option', { value: 'batch' }, 'batch: many samples per call'))),
       el('label', {}, 'Users allowed (empty: every approved user)', el('input', { id: 'deploy-allow', placeholder: 'ulrich, ursula' }))),
+    el('label', {}, 'Class labels (.txt, one per output, optional: else the ONNX file’s)',
+      el('input', { type: 'file', id: 'deploy-labels', accept: '.txt,text/plain' })),
     settingsBox(),
     error, el('div', { class: 'row' }, compile, confirm), reportBox);
   let previewed = null;
@@ -125,7 +140,7 @@ function deployCard(reload) {
     compile.disabled = true;
     reportBox.replaceChildren(el('p', { class: 'muted' }, 'Compiling…'));
     try {
-      previewed = await apiForm('POST', '/portal/compile', deployForm(form));
+      previewed = await apiForm('POST', '/portal/compile', await deployForm(form));
       reportBox.replaceChildren(el('h3', {}, 'Compile report'), planReport(previewed));
       confirm.hidden = false;
     } catch (err) {
@@ -138,7 +153,7 @@ function deployCard(reload) {
   confirm.addEventListener('click', async () => {
     confirm.disabled = true;
     try {
-      const m = await apiForm('POST', '/v1/models', deployForm(form));
+      const m = await apiForm('POST', '/v1/models', await deployForm(form));
       if (m.plan_fingerprint !== previewed.fingerprint) {
         toast(`Deployed ${m.name} v${m.version}, but its plan differs from the report: check it below`);
       } else {
@@ -268,7 +283,7 @@ export async function modelPage(main, id) {
     el('p', {}, el('a', { href: '#/' }, '← Models')),
     el('h1', {}, `${m.name} `, el('span', { class: 'muted' }, `v${m.version}`), ' ', badge(m.status)),
     ...(gallery ? [gallery] : []),
-    el('section', { class: 'card', id: 'plan' }, el('h2', {}, 'Plan'), planReport(p)),
+    el('section', { class: 'card', id: 'plan' }, el('h2', {}, 'Plan'), planReport({ ...p, labels: m.labels })),
     usageCard(u),
     ...(own
       ? [accessCard(m, reload), limitsCard(m, reload), el('section', { class: 'card' }, el('h2', {}, 'Retire'),
