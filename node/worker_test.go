@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,8 +122,10 @@ func TestWorkersOnNATS(t *testing.T) {
 	c := newCluster(t, ctx, app.Config{})
 	var mu sync.Mutex
 	ran := map[int]int{}
+	var ops []http.Handler
 	for i := range 2 {
 		w, _ := c.worker(t, ctx, app.Config{})
+		ops = append(ops, WorkerHandler(w))
 		w.OnJobFinished(func(j *fheserve.Job) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -140,18 +145,67 @@ func TestWorkersOnNATS(t *testing.T) {
 	}
 	t.Logf("jobs per worker: %d and %d", ran[0], ran[1])
 
+	// Each worker's metrics count its jobs and its key cache's use.
+	var jobs, lookups int
+	for i, h := range ops {
+		metrics := get(t, h, "/metrics", http.StatusOK)
+		for _, name := range []string{"fheserve_worker_jobs_finished_total{", "fheserve_worker_key_cache_hits_total", "fheserve_worker_key_cache_misses_total"} {
+			sum := metricSum(metrics, name)
+			if name[len(name)-1] == '{' {
+				if sum != ran[i] {
+					t.Errorf("worker %d: %s counts %d jobs, it finished %d", i, name, sum, ran[i])
+				}
+				jobs += sum
+			} else {
+				lookups += sum
+			}
+		}
+		get(t, h, "/readyz", http.StatusOK)
+	}
+	if jobs != n || lookups != n {
+		t.Errorf("the workers' metrics count %d jobs and %d key look-ups, want %d each", jobs, lookups, n)
+	}
+
 	// Readiness reflects NATS.
 	if err := c.api.App.Ready(ctx); err != nil {
 		t.Fatalf("the API node is not ready: %v", err)
 	}
 	lastNATS.Shutdown()
-	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+	get(t, ops[0], "/readyz", http.StatusServiceUnavailable)
+	rctx, rcancel := context.WithTimeout(ctx, time.Second)
 	defer rcancel()
 	if err := c.api.App.Ready(rctx); fheserve.ErrorCode(err) != fheserve.EUNAVAILABLE || !strings.Contains(err.Error(), "does not answer") {
 		t.Fatalf("with NATS stopped, the API node's readiness says %v", err)
 	} else {
 		t.Logf("with NATS stopped: %v", err)
 	}
+}
+
+// get serves a GET of path by h and checks its status.
+func get(t *testing.T, h http.Handler, path string, want int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
+	if rec.Code != want {
+		t.Fatalf("GET %s: %d %s, want %d", path, rec.Code, rec.Body, want)
+	}
+	return rec.Body.String()
+}
+
+// metricSum sums the values of the samples whose line starts with name
+// in a Prometheus text exposition.
+func metricSum(text, name string) int {
+	sum := 0.0
+	for line := range strings.Lines(text) {
+		if strings.HasPrefix(line, name) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return int(sum)
 }
 
 // runningJob waits until the store shows job id running its attempt-th

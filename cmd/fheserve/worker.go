@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
@@ -28,6 +30,8 @@ type workerOptions struct {
 	MaxAttempts int
 	ResultTTL   time.Duration
 	LogJSON     bool
+	// MetricsAddr, if set, serves /metrics, /healthz and /readyz there.
+	MetricsAddr string
 }
 
 const workerLong = `Run a stateless evaluation worker: it takes jobs from the shared queue
@@ -43,6 +47,11 @@ cause. SIGTERM stops the worker cleanly: its jobs go back to the queue at
 once. It needs the API nodes' master key ($FHESERVE_MASTER_KEY, or
 master.key in --data-dir) and their audit.key in --data-dir, to decrypt
 the weights and sign the records of the jobs it ends.
+
+--metrics-addr HOST:PORT serves the worker's Prometheus metrics at
+/metrics (jobs finished by model and outcome, their times, the key cache's
+hits and misses) and the probes /healthz and /readyz (the store, the queue
+and the blobs answer); bind it where only the operator reaches it.
 
 ` + configHelp
 
@@ -67,6 +76,7 @@ func newWorkerCmd(f *Factory, runF func(*workerOptions) error) *cobra.Command {
 	maxAttemptsFlag(fs, &opts.MaxAttempts)
 	fs.DurationVar(&opts.ResultTTL, "result-ttl", 24*time.Hour, "how long encrypted results are kept (as the API nodes')")
 	fs.BoolVar(&opts.LogJSON, "log-json", false, "log as JSON lines (the default when stderr is not a terminal)")
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this `host:port`; keep it private (default: off)")
 	return cmd
 }
 
@@ -100,6 +110,17 @@ func workerRun(opts *workerOptions) error {
 	})
 	if err != nil {
 		return err
+	}
+	if opts.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", opts.MetricsAddr)
+		if err != nil {
+			a.Close()
+			return fheserve.Errorf(fheserve.EUNAVAILABLE, "cannot listen on %s for --metrics-addr: %v", opts.MetricsAddr, err)
+		}
+		srv := &http.Server{Handler: node.WorkerHandler(a), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		defer srv.Close()
+		log.Info("serving metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	}
 	log.Info("worker running", "data_dir", opts.DataDir)
 	fmt.Fprintln(opts.IO.ErrOut, "fheserve: worker running")

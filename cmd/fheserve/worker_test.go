@@ -17,8 +17,8 @@ func TestWorkerFlags(t *testing.T) {
 		want    workerOptions
 		wantErr string
 	}{
-		{name: "flags", args: []string{"--store", "postgres://db/f", "--queue", "nats://n:4222", "--blobs", "nats://n:4222", "--workers", "2", "--max-attempts", "4"},
-			want: workerOptions{DataDir: "fheserve-data", Store: "postgres://db/f", Queue: "nats://n:4222", Blobs: "nats://n:4222", Workers: 2, MaxAttempts: 4, ResultTTL: 24 * time.Hour}},
+		{name: "flags", args: []string{"--store", "postgres://db/f", "--queue", "nats://n:4222", "--blobs", "nats://n:4222", "--workers", "2", "--max-attempts", "4", "--metrics-addr", "127.0.0.1:9090"},
+			want: workerOptions{DataDir: "fheserve-data", Store: "postgres://db/f", Queue: "nats://n:4222", Blobs: "nats://n:4222", Workers: 2, MaxAttempts: 4, ResultTTL: 24 * time.Hour, MetricsAddr: "127.0.0.1:9090"}},
 		{name: "environment", env: map[string]string{storeEnv: "postgres://db/f", queueEnv: "nats://n:4222", blobsEnv: "nats://b:4222"},
 			want: workerOptions{DataDir: "fheserve-data", Store: "postgres://db/f", Queue: "nats://n:4222", Blobs: "nats://b:4222", ResultTTL: 24 * time.Hour}},
 		{name: "no queue", args: []string{"--store", "postgres://db/f"}, wantErr: fheserve.EINVALID},
