@@ -138,6 +138,16 @@ func TestWorkersOnNATS(t *testing.T) {
 	in := x.Data[:n*keys.Plan.InputSize()]
 	got := must(c.user.Predict(ctx, keys, in, n, nil))(t)
 	checkOutputs(t, keys, g, in, got, n)
+	// A worker counts a job once the store has its end, which the client
+	// may see first.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		all := ran[0]+ran[1] >= n
+		mu.Unlock()
+		if all {
+			break
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if ran[0]+ran[1] != n {
