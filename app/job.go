@@ -417,8 +417,11 @@ func (a *App) run(ctx context.Context, id string) {
 // removes the job from the queue once the store records its end. A job
 // leased while the store says it is running was interrupted (the worker
 // that ran it died or lost the queue): it runs again, unless it was
-// started MaxAttempts times, when it fails with that cause. If ctx ends,
-// the job is given back to the queue for another worker.
+// started MaxAttempts times, when it fails with that cause. A job that
+// fails for a cause outside it (EINTERNAL, EUNAVAILABLE: the blob store
+// was unreachable, say) runs again after a pause, until MaxAttempts, when
+// it fails with its last error. If ctx ends, the job is given back to
+// the queue for another worker.
 func (a *App) runLeased(ctx context.Context, l fheserve.Lease) {
 	id := l.JobID()
 	j, err := a.store.Job(ctx, id)
@@ -472,8 +475,51 @@ func (a *App) runLeased(ctx context.Context, l fheserve.Lease) {
 		a.log.Warn("job failed on a worker that lost the queue; left for another", "job", id, "err", err)
 		return
 	}
+	if err != nil && outsideJob(err) && j.Attempts < a.cfg.MaxAttempts {
+		// Not the job's fault (the store, the blobs, a bug): another
+		// attempt, after a pause, until MaxAttempts.
+		a.log.Warn("job failed for a cause outside it; queued again", "job", id, "attempts", j.Attempts, "err", err)
+		a.retryLater(ctx, j, l)
+		return
+	}
 	if a.finishJob(ctx, j, err, t0) {
 		a.leaseDone(l)
+	}
+}
+
+// outsideJob reports whether a job's error comes from outside the job
+// (internal or unavailable), not from its input, keys or model.
+func outsideJob(err error) bool {
+	code := fheserve.ErrorCode(err)
+	return code == fheserve.EINTERNAL || code == fheserve.EUNAVAILABLE
+}
+
+// retryPause is how long a job that failed for a cause outside it waits,
+// per attempt so far, before it is handed out again.
+const retryPause = 2 * time.Second
+
+// retryLater records j as queued again, its attempt counted, and hands
+// it back to the queue after a pause (at once if the queue cannot
+// delay it). If the store cannot record it, j stays running and counts
+// as interrupted when its lease lapses.
+func (a *App) retryLater(ctx context.Context, j *fheserve.Job, l fheserve.Lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	j.Status, j.Done, j.StartedAt = fheserve.JobQueued, 0, nil
+	if err := a.store.UpdateJob(ctx, j); err != nil {
+		a.log.Warn("cannot queue a job again", "job", j.ID, "err", err)
+		return
+	}
+	a.notify(j.ID)
+	var err error
+	if d, ok := l.(interface{ ReleaseAfter(time.Duration) error }); ok {
+		err = d.ReleaseAfter(time.Duration(j.Attempts) * retryPause)
+	} else {
+		err = l.Release()
+	}
+	if err != nil {
+		// The lease lapses: the job is handed out again, queued.
+		a.log.Warn("cannot hand a job back to the queue", "job", j.ID, "err", err)
 	}
 }
 

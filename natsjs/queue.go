@@ -233,6 +233,9 @@ func (l *lease) Heartbeat() time.Duration { return l.every }
 func (l *lease) Extend() error            { return l.msg.InProgress() }
 func (l *lease) Release() error           { return l.msg.Nak() }
 
+// ReleaseAfter hands the id back to be handed out again after d.
+func (l *lease) ReleaseAfter(d time.Duration) error { return l.msg.NakWithDelay(d) }
+
 func (l *lease) Done() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

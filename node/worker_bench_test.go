@@ -95,7 +95,7 @@ func TestWorkerThroughput(t *testing.T) {
 type natsStats struct{ s *server.Server }
 
 // natsServer returns the cluster's NATS server: the test's only one.
-func natsServer(t *testing.T) natsStats { return natsStats{lastNATS} }
+func natsServer(t *testing.T) natsStats { return natsStats{lastNATS.Server} }
 
 func (n natsStats) varz(t *testing.T) *server.Varz {
 	v, err := n.s.Varz(nil)

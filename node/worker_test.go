@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/fheserve/fheserve"
@@ -31,7 +30,7 @@ import (
 )
 
 // lastNATS is the NATS server newCluster started last, for its statistics.
-var lastNATS *server.Server
+var lastNATS *natstest.Server
 
 // cluster is an API node with no workers of its own, on PostgreSQL and
 // NATS (store, blobs and the job queue), and the accounts of a model
@@ -46,7 +45,7 @@ type cluster struct {
 func newCluster(t *testing.T, ctx context.Context, apiCfg app.Config) *cluster {
 	t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
 	ns := natstest.Start(t)
-	lastNATS = ns.Server
+	lastNATS = ns
 	url := ns.URL()
 	c := &cluster{dir: t.TempDir(), e: Engines{Store: pgtest.NewDB(t), Blobs: url, Queue: url, AckWait: time.Second}}
 	apiCfg.Workers = -1
@@ -350,5 +349,39 @@ func TestWorkerSIGKILL(t *testing.T) {
 	if j.Status != fheserve.JobDone || j.Attempts != 2 {
 		t.Fatalf("job %s after a SIGKILLed worker: %s in %d attempts (%s), want done in 2", id, j.Status, j.Attempts, j.Error)
 	}
+	checkOutputs(t, keys, g, in, must(c.user.Fetch(ctx, keys, id, 1))(t), 1)
+}
+
+// TestWorkerNATSRestart stops NATS for two seconds while a worker
+// evaluates a job: the worker cannot store the result, renew its lease or
+// acknowledge, and the job is neither lost nor failed: it ends done, with
+// the right result, once NATS is back.
+func TestWorkerNATSRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, app.Config{})
+	keys, g := c.deploy(t, ctx, "mlp", "../testdata/onnx/mlp_square.onnx", "")
+	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
+	in := x.Data[:keys.Plan.InputSize()]
+	id := must(c.user.Submit(ctx, keys, must(keys.Encrypt(in, 1))(t), 1))(t).ID
+	c.worker(t, ctx, app.Config{})
+	runningJob(t, ctx, c.user, id, 1)
+	lastNATS.Restart(t, 2*time.Second)
+	var j *fheserve.Job
+	for {
+		j = must(c.user.API.Job(ctx, id))(t)
+		if j.Terminal() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("job %s is still %s after NATS came back", id, j.Status)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if j.Status != fheserve.JobDone {
+		t.Fatalf("job %s across a NATS restart: %s after %d attempts (%s)", id, j.Status, j.Attempts, j.Error)
+	}
+	t.Logf("job %s done in %d attempts across a NATS restart", id, j.Attempts)
 	checkOutputs(t, keys, g, in, must(c.user.Fetch(ctx, keys, id, 1))(t), 1)
 }
