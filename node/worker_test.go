@@ -32,7 +32,8 @@ import (
 // lastNATS is the NATS server newCluster started last, for its statistics.
 var lastNATS *natstest.Server
 
-// cluster is an API node with no workers of its own, on PostgreSQL and
+// cluster is an API node (with no workers of its own unless its Config
+// says so), on PostgreSQL and
 // NATS (store, blobs and the job queue), and the accounts of a model
 // owner and a user on it.
 type cluster struct {
@@ -48,7 +49,9 @@ func newCluster(t *testing.T, ctx context.Context, apiCfg app.Config) *cluster {
 	lastNATS = ns
 	url := ns.URL()
 	c := &cluster{dir: t.TempDir(), e: Engines{Store: pgtest.NewDB(t), Blobs: url, Queue: url, AckWait: time.Second}}
-	apiCfg.Workers = -1
+	if apiCfg.Workers == 0 {
+		apiCfg.Workers = -1 // separate workers only
+	}
 	c.api = must(StartOn(ctx, c.dir, c.e, "127.0.0.1:0", apiCfg))(t)
 	t.Cleanup(func() { c.api.Close() })
 	must(c.api.App.InitAdmin(ctx, "root", "root-password"))(t)
@@ -384,4 +387,21 @@ func TestWorkerNATSRestart(t *testing.T) {
 	}
 	t.Logf("job %s done in %d attempts across a NATS restart", id, j.Attempts)
 	checkOutputs(t, keys, g, in, must(c.user.Fetch(ctx, keys, id, 1))(t), 1)
+}
+
+// TestServeOnNATSQueue runs one API node with its own worker on the NATS
+// queue (serve --queue without --workers 0): its worker leases the jobs,
+// and the predictions decrypt to the plaintext model's outputs.
+func TestServeOnNATSQueue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, app.Config{Workers: 1})
+	keys, g := c.deploy(t, ctx, "logreg", "../bundled/logreg.onnx", "../bundled/logreg.calib.npy")
+	x := must(npy.ReadFile("../bundled/logreg.x.npy"))(t)
+	n := 3
+	in := x.Data[:n*keys.Plan.InputSize()]
+	checkOutputs(t, keys, g, in, must(c.user.Predict(ctx, keys, in, n, nil))(t), n)
+	if h, m := c.api.App.KeyCacheStats(); h+m != int64(n) {
+		t.Errorf("the API node's worker looked up keys %d times, want %d (one per job)", h+m, n)
+	}
 }
