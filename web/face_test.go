@@ -101,7 +101,7 @@ func TestPortalFace(t *testing.T) {
 		t.Errorf("the browser identifies %q, the SDK %q", got, want)
 	}
 	secrets := get(b, "the secret keys", chromedp.Evaluate[int](`new Promise((resolve) => {
-		indexedDB.open('fheserve', 1).onsuccess = (ev) => {
+		indexedDB.open('fheserve').onsuccess = (ev) => {
 			ev.target.result.transaction('keys').objectStore('keys').count().onsuccess = (c) => resolve(c.target.result);
 		};
 	})`, chromedp.EvalAwaitPromise))

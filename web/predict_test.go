@@ -226,7 +226,10 @@ func TestPortalPredict(t *testing.T) {
 		}
 	}
 
-	// A drawing, normalized as the bundled models' inputs are.
+	// After a reload the worker is new: it unwraps the key kept in
+	// IndexedDB to predict again, on a drawing normalized as the bundled
+	// models' inputs are.
+	b.do("reload the page", chromedp.Reload(), chromedp.WaitVisible(`#keyset`))
 	b.do("draw", chromedp.SetValue(`#draw-mean`, "0.2860"), chromedp.SetValue(`#draw-std`, "0.3530"),
 		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 			_, err := chromedp.Evaluate[bool](`(() => {
@@ -246,26 +249,50 @@ func TestPortalPredict(t *testing.T) {
 		t.Errorf("after drawing, the input is %q", status)
 	}
 
-	// The secret key, as the worker keeps it in IndexedDB.
-	secrets := get(b, "the secret keys", chromedp.Evaluate[[]string](`new Promise((resolve, reject) => {
-		const open = indexedDB.open('fheserve', 1);
+	// The secret key as the worker keeps it in IndexedDB: wrapped under a
+	// non-extractable AES-GCM key. The page may use that key (same
+	// origin) but not export it; the test unwraps the secret with it to
+	// look for it in the requests.
+	kept := get(b, "the secret keys", chromedp.Evaluate[[]map[string]any](`new Promise((resolve, reject) => {
+		const open = indexedDB.open('fheserve');
 		open.onerror = () => reject(open.error);
 		open.onsuccess = () => {
-			const all = open.result.transaction('keys').objectStore('keys').getAll();
-			all.onsuccess = () => resolve(all.result.map((k) => {
-				let s = '';
-				for (let i = 0; i < k.secret.length; i += 8192) s += String.fromCharCode(...k.secret.subarray(i, i + 8192));
-				return btoa(s);
-			}));
+			const t = open.result.transaction(['keys', 'wrap']);
+			const all = t.objectStore('keys').getAll(), wrap = t.objectStore('wrap').get('aes-gcm');
+			t.oncomplete = async () => {
+				const key = wrap.result.key;
+				const b64 = (b) => { let s = ''; for (let i = 0; i < b.length; i += 8192) s += String.fromCharCode(...b.subarray(i, i + 8192)); return btoa(s); };
+				const exported = await crypto.subtle.exportKey('raw', key).then(() => 'exported', (e) => e.name);
+				resolve(await Promise.all(all.result.map(async (k) => {
+					const aad = new TextEncoder().encode(JSON.stringify(['fheserve secret key', k.key_set_id, k.username, k.model]));
+					const plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: k.iv, additionalData: aad }, key, k.wrapped));
+					return {
+						fields: Object.keys(k).sort().join(','), stored: b64(new Uint8Array(k.wrapped)), secret: b64(plain),
+						key: key.constructor.name + ' ' + key.algorithm.name + ' ' + key.algorithm.length + ' extractable=' + key.extractable,
+						exported,
+					};
+				})));
+			};
 		};
 	})`, chromedp.EvalAwaitPromise))
-	if len(secrets) != 1 {
-		t.Fatalf("IndexedDB holds %d secret keys, want 1", len(secrets))
+	if len(kept) != 1 {
+		t.Fatalf("IndexedDB holds %d secret keys, want 1", len(kept))
 	}
-	secret, err := base64.StdEncoding.DecodeString(secrets[0])
+	if f := kept[0]["fields"]; f != "created,fingerprint,iv,key_set_id,model,username,wrapped" {
+		t.Errorf("the stored record has fields %v: want the secret wrapped, not kept raw", f)
+	}
+	if k, e := kept[0]["key"], kept[0]["exported"]; k != "CryptoKey AES-GCM 256 extractable=false" || e != "InvalidAccessError" {
+		t.Errorf("the wrapping key is %v, and exporting it gives %v", k, e)
+	}
+	secret, err := base64.StdEncoding.DecodeString(kept[0]["secret"].(string))
+	check(t, err)
+	stored, err := base64.StdEncoding.DecodeString(kept[0]["stored"].(string))
 	check(t, err)
 	if len(secret) < 1024 {
 		t.Fatalf("a secret key of %d bytes", len(secret))
+	}
+	if len(stored) != len(secret)+16 || bytes.Contains(stored, secret[:48]) {
+		t.Errorf("the stored record (%d bytes) is not the secret key (%d bytes) encrypted", len(stored), len(secret))
 	}
 	// Revoking the key set revokes it on the server and deletes the secret.
 	keySet := get(b, "the key set", chromedp.Text(`#keyset`))
@@ -274,7 +301,7 @@ func TestPortalPredict(t *testing.T) {
 		t.Errorf("key set %s after revoking it in the browser: %+v, %v", keySet, ks, err)
 	}
 	if left := get(b, "the secret keys left", chromedp.Evaluate[int](`new Promise((resolve) => {
-		indexedDB.open('fheserve', 1).onsuccess = (ev) => {
+		indexedDB.open('fheserve').onsuccess = (ev) => {
 			ev.target.result.transaction('keys').objectStore('keys').count().onsuccess = (c) => resolve(c.target.result);
 		};
 	})`, chromedp.EvalAwaitPromise)); left != 0 {
