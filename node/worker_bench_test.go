@@ -4,7 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/postgres"
 )
 
 var long = flag.Bool("long", false, "also measure the workers' throughput on NATS (TestWorkerThroughput, a minute)")
@@ -103,4 +108,71 @@ func (n natsStats) varz(t *testing.T) *server.Varz {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestWorkerProcessThroughput is TestWorkerThroughput with the workers
+// in processes of their own (1, 2 and 4, one job at a time on one
+// evaluation thread each), timed from their start until every job is
+// finished in the store; their key caches are read from their metrics.
+func TestWorkerProcessThroughput(t *testing.T) {
+	if !*long {
+		t.Skip("a minute: run with -long")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c := newCluster(t, ctx, app.Config{Bounds: app.Bounds{QueuedPerUser: 1000}})
+	keys, _ := c.deploy(t, ctx, "mlp_square", "../testdata/onnx/mlp_square.onnx", "")
+	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
+	ct := must(keys.Encrypt(x.Data[:keys.Plan.InputSize()], 1))(t)
+	st := must(postgres.Open(ctx, c.e.Store))(t)
+	defer st.Close()
+	ended := func() int {
+		js := must(st.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobDone, fheserve.JobFailed}}))(t)
+		return len(js)
+	}
+	const jobs = 24
+	for _, workers := range []int{1, 2, 4} {
+		for range jobs {
+			must(c.user.Submit(ctx, keys, ct, 1))(t)
+		}
+		start := ended()
+		ns := natsServer(t)
+		before := ns.varz(t)
+		t0 := time.Now()
+		var procs []*exec.Cmd
+		var outs []*syncBuffer
+		for range workers {
+			cmd, out := c.workerProcess(t)
+			procs, outs = append(procs, cmd), append(outs, out)
+		}
+		for ended()-start < jobs {
+			select {
+			case <-ctx.Done():
+				t.Fatal("the jobs did not finish")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		elapsed := time.Since(t0)
+		after := ns.varz(t)
+		var hits, misses int
+		for i, out := range outs {
+			m := regexp.MustCompile(`metrics on (http://\S+)`).FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("worker %d printed no metrics address:\n%s", i, out)
+			}
+			resp := must(http.Get(m[1]))(t)
+			body := must(io.ReadAll(resp.Body))(t)
+			resp.Body.Close()
+			hits += metricSum(string(body), "fheserve_worker_key_cache_hits_total")
+			misses += metricSum(string(body), "fheserve_worker_key_cache_misses_total")
+			procs[i].Process.Kill()
+			procs[i].Wait()
+		}
+		rate := float64(jobs) / elapsed.Seconds()
+		moved := float64(after.InBytes-before.InBytes+after.OutBytes-before.OutBytes) / jobs
+		line := fmt.Sprintf("mlp_square: %d worker processes (1 thread each, %d cores): %d jobs in %.2f s from their start, %.2f jobs/s, %.2f jobs/s per core used; NATS in+out %.0f KB per job; key cache %d hits, %d misses",
+			workers, runtime.NumCPU(), jobs, elapsed.Seconds(), rate, rate/float64(min(workers, runtime.NumCPU())), moved/1e3, hits, misses)
+		t.Log(line)
+		fmt.Fprintln(os.Stderr, line)
+	}
 }

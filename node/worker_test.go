@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -308,12 +309,54 @@ func init() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	if _, err := StartWorker(context.Background(), os.Getenv(workerDirEnv), e, app.Config{Workers: 1, EvalThreads: 1}); err != nil {
+	a, err := StartWorker(context.Background(), os.Getenv(workerDirEnv), e, app.Config{Workers: 1, EvalThreads: 1})
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	fmt.Println("worker running")
+	// Its metrics, for the throughput test.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	go http.Serve(ln, WorkerHandler(a))
+	fmt.Printf("worker running, metrics on http://%s/metrics\n", ln.Addr())
 	select {} // until killed
+}
+
+// workerProcess starts a worker in its own process (this test binary,
+// see init), one job at a time on one evaluation thread; it is killed
+// when the test ends. out collects what it prints.
+func (c *cluster) workerProcess(t *testing.T) (*exec.Cmd, *syncBuffer) {
+	spec := must(json.Marshal(c.e))(t)
+	cmd := exec.Command(must(os.Executable())(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), workerProcessEnv+"="+string(spec), workerDirEnv+"="+c.dir)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, out
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestWorkerSIGKILL runs a worker in its own process (this test binary),
@@ -331,15 +374,7 @@ func TestWorkerSIGKILL(t *testing.T) {
 	in := x.Data[:keys.Plan.InputSize()]
 	id := must(c.user.Submit(ctx, keys, must(keys.Encrypt(in, 1))(t), 1))(t).ID
 
-	spec := must(json.Marshal(c.e))(t)
-	cmd := exec.Command(must(os.Executable())(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), workerProcessEnv+"="+string(spec), workerDirEnv+"="+c.dir)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	cmd, out := c.workerProcess(t)
 	runningJob(t, ctx, c.user, id, 1)
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
