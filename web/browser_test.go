@@ -187,7 +187,14 @@ func (b *browser) shot(name string) {
 		suffix        string
 		width, height int64
 	}{{"", 1280, 900}, {"-phone", 390, 844}} {
-		b.do("viewport", chromedp.EmulateViewport(size.width, size.height), chromedp.Sleep(100*time.Millisecond))
+		// From the top: the page's sticky header is drawn where the
+		// viewport is, and a full-page capture of a scrolled page shows
+		// it over the middle of the page.
+		b.do("viewport", chromedp.EmulateViewport(size.width, size.height),
+			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := chromedp.Evaluate[bool](`(window.scrollTo(0, 0), true)`)(ctx, t)
+				return err
+			}), chromedp.Sleep(100*time.Millisecond))
 		png := get(b, "screenshot "+name, chromedp.FullScreenshot(100))
 		check(b.t, os.WriteFile(filepath.Join(b.shots, name+size.suffix+".png"), png, 0o644))
 	}

@@ -197,6 +197,16 @@ func TestPortalPredict(t *testing.T) {
 	b.do("generate keys", chromedp.Click(`#keygen`), chromedp.WaitVisible(`#keygen-progress`))
 	b.shot("try-keygen")
 	b.do("keys made", chromedp.WaitVisible(`#keyset`))
+	// The notification that says so sits above the page, not over it.
+	if overlap := get(b, "the notification's place", chromedp.Evaluate[string](`(() => {
+		window.scrollTo(0, 0);
+		const t = document.querySelector('#toast'), m = document.querySelector('main');
+		if (t.hidden) return 'no notification shown';
+		const tr = t.getBoundingClientRect(), mr = m.getBoundingClientRect();
+		return tr.bottom <= mr.top + 0.5 ? '' : 'the notification ends at ' + tr.bottom + ', the page starts at ' + mr.top;
+	})()`)); overlap != "" {
+		t.Errorf("after key generation: %s", overlap)
+	}
 	// The worker counted every evaluation key of the plan, to the last.
 	counted := get(b, "the key count", chromedp.Evaluate[string](`document.querySelector('#keygen-progress').dataset.keygen || ''`))
 	if p, err := user.Plan(ctx, m.ID); err != nil {
