@@ -392,16 +392,21 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // run evaluates one job. If ctx ends (the service stops) the job stays
 // running in the store and runs again on the next start.
+// While the store does not answer (PostgreSQL restarting), the job is
+// not dropped: it goes back to the queue if it could not be loaded or
+// started, and its end is recorded again until the store takes it.
 func (a *App) run(ctx context.Context, id string) {
 	j, err := a.store.Job(ctx, id)
 	if err != nil {
 		a.log.Error("cannot load queued job", "job", id, "err", err)
+		a.requeueLater(ctx, id, err)
 		return
 	}
 	if j.Status != fheserve.JobQueued {
 		return
 	}
 	if err := a.startJob(ctx, j); err != nil {
+		a.requeueLater(ctx, id, err)
 		return
 	}
 	t0 := time.Now()
@@ -409,7 +414,58 @@ func (a *App) run(ctx context.Context, id string) {
 	if ctx.Err() != nil {
 		return
 	}
-	a.finishJob(ctx, j, err, t0)
+	if err != nil && a.outage(ctx, j, err) {
+		return
+	}
+	for wait := 100 * time.Millisecond; !a.finishJob(ctx, j, err, t0); wait = min(2*wait, 5*time.Second) {
+		if sleep(ctx, wait); ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// outage queues j again, and reports true, if its evaluation failed with
+// an internal error while a dependency does not answer (the blob store
+// restarting): the failure is the dependency's, not the job's, unless the
+// job was started MaxAttempts times.
+func (a *App) outage(ctx context.Context, j *fheserve.Job, err error) bool {
+	if fheserve.ErrorCode(err) != fheserve.EINTERNAL || j.Attempts >= a.cfg.MaxAttempts {
+		return false
+	}
+	down := false
+	for _, d := range a.Dependencies(ctx) {
+		down = down || d.Err != nil
+	}
+	if !down {
+		return false
+	}
+	a.log.Warn("job interrupted by an outage; queued again", "job", j.ID, "attempt", j.Attempts, "err", err)
+	j.Status, j.Done, j.StartedAt = fheserve.JobQueued, 0, nil
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		if err := a.store.UpdateJob(context.WithoutCancel(ctx), j); err == nil {
+			break
+		}
+		if sleep(ctx, wait); ctx.Err() != nil {
+			return true
+		}
+	}
+	a.notify(j.ID)
+	a.requeueLater(ctx, j.ID, err)
+	return true
+}
+
+// requeueLater pushes id to the queue again after a pause, unless err
+// says the job is gone or the service stops (then the next start finds
+// it queued or running).
+func (a *App) requeueLater(ctx context.Context, id string, err error) {
+	if fheserve.ErrorCode(err) != fheserve.EINTERNAL {
+		return
+	}
+	go func() {
+		if sleep(ctx, time.Second); ctx.Err() == nil {
+			a.queue.Push(ctx, id)
+		}
+	}()
 }
 
 // runLeased evaluates the job of a lease from a LeaseQueue, which

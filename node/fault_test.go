@@ -331,3 +331,88 @@ func must2[T, U any](v T, w U, err error) func(testing.TB) (T, U) {
 		return v, w
 	}
 }
+
+// TestOutagesUnderLoad (-long) submits jobs to a node without pause while
+// PostgreSQL restarts, NATS stops for 3 s, and PostgreSQL stops for 3 s,
+// one after another: every job the node acknowledged ends done, with the
+// plaintext model's result, and the node is ready after each outage.
+func TestOutagesUnderLoad(t *testing.T) {
+	if !*long {
+		t.Skip("-long: jobs through three outages, about a minute")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f := startFaultNode(t)
+	ct := must(f.keys.Encrypt(f.x, 1))(t)
+
+	var (
+		mu      sync.Mutex
+		acked   []string
+		refused = map[string]int{} // error code -> submissions
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			j, err := f.user.Submit(ctx, f.keys, ct, 1)
+			mu.Lock()
+			if err == nil {
+				acked = append(acked, j.ID)
+			} else {
+				refused[fheserve.ErrorCode(err)]++
+			}
+			mu.Unlock()
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+	outages := []struct {
+		name string
+		run  func()
+	}{
+		{"PostgreSQL restarted", func() { pgtest.Restart(t) }},
+		{"NATS stopped for 3 s", func() { f.nats.Restart(t, 3*time.Second) }},
+		{"PostgreSQL stopped for 3 s", func() { start := pgtest.Down(t); time.Sleep(3 * time.Second); start() }},
+	}
+	for _, o := range outages {
+		time.Sleep(2 * time.Second)
+		o.run()
+		f.waitReady(t)
+		t.Logf("%s: ready again", o.name)
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	t.Logf("%d jobs acknowledged, refused by code: %v", len(acked), refused)
+	for code := range refused {
+		if code != fheserve.EUNAVAILABLE && code != fheserve.ERATELIMIT {
+			t.Errorf("submissions refused with %s: want unavailable (or rate limits) only", code)
+		}
+	}
+	for _, id := range acked {
+		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+		j, err := f.user.Wait(wctx, id, nil)
+		wcancel()
+		if err != nil {
+			j, _ := f.user.API.Job(ctx, id)
+			t.Fatalf("job %s: %v (the store says %+v)", id, err, j)
+		}
+		if j.Status != fheserve.JobDone {
+			t.Errorf("job %s ended %s: %s", id, j.Status, j.Error)
+			continue
+		}
+		got := must(f.user.Fetch(ctx, f.keys, id, 1))(t)
+		for i := range f.want {
+			if d := math.Abs(got[i] - f.want[i]); d > f.keys.Plan.Precision.OutputError {
+				t.Fatalf("job %s output %d: |node - local| = %.3g, above the plan's precision", id, i, d)
+			}
+		}
+	}
+}
