@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -169,11 +171,30 @@ func (s *Server) unavailable(err error) error {
 			down = append(down, dependencyNames[d.Name])
 		}
 	}
-	if len(down) == 0 {
+	if len(down) == 0 && !connectionLost(err) {
 		return err
+	}
+	if len(down) == 0 {
+		// Back already: the request met the restart itself.
+		down = append(down, "database or blob store")
 	}
 	return &fheserve.Error{Code: fheserve.EUNAVAILABLE, RetryAfter: 5 * time.Second,
 		Message: "the server cannot reach its " + strings.Join(down, " and ") + " at the moment; retry later"}
+}
+
+// connectionLost reports whether err is a dependency's connection closing
+// under a request: a network error, or PostgreSQL's connection exception
+// (SQLSTATE class 08) or operator intervention (57: shut down, starting).
+func connectionLost(err error) bool {
+	if pe, ok := errors.AsType[interface {
+		error
+		SQLState() string
+	}](err); ok {
+		c := pe.SQLState()
+		return strings.HasPrefix(c, "08") || strings.HasPrefix(c, "57")
+	}
+	_, netErr := errors.AsType[net.Error](err)
+	return netErr || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed)
 }
 
 var dependencyNames = map[string]string{"store": "database", "blobs": "blob store", "queue": "job queue"}
