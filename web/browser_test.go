@@ -196,6 +196,10 @@ func (b *browser) shot(name string) {
 				return err
 			}), chromedp.Sleep(100*time.Millisecond))
 		png := get(b, "screenshot "+name, chromedp.FullScreenshot(100))
+		// Readable at this width: nothing makes the page scroll sideways.
+		if w := get(b, "the page's width", chromedp.Evaluate[int64](`document.documentElement.scrollWidth`)); w > size.width {
+			b.t.Errorf("%s%s: the page is %d px wide on a %d px screen", name, size.suffix, w, size.width)
+		}
 		check(b.t, os.WriteFile(filepath.Join(b.shots, name+size.suffix+".png"), png, 0o644))
 	}
 	b.do("viewport", chromedp.EmulateViewport(1280, 900))

@@ -193,6 +193,9 @@ func TestPortalPredict(t *testing.T) {
 	login("ulrich", "ulrich-password", `#models a.try[data-model=mlp]`)
 	b.shot("user-models")
 	b.do("open the try page", chromedp.Click(`#models a.try[data-model=mlp]`), chromedp.WaitVisible(`#keygen`))
+	if got := get(b, "the model's classes", chromedp.Text(`#model-labels`)); got != strings.Join(classes, ", ") {
+		t.Errorf("the try page names the classes %q", got)
+	}
 	b.shot("try")
 	b.do("generate keys", chromedp.Click(`#keygen`), chromedp.WaitVisible(`#keygen-progress`))
 	b.shot("try-keygen")

@@ -151,9 +151,15 @@ function signupPage() {
 // table builds a table of rows, or a line saying there are none.
 export function table(headers, rows, emptyText) {
   if (rows.length === 0) return el('p', { class: 'empty' }, emptyText);
-  return el('table', {},
+  // Each cell knows its column's name, which a phone shows before it
+  // when the rows are stacked (app.css); the box scrolls sideways if a
+  // table is still wider than the screen, so the page itself never does.
+  for (const tr of [rows].flat(Infinity).filter((r) => r && r.children)) {
+    Array.from(tr.children).forEach((td, i) => { if (headers[i] && headers[i][0]) td.dataset.label = headers[i][0]; });
+  }
+  return el('div', { class: 'table-box' }, el('table', {},
     el('thead', {}, el('tr', {}, headers.map(([h, cls]) => el('th', { class: cls }, h)))),
-    el('tbody', {}, rows));
+    el('tbody', {}, rows)));
 }
 
 function reviewButton(acct, action, cls, reload) {

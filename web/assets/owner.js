@@ -37,7 +37,8 @@ export function planReport(p) {
       ['Privacy', `${pr.privacy_bits || 0} bits over ${(pr.query_budget || 0).toLocaleString()} samples (noise flooding ${(pr.flood_bits || 0).toFixed(1)} bits)`],
       ['Activations', (p.activations || []).length === 0 ? 'none approximated'
         : p.activations.map((a) => `${a.node}: ${a.func} degree ${a.degree} on [${a.interval.map((x) => x.toPrecision(3)).join(', ')}] (${a.source})`).join('; ')],
-      ['Labels', (p.labels || []).length
+      // A gallery's outputs are match decisions, named by its templates.
+      p.decision ? null : ['Labels', (p.labels || []).length
         ? el('span', { id: 'report-labels' }, p.labels.join(', '))
         : 'none: scores are shown by index (give a .txt file, one label per output, or labels in the ONNX metadata)'],
       ['Fingerprint', el('code', { class: 'mono wrap' }, p.fingerprint)],

@@ -108,6 +108,7 @@ function facts(m) {
   return el('dl', { class: 'facts' },
     row('Input', m.input_shape.join(' × ')),
     row('Output', m.output_shape.join(' × ')),
+    ...((m.labels || []).length ? [row('Classes', el('span', { id: 'model-labels' }, m.labels.join(', ')))] : []),
     row('Packing', m.packing),
     row('Ring', `N = 2^${m.log_n}`),
     row('Rotation keys', String(m.rotations)),
