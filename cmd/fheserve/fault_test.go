@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/internal/pgtest"
 	"github.com/fheserve/fheserve/natsjs"
 	"github.com/fheserve/fheserve/natsjs/natstest"
@@ -73,7 +74,19 @@ func TestUploadNodeKilled(t *testing.T) {
 		}
 		return names
 	}
-	before := visible()
+	bucketBytes := func() uint64 {
+		t.Helper()
+		obs, err := js.ObjectStore(ctx, "fheserve_blobs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := obs.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size()
+	}
+	before, size0 := visible(), bucketBytes()
 	keySets, err := w.user.API.KeySets(ctx, w.keys.ModelID)
 	if err != nil {
 		t.Fatal(err)
@@ -85,10 +98,12 @@ func TestUploadNodeKilled(t *testing.T) {
 	if !body.killed {
 		t.Fatalf("the upload ended before the kill: %v", err)
 	}
-	if err == nil {
-		t.Fatal("the upload to a killed node succeeded")
+	if fheserve.ErrorCode(err) != fheserve.EUNAVAILABLE {
+		t.Fatalf("the upload to a killed node: %v (code %q), want unavailable", err, fheserve.ErrorCode(err))
 	}
 	t.Logf("the client's error: %v", err)
+	// Chunks sent before the kill would stay in the stream, unlisted.
+	t.Logf("the bucket's stream: %d bytes before the upload, %d after", size0, bucketBytes())
 
 	w.reconnect(b.url)
 	after := visible()
