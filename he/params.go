@@ -29,6 +29,14 @@ const (
 	MaxLogScale  = 60
 )
 
+// EncodingPrecision is the precision, in bits, every encoder is made
+// with (ckks.NewEncoder(params, EncodingPrecision)): float64 FFTs. Left
+// to itself Lattigo encodes with big floats of log2(scale) bits whenever
+// the default scale exceeds 2^53, several times slower, for a rounding
+// error of 2^-53 relative to the values that lies far below the
+// encryption noise at any scale up to MaxLogScale.
+const EncodingPrecision = 53
+
 // secretDist is the secret distribution: uniform ternary, each coefficient
 // -1, 0 or 1 with probability 1/3, the distribution the HomomorphicEncryption.org
 // tables assume. Pinned here rather than taken from Lattigo's default so that

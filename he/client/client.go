@@ -46,7 +46,7 @@ func newKeys(params ckks.Parameters, sk *rlwe.SecretKey) (*Keys, error) {
 	return &Keys{
 		params: params,
 		sk:     sk,
-		ecd:    ckks.NewEncoder(params),
+		ecd:    ckks.NewEncoder(params, he.EncodingPrecision),
 		errs:   errs,
 		dec:    rlwe.NewDecryptor(params, sk),
 	}, nil

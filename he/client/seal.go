@@ -78,7 +78,7 @@ func sealEach[T any](params ckks.Parameters, p *plan.Plan, prog *plan.Program, n
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ecd := ckks.NewEncoder(params)
+			ecd := ckks.NewEncoder(params, he.EncodingPrecision)
 			f := newWorker()
 			for k := w; k < len(items) && errs[w] == nil; k += workers {
 				var pt *rlwe.Plaintext

@@ -41,7 +41,7 @@ func NewKernels(params he.Parameters, keys *he.EvalKeys) (*Kernels, error) {
 	return &Kernels{
 		params: params,
 		eval:   ckks.NewEvaluator(params, keys.EvaluationKeySet()),
-		ecd:    ckks.NewEncoder(params),
+		ecd:    ckks.NewEncoder(params, he.EncodingPrecision),
 		enc:    rlwe.NewEncryptor(params, keys.Public),
 		san:    san,
 	}, nil

@@ -137,7 +137,7 @@ func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep
 	out := &prog.Steps[prog.Output-1]
 	m.rerandomized = out.Kind == plan.StepMask || out.MaskOutput
 	m.inScale = params.DefaultScale()
-	ecd := ckks.NewEncoder(params)
+	ecd := ckks.NewEncoder(params, he.EncodingPrecision)
 	m.ecd = ecd
 	scales := make([]rlwe.Scale, len(prog.Steps)+1)
 	scales[0] = m.inScale
@@ -883,7 +883,7 @@ func (e *Evaluator) linearCoeffs(s *plan.Step, st *prepared, x *rlwe.Ciphertext)
 		pt := ckks.NewPlaintext(e.m.params, out.Level())
 		pt.IsBatched = false
 		pt.Scale = out.Scale
-		if err := ckks.NewEncoder(e.m.params).Encode(st.coeffB, pt); err != nil {
+		if err := ckks.NewEncoder(e.m.params, he.EncodingPrecision).Encode(st.coeffB, pt); err != nil {
 			return nil, err
 		}
 		if err := e.eval.Add(out, pt, out); err != nil {
