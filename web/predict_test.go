@@ -280,7 +280,7 @@ func TestPortalPredict(t *testing.T) {
 					const aad = new TextEncoder().encode(JSON.stringify(['fheserve secret key', k.key_set_id, k.username, k.model]));
 					const plain = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: k.iv, additionalData: aad }, key, k.wrapped));
 					return {
-						fields: Object.keys(k).sort().join(','), stored: b64(new Uint8Array(k.wrapped)), secret: b64(plain),
+						key_set_id: k.key_set_id, fields: Object.keys(k).sort().join(','), stored: b64(new Uint8Array(k.wrapped)), secret: b64(plain),
 						key: key.constructor.name + ' ' + key.algorithm.name + ' ' + key.algorithm.length + ' extractable=' + key.extractable,
 						exported,
 					};
@@ -307,6 +307,38 @@ func TestPortalPredict(t *testing.T) {
 	if len(stored) != len(secret)+16 || bytes.Contains(stored, secret[:48]) {
 		t.Errorf("the stored record (%d bytes) is not the secret key (%d bytes) encrypted", len(stored), len(secret))
 	}
+	// A record kept by an earlier portal (the raw key, database version
+	// 1's shape) still predicts, and is wrapped when used.
+	b.do("keep the key raw, as before", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`new Promise((resolve, reject) => {
+			const open = indexedDB.open('fheserve');
+			open.onsuccess = () => {
+				const t = open.result.transaction('keys', 'readwrite'), s = t.objectStore('keys');
+				const get = s.get('`+keySetOf(kept[0])+`');
+				get.onsuccess = () => {
+					const { iv, wrapped, ...rec } = get.result;
+					rec.secret = Uint8Array.from(atob('`+kept[0]["secret"].(string)+`'), (c) => c.charCodeAt(0));
+					s.put(rec);
+				};
+				t.oncomplete = () => { open.result.close(); resolve(true); };
+				t.onerror = () => reject(t.error);
+			};
+		})`, chromedp.EvalAwaitPromise)(ctx, tg)
+		return err
+	}), chromedp.Reload(), chromedp.WaitVisible(`#keyset`),
+		chromedp.SetUploadFiles(`#npy`, []string{npyPath}), chromedp.WaitEnabled(`#predict`),
+		chromedp.Click(`#predict`), chromedp.WaitVisible(`#prediction`))
+	if got := get(b, "the verdict", chromedp.Text(`#prediction`)); got != "Predicted: "+classes[argmax(want)] {
+		t.Errorf("with the raw key of an earlier portal the page says %q, the SDK predicts %q", got, classes[argmax(want)])
+	}
+	if fields := get(b, "the record's fields", chromedp.Evaluate[string](`new Promise((resolve) => {
+		indexedDB.open('fheserve').onsuccess = (ev) => {
+			ev.target.result.transaction('keys').objectStore('keys').getAll().onsuccess = (r) => resolve(Object.keys(r.target.result[0]).sort().join(','));
+		};
+	})`, chromedp.EvalAwaitPromise)); fields != "created,fingerprint,iv,key_set_id,model,username,wrapped" {
+		t.Errorf("after its use the raw record has fields %s: want it wrapped", fields)
+	}
+
 	// Revoking the key set revokes it on the server and deletes the secret.
 	keySet := get(b, "the key set", chromedp.Text(`#keyset`))
 	b.do("revoke", chromedp.Click(`#revoke`), chromedp.WaitVisible(`#keylist p.empty`))
@@ -321,13 +353,13 @@ func TestPortalPredict(t *testing.T) {
 		t.Errorf("%d secret keys left in IndexedDB after revoking", left)
 	}
 
-	// The owner sees the two predictions in the model's usage.
+	// The owner sees the predictions in the model's usage.
 	logout()
 	login("olivia", "olivia-password", `#models a[data-model=mlp]`)
 	b.do("the model's usage", chromedp.Click(`#models a[data-model=mlp]`), chromedp.WaitVisible(`#usage .bars`))
 	b.shot("owner-usage")
-	if u, err := owner.Usage(ctx, m.ID); err != nil || u.Requests != 3 {
-		t.Errorf("usage: %+v, %v; want the SDK's and the browser's two", u, err)
+	if u, err := owner.Usage(ctx, m.ID); err != nil || u.Requests != 4 {
+		t.Errorf("usage: %+v, %v; want the SDK's one and the browser's three", u, err)
 	}
 
 	// The administrator verifies the audit log in the browser: refused
@@ -361,6 +393,8 @@ func TestPortalPredict(t *testing.T) {
 		t.Errorf("the browser reported errors: %q", errs)
 	}
 }
+
+func keySetOf(rec map[string]any) string { s, _ := rec["key_set_id"].(string); return s }
 
 // checkNoSecrets fails t for each leak found (leaks).
 func checkNoSecrets(t *testing.T, log []exchange, secret []byte, input, output []float64) {
