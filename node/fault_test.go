@@ -171,7 +171,9 @@ func TestPostgresOutage(t *testing.T) {
 	}
 
 	start()
+	t0 := time.Now()
 	f.waitReady(t)
+	t.Logf("ready %v after PostgreSQL started again", time.Since(t0).Round(time.Millisecond))
 	if v := f.up(t, "store"); v != "1" {
 		t.Errorf("store up after the outage: %s", v)
 	}
@@ -291,7 +293,9 @@ func TestNATSOutage(t *testing.T) {
 	before := len(acked)
 	mu.Unlock()
 	f.nats.Restart(t, 3*time.Second)
+	t0 := time.Now()
 	f.waitReady(t)
+	t.Logf("ready %v after NATS started again", time.Since(t0).Round(time.Millisecond))
 	close(outage)
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		mu.Lock()
