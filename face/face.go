@@ -290,6 +290,21 @@ func Embed(path string) ([]float32, error) {
 	return faces[0].Descriptor, nil
 }
 
+// UnitLength returns d scaled to Euclidean norm 1, in float64: the form a
+// cosine gallery enrols and queries.
+func UnitLength(d []float32) []float64 {
+	var s float64
+	for _, v := range d {
+		s += float64(v) * float64(v)
+	}
+	n := math.Sqrt(s)
+	out := make([]float64, len(d))
+	for i, v := range d {
+		out[i] = float64(v) / n
+	}
+	return out
+}
+
 // SortLeftToRight orders faces by the left edge of their detected box.
 func SortLeftToRight(faces []Face) {
 	sort.SliceStable(faces, func(i, j int) bool { return faces[i].Box.X < faces[j].Box.X })

@@ -31,13 +31,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"net/http"
 	"syscall/js"
 	"time"
 
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/face"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 )
 
@@ -150,24 +150,11 @@ func generateKeys(opts js.Value, report progress) (any, error) {
 func predict(opts js.Value, report progress) (any, error) {
 	ctx := context.Background()
 	c := client(opts)
-	model := opts.Get("model").String()
-	report("plan", 0, 0)
-	p, err := c.Plan(ctx, model)
+	p, keys, err := loadKeys(ctx, c, opts, report)
 	if err != nil {
 		return nil, err
 	}
-	secret := make([]byte, opts.Get("secret").Get("length").Int())
-	js.CopyBytesToGo(secret, opts.Get("secret"))
-	keys, err := sdk.LoadKeys(model, opts.Get("key_set_id").String(), p, secret)
-	clear(secret)
-	if err != nil {
-		return nil, err
-	}
-	in := opts.Get("input")
-	x := make([]float64, in.Get("length").Int())
-	for i := range x {
-		x[i] = in.Index(i).Float()
-	}
+	x := floatsFromJS(opts.Get("input"))
 	n := opts.Get("samples").Int()
 	var stats sdk.PredictStats
 	report("encrypt", 0, n)
@@ -250,24 +237,10 @@ func faceFind(photo js.Value) (any, error) {
 	for i, f := range found {
 		faces[i] = map[string]any{
 			"x": f.Box.X, "y": f.Box.Y, "w": f.Box.Width, "h": f.Box.Height, "score": f.Score,
-			"embedding": floatsToJS(unitLength(f.Descriptor)),
+			"embedding": floatsToJS(face.UnitLength(f.Descriptor)),
 		}
 	}
 	return map[string]any{"width": img.Width, "height": img.Height, "faces": faces}, nil
-}
-
-// unitLength scales d to Euclidean norm 1.
-func unitLength(d []float32) []float64 {
-	var s float64
-	for _, v := range d {
-		s += float64(v) * float64(v)
-	}
-	n := math.Sqrt(s)
-	out := make([]float64, len(d))
-	for i, v := range d {
-		out[i] = float64(v) / n
-	}
-	return out
 }
 
 // faceQuery verifies an embedding against a claimed label of a gallery,
@@ -275,24 +248,11 @@ func unitLength(d []float32) []float64 {
 func faceQuery(opts js.Value, report progress) (any, error) {
 	ctx := context.Background()
 	c := client(opts)
-	model := opts.Get("model").String()
-	report("plan", 0, 0)
-	p, err := c.Plan(ctx, model)
+	_, keys, err := loadKeys(ctx, c, opts, report)
 	if err != nil {
 		return nil, err
 	}
-	secret := make([]byte, opts.Get("secret").Get("length").Int())
-	js.CopyBytesToGo(secret, opts.Get("secret"))
-	keys, err := sdk.LoadKeys(model, opts.Get("key_set_id").String(), p, secret)
-	clear(secret)
-	if err != nil {
-		return nil, err
-	}
-	emb := opts.Get("embedding")
-	probe := make([]float64, emb.Get("length").Int())
-	for i := range probe {
-		probe[i] = emb.Index(i).Float()
-	}
+	probe := floatsFromJS(opts.Get("embedding"))
 	report("evaluate", 0, 0)
 	if claim := opts.Get("claim").String(); claim != "" {
 		ok, err := c.Verify(ctx, keys, claim, probe)
@@ -318,6 +278,32 @@ func floatsToJS(v []float64) js.Value {
 		a.SetIndex(i, f)
 	}
 	return a
+}
+
+// loadKeys fetches the plan of opts.model and loads the key set
+// opts.key_set_id with the secret key the page passed (opts.secret), which
+// is cleared once loaded.
+func loadKeys(ctx context.Context, c *sdk.Client, opts js.Value, report progress) (*plan.Plan, *sdk.Keys, error) {
+	model := opts.Get("model").String()
+	report("plan", 0, 0)
+	p, err := c.Plan(ctx, model)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret := make([]byte, opts.Get("secret").Get("length").Int())
+	js.CopyBytesToGo(secret, opts.Get("secret"))
+	keys, err := sdk.LoadKeys(model, opts.Get("key_set_id").String(), p, secret)
+	clear(secret)
+	return p, keys, err
+}
+
+// floatsFromJS copies a JavaScript array of numbers.
+func floatsFromJS(v js.Value) []float64 {
+	out := make([]float64, v.Get("length").Int())
+	for i := range out {
+		out[i] = v.Index(i).Float()
+	}
+	return out
 }
 
 func bytesToJS(b []byte) js.Value {

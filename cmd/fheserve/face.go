@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/face"
@@ -91,7 +90,7 @@ func faceEmbedRun(opts *faceEmbedOptions) error {
 			if opts.Raw {
 				rows = append(rows, asFloat64(f.Descriptor)...)
 			} else {
-				rows = append(rows, unitLength(f.Descriptor)...)
+				rows = append(rows, face.UnitLength(f.Descriptor)...)
 			}
 		}
 	}
@@ -127,7 +126,7 @@ func imageEmbedding(path string) (*npy.Array, error) {
 	if len(faces) != 1 {
 		return nil, faceCountError(path, len(faces))
 	}
-	return &npy.Array{Shape: []int{1, face.Dim}, Data: unitLength(faces[0].Descriptor)}, nil
+	return &npy.Array{Shape: []int{1, face.Dim}, Data: face.UnitLength(faces[0].Descriptor)}, nil
 }
 
 func readPhoto(path string) (*face.Image, error) {
@@ -146,20 +145,6 @@ func faceCountError(path string, n int) error {
 		return fheserve.Errorf(fheserve.EINVALID, "no face found in %q: use a photo where the face is upright, lit and at least about 60 pixels wide", path)
 	}
 	return fheserve.Errorf(fheserve.EINVALID, "%d faces found in %q: crop the photo to the one face to use (face embed --all takes them all)", n, path)
-}
-
-// unitLength scales d to Euclidean norm 1.
-func unitLength(d []float32) []float64 {
-	var s float64
-	for _, v := range d {
-		s += float64(v) * float64(v)
-	}
-	n := math.Sqrt(s)
-	out := make([]float64, len(d))
-	for i, v := range d {
-		out[i] = float64(v) / n
-	}
-	return out
 }
 
 // asFloat64 widens d.
