@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/fheserve/fheserve"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -122,4 +123,23 @@ func (s *Scope) Allows(r *Record) bool {
 		}
 	}
 	return false
+}
+
+// HashesInOrder returns the stored hashes of indexes in their order, from
+// found (each stored hash by its index, as a store read it), refusing one
+// that is missing or not tlog.HashSize bytes long: the shared end of every
+// Store's ReadHashes.
+func HashesInOrder(indexes []int64, found map[int64][]byte) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		h, ok := found[x]
+		if !ok {
+			return nil, fheserve.Errorf(fheserve.ENOTFOUND, "stored hash %d is missing", x)
+		}
+		if len(h) != tlog.HashSize {
+			return nil, fheserve.Errorf(fheserve.EINTERNAL, "stored hash %d has %d bytes, not %d", x, len(h), tlog.HashSize)
+		}
+		out[i] = tlog.Hash(h)
+	}
+	return out, nil
 }

@@ -169,30 +169,19 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([]tlog.Hash, e
 		return nil, err
 	}
 	defer rows.Close()
-	found := make(map[int64]tlog.Hash, len(indexes))
+	found := make(map[int64][]byte, len(indexes))
 	for rows.Next() {
 		var id int64
 		var h []byte
 		if err := rows.Scan(&id, &h); err != nil {
 			return nil, err
 		}
-		if len(h) != tlog.HashSize {
-			return nil, fheserve.Errorf(fheserve.EINTERNAL, "stored hash %d has %d bytes, not %d", id, len(h), tlog.HashSize)
-		}
-		found[id] = tlog.Hash(h)
+		found[id] = h
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]tlog.Hash, len(indexes))
-	for i, x := range indexes {
-		h, ok := found[x]
-		if !ok {
-			return nil, fheserve.Errorf(fheserve.ENOTFOUND, "stored hash %d is missing", x)
-		}
-		out[i] = h
-	}
-	return out, nil
+	return audit.HashesInOrder(indexes, found)
 }
 
 // Records implements audit.Store. Each record's columns are checked
