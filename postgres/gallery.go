@@ -4,13 +4,9 @@ import (
 	"context"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/storerows"
 	"github.com/jackc/pgx/v5"
 )
-
-const galleryCols = `g.model_id, m.name, a.username, g.dim, g.metric, g.threshold, g.capacity, g.templates, g.revision,
-	g.blob_key, g.updated_at`
-
-const galleryFrom = ` FROM galleries g JOIN models m ON m.id = g.model_id JOIN accounts a ON a.id = m.owner_id`
 
 // CreateGallery implements fheserve.Store.
 func (s *Store) CreateGallery(ctx context.Context, m *fheserve.Model, g *fheserve.Gallery) error {
@@ -20,7 +16,7 @@ func (s *Store) CreateGallery(ctx context.Context, m *fheserve.Model, g *fheserv
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO galleries (model_id, dim, metric, threshold, capacity, templates, revision,
 		blob_key, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-			m.ID, g.Dim, g.Metric, g.Threshold, g.Capacity, g.Templates, g.Revision, g.BlobKey, ts(g.UpdatedAt))
+			m.ID, g.Dim, g.Metric, g.Threshold, g.Capacity, g.Templates, g.Revision, g.BlobKey, storerows.TS(g.UpdatedAt))
 		return conflict(err, "gallery %q exists", m.ID)
 	})
 }
@@ -29,13 +25,13 @@ func (s *Store) CreateGallery(ctx context.Context, m *fheserve.Model, g *fheserv
 func (s *Store) Gallery(ctx context.Context, modelID string) (*fheserve.Gallery, error) {
 	var g fheserve.Gallery
 	var updatedAt int64
-	err := s.db.QueryRow(ctx, `SELECT `+galleryCols+galleryFrom+` WHERE g.model_id = $1`, modelID).Scan(
+	err := s.db.QueryRow(ctx, `SELECT `+storerows.GalleryCols+storerows.GalleryFrom+` WHERE g.model_id = $1`, modelID).Scan(
 		&g.ModelID, &g.Name, &g.Owner, &g.Dim, &g.Metric, &g.Threshold, &g.Capacity, &g.Templates, &g.Revision,
 		&g.BlobKey, &updatedAt)
 	if err != nil {
 		return nil, notFound(err, "no gallery %q", modelID)
 	}
-	g.UpdatedAt = fromTS(updatedAt)
+	g.UpdatedAt = storerows.FromTS(updatedAt)
 	return &g, nil
 }
 
@@ -44,7 +40,7 @@ func (s *Store) Gallery(ctx context.Context, modelID string) (*fheserve.Gallery,
 // is told to try again.
 func (s *Store) UpdateGallery(ctx context.Context, g *fheserve.Gallery, revision int) error {
 	tag, err := s.db.Exec(ctx, `UPDATE galleries SET templates = $1, revision = $2, blob_key = $3, updated_at = $4
-		WHERE model_id = $5 AND revision = $6`, g.Templates, g.Revision, g.BlobKey, ts(g.UpdatedAt), g.ModelID, revision)
+		WHERE model_id = $5 AND revision = $6`, g.Templates, g.Revision, g.BlobKey, storerows.TS(g.UpdatedAt), g.ModelID, revision)
 	if err != nil {
 		return err
 	}

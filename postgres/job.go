@@ -5,28 +5,8 @@ import (
 	"strconv"
 
 	"github.com/fheserve/fheserve"
-	"github.com/jackc/pgx/v5"
+	"github.com/fheserve/fheserve/internal/storerows"
 )
-
-const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.samples, j.done, j.total, j.error_code,
-	j.error, j.attempts, j.input_bytes, j.result_bytes, j.input_key, j.result_key, j.created_at, j.started_at,
-	j.finished_at, j.expires_at, j.claim`
-
-const jobFrom = ` FROM jobs j JOIN accounts a ON a.id = j.account_id`
-
-func scanJob(r pgx.Row) (*fheserve.Job, error) {
-	var j fheserve.Job
-	var created int64
-	var started, finished, expires *int64
-	err := r.Scan(&j.ID, &j.AccountID, &j.Username, &j.ModelID, &j.KeySetID, &j.Status, &j.Samples, &j.Done, &j.Total, &j.ErrorCode,
-		&j.Error, &j.Attempts, &j.InputBytes, &j.ResultBytes, &j.InputKey, &j.ResultKey, &created, &started,
-		&finished, &expires, &j.Claim)
-	if err != nil {
-		return nil, err
-	}
-	j.CreatedAt, j.StartedAt, j.FinishedAt, j.ExpiresAt = fromTS(created), fromNull(started), fromNull(finished), fromNull(expires)
-	return &j, nil
-}
 
 // CreateJob implements fheserve.Store.
 func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
@@ -34,14 +14,14 @@ func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
 		error_code, error, attempts, input_bytes, result_bytes, input_key, result_key, created_at, started_at,
 		finished_at, expires_at, claim) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		j.ID, j.AccountID, j.ModelID, j.KeySetID, j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts,
-		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, ts(j.CreatedAt), tsPtr(j.StartedAt),
-		tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.Claim)
+		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, storerows.TS(j.CreatedAt), storerows.TSPtr(j.StartedAt),
+		storerows.TSPtr(j.FinishedAt), storerows.TSPtr(j.ExpiresAt), j.Claim)
 	return conflict(err, "job %q exists", j.ID)
 }
 
 // Job implements fheserve.Store.
 func (s *Store) Job(ctx context.Context, id string) (*fheserve.Job, error) {
-	j, err := scanJob(s.db.QueryRow(ctx, `SELECT `+jobCols+jobFrom+` WHERE j.id = $1`, id))
+	j, err := storerows.ScanJob(s.db.QueryRow(ctx, `SELECT `+storerows.JobCols+storerows.JobFrom+` WHERE j.id = $1`, id))
 	return j, notFound(err, "no job %q", id)
 }
 
@@ -51,10 +31,10 @@ func jobWhere(f fheserve.JobFilter) *where {
 	w.eq("j.model_id", f.ModelID)
 	w.in("j.status", f.Statuses)
 	if !f.ExpiresBefore.IsZero() {
-		w.conds = append(w.conds, "j.expires_at < "+w.arg(ts(f.ExpiresBefore)))
+		w.conds = append(w.conds, "j.expires_at < "+w.arg(storerows.TS(f.ExpiresBefore)))
 	}
 	if !f.CreatedAfter.IsZero() {
-		w.conds = append(w.conds, "j.created_at >= "+w.arg(ts(f.CreatedAfter)))
+		w.conds = append(w.conds, "j.created_at >= "+w.arg(storerows.TS(f.CreatedAfter)))
 	}
 	return &w
 }
@@ -78,11 +58,11 @@ func (s *Store) CountSamples(ctx context.Context, f fheserve.JobFilter) (int, er
 // Jobs implements fheserve.Store.
 func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job, error) {
 	w := jobWhere(f)
-	q := `SELECT ` + jobCols + jobFrom + w.String() + ` ORDER BY j.seq`
+	q := `SELECT ` + storerows.JobCols + storerows.JobFrom + w.String() + ` ORDER BY j.seq`
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	return collect(ctx, s.db, scanJob, q, w.args...)
+	return collect(ctx, s.db, storerows.ScanJob, q, w.args...)
 }
 
 // UpdateJob implements fheserve.Store.
@@ -91,6 +71,6 @@ func (s *Store) UpdateJob(ctx context.Context, j *fheserve.Job) error {
 		attempts = $7, input_bytes = $8, result_bytes = $9, input_key = $10, result_key = $11, started_at = $12,
 		finished_at = $13, expires_at = $14 WHERE id = $15`,
 		j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts, j.InputBytes, j.ResultBytes, j.InputKey,
-		j.ResultKey, tsPtr(j.StartedAt), tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.ID)
+		j.ResultKey, storerows.TSPtr(j.StartedAt), storerows.TSPtr(j.FinishedAt), storerows.TSPtr(j.ExpiresAt), j.ID)
 	return updated(res, err, "no job %q", j.ID)
 }

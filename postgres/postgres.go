@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/sqlrows"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -119,28 +120,6 @@ func migrate(ctx context.Context, db *pgxpool.Pool, ms []string) error {
 	})
 }
 
-// Times are stored as Unix nanoseconds, UTC, as in the SQLite store
-// (timestamptz keeps microseconds only).
-func ts(t time.Time) int64 { return t.UnixNano() }
-
-func tsPtr(t *time.Time) *int64 {
-	if t == nil {
-		return nil
-	}
-	n := t.UnixNano()
-	return &n
-}
-
-func fromTS(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-func fromNull(n *int64) *time.Time {
-	if n == nil {
-		return nil
-	}
-	t := fromTS(*n)
-	return &t
-}
-
 // notFound turns pgx.ErrNoRows into ENOTFOUND.
 func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -209,7 +188,7 @@ func mustJSON(v any) string {
 }
 
 // collect runs query and scans each row with scan.
-func collect[T any](ctx context.Context, db *pgxpool.Pool, scan func(pgx.Row) (T, error), query string, args ...any) ([]T, error) {
+func collect[T any](ctx context.Context, db *pgxpool.Pool, scan func(sqlrows.Scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err

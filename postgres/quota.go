@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/storerows"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -21,7 +22,7 @@ func (s *Store) ReserveSamples(ctx context.Context, r *fheserve.SampleReservatio
 		if err != nil {
 			return notFound(err, "no model %q", r.ModelID)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM quota_reservations WHERE model_id = $1 AND until <= $2`, r.ModelID, ts(r.At)); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM quota_reservations WHERE model_id = $1 AND until <= $2`, r.ModelID, storerows.TS(r.At)); err != nil {
 			return err
 		}
 		ok = true
@@ -30,7 +31,7 @@ func (s *Store) ReserveSamples(ctx context.Context, r *fheserve.SampleReservatio
 			err := tx.QueryRow(ctx, `SELECT
 				(SELECT COALESCE(SUM(samples), 0) FROM jobs WHERE model_id = $1 AND ($2 = '' OR account_id = $2) AND created_at >= $3) +
 				(SELECT COALESCE(SUM(samples), 0) FROM quota_reservations WHERE model_id = $1 AND ($2 = '' OR account_id = $2))`,
-				r.ModelID, q.AccountID, ts(r.Since)).Scan(&n)
+				r.ModelID, q.AccountID, storerows.TS(r.Since)).Scan(&n)
 			if err != nil {
 				return err
 			}
@@ -41,7 +42,7 @@ func (s *Store) ReserveSamples(ctx context.Context, r *fheserve.SampleReservatio
 			return nil
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO quota_reservations (id, model_id, account_id, samples, until) VALUES ($1, $2, $3, $4, $5)`,
-			r.ID, r.ModelID, r.AccountID, r.Samples, ts(r.Until))
+			r.ID, r.ModelID, r.AccountID, r.Samples, storerows.TS(r.Until))
 		return conflict(err, "reservation %q exists", r.ID)
 	})
 	return used, ok, err

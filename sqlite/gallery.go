@@ -4,12 +4,8 @@ import (
 	"context"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/storerows"
 )
-
-const galleryCols = `g.model_id, m.name, a.username, g.dim, g.metric, g.threshold, g.capacity, g.templates, g.revision,
-	g.blob_key, g.updated_at`
-
-const galleryFrom = ` FROM galleries g JOIN models m ON m.id = g.model_id JOIN accounts a ON a.id = m.owner_id`
 
 // CreateGallery implements fheserve.Store.
 func (s *Store) CreateGallery(ctx context.Context, m *fheserve.Model, g *fheserve.Gallery) error {
@@ -23,7 +19,7 @@ func (s *Store) CreateGallery(ctx context.Context, m *fheserve.Model, g *fheserv
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO galleries (model_id, dim, metric, threshold, capacity, templates, revision,
 		blob_key, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, g.Dim, g.Metric, g.Threshold, g.Capacity, g.Templates, g.Revision, g.BlobKey, ts(g.UpdatedAt))
+		m.ID, g.Dim, g.Metric, g.Threshold, g.Capacity, g.Templates, g.Revision, g.BlobKey, storerows.TS(g.UpdatedAt))
 	if err != nil {
 		return conflict(err, "gallery %q exists", m.ID)
 	}
@@ -34,20 +30,20 @@ func (s *Store) CreateGallery(ctx context.Context, m *fheserve.Model, g *fheserv
 func (s *Store) Gallery(ctx context.Context, modelID string) (*fheserve.Gallery, error) {
 	var g fheserve.Gallery
 	var updatedAt int64
-	err := s.db.QueryRowContext(ctx, `SELECT `+galleryCols+galleryFrom+` WHERE g.model_id = ?`, modelID).Scan(
+	err := s.db.QueryRowContext(ctx, `SELECT `+storerows.GalleryCols+storerows.GalleryFrom+` WHERE g.model_id = ?`, modelID).Scan(
 		&g.ModelID, &g.Name, &g.Owner, &g.Dim, &g.Metric, &g.Threshold, &g.Capacity, &g.Templates, &g.Revision,
 		&g.BlobKey, &updatedAt)
 	if err != nil {
 		return nil, notFound(err, "no gallery %q", modelID)
 	}
-	g.UpdatedAt = fromTS(updatedAt)
+	g.UpdatedAt = storerows.FromTS(updatedAt)
 	return &g, nil
 }
 
 // UpdateGallery implements fheserve.Store.
 func (s *Store) UpdateGallery(ctx context.Context, g *fheserve.Gallery, revision int) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE galleries SET templates = ?, revision = ?, blob_key = ?, updated_at = ?
-		WHERE model_id = ? AND revision = ?`, g.Templates, g.Revision, g.BlobKey, ts(g.UpdatedAt), g.ModelID, revision)
+		WHERE model_id = ? AND revision = ?`, g.Templates, g.Revision, g.BlobKey, storerows.TS(g.UpdatedAt), g.ModelID, revision)
 	if err != nil {
 		return err
 	}

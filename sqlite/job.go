@@ -2,32 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"strconv"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/internal/sqlrows"
+	"github.com/fheserve/fheserve/internal/storerows"
 )
-
-const jobCols = `j.id, j.account_id, a.username, j.model_id, j.keyset_id, j.status, j.samples, j.done, j.total, j.error_code,
-	j.error, j.attempts, j.input_bytes, j.result_bytes, j.input_key, j.result_key, j.created_at, j.started_at,
-	j.finished_at, j.expires_at, j.claim`
-
-const jobFrom = ` FROM jobs j JOIN accounts a ON a.id = j.account_id`
-
-func scanJob(r scanner) (*fheserve.Job, error) {
-	var j fheserve.Job
-	var created int64
-	var started, finished, expires sql.NullInt64
-	err := r.Scan(&j.ID, &j.AccountID, &j.Username, &j.ModelID, &j.KeySetID, &j.Status, &j.Samples, &j.Done, &j.Total, &j.ErrorCode,
-		&j.Error, &j.Attempts, &j.InputBytes, &j.ResultBytes, &j.InputKey, &j.ResultKey, &created, &started,
-		&finished, &expires, &j.Claim)
-	if err != nil {
-		return nil, err
-	}
-	j.CreatedAt, j.StartedAt, j.FinishedAt, j.ExpiresAt = fromTS(created), fromNull(started), fromNull(finished), fromNull(expires)
-	return &j, nil
-}
 
 // CreateJob implements fheserve.Store.
 func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
@@ -35,14 +15,14 @@ func (s *Store) CreateJob(ctx context.Context, j *fheserve.Job) error {
 		error_code, error, attempts, input_bytes, result_bytes, input_key, result_key, created_at, started_at,
 		finished_at, expires_at, claim) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.AccountID, j.ModelID, j.KeySetID, j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts,
-		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, ts(j.CreatedAt), tsPtr(j.StartedAt),
-		tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.Claim)
+		j.InputBytes, j.ResultBytes, j.InputKey, j.ResultKey, storerows.TS(j.CreatedAt), storerows.TSPtr(j.StartedAt),
+		storerows.TSPtr(j.FinishedAt), storerows.TSPtr(j.ExpiresAt), j.Claim)
 	return conflict(err, "job %q exists", j.ID)
 }
 
 // Job implements fheserve.Store.
 func (s *Store) Job(ctx context.Context, id string) (*fheserve.Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, `SELECT `+jobCols+jobFrom+` WHERE j.id = ?`, id))
+	j, err := storerows.ScanJob(s.db.QueryRowContext(ctx, `SELECT `+storerows.JobCols+storerows.JobFrom+` WHERE j.id = ?`, id))
 	return j, notFound(err, "no job %q", id)
 }
 
@@ -53,11 +33,11 @@ func jobWhere(f fheserve.JobFilter) *where {
 	w.in("j.status", f.Statuses)
 	if !f.ExpiresBefore.IsZero() {
 		w.conds = append(w.conds, "j.expires_at < ?")
-		w.args = append(w.args, ts(f.ExpiresBefore))
+		w.args = append(w.args, storerows.TS(f.ExpiresBefore))
 	}
 	if !f.CreatedAfter.IsZero() {
 		w.conds = append(w.conds, "j.created_at >= ?")
-		w.args = append(w.args, ts(f.CreatedAfter))
+		w.args = append(w.args, storerows.TS(f.CreatedAfter))
 	}
 	return &w
 }
@@ -81,11 +61,11 @@ func (s *Store) CountSamples(ctx context.Context, f fheserve.JobFilter) (int, er
 // Jobs implements fheserve.Store.
 func (s *Store) Jobs(ctx context.Context, f fheserve.JobFilter) ([]*fheserve.Job, error) {
 	w := jobWhere(f)
-	q := `SELECT ` + jobCols + jobFrom + w.String() + ` ORDER BY j.seq`
+	q := `SELECT ` + storerows.JobCols + storerows.JobFrom + w.String() + ` ORDER BY j.seq`
 	if f.Limit > 0 {
 		q += " LIMIT " + strconv.Itoa(f.Limit)
 	}
-	return sqlrows.Collect(ctx, s.db, scanJob, q, w.args...)
+	return sqlrows.Collect(ctx, s.db, storerows.ScanJob, q, w.args...)
 }
 
 // UpdateJob implements fheserve.Store.
@@ -94,6 +74,6 @@ func (s *Store) UpdateJob(ctx context.Context, j *fheserve.Job) error {
 		attempts = ?, input_bytes = ?, result_bytes = ?, input_key = ?, result_key = ?, started_at = ?,
 		finished_at = ?, expires_at = ? WHERE id = ?`,
 		j.Status, j.Samples, j.Done, j.Total, j.ErrorCode, j.Error, j.Attempts, j.InputBytes, j.ResultBytes, j.InputKey,
-		j.ResultKey, tsPtr(j.StartedAt), tsPtr(j.FinishedAt), tsPtr(j.ExpiresAt), j.ID)
+		j.ResultKey, storerows.TSPtr(j.StartedAt), storerows.TSPtr(j.FinishedAt), storerows.TSPtr(j.ExpiresAt), j.ID)
 	return updated(res, err, "no job %q", j.ID)
 }

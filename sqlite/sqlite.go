@@ -210,26 +210,6 @@ func (s *Store) migrate(ctx context.Context, last int) error {
 	return nil
 }
 
-// Times are stored as Unix nanoseconds, UTC.
-func ts(t time.Time) int64 { return t.UnixNano() }
-
-func tsPtr(t *time.Time) any {
-	if t == nil {
-		return nil
-	}
-	return t.UnixNano()
-}
-
-func fromTS(n int64) time.Time { return time.Unix(0, n).UTC() }
-
-func fromNull(n sql.NullInt64) *time.Time {
-	if !n.Valid {
-		return nil
-	}
-	t := fromTS(n.Int64)
-	return &t
-}
-
 // notFound turns sql.ErrNoRows into ENOTFOUND.
 func notFound(err error, format string, args ...any) error {
 	if errors.Is(err, sql.ErrNoRows) {
