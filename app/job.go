@@ -417,11 +417,19 @@ func (a *App) run(ctx context.Context, id string) {
 	if err != nil && a.outage(ctx, j, err) {
 		return
 	}
-	for wait := 100 * time.Millisecond; !a.finishJob(ctx, j, err, t0); wait = min(2*wait, 5*time.Second) {
+	untilStored(ctx, func() bool { return a.finishJob(ctx, j, err, t0) })
+}
+
+// untilStored calls store until it reports that the store took the write,
+// pausing between tries (from 100 ms, doubling up to 5 s), and reports
+// false if ctx ends first.
+func untilStored(ctx context.Context, store func() bool) bool {
+	for wait := 100 * time.Millisecond; !store(); wait = min(2*wait, 5*time.Second) {
 		if sleep(ctx, wait); ctx.Err() != nil {
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // outage queues j again, and reports true, if its evaluation failed with
@@ -441,13 +449,8 @@ func (a *App) outage(ctx context.Context, j *fheserve.Job, err error) bool {
 	}
 	a.log.Warn("job interrupted by an outage; queued again", "job", j.ID, "attempt", j.Attempts, "err", err)
 	j.Status, j.Done, j.StartedAt = fheserve.JobQueued, 0, nil
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		if err := a.store.UpdateJob(context.WithoutCancel(ctx), j); err == nil {
-			break
-		}
-		if sleep(ctx, wait); ctx.Err() != nil {
-			return true
-		}
+	if !untilStored(ctx, func() bool { return a.store.UpdateJob(context.WithoutCancel(ctx), j) == nil }) {
+		return true
 	}
 	a.notify(j.ID)
 	a.requeueLater(ctx, j.ID, err)
