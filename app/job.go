@@ -432,22 +432,17 @@ func untilStored(ctx context.Context, store func() bool) bool {
 	return true
 }
 
-// outage queues j again, and reports true, if its evaluation failed with
-// an internal error while a dependency does not answer (the blob store
-// restarting): the failure is the dependency's, not the job's, unless the
-// job was started MaxAttempts times.
+// outage queues j again, and reports true, if its evaluation failed for
+// a cause outside it (outsideJob: the blob store or the store restarting,
+// say), unless the job was started MaxAttempts times: the same rule as
+// runLeased's on a shared queue. Whether a dependency is down is not
+// asked: a read that timed out during an outage fails after the
+// dependency is back, and the job is not to blame either way.
 func (a *App) outage(ctx context.Context, j *fheserve.Job, err error) bool {
-	if fheserve.ErrorCode(err) != fheserve.EINTERNAL || j.Attempts >= a.cfg.MaxAttempts {
+	if !outsideJob(err) || j.Attempts >= a.cfg.MaxAttempts {
 		return false
 	}
-	down := false
-	for _, d := range a.Dependencies(ctx) {
-		down = down || d.Err != nil
-	}
-	if !down {
-		return false
-	}
-	a.log.Warn("job interrupted by an outage; queued again", "job", j.ID, "attempt", j.Attempts, "err", err)
+	a.log.Warn("job failed for a cause outside it; queued again", "job", j.ID, "attempt", j.Attempts, "err", err)
 	j.Status, j.Done, j.StartedAt = fheserve.JobQueued, 0, nil
 	if !untilStored(ctx, func() bool { return a.store.UpdateJob(context.WithoutCancel(ctx), j) == nil }) {
 		return true
@@ -461,7 +456,7 @@ func (a *App) outage(ctx context.Context, j *fheserve.Job, err error) bool {
 // says the job is gone or the service stops (then the next start finds
 // it queued or running).
 func (a *App) requeueLater(ctx context.Context, id string, err error) {
-	if fheserve.ErrorCode(err) != fheserve.EINTERNAL {
+	if !outsideJob(err) {
 		return
 	}
 	go func() {
