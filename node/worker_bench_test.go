@@ -20,9 +20,14 @@ import (
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/postgres"
+	"github.com/fheserve/fheserve/sdk"
 )
 
-var long = flag.Bool("long", false, "also measure the workers' throughput on NATS (TestWorkerThroughput, a minute)")
+var (
+	long      = flag.Bool("long", false, "also measure the workers' throughput on NATS (TestWorkerThroughput, a minute)")
+	keySets   = flag.Int("keysets", 4, "key sets the jobs of TestWorkerProcessThroughput use")
+	cacheKeys = flag.Int("cachekeys", 2, "key sets a worker's evaluator cache holds in TestWorkerProcessThroughput (0: the default bound)")
+)
 
 // TestWorkerThroughput measures separate workers (each one job at a time
 // on one core) on PostgreSQL and NATS: jobs queued beforehand, then 1 or
@@ -114,6 +119,9 @@ func (n natsStats) varz(t *testing.T) *server.Varz {
 // in processes of their own (1, 2 and 4, one job at a time on one
 // evaluation thread each), timed from their start until every job is
 // finished in the store; their key caches are read from their metrics.
+// The jobs use several key sets of the user's (-keysets, round robin),
+// and each worker's evaluator cache holds -cachekeys of them at most
+// (0: the default bound), as when many users share few workers.
 func TestWorkerProcessThroughput(t *testing.T) {
 	if !*long {
 		t.Skip("a minute: run with -long")
@@ -123,17 +131,32 @@ func TestWorkerProcessThroughput(t *testing.T) {
 	c := newCluster(t, ctx, app.Config{Bounds: app.Bounds{QueuedPerUser: 1000}})
 	keys, _ := c.deploy(t, ctx, "mlp_square", "../testdata/onnx/mlp_square.onnx", "")
 	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
-	ct := must(keys.Encrypt(x.Data[:keys.Plan.InputSize()], 1))(t)
+	in := x.Data[:keys.Plan.InputSize()]
+	sets := []*sdk.Keys{keys}
+	for len(sets) < *keySets {
+		k := must(c.user.GenerateKeys(ctx, keys.ModelID))(t)
+		must(c.user.UploadKeys(ctx, k, ""))(t)
+		sets = append(sets, k)
+	}
+	cts := make([][]byte, len(sets))
+	for i, k := range sets {
+		cts[i] = must(k.Encrypt(in, 1))(t)
+	}
+	if *cacheKeys > 0 {
+		// Expanded keys take about twice their seeded size (app.newEvaluator).
+		size := 2 * keys.EvalKeysSize()
+		t.Setenv(workerCacheEnv, fmt.Sprint(*cacheKeys*size))
+	}
 	st := must(postgres.Open(ctx, c.e.Store))(t)
 	defer st.Close()
 	ended := func() int {
 		js := must(st.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobDone, fheserve.JobFailed}}))(t)
 		return len(js)
 	}
-	const jobs = 24
+	jobs := 12 * len(sets)
 	for _, workers := range []int{1, 2, 4} {
-		for range jobs {
-			must(c.user.Submit(ctx, keys, ct, 1))(t)
+		for i := range jobs {
+			must(c.user.Submit(ctx, sets[i%len(sets)], cts[i%len(sets)], 1))(t)
 		}
 		start := ended()
 		ns := natsServer(t)
@@ -169,9 +192,9 @@ func TestWorkerProcessThroughput(t *testing.T) {
 			procs[i].Wait()
 		}
 		rate := float64(jobs) / elapsed.Seconds()
-		moved := float64(after.InBytes-before.InBytes+after.OutBytes-before.OutBytes) / jobs
-		line := fmt.Sprintf("mlp_square: %d worker processes (1 thread each, %d cores): %d jobs in %.2f s from their start, %.2f jobs/s, %.2f jobs/s per core used; NATS in+out %.0f KB per job; key cache %d hits, %d misses",
-			workers, runtime.NumCPU(), jobs, elapsed.Seconds(), rate, rate/float64(min(workers, runtime.NumCPU())), moved/1e3, hits, misses)
+		moved := float64(after.InBytes-before.InBytes+after.OutBytes-before.OutBytes) / float64(jobs)
+		line := fmt.Sprintf("mlp_square, %d key sets, cache of %d: %d worker processes (1 thread each, %d cores): %d jobs in %.2f s from their start, %.2f jobs/s, %.2f jobs/s per core used; NATS in+out %.0f KB per job; key cache %d hits, %d misses (%.0f%%)",
+			len(sets), *cacheKeys, workers, runtime.NumCPU(), jobs, elapsed.Seconds(), rate, rate/float64(min(workers, runtime.NumCPU())), moved/1e3, hits, misses, 100*float64(hits)/float64(hits+misses))
 		t.Log(line)
 		fmt.Fprintln(os.Stderr, line)
 	}

@@ -297,6 +297,8 @@ func TestWorkerKilled(t *testing.T) {
 const (
 	workerProcessEnv = "FHESERVE_NODE_TEST_WORKER"
 	workerDirEnv     = "FHESERVE_NODE_TEST_WORKER_DIR"
+	// workerCacheEnv, if set, bounds the worker's evaluator cache (bytes).
+	workerCacheEnv = "FHESERVE_NODE_TEST_WORKER_CACHE"
 )
 
 func init() {
@@ -309,7 +311,15 @@ func init() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	a, err := StartWorker(context.Background(), os.Getenv(workerDirEnv), e, app.Config{Workers: 1, EvalThreads: 1})
+	cfg := app.Config{Workers: 1, EvalThreads: 1}
+	if v := os.Getenv(workerCacheEnv); v != "" {
+		var err error
+		if cfg.EvaluatorCacheBytes, err = strconv.ParseInt(v, 10, 64); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	a, err := StartWorker(context.Background(), os.Getenv(workerDirEnv), e, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
