@@ -25,7 +25,7 @@ import (
 
 var (
 	long      = flag.Bool("long", false, "also measure the workers' throughput on NATS (TestWorkerThroughput, a minute)")
-	keySets   = flag.Int("keysets", 4, "key sets the jobs of TestWorkerProcessThroughput use")
+	keySets   = flag.Int("keysets", 4, "users (a key set each) whose jobs TestWorkerProcessThroughput runs")
 	cacheKeys = flag.Int("cachekeys", 2, "key sets a worker's evaluator cache holds in TestWorkerProcessThroughput (0: the default bound)")
 )
 
@@ -119,7 +119,7 @@ func (n natsStats) varz(t *testing.T) *server.Varz {
 // in processes of their own (1, 2 and 4, one job at a time on one
 // evaluation thread each), timed from their start until every job is
 // finished in the store; their key caches are read from their metrics.
-// The jobs use several key sets of the user's (-keysets, round robin),
+// The jobs are several users' (-keysets, a key set each, round robin),
 // and each worker's evaluator cache holds -cachekeys of them at most
 // (0: the default bound), as when many users share few workers.
 func TestWorkerProcessThroughput(t *testing.T) {
@@ -129,15 +129,11 @@ func TestWorkerProcessThroughput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := newCluster(t, ctx, app.Config{Bounds: app.Bounds{QueuedPerUser: 1000}})
-	keys, _ := c.deploy(t, ctx, "mlp_square", "../testdata/onnx/mlp_square.onnx", "")
+	users := c.users(t, ctx, *keySets)
+	sets := c.keySets(t, ctx, users, "mlp_square", "../testdata/onnx/mlp_square.onnx")
+	keys := sets[0]
 	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
 	in := x.Data[:keys.Plan.InputSize()]
-	sets := []*sdk.Keys{keys}
-	for len(sets) < *keySets {
-		k := must(c.user.GenerateKeys(ctx, keys.ModelID))(t)
-		must(c.user.UploadKeys(ctx, k, ""))(t)
-		sets = append(sets, k)
-	}
 	cts := make([][]byte, len(sets))
 	for i, k := range sets {
 		cts[i] = must(k.Encrypt(in, 1))(t)
@@ -156,7 +152,7 @@ func TestWorkerProcessThroughput(t *testing.T) {
 	jobs := 12 * len(sets)
 	for _, workers := range []int{1, 2, 4} {
 		for i := range jobs {
-			must(c.user.Submit(ctx, sets[i%len(sets)], cts[i%len(sets)], 1))(t)
+			must(users[i%len(sets)].Submit(ctx, sets[i%len(sets)], cts[i%len(sets)], 1))(t)
 		}
 		start := ended()
 		ns := natsServer(t)
@@ -198,4 +194,38 @@ func TestWorkerProcessThroughput(t *testing.T) {
 		t.Log(line)
 		fmt.Fprintln(os.Stderr, line)
 	}
+}
+
+// users returns n users of c: its user, then new ones (user2, ...),
+// registered and approved.
+func (c *cluster) users(t *testing.T, ctx context.Context, n int) []*sdk.Client {
+	users := []*sdk.Client{c.user}
+	admin := sdk.New(c.api.URL())
+	must(admin.Login(ctx, "root", "root-password"))(t)
+	for i := 2; i <= n; i++ {
+		u := sdk.New(c.api.URL())
+		name := fmt.Sprint("user", i)
+		must(u.Register(ctx, name, "user-password", fheserve.RoleUser))(t)
+		must(admin.Approve(ctx, name))(t)
+		must(u.Login(ctx, name, "user-password"))(t)
+		users = append(users, u)
+	}
+	return users
+}
+
+// keySets deploys a model of the repository's files for users and
+// returns a key set of each, uploaded.
+func (c *cluster) keySets(t *testing.T, ctx context.Context, users []*sdk.Client, name, onnxFile string) []*sdk.Keys {
+	allow := []string{"ulrich"}
+	for i := 2; i <= len(users); i++ {
+		allow = append(allow, fmt.Sprint("user", i))
+	}
+	m := must(c.owner.Deploy(ctx, &fheserve.DeployRequest{Name: name, ONNX: must(os.ReadFile(onnxFile))(t), Allow: allow}))(t)
+	var sets []*sdk.Keys
+	for _, u := range users {
+		k := must(u.GenerateKeys(ctx, m.ID))(t)
+		must(u.UploadKeys(ctx, k, ""))(t)
+		sets = append(sets, k)
+	}
+	return sets
 }
