@@ -161,6 +161,21 @@ type LeaseQueue interface {
 	Lease(ctx context.Context) (Lease, error)
 }
 
+// AffinityQueue is a LeaseQueue that files each job under the key set
+// its evaluation uses, so that a worker can take first the jobs whose
+// keys it holds: a key set (tens to hundreds of MB) is then read by few
+// workers, not by every worker that runs one of its jobs. A job that no
+// worker holding its keys takes still runs: on an idle worker at once,
+// or on a busy one after a bounded wait.
+type AffinityQueue interface {
+	LeaseQueue
+	// PushFor is Push for a job that uses key set keySetID.
+	PushFor(ctx context.Context, jobID, keySetID string) error
+	// LeasePreferring is Lease, preferring the jobs of the key sets that
+	// held returns (called at each look at the queue; nil holds none).
+	LeasePreferring(ctx context.Context, held func() []string) (Lease, error)
+}
+
 // Lease is one worker's hold on a queued job id.
 type Lease interface {
 	JobID() string

@@ -209,7 +209,7 @@ func (a *App) Start(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := a.queue.Push(ctx, j.ID); err != nil {
+		if err := a.push(ctx, j); err != nil {
 			return err
 		}
 	}

@@ -74,7 +74,7 @@ func (a *App) Submit(ctx context.Context, who *fheserve.Account, req *fheserve.S
 		a.blobs.Delete(ctx, j.InputKey)
 		return nil, err
 	}
-	if err := a.queue.Push(ctx, j.ID); err != nil {
+	if err := a.push(ctx, j); err != nil {
 		return nil, err
 	}
 	a.audit(ctx, who, action, jobObj(j.ID), modelObj(m.ID), keySetObj(ks.ID))
@@ -353,13 +353,30 @@ func (a *App) notifyAll() {
 	}
 }
 
+// push queues j, under its key set on an AffinityQueue.
+func (a *App) push(ctx context.Context, j *fheserve.Job) error {
+	if aq, ok := a.queue.(fheserve.AffinityQueue); ok {
+		return aq.PushFor(ctx, j.ID, j.KeySetID)
+	}
+	return a.queue.Push(ctx, j.ID)
+}
+
+// lease leases a job from lq, preferring on an AffinityQueue the jobs of
+// the key sets whose evaluators are cached.
+func (a *App) lease(ctx context.Context, lq fheserve.LeaseQueue) (fheserve.Lease, error) {
+	if aq, ok := lq.(fheserve.AffinityQueue); ok {
+		return aq.LeasePreferring(ctx, a.evaluators.keys)
+	}
+	return lq.Lease(ctx)
+}
+
 func (a *App) work(ctx context.Context) {
 	a.ops.workers.Add(1)
 	defer a.ops.workers.Add(-1)
 	lq, leased := a.queue.(fheserve.LeaseQueue)
 	for {
 		if leased {
-			l, err := lq.Lease(ctx)
+			l, err := a.lease(ctx, lq)
 			if err != nil {
 				if ctx.Err() != nil {
 					return

@@ -70,3 +70,14 @@ func (c *lru[V]) len() int {
 	defer c.mu.Unlock()
 	return c.ll.Len()
 }
+
+// keys returns the keys, the most recently used first.
+func (c *lru[V]) keys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([]string, 0, c.ll.Len())
+	for e := c.ll.Front(); e != nil; e = e.Next() {
+		keys = append(keys, e.Value.(*lruEntry[V]).key)
+	}
+	return keys
+}

@@ -58,6 +58,9 @@ type Engines struct {
 
 	// queueConn, if set, is given the queue's connection (tests).
 	queueConn func(*nats.Conn)
+	// noAffinity hides the queue's key-set shards: jobs go on one
+	// subject, first in first out (tests, to compare).
+	noAffinity bool
 }
 
 // postgresURL reports whether a store URL names PostgreSQL.
@@ -190,8 +193,14 @@ func openQueue(ctx context.Context, e Engines) (q fheserve.Queue, events app.Job
 	if e.queueConn != nil {
 		e.queueConn(nc)
 	}
+	if e.noAffinity {
+		q = leaseOnly{q.(fheserve.LeaseQueue)}
+	}
 	return q, natsjs.NewEvents(nc, ""), func() error { nc.Close(); return nil }, nil
 }
+
+// leaseOnly is a LeaseQueue and nothing more.
+type leaseOnly struct{ fheserve.LeaseQueue }
 
 // closers closes each in turn.
 type closers []io.Closer

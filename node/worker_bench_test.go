@@ -18,6 +18,8 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/nn"
+	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/postgres"
 	"github.com/fheserve/fheserve/sdk"
@@ -130,7 +132,7 @@ func TestWorkerProcessThroughput(t *testing.T) {
 	defer cancel()
 	c := newCluster(t, ctx, app.Config{Bounds: app.Bounds{QueuedPerUser: 1000}})
 	users := c.users(t, ctx, *keySets)
-	sets := c.keySets(t, ctx, users, "mlp_square", "../testdata/onnx/mlp_square.onnx")
+	sets, _ := c.keySets(t, ctx, users, "mlp_square", "../testdata/onnx/mlp_square.onnx", "")
 	keys := sets[0]
 	x := must(npy.ReadFile("../testdata/onnx/mlp_square.x.npy"))(t)
 	in := x.Data[:keys.Plan.InputSize()]
@@ -214,18 +216,23 @@ func (c *cluster) users(t *testing.T, ctx context.Context, n int) []*sdk.Client 
 }
 
 // keySets deploys a model of the repository's files for users and
-// returns a key set of each, uploaded.
-func (c *cluster) keySets(t *testing.T, ctx context.Context, users []*sdk.Client, name, onnxFile string) []*sdk.Keys {
+// returns a key set of each, uploaded, and the model's graph.
+func (c *cluster) keySets(t *testing.T, ctx context.Context, users []*sdk.Client, name, onnxFile, calibFile string) ([]*sdk.Keys, *nn.Graph) {
 	allow := []string{"ulrich"}
 	for i := 2; i <= len(users); i++ {
 		allow = append(allow, fmt.Sprint("user", i))
 	}
-	m := must(c.owner.Deploy(ctx, &fheserve.DeployRequest{Name: name, ONNX: must(os.ReadFile(onnxFile))(t), Allow: allow}))(t)
+	data := must(os.ReadFile(onnxFile))(t)
+	req := &fheserve.DeployRequest{Name: name, ONNX: data, Allow: allow}
+	if calibFile != "" {
+		req.Calibration = must(os.ReadFile(calibFile))(t)
+	}
+	m := must(c.owner.Deploy(ctx, req))(t)
 	var sets []*sdk.Keys
 	for _, u := range users {
 		k := must(u.GenerateKeys(ctx, m.ID))(t)
 		must(u.UploadKeys(ctx, k, ""))(t)
 		sets = append(sets, k)
 	}
-	return sets
+	return sets, must(onnx.Import(data, onnx.Options{}))(t)
 }

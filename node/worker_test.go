@@ -23,6 +23,7 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/internal/pgtest"
+	"github.com/fheserve/fheserve/natsjs"
 	"github.com/fheserve/fheserve/natsjs/natstest"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
@@ -45,11 +46,17 @@ type cluster struct {
 }
 
 func newCluster(t *testing.T, ctx context.Context, apiCfg app.Config) *cluster {
+	return newClusterWith(t, ctx, apiCfg, func(*Engines) {})
+}
+
+// newClusterWith is newCluster on the Engines that tweak changes.
+func newClusterWith(t *testing.T, ctx context.Context, apiCfg app.Config, tweak func(*Engines)) *cluster {
 	t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
 	ns := natstest.Start(t)
 	lastNATS = ns
 	url := ns.URL()
 	c := &cluster{dir: t.TempDir(), e: Engines{Store: pgtest.NewDB(t), Blobs: url, Queue: url, AckWait: time.Second}}
+	tweak(&c.e)
 	if apiCfg.Workers == 0 {
 		apiCfg.Workers = -1 // separate workers only
 	}
@@ -449,4 +456,77 @@ func TestServeOnNATSQueue(t *testing.T) {
 	if h, m := c.api.App.KeyCacheStats(); h+m != int64(n) {
 		t.Errorf("the API node's worker looked up keys %d times, want %d (one per job)", h+m, n)
 	}
+}
+
+// TestWorkerAffinity queues the jobs of 4 users (a key set each, in
+// distinct shards of the queue), round robin, then starts 2 workers
+// whose evaluator caches hold one key set each: preferring the jobs of
+// the key set they hold, they read fewer key sets than workers taking
+// the jobs first in, first out (the queue without shards), and every
+// job, those of the key sets no worker held when they were queued
+// included, ends done with the plaintext model's result.
+func TestWorkerAffinity(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var hits, misses [2]int64
+	for i, noAffinity := range []bool{true, false} {
+		hits[i], misses[i] = affinityRun(t, ctx, noAffinity)
+		t.Logf("without shards %v: key cache %d hits, %d misses", noAffinity, hits[i], misses[i])
+	}
+	if hits[1] <= hits[0] {
+		t.Fatalf("key cache hits: %d with affinity, %d without; want more with", hits[1], hits[0])
+	}
+}
+
+func affinityRun(t *testing.T, ctx context.Context, noAffinity bool) (hits, misses int64) {
+	const users, perUser = 4, 6
+	c := newClusterWith(t, ctx, app.Config{}, func(e *Engines) { e.noAffinity = noAffinity })
+	clients := c.users(t, ctx, users)
+	sets, g := c.keySets(t, ctx, clients, "logreg", "../bundled/logreg.onnx", "../bundled/logreg.calib.npy")
+	// Distinct shards: a key set sharing its shard with another is
+	// replaced.
+	nc, js := must2(natsjs.Dial(c.e.Queue, t.Name()))(t)
+	defer nc.Close()
+	q := must(natsjs.OpenQueue(ctx, js, natsjs.QueueConfig{}))(t)
+	used := map[int]bool{}
+	for i, k := range sets {
+		for used[q.Shard(k.KeySetID)] {
+			old := k.KeySetID
+			k = must(clients[i].GenerateKeys(ctx, k.ModelID))(t)
+			must(clients[i].UploadKeys(ctx, k, old))(t)
+			sets[i] = k
+		}
+		used[q.Shard(k.KeySetID)] = true
+	}
+	x := must(npy.ReadFile("../bundled/logreg.x.npy"))(t)
+	size := sets[0].Plan.InputSize()
+	type job struct {
+		id, user int
+		jobID    string
+	}
+	var jobs []job
+	for n := range users * perUser {
+		u := n % users
+		ct := must(sets[u].Encrypt(x.Data[n*size:(n+1)*size], 1))(t)
+		jobs = append(jobs, job{n, u, must(clients[u].Submit(ctx, sets[u], ct, 1))(t).ID})
+	}
+	var workers []*app.App
+	for range 2 {
+		w, _ := c.worker(t, ctx, app.Config{EvaluatorCacheBytes: int64(2 * sets[0].EvalKeysSize())})
+		workers = append(workers, w)
+	}
+	for _, j := range jobs {
+		done := must(clients[j.user].Wait(ctx, j.jobID, nil))(t)
+		if done.Status != fheserve.JobDone {
+			t.Fatalf("job %s is %s: %s", j.jobID, done.Status, done.Error)
+		}
+		got := must(clients[j.user].Fetch(ctx, sets[j.user], j.jobID, 1))(t)
+		checkOutputs(t, sets[j.user], g, x.Data[j.id*size:(j.id+1)*size], got, 1)
+	}
+	for _, w := range workers {
+		h, m := w.KeyCacheStats()
+		hits, misses = hits+h, misses+m
+		w.Close()
+	}
+	return hits, misses
 }
