@@ -131,6 +131,10 @@ func TestWorkerProcessThroughput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c := newCluster(t, ctx, app.Config{Bounds: app.Bounds{QueuedPerUser: 1000}})
+	// The workers' leases hold 30 s without a heartbeat (the default), not
+	// the 1 s of the fault tests: on cores this busy, a heartbeat late by
+	// a second would hand a job to a second worker.
+	c.e.AckWait = 30 * time.Second
 	users := c.users(t, ctx, *keySets)
 	sets, _ := c.keySets(t, ctx, users, "mlp_square", "../testdata/onnx/mlp_square.onnx", "")
 	keys := sets[0]
