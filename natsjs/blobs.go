@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -264,4 +265,60 @@ func (b *Blobs) Check(ctx context.Context) error {
 		return fmt.Errorf("natsjs: bucket %s: %w", b.cfg.Bucket, err)
 	}
 	return nil
+}
+
+// PurgeOrphans purges the chunks that no blob's metadata names and that
+// were last written more than olderThan ago: those of a write cut short
+// by the crash of its process before its metadata (a write that fails or
+// is aborted purges its own), and a replaced version's, if the writer
+// died between the new metadata and the purge of the old chunks. A write
+// in progress is left alone as long as it sends a chunk more often than
+// olderThan. It returns the number of blobs' chunks purged and their
+// bytes.
+func (b *Blobs) PurgeOrphans(ctx context.Context, olderThan time.Duration) (purged int, bytes uint64, err error) {
+	objs, err := b.obs.List(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return 0, 0, fmt.Errorf("natsjs: cannot list bucket %s: %w", b.cfg.Bucket, err)
+	}
+	named := map[string]bool{}
+	for _, o := range objs {
+		named[o.NUID] = true
+	}
+	st, err := b.js.Stream(ctx, "OBJ_"+b.cfg.Bucket)
+	if err != nil {
+		return 0, 0, fmt.Errorf("natsjs: bucket %s: %w", b.cfg.Bucket, err)
+	}
+	prefix := "$O." + b.cfg.Bucket + ".C."
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("natsjs: bucket %s: %w", b.cfg.Bucket, err)
+	}
+	for subj := range info.State.Subjects {
+		if named[strings.TrimPrefix(subj, prefix)] {
+			continue
+		}
+		last, err := st.GetLastMsgForSubject(ctx, subj)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return purged, bytes, fmt.Errorf("natsjs: bucket %s: %w", b.cfg.Bucket, err)
+		}
+		if time.Since(last.Time) < olderThan {
+			continue
+		}
+		before, err := st.Info(ctx)
+		if err != nil {
+			return purged, bytes, fmt.Errorf("natsjs: bucket %s: %w", b.cfg.Bucket, err)
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subj)); err != nil {
+			return purged, bytes, fmt.Errorf("natsjs: cannot purge %s: %w", subj, err)
+		}
+		after, err := st.Info(ctx)
+		if err == nil && after.State.Bytes < before.State.Bytes {
+			bytes += before.State.Bytes - after.State.Bytes
+		}
+		purged++
+	}
+	return purged, bytes, nil
 }

@@ -195,3 +195,67 @@ func TestBlobsLarge(t *testing.T) {
 		t.Fatalf("peak heap %d MB: the blob was held in memory", peak.Load()>>20)
 	}
 }
+
+// The chunks of a write cut short before its metadata (the writer's
+// process died) are purged once older than the bound; the blobs stored,
+// replaced ones included, and a write in progress are left whole.
+func TestPurgeOrphans(t *testing.T) {
+	s := natstest.Start(t)
+	ctx := context.Background()
+	_, js := dial(t, s)
+	b, err := natsjs.OpenBlobs(ctx, js, natsjs.BlobsConfig{Bucket: "orphans"})
+	must(t, err)
+	data := make([]byte, 300<<10)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	put(t, b, "keys/kept", data)
+	put(t, b, "keys/replaced", data[:1000])
+	put(t, b, "keys/replaced", data[1000:3000])
+	st, err := js.Stream(ctx, "OBJ_orphans")
+	must(t, err)
+	// What a writer that died after three chunks leaves: chunks on a
+	// subject of their own and no metadata.
+	for range 3 {
+		_, err := js.Publish(ctx, "$O.orphans.C.deadwriter", data[:128<<10])
+		must(t, err)
+	}
+	info, err := st.Info(ctx)
+	must(t, err)
+	withOrphan := info.State.Bytes
+	// A write in progress: chunks sent, no metadata yet.
+	w, err := b.Create(ctx, "keys/inprogress")
+	must(t, err)
+	_, err = w.Write(data[:200<<10])
+	must(t, err)
+
+	if n, _, err := b.PurgeOrphans(ctx, time.Hour); err != nil || n != 0 {
+		t.Fatalf("PurgeOrphans(1h) purged %d (err %v); every chunk is younger", n, err)
+	}
+	_, err = w.Write(data[200<<10:])
+	must(t, err)
+	must(t, w.Commit())
+
+	time.Sleep(300 * time.Millisecond)
+	n, freed, err := b.PurgeOrphans(ctx, 250*time.Millisecond)
+	must(t, err)
+	if n != 1 || freed < 3*128<<10 {
+		t.Fatalf("purged %d blobs' chunks, %d bytes; want the dead writer's 3 chunks", n, freed)
+	}
+	info, err = st.Info(ctx)
+	must(t, err)
+	if info.State.Bytes >= withOrphan+uint64(len(data)) {
+		t.Fatalf("the bucket holds %d bytes, %d with the orphan and before the last blob", info.State.Bytes, withOrphan)
+	}
+	for key, want := range map[string][]byte{"keys/kept": data, "keys/replaced": data[1000:3000], "keys/inprogress": data} {
+		r, _, err := b.Open(ctx, key)
+		must(t, err)
+		got, err := io.ReadAll(r)
+		r.Close()
+		must(t, err)
+		if sha256.Sum256(got) != sha256.Sum256(want) {
+			t.Fatalf("%s changed by the purge", key)
+		}
+	}
+}

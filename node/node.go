@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -160,11 +162,13 @@ func openBlobs(ctx context.Context, dataDir string, e Engines) (b fheserve.BlobS
 		if err != nil {
 			return nil, nil, err
 		}
-		if b, err = natsjs.OpenBlobs(ctx, js, natsjs.BlobsConfig{}); err != nil {
+		nb, err := natsjs.OpenBlobs(ctx, js, natsjs.BlobsConfig{})
+		if err != nil {
 			nc.Close()
 			return nil, nil, err
 		}
-		return b, func() error { nc.Close(); return nil }, nil
+		stop := purgeOrphans(nb)
+		return nb, func() error { stop(); nc.Close(); return nil }, nil
 	}
 	local, err := blob.Open(filepath.Join(dataDir, "blobs"))
 	if err != nil {
@@ -174,6 +178,39 @@ func openBlobs(ctx context.Context, dataDir string, e Engines) (b fheserve.BlobS
 		return nil, nil, fmt.Errorf("cannot clean the blob directory: %w", err)
 	}
 	return local, func() error { return nil }, nil
+}
+
+// orphanAge is how old the chunks of a blob that no metadata names must
+// be before they are purged, and how often every process looks for them
+// (after a random part of it first, so that processes started together
+// do not look at once).
+const orphanAge = time.Hour
+
+// purgeOrphans purges, every orphanAge, the object store's chunks of
+// writes cut short by a crash (natsjs.Blobs.PurgeOrphans), until stop.
+func purgeOrphans(b *natsjs.Blobs) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wait := rand.N(orphanAge)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = orphanAge
+			n, size, err := b.PurgeOrphans(ctx, orphanAge)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				slog.Warn("cannot purge the chunks of blobs cut short", "err", err)
+			case n > 0:
+				slog.Info("purged the chunks of blobs cut short", "blobs", n, "bytes", size)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // openQueue opens the job queue: e's JetStream work queue, on its own
