@@ -282,7 +282,7 @@ func (q *Queue) Lease(ctx context.Context) (fheserve.Lease, error) {
 // a request that does not wait: first the shards whose jobs waited more
 // than Patience for a worker, then the shards of the key sets held
 // returns, then every other shard it knows has jobs (the oldest news
-// first). With nothing to take, it waits for a job to be published or
+// first, each once a job published there is handoff old). With nothing to take, it waits for a job to be published or
 // for its next look at every shard.
 func (q *Queue) LeasePreferring(ctx context.Context, held func() []string) (fheserve.Lease, error) {
 	if err := q.subscribe(); err != nil {
@@ -422,13 +422,9 @@ func (q *Queue) order(held []string) ([]int, time.Duration) {
 	byAge := func(a, b int) int { return q.since[a].Compare(q.since[b]) }
 	slices.SortStableFunc(overdue, byAge)
 	slices.SortStableFunc(others, byAge)
-	var order []int
-	order = append(order, overdue...)
-	for _, s := range mine {
-		if !q.since[s].IsZero() {
-			order = append(order, s)
-		}
-	}
+	// Its own shards are asked whatever this process knows of them: a
+	// pull that does not wait can find nothing on a message just stored.
+	order := append(overdue, mine...)
 	return append(order, others...), max(wait, time.Millisecond)
 }
 
