@@ -205,6 +205,20 @@ type QuotaStore interface {
 	ReleaseSamples(ctx context.Context, id string) error
 }
 
+// RateStore is implemented by a Store that several nodes share: it keeps
+// the token buckets of the models' rate limits, so that a user gets a
+// rate once over all the nodes rather than once per node. A bucket holds
+// up to burst tokens and gains one every every.
+type RateStore interface {
+	// TakeTokens takes n tokens (at most burst) from the bucket key at now
+	// and returns 0, or, if it holds fewer than n, takes nothing and
+	// returns how long until it holds n.
+	TakeTokens(ctx context.Context, key string, every time.Duration, burst, n int, now time.Time) (time.Duration, error)
+	// ReturnTokens gives back n tokens taken from the bucket key (for a
+	// job refused after they were taken).
+	ReturnTokens(ctx context.Context, key string, every time.Duration, n int) error
+}
+
 // SampleReservation holds samples of a model's daily quotas for a job
 // that is let through and not stored yet.
 type SampleReservation struct {

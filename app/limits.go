@@ -231,10 +231,10 @@ func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserv
 	}
 	// Tokens taken from the per-user bucket go back if the model-wide one
 	// refuses the job.
-	var taken []*rate.Reservation
+	var taken []func()
 	refuse := func(err error) (func(), error) {
-		for _, r := range taken {
-			r.CancelAt(now)
+		for _, giveBack := range taken {
+			giveBack()
 		}
 		release()
 		return nil, err
@@ -259,16 +259,40 @@ func (a *App) checkLimits(ctx context.Context, who *fheserve.Account, m *fheserv
 		th := throttle{rate.Limit(r.perMinute / 60), burst}
 		// The limits are part of the key, so new limits start a new bucket.
 		key := fmt.Sprintf("%s\x00%s\x00%g\x00%d", m.ID, r.key, r.perMinute, burst)
-		res, d, err := a.limits.reserve(&a.limits.use, key, th, n, now)
+		giveBack, d, err := a.takeRate(ctx, key, th, n, now)
 		if err != nil {
 			return refuse(err)
 		}
 		if d > 0 {
 			return refuse(retryLater(d, "model %s: %s is %s samples a minute (bursts of %d)", m.ID, r.what, trimFloat(r.perMinute), burst))
 		}
-		taken = append(taken, res)
+		taken = append(taken, giveBack)
 	}
 	return release, nil
+}
+
+// takeRate takes n tokens at now from the bucket key of a model's rate
+// limits (made with th if new): in the store when nodes share it
+// (fheserve.RateStore), so that a user gets the rate once over all the
+// nodes, else in this process. It returns how to give them back, or, when
+// the bucket holds fewer, how long until it holds n.
+func (a *App) takeRate(ctx context.Context, key string, th throttle, n int, now time.Time) (giveBack func(), d time.Duration, err error) {
+	if rs, ok := a.store.(fheserve.RateStore); ok {
+		every := time.Duration(float64(time.Second) / float64(th.every))
+		if d, err := rs.TakeTokens(ctx, key, every, th.burst, n, now); err != nil || d > 0 {
+			return nil, d, err
+		}
+		return func() {
+			if err := rs.ReturnTokens(context.WithoutCancel(ctx), key, every, n); err != nil {
+				a.log.Warn("cannot give back rate-limit tokens", "err", err)
+			}
+		}, 0, nil
+	}
+	res, d, err := a.limits.reserve(&a.limits.use, key, th, n, now)
+	if err != nil || d > 0 {
+		return nil, d, err
+	}
+	return func() { res.CancelAt(now) }, 0, nil
 }
 
 // checkDaily enforces m's daily quotas on a job of who holding n samples:

@@ -77,3 +77,63 @@ func TestDailyQuotaNodes(t *testing.T) {
 	}
 	release()
 }
+
+// TestRateLimitNodes: two Apps on one database, 20 submissions at once
+// against a rate of one sample a minute in bursts of 5: exactly 5 pass
+// (each node's own buckets would let 5 through each); a refused
+// submission gives back the tokens the user's bucket took, so the
+// model-wide rate does not starve the user.
+func TestRateLimitNodes(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	var apps []*App
+	for range 2 {
+		st, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs, err := blob.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Config{Store: st, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		apps = append(apps, a)
+	}
+	user, m, _ := mustKeySet(t, apps[0])
+	m.Limits = fheserve.ModelLimits{RatePerMinute: 1, Burst: 5}
+	var passed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Go(func() {
+			release, err := apps[i%2].checkLimits(ctx, user, m, 1)
+			switch fheserve.ErrorCode(err) {
+			case "":
+				passed.Add(1)
+				release()
+			case fheserve.ERATELIMIT:
+			default:
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if passed.Load() != 5 {
+		t.Fatalf("%d of 20 submissions passed a rate of 1 a minute in bursts of 5 through two nodes", passed.Load())
+	}
+
+	// A model-wide rate that refuses gives the user's tokens back.
+	m.Limits = fheserve.ModelLimits{RatePerMinute: 1, Burst: 2, ModelRatePerMinute: 1, ModelBurst: 1}
+	if _, err := apps[0].checkLimits(ctx, user, m, 1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := apps[1].checkLimits(ctx, user, m, 1)
+	wantCode(t, err, fheserve.ERATELIMIT)
+	m.Limits.ModelRatePerMinute, m.Limits.ModelBurst = 60, 1 // a new model-wide bucket
+	if _, err := apps[1].checkLimits(ctx, user, m, 1); err != nil {
+		t.Fatalf("the user's second token was not given back: %v", err)
+	}
+}

@@ -116,4 +116,11 @@ var migrations = []string{
 	// The class labels of a model's outputs (a JSON list of strings; empty
 	// for none), public like the rest of its summary.
 	`ALTER TABLE models ADD COLUMN labels TEXT NOT NULL DEFAULT '[]';`,
+	// The token buckets of the models' rate limits (fheserve.RateStore):
+	// a bucket's theoretical arrival time, in Unix nanoseconds (GCRA),
+	// by its key (bytes: the App's keys hold NULs).
+	`CREATE TABLE rate_buckets (
+		key BYTEA PRIMARY KEY,
+		tat BIGINT NOT NULL
+	);`,
 }
