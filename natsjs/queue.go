@@ -101,8 +101,8 @@ type Queue struct {
 	// found nothing is not forgotten.
 	since   []time.Time
 	rang    []uint64
-	scanned time.Time // the last look at every shard
-	bell    chan struct{}
+	scanned time.Time     // the last look at every shard
+	bell    chan struct{} // closed, and replaced, when a job is published
 	sub     *nats.Subscription
 	offset  int // where this process starts among equally old shards
 }
@@ -144,7 +144,7 @@ func OpenQueue(ctx context.Context, js jetstream.JetStream, cfg QueueConfig) (*Q
 	q := &Queue{
 		cfg: cfg, js: js, stream: st,
 		since: make([]time.Time, cfg.Shards+1), rang: make([]uint64, cfg.Shards+1),
-		bell: make(chan struct{}, 1), offset: rand.IntN(cfg.Shards + 1),
+		bell: make(chan struct{}), offset: rand.IntN(cfg.Shards + 1),
 	}
 	// The consumers of a work queue may not overlap: the one of the jobs
 	// of no shard (unfiltered before shards) is narrowed first.
@@ -278,12 +278,13 @@ func (q *Queue) Lease(ctx context.Context) (fheserve.Lease, error) {
 	return q.LeasePreferring(ctx, nil)
 }
 
-// LeasePreferring implements fheserve.AffinityQueue. It tries, each with
-// a request that does not wait: first the shards whose jobs waited more
-// than Patience for a worker, then the shards of the key sets held
-// returns, then every other shard it knows has jobs (the oldest news
-// first, each once a job published there is handoff old). With nothing to take, it waits for a job to be published or
-// for its next look at every shard.
+// LeasePreferring implements fheserve.AffinityQueue. Of the shards it
+// knows have jobs, it tries, each with a request that does not wait:
+// first those whose jobs waited more than Patience for a worker, then
+// those of the key sets held returns, then the others, the oldest news
+// first, each once a job published there is handoff old. With nothing to
+// take, it waits for a job to be published or for its next look at
+// every shard.
 func (q *Queue) LeasePreferring(ctx context.Context, held func() []string) (fheserve.Lease, error) {
 	if err := q.subscribe(); err != nil {
 		return nil, err
@@ -296,6 +297,10 @@ func (q *Queue) LeasePreferring(ctx context.Context, held func() []string) (fhes
 		if held != nil {
 			keys = held()
 		}
+		// Taken before looking, so that a job published meanwhile wakes it.
+		q.mu.Lock()
+		bell := q.bell
+		q.mu.Unlock()
 		l, wait, err := q.tryLease(ctx, keys)
 		if l != nil || err != nil {
 			return l, err
@@ -303,7 +308,7 @@ func (q *Queue) LeasePreferring(ctx context.Context, held func() []string) (fhes
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-		case <-q.bell:
+		case <-bell:
 		case <-t.C:
 		}
 		t.Stop()
@@ -342,11 +347,10 @@ func (q *Queue) ring(subj string) {
 		q.since[s] = time.Now()
 	}
 	q.rang[s]++
+	// Every waiting worker of this process looks.
+	close(q.bell)
+	q.bell = make(chan struct{})
 	q.mu.Unlock()
-	select {
-	case q.bell <- struct{}{}:
-	default:
-	}
 }
 
 // tryLease fetches a job from the shards in order (see LeasePreferring),
@@ -362,10 +366,14 @@ func (q *Queue) tryLease(ctx context.Context, held []string) (fheserve.Lease, ti
 			return nil, 0, err
 		}
 		q.mu.Lock()
-		switch {
+		switch now := time.Now(); {
 		case msg != nil:
 			// More may wait there, for the workers that prefer it first.
-			q.since[s] = time.Now()
+			q.since[s] = now
+		case now.Sub(q.since[s]) < handoff:
+			// A pull that does not wait can miss a message just stored:
+			// asked again shortly.
+			wait = min(wait, handoff)
 		case q.rang[s] == rang:
 			q.since[s] = time.Time{}
 		}
@@ -422,9 +430,12 @@ func (q *Queue) order(held []string) ([]int, time.Duration) {
 	byAge := func(a, b int) int { return q.since[a].Compare(q.since[b]) }
 	slices.SortStableFunc(overdue, byAge)
 	slices.SortStableFunc(others, byAge)
-	// Its own shards are asked whatever this process knows of them: a
-	// pull that does not wait can find nothing on a message just stored.
-	order := append(overdue, mine...)
+	order := overdue
+	for _, s := range mine {
+		if !q.since[s].IsZero() {
+			order = append(order, s)
+		}
+	}
 	return append(order, others...), max(wait, time.Millisecond)
 }
 
