@@ -22,24 +22,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // the in-process count alone each node would pass 10.
 func TestDailyQuotaNodes(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	var apps []*App
-	for range 2 {
-		st, err := postgres.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blobs, err := blob.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := New(Config{Store: st, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		apps = append(apps, a)
-	}
+	apps := twoNodes(t)
 	user, m, _ := mustKeySet(t, apps[0])
 	m.Limits = fheserve.ModelLimits{Daily: 10}
 	now := apps[0].cfg.Now().UTC()
@@ -85,24 +68,7 @@ func TestDailyQuotaNodes(t *testing.T) {
 // model-wide rate does not starve the user.
 func TestRateLimitNodes(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	var apps []*App
-	for range 2 {
-		st, err := postgres.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		blobs, err := blob.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := New(Config{Store: st, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(t)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { a.Close() })
-		apps = append(apps, a)
-	}
+	apps := twoNodes(t)
 	user, m, _ := mustKeySet(t, apps[0])
 	m.Limits = fheserve.ModelLimits{RatePerMinute: 1, Burst: 5}
 	var passed atomic.Int64
@@ -136,4 +102,29 @@ func TestRateLimitNodes(t *testing.T) {
 	if _, err := apps[1].checkLimits(ctx, user, m, 1); err != nil {
 		t.Fatalf("the user's second token was not given back: %v", err)
 	}
+}
+
+// twoNodes returns two Apps on one new PostgreSQL database, each with its
+// own pool, as two API nodes.
+func twoNodes(t *testing.T) []*App {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	var apps []*App
+	for range 2 {
+		st, err := postgres.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs, err := blob.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := New(Config{Store: st, Blobs: blobs, Queue: inproc.NewQueue(), MasterKey: make([]byte, 32), Audit: mustLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Close() })
+		apps = append(apps, a)
+	}
+	return apps
 }
