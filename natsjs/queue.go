@@ -271,6 +271,9 @@ const (
 	// handoff is how long an idle worker leaves a job just published on
 	// a shard it does not prefer to the workers that do.
 	handoff = 25 * time.Millisecond
+	// alwaysAsk is how many of the shards of the key sets a worker used
+	// last it asks at every look, whether or not it knows they have jobs.
+	alwaysAsk = 4
 )
 
 // Lease implements fheserve.LeaseQueue: LeasePreferring with no key set.
@@ -430,9 +433,13 @@ func (q *Queue) order(held []string) ([]int, time.Duration) {
 	byAge := func(a, b int) int { return q.since[a].Compare(q.since[b]) }
 	slices.SortStableFunc(overdue, byAge)
 	slices.SortStableFunc(others, byAge)
+	// The shards of the key sets used last are asked whatever this
+	// process knows of them: a pull that does not wait finds nothing now
+	// and then on a consumer that has messages (often under load), and a
+	// shard thought empty would be passed over until the next look.
 	order := overdue
-	for _, s := range mine {
-		if !q.since[s].IsZero() {
+	for i, s := range mine {
+		if i < alwaysAsk || !q.since[s].IsZero() {
 			order = append(order, s)
 		}
 	}
