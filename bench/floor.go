@@ -122,6 +122,12 @@ func Floor(r *local.Runner) (time.Duration, error) {
 			total += cts * (c.ptMul + c.rescale)
 		case plan.StepAdd:
 			total += cts * c.add
+		case plan.StepSum:
+			if p.Packing == plan.Batch {
+				total += time.Duration(s.M.NNZ()-s.M.Rows) * c.add
+			} else {
+				total += time.Duration(len(s.Offsets)-1) * (c.hoisted + c.add)
+			}
 		case plan.StepPoly:
 			muls := p.Ops.PolyCtMuls / max(p.Ops.PolyEvals, 1)
 			total += cts * time.Duration(muls) * (c.ctMul + c.rescale)

@@ -126,6 +126,11 @@ type Options struct {
 	// key set at a 10 Mbit/s uplink (BENCHMARKS.md, "Small keys: Horner
 	// giant steps").
 	Keys string
+	// Pooling is how an average pooling after an activation runs:
+	// PoolingFuse fuses it into the linear map after it, PoolingSum runs
+	// it as a sum of rotations (plan.StepSum), "" (the default) builds
+	// both and keeps the cheaper (compileProgram). Sealed plans fuse.
+	Pooling string
 	// Sealed compiles for sealed weights: the owner encrypts the weights
 	// under each user's public key (he/client.Seal) and the server
 	// multiplies ciphertexts (plan.Plan.Sealed). Latency packing only.
@@ -144,6 +149,12 @@ type Options struct {
 	// reports both: Plan.Untiled).
 	NoTiles bool
 }
+
+// Pooling choices (Options.Pooling).
+const (
+	PoolingFuse = "fuse"
+	PoolingSum  = "sum"
+)
 
 // Key choices (Options.Keys).
 const (
@@ -216,7 +227,25 @@ func compileProgram(g *nn.Graph, opts *Options, cal *calibration, choice *plan.A
 	if opts.Precision > 0 && len(l.acts) > 0 && !cal.given {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "--precision bounds the error against the exact model on inputs like the calibration data, and model %q approximates activations: give calibration data (--calibration)", g.Name)
 	}
-	prog := fuse(l.nodes, out, opts.Packing)
+	sums := cloneNodes(l.nodes)
+	if opts.Sealed || opts.Pooling == PoolingFuse || poolSums(sums, out) == 0 {
+		return buildProgram(g, opts, cal, choice, l, fuse(l.nodes, out, opts.Packing), output, head)
+	}
+	alt, altErr := buildProgram(g, opts, cal, choice, l, fuse(sums, out, opts.Packing), output, head)
+	if opts.Pooling == PoolingSum {
+		return alt, altErr
+	}
+	// Poolings as Sum steps (poolSums) against poolings fused into the
+	// linear maps around them: the cheaper evaluation wins.
+	res, err := buildProgram(g, opts, cal, choice, l, fuse(l.nodes, out, opts.Packing), output, head)
+	if altErr == nil && (err != nil || cheaper(alt.Plan, res.Plan)) {
+		return alt, nil
+	}
+	return res, err
+}
+
+// buildProgram builds the plan of a fused program.
+func buildProgram(g *nn.Graph, opts *Options, cal *calibration, choice *plan.ActivationChoice, l *lowering, prog *plan.Program, output int, head nn.Head) (*Result, error) {
 	// Two ways to keep a latency result to its outputs when the last step
 	// is a linear map: mask its diagonals (no level, but the zeroed slots
 	// keep the diagonals' encoding error times the map's inputs), or a
@@ -296,11 +325,43 @@ func (o *Options) setDefaults() error {
 	default:
 		return fheserve.Errorf(fheserve.EINVALID, "unknown key choice %q (want %q or %q)", o.Keys, KeysFast, KeysSmall)
 	}
+	switch o.Pooling {
+	case "", PoolingFuse, PoolingSum:
+	default:
+		return fheserve.Errorf(fheserve.EINVALID, "unknown pooling %q (want %q or %q)", o.Pooling, PoolingFuse, PoolingSum)
+	}
 	switch o.Fit {
 	case "", FitInterpolation, FitLeastSquares:
 		return nil
 	}
 	return fheserve.Errorf(fheserve.EINVALID, "unknown approximation fit %q (want %q or %q)", o.Fit, FitInterpolation, FitLeastSquares)
+}
+
+// cheaper reports whether plan a costs less to evaluate than plan b: a
+// smaller ring, then less work (a key switch counted as 16 plaintext
+// products), then better (smaller keys, more privacy).
+func cheaper(a, b *plan.Plan) bool {
+	work := func(p *plan.Plan) int { return 16*p.Ops.Rotations + p.Ops.PtMuls + p.Ops.ConstMuls }
+	switch {
+	case a.Params.LogN != b.Params.LogN:
+		return a.Params.LogN < b.Params.LogN
+	case work(a) != work(b):
+		return work(a) < work(b)
+	}
+	return better(a, b)
+}
+
+// cloneNodes copies the steps under construction so that fusing one copy
+// leaves the other as lowered (fusion replaces matrices, never writes
+// into them).
+func cloneNodes(nodes []*irNode) []*irNode {
+	out := make([]*irNode, len(nodes))
+	for i, n := range nodes {
+		c := *n
+		c.step.In = slices.Clone(n.step.In)
+		out[i] = &c
+	}
+	return out
 }
 
 // better reports whether plan a costs the user less than plan b: a smaller
@@ -471,6 +532,8 @@ func stepDepth(s *plan.Step) int {
 	switch s.Kind {
 	case plan.StepLinear, plan.StepSquare, plan.StepMul, plan.StepMask:
 		return 1
+	case plan.StepSum:
+		return 0
 	case plan.StepPoly:
 		return plan.PolyDepth(len(s.Poly) - 1)
 	}
@@ -714,6 +777,11 @@ func (c *compilation) noParams(p *plan.Plan, depth, minSlots int, best *paramCho
 // operation counts, precision, sizes and the fingerprint.
 func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs bool) error {
 	c.setLayout(p, ps, coeffs)
+	for i := range c.prog.Steps {
+		if s := &c.prog.Steps[i]; s.Kind == plan.StepSum && p.Packing == plan.Latency && s.Offsets == nil {
+			return fheserve.Errorf(fheserve.EINTERNAL, "step %q: the pooling's windows are not alike in its input's layout", s.Name)
+		}
+	}
 	p.Params = ps.spec
 	p.LogQP = ps.logQP
 	p.SecurityBound = ps.bound
@@ -944,6 +1012,15 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 	for i := range steps {
 		s := &steps[i]
 		in := s.In[0]
+		if s.Kind == plan.StepSum {
+			// Regular by construction: the input's channels are laid
+			// out alike (natural order or plan.Grid.Positions) and the
+			// windows are equal; sumLayout fails the compile otherwise.
+			s.InPos, s.Pin, s.Pout = pos[in], period[in], period[in]
+			s.OutPos, s.Offsets, _ = s.SumLayout(s.InPos)
+			pos[i+1], period[i+1] = s.OutPos, s.Pout
+			continue
+		}
 		if s.Kind != plan.StepLinear {
 			pos[i+1], period[i+1] = pos[in], period[in]
 			continue
@@ -976,7 +1053,7 @@ func (c *compilation) reordersFreely(v int) bool {
 			}
 			switch s.Kind {
 			case plan.StepLinear:
-			case plan.StepSquare, plan.StepPoly:
+			case plan.StepSquare, plan.StepPoly, plan.StepSum:
 				if !c.reordersFreely(i + 1) {
 					return false
 				}
@@ -1072,6 +1149,22 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, use *keyUse) plan.St
 		use.relin = max(use.relin, s.LevelIn)
 	case plan.StepAdd:
 		ops.Additions += cts
+	case plan.StepSum:
+		if p.Packing == plan.Batch {
+			ops.Additions += s.M.NNZ() - s.M.Rows
+			break
+		}
+		var rots []int
+		for _, r := range s.Offsets {
+			if r%p.Slots() != 0 {
+				rots = append(rots, (r%p.Slots()+p.Slots())%p.Slots())
+			}
+		}
+		use.rotate(s.LevelIn, rots...)
+		info.Rotations = len(rots)
+		ops.Rotations += len(rots)
+		ops.BabySteps += len(rots)
+		ops.Additions += len(rots)
 	case plan.StepPoly:
 		deg := len(s.Poly) - 1
 		info.Degree = deg

@@ -65,6 +65,8 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 			err[i+1] = bounds[s.In[0]]*y + by*x + x*y + r
 		case plan.StepAdd:
 			err[i+1] = x + err[s.In[1]]
+		case plan.StepSum:
+			err[i+1] = s.M.MaxRowNorm() * x
 		case plan.StepPoly:
 			lip, sum := polyLipschitz(s.Basis, s.Poly)
 			err[i+1] = lip*x + float64(plan.PolyDepth(len(s.Poly)-1))*sum*eRescale

@@ -13,6 +13,9 @@ type irNode struct {
 	step  plan.Step
 	dead  bool
 	users int
+	// pool: the step is an average pooling, which may run as a Sum step
+	// (poolSums).
+	pool bool
 }
 
 type lowering struct {
@@ -110,7 +113,9 @@ func (l *lowering) lowerNode(i int, n *nn.Node) (int, error) {
 		m, bias := convMatrix(op, inShape, n.Shape)
 		return l.gridded(n.Name, in[0], m, bias, grid(inShape, n.Shape, op.StrideH, op.StrideW, op.PadT, op.PadL, false)), nil
 	case *nn.AvgPool:
-		return l.gridded(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil, grid(inShape, n.Shape, op.StrideH, op.StrideW, op.PadT, op.PadL, true)), nil
+		id := l.gridded(n.Name, in[0], poolMatrix(op, inShape, n.Shape), nil, grid(inShape, n.Shape, op.StrideH, op.StrideW, op.PadT, op.PadL, true))
+		l.nodes[id-1].pool = true
+		return id, nil
 	case *nn.Pad:
 		return l.gridded(n.Name, in[0], padMatrix(op, inShape, n.Shape), nil, grid(inShape, n.Shape, 1, 1, op.PadT, op.PadL, true)), nil
 	case *nn.Affine:

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -106,5 +107,93 @@ func TestOnDemandDiagonals(t *testing.T) {
 	}
 	for _, n := range []int{r.Plan.BatchSize, 1} {
 		checkEncrypted(t, r, g, uniform(rng, n*g.Input.Size()), n)
+	}
+}
+
+// actPoolCNN pools after its activations, the usual Conv, activation,
+// AvgPool block (PRISM's, prism-cifar's), on a c x hw x hw input: one
+// block per entry of chans (output channels, padding 1; the last block's
+// convolution of stride 2 when strided), then a dense layer.
+func actPoolCNN(rng *rand.Rand, c, hw int, chans []int, strided bool) *nn.Graph {
+	pool := &nn.AvgPool{KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+	g := &nn.Graph{Name: "actpoolcnn", Input: nn.Shape{c, hw, hw}}
+	add := func(name, op string, o nn.Op, shape nn.Shape, in ...int) {
+		g.Nodes = append(g.Nodes, &nn.Node{Name: name, OpType: op, Op: o, Inputs: in, Shape: shape})
+	}
+	for i, oc := range chans {
+		stride := 1
+		if strided && i == len(chans)-1 {
+			stride = 2
+		}
+		hw = (hw-1)/stride + 1
+		add(fmt.Sprint("conv", i), "Conv", randConv(rng, c, oc, 3, stride, 1), nn.Shape{oc, hw, hw}, len(g.Nodes))
+		add(fmt.Sprint("sq", i), "Mul", &nn.Mul{}, nn.Shape{oc, hw, hw}, len(g.Nodes), len(g.Nodes))
+		c, hw = oc, hw/2
+		add(fmt.Sprint("pool", i), "AveragePool", pool, nn.Shape{c, hw, hw}, len(g.Nodes))
+	}
+	n := c * hw * hw
+	add("flat", "Flatten", &nn.Reshape{To: nn.Shape{n}}, nn.Shape{n}, len(g.Nodes))
+	add("fc", "Gemm", randDense(rng, n, 4, 1), nn.Shape{4}, len(g.Nodes))
+	g.Output = len(g.Nodes)
+	return g
+}
+
+// Poolings after activations run as sums of rotations (latency) or of
+// ciphertexts (batch), costing no level: the encrypted network agrees
+// with the plaintext model within the plan's stated error in latency
+// packing, tiled and not, and in batch packing, with every pooling a sum
+// step, the depth of the fused plan and, in batch packing, fewer scalar
+// products than fused (a 2x2 pooling fused into a 3x3 convolution makes
+// it 6x6).
+func TestPoolingSumsEncrypted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 17))
+	big := actPoolCNN(rng, 3, 16, []int{4, 8, 6}, true)
+	// Batch packing holds a ciphertext per value: a smaller network.
+	small := actPoolCNN(rng, 1, 8, []int{2, 3}, false)
+	for _, tc := range []struct {
+		name string
+		g    *nn.Graph
+		opts compiler.Options
+	}{
+		{"latency", big, compiler.Options{NoTiles: true}},
+		{"tiles", big, compiler.Options{}},
+		{"fast keys", big, compiler.Options{NoTiles: true, Keys: compiler.KeysFast}},
+		{"batch", small, compiler.Options{Packing: plan.Batch}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, opts := tc.g, tc.opts
+			opts.Calibration, opts.Pooling = uniform(rng, 16*g.Input.Size()), compiler.PoolingSum
+			r, err := New(g, opts, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums := 0
+			for _, s := range r.Program.Steps {
+				if s.Kind == plan.StepSum {
+					sums++
+				}
+			}
+			if want := (len(g.Nodes) - 2) / 3; sums != want {
+				t.Fatalf("%d sum steps, want %d", sums, want)
+			}
+			opts.Pooling = compiler.PoolingFuse
+			fused, err := compiler.Compile(g, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Plan.Depth != fused.Plan.Depth {
+				t.Errorf("depth %d with sums, %d fused", r.Plan.Depth, fused.Plan.Depth)
+			}
+			if r.Plan.Packing == plan.Batch && r.Plan.Ops.ConstMuls >= fused.Plan.Ops.ConstMuls {
+				t.Errorf("batch: %d scalar products with sums, %d fused", r.Plan.Ops.ConstMuls, fused.Plan.Ops.ConstMuls)
+			}
+			t.Logf("sums: %d rotations, %d diagonals; fused: %d rotations, %d diagonals",
+				r.Plan.Ops.Rotations, r.Plan.Ops.Diagonals, fused.Plan.Ops.Rotations, fused.Plan.Ops.Diagonals)
+			n := r.Plan.BatchSize
+			if r.Plan.Packing == plan.Batch {
+				n = 8
+			}
+			checkEncrypted(t, r, g, uniform(rng, n*g.Input.Size()), n)
+		})
 	}
 }

@@ -18,6 +18,13 @@ const (
 	// the call's samples). It is the identity on the logical values and
 	// costs one level: a product by a 0/1 plaintext, rescaled.
 	StepMask = "mask"
+	// StepSum adds the cells of equal windows (an average pooling without
+	// its division, which the linear steps reading it absorb): y = M x,
+	// M's entries 1, every row the same pattern in the input's layout. In
+	// latency packing y = sum over Offsets of rot(x, r), output r at the
+	// position of its window's first cell (hoisted rotations); in batch
+	// packing additions. It costs no level.
+	StepSum = "sum"
 )
 
 // Polynomial bases.
@@ -185,6 +192,9 @@ type Step struct {
 	Tile      int `json:",omitempty"`
 	TileValid int `json:",omitempty"`
 
+	// Sum (latency): the rotations whose sum is the step (0 included).
+	Offsets []int `json:",omitempty"`
+
 	// Poly.
 	Basis string
 	Poly  []float64
@@ -341,6 +351,37 @@ func (s *Step) SlotWindows(slots, n int) (window, windows, biasStep int) {
 	return window, windows, biasStep
 }
 
+// SumLayout returns, for a Sum step whose input elements sit at inPos,
+// where its outputs sit (each at its window's first cell) and the
+// rotations whose sum computes it; ok is false unless every row's window
+// is the same pattern of positions.
+func (s *Step) SumLayout(inPos []int) (outPos, offsets []int, ok bool) {
+	outPos = make([]int, s.M.Rows)
+	for r := 0; r < s.M.Rows; r++ {
+		cols, _ := s.M.Row(r)
+		if len(cols) == 0 {
+			return nil, nil, false
+		}
+		first := at(inPos, cols[0])
+		outPos[r] = first
+		if r == 0 {
+			for _, c := range cols {
+				offsets = append(offsets, at(inPos, c)-first)
+			}
+			continue
+		}
+		if len(cols) != len(offsets) {
+			return nil, nil, false
+		}
+		for j, c := range cols {
+			if at(inPos, c)-first != offsets[j] {
+				return nil, nil, false
+			}
+		}
+	}
+	return outPos, offsets, true
+}
+
 // FoldRotations are the rotations that sum the Pin/Pout blocks after the
 // diagonal product of a latency-mode Linear step (empty when Pin <= Pout).
 func (s *Step) FoldRotations() []int {
@@ -395,6 +436,8 @@ func (s *Step) evalPlain(vals [][]float64) []float64 {
 	x := vals[s.In[0]]
 	y := make([]float64, s.Length)
 	switch s.Kind {
+	case StepSum:
+		y = s.M.MulVec(x)
 	case StepLinear:
 		y = s.M.MulVec(x)
 		for i := range s.Bias {

@@ -12,6 +12,7 @@ import (
 	"math/bits"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 
@@ -184,7 +185,7 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 		scales[i+1] = in.Mul(in).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
 	case plan.StepMul:
 		scales[i+1] = in.Mul(scales[s.In[1]]).Div(rlwe.NewScale(params.Q()[s.LevelIn]))
-	case plan.StepAdd:
+	case plan.StepAdd, plan.StepSum:
 		scales[i+1] = in
 	case plan.StepMask:
 		scales[i+1] = in
@@ -675,8 +676,52 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 		return e.mask(s, st, x, samples)
 	case plan.StepPoly:
 		return e.poly(s, st, x)
+	case plan.StepSum:
+		return e.sum(s, x)
 	}
 	return nil, fheserve.Errorf(fheserve.EINTERNAL, "unknown step kind %q", s.Kind)
+}
+
+// sum adds the windows of a Sum step: in latency packing the rotations
+// of the input by the step's offsets, all from one hoisted decomposition;
+// in batch packing the ciphertexts of each window.
+func (e *Evaluator) sum(s *plan.Step, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	if e.m.Plan.Packing == plan.Batch {
+		out := make([]*rlwe.Ciphertext, s.M.Rows)
+		err := e.parallel(len(out), func(r int) error {
+			cols, _ := s.M.Row(r)
+			acc := x[cols[0]].CopyNew()
+			for _, c := range cols[1:] {
+				if err := e.eval.Add(acc, x[c], acc); err != nil {
+					return err
+				}
+			}
+			out[r] = acc
+			return nil
+		})
+		return out, err
+	}
+	var rots []int
+	for _, r := range s.Offsets {
+		if r != 0 {
+			rots = append(rots, r)
+		}
+	}
+	rotated, err := e.eval.RotateHoistedNew(x[0], rots)
+	if err != nil {
+		return nil, err
+	}
+	acc := x[0].CopyNew()
+	if !slices.Contains(s.Offsets, 0) {
+		acc = rotated[rots[0]]
+		rots = rots[1:]
+	}
+	for _, r := range rots {
+		if err := e.eval.Add(acc, rotated[r], acc); err != nil {
+			return nil, err
+		}
+	}
+	return []*rlwe.Ciphertext{acc}, nil
 }
 
 // mul multiplies x by y element by element and rescales; the products stay
