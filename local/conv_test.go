@@ -154,13 +154,17 @@ func TestPoolingSumsEncrypted(t *testing.T) {
 		name string
 		g    *nn.Graph
 		opts compiler.Options
+		long bool // half a minute each on a loaded machine
 	}{
-		{"latency", big, compiler.Options{NoTiles: true}},
-		{"tiles", big, compiler.Options{}},
-		{"fast keys", big, compiler.Options{NoTiles: true, Keys: compiler.KeysFast}},
-		{"batch", small, compiler.Options{Packing: plan.Batch}},
+		{"latency", big, compiler.Options{NoTiles: true}, false},
+		{"batch", small, compiler.Options{Packing: plan.Batch}, false},
+		{"tiles", big, compiler.Options{}, true},
+		{"fast keys", big, compiler.Options{NoTiles: true, Keys: compiler.KeysFast}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.long && !*long {
+				t.Skip("run with -long")
+			}
 			g, opts := tc.g, tc.opts
 			opts.Calibration, opts.Pooling = uniform(rng, 16*g.Input.Size()), compiler.PoolingSum
 			r, err := New(g, opts, 2)
