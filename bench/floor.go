@@ -126,7 +126,9 @@ func Floor(r *local.Runner) (time.Duration, error) {
 			if p.Packing == plan.Batch {
 				total += time.Duration(s.M.NNZ()-s.M.Rows) * c.add
 			} else {
-				total += time.Duration(len(s.Offsets)-1) * (c.hoisted + c.add)
+				for _, stage := range s.Stages {
+					total += time.Duration(len(stage)-1) * (c.hoisted + c.add)
+				}
 			}
 		case plan.StepPoly:
 			muls := p.Ops.PolyCtMuls / max(p.Ops.PolyEvals, 1)

@@ -778,7 +778,7 @@ func (c *compilation) noParams(p *plan.Plan, depth, minSlots int, best *paramCho
 func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs bool) error {
 	c.setLayout(p, ps, coeffs)
 	for i := range c.prog.Steps {
-		if s := &c.prog.Steps[i]; s.Kind == plan.StepSum && p.Packing == plan.Latency && s.Offsets == nil {
+		if s := &c.prog.Steps[i]; s.Kind == plan.StepSum && p.Packing == plan.Latency && s.Stages == nil {
 			return fheserve.Errorf(fheserve.EINTERNAL, "step %q: the pooling's windows are not alike in its input's layout", s.Name)
 		}
 	}
@@ -1017,7 +1017,7 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 			// out alike (natural order or plan.Grid.Positions) and the
 			// windows are equal; sumLayout fails the compile otherwise.
 			s.InPos, s.Pin, s.Pout = pos[in], period[in], period[in]
-			s.OutPos, s.Offsets, _ = s.SumLayout(s.InPos)
+			s.OutPos, s.Stages, _ = s.SumLayout(s.InPos)
 			pos[i+1], period[i+1] = s.OutPos, s.Pout
 			continue
 		}
@@ -1155,9 +1155,11 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, use *keyUse) plan.St
 			break
 		}
 		var rots []int
-		for _, r := range s.Offsets {
-			if r%p.Slots() != 0 {
-				rots = append(rots, (r%p.Slots()+p.Slots())%p.Slots())
+		for _, stage := range s.Stages {
+			for _, r := range stage {
+				if r%p.Slots() != 0 {
+					rots = append(rots, (r%p.Slots()+p.Slots())%p.Slots())
+				}
 			}
 		}
 		use.rotate(s.LevelIn, rots...)

@@ -21,9 +21,9 @@ const (
 	// StepSum adds the cells of equal windows (an average pooling without
 	// its division, which the linear steps reading it absorb): y = M x,
 	// M's entries 1, every row the same pattern in the input's layout. In
-	// latency packing y = sum over Offsets of rot(x, r), output r at the
-	// position of its window's first cell (hoisted rotations); in batch
-	// packing additions. It costs no level.
+	// latency packing rotations summed in stages (Stages), output r at the
+	// position of its window's first cell; in batch packing additions. It
+	// costs no level.
 	StepSum = "sum"
 )
 
@@ -192,8 +192,10 @@ type Step struct {
 	Tile      int `json:",omitempty"`
 	TileValid int `json:",omitempty"`
 
-	// Sum (latency): the rotations whose sum is the step (0 included).
-	Offsets []int `json:",omitempty"`
+	// Sum (latency): stages of rotations, each summing the previous
+	// stage's result rotated by its offsets (0 included), hoisted; the
+	// windows' cells are the sums of one offset per stage.
+	Stages [][]int `json:",omitempty"`
 
 	// Poly.
 	Basis string
@@ -352,10 +354,79 @@ func (s *Step) SlotWindows(slots, n int) (window, windows, biasStep int) {
 }
 
 // SumLayout returns, for a Sum step whose input elements sit at inPos,
-// where its outputs sit (each at its window's first cell) and the
-// rotations whose sum computes it; ok is false unless every row's window
-// is the same pattern of positions.
-func (s *Step) SumLayout(inPos []int) (outPos, offsets []int, ok bool) {
+// where its outputs sit (each at its window's first cell) and the stages
+// of rotations that compute it (sumStages); ok is false unless every
+// row's window is the same pattern of positions.
+func (s *Step) SumLayout(inPos []int) (outPos []int, stages [][]int, ok bool) {
+	outPos, offsets, ok := s.sumOffsets(inPos)
+	if !ok {
+		return nil, nil, false
+	}
+	return outPos, sumStages(offsets), true
+}
+
+// sumStages factors a window's cell offsets (row-major, first 0) into
+// stages whose sums of one offset each are the cells, with the fewest
+// rotations: a grid (a row's offsets plus each row's first) is the row's
+// stages and the rows' (factored again), an axis of 2^m equally spaced
+// cells m stages of two (0 and d, 2d, 4d, ...), so that a 2x2 window
+// takes two rotations and a 4x4 one four; anything else is one stage.
+func sumStages(offsets []int) [][]int {
+	best := [][]int{offsets}
+	if len(offsets) > 1 {
+		best = axisStages(offsets)
+	}
+	for kw := 2; kw < len(offsets); kw++ {
+		if len(offsets)%kw != 0 {
+			continue
+		}
+		grid := true
+		for j, o := range offsets {
+			grid = grid && o == offsets[j/kw*kw]+offsets[j%kw]
+		}
+		if !grid {
+			continue
+		}
+		var rows []int
+		for j := 0; j < len(offsets); j += kw {
+			rows = append(rows, offsets[j])
+		}
+		if c := append(axisStages(offsets[:kw]), sumStages(rows)...); stageRotations(c) < stageRotations(best) {
+			best = c
+		}
+	}
+	return best
+}
+
+// stageRotations is the number of rotations of stages.
+func stageRotations(stages [][]int) int {
+	n := 0
+	for _, st := range stages {
+		n += len(st) - 1
+	}
+	return n
+}
+
+// axisStages is sumStages for one axis: offsets 0, d, 2d, ... of a
+// power-of-two count as doubling stages, else the offsets as one stage.
+func axisStages(axis []int) [][]int {
+	n, d := len(axis), axis[1]
+	even := n&(n-1) == 0
+	for j, o := range axis {
+		even = even && o == j*d
+	}
+	if !even {
+		return [][]int{axis}
+	}
+	var stages [][]int
+	for step := d; step < n*d; step *= 2 {
+		stages = append(stages, []int{0, step})
+	}
+	return stages
+}
+
+// sumOffsets is SumLayout's outputs and the window's cell offsets.
+func (s *Step) sumOffsets(inPos []int) (outPos, offsets []int, ok bool) {
 	outPos = make([]int, s.M.Rows)
 	for r := 0; r < s.M.Rows; r++ {
 		cols, _ := s.M.Row(r)

@@ -39,19 +39,19 @@ func TestSumLayout(t *testing.T) {
 	broken := slices.Clone(gapped)
 	broken[len(broken)-1] = 200
 	for _, tc := range []struct {
-		name    string
-		inPos   []int
-		offsets []int // nil: no layout
+		name   string
+		inPos  []int
+		stages [][]int // nil: no layout
 	}{
-		{"natural", nil, []int{0, 1, 4, 5}},
-		{"gapped", gapped, []int{0, 2, 16, 18}},
+		{"natural", nil, [][]int{{0, 1}, {0, 4}}},
+		{"gapped", gapped, [][]int{{0, 2}, {0, 16}}},
 		{"windows differ", broken, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Step{Kind: StepSum, M: sumMatrix(c, h, w)}
-			out, off, ok := s.SumLayout(tc.inPos)
-			if ok != (tc.offsets != nil) || !slices.Equal(off, tc.offsets) {
-				t.Fatalf("offsets %v (ok %v), want %v", off, ok, tc.offsets)
+			out, stages, ok := s.SumLayout(tc.inPos)
+			if ok != (tc.stages != nil) || !slices.EqualFunc(stages, tc.stages, slices.Equal) {
+				t.Fatalf("stages %v (ok %v), want %v", stages, ok, tc.stages)
 			}
 			if !ok {
 				return
@@ -65,14 +65,67 @@ func TestSumLayout(t *testing.T) {
 				slots[Pos(tc.inPos, i)] = v
 			}
 			want := s.M.MulVec(x)
-			for r, p := range out {
-				var got float64
-				for _, k := range off {
-					got += slots[(p+k)%len(slots)]
+			for _, stage := range stages {
+				next := make([]float64, len(slots))
+				for i := range next {
+					for _, k := range stage {
+						next[i] += slots[(i+k)%len(slots)]
+					}
 				}
-				if got != want[r] {
+				slots = next
+			}
+			for r, p := range out {
+				if got := slots[p]; got != want[r] {
 					t.Fatalf("output %d at slot %d: %g, want %g", r, p, got, want[r])
 				}
+			}
+		})
+	}
+}
+
+// Window offsets factor into stages of few rotations whose sums of one
+// offset per stage are exactly the window's cells.
+func TestSumStages(t *testing.T) {
+	window := func(kh, kw, dy, dx int) []int {
+		var o []int
+		for y := 0; y < kh; y++ {
+			for x := 0; x < kw; x++ {
+				o = append(o, y*dy+x*dx)
+			}
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		name      string
+		offsets   []int
+		rotations int
+	}{
+		{"2x2", window(2, 2, 32, 1), 2},
+		{"3x3", window(3, 3, 32, 1), 4},
+		{"4x4", window(4, 4, 64, 2), 4},
+		{"1x4", window(1, 4, 32, 1), 2},
+		{"irregular", []int{0, 1, 5}, 2},
+		{"one cell", []int{0}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stages := sumStages(tc.offsets)
+			if n := stageRotations(stages); n != tc.rotations {
+				t.Errorf("%v: %d rotations, want %d", stages, n, tc.rotations)
+			}
+			cells := []int{0}
+			for _, st := range stages {
+				var next []int
+				for _, c := range cells {
+					for _, o := range st {
+						next = append(next, c+o)
+					}
+				}
+				cells = next
+			}
+			slices.Sort(cells)
+			want := slices.Sorted(slices.Values(tc.offsets))
+			if !slices.Equal(cells, want) {
+				t.Errorf("%v sums to cells %v, want %v", stages, cells, want)
 			}
 		})
 	}

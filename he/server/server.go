@@ -682,9 +682,9 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 	return nil, fheserve.Errorf(fheserve.EINTERNAL, "unknown step kind %q", s.Kind)
 }
 
-// sum adds the windows of a Sum step: in latency packing the rotations
-// of the input by the step's offsets, all from one hoisted decomposition;
-// in batch packing the ciphertexts of each window.
+// sum adds the windows of a Sum step: in latency packing by its stages of
+// rotations, each stage's from one hoisted decomposition; in batch packing
+// the ciphertexts of each window.
 func (e *Evaluator) sum(s *plan.Step, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	if e.m.Plan.Packing == plan.Batch {
 		out := make([]*rlwe.Ciphertext, s.M.Rows)
@@ -701,27 +701,48 @@ func (e *Evaluator) sum(s *plan.Step, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext,
 		})
 		return out, err
 	}
+	acc := x[0]
+	for _, stage := range s.Stages {
+		next, err := e.sumStage(acc, stage)
+		if err != nil {
+			return nil, err
+		}
+		acc = next
+	}
+	if acc == x[0] {
+		acc = acc.CopyNew()
+	}
+	return []*rlwe.Ciphertext{acc}, nil
+}
+
+// sumStage returns the sum of x rotated by each offset (0: x itself), the
+// rotations hoisted.
+func (e *Evaluator) sumStage(x *rlwe.Ciphertext, offsets []int) (*rlwe.Ciphertext, error) {
 	var rots []int
-	for _, r := range s.Offsets {
+	for _, r := range offsets {
 		if r != 0 {
 			rots = append(rots, r)
 		}
 	}
-	rotated, err := e.eval.RotateHoistedNew(x[0], rots)
+	if len(rots) == 0 {
+		return x, nil
+	}
+	rotated, err := e.eval.RotateHoistedNew(x, rots)
 	if err != nil {
 		return nil, err
 	}
-	acc := x[0].CopyNew()
-	if !slices.Contains(s.Offsets, 0) {
-		acc = rotated[rots[0]]
-		rots = rots[1:]
-	}
-	for _, r := range rots {
+	acc := rotated[rots[0]]
+	for _, r := range rots[1:] {
 		if err := e.eval.Add(acc, rotated[r], acc); err != nil {
 			return nil, err
 		}
 	}
-	return []*rlwe.Ciphertext{acc}, nil
+	if slices.Contains(offsets, 0) {
+		if err := e.eval.Add(acc, x, acc); err != nil {
+			return nil, err
+		}
+	}
+	return acc, nil
 }
 
 // mul multiplies x by y element by element and rescales; the products stay
