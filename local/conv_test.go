@@ -148,16 +148,18 @@ func actPoolCNN(rng *rand.Rand, c, hw int, chans []int, strided bool) *nn.Graph 
 func TestPoolingSumsEncrypted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 17))
 	big := actPoolCNN(rng, 3, 16, []int{4, 8, 6}, true)
+	small := actPoolCNN(rng, 2, 8, []int{3, 4}, true)
 	// Batch packing holds a ciphertext per value: a smaller network.
-	small := actPoolCNN(rng, 1, 8, []int{2, 3}, false)
+	tiny := actPoolCNN(rng, 1, 4, []int{2}, false)
 	for _, tc := range []struct {
 		name string
 		g    *nn.Graph
 		opts compiler.Options
-		long bool // half a minute each on a loaded machine
+		long bool // a minute each on a loaded machine
 	}{
-		{"latency", big, compiler.Options{NoTiles: true}, false},
-		{"batch", small, compiler.Options{Packing: plan.Batch}, false},
+		{"latency", small, compiler.Options{NoTiles: true}, false},
+		{"batch", tiny, compiler.Options{Packing: plan.Batch}, false},
+		{"three blocks", big, compiler.Options{NoTiles: true}, true},
 		{"tiles", big, compiler.Options{}, true},
 		{"fast keys", big, compiler.Options{NoTiles: true, Keys: compiler.KeysFast}, true},
 	} {
