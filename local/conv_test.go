@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -200,6 +201,34 @@ func TestPoolingSumsEncrypted(t *testing.T) {
 				n = 8
 			}
 			checkEncrypted(t, r, g, uniform(rng, n*g.Input.Size()), n)
+		})
+	}
+}
+
+// BenchmarkPoolingSums evaluates the three-block network of
+// TestPoolingSumsEncrypted with its poolings fused and as sums, one
+// sample per call (latency packing, small keys, no tiles); eval-ms is the
+// server's evaluation alone.
+func BenchmarkPoolingSums(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 17))
+	g := actPoolCNN(rng, 3, 16, []int{4, 8, 6}, true)
+	calib := uniform(rng, 16*g.Input.Size())
+	x := uniform(rng, g.Input.Size())
+	for _, pooling := range []string{compiler.PoolingFuse, compiler.PoolingSum} {
+		b.Run(pooling, func(b *testing.B) {
+			r, err := New(g, compiler.Options{Calibration: calib, NoTiles: true, Pooling: pooling}, 2)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if _, err := r.Predict(context.Background(), x, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(r.Stats.Evaluate.Milliseconds())/float64(b.N), "eval-ms")
+			b.ReportMetric(float64(r.Plan.Ops.Rotations), "rotations")
+			b.ReportMetric(float64(r.Plan.Ops.Diagonals), "diagonals")
 		})
 	}
 }
