@@ -148,6 +148,9 @@ type Options struct {
 	// their tile only, which costs more diagonals and rotations (the plan
 	// reports both: Plan.Untiled).
 	NoTiles bool
+	// maskStep keeps a latency result to its outputs by a mask step
+	// always (randomized gallery decisions randomize in it).
+	maskStep bool
 }
 
 // Pooling choices (Options.Pooling).
@@ -259,6 +262,9 @@ func buildProgram(g *nn.Graph, opts *Options, cal *calibration, choice *plan.Act
 			return nil, err
 		}
 		return &Result{Plan: p, Program: pr}, nil
+	}
+	if opts.maskStep {
+		return variant(true)
 	}
 	res, err := variant(false)
 	if last := prog.Steps[prog.Output-1]; opts.Packing == plan.Latency && last.Kind == plan.StepLinear && !(res != nil && res.Program.Steps[0].Coeffs) {
@@ -588,7 +594,7 @@ func (c *compilation) build() (*plan.Plan, error) {
 // keeps only the output coefficients), or 0.
 func (c *compilation) coeffRing() int {
 	prog := c.prog
-	if c.opts.Packing != plan.Latency || len(prog.Steps) != 1 || prog.Steps[0].Kind != plan.StepLinear || prog.Steps[0].In[0] != 0 {
+	if c.opts.Packing != plan.Latency || c.opts.maskStep || len(prog.Steps) != 1 || prog.Steps[0].Kind != plan.StepLinear || prog.Steps[0].In[0] != 0 {
 		return 0
 	}
 	coeffN := prog.Steps[0].M.Rows * plan.NextPow2(c.g.Input.Size())

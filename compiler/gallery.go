@@ -33,6 +33,23 @@ const signError = 0.05
 // relative to their output bound.
 const decisionPrecisionBits = 4
 
+// DefaultRandomizedMargin is the margin of a randomized decision plan
+// when the owner sets none, in score units. Cosine scores of one face
+// spread over some 0.1 around a threshold (BENCHMARKS.md, "Face decisions
+// under encryption"), so 0.005 decides every pair as float64 does but
+// those within 0.005 of the threshold, and leaves the factors a spread
+// of 2^12 or more at the default precision.
+const DefaultRandomizedMargin = 0.02
+
+// randomizedPrecisionBits is the default precision of randomized decision
+// plans, relative to their output bound: the spread is the margin over
+// the encryption error, so every bit here doubles it.
+const randomizedPrecisionBits = 12
+
+// minSpread is the smallest spread a randomized plan accepts: below it a
+// result is nearly the scaled score itself.
+const minSpread = 16
+
 // maxSignStages bounds the g3 stages before the final f3 (depth 3 each).
 const maxSignStages = 4
 
@@ -70,6 +87,12 @@ type GalleryOptions struct {
 	// units (DefaultGalleryMargin when 0): the compiler composes the
 	// fewest sign stages that reach it; each costs 3 levels.
 	Margin float64
+	// Decision is how decisions are made: plan.Polynomial (also when
+	// empty) or plan.Randomized, whose Margin is the widest margin the
+	// owner accepts (DefaultRandomizedMargin when 0): the wider, the
+	// larger the spread of the random factors and the less a result says
+	// of a score (docs/security.md).
+	Decision string
 	// anyTemplates compiles for any templates of the gallery's shape (its
 	// rows are stand-ins): see CompileGalleryPlan.
 	anyTemplates bool
@@ -157,6 +180,9 @@ func (o *GalleryOptions) validate(g *Gallery) error {
 	if o.Packing != "" && o.Packing != plan.Latency {
 		return fheserve.Errorf(fheserve.EINVALID, "a gallery plan packs one probe per call: use latency packing")
 	}
+	if o.Decision != "" && o.Decision != plan.Polynomial && o.Decision != plan.Randomized {
+		return fheserve.Errorf(fheserve.EINVALID, "unknown decision method %q (want %q or %q)", o.Decision, plan.Randomized, plan.Polynomial)
+	}
 	if o.Margin < 0 || math.IsNaN(o.Margin) || o.Margin >= 1 {
 		return fheserve.Errorf(fheserve.EINVALID, "decision margin %g is outside (0, 1)", o.Margin)
 	}
@@ -224,7 +250,12 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	if err := g.Validate(&opts); err != nil {
 		return nil, err
 	}
-	if opts.Margin == 0 {
+	randomized := opts.Decision == plan.Randomized && opts.Mode != plan.Scores
+	switch {
+	case opts.Margin != 0:
+	case randomized:
+		opts.Margin = DefaultRandomizedMargin
+	default:
 		opts.Margin = DefaultGalleryMargin
 	}
 	n := len(g.Labels)
@@ -234,6 +265,12 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	// Scores lie in [-1, 1]; (score - threshold) / r lies in [-1, 1].
 	r := 1 + math.Abs(g.Threshold)
 	dec := &plan.Decision{Mode: opts.Mode, Metric: g.Metric, Threshold: g.Threshold}
+	if opts.Mode != plan.Scores {
+		dec.Method = plan.Polynomial
+		if randomized {
+			dec.Method = plan.Randomized
+		}
+	}
 	if opts.Mode != plan.Verify {
 		dec.Labels = append([]string(nil), g.Labels...)
 	}
@@ -244,7 +281,12 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	co.Packing = plan.Latency
 	co.Calibration = calibration
 	co.NoTiles = co.NoTiles || opts.anyTemplates
-	if co.PrecisionBits == 0 && co.Precision == 0 && opts.Mode != plan.Scores {
+	co.maskStep = randomized
+	switch {
+	case co.PrecisionBits != 0 || co.Precision != 0 || opts.Mode == plan.Scores:
+	case randomized:
+		co.PrecisionBits = randomizedPrecisionBits
+	default:
 		// Decisions are read at 1/2: an encryption error of OutputBound/16
 		// (under 0.1) leaves them right, and every bit less is two bits
 		// of privacy or a smaller ring.
@@ -302,6 +344,20 @@ func galleryGraph(g *Gallery, opts *GalleryOptions, dense *nn.Dense, n int, r fl
 		graph.Output = len(graph.Nodes)
 		return graph
 	}
+	if dec.IsRandomized() {
+		// The scaled score minus the threshold alone; the mask step
+		// multiplies it by the random factors (finishGalleryPlan).
+		dec.Range = r
+		for i := range dense.W {
+			dense.W[i] /= r
+		}
+		for i := range dense.B {
+			dense.B[i] = -g.Threshold / r
+		}
+		add("scores", "MatMul", dense)
+		graph.Output = len(graph.Nodes)
+		return graph
+	}
 	k := 0
 	for ; k < maxSignStages && signMargin(signStages(k))*r > opts.Margin; k++ {
 	}
@@ -336,9 +392,14 @@ func galleryGraph(g *Gallery, opts *GalleryOptions, dense *nn.Dense, n int, r fl
 // claimed template's row into the program.
 func finishGalleryPlan(res *Result, g *Gallery, opts *GalleryOptions, dec *plan.Decision) error {
 	p := res.Plan
-	if opts.Mode == plan.Scores {
+	switch {
+	case opts.Mode == plan.Scores:
 		p.Warnings = append(p.Warnings, fmt.Sprintf("this plan reveals every raw similarity score: %d unit-vector queries recover the whole gallery; prefer --mode identify, whose results hold only match decisions", g.Dim))
-	} else {
+	case dec.IsRandomized():
+		if err := randomizeDecisions(res, dec, opts.Margin); err != nil {
+			return err
+		}
+	default:
 		dec.Error = signError/2 + p.Precision.OutputError
 	}
 	p.Decision = dec
@@ -350,6 +411,31 @@ func finishGalleryPlan(res *Result, g *Gallery, opts *GalleryOptions, dec *plan.
 		}
 		res.Program = prog
 	}
+	return nil
+}
+
+// randomizeDecisions sets the spread of a randomized decision plan's
+// factors from the margin the owner accepts: an output r x, x the scaled
+// score minus the threshold and r >= 1/Spread, decrypts to the sign of x
+// when |x| / Spread exceeds the stated encryption error, so Spread is the
+// margin (in x's units) over that error, rounded down to a power of two.
+// The mask step, which randomizes, gets the same spread.
+func randomizeDecisions(res *Result, dec *plan.Decision, margin float64) error {
+	p, prog := res.Plan, res.Program
+	e := p.Precision.OutputError
+	spread := math.Exp2(math.Floor(math.Log2(margin / dec.Range / e)))
+	spread = math.Min(spread, plan.MaxSpread)
+	if !(spread >= minSpread) {
+		return fheserve.Errorf(fheserve.EINVALID, "a randomized decision margin of %g leaves the random factors a spread of %g (at an encryption error of %.3g): accept a margin of at least %.3g, or ask for more precision", margin, spread, e, minSpread*dec.Range*e)
+	}
+	mask := &prog.Steps[prog.Output-1]
+	if mask.Kind != plan.StepMask {
+		return fheserve.Errorf(fheserve.EINTERNAL, "randomized decision plan %q ends in a %s step, not a mask", p.Model, mask.Kind)
+	}
+	mask.Spread = spread
+	dec.Spread = spread
+	dec.Margin = roundMargin(spread * dec.Range * e)
+	dec.Error = e
 	return nil
 }
 

@@ -58,6 +58,22 @@ func checkDecisions(t *testing.T, p *plan.Plan, out, score []float64) {
 	outside := 0
 	for i, s := range score {
 		want := s >= d.Threshold
+		if d.IsRandomized() {
+			// r x with x the scaled score minus the threshold and r in
+			// [1/Spread, 1], up to the stated error.
+			x := (s - d.Threshold) / d.Range
+			if math.Abs(out[i]) > math.Abs(x)+d.Error {
+				t.Fatalf("template %d: score %.4f decrypts to %.4g, larger than (score - threshold)/range %.4g", i, s, out[i], x)
+			}
+			if math.Abs(s-d.Threshold) < d.Margin {
+				continue
+			}
+			outside++
+			if got[i] != want || math.Abs(out[i]) < math.Abs(x)/d.Spread-d.Error {
+				t.Fatalf("template %d: score %.4f (threshold %g, margin %.4g) decrypts to %.4g, want the sign of %.4g and at least %.4g", i, s, d.Threshold, d.Margin, out[i], x, math.Abs(x)/d.Spread-d.Error)
+			}
+			continue
+		}
 		if math.Abs(s-d.Threshold) >= d.Margin {
 			outside++
 			step := 0.0
@@ -162,11 +178,16 @@ func TestGalleryLong(t *testing.T) {
 // outside the margin, and every slot besides the declared decisions is
 // flood noise alone.
 func TestGalleryPlanQueries(t *testing.T) {
+	t.Run(plan.Polynomial, func(t *testing.T) { galleryPlanQueries(t, compiler.GalleryOptions{Margin: 0.25}) })
+	t.Run(plan.Randomized, func(t *testing.T) { galleryPlanQueries(t, compiler.GalleryOptions{Decision: plan.Randomized}) })
+}
+
+func galleryPlanQueries(t *testing.T, opts compiler.GalleryOptions) {
 	const dim, capacity = 32, 16
 	rng := rand.New(rand.NewPCG(5, 1))
 	probe := unitvec.Random(rng, dim)
 	spec := &compiler.Gallery{Name: "faces", Dim: dim, Metric: compiler.MetricCosine, Threshold: 0.4}
-	r, err := NewGalleryPlan(spec, capacity, compiler.GalleryOptions{Margin: 0.25}, 2)
+	r, err := NewGalleryPlan(spec, capacity, opts, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,5 +218,37 @@ func TestGalleryPlanQueries(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkFlood(t, 0, q.Plan, zeroedSlots(q.Plan, rawCall(t, q, vecs, 1), 1))
+		if d.IsRandomized() && claim == "" {
+			again, err := q.Predict(context.Background(), probe, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkFresh(t, q.Plan, out, again)
+		}
+	}
+	t.Logf("%s: logN %d depth %d margin %.4g error %.3g spread %g", d.Method, r.Plan.Params.LogN, r.Plan.Depth, d.Margin, d.Error, d.Spread)
+}
+
+// checkFresh checks that two randomized identifications of the same probe
+// carry factors of their own, per call and per slot: the ratios of their
+// outputs (away from the threshold, where the error does not dominate)
+// are not one number, as they would be were the factors fixed per slot
+// (ratio 1) or drawn once per call.
+func checkFresh(t *testing.T, p *plan.Plan, a, b []float64) {
+	t.Helper()
+	d := p.Decision
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i := range a {
+		if math.Min(math.Abs(a[i]), math.Abs(b[i])) < 20*d.Error {
+			continue
+		}
+		r := a[i] / b[i]
+		if r <= 0 || r < 1/d.Spread || r > d.Spread {
+			t.Fatalf("output %d: %.4g then %.4g for the same probe, not one sign within the spread %g", i, a[i], b[i], d.Spread)
+		}
+		lo, hi = math.Min(lo, r), math.Max(hi, r)
+	}
+	if !(hi > lo*1.01) {
+		t.Fatalf("the same probe twice gives outputs in one ratio (%.4g..%.4g): the factors are not drawn per call and slot", lo, hi)
 	}
 }

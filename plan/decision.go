@@ -13,6 +13,20 @@ const (
 	Scores   = "scores"   // 1:N raw similarity scores, revealed by the owner's choice
 )
 
+// How a decision plan decides (Decision.Method).
+const (
+	// Polynomial: a composite odd polynomial approximates the step of
+	// score - threshold under encryption; the output is 0 or 1 up to
+	// Error outside the margin, read at 1/2. Deep (3 levels a stage).
+	Polynomial = "polynomial"
+	// Randomized: the output is r (score - threshold)/Range with r > 0
+	// drawn by the server afresh for every slot and every call,
+	// log-uniform on [1/Spread, 1]; its sign is the decision, read at 0.
+	// One level; a user learns |score - threshold| within the factor
+	// Spread per query (docs/security.md).
+	Randomized = "randomized"
+)
+
 // Decision says what a gallery plan's outputs mean. A decision plan
 // (Verify, Identify) outputs, per template, an approximation of the step
 // function of score - Threshold computed under encryption: 1 for a match,
@@ -41,17 +55,32 @@ type Decision struct {
 	// Scores); a verification plan has one output, the claim's, and no
 	// labels (the claim travels with the request).
 	Labels []string `json:"labels,omitempty"`
+	// Method is Polynomial (also when empty: plans made before the
+	// randomized method) or Randomized.
+	Method string `json:"method,omitempty"`
+	// Spread (Randomized): the factor r lies in [1/Spread, 1].
+	Spread float64 `json:"spread,omitempty"`
 }
 
+// IsRandomized reports whether the decisions are randomized signs.
+func (d *Decision) IsRandomized() bool { return d.Method == Randomized }
+
 // Decisions reads the decrypted outputs of one sample of a decision plan:
-// match where the output is at least 1/2.
+// match where the output is at least 1/2 (Polynomial) or 0 (Randomized).
 func (d *Decision) Decisions(out []float64) []bool {
+	at := 0.5
+	if d.IsRandomized() {
+		at = 0
+	}
 	m := make([]bool, len(out))
 	for i, v := range out {
-		m[i] = v >= 0.5
+		m[i] = v >= at
 	}
 	return m
 }
+
+// MaxSpread bounds a randomized decision's spread (Decision.Spread).
+const MaxSpread = 1 << 40
 
 // validateDecision checks a gallery plan's decision against its outputs:
 // a client names outputs by Labels and reads them at 1/2.
@@ -70,6 +99,10 @@ func (p *Plan) validateDecision() error {
 		return fheserve.Errorf(fheserve.EINVALID, "plan names %d of its %d outputs", len(d.Labels), n)
 	case d.Mode != Scores && !(d.Margin > 0 && d.Error >= 0 && d.Error < 0.5 && !math.IsNaN(d.Threshold)):
 		return fheserve.Errorf(fheserve.EINVALID, "plan decision margin %g or error %g is out of range", d.Margin, d.Error)
+	case d.Method != "" && d.Method != Polynomial && d.Method != Randomized:
+		return fheserve.Errorf(fheserve.EINVALID, "plan decision method %q is not supported", d.Method)
+	case d.IsRandomized() && !(d.Spread >= 1 && d.Spread <= MaxSpread):
+		return fheserve.Errorf(fheserve.EINVALID, "plan decision spread %g is outside 1..%g", d.Spread, float64(MaxSpread))
 	}
 	return nil
 }

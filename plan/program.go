@@ -200,6 +200,12 @@ type Step struct {
 	// Poly.
 	Basis string
 	Poly  []float64
+
+	// Mask (latency): Spread > 0 multiplies each kept slot by its own
+	// factor r > 0, drawn by the server for every call, log-uniform on
+	// [1/Spread, 1], instead of 1 (plan.Randomized decisions): the signs
+	// stay and the magnitudes are known only within the factor Spread.
+	Spread float64 `json:",omitempty"`
 }
 
 // Program is the private part of a compiled model: the steps with weights.

@@ -7,9 +7,11 @@ package server
 
 import (
 	"context"
+	crand "crypto/rand"
 	"fmt"
 	"math"
 	"math/bits"
+	mrand "math/rand/v2"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -239,6 +241,32 @@ func (m *Model) maskPlaintext(ecd *ckks.Encoder, level int, keep []int) (*rlwe.P
 	pt := ckks.NewPlaintext(m.params, level)
 	pt.Scale = rlwe.NewScale(m.params.Q()[level])
 	if err := ecd.Encode(v, pt); err != nil {
+		return nil, err
+	}
+	return pt, nil
+}
+
+// randomMask encodes the mask of a randomized mask step (plan.Step.Spread)
+// for one call of n samples: every kept slot gets its own factor
+// r = Spread^-u with u uniform on [0, 1] (r log-uniform on [1/Spread, 1]),
+// from a ChaCha8 stream seeded by crypto/rand for this call alone, so
+// that neither the user nor an earlier call knows or repeats it; every
+// other slot 0. The scale is the level's prime, as maskPlaintext's.
+func (m *Model) randomMask(level, n int, spread float64) (*rlwe.Plaintext, error) {
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		return nil, fmt.Errorf("cannot draw the decision factors: %w", err)
+	}
+	rng := mrand.New(mrand.NewChaCha8(seed))
+	v := make([]float64, m.params.MaxSlots())
+	for _, j := range m.outputSlots(n) {
+		v[j] = math.Pow(spread, -rng.Float64())
+	}
+	pt := ckks.NewPlaintext(m.params, level)
+	pt.Scale = rlwe.NewScale(m.params.Q()[level])
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.ecd.Encode(v, pt); err != nil {
 		return nil, err
 	}
 	return pt, nil
@@ -805,7 +833,12 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 		return out, err
 	}
 	pt := st.mask // latency: the outputs of the full batch
-	if samples < e.m.Plan.BatchSize {
+	if s.Spread > 0 {
+		var err error
+		if pt, err = e.m.randomMask(s.LevelIn, samples, s.Spread); err != nil {
+			return nil, err
+		}
+	} else if samples < e.m.Plan.BatchSize {
 		var err error
 		if pt, err = e.m.maskFor(s.LevelIn, samples); err != nil {
 			return nil, err
