@@ -10,6 +10,26 @@ import (
 // Gallery metrics.
 const GalleryCosine = "cosine"
 
+// How a gallery decides (GalleryRequest.Decision; plan.Decision.Method).
+const (
+	// GalleryRandomized returns r (score - threshold) per template, r > 0
+	// drawn by the server for every slot and call: the sign is the
+	// decision, and the magnitude is known only within the factors'
+	// spread. Two levels, a small ring: fast (docs/security.md says what a
+	// result reveals).
+	GalleryRandomized = "randomized"
+	// GalleryPolynomial returns a composite polynomial approximation of
+	// the step of score - threshold: the decision and nothing of the
+	// score beyond the margin, at depth 11 and a ring 2 to 4 times larger:
+	// some 50 times slower.
+	GalleryPolynomial = "polynomial"
+	// DefaultGalleryDecision: randomized, the method that meets real-time
+	// verification and identification at scale (BENCHMARKS.md); an owner
+	// for whom a few bits of each query's scores are too much chooses
+	// polynomial.
+	DefaultGalleryDecision = GalleryRandomized
+)
+
 // Bounds of a gallery.
 const (
 	DefaultGalleryCapacity = 1024  // templates, when a request gives none
@@ -40,6 +60,11 @@ type Gallery struct {
 	// Margin is the plan's decision margin: a template whose score is
 	// within Margin of Threshold may decide either way.
 	Margin float64 `json:"margin"`
+	// Decision is how the plan decides: GalleryRandomized or
+	// GalleryPolynomial. Spread (randomized) is the factor within which a
+	// result gives |score - threshold|.
+	Decision string  `json:"decision"`
+	Spread   float64 `json:"spread,omitempty"`
 	// Templates counts the enrolled templates; Labels names them in the
 	// order of an identification's decisions (filled by Gallery only).
 	Templates int      `json:"templates"`
@@ -57,8 +82,13 @@ type GalleryRequest struct {
 	Metric    string  `json:"metric,omitempty"` // GalleryCosine (the default)
 	Threshold float64 `json:"threshold"`
 	Capacity  int     `json:"capacity,omitempty"` // 0: DefaultGalleryCapacity
+	// Decision is GalleryRandomized or GalleryPolynomial (""
+	// DefaultGalleryDecision).
+	Decision string `json:"decision,omitempty"`
 	// Margin is the widest decision margin the owner accepts, in score
-	// units (0: the compiler's default); a narrower one costs depth.
+	// units (0: the compiler's default for the decision method); a
+	// narrower one costs depth (polynomial) or a smaller spread of the
+	// random factors (randomized).
 	Margin float64 `json:"margin,omitempty"`
 	// LogN forces the ring degree 2^LogN (0: the smallest that fits).
 	LogN  int      `json:"log_n,omitempty"`
@@ -79,6 +109,8 @@ func (r *GalleryRequest) Validate() error {
 		return Errorf(EINVALID, "threshold %g is outside (-1, 1): give a cosine similarity strictly between -1 and 1 (--threshold, for example 0.5)", r.Threshold)
 	case r.Capacity < 0 || r.Capacity > MaxGalleryCapacity:
 		return Errorf(EINVALID, "capacity %d is outside 1..%d: give the most templates the gallery will hold (--capacity)", r.Capacity, MaxGalleryCapacity)
+	case r.Decision != "" && r.Decision != GalleryRandomized && r.Decision != GalleryPolynomial:
+		return Errorf(EINVALID, "decision %q is not supported: use %q or %q (--decision)", clip(r.Decision, 20), GalleryRandomized, GalleryPolynomial)
 	case math.IsNaN(r.Margin) || r.Margin < 0 || r.Margin >= 1:
 		return Errorf(EINVALID, "margin %g is outside [0, 1): 0 takes the default", r.Margin)
 	case r.LogN != 0 && (r.LogN < 12 || r.LogN > 16):

@@ -41,7 +41,10 @@ func (a *App) CreateGallery(ctx context.Context, who *fheserve.Account, req *fhe
 		capacity = fheserve.DefaultGalleryCapacity
 	}
 	spec := &compiler.Gallery{Name: req.Name, Dim: req.Dim, Metric: compiler.MetricCosine, Threshold: req.Threshold}
-	opts := compiler.GalleryOptions{Margin: req.Margin}
+	opts := compiler.GalleryOptions{Margin: req.Margin, Decision: req.Decision}
+	if opts.Decision == "" {
+		opts.Decision = fheserve.DefaultGalleryDecision
+	}
 	opts.LogN = req.LogN
 	res, err := compiler.CompileGalleryPlan(spec, capacity, opts)
 	if err != nil {
@@ -68,7 +71,7 @@ func (a *App) CreateGallery(ctx context.Context, who *fheserve.Account, req *fhe
 	}
 	a.plans.add(m.ID, info, 1)
 	a.audit(ctx, who, "gallery.create", modelObj(m.ID))
-	g.Margin = res.Plan.Decision.Margin
+	setDecision(g, res.Plan.Decision)
 	return g, nil
 }
 
@@ -242,7 +245,7 @@ func (a *App) gallery(ctx context.Context, m *fheserve.Model) (*fheserve.Gallery
 	if err != nil {
 		return nil, nil, err
 	}
-	g.Margin = info.plan.Decision.Margin
+	setDecision(g, info.plan.Decision)
 	tpl := &compiler.Gallery{Name: g.Name, Dim: g.Dim, Metric: compiler.MetricCosine, Threshold: g.Threshold, Labels: []string{}}
 	if g.BlobKey == "" {
 		return g, tpl, nil
@@ -255,6 +258,15 @@ func (a *App) gallery(ctx context.Context, m *fheserve.Model) (*fheserve.Gallery
 		return nil, nil, fmt.Errorf("cannot decode the templates of %s: %w", m.ID, err)
 	}
 	return g, tpl, nil
+}
+
+// setDecision describes how g's plan decides: its method (polynomial for
+// plans made before there was a choice), margin and spread.
+func setDecision(g *fheserve.Gallery, d *plan.Decision) {
+	g.Margin, g.Decision, g.Spread = d.Margin, fheserve.GalleryPolynomial, 0
+	if d.IsRandomized() {
+		g.Decision, g.Spread = fheserve.GalleryRandomized, d.Spread
+	}
 }
 
 func templatesAAD(modelID string, revision int) string {

@@ -40,14 +40,22 @@ type galleryCreateOptions struct {
 func newGalleryCreateCmd(f *Factory, runF func(*galleryCreateOptions) error) *cobra.Command {
 	opts := &galleryCreateOptions{IO: f.IO, remote: newRemote(f)}
 	cmd := leaf(&cobra.Command{
-		Use:   "create --name NAME --dim D --threshold T [--capacity N] [--margin M] [--allow U1,U2]",
+		Use:   "create --name NAME --dim D --threshold T [--capacity N] [--decision randomized|polynomial] [--margin M] [--allow U1,U2]",
 		Short: "Create an empty gallery (owners); prints its id last",
 		Long: `Create an empty cosine gallery of embeddings of dimension D: a probe matches
 a template when their cosine similarity is at least T. The server compiles
-the plan of every query on up to --capacity templates (default 1024): the
-sign of score - T approximated under encryption, exact beyond the plan's
-decision margin (printed) and either way inside it. A narrower --margin
-costs depth and time. Prints the gallery's id alone on the last line.`,
+the plan of every query on up to --capacity templates (default 1024),
+exact beyond the plan's decision margin (printed) and either way inside it.
+
+--decision randomized (the default): a result holds r (score - T) per
+template, r > 0 drawn by the server for every template and query within
+a factor (the spread, printed): the user reads the sign and learns
+|score - T| only within that factor. Two levels: about 50 times faster
+than polynomial. A wider --margin gives a larger spread.
+--decision polynomial: a composite polynomial approximation of the
+sign of score - T; the result holds the decisions alone. Depth 11; a
+narrower --margin costs depth and time. docs/security.md compares them.
+Prints the gallery's id alone on the last line.`,
 	}, opts, &opts.Ctx, runF, withSession(&opts.remote, galleryCreateRun), required("name"), validated(func() error {
 		if opts.Req.Dim == 0 {
 			return requiredFlag("--dim")
@@ -59,7 +67,8 @@ costs depth and time. Prints the gallery's id alone on the last line.`,
 	fs.IntVar(&opts.Req.Dim, "dim", 0, "embedding `dimension` (required; 128 for 'fheserve face embed')")
 	fs.Float64Var(&opts.Req.Threshold, "threshold", 0, "cosine similarity `T` at which a probe matches (required)")
 	fs.IntVar(&opts.Req.Capacity, "capacity", 0, "most `templates` the gallery will hold (default 1024)")
-	fs.Float64Var(&opts.Req.Margin, "margin", 0, "widest decision margin accepted, in score units (default: the compiler's, 0.08)")
+	fs.StringVar(&opts.Req.Decision, "decision", fheserve.DefaultGalleryDecision, "how decisions are made: `randomized` or polynomial")
+	fs.Float64Var(&opts.Req.Margin, "margin", 0, "widest decision margin accepted, in score units (default: the compiler's, 0.02 randomized, 0.08 polynomial)")
 	fs.IntVar(&opts.Req.LogN, "log-n", 0, "force the ring degree 2^`N`")
 	fs.StringSliceVar(&opts.Req.Allow, "allow", nil, "`users` allowed to query the gallery (default: every approved user)")
 	cmd.MarkFlagRequired("threshold")
@@ -72,8 +81,8 @@ func galleryCreateRun(opts *galleryCreateOptions, c *sdk.Client) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.IO.Out, "gallery %s %q: dimension %d, %s threshold %g, capacity %d, decision margin %.3g\n",
-		g.ModelID, g.Name, g.Dim, g.Metric, g.Threshold, g.Capacity, g.Margin)
+	fmt.Fprintf(opts.IO.Out, "gallery %s %q: dimension %d, %s threshold %g, capacity %d, %s\n",
+		g.ModelID, g.Name, g.Dim, g.Metric, g.Threshold, g.Capacity, decisionSummary(g))
 	fmt.Fprintln(opts.IO.Out, g.ModelID)
 	return nil
 }
@@ -242,10 +251,18 @@ func galleryListRun(opts *galleryListOptions, c *sdk.Client) error {
 	if opts.JSON {
 		return printJSON(opts.IO.Out, g)
 	}
-	fmt.Fprintf(opts.IO.Out, "gallery %s %q of %s: dimension %d, %s threshold %g, decision margin %.3g, %d of %d templates\n",
-		g.ModelID, g.Name, g.Owner, g.Dim, g.Metric, g.Threshold, g.Margin, g.Templates, g.Capacity)
+	fmt.Fprintf(opts.IO.Out, "gallery %s %q of %s: dimension %d, %s threshold %g, %s, %d of %d templates\n",
+		g.ModelID, g.Name, g.Owner, g.Dim, g.Metric, g.Threshold, decisionSummary(g), g.Templates, g.Capacity)
 	for _, l := range g.Labels {
 		fmt.Fprintln(opts.IO.Out, l)
 	}
 	return nil
+}
+
+// decisionSummary says how a gallery decides and what a result reveals.
+func decisionSummary(g *fheserve.Gallery) string {
+	if g.Decision == fheserve.GalleryRandomized {
+		return fmt.Sprintf("randomized decisions (a result gives |score - threshold| within a factor %g), margin %.3g", g.Spread, g.Margin)
+	}
+	return fmt.Sprintf("polynomial decisions (a result gives the decisions alone), margin %.3g", g.Margin)
 }
