@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -141,11 +142,20 @@ func TestGalleryEndToEnd(t *testing.T) {
 // and every other slot and every coefficient is Gaussian flood noise of
 // the plan's stated deviation and nothing beyond it; no score.
 func TestGalleryResultHoldsDecisionsOnly(t *testing.T) {
+	for _, method := range []string{fheserve.GalleryPolynomial, fheserve.GalleryRandomized} {
+		t.Run(method, func(t *testing.T) { resultHoldsDecisionsOnly(t, method) })
+	}
+}
+
+func resultHoldsDecisionsOnly(t *testing.T, method string) {
 	ctx := context.Background()
 	d := MustDaemon(t)
 	owner, user, _ := mustParties(t, d.URL())
 	const dim, threshold = 32, 0.4
-	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: dim, Threshold: threshold, Capacity: 16, Margin: 0.25}))(t)
+	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: dim, Threshold: threshold, Capacity: 16, Margin: 0.25, Decision: method}))(t)
+	if g.Decision != method {
+		t.Fatalf("gallery decides by %q, want %q", g.Decision, method)
+	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	probe := unitvec.Random(rng, dim)
 	labels, emb, cos := galleryAt(rng, probe, "p", 9, threshold, g.Margin)
@@ -180,12 +190,8 @@ func TestGalleryResultHoldsDecisionsOnly(t *testing.T) {
 		for i, s := range want {
 			pos := plan.Pos(v.Output.Positions, i)
 			declared[pos] = true
-			step := 0.0
-			if s >= threshold {
-				step = 1
-			}
-			if math.Abs(slots[pos]-step) > v.Decision.Error {
-				t.Errorf("%s: decision %d (cosine %.3f) decrypts to %.4f, want %g within %.3g", mode, i, s, slots[pos], step, v.Decision.Error)
+			if err := decisionWithin(v.Decision, s, slots[pos]); err != nil {
+				t.Errorf("%s: decision %d: %v", mode, i, err)
 			}
 		}
 		var rest []float64
@@ -210,6 +216,28 @@ func TestGalleryResultHoldsDecisionsOnly(t *testing.T) {
 		}
 		onlyNoise(t, mode+" coefficients", coeffs, v.Precision.FloodStd/scale)
 	}
+}
+
+// decisionWithin checks a decrypted decision of a template at cosine s
+// from the probe (outside the margin) against the float64 oracle: 0 or
+// 1 within the stated error (polynomial), or r (s - threshold)/range
+// within it, r in [1/spread, 1] (randomized).
+func decisionWithin(d *plan.Decision, s, out float64) error {
+	if d.IsRandomized() {
+		x := (s - d.Threshold) / d.Range
+		if out*x <= 0 || math.Abs(out) > math.Abs(x)+d.Error || math.Abs(out) < math.Abs(x)/d.Spread-d.Error {
+			return fmt.Errorf("cosine %.3f decrypts to %.4g, want r %.4g with r in [1/%g, 1], within %.3g", s, out, x, d.Spread, d.Error)
+		}
+		return nil
+	}
+	step := 0.0
+	if s >= d.Threshold {
+		step = 1
+	}
+	if math.Abs(out-step) > d.Error {
+		return fmt.Errorf("cosine %.3f decrypts to %.4f, want %g within %.3g", s, out, step, d.Error)
+	}
+	return nil
 }
 
 // onlyNoise checks that xs look like zero-mean Gaussian noise of
