@@ -282,6 +282,12 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 	co.Calibration = calibration
 	co.NoTiles = co.NoTiles || opts.anyTemplates
 	co.maskStep = randomized
+	if randomized && co.Keys == "" {
+		// The score map is the whole evaluation: its hoisted baby-step
+		// giant-step keys (22 at 128 dimensions, 27 MB at N=2^14) make a
+		// query 2 to 3 times faster than Horner's 2 keys (BENCHMARKS.md).
+		co.Keys = KeysFast
+	}
 	switch {
 	case co.PrecisionBits != 0 || co.Precision != 0 || opts.Mode == plan.Scores:
 	case randomized:

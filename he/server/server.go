@@ -70,6 +70,8 @@ type prepared struct {
 	// Latency, slots, a Horner step (plan.Step.Horner): the diagonals
 	// pre-rotated by their giant steps (horner.go).
 	horner *hornerMap
+	// Latency, slots, a map of one row (prepareDot): the row.
+	dot *rlwe.Plaintext
 	// Latency, coefficients.
 	coeffPt *rlwe.Plaintext
 	// Batch: per row, the weights times target/input scale times the
@@ -305,9 +307,74 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared) err
 		return m.prepareBatchRows(s, st)
 	case s.Coeffs:
 		return m.prepareCoeffs(ecd, s, st)
+	case m.prepareDot(ecd, s, st):
+		return nil
 	default:
 		return m.prepareDiagonals(ecd, s, st, m.Plan.BatchSize)
 	}
+}
+
+// prepareDot prepares a map of one non-empty row (a gallery's
+// verification: the claimed template's row) as an inner product: the row
+// at the input's first period, one product and log2(Pin) rotations
+// summing the period into slot 0, where the row's output is, instead of
+// every diagonal of the map. It reports false, and prepares nothing,
+// when the map is not such a row or the plan has no keys for the
+// rotations (1, 2, 4, ..., Pin/2).
+func (m *Model) prepareDot(ecd *ckks.Encoder, s *plan.Step, st *prepared) bool {
+	if s.Tile > 0 || s.MaskOutput || s.Pin < 2 || s.Pin&(s.Pin-1) != 0 || s.M.Rows < 1 || plan.Pos(s.OutPos, 0) != 0 || s.M.RowPtr[1] != s.M.NNZ() {
+		return false
+	}
+	for r := 1; r < s.Pin; r *= 2 {
+		if !slices.Contains(m.Plan.Rotations, r) {
+			return false
+		}
+	}
+	v := make([]float64, m.params.MaxSlots())
+	cols, vals := s.M.Row(0)
+	for i, c := range cols {
+		v[plan.Pos(s.InPos, c)] = vals[i]
+	}
+	pt := ckks.NewPlaintext(m.params, s.LevelIn)
+	pt.Scale = st.ptScale
+	if err := ecd.Encode(v, pt); err != nil {
+		return false
+	}
+	st.dot = pt
+	if s.Bias != nil {
+		st.bias = make([]float64, m.params.MaxSlots())
+		st.bias[0] = s.Bias[0]
+	}
+	return true
+}
+
+// linearDot evaluates a map prepared by prepareDot: slot 0 holds the
+// row's output; the other slots, partial sums, are the mask step's to
+// zero.
+func (e *Evaluator) linearDot(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	out, err := e.eval.MulNew(x, st.dot)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.eval.Rescale(out, out); err != nil {
+		return nil, err
+	}
+	for r := s.Pin / 2; r >= 1; r /= 2 {
+		rot, err := e.eval.RotateNew(out, r)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.eval.Add(out, rot, out); err != nil {
+			return nil, err
+		}
+	}
+	out.Scale = st.target
+	if st.bias != nil {
+		if err := e.eval.Add(out, st.bias, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // prepareBatchRows reduces each weight, scaled, modulo every prime of the
@@ -676,6 +743,9 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 			return e.linearBatch(s, st, x)
 		case s.Coeffs:
 			out, err := e.linearCoeffs(s, st, x[0])
+			return []*rlwe.Ciphertext{out}, err
+		case st.dot != nil:
+			out, err := e.linearDot(s, st, x[0])
 			return []*rlwe.Ciphertext{out}, err
 		default:
 			if s.MaskOutput && s.Tile > 0 {
