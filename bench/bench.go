@@ -2,7 +2,8 @@
 // logreg, mlp, cnn and match models) encrypted, in latency packing (one
 // sample per call, and with filled tiles) and batch packing, and compares each with the plaintext reference and with a
 // floor: the plan's operation counts times per-operation costs measured in
-// the same run.
+// the same run. Gallery workloads (verify, identify-N, gallery.go) run
+// face-template queries when named.
 package bench
 
 import (
@@ -67,6 +68,12 @@ type Result struct {
 	// and read (outside Linux).
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	Workers      int   `json:"workers"`
+	// Gallery workloads: the enrolled templates, the server's preparation
+	// of the query (the templates encoded for the plan, once per
+	// enrolment) and the decision margin in score units.
+	Templates int     `json:"templates,omitempty"`
+	PrepareMS float64 `json:"prepare_ms,omitempty"`
+	Margin    float64 `json:"margin,omitempty"`
 }
 
 // Options steer a run.
@@ -80,6 +87,9 @@ type Options struct {
 	// Keys is the compiler's key choice (compiler.Options.Keys; "": the
 	// default).
 	Keys string
+	// Decisions are the decision methods gallery workloads run in
+	// (GalleryModes when empty).
+	Decisions []string
 }
 
 // Run runs one workload in one mode; it returns nil in tiles mode when the
@@ -220,15 +230,22 @@ func RunAll(ctx context.Context, names []string, opts Options, each func(*Result
 		names = Workloads
 	}
 	for _, name := range names {
-		known := false
+		known, modes, run := false, Modes, Run
 		for _, w := range Workloads {
 			known = known || w == name
 		}
-		if !known {
-			return fheserve.Errorf(fheserve.EINVALID, "unknown workload %q (have %v)", name, Workloads)
+		if isGallery(name) {
+			var err error
+			if modes, err = galleryModes(opts); err != nil {
+				return err
+			}
+			known, run = true, RunGallery
 		}
-		for _, mode := range Modes {
-			r, err := Run(ctx, name, mode, opts)
+		if !known {
+			return fheserve.Errorf(fheserve.EINVALID, "unknown workload %q (have %v, and when named %v)", name, Workloads, GalleryWorkloads)
+		}
+		for _, mode := range modes {
+			r, err := run(ctx, name, mode, opts)
 			if err != nil {
 				return fmt.Errorf("%s/%s: %w", name, mode, err)
 			}

@@ -46,3 +46,25 @@ func TestWorkloads(t *testing.T) {
 		})
 	}
 }
+
+// TestGalleryWorkloads runs the verify workload (and with -long the
+// identifications of 1,000 and 10,000 templates) randomized: every
+// decision outside the margin equals float64's.
+func TestGalleryWorkloads(t *testing.T) {
+	for _, name := range GalleryWorkloads {
+		t.Run(name, func(t *testing.T) {
+			if name != "verify" && !*long {
+				t.Skip("minutes and gigabytes: run with -long")
+			}
+			r, err := RunGallery(context.Background(), name, plan.Randomized, Options{LatencyCalls: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(r)
+			t.Logf("%s", b)
+			if r.ArgmaxAgreement != 1 {
+				t.Errorf("decision agreement %.3f outside the margin %.3g, want 1", r.ArgmaxAgreement, r.Margin)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ type benchOptions struct {
 	batchSamples int
 	runs         int
 	keys         string
+	decisions    []string
 }
 
 func newBenchCmd(f *Factory, runF func(*benchOptions) error) *cobra.Command {
@@ -35,16 +36,25 @@ times, sizes, throughput, the plaintext reference time, the floor (the
 plan's operation counts times per-operation costs measured in the same
 run) and the agreement with the plaintext reference.
 
+Gallery workloads run when named: verify (1:1 on 1,000 templates),
+identify-1000 and identify-10000 (1:N), on synthetic galleries of unit
+vectors of 128 dimensions, in the decision methods of --decision (mode
+randomized by default; polynomial, much slower, when asked). Their
+agreement is the fraction of decisions outside the margin equal to
+float64's; they add templates, prepare_ms (the server's encoding of the
+templates, once per enrolment) and margin to the JSON.
+
 With --runs N the whole set runs N times and a last table gives, for each
 of the engine's targets (BENCHMARKS.md), the median over the runs, the
 range, and in how many runs the target was met.`,
 	}, opts, &opts.Ctx, runF, benchRun)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON array, an object per workload and mode")
-	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match)")
+	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match; also verify, identify-1000, identify-10000)")
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
 	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "calls in latency mode (one sample each) and tiles mode (every tile filled)")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
 	cmd.Flags().StringVar(&opts.keys, "keys", "", "rotation keys: small (the fewest key bytes, the default) or fast (the fewest rotations), as compile's --keys")
+	cmd.Flags().StringSliceVar(&opts.decisions, "decision", nil, "decision methods of the gallery workloads: randomized (the default), polynomial")
 	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
 	return cmd
 }
@@ -60,7 +70,7 @@ func benchRun(opts *benchOptions) error {
 	}
 	for range opts.runs {
 		var results []*bench.Result
-		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples, Keys: opts.keys}, func(r *bench.Result) {
+		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples, Keys: opts.keys, Decisions: opts.decisions}, func(r *bench.Result) {
 			results = append(results, r)
 			if opts.json {
 				return
