@@ -33,7 +33,7 @@ const (
 // Bounds of a gallery.
 const (
 	DefaultGalleryCapacity = 1024  // templates, when a request gives none
-	MaxGalleryCapacity     = 32768 // the slots of the largest ring
+	MaxGalleryCapacity     = 65536 // randomized, over 8 ciphertexts; polynomial: 32768, the slots of the largest ring
 	MaxGalleryDim          = 4096
 	MaxEnroll              = 4096 // templates in one enrolment request
 	MaxLabel               = 128  // bytes of a label

@@ -112,8 +112,8 @@ func (a *App) Enroll(ctx context.Context, who *fheserve.Account, id string, req 
 			flat = append(flat, e...)
 		}
 		// The gallery's own capacity is checked above; the options only
-		// bound it by the largest ring's.
-		return tpl.Enroll(req.Labels, flat, &compiler.GalleryOptions{Options: compiler.Options{LogN: 16}})
+		// bound it by the largest gallery's.
+		return tpl.Enroll(req.Labels, flat, &compiler.GalleryOptions{Options: compiler.Options{LogN: 16}, Decision: plan.Randomized})
 	})
 }
 

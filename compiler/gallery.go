@@ -46,6 +46,10 @@ const DefaultRandomizedMargin = 0.02
 // the encryption error, so every bit here doubles it.
 const randomizedPrecisionBits = 12
 
+// minRandomizedPrecisionBits is the least precision a randomized plan
+// trades down to for privacy (randomizedPrecisionBits).
+const minRandomizedPrecisionBits = 9
+
 // minSpread is the smallest spread a randomized plan accepts: below it a
 // result is nearly the scaled score itself.
 const minSpread = 16
@@ -93,20 +97,37 @@ type GalleryOptions struct {
 	// larger the spread of the random factors and the less a result says
 	// of a score (docs/security.md).
 	Decision string
+	// defaultMargin: Margin was 0, the compiler's default (a randomized
+	// plan widens it to keep the spread at least minSpread).
+	defaultMargin bool
 	// anyTemplates compiles for any templates of the gallery's shape (its
 	// rows are stand-ins): see CompileGalleryPlan.
 	anyTemplates bool
 }
 
 // Capacity is the number of templates a gallery plan takes with the
-// compile options: one decision per slot of the largest ring allowed.
+// compile options: one decision per slot of the largest ring allowed,
+// or for randomized decisions MaxSplitTemplates over several ciphertexts.
 func (o *GalleryOptions) Capacity() int {
 	logN := maxLogN
 	if o.LogN != 0 {
 		logN = o.LogN
 	}
+	if o.Decision == plan.Randomized {
+		return max(MaxSplitTemplates, 1<<(logN-1))
+	}
 	return 1 << (logN - 1)
 }
+
+// MaxSplitTemplates bounds a randomized gallery split over ciphertexts.
+const MaxSplitTemplates = 65536
+
+// splitLogN is the ring of a randomized gallery plan of more templates
+// than its slots: the ring its depth needs (2^13 is too small for the
+// scale its precision and privacy take), the score map's blocks one
+// ciphertext each. Two ciphertexts at 2^14 cost fewer rotations, each a
+// quarter of one at 2^15, than one ciphertext at 2^15 (BENCHMARKS.md).
+const splitLogN = 14
 
 // Validate checks a gallery against the options: refused galleries say
 // what to fix.
@@ -251,6 +272,7 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 		return nil, err
 	}
 	randomized := opts.Decision == plan.Randomized && opts.Mode != plan.Scores
+	opts.defaultMargin = opts.Margin == 0
 	switch {
 	case opts.Margin != 0:
 	case randomized:
@@ -299,6 +321,16 @@ func CompileGallery(g *Gallery, opts GalleryOptions) (*Result, error) {
 		co.PrecisionBits = decisionPrecisionBits
 	}
 	res, err := Compile(graph, co)
+	if randomized && opts.PrecisionBits == 0 && opts.Precision == 0 {
+		// Every output's evaluation error counts against the privacy
+		// (compiler.Options.PrivacyBits): a plan of many outputs trades
+		// precision bits, two privacy bits each, down to
+		// minRandomizedPrecisionBits, and the spread shrinks with them.
+		for err != nil && co.PrecisionBits > minRandomizedPrecisionBits {
+			co.PrecisionBits--
+			res, err = Compile(graph, co)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +434,11 @@ func finishGalleryPlan(res *Result, g *Gallery, opts *GalleryOptions, dec *plan.
 	case opts.Mode == plan.Scores:
 		p.Warnings = append(p.Warnings, fmt.Sprintf("this plan reveals every raw similarity score: %d unit-vector queries recover the whole gallery; prefer --mode identify, whose results hold only match decisions", g.Dim))
 	case dec.IsRandomized():
-		if err := randomizeDecisions(res, dec, opts.Margin); err != nil {
+		margin := opts.Margin
+		if opts.defaultMargin {
+			margin = math.Max(margin, minSpread*dec.Range*p.Precision.OutputError)
+		}
+		if err := randomizeDecisions(res, dec, margin); err != nil {
 			return err
 		}
 	default:
@@ -488,6 +524,17 @@ func CompileGalleryPlan(g *Gallery, capacity int, opts GalleryOptions) (*Result,
 	if g.Dim < 1 || g.Dim > maxGalleryDim {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "gallery %q: embedding dimension %d is outside 1..%d: give the dimension of the embeddings (for example 128)", g.Name, g.Dim, maxGalleryDim)
 	}
+	total, k := capacity, 1
+	if opts.Decision == plan.Randomized {
+		logN := splitLogN
+		if opts.LogN != 0 {
+			logN = opts.LogN
+		}
+		if slots := 1 << (logN - 1); capacity > slots {
+			k = (capacity + slots - 1) / slots
+			capacity, opts.LogN = slots, logN
+		}
+	}
 	stand := &Gallery{Name: g.Name, Dim: g.Dim, Metric: g.Metric, Threshold: g.Threshold,
 		Labels: make([]string, capacity), Templates: make([]float64, capacity*g.Dim)}
 	for i := range stand.Labels {
@@ -497,7 +544,58 @@ func CompileGalleryPlan(g *Gallery, capacity int, opts GalleryOptions) (*Result,
 		stand.Templates[j] = 1 / math.Sqrt(float64(g.Dim))
 	}
 	opts.Mode, opts.Claim, opts.anyTemplates = plan.Identify, "", true
-	return CompileGallery(stand, opts)
+	res, err := CompileGallery(stand, opts)
+	if err != nil || k == 1 {
+		return res, err
+	}
+	return splitGalleryPlan(res, total, k)
+}
+
+// splitGalleryPlan widens the plan of one ciphertext of decisions to
+// total decisions over k ciphertexts (plan.Layout.PerCiphertext): the
+// program's score map becomes k groups of the same diagonals sharing
+// the probe's baby-step rotations (plan.Step.Groups), and the mask step
+// masks, and randomizes, each ciphertext. Keys, levels and precision are
+// the one ciphertext's; the costs that grow with k are scaled.
+func splitGalleryPlan(res *Result, total, k int) (*Result, error) {
+	p, prog := res.Plan, res.Program
+	per := p.Output.Length
+	lin := &prog.Steps[0]
+	if lin.Kind != plan.StepLinear || lin.MaskOutput || lin.Tile > 0 || prog.Steps[prog.Output-1].Kind != plan.StepMask {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "gallery plan %q does not split: want a score map and a mask", p.Model)
+	}
+	lin.Groups = k
+	p.Output.Length, p.Output.Ciphertexts, p.Output.PerCiphertext = total, k, per
+	if p.Output.Positions != nil && len(p.Output.Positions) != per {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "gallery plan %q has %d output positions for %d outputs", p.Model, len(p.Output.Positions), per)
+	}
+	p.OutputShape = []int{total}
+	labels := make([]string, total)
+	for i := range labels {
+		labels[i] = fmt.Sprintf("#%d", i)
+	}
+	p.Decision.Labels = labels
+	p.Sizes.Result *= k
+	o := &p.Ops
+	o.Rotations += (k - 1) * (o.GiantSteps + o.FoldRotations)
+	o.GiantSteps *= k
+	o.FoldRotations *= k
+	o.PtMuls *= k
+	o.Diagonals *= k
+	o.Rescales += (k - 1) * 2
+	o.Additions *= k
+	o.ResultCts = k
+	for i := range p.Steps {
+		p.Steps[i].OutLength = total
+	}
+	// The flooding is sized for the budget in ciphertexts, and a full
+	// identification returns k: the guarantee holds over k times fewer
+	// calls.
+	budget := p.Precision.QueryBudget
+	p.Precision.QueryBudget = max(1, budget/k)
+	p.Warnings = append(p.Warnings, fmt.Sprintf("an identification over more than %d templates returns up to %d ciphertexts, each counted as a sample: the circuit-privacy level holds over %d identifications of the full gallery (%d result ciphertexts)", per, k, p.Precision.QueryBudget, budget))
+	p.Fingerprint = p.ComputeFingerprint()
+	return res, nil
 }
 
 // maxGalleryDim bounds a gallery's embedding dimension.
@@ -517,7 +615,7 @@ func GalleryProgram(prog *plan.Program, v *plan.Plan, g *Gallery, claim string) 
 		return nil, fheserve.Errorf(fheserve.EINVALID, "plan %q is not a decision plan", v.Model)
 	}
 	s := &prog.Steps[0]
-	if s.Kind != plan.StepLinear || s.In[0] != 0 || s.M.Cols != g.Dim || s.M.Rows < len(g.Labels) {
+	if s.Kind != plan.StepLinear || s.In[0] != 0 || s.M.Cols != g.Dim || s.M.Rows*max(1, s.Groups) < len(g.Labels) {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "program of plan %q does not start with %d score rows of dimension %d", v.Model, len(g.Labels), g.Dim)
 	}
 	var rows []float64 // the rows that are not zero, from row 0
@@ -534,16 +632,26 @@ func GalleryProgram(prog *plan.Program, v *plan.Plan, g *Gallery, claim string) 
 	// The rows that are zero are left out: their diagonals need no
 	// encoding or multiplication, and the ones left use a subset of the
 	// plan's rotations. Every entry of the others is stored, zeros too.
+	// A split plan's map has a group of s.M.Rows rows per result
+	// ciphertext of the query (v.Output.Ciphertexts).
 	n, cols := len(rows)/g.Dim, s.M.Cols
-	m := &plan.Sparse{Rows: s.M.Rows, Cols: cols, RowPtr: make([]int, s.M.Rows+1), ColIdx: make([]int, len(rows)), Val: make([]float64, len(rows))}
-	for i := range s.M.Rows {
+	groups := 0
+	if s.Groups > 0 {
+		groups = v.Output.Ciphertexts
+	}
+	nr := s.M.Rows * max(1, groups)
+	m := &plan.Sparse{Rows: nr, Cols: cols, RowPtr: make([]int, nr+1), ColIdx: make([]int, len(rows)), Val: make([]float64, len(rows))}
+	for i := range nr {
 		m.RowPtr[i+1] = min(i+1, n) * cols
 	}
 	for j := range rows {
 		m.ColIdx[j], m.Val[j] = j%cols, rows[j]/d.Range
 	}
 	out := &plan.Program{Packing: prog.Packing, Steps: slices.Clone(prog.Steps), Output: prog.Output}
-	out.Steps[0].M = m
+	out.Steps[0].M, out.Steps[0].Groups = m, groups
+	if out.Steps[0].Bias != nil && groups > 1 {
+		out.Steps[0].Bias = slices.Repeat(out.Steps[0].Bias, groups)
+	}
 	return out, nil
 }
 

@@ -140,8 +140,15 @@ func (p *Plan) DecisionView(mode string, labels []string) (*Plan, error) {
 	}
 	v := *p
 	v.Output.Length = k
-	if p.Output.Positions != nil {
-		v.Output.Positions = p.Output.Positions[:k:k]
+	switch o := &v.Output; {
+	case o.PerCiphertext > 0:
+		o.Ciphertexts = (k + o.PerCiphertext - 1) / o.PerCiphertext
+		if o.Positions != nil {
+			o.Positions = o.Positions[:min(k, o.PerCiphertext):min(k, o.PerCiphertext)]
+		}
+		v.Sizes.Result = p.Sizes.Result / p.Output.Ciphertexts * o.Ciphertexts
+	case o.Positions != nil:
+		o.Positions = o.Positions[:k:k]
 	}
 	v.OutputShape = []int{k}
 	dv := *d

@@ -63,7 +63,12 @@ type Layout struct {
 	Period      int    `json:"period,omitempty"`
 	Positions   []int  `json:"positions,omitempty"`
 	Tile        int    `json:"tile,omitempty"`
-	Ciphertexts int    `json:"ciphertexts"`
+	// PerCiphertext (latency, slots, untiled output): the outputs are
+	// split over Ciphertexts, PerCiphertext each: output i is in
+	// ciphertext i / PerCiphertext at slot Positions[i % PerCiphertext]
+	// (a gallery of more templates than a ciphertext has slots).
+	PerCiphertext int `json:"per_ciphertext,omitempty"`
+	Ciphertexts   int `json:"ciphertexts"`
 	Level       int    `json:"level"`
 	LogScale    int    `json:"log_scale"`
 }
@@ -322,6 +327,8 @@ func (p *Plan) Validate() error {
 		return fheserve.Errorf(fheserve.EINVALID, "plan has no input or output ciphertexts")
 	case p.Packing == Latency && !p.validTiles():
 		return fheserve.Errorf(fheserve.EINVALID, "plan tiles do not fit its slots")
+	case p.Output.PerCiphertext != 0 && !p.validSplit():
+		return fheserve.Errorf(fheserve.EINVALID, "plan output split over %d ciphertexts of %d does not fit its %d outputs", p.Output.Ciphertexts, p.Output.PerCiphertext, p.Output.Length)
 	}
 	if err := p.validateKeyLevels(); err != nil {
 		return err
@@ -392,6 +399,21 @@ func (p *Plan) validTiles() bool {
 		}
 	}
 	return out.Length == p.OutputSize()
+}
+
+// validSplit checks an output split over ciphertexts (PerCiphertext).
+func (p *Plan) validSplit() bool {
+	o := p.Output
+	if p.Packing != Latency || o.Encoding != Slots || o.Tile != 0 || o.PerCiphertext < 1 || o.PerCiphertext > p.Slots() ||
+		o.Ciphertexts != (o.Length+o.PerCiphertext-1)/o.PerCiphertext || len(o.Positions) > o.PerCiphertext {
+		return false
+	}
+	for _, q := range o.Positions {
+		if q < 0 || q >= p.Slots() {
+			return false
+		}
+	}
+	return true
 }
 
 // EncodeInput lays out n samples (row-major, each InputSize long) as the
@@ -473,6 +495,11 @@ func (p *Plan) DecodeRaw(vecs [][]float64, n int) ([]float64, error) {
 			}
 			out[i] = vecs[0][pos]
 		}
+	case o.PerCiphertext > 0:
+		for i := 0; i < size; i++ {
+			c, slot := o.Slot(i)
+			out[i] = vecs[c][slot]
+		}
 	default:
 		for t := 0; t < n; t++ {
 			for i := 0; i < size; i++ {
@@ -481,6 +508,15 @@ func (p *Plan) DecodeRaw(vecs [][]float64, n int) ([]float64, error) {
 		}
 	}
 	return out, nil
+}
+
+// Slot is where output i of a latency layout in slots is: its ciphertext
+// and slot (untiled; see PerCiphertext).
+func (o *Layout) Slot(i int) (ct, slot int) {
+	if o.PerCiphertext > 0 {
+		return i / o.PerCiphertext, at(o.Positions, i%o.PerCiphertext)
+	}
+	return 0, at(o.Positions, i)
 }
 
 // ApplyHead applies a client-side output head to each sample of out.

@@ -201,6 +201,12 @@ type Step struct {
 	Basis string
 	Poly  []float64
 
+	// Groups (latency, slots, an untiled map whose output the plan splits
+	// over ciphertexts, Layout.PerCiphertext): M's rows are Groups blocks
+	// of Length rows, block g written to output ciphertext g; the blocks
+	// share the input's baby-step rotations. 0 or 1: one ciphertext.
+	Groups int `json:",omitempty"`
+
 	// Mask (latency): Spread > 0 multiplies each kept slot by its own
 	// factor r > 0, drawn by the server for every call, log-uniform on
 	// [1/Spread, 1], instead of 1 (plan.Randomized decisions): the signs
@@ -569,4 +575,27 @@ func PolyDepth(degree int) int {
 		d++
 	}
 	return d
+}
+
+// Group returns block g of a grouped linear step (Groups): the step with
+// M cut to rows [g*Length, (g+1)*Length) and Groups 0.
+// Stored zeros stay stored: they keep the diagonals, and so the
+// rotations, the plan was compiled for.
+func (s *Step) Group(g int) Step {
+	m := &Sparse{Rows: s.Length, Cols: s.M.Cols, RowPtr: make([]int, s.Length+1)}
+	for r := range s.Length {
+		if row := g*s.Length + r; row < s.M.Rows {
+			cols, vals := s.M.Row(row)
+			m.ColIdx = append(m.ColIdx, cols...)
+			m.Val = append(m.Val, vals...)
+		}
+		m.RowPtr[r+1] = len(m.Val)
+	}
+	out := *s
+	out.M, out.Groups = m, 0
+	if s.Bias != nil {
+		out.Bias = make([]float64, s.Length)
+		copy(out.Bias, s.Bias[min(g*s.Length, len(s.Bias)):])
+	}
+	return out
 }

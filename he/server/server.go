@@ -72,6 +72,9 @@ type prepared struct {
 	horner *hornerMap
 	// Latency, slots, a map of one row (prepareDot): the row.
 	dot *rlwe.Plaintext
+	// Latency, slots, a grouped map (plan.Step.Groups): each group's
+	// transformation and bias, one output ciphertext each.
+	groups []prepared
 	// Latency, coefficients.
 	coeffPt *rlwe.Plaintext
 	// Batch: per row, the weights times target/input scale times the
@@ -195,7 +198,7 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 		scales[i+1] = in
 		if p.Packing == plan.Latency {
 			var err error
-			if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, m.outputSlots(p.BatchSize)); err != nil {
+			if st.mask, err = m.maskPlaintext(ecd, s.LevelIn, m.ciphertextSlots(0, p.BatchSize)); err != nil {
 				return err
 			}
 		}
@@ -232,6 +235,22 @@ func (m *Model) outputSlots(n int) []int {
 	return keep
 }
 
+// ciphertextSlots are the slots of the declared outputs of n samples in
+// result ciphertext j: outputSlots, or for an output split over
+// ciphertexts (plan.Layout.PerCiphertext) the slots of ciphertext j's.
+func (m *Model) ciphertextSlots(j, n int) []int {
+	o := m.Plan.Output
+	if o.PerCiphertext == 0 {
+		return m.outputSlots(n)
+	}
+	var keep []int
+	for i := j * o.PerCiphertext; i < min((j+1)*o.PerCiphertext, o.Length); i++ {
+		_, slot := o.Slot(i)
+		keep = append(keep, slot)
+	}
+	return keep
+}
+
 // maskPlaintext encodes a slot vector that is 1 at the given slots and 0
 // elsewhere, at level and with the scale of that level's prime, so that a
 // product by it followed by a rescale keeps the ciphertext's scale.
@@ -249,19 +268,19 @@ func (m *Model) maskPlaintext(ecd *ckks.Encoder, level int, keep []int) (*rlwe.P
 }
 
 // randomMask encodes the mask of a randomized mask step (plan.Step.Spread)
-// for one call of n samples: every kept slot gets its own factor
+// for one ciphertext of a call, keeping the given slots: every kept slot gets its own factor
 // r = Spread^-u with u uniform on [0, 1] (r log-uniform on [1/Spread, 1]),
 // from a ChaCha8 stream seeded by crypto/rand for this call alone, so
 // that neither the user nor an earlier call knows or repeats it; every
 // other slot 0. The scale is the level's prime, as maskPlaintext's.
-func (m *Model) randomMask(level, n int, spread float64) (*rlwe.Plaintext, error) {
+func (m *Model) randomMask(level int, keep []int, spread float64) (*rlwe.Plaintext, error) {
 	var seed [32]byte
 	if _, err := crand.Read(seed[:]); err != nil {
 		return nil, fmt.Errorf("cannot draw the decision factors: %w", err)
 	}
 	rng := mrand.New(mrand.NewChaCha8(seed))
 	v := make([]float64, m.params.MaxSlots())
-	for _, j := range m.outputSlots(n) {
+	for _, j := range keep {
 		v[j] = math.Pow(spread, -rng.Float64())
 	}
 	pt := ckks.NewPlaintext(m.params, level)
@@ -307,6 +326,17 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared) err
 		return m.prepareBatchRows(s, st)
 	case s.Coeffs:
 		return m.prepareCoeffs(ecd, s, st)
+	case s.Groups > 1:
+		st.groups = make([]prepared, s.Groups)
+		for g := range st.groups {
+			sub := s.Group(g)
+			gs := &st.groups[g]
+			gs.ptScale, gs.target = st.ptScale, st.target
+			if err := m.prepareDiagonals(ecd, &sub, gs, 1); err != nil {
+				return err
+			}
+		}
+		return nil
 	case m.prepareDot(ecd, s, st):
 		return nil
 	default:
@@ -747,6 +777,8 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 		case st.dot != nil:
 			out, err := e.linearDot(s, st, x[0])
 			return []*rlwe.Ciphertext{out}, err
+		case st.groups != nil:
+			return e.linearGroups(s, st, x[0])
 		default:
 			if s.MaskOutput && s.Tile > 0 {
 				var err error
@@ -903,19 +935,33 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 		return out, err
 	}
 	pt := st.mask // latency: the outputs of the full batch
-	if s.Spread > 0 {
-		var err error
-		if pt, err = e.m.randomMask(s.LevelIn, samples, s.Spread); err != nil {
-			return nil, err
-		}
-	} else if samples < e.m.Plan.BatchSize {
+	if samples < e.m.Plan.BatchSize && s.Spread == 0 {
 		var err error
 		if pt, err = e.m.maskFor(s.LevelIn, samples); err != nil {
 			return nil, err
 		}
 	}
+	if e.m.Plan.Output.PerCiphertext > 0 && len(x) != e.m.Plan.Output.Ciphertexts {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: %d ciphertexts to mask, the plan returns %d", s.Name, len(x), e.m.Plan.Output.Ciphertexts)
+	}
 	out := make([]*rlwe.Ciphertext, len(x))
 	err := e.parallel(len(x), func(j int) error {
+		pt := pt
+		switch {
+		case s.Spread > 0:
+			var err error
+			if pt, err = e.m.randomMask(s.LevelIn, e.m.ciphertextSlots(j, samples), s.Spread); err != nil {
+				return err
+			}
+		case e.m.Plan.Output.PerCiphertext > 0 && j > 0:
+			e.m.mu.Lock()
+			var err error
+			pt, err = e.m.maskPlaintext(e.m.ecd, s.LevelIn, e.m.ciphertextSlots(j, samples))
+			e.m.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
 		ct, err := e.eval.MulNew(x[j], pt)
 		if err != nil {
 			return err
@@ -956,6 +1002,41 @@ func (e *Evaluator) linearSlots(s *plan.Step, st *prepared, x *rlwe.Ciphertext) 
 		return nil, err
 	}
 	return e.finishSlots(s, st, out)
+}
+
+// linearGroups evaluates a grouped map (plan.Step.Groups): the baby-step
+// rotations of x hoisted once for every group, then each group's giant
+// steps, one output ciphertext per group, groups spread over the
+// workers.
+func (e *Evaluator) linearGroups(s *plan.Step, st *prepared, x *rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+	var parts []lintrans.LinearTransformation
+	for g := range st.groups {
+		parts = append(parts, st.groups[g].parts...)
+	}
+	pre, err := e.preRotate(parts, x)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*rlwe.Ciphertext, len(st.groups))
+	err = e.parallel(len(st.groups), func(g int) error {
+		gs := &st.groups[g]
+		var sum *rlwe.Ciphertext
+		for _, part := range gs.parts {
+			ct := ckks.NewCiphertext(e.m.params, 1, x.Level())
+			if err := e.lt.MultiplyByDiagMatrixBSGS(x, part, pre, ct); err != nil {
+				return err
+			}
+			if sum == nil {
+				sum = ct
+			} else if err := e.eval.Add(sum, ct, sum); err != nil {
+				return err
+			}
+		}
+		ct, err := e.finishSlots(s, gs, sum)
+		out[g] = ct
+		return err
+	})
+	return out, err
 }
 
 // preRotate returns the hoisted baby-step rotations of x that parts use.
