@@ -392,7 +392,8 @@ func zeroedSlots(p *plan.Plan, raw [][]float64, declared int) []float64 {
 		for s := 0; s < declared; s++ {
 			if p.Packing == plan.Latency {
 				for o := 0; o < p.OutputSize(); o++ {
-					keep[[2]int{0, s*p.Output.Tile + plan.Pos(p.Output.Positions, o)}] = true
+					ct, slot := p.Output.Slot(o)
+					keep[[2]int{ct, s*p.Output.Tile + slot}] = true
 				}
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/face"
 	"github.com/fheserve/fheserve/npy"
+	"github.com/fheserve/fheserve/plan"
 )
 
 // faceThreshold and faceMargin are the gallery a test of the demo faces
@@ -123,13 +124,26 @@ func unit(d []float32) []float64 {
 // (where the sign approximation may err: how many pairs lie there and
 // how many of them erred is logged). -long probes with every demo face
 // mirrored, the default with sample2's.
+//
+// The randomized decisions (plan.Randomized, at their default margin) are
+// checked the same way: the sign outside the margin, the magnitude
+// within the factors' spread.
 func TestFaceDecisions(t *testing.T) {
+	for _, method := range []string{plan.Polynomial, plan.Randomized} {
+		t.Run(method, func(t *testing.T) { faceDecisions(t, method) })
+	}
+}
+
+func faceDecisions(t *testing.T, method string) {
 	photos, margin := []string{"sample2"}, 0.0
 	if *long {
-		photos, margin = []string{"sample1", "sample2", "sample3", "sample4", "sample5", "sample6"}, faceMargin
+		photos = []string{"sample1", "sample2", "sample3", "sample4", "sample5", "sample6"}
+		if method == plan.Polynomial {
+			margin = faceMargin
+		}
 	}
 	g, probes, who := demoFaces(t, photos)
-	r, err := NewGalleryPlan(g, len(g.Labels), compiler.GalleryOptions{Margin: margin}, 2)
+	r, err := NewGalleryPlan(g, len(g.Labels), compiler.GalleryOptions{Margin: margin, Decision: method}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +161,7 @@ func TestFaceDecisions(t *testing.T) {
 		for i, s := range score {
 			if math.Abs(s-faceThreshold) < d.Margin {
 				inside++
-				if (out[i] >= 0.5) != (s >= faceThreshold) {
+				if d.Decisions(out[i : i+1])[0] != (s >= faceThreshold) {
 					erred++
 				}
 			}
@@ -189,9 +203,9 @@ func TestFaceDecisions(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Run(fmt.Sprintf("verify %d as %s", p, g.Labels[j]), func(t *testing.T) {
-				if e := v.Plan.Precision.OutputError; math.Abs(score[j]-faceThreshold) < d.Margin && (out[0] < -e || out[0] > 1+e) {
+				if e := v.Plan.Precision.OutputError; !d.IsRandomized() && math.Abs(score[j]-faceThreshold) < d.Margin && (out[0] < -e || out[0] > 1+e) {
 					t.Fatalf("score %.4f inside the margin decrypts to %.4f, outside [0, 1]", score[j], out[0])
-				} else if math.Abs(score[j]-faceThreshold) >= d.Margin {
+				} else if d.IsRandomized() || math.Abs(score[j]-faceThreshold) >= d.Margin {
 					checkDecisions(t, v.Plan, out, score[j:j+1])
 				}
 			})
@@ -201,6 +215,6 @@ func TestFaceDecisions(t *testing.T) {
 	if nearest >= compiler.DefaultGalleryMargin {
 		t.Errorf("the pair nearest the threshold lies %.4f from it, not near it", nearest)
 	}
-	t.Logf("%d probes of %d templates: logN %d depth %d, margin %.4g (asked %.3g), error %.3g; pair nearest the threshold at %.4f; %d decisions inside the margin, %d of them wrong; identification evaluates in %v",
-		len(probes), len(g.Labels), r.Plan.Params.LogN, r.Plan.Depth, d.Margin, margin, d.Error, nearest, inside, erred, identify.Stats.Evaluate)
+	t.Logf("%s: %d probes of %d templates: logN %d depth %d, margin %.4g (asked %.3g), error %.3g; pair nearest the threshold at %.4f; %d decisions inside the margin, %d of them wrong; identification evaluates in %v",
+		method, len(probes), len(g.Labels), r.Plan.Params.LogN, r.Plan.Depth, d.Margin, margin, d.Error, nearest, inside, erred, identify.Stats.Evaluate)
 }

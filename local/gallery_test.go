@@ -252,3 +252,93 @@ func checkFresh(t *testing.T, p *plan.Plan, a, b []float64) {
 		t.Fatalf("the same probe twice gives outputs in one ratio (%.4g..%.4g): the factors are not drawn per call and slot", lo, hi)
 	}
 }
+
+// TestGallerySplit runs a randomized gallery of more templates than a
+// ciphertext has slots (8,200 of 8 dimensions at N=2^14: two result
+// ciphertexts): an identification decides every template as float64
+// does outside the margin, and every slot of both ciphertexts besides
+// the declared decisions is flood noise alone; a verification of a
+// template in the second ciphertext's block returns one ciphertext.
+func TestGallerySplit(t *testing.T) {
+	const dim, n = 8, 8200
+	rng := rand.New(rand.NewPCG(6, 1))
+	probe := unitvec.Random(rng, dim)
+	spec := &compiler.Gallery{Name: "faces", Dim: dim, Metric: compiler.MetricCosine, Threshold: 0.4}
+	r, err := NewGalleryPlan(spec, n, compiler.GalleryOptions{Decision: plan.Randomized}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := r.Plan
+	if p.Output.Ciphertexts != 2 || p.Output.PerCiphertext != p.Slots() {
+		t.Fatalf("plan of %d templates: %d result ciphertexts of %d, want 2 of %d", n, p.Output.Ciphertexts, p.Output.PerCiphertext, p.Slots())
+	}
+	d := p.Decision
+	g := galleryAround(rng, probe, n, dim, d.Threshold, d.Margin)
+	g.Name = spec.Name
+	score := scores(g, probe)
+	for _, claim := range []string{g.Labels[n-3], ""} {
+		q, err := r.Query(g, claim, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, cts := score, 2
+		if claim != "" {
+			want, cts = score[n-3:n-2], 1
+		}
+		if q.Plan.Output.Ciphertexts != cts {
+			t.Fatalf("claim %q: %d result ciphertexts, want %d", claim, q.Plan.Output.Ciphertexts, cts)
+		}
+		out, err := q.Predict(context.Background(), probe, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkDecisions(t, q.Plan, out, want)
+		vecs, err := q.Plan.EncodeInput(probe, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFlood(t, 0, q.Plan, zeroedSlots(q.Plan, rawCall(t, q, vecs, 1), 1))
+	}
+	t.Logf("%d templates: logN %d, %d ciphertexts, margin %.4g, spread %g, privacy %.1f bits over %d identifications", n, p.Params.LogN, p.Output.Ciphertexts, d.Margin, d.Spread, p.Precision.PrivacyBits, p.Precision.QueryBudget)
+}
+
+// TestGalleryScaleLong: randomized galleries of 10,000 and 65,536
+// templates of 128 dimensions (2 and 8 result ciphertexts at N=2^14)
+// identify and verify as float64 decides outside the margin.
+func TestGalleryScaleLong(t *testing.T) {
+	if !*long {
+		t.Skip("-long: 10,000 and 65,536 templates (a minute and 2 GB)")
+	}
+	for _, n := range []int{10000, 65536} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			const dim = 128
+			rng := rand.New(rand.NewPCG(uint64(n), 3))
+			probe := unitvec.Random(rng, dim)
+			spec := &compiler.Gallery{Name: "faces", Dim: dim, Metric: compiler.MetricCosine, Threshold: 0.4}
+			r, err := NewGalleryPlan(spec, n, compiler.GalleryOptions{Decision: plan.Randomized}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := r.Plan.Decision
+			g := galleryAround(rng, probe, n, dim, d.Threshold, d.Margin)
+			g.Name = spec.Name
+			score := scores(g, probe)
+			for _, claim := range []string{g.Labels[n-1], ""} {
+				q, err := r.Query(g, claim, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := score
+				if claim != "" {
+					want = score[n-1:]
+				}
+				out, err := q.Predict(context.Background(), probe, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkDecisions(t, q.Plan, out, want)
+				t.Logf("%d templates, claim %q: %d result ciphertexts, %d B; evaluate %v", n, claim, q.Plan.Output.Ciphertexts, q.Stats.ResultBytes, q.Stats.Evaluate)
+			}
+		})
+	}
+}
