@@ -21,7 +21,7 @@ import (
 // gallery of 1,000 templates, and 1:N identifications over synthetic
 // galleries of unit vectors of 128 dimensions. Their modes are the
 // decision methods (GalleryModes).
-var GalleryWorkloads = []string{"verify", "identify-1000", "identify-10000"}
+var GalleryWorkloads = []string{"verify", "identify-1000", "identify-10000", "identify-65536"}
 
 // GalleryModes are the decision methods a gallery workload runs in by
 // default; plan.Polynomial runs when asked.

@@ -37,7 +37,7 @@ plan's operation counts times per-operation costs measured in the same
 run) and the agreement with the plaintext reference.
 
 Gallery workloads run when named: verify (1:1 on 1,000 templates),
-identify-1000 and identify-10000 (1:N), on synthetic galleries of unit
+identify-1000, identify-10000 and identify-65536 (1:N), on synthetic galleries of unit
 vectors of 128 dimensions, in the decision methods of --decision (mode
 randomized by default; polynomial, much slower, when asked). Their
 agreement is the fraction of decisions outside the margin equal to
@@ -49,7 +49,7 @@ of the engine's targets (BENCHMARKS.md), the median over the runs, the
 range, and in how many runs the target was met.`,
 	}, opts, &opts.Ctx, runF, benchRun)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON array, an object per workload and mode")
-	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match; also verify, identify-1000, identify-10000)")
+	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match; also verify, identify-1000, identify-10000, identify-65536)")
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
 	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "calls in latency mode (one sample each) and tiles mode (every tile filled)")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
