@@ -389,22 +389,11 @@ func (e *Evaluator) linearDot(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*
 	if err := e.eval.Rescale(out, out); err != nil {
 		return nil, err
 	}
+	var rots []int
 	for r := s.Pin / 2; r >= 1; r /= 2 {
-		rot, err := e.eval.RotateNew(out, r)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.eval.Add(out, rot, out); err != nil {
-			return nil, err
-		}
+		rots = append(rots, r)
 	}
-	out.Scale = st.target
-	if st.bias != nil {
-		if err := e.eval.Add(out, st.bias, out); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return e.sumRotations(out, rots, st)
 }
 
 // prepareBatchRows reduces each weight, scaled, modulo every prime of the
@@ -1098,7 +1087,13 @@ func (e *Evaluator) finishSlots(s *plan.Step, st *prepared, out *rlwe.Ciphertext
 	if err := e.eval.Rescale(out, out); err != nil {
 		return nil, err
 	}
-	for _, r := range s.FoldRotations() {
+	return e.sumRotations(out, s.FoldRotations(), st)
+}
+
+// sumRotations adds to out its rotations by rots in turn, gives it the
+// step's output scale and adds the bias.
+func (e *Evaluator) sumRotations(out *rlwe.Ciphertext, rots []int, st *prepared) (*rlwe.Ciphertext, error) {
+	for _, r := range rots {
 		rot, err := e.eval.RotateNew(out, r)
 		if err != nil {
 			return nil, err
