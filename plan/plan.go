@@ -58,19 +58,19 @@ type Params struct {
 // element i of sample j in slot j. Coeffs: one ciphertext; element i is
 // coefficient Positions[i] (or i when Positions is nil).
 type Layout struct {
-	Encoding    string `json:"encoding"`
-	Length      int    `json:"length"`
-	Period      int    `json:"period,omitempty"`
-	Positions   []int  `json:"positions,omitempty"`
-	Tile        int    `json:"tile,omitempty"`
+	Encoding  string `json:"encoding"`
+	Length    int    `json:"length"`
+	Period    int    `json:"period,omitempty"`
+	Positions []int  `json:"positions,omitempty"`
+	Tile      int    `json:"tile,omitempty"`
 	// PerCiphertext (latency, slots, untiled output): the outputs are
 	// split over Ciphertexts, PerCiphertext each: output i is in
 	// ciphertext i / PerCiphertext at slot Positions[i % PerCiphertext]
 	// (a gallery of more templates than a ciphertext has slots).
 	PerCiphertext int `json:"per_ciphertext,omitempty"`
 	Ciphertexts   int `json:"ciphertexts"`
-	Level       int    `json:"level"`
-	LogScale    int    `json:"log_scale"`
+	Level         int `json:"level"`
+	LogScale      int `json:"log_scale"`
 }
 
 // Activation reports how one non-polynomial activation is approximated.
