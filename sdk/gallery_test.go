@@ -339,3 +339,37 @@ func median(xs []float64) float64 {
 }
 
 func fmtMB(b int) string { return strconv.FormatFloat(float64(b)/1e6, 'f', 1, 64) + " MB" }
+
+// TestGallerySplitEndToEnd runs a randomized gallery of more templates
+// than a ciphertext has slots (8,200 of 8 dimensions: two result
+// ciphertexts at N=2^14) through a real server: enrolled in two
+// requests, identified and verified with keys made before, every
+// decision the float64 oracle's.
+func TestGallerySplitEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	d := MustDaemon(t)
+	owner, user, _ := mustParties(t, d.URL())
+	const dim, threshold, n = 8, 0.4, 8200
+	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "crowd", Dim: dim, Threshold: threshold, Capacity: n}))(t)
+	if g.Decision != fheserve.GalleryRandomized || g.Spread < 16 {
+		t.Fatalf("new gallery: %+v, want randomized decisions", g)
+	}
+	keys := must(user.GenerateKeys(ctx, g.ModelID))(t)
+	must(user.UploadKeys(ctx, keys, ""))(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	probe := unitvec.Random(rng, dim)
+	labels, emb, cos := galleryAt(rng, probe, "c", n, threshold, g.Margin)
+	for i := 0; i < n; i += fheserve.MaxEnroll {
+		j := min(i+fheserve.MaxEnroll, n)
+		must(owner.Enroll(ctx, g.ModelID, labels[i:j], emb[i:j]))(t)
+	}
+	got := must(user.Identify(ctx, keys, probe))(t)
+	if want := oracle(labels, emb, probe, threshold); !slices.Equal(got, want) {
+		t.Fatalf("identify matched %d labels, the oracle %d", len(got), len(want))
+	}
+	for _, i := range []int{n - 1, n - 2} {
+		if ok := must(user.Verify(ctx, keys, labels[i], probe))(t); ok != (cos[i] >= threshold) {
+			t.Fatalf("verify %s (cosine %.3f): %v", labels[i], cos[i], ok)
+		}
+	}
+}
