@@ -33,12 +33,12 @@ const signError = 0.05
 // relative to their output bound.
 const decisionPrecisionBits = 4
 
-// DefaultRandomizedMargin is the margin of a randomized decision plan
-// when the owner sets none, in score units. Cosine scores of one face
-// spread over some 0.1 around a threshold (BENCHMARKS.md, "Face decisions
-// under encryption"), so 0.005 decides every pair as float64 does but
-// those within 0.005 of the threshold, and leaves the factors a spread
-// of 2^12 or more at the default precision.
+// DefaultRandomizedMargin is the widest margin of a randomized decision
+// plan when the owner sets none, in score units: at the default 12 bits
+// of precision it leaves the factors a spread of 16 to 32 (a factor the
+// user cannot resolve in one query), a third of the polynomial default
+// (0.0676 at the demo faces' threshold). A plan whose precision must drop
+// for privacy widens it to keep the spread at minSpread.
 const DefaultRandomizedMargin = 0.02
 
 // randomizedPrecisionBits is the default precision of randomized decision
