@@ -247,3 +247,57 @@ func TestGalleryPlanValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomizedGalleryPlan compiles randomized gallery plans of one and
+// of three result ciphertexts: depth 2, the mask step randomizes with the
+// plan's spread, the margin is the spread times the range times the
+// stated error (within the margin asked), and a split plan's views
+// return the ciphertexts their decisions need and validate.
+func TestRandomizedGalleryPlan(t *testing.T) {
+	spec := &Gallery{Name: "faces", Dim: 8, Metric: MetricCosine, Threshold: 0.5}
+	for _, capacity := range []int{100, 20000} {
+		t.Run(strconv.Itoa(capacity), func(t *testing.T) {
+			res, err := CompileGalleryPlan(spec, capacity, GalleryOptions{Decision: plan.Randomized})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, prog := res.Plan, res.Program
+			d := p.Decision
+			mask := prog.Steps[prog.Output-1]
+			switch {
+			case p.Depth != 2 || !d.IsRandomized() || mask.Kind != plan.StepMask || mask.Spread != d.Spread || d.Spread < minSpread:
+				t.Fatalf("depth %d, method %q, last step %s of spread %g, decision spread %g", p.Depth, d.Method, mask.Kind, mask.Spread, d.Spread)
+			case d.Margin > DefaultRandomizedMargin*1.01 && d.Spread > minSpread:
+				t.Fatalf("margin %g wider than the default %g", d.Margin, DefaultRandomizedMargin)
+			case math.Abs(d.Margin-d.Spread*d.Range*d.Error) > 0.01*d.Margin:
+				t.Fatalf("margin %g, want spread %g x range %g x error %g", d.Margin, d.Spread, d.Range, d.Error)
+			}
+			if err := p.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			k := (capacity + p.Slots() - 1) / p.Slots()
+			if p.Output.Ciphertexts != k || len(d.Labels) != capacity || (k > 1) != (prog.Steps[0].Groups == k) {
+				t.Fatalf("%d templates: %d result ciphertexts (want %d), %d labels, %d groups", capacity, p.Output.Ciphertexts, k, len(d.Labels), prog.Steps[0].Groups)
+			}
+			for _, n := range []int{1, p.Slots(), p.Slots() + 1, capacity} {
+				if n > capacity {
+					continue
+				}
+				labels := make([]string, n)
+				for i := range labels {
+					labels[i] = "t" + strconv.Itoa(i)
+				}
+				v, err := p.DecisionView(plan.Identify, labels)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := (n + p.Slots() - 1) / p.Slots(); v.Output.Ciphertexts != want {
+					t.Fatalf("view of %d: %d ciphertexts, want %d", n, v.Output.Ciphertexts, want)
+				}
+				if err := v.Validate(); err != nil {
+					t.Fatalf("view of %d: %v", n, err)
+				}
+			}
+		})
+	}
+}
