@@ -352,7 +352,7 @@ func (m *Model) prepareLinear(ecd *ckks.Encoder, s *plan.Step, st *prepared) err
 // when the map is not such a row or the plan has no keys for the
 // rotations (1, 2, 4, ..., Pin/2).
 func (m *Model) prepareDot(ecd *ckks.Encoder, s *plan.Step, st *prepared) bool {
-	if s.Tile > 0 || s.MaskOutput || s.Pin < 2 || s.Pin&(s.Pin-1) != 0 || s.M.Rows < 1 || plan.Pos(s.OutPos, 0) != 0 || s.M.RowPtr[1] != s.M.NNZ() {
+	if s.Tile > 0 || s.MaskOutput || s.Pin < 2 || s.Pin&(s.Pin-1) != 0 || s.M.Rows < 1 || plan.Pos(s.OutPos, 0) != 0 || s.M.RowPtr[1] != s.M.NNZ() || !m.maskedAtZero(s) {
 		return false
 	}
 	for r := 1; r < s.Pin; r *= 2 {
@@ -376,6 +376,37 @@ func (m *Model) prepareDot(ecd *ckks.Encoder, s *plan.Step, st *prepared) bool {
 		st.bias[0] = s.Bias[0]
 	}
 	return true
+}
+
+// maskedAtZero reports whether step s's output reaches the result only
+// through elementwise polynomials and a mask step that keeps slot 0
+// alone: the other slots of a one-row map's inner sum (partial sums, not
+// the copies of the output a diagonal map writes) are then never read.
+func (m *Model) maskedAtZero(s *plan.Step) bool {
+	steps := m.prog.Steps
+	v := 0
+	for i := range steps {
+		if &steps[i] == s {
+			v = i + 1
+		}
+	}
+	for v > 0 && v != m.prog.Output {
+		next := -1
+		for i := range steps {
+			if slices.Contains(steps[i].In, v) {
+				if next >= 0 {
+					return false
+				}
+				next = i
+			}
+		}
+		if next < 0 || (steps[next].Kind != plan.StepPoly && steps[next].Kind != plan.StepMask) {
+			return false
+		}
+		v = next + 1
+	}
+	keep := m.ciphertextSlots(0, m.Plan.BatchSize)
+	return v == m.prog.Output && m.prog.Steps[v-1].Kind == plan.StepMask && m.Plan.Output.Ciphertexts == 1 && len(keep) == 1 && keep[0] == 0
 }
 
 // linearDot evaluates a map prepared by prepareDot: slot 0 holds the
