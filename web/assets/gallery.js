@@ -85,7 +85,7 @@ export async function galleryCard(id, reload) {
   }, 'Remove');
   return el('section', { class: 'card', id: 'gallery', 'data-templates': g.templates },
     el('h2', {}, 'Gallery'),
-    el('p', { class: 'muted' }, `${g.templates} of ${g.capacity} templates of ${g.dim} values; match at cosine ≥ ${g.threshold} (± ${g.margin.toPrecision(2)}), revision ${g.revision}.`),
+    el('p', { class: 'muted' }, `${g.templates} of ${g.capacity} templates of ${g.dim} values; match at cosine ≥ ${g.threshold} (± ${g.margin.toPrecision(2)}), ${g.decision === 'randomized' ? `randomized decisions (a result gives |score − threshold| within a factor ${g.spread})` : 'polynomial decisions (a result gives the decisions alone)'}, revision ${g.revision}.`),
     form,
     el('h3', {}, 'Enrolled'),
     table([['Label'], ['']], (g.labels || []).map((l) => el('tr', {}, el('td', {}, l), el('td', { class: 'actions' }, remove(l)))), 'No template enrolled yet.'));
