@@ -18,12 +18,14 @@ import (
 var magicKeys = [4]byte{'F', 'H', 'E', 'K'}
 
 const (
-	kindEvalKeys  = 1
-	keyHeaderLen  = 48
-	flagRelin     = 1 << 0
-	flagLevels    = 1 << 1 // each evaluation key is preceded by its level
-	galoisElemLen = 8
-	levelLen      = 1
+	kindEvalKeys   = 1
+	kindDerived    = 2 // master keys instead of Galois keys (hier.go)
+	keyHeaderLen   = 48
+	flagRelin      = 1 << 0
+	flagLevels     = 1 << 1 // each evaluation key is preceded by its level
+	galoisElemLen  = 8
+	masterPrimeLen = 8
+	levelLen       = 1
 )
 
 // KeySpec lists the evaluation keys of a key set and the level of each.
@@ -35,6 +37,9 @@ type KeySpec struct {
 	GaloisLevels []int    // the level of each Galois key
 	Relin        bool
 	RelinLevel   int // the relinearization key's, when Relin
+	// Derived: the Galois keys are not uploaded but derived by the server
+	// from master keys of rotations by powers of two (PlanDerivation).
+	Derived bool
 }
 
 // TopLevelKeys specifies Galois keys for galEls and, if relin, a
@@ -52,7 +57,7 @@ func TopLevelKeys(params ckks.Parameters, galEls []uint64, relin bool) KeySpec {
 // relinearization key at the plan's key levels (all at the top level for
 // plans compiled without levels).
 func PlanKeys(p *plan.Plan) KeySpec {
-	return KeySpec{Galois: p.GaloisElements, GaloisLevels: p.GaloisLevels(), Relin: p.Relin, RelinLevel: p.RelinLevel()}
+	return KeySpec{Galois: p.GaloisElements, GaloisLevels: p.GaloisLevels(), Relin: p.Relin, RelinLevel: p.RelinLevel(), Derived: p.Keys == plan.KeysDerived}
 }
 
 // Validate checks that s is a valid key set for params: levels aligned with
@@ -131,6 +136,10 @@ type EvalKeys struct {
 	PublicSeed *[32]byte
 	Relin      *rlwe.RelinearizationKey // nil if the plan does not relinearize
 	Galois     []*rlwe.GaloisKey
+	// Masters, in a derived key set, are the master keys (over
+	// MasterParams) that travel instead of Galois keys; Galois then holds
+	// the keys derived from them, if any were.
+	Masters []*rlwe.GaloisKey
 
 	params *ckks.Parameters // to expand compressed keys
 }
@@ -139,6 +148,12 @@ type EvalKeys struct {
 // may be compressed or expanded but must carry their seeds.
 func NewEvalKeys(params ckks.Parameters, pk *rlwe.PublicKey, pkSeed [32]byte, relin *rlwe.RelinearizationKey, galois []*rlwe.GaloisKey) *EvalKeys {
 	return &EvalKeys{Public: pk, PublicSeed: &pkSeed, Relin: relin, Galois: galois, params: &params}
+}
+
+// NewDerivedEvalKeys assembles a derived key set: master keys (made over
+// MasterParams(params), seeded) instead of Galois keys.
+func NewDerivedEvalKeys(params ckks.Parameters, pk *rlwe.PublicKey, pkSeed [32]byte, relin *rlwe.RelinearizationKey, masters []*rlwe.GaloisKey) *EvalKeys {
+	return &EvalKeys{Public: pk, PublicSeed: &pkSeed, Relin: relin, Masters: masters, params: &params}
 }
 
 // KeyLimits bounds what UnmarshalEvalKeys accepts: at most MaxGalois
@@ -157,7 +172,7 @@ type KeyLimits struct {
 func (k *EvalKeys) Spec() KeySpec {
 	gks := slices.Clone(k.Galois)
 	slices.SortFunc(gks, func(a, b *rlwe.GaloisKey) int { return cmp.Compare(a.GaloisElement, b.GaloisElement) })
-	s := KeySpec{Relin: k.Relin != nil}
+	s := KeySpec{Relin: k.Relin != nil, Derived: k.Masters != nil}
 	for _, g := range gks {
 		s.Galois = append(s.Galois, g.GaloisElement)
 		s.GaloisLevels = append(s.GaloisLevels, g.LevelQ())
@@ -278,11 +293,23 @@ func EvalKeysSize(params ckks.Parameters, spec KeySpec) int {
 	}
 	n := keyHeaderLen + seedLen + polyQPLen(params, params.MaxLevelQ())
 	per := 0
-	if spec.leveled(params) {
+	if spec.leveled(params) || spec.Derived {
 		per = levelLen
 	}
-	for _, l := range spec.GaloisLevels {
-		n += galoisElemLen + per + evalKeyLen(params, l)
+	if spec.Derived {
+		d, err := PlanDerivation(params, spec)
+		if err != nil {
+			return 0
+		}
+		mp, _ := MasterParams(params)
+		n += masterPrimeLen
+		for _, l := range d.Master.GaloisLevels {
+			n += galoisElemLen + levelLen + evalKeyLen(mp, l)
+		}
+	} else {
+		for _, l := range spec.GaloisLevels {
+			n += galoisElemLen + per + evalKeyLen(params, l)
+		}
 	}
 	if spec.Relin {
 		n += per + evalKeyLen(params, spec.RelinLevel)
@@ -365,33 +392,52 @@ func checkEvalKeys(params ckks.Parameters, k *EvalKeys) ([]*rlwe.GaloisKey, erro
 			return nil, err
 		}
 	}
-	if slices.Contains(k.Galois, nil) {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a galois key is nil")
+	gks, gp, what := k.Galois, params, "galois key"
+	if k.Masters != nil {
+		mp, err := MasterParams(params)
+		if err != nil {
+			return nil, err
+		}
+		gks, gp, what = k.Masters, mp, "master key"
 	}
-	galEls := k.GaloisElements()
-	if err := CheckGaloisElements(params, galEls); err != nil {
+	if slices.Contains(gks, nil) {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a %s is nil", what)
+	}
+	galEls := make([]uint64, len(gks))
+	for i, g := range gks {
+		galEls[i] = g.GaloisElement
+	}
+	if err := CheckGaloisElements(gp, galEls); err != nil {
 		return nil, err
 	}
-	for _, g := range k.Galois {
-		if err := checkEvalKey(params, &g.EvaluationKey, "galois key"); err != nil {
+	for _, g := range gks {
+		if err := checkEvalKey(gp, &g.EvaluationKey, what); err != nil {
 			return nil, err
 		}
 	}
-	gks := slices.Clone(k.Galois)
+	gks = slices.Clone(gks)
 	slices.SortFunc(gks, func(a, b *rlwe.GaloisKey) int {
 		return cmp.Compare(a.GaloisElement, b.GaloisElement)
 	})
 	return gks, nil
 }
 
-// writeEvalKeys is the writing half of MarshalEvalKeys.
+// writeEvalKeys is the writing half of MarshalEvalKeys; gks are the
+// Galois keys, or in a derived key set the master keys, to write.
 func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.GaloisKey) {
 	s := shapeOf(params)
+	derived := k.Masters != nil
 	leveled := k.Spec().leveled(params)
+	if derived {
+		leveled = k.Relin != nil && k.Relin.LevelQ() != params.MaxLevelQ()
+	}
 	var h [keyHeaderLen]byte
 	copy(h[0:4], magicKeys[:])
 	h[4] = FormatVersion
 	h[5] = kindEvalKeys
+	if derived {
+		h[5] = kindDerived
+	}
 	h[6] = byte(params.LogN())
 	if k.Relin != nil {
 		h[7] = flagRelin
@@ -404,6 +450,11 @@ func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.
 	h[40], h[41] = byte(s.levelQ), byte(s.levelP)
 	binary.BigEndian.PutUint32(h[44:48], uint32(len(gks)))
 	e.write(h[:])
+	gp := params
+	if derived {
+		gp, _ = MasterParams(params) // checked by checkEvalKeys
+		e.write(binary.BigEndian.AppendUint64(nil, gp.P()[0]))
+	}
 
 	e.write(k.PublicSeed[:])
 	writePolyQP(e, params, k.Public.Value[0])
@@ -414,7 +465,7 @@ func writeEvalKeys(e *encoder, params ckks.Parameters, k *EvalKeys, gks []*rlwe.
 		var el [galoisElemLen]byte
 		binary.BigEndian.PutUint64(el[:], g.GaloisElement)
 		e.write(el[:])
-		writeEvalKey(e, params, &g.EvaluationKey, leveled)
+		writeEvalKey(e, gp, &g.EvaluationKey, leveled || derived)
 	}
 }
 
@@ -450,16 +501,30 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 	if err := CheckParams(params); err != nil {
 		return nil, err
 	}
+	var deriv *Derivation
 	if lim.Keys != nil {
 		if err := lim.Keys.Validate(params); err != nil {
 			return nil, err
 		}
 		lim.MaxGalois = len(lim.Keys.Galois)
+		if lim.Keys.Derived {
+			var err error
+			if deriv, err = PlanDerivation(params, *lim.Keys); err != nil {
+				return nil, err
+			}
+			lim.MaxGalois = len(deriv.Master.Galois)
+		}
 	}
 	d := &decoder{r: r, what: "evaluation keys"}
 	h, err := readKeysHeader(d, params, lim)
 	if err != nil {
 		return nil, err
+	}
+	var mp ckks.Parameters
+	if h.derived {
+		if mp, err = readMasterPrime(d, params); err != nil {
+			return nil, err
+		}
 	}
 	k := &EvalKeys{params: &params}
 	kr := &keyReader{d: d, params: params, want: lim.Keys, leveled: h.leveled, check: newKeyChecker(params)}
@@ -473,21 +538,54 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 		}
 		k.Relin = &rlwe.RelinearizationKey{EvaluationKey: *evk}
 	}
-	if k.Galois, err = kr.readGaloisKeys(h.count); err != nil {
+	if h.derived {
+		mr := &keyReader{d: d, params: mp, leveled: true, check: newKeyChecker(mp)}
+		if deriv != nil {
+			mr.want = &deriv.Master
+		}
+		if k.Masters, err = mr.readGaloisKeys(h.count); err != nil {
+			return nil, err
+		}
+		if k.Masters == nil {
+			k.Masters = []*rlwe.GaloisKey{}
+		}
+	} else if k.Galois, err = kr.readGaloisKeys(h.count); err != nil {
 		return nil, err
 	}
 	if err := d.end(); err != nil {
 		return nil, err
 	}
+	if deriv != nil {
+		if k.Galois, err = DeriveGaloisKeys(params, k.Masters, *lim.Keys); err != nil {
+			return nil, err
+		}
+	}
 	return k, nil
+}
+
+// readMasterPrime reads a derived key set's master prime and returns the
+// master parameters, refusing a prime other than MasterParams'.
+func readMasterPrime(d *decoder, params ckks.Parameters) (ckks.Parameters, error) {
+	b, err := d.read(masterPrimeLen)
+	if err != nil {
+		return ckks.Parameters{}, err
+	}
+	mp, err := MasterParams(params)
+	if err != nil {
+		return ckks.Parameters{}, err
+	}
+	if binary.BigEndian.Uint64(b) != mp.P()[0] {
+		return ckks.Parameters{}, d.invalid("the master prime is not the one the parameters imply")
+	}
+	return mp, nil
 }
 
 // keysHeader is what a key set's header says: the number of Galois keys,
 // whether a relinearization key follows, and whether each evaluation key
 // is preceded by its level (otherwise all are at the top level).
 type keysHeader struct {
-	count          int
-	relin, leveled bool
+	count                   int
+	relin, leveled, derived bool
 }
 
 // readKeysHeader reads a key set's header and checks it against params and
@@ -505,7 +603,7 @@ func readKeysHeader(d *decoder, params ckks.Parameters, lim KeyLimits) (keysHead
 		return keysHeader{}, d.invalid("not a key set (bad magic)")
 	case h[4] != FormatVersion:
 		return keysHeader{}, d.invalid("unsupported format version %d", h[4])
-	case h[5] != kindEvalKeys:
+	case h[5] != kindEvalKeys && h[5] != kindDerived:
 		return keysHeader{}, d.invalid("not an evaluation key set (kind %d)", h[5])
 	case int(h[6]) != params.LogN():
 		return keysHeader{}, d.invalid("ring degree 2^%d does not match the parameters' 2^%d", h[6], params.LogN())
@@ -520,9 +618,13 @@ func readKeysHeader(d *decoder, params ckks.Parameters, lim KeyLimits) (keysHead
 	case n > int64(lim.MaxGalois):
 		return keysHeader{}, d.tooLarge("%d galois keys exceed the limit of %d", n, lim.MaxGalois)
 	}
-	hd := keysHeader{count: int(n), relin: h[7]&flagRelin != 0, leveled: h[7]&flagLevels != 0}
+	hd := keysHeader{count: int(n), relin: h[7]&flagRelin != 0, leveled: h[7]&flagLevels != 0, derived: h[5] == kindDerived}
 	if w := lim.Keys; w != nil {
 		switch {
+		case hd.derived != w.Derived && w.Derived:
+			return keysHeader{}, d.invalid("the plan wants master keys (--keys derived), not Galois keys")
+		case hd.derived != w.Derived:
+			return keysHeader{}, d.invalid("it holds master keys, and the plan wants Galois keys")
 		case hd.relin != w.Relin && w.Relin:
 			return keysHeader{}, d.invalid("the relinearization key is missing")
 		case hd.relin != w.Relin:

@@ -197,6 +197,22 @@ type Untiled struct {
 	EvalKeys     int `json:"eval_keys"`     // bytes (seeded), as Sizes.EvalKeys
 }
 
+// KeysDerived is Plan.Keys of a plan whose Galois keys the server derives
+// from master keys of rotations by powers of two (he.PlanDerivation).
+const KeysDerived = "derived"
+
+// Derivation is the cost of deriving a plan's Galois keys on the server,
+// once per key set: the master keys uploaded instead (their bytes are in
+// Sizes.EvalKeys), the key switches the derivation runs over the master
+// parameters, and the bytes of the derived keys it holds in memory
+// (expanded: both parts of every row).
+type Derivation struct {
+	MasterKeys   int `json:"master_keys"`
+	MasterBits   int `json:"master_bits"` // bits of the extra special prime of the master keys
+	KeySwitches  int `json:"key_switches"`
+	DerivedBytes int `json:"derived_bytes"`
+}
+
 // OtherKeys is what a latency plan would cost under the other key choice
 // (compiler.Options.Keys: "small", linear maps by Horner giant steps with
 // few keys, or "fast", the hoisted baby-step giant-step method).
@@ -259,6 +275,11 @@ type Plan struct {
 	// ActivationChoice is set when the compiler chose the approximations.
 	ActivationChoice *ActivationChoice `json:"activation_choice,omitempty"`
 	KeyLevels        *KeyLevels        `json:"key_levels,omitempty"` // nil: every key at the top level
+	// Keys is KeysDerived when the user uploads master keys and the server
+	// derives the Galois keys from them (Derivation says at what cost);
+	// empty when the user uploads the Galois keys themselves.
+	Keys       string      `json:"keys,omitempty"`
+	Derivation *Derivation `json:"derivation,omitempty"`
 	Precision        Precision         `json:"precision"`
 	Sizes            Sizes             `json:"sizes"`
 	Ops              OpCounts          `json:"ops"`

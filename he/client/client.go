@@ -87,7 +87,18 @@ func GenerateKeysProgress(params ckks.Parameters, spec he.KeySpec, progress func
 	at := func(level int) rlwe.EvaluationKeyParameters {
 		return rlwe.EvaluationKeyParameters{LevelQ: &level, Compressed: true}
 	}
+	var masters *he.KeySpec
+	if spec.Derived {
+		d, err := he.PlanDerivation(params, spec)
+		if err != nil {
+			return nil, nil, err
+		}
+		masters = &d.Master
+	}
 	total := len(spec.Galois)
+	if masters != nil {
+		total = len(masters.Galois)
+	}
 	if spec.Relin {
 		total++
 	}
@@ -103,12 +114,71 @@ func GenerateKeysProgress(params ckks.Parameters, spec he.KeySpec, progress func
 		rlk = kgen.GenRelinearizationKeyNew(sk, at(spec.RelinLevel))
 		step()
 	}
+	if masters != nil {
+		mks, err := k.masterKeys(*masters, step)
+		if err != nil {
+			return nil, nil, err
+		}
+		return k, he.NewDerivedEvalKeys(params, pk, seed, rlk, mks), nil
+	}
 	var gks []*rlwe.GaloisKey
 	for i, g := range spec.Galois {
 		gks = append(gks, kgen.GenGaloisKeyNew(g, sk, at(spec.GaloisLevels[i])))
 		step()
 	}
 	return k, he.NewEvalKeys(params, pk, seed, rlk, gks), nil
+}
+
+// masterKeys generates the master keys spec lists (he.PlanDerivation),
+// seeded, over he.MasterParams with the same secret, calling step after
+// each.
+func (k *Keys) masterKeys(spec he.KeySpec, step func()) ([]*rlwe.GaloisKey, error) {
+	mp, err := he.MasterParams(k.params)
+	if err != nil {
+		return nil, err
+	}
+	skM := liftSecret(k.params, mp, k.sk)
+	kgen := rlwe.NewKeyGenerator(mp)
+	out := make([]*rlwe.GaloisKey, len(spec.Galois))
+	for i, g := range spec.Galois {
+		out[i] = kgen.GenGaloisKeyNew(g, skM, rlwe.EvaluationKeyParameters{LevelQ: &spec.GaloisLevels[i], Compressed: true})
+		step()
+	}
+	return out, nil
+}
+
+// liftSecret returns sk, a ternary secret over params, as a secret over mp
+// (other primes): the same small polynomial, in NTT and Montgomery form.
+func liftSecret(params, mp ckks.Parameters, sk *rlwe.SecretKey) *rlwe.SecretKey {
+	r0 := params.RingQ().AtLevel(0)
+	small := r0.NewPoly()
+	r0.IMForm(sk.Value.Q, small)
+	r0.INTT(small, small)
+	q0 := params.Q()[0]
+	out := rlwe.NewSecretKey(mp)
+	for i, q := range append(mp.Q(), mp.P()...) {
+		row := out.Value.Q.Coeffs
+		j := i
+		if i >= mp.QCount() {
+			row, j = out.Value.P.Coeffs, i-mp.QCount()
+		}
+		for w, c := range small.Coeffs[0] {
+			switch {
+			case c == 0:
+				row[j][w] = 0
+			case c == 1:
+				row[j][w] = 1
+			case c == q0-1:
+				row[j][w] = q - 1
+			default:
+				panic("client: the secret key is not ternary")
+			}
+		}
+	}
+	ringQP := mp.RingQP()
+	ringQP.NTT(out.Value, out.Value)
+	ringQP.MForm(out.Value, out.Value)
+	return out
 }
 
 // seededPublicKey computes pk = (-a*s + e, a) over QP, in NTT and Montgomery

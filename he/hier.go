@@ -1,0 +1,417 @@
+package he
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"sync"
+
+	"github.com/fheserve/fheserve"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// Hierarchical rotation keys (Lee, Lee, Kim and No, "Rotation key reduction
+// for client-server systems of deep neural network on fully homomorphic
+// encryption", ASIACRYPT 2023). Instead of one Galois key per rotation, the
+// user uploads master keys for rotations by powers of two; the server
+// derives every rotation key the plan lists from them, once per key set.
+//
+// The master keys live over a larger modulus: their ring Q is the
+// evaluation parameters' primes of P then of Q, and their special modulus is
+// one more prime P' (MasterParams). A polynomial over the evaluation
+// modulus QP, such as a part of an evaluation key, is then a ciphertext
+// element over the masters' Q, and a master key switches it with a noise
+// divided by P'.
+//
+// Derivation. An evaluation key of Galois element g at level l has rows k
+// (the decomposition digits of Q, groups of |P| primes), row k encrypting
+// P*e_k*s under sigma_g^-1(s), where e_k is 1 modulo the primes of group k
+// and 0 modulo the others (Lattigo's convention, see KeyGenerator.GenGaloisKey).
+// The pair (0, P*e_k) over QP is a noiseless "ciphertext" of P*e_k*s under s;
+// Lattigo's Automorphism by the master key of h turns an encryption of m
+// under s into one of sigma_h(m) under s, so applying the masters of the
+// powers of two that sum to rotation r, one after the other, gives an
+// encryption T of P*e_k*sigma_g(s) under s, g = 5^r; then sigma_g^-1(T)
+// encrypts P*e_k*s under sigma_g^-1(s): row k of the key. Each step adds a
+// key switch's noise (the digits of QP times the master's error, divided
+// by P', plus a rounding), so a derived key's error is a few key switches'
+// worth instead of a fresh Gaussian's, and the evaluation keeps its
+// precision as long as P' is not much smaller than the largest prime of QP.
+// The server needs no secret: only public key material and Lattigo's
+// evaluator.
+
+// masterParamsCache holds MasterParams' results by parameter fingerprint:
+// generating the prime and the rings costs milliseconds, and every key
+// set's decoding needs them.
+var masterParamsCache sync.Map // [32]byte -> masterParamsResult
+
+type masterParamsResult struct {
+	params ckks.Parameters
+	err    error
+}
+
+// MasterParams returns the parameters of the master keys for params: ring Q
+// made of the primes of P then of Q (so that a polynomial over Q_l*P is a
+// ciphertext at level |P|+l), and as special prime P' the largest
+// NTT-friendly prime of at most 61 bits that keeps log2(Q*P*P') within
+// MaxLogQP. It refuses parameters that leave less than MinPrimeBits of room
+// under the bound.
+func MasterParams(params ckks.Parameters) (ckks.Parameters, error) {
+	fp := fingerprint(params)
+	if r, ok := masterParamsCache.Load(fp); ok {
+		r := r.(masterParamsResult)
+		return r.params, r.err
+	}
+	p, err := masterParams(params)
+	masterParamsCache.Store(fp, masterParamsResult{p, err})
+	return p, err
+}
+
+func masterParams(params ckks.Parameters) (ckks.Parameters, error) {
+	if err := CheckParams(params); err != nil {
+		return ckks.Parameters{}, err
+	}
+	bound, _ := MaxLogQP(params.LogN())
+	room := bound - params.LogQP()
+	b := min(MaxPrimeBits, int(math.Floor(room)))
+	if b < MinPrimeBits {
+		return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "derived keys need a master prime of at least %d bits, and these parameters (logQP %.1f) leave %.1f bits under the 128-bit bound %.1f: use --keys small or fast", MinPrimeBits, params.LogQP(), room, bound)
+	}
+	used := append(slices.Clone(params.Q()), params.P()...)
+	for ; b >= MinPrimeBits; b-- {
+		gen := ring.NewNTTFriendlyPrimesGenerator(uint64(b), params.RingQ().NthRoot())
+		for {
+			pm, err := gen.NextDownstreamPrime()
+			if err != nil {
+				break
+			}
+			if slices.Contains(used, pm) {
+				continue
+			}
+			mp, err := ckks.NewParametersFromLiteral(ckks.ParametersLiteral{
+				LogN:            params.LogN(),
+				Q:               append(slices.Clone(params.P()), params.Q()...),
+				P:               []uint64{pm},
+				Xs:              secretDist,
+				Xe:              errorDist,
+				RingType:        ring.Standard,
+				LogDefaultScale: params.LogDefaultScale(),
+			})
+			if err != nil {
+				return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "master parameters: %v", err)
+			}
+			if CheckParams(mp) == nil {
+				return mp, nil
+			}
+			break // the largest prime of b bits is too large: try b-1
+		}
+	}
+	return ckks.Parameters{}, fheserve.Errorf(fheserve.EINVALID, "derived keys: no master prime fits under the 128-bit bound: use --keys small or fast")
+}
+
+// Derivation is how the Galois keys of a derived key set are obtained:
+// the master keys to upload and the key switches the server runs.
+type Derivation struct {
+	Master KeySpec // the master keys (Galois elements of powers of two; levels of the master parameters)
+	// Steps are the chains' nodes in the order the server computes them.
+	steps []derivStep
+	// targets maps a derived Galois element to its node.
+	targets map[uint64]int
+}
+
+// derivStep is one node of the derivation: the rows of T_r for rotation r
+// at level (of the evaluation parameters), from the node prev (-1: the
+// noiseless start) by the master of rotation 2^bit.
+type derivStep struct {
+	rot, level, prev, bit int
+}
+
+// KeySwitches returns the number of key switches (Lattigo automorphisms by
+// a master key, each at its node's level over the master parameters) a
+// derivation runs: the server's one-time cost, rows per node.
+func (d *Derivation) KeySwitches(params ckks.Parameters) int {
+	n := 0
+	for _, s := range d.steps {
+		n += params.BaseRNSDecompositionVectorSize(s.level, params.MaxLevelP())
+	}
+	return n
+}
+
+// PlanDerivation returns how the Galois keys of spec are derived from
+// master keys of powers of two: every rotation r (Galois element 5^r) as
+// the sum of its binary digits, the chains sharing their common prefixes
+// (taking the digits from the lowest or from the highest, whichever needs
+// fewer nodes), each node and master at the highest level a key it leads
+// to needs. It refuses elements that are not rotations of the slots
+// (conjugations), which no power of 5 gives.
+func PlanDerivation(params ckks.Parameters, spec KeySpec) (*Derivation, error) {
+	if err := spec.Validate(params); err != nil {
+		return nil, err
+	}
+	if _, err := MasterParams(params); err != nil {
+		return nil, err
+	}
+	rots, err := rotationsOf(params, spec.Galois)
+	if err != nil {
+		return nil, err
+	}
+	var best *Derivation
+	for _, fromLow := range []bool{true, false} {
+		d := planChains(params, rots, spec.GaloisLevels, fromLow)
+		if best == nil || len(d.steps) < len(best.steps) {
+			best = d
+		}
+	}
+	return best, nil
+}
+
+// rotationsOf returns, for each Galois element, the rotation r in
+// 1..N/2-1 with 5^r = g mod 2N.
+func rotationsOf(params ckks.Parameters, galEls []uint64) ([]int, error) {
+	slots := params.N() / 2
+	nthRoot := params.RingQ().NthRoot()
+	want := make(map[uint64]int, len(galEls))
+	for i, g := range galEls {
+		want[g] = i
+	}
+	out := make([]int, len(galEls))
+	found := 0
+	g := uint64(1)
+	for r := 0; r < slots && found < len(galEls); r++ {
+		if i, ok := want[g]; ok {
+			out[i] = r
+			found++
+		}
+		g = g * ring.GaloisGen % nthRoot
+	}
+	if found < len(galEls) {
+		for _, g := range galEls {
+			if !slices.ContainsFunc(out, func(r int) bool { return params.GaloisElement(r) == g }) {
+				return nil, fheserve.Errorf(fheserve.EINVALID, "galois element %d is not a rotation of the slots: derived keys cover rotations only", g)
+			}
+		}
+	}
+	return out, nil
+}
+
+// planChains builds the derivation of rotations rots at levels, reading
+// each rotation's binary digits from the lowest (fromLow) or the highest.
+func planChains(params ckks.Parameters, rots, levels []int, fromLow bool) *Derivation {
+	type node struct {
+		prefix int // the rotation so far
+		depth  int // digits taken
+	}
+	d := &Derivation{targets: make(map[uint64]int, len(rots))}
+	index := map[node]int{}
+	masterLevel := map[int]int{} // bit -> level
+	for i, r := range rots {
+		digits := binaryDigits(r, fromLow)
+		prev, prefix := -1, 0
+		for j, b := range digits {
+			prefix += 1 << b
+			n := node{prefix, j + 1}
+			k, ok := index[n]
+			if !ok {
+				k = len(d.steps)
+				index[n] = k
+				d.steps = append(d.steps, derivStep{rot: prefix, level: levels[i], prev: prev, bit: b})
+			}
+			d.steps[k].level = max(d.steps[k].level, levels[i])
+			masterLevel[b] = max(masterLevel[b], levels[i])
+			prev = k
+		}
+		d.targets[params.GaloisElement(r)] = prev
+	}
+	// A node's level covers every node after it on a chain.
+	for k := len(d.steps) - 1; k >= 0; k-- {
+		if p := d.steps[k].prev; p >= 0 {
+			d.steps[p].level = max(d.steps[p].level, d.steps[k].level)
+		}
+	}
+	bitsUsed := make([]int, 0, len(masterLevel))
+	for b := range masterLevel {
+		bitsUsed = append(bitsUsed, b)
+	}
+	slices.Sort(bitsUsed)
+	for _, b := range bitsUsed {
+		d.Master.Galois = append(d.Master.Galois, params.GaloisElement(1<<b))
+		d.Master.GaloisLevels = append(d.Master.GaloisLevels, masterLevelOf(params, masterLevel[b]))
+	}
+	return d
+}
+
+// masterLevelOf is the level, in the master parameters, of a master key
+// that switches polynomials over Q_l*P: its Q holds the |P| primes of P
+// before q_0..q_l.
+func masterLevelOf(params ckks.Parameters, l int) int { return params.PCount() + l }
+
+// binaryDigits returns the positions of the set bits of r, lowest first
+// when fromLow.
+func binaryDigits(r int, fromLow bool) []int {
+	var out []int
+	for x := uint(r); x != 0; x &= x - 1 {
+		out = append(out, bits.TrailingZeros(x))
+	}
+	if !fromLow {
+		slices.Reverse(out)
+	}
+	return out
+}
+
+// DeriveGaloisKeys derives the Galois keys of spec (Galois elements of
+// rotations, at their levels) from master keys over MasterParams(params),
+// as PlanDerivation(params, spec) plans. The masters must be expanded
+// (UnmarshalEvalKeys expands them). The keys it returns are ready for
+// evaluation, in spec's order. It runs PlanDerivation(...).KeySwitches key
+// switches over the master parameters, on the calling goroutine.
+func DeriveGaloisKeys(params ckks.Parameters, masters []*rlwe.GaloisKey, spec KeySpec) ([]*rlwe.GaloisKey, error) {
+	d, err := PlanDerivation(params, spec)
+	if err != nil {
+		return nil, err
+	}
+	mp, err := MasterParams(params)
+	if err != nil {
+		return nil, err
+	}
+	have := KeySpec{}
+	for _, m := range masters {
+		if m == nil || m.IsCompressed() {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "derived keys: a master key is missing or compressed")
+		}
+		have.Galois = append(have.Galois, m.GaloisElement)
+		have.GaloisLevels = append(have.GaloisLevels, m.LevelQ())
+	}
+	if err := have.Covers(d.Master); err != nil {
+		return nil, fmt.Errorf("master keys: %w", err)
+	}
+	eval := rlwe.NewEvaluator(mp, rlwe.NewMemEvaluationKeySet(nil, masters...))
+	rows := make([][]*rlwe.Ciphertext, len(d.steps)) // T of each node, one ciphertext per row
+	for k, s := range d.steps {
+		n := params.BaseRNSDecompositionVectorSize(s.level, params.MaxLevelP())
+		rows[k] = make([]*rlwe.Ciphertext, n)
+		for i := range n {
+			var in *rlwe.Ciphertext
+			if s.prev < 0 {
+				in = gadgetStart(params, mp, s.level, i)
+			} else {
+				in = rows[s.prev][i]
+			}
+			out := rlwe.NewCiphertext(mp, 1, masterLevelOf(params, s.level))
+			if err := eval.Automorphism(in, params.GaloisElement(1<<s.bit), out); err != nil {
+				return nil, fheserve.Errorf(fheserve.EINTERNAL, "derived keys: %v", err)
+			}
+			rows[k][i] = out
+		}
+	}
+	gks := make([]*rlwe.GaloisKey, len(spec.Galois))
+	for i, g := range spec.Galois {
+		gks[i] = galoisKeyFrom(params, mp, rows[d.targets[g]], g, spec.GaloisLevels[i])
+	}
+	return gks, nil
+}
+
+// gadgetStart returns the noiseless pair (0, P*e_k) at level l, over the
+// master parameters' Q (P's primes first), in the NTT domain: in each
+// residue a constant, P mod q for the primes q of digit group k and 0
+// elsewhere (P mod p is 0).
+func gadgetStart(params, mp ckks.Parameters, l, k int) *rlwe.Ciphertext {
+	ct := rlwe.NewCiphertext(mp, 1, masterLevelOf(params, l))
+	ct.IsNTT = true
+	pc := params.PCount()
+	for j := k * pc; j < min((k+1)*pc, l+1); j++ {
+		q := params.Q()[j]
+		c := uint64(1)
+		for _, p := range params.P() {
+			c = ring.BRed(c, p%q, q, ring.GenBRedConstant(q))
+		}
+		row := ct.Value[1].Coeffs[pc+j]
+		for w := range row {
+			row[w] = c
+		}
+	}
+	return ct
+}
+
+// galoisKeyFrom returns the Galois key of g at level l from the rows T_r
+// (r the rotation of g) of its node, which may be at a higher level: each
+// row truncated to Q_l*P, mapped by sigma_g^-1, put in Montgomery form and
+// laid out over Q and P.
+func galoisKeyFrom(params, mp ckks.Parameters, rows []*rlwe.Ciphertext, g uint64, l int) *rlwe.GaloisKey {
+	lm := masterLevelOf(params, l)
+	ringQ := mp.RingQ().AtLevel(lm)
+	idx, err := ring.AutomorphismNTTIndex(ringQ.N(), ringQ.NthRoot(), params.ModInvGaloisElement(g))
+	if err != nil {
+		panic(err) // g was checked to be a valid element
+	}
+	gk := rlwe.NewGaloisKey(params, rlwe.EvaluationKeyParameters{LevelQ: &l})
+	gk.GaloisElement, gk.NthRoot = g, params.RingQ().NthRoot()
+	pc := params.PCount()
+	buf := ringQ.NewPoly()
+	for i, row := range gk.Value {
+		for u, src := range rows[i].Value {
+			ringQ.AutomorphismNTTWithIndex(src, idx, buf) // reads the primes up to q_l only
+			ringQ.MForm(buf, buf)
+			dst := row[0][u]
+			for j := range pc {
+				copy(dst.P.Coeffs[j], buf.Coeffs[j])
+			}
+			for j := 0; j <= l; j++ {
+				copy(dst.Q.Coeffs[j], buf.Coeffs[pc+j])
+			}
+		}
+	}
+	return gk
+}
+
+// DerivedKeyErrorStd returns the standard deviation of the error that one
+// rotation of a ciphertext at level l with a derived key adds, beyond a
+// directly generated key's, in the real part of a decoded slot, divided by
+// the default scale; hops is the number of derivation steps behind the
+// key (its rotation's binary digits, at most log2(N/2)).
+//
+// A derivation step is a key switch over the master parameters: digits d_j
+// of QP (uniform below each prime q_j) times the master's Gaussian error
+// (sigma), divided by P', plus the rounding of the division, whose variance
+// is about (1+h)/12 for a secret of Hamming weight h; so a derived key's
+// error e' has per-coefficient variance hops * (N sigma^2 sum_j q_j^2/12 /
+// P'^2 + (1+h)/12). Key switching with it adds sum_k D_k e'_k / P, D_k the
+// digits of Q_l (groups of |P| primes): variance N var(e') sum_k D_k^2/12
+// / P^2 per coefficient, times N/2 in a slot (the canonical embedding).
+// The errors measured at N = 2^14 (he's TestDerivedKeysRotate) were up to
+// 2.3 times this model's, so it is multiplied by derivedErrorFactor.
+func DerivedKeyErrorStd(params ckks.Parameters, l, hops int) float64 {
+	mp, err := MasterParams(params)
+	if err != nil {
+		return math.Inf(1)
+	}
+	n := float64(params.N())
+	sigma := params.Xe().(ring.DiscreteGaussian).Sigma
+	h := float64(params.XsHammingWeight())
+	pm := float64(mp.P()[0])
+	sq := 0.0
+	for _, q := range append(slices.Clone(params.Q()[:l+1]), params.P()...) {
+		sq += math.Pow(float64(q)/pm, 2) / 12
+	}
+	varKey := float64(hops) * (n*sigma*sigma*sq + (1+h)/12)
+	p := 1.0
+	for _, x := range params.P() {
+		p *= float64(x)
+	}
+	digits := 0.0
+	pc := params.PCount()
+	for k := 0; k*pc <= l; k++ {
+		d := 1.0
+		for _, q := range params.Q()[k*pc : min((k+1)*pc, l+1)] {
+			d *= float64(q)
+		}
+		digits += math.Pow(d/p, 2) / 12
+	}
+	return derivedErrorFactor * math.Sqrt(n*varKey*digits*n/2) / params.DefaultScale().Float64()
+}
+
+// derivedErrorFactor covers what DerivedKeyErrorStd's model leaves out
+// (measured: 2.3 at most).
+const derivedErrorFactor = 3

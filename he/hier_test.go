@@ -1,0 +1,165 @@
+package he_test
+
+import (
+	"bytes"
+	"math"
+	"math/bits"
+	"slices"
+	"testing"
+
+	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// specDerive has room for a 61-bit master prime (logQP 271 of 421.4);
+// specDeriveTight (logQP 191.0 of 209.7) leaves 18 bits, too few.
+var (
+	specDerive      = plan.Params{LogN: 14, LogQ: []int{60, 50, 50}, LogP: []int{61}, LogDefaultScale: 50}
+	specDeriveTight = plan.Params{LogN: 13, LogQ: []int{40, 35, 35, 40}, LogP: []int{41}, LogDefaultScale: 35}
+)
+
+// derivedSpec is a key set of rotations with several binary digits
+// (8176 is -16: nine digits), at two levels.
+func derivedSpec(params ckks.Parameters) he.KeySpec {
+	rots := []int{1, 3, 7, 16, 5000, -16}
+	s := he.KeySpec{Derived: true, Relin: true, RelinLevel: 1}
+	for i, r := range rots {
+		s.Galois = append(s.Galois, params.GaloisElement(r))
+		s.GaloisLevels = append(s.GaloisLevels, []int{2, 1}[i%2])
+	}
+	return s
+}
+
+// TestDerivedKeysRotate: master keys made on the client, encoded,
+// decoded by the server (which derives the Galois keys from them without
+// a secret) rotate ciphertexts like keys generated directly: each
+// rotation decrypts to the plaintext rotation within noise, at each
+// key's level.
+func TestDerivedKeysRotate(t *testing.T) {
+	params := MustParams(t, specDerive)
+	spec := derivedSpec(params)
+	keys, evk, err := client.GenerateKeys(params, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evk.Galois) != 0 || len(evk.Masters) == 0 {
+		t.Fatalf("client made %d Galois and %d master keys, want masters only", len(evk.Galois), len(evk.Masters))
+	}
+	data := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+	if want := he.EvalKeysSize(params, spec); len(data) != want {
+		t.Fatalf("encoded %d bytes, EvalKeysSize says %d", len(data), want)
+	}
+	got, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{Keys: &spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Spec().Covers(spec); err != nil {
+		t.Fatal(err)
+	}
+	if again := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, got) }); !bytes.Equal(again, data) {
+		t.Fatal("re-encoding differs")
+	}
+	slots := params.MaxSlots()
+	values := randomVectors(3, 1, slots)[0]
+	eval := ckks.NewEvaluator(params, got.EvaluationKeySet())
+	for i, g := range spec.Galois {
+		level := spec.GaloisLevels[i]
+		ct, err := keys.Encrypt([][]float64{values}, level, scaleOf(params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := keys.Decrypt(ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rotationOf(params, g)
+		out, err := eval.RotateNew(ct[0], r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := keys.Decrypt([]*rlwe.Ciphertext{out})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(slices.Clone(values[r:]), values[:r]...)
+		got, freshErr := maxDiff(t, dec[0], want), maxDiff(t, fresh[0], values)
+		// The largest of N/2 Gaussian slots is within 5 standard
+		// deviations.
+		hops := bits.OnesCount(uint(r))
+		bound := freshErr + 5*he.DerivedKeyErrorStd(params, level, hops)
+		t.Logf("rotation %d at level %d: error %.2g (fresh %.2g, bound %.2g)", r, level, got, freshErr, bound)
+		if got > bound {
+			t.Errorf("rotation %d: error %.3g with derived keys, above %.3g", r, got, bound)
+		}
+	}
+}
+
+// rotationOf returns r with params.GaloisElement(r) == g.
+func rotationOf(params ckks.Parameters, g uint64) int {
+	for r := range params.MaxSlots() {
+		if params.GaloisElement(r) == g {
+			return r
+		}
+	}
+	panic("not a rotation")
+}
+
+func TestPlanDerivation(t *testing.T) {
+	params := MustParams(t, specDerive)
+	spec := derivedSpec(params)
+	d, err := he.PlanDerivation(params, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every binary digit of 1, 3, 7, 16, 5000 and 8176 has a master: bits
+	// 0..12 (5000 = 4096+512+256+128+8, 8176 = 4096+...+16).
+	if len(d.Master.Galois) != 13 {
+		t.Errorf("%d masters, want 13 (bits 0..12)", len(d.Master.Galois))
+	}
+	for i, l := range d.Master.GaloisLevels {
+		if l < params.PCount()+1 || l > params.PCount()+2 {
+			t.Errorf("master %d at level %d of the master parameters, want %d or %d", i, l, params.PCount()+1, params.PCount()+2)
+		}
+	}
+	if n := d.KeySwitches(params); n < 13 {
+		t.Errorf("%d key switches, fewer than the rotations' digits allow", n)
+	}
+
+	conj := spec
+	conj.Galois = append(slices.Clone(spec.Galois), params.GaloisElementOrderTwoOrthogonalSubgroup())
+	conj.GaloisLevels = append(slices.Clone(spec.GaloisLevels), 0)
+	_, err = he.PlanDerivation(params, conj)
+	wantCode(t, err, fheserve.EINVALID)
+
+	_, err = he.PlanDerivation(MustParams(t, specDeriveTight), derivedSpec(MustParams(t, specDeriveTight)))
+	wantCode(t, err, fheserve.EINVALID)
+}
+
+// TestMasterParamsSecure: the master keys' modulus Q*P*P' is within the
+// 128-bit bound less the margin, with the master prime as large as fits.
+func TestMasterParamsSecure(t *testing.T) {
+	for _, spec := range []plan.Params{specDerive, spec12, {LogN: 14, LogQ: []int{60, 50, 50, 50, 50, 50}, LogP: []int{61}, LogDefaultScale: 50}} {
+		params := MustParams(t, spec)
+		mp, err := he.MasterParams(params)
+		if spec.LogN == 12 {
+			wantCode(t, err, fheserve.EINVALID) // spec12 leaves under 1 bit
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := he.CheckParams(mp); err != nil {
+			t.Fatal(err)
+		}
+		bound, _ := he.MaxLogQP(spec.LogN)
+		pBits := math.Log2(float64(mp.P()[0]))
+		t.Logf("logN %d: logQP %.1f, master prime %.1f bits, logQPP' %.1f of %.1f", spec.LogN, params.LogQP(), pBits, mp.LogQP(), bound)
+		if mp.LogQP() > bound || (pBits < he.MaxPrimeBits-1 && mp.LogQP() < bound-2) {
+			t.Errorf("master logQP %.2f, bound %.2f, prime of %.1f bits", mp.LogQP(), bound, pBits)
+		}
+	}
+}
