@@ -160,6 +160,15 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 	polyQP := uint64((params.QCount() + params.PCount()) * params.N() * 8)
 	rows := uint64(params.BaseRNSDecompositionVectorSize(params.MaxLevelQ(), params.MaxLevelP()))
 	limit := (2*polyQP + uint64(1+fuzzKeyLimits.MaxGalois)*2*rows*polyQP) * 3 / 2
+	// A derived key set holds master keys over one more prime, with a
+	// row per prime of QP, instead of Galois keys.
+	mp, err := he.MasterParams(params)
+	if err != nil {
+		f.Fatal(err)
+	}
+	masterQP := uint64((mp.QCount() + mp.PCount()) * params.N() * 8)
+	masterRows := uint64(mp.BaseRNSDecompositionVectorSize(mp.MaxLevelQ(), mp.MaxLevelP()))
+	limit = max(limit, (2*polyQP+2*rows*polyQP+uint64(fuzzKeyLimits.MaxGalois)*2*masterRows*masterQP)*3/2)
 	// A ciphertext at each level: a key switches ciphertexts up to its own.
 	var cts []*rlwe.Ciphertext
 	for level := range params.MaxLevel() + 1 {
@@ -170,6 +179,7 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 		cts = append(cts, ct[0])
 	}
 	f.Add(leveledKeys(f, params))
+	f.Add(derivedKeys(f, params))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		k, ok := decodeBounded(t, limit, data, func(r io.Reader) (*he.EvalKeys, error) {
 			return he.UnmarshalEvalKeys(r, params, fuzzKeyLimits)
@@ -202,7 +212,50 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 		if _, err := he.NewSanitizer(params, k.Public); err != nil {
 			t.Fatalf("sanitizer: %v", err)
 		}
+		// Garbage master keys derive garbage keys, but never panic.
+		if spec, ok := masterTargets(params, k.Masters); ok {
+			if _, err := he.DeriveGaloisKeys(params, k.Masters, spec); err != nil {
+				t.Fatalf("derivation: %v", err)
+			}
+		}
 	})
+}
+
+// masterTargets returns a spec of the rotations by the masters' powers of
+// two, each at the level its master covers, if the masters cover one.
+func masterTargets(params ckks.Parameters, masters []*rlwe.GaloisKey) (he.KeySpec, bool) {
+	spec := he.KeySpec{Derived: true}
+	for r := 1; r < params.MaxSlots(); r *= 2 {
+		for _, m := range masters {
+			if l := m.LevelQ() - params.PCount(); m.GaloisElement == params.GaloisElement(r) && l >= 0 {
+				spec.Galois = append(spec.Galois, m.GaloisElement)
+				spec.GaloisLevels = append(spec.GaloisLevels, l)
+			}
+		}
+	}
+	return spec, len(spec.Galois) > 0
+}
+
+// derivedKeys encodes a derived key set: a relinearization key and the
+// masters of rotations 1 and 2 (a fresh secret key).
+func derivedKeys(tb testing.TB, params ckks.Parameters) []byte {
+	tb.Helper()
+	spec := he.KeySpec{
+		Galois:       []uint64{params.GaloisElement(1), params.GaloisElement(3)},
+		GaloisLevels: []int{0, params.MaxLevel()},
+		Relin:        true,
+		RelinLevel:   params.MaxLevel(),
+		Derived:      true,
+	}
+	_, evk, err := client.GenerateKeys(params, spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := he.MarshalEvalKeys(&b, params, evk); err != nil {
+		tb.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // leveledKeys encodes a key set with keys below the top level (a fresh
