@@ -95,10 +95,11 @@ const (
 	FitLeastSquares  = "least-squares"
 )
 
-// Key choices (compiler.KeysSmall, compiler.KeysFast).
+// Key choices (compiler.KeysSmall, compiler.KeysFast, compiler.KeysDerived).
 const (
-	KeysSmall = "small"
-	KeysFast  = "fast"
+	KeysSmall   = "small"
+	KeysFast    = "fast"
+	KeysDerived = "derived"
 )
 
 // Ranges of CompileSettings (NoPrivacy is compiler.NoPrivacy).
@@ -143,8 +144,10 @@ type CompileSettings struct {
 	// inputs like the calibration data, the activation approximations
 	// included (compiler.Options.Precision; 0: PrecisionBits applies).
 	Precision float64 `json:"precision,omitempty"`
-	// Keys is KeysSmall (the default: the fewest key bytes) or KeysFast
-	// (the fewest rotations) for the linear maps' rotation keys.
+	// Keys is KeysSmall (the default: the fewest key bytes), KeysFast
+	// (the fewest rotations) or KeysDerived (KeysFast's rotations, derived
+	// by the server from uploaded master keys) for the linear maps'
+	// rotation keys.
 	Keys string `json:"keys,omitempty"`
 	// NoTiles keeps a latency plan to one sample per call
 	// (compiler.Options.NoTiles): by default a latency plan with room for
@@ -194,8 +197,8 @@ func (c *CompileSettings) Validate() error {
 	if c.Precision != 0 && c.PrecisionBits != 0 {
 		return Errorf(EINVALID, "precision and precision_bits cannot both be given: one is absolute, the other relative to the output bound")
 	}
-	if c.Keys != "" && c.Keys != KeysSmall && c.Keys != KeysFast {
-		return Errorf(EINVALID, "keys must be %q or %q, not %q", KeysSmall, KeysFast, clip(c.Keys, 20))
+	if c.Keys != "" && c.Keys != KeysSmall && c.Keys != KeysFast && c.Keys != KeysDerived {
+		return Errorf(EINVALID, "keys must be %q, %q or %q, not %q", KeysSmall, KeysFast, KeysDerived, clip(c.Keys, 20))
 	}
 	return nil
 }

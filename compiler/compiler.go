@@ -125,6 +125,13 @@ type Options struct {
 	// (cnn) the evaluation time, repaid after some 90 cnn predictions per
 	// key set at a 10 Mbit/s uplink (BENCHMARKS.md, "Small keys: Horner
 	// giant steps").
+	// KeysDerived: the program of KeysFast, but the user uploads master
+	// keys of rotations by powers of two, over one more special prime,
+	// and the server derives the Galois keys from them once per key set
+	// (he.PlanDerivation; hierarchical rotation keys): an upload near the
+	// small choice's for the fast choice's evaluation, paid for by the
+	// server's derivation (Plan.Derivation) and by the master prime's bits
+	// of the security budget, which the parameters leave free.
 	Keys string
 	// Pooling is how an average pooling after an activation runs:
 	// PoolingFuse fuses it into the linear map after it, PoolingSum runs
@@ -161,8 +168,9 @@ const (
 
 // Key choices (Options.Keys).
 const (
-	KeysSmall = "small"
-	KeysFast  = "fast"
+	KeysSmall   = "small"
+	KeysFast    = "fast"
+	KeysDerived = plan.KeysDerived
 )
 
 // Result is a compiled model.
@@ -327,9 +335,9 @@ func (o *Options) setDefaults() error {
 	switch o.Keys {
 	case "":
 		o.Keys = KeysSmall
-	case KeysSmall, KeysFast:
+	case KeysSmall, KeysFast, KeysDerived:
 	default:
-		return fheserve.Errorf(fheserve.EINVALID, "unknown key choice %q (want %q or %q)", o.Keys, KeysFast, KeysSmall)
+		return fheserve.Errorf(fheserve.EINVALID, "unknown key choice %q (want %q, %q or %q)", o.Keys, KeysFast, KeysSmall, KeysDerived)
 	}
 	switch o.Pooling {
 	case "", PoolingFuse, PoolingSum:
@@ -719,7 +727,7 @@ func (c *compilation) searchParams(p *plan.Plan, depth int, bound float64, coeff
 			if pCount > 1 && (depth < 1 || !c.needsRotationKeys(coeffN > 0)) {
 				break
 			}
-			cand, err := chooseParams(depth, logN, bound, maxScale, fixedOut, pCount)
+			cand, err := chooseParams(depth, logN, bound, maxScale, fixedOut, pCount, c.opts.Keys == KeysDerived)
 			if err != nil {
 				return nil, privacy{}, err
 			}
@@ -749,7 +757,7 @@ func (c *compilation) searchParams(p *plan.Plan, depth int, bound float64, coeff
 // the user uploads.
 func (c *compilation) shrinkScale(p *plan.Plan, ps *paramChoice, pr privacy, depth int, bound float64, fixedOut, coeffs bool) (*paramChoice, privacy) {
 	for c.opts.PrivacyBits != NoPrivacy {
-		cand, err := chooseParams(depth, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut, ps.pCount)
+		cand, err := chooseParams(depth, ps.spec.LogN, bound, ps.spec.LogDefaultScale-1, fixedOut, ps.pCount, c.opts.Keys == KeysDerived)
 		if err != nil || cand == nil {
 			break
 		}
@@ -801,6 +809,9 @@ func (c *compilation) finish(p *plan.Plan, ps *paramChoice, pr privacy, coeffs b
 		}
 	}
 	if err := c.countAndKeys(p, ps); err != nil {
+		return err
+	}
+	if err := c.derivation(p, ps); err != nil {
 		return err
 	}
 	if err := c.otherKeys(p, ps); err != nil {
@@ -944,6 +955,24 @@ func (c *compilation) recount(p *plan.Plan, ps *paramChoice) (*plan.Plan, error)
 	return u, nil
 }
 
+// derivation marks a plan compiled with KeysDerived and states the
+// derivation's costs.
+func (c *compilation) derivation(p *plan.Plan, ps *paramChoice) error {
+	if c.opts.Keys != KeysDerived {
+		return nil
+	}
+	if p.Packing != plan.Latency || c.opts.Sealed {
+		return fheserve.Errorf(fheserve.EINVALID, "--keys derived is for latency plans with plaintext weights; batch and sealed plans use --keys small or fast")
+	}
+	p.Keys = plan.KeysDerived
+	d, err := he.DerivationCost(ps.params, he.PlanKeys(p))
+	if err != nil {
+		return err
+	}
+	p.Derivation = &d
+	return nil
+}
+
 // otherKeys fills p.OtherKeys with what a latency plan would cost under
 // the other key choice (Options.Keys), leaving the program's choice as
 // it is.
@@ -962,7 +991,7 @@ func (c *compilation) otherKeys(p *plan.Plan, ps *paramChoice) error {
 	}
 	keys := c.opts.Keys
 	other := KeysFast
-	if keys == KeysFast {
+	if keys != KeysSmall {
 		other = KeysSmall
 	}
 	defer func() {

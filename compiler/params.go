@@ -3,6 +3,7 @@ package compiler
 import (
 	"maps"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 
@@ -50,8 +51,10 @@ const maxLogN = 16
 // a product or a sum, whose scale follows from its inputs). pCount is the
 // number of key-switching primes: with two, each key has half as many
 // decomposition rows (about 1.8x smaller keys and faster key switching),
-// for another prime's bits of the security budget.
-func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool, pCount int) (*paramChoice, error) {
+// for another prime's bits of the security budget. derived leaves room
+// under the bound for a master keys' prime (he.MasterParams) of at least
+// derivedMasterBits.
+func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool, pCount int, derived bool) (*paramChoice, error) {
 	hb := headroomBits(outBound)
 	bound, ok := he.MaxLogQP(logN)
 	if !ok {
@@ -68,7 +71,11 @@ func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool
 		}
 		bp := min(max(b0, s)+1, he.MaxPrimeBits)
 		// Leave a bit of slack: generated primes are not exact powers of two.
-		if float64(b0+depth*s+pCount*bp) > bound-1 {
+		master := 0
+		if derived {
+			master = derivedMasterBits
+		}
+		if float64(b0+depth*s+pCount*bp+master) > bound-1 {
 			continue
 		}
 		spec := plan.Params{LogN: logN, LogQ: []int{b0}, LogDefaultScale: s}
@@ -84,6 +91,11 @@ func chooseParams(depth, logN int, outBound float64, maxScale int, fixedOut bool
 		}
 		if err != nil {
 			return nil, err
+		}
+		if derived {
+			if mp, err := he.MasterParams(params); err != nil || bits.Len64(mp.P()[0]) < derivedMasterBits {
+				continue
+			}
 		}
 		return &paramChoice{spec: spec, outLogScale: b0 - hb, pCount: pCount, params: params, logQP: params.LogQP(), bound: int(bound)}, nil
 	}
@@ -197,6 +209,15 @@ type ratioStep struct {
 type ratioCost struct {
 	bytes, time float64
 }
+
+// derivedMasterBits is the smallest master prime a derived plan's
+// parameters leave room for. A derived key's error grows with the largest
+// prime of QP over the master prime (he.DerivedKeyErrorStd): with a 61-bit
+// key-switching prime and a 40-bit master prime, a rotation's error at
+// N = 2^14 and scale 2^50 is about 2^-13 of a unit, which the plan's
+// precision model does not count; a larger master prime costs scale bits,
+// which the precision and privacy model does count.
+const derivedMasterBits = 40
 
 // smallTimeWeight is what a key switch in an evaluation weighs against
 // the bytes of a key of the same level in the small choice: keys are

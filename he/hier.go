@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
@@ -129,6 +130,17 @@ type derivStep struct {
 	rot, level, prev, bit int
 }
 
+// Steps returns the number of derivation steps behind the key of Galois
+// element g (for DerivedKeyErrorStd), or 0 if d does not derive it.
+func (d *Derivation) Steps(g uint64) int {
+	j, ok := d.targets[g]
+	n := 0
+	for ok && j >= 0 {
+		n, j = n+1, d.steps[j].prev
+	}
+	return n
+}
+
 // KeySwitches returns the number of key switches (Lattigo automorphisms by
 // a master key, each at its node's level over the master parameters) a
 // derivation runs: the server's one-time cost, rows per node.
@@ -141,11 +153,15 @@ func (d *Derivation) KeySwitches(params ckks.Parameters) int {
 }
 
 // PlanDerivation returns how the Galois keys of spec are derived from
-// master keys of powers of two: every rotation r (Galois element 5^r) as
-// the sum of its binary digits, the chains sharing their common prefixes
-// (taking the digits from the lowest or from the highest, whichever needs
-// fewer nodes), each node and master at the highest level a key it leads
-// to needs. It refuses elements that are not rotations of the slots
+// master keys of rotations by powers of two: every rotation r (Galois
+// element 5^r) written in base 2^k, r = sum d_i 2^(k i), and reached by d_i
+// steps with the master of 2^(k i) for each digit, the chains sharing the
+// rotations they pass through (taking the digits from the lowest or from
+// the highest, whichever needs fewer steps), each step and master at the
+// highest level a key it leads to needs. A larger base needs fewer
+// masters (about log2(N/2)/k) and more steps; PlanDerivation takes the
+// base with the fewest masters whose steps stay within maxStepRatio times
+// base 2's. It refuses elements that are not rotations of the slots
 // (conjugations), which no power of 5 gives.
 func PlanDerivation(params ckks.Parameters, spec KeySpec) (*Derivation, error) {
 	if err := spec.Validate(params); err != nil {
@@ -158,15 +174,33 @@ func PlanDerivation(params ckks.Parameters, spec KeySpec) (*Derivation, error) {
 	if err != nil {
 		return nil, err
 	}
-	var best *Derivation
-	for _, fromLow := range []bool{true, false} {
-		d := planChains(params, rots, spec.GaloisLevels, fromLow)
-		if best == nil || len(d.steps) < len(best.steps) {
-			best = d
+	var best, base2 *Derivation
+	for k := 1; k <= maxLogBase; k++ {
+		for _, fromLow := range []bool{true, false} {
+			d := planChains(params, rots, spec.GaloisLevels, k, fromLow)
+			if k == 1 && (base2 == nil || len(d.steps) < len(base2.steps)) {
+				base2 = d
+			}
+			if len(d.steps) > maxStepRatio*len(base2.steps) {
+				continue
+			}
+			if best == nil || len(d.Master.Galois) < len(best.Master.Galois) ||
+				(len(d.Master.Galois) == len(best.Master.Galois) && len(d.steps) < len(best.steps)) {
+				best = d
+			}
 		}
 	}
 	return best, nil
 }
+
+// The bases PlanDerivation tries (2^1 to 2^maxLogBase), and how many times
+// base 2's derivation steps it accepts for fewer master keys: a step is a
+// key switch per row of a key, once per key set, while a master key is
+// uploaded (and generated on the user's device) with every key set.
+const (
+	maxLogBase   = 4
+	maxStepRatio = 4
+)
 
 // rotationsOf returns, for each Galois element, the rotation r in
 // 1..N/2-1 with 5^r = g mod 2N.
@@ -178,65 +212,59 @@ func rotationsOf(params ckks.Parameters, galEls []uint64) ([]int, error) {
 		want[g] = i
 	}
 	out := make([]int, len(galEls))
-	found := 0
+	seen := make([]bool, len(galEls))
 	g := uint64(1)
-	for r := 0; r < slots && found < len(galEls); r++ {
+	for r := 0; r < slots; r++ {
 		if i, ok := want[g]; ok {
-			out[i] = r
-			found++
+			out[i], seen[i] = r, true
 		}
 		g = g * ring.GaloisGen % nthRoot
 	}
-	if found < len(galEls) {
-		for _, g := range galEls {
-			if !slices.ContainsFunc(out, func(r int) bool { return params.GaloisElement(r) == g }) {
-				return nil, fheserve.Errorf(fheserve.EINVALID, "galois element %d is not a rotation of the slots: derived keys cover rotations only", g)
-			}
-		}
+	if i := slices.Index(seen, false); i >= 0 {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "galois element %d is not a rotation of the slots: derived keys cover rotations only", galEls[i])
 	}
 	return out, nil
 }
 
-// planChains builds the derivation of rotations rots at levels, reading
-// each rotation's binary digits from the lowest (fromLow) or the highest.
-func planChains(params ckks.Parameters, rots, levels []int, fromLow bool) *Derivation {
-	type node struct {
-		prefix int // the rotation so far
-		depth  int // digits taken
-	}
+// planChains builds the derivation of rotations rots at levels in base
+// 2^k, taking each rotation's digits from the lowest (fromLow) or the
+// highest.
+func planChains(params ckks.Parameters, rots, levels []int, k int, fromLow bool) *Derivation {
 	d := &Derivation{targets: make(map[uint64]int, len(rots))}
-	index := map[node]int{}
-	masterLevel := map[int]int{} // bit -> level
+	index := map[int]int{}       // rotation -> step
+	masterLevel := map[int]int{} // exponent -> level
 	for i, r := range rots {
-		digits := binaryDigits(r, fromLow)
 		prev, prefix := -1, 0
-		for j, b := range digits {
+		for _, b := range hops(r, k, fromLow) {
 			prefix += 1 << b
-			n := node{prefix, j + 1}
-			k, ok := index[n]
+			j, ok := index[prefix]
 			if !ok {
-				k = len(d.steps)
-				index[n] = k
+				j = len(d.steps)
+				index[prefix] = j
 				d.steps = append(d.steps, derivStep{rot: prefix, level: levels[i], prev: prev, bit: b})
 			}
-			d.steps[k].level = max(d.steps[k].level, levels[i])
+			d.steps[j].level = max(d.steps[j].level, levels[i])
 			masterLevel[b] = max(masterLevel[b], levels[i])
-			prev = k
+			prev = j
 		}
 		d.targets[params.GaloisElement(r)] = prev
 	}
-	// A node's level covers every node after it on a chain.
-	for k := len(d.steps) - 1; k >= 0; k-- {
-		if p := d.steps[k].prev; p >= 0 {
-			d.steps[p].level = max(d.steps[p].level, d.steps[k].level)
+	// A step's level covers every step after it on a chain (a step joined
+	// from another chain keeps the predecessor it was made with).
+	for j := len(d.steps) - 1; j >= 0; j-- {
+		if p := d.steps[j].prev; p >= 0 {
+			d.steps[p].level = max(d.steps[p].level, d.steps[j].level)
 		}
 	}
-	bitsUsed := make([]int, 0, len(masterLevel))
-	for b := range masterLevel {
-		bitsUsed = append(bitsUsed, b)
+	for _, s := range d.steps {
+		masterLevel[s.bit] = max(masterLevel[s.bit], s.level)
 	}
-	slices.Sort(bitsUsed)
-	for _, b := range bitsUsed {
+	exps := make([]int, 0, len(masterLevel))
+	for b := range masterLevel {
+		exps = append(exps, b)
+	}
+	slices.Sort(exps)
+	for _, b := range exps {
 		d.Master.Galois = append(d.Master.Galois, params.GaloisElement(1<<b))
 		d.Master.GaloisLevels = append(d.Master.GaloisLevels, masterLevelOf(params, masterLevel[b]))
 	}
@@ -248,12 +276,16 @@ func planChains(params ckks.Parameters, rots, levels []int, fromLow bool) *Deriv
 // before q_0..q_l.
 func masterLevelOf(params ckks.Parameters, l int) int { return params.PCount() + l }
 
-// binaryDigits returns the positions of the set bits of r, lowest first
+// hops returns the exponents of the masters that reach rotation r in base
+// 2^k: digit d at position i is d steps of 2^(k i); lowest digit first
 // when fromLow.
-func binaryDigits(r int, fromLow bool) []int {
+func hops(r, k int, fromLow bool) []int {
 	var out []int
-	for x := uint(r); x != 0; x &= x - 1 {
-		out = append(out, bits.TrailingZeros(x))
+	for i := 0; r > 0; i++ {
+		for range r & (1<<k - 1) {
+			out = append(out, k*i)
+		}
+		r >>= k
 	}
 	if !fromLow {
 		slices.Reverse(out)
@@ -370,7 +402,7 @@ func galoisKeyFrom(params, mp ckks.Parameters, rows []*rlwe.Ciphertext, g uint64
 // rotation of a ciphertext at level l with a derived key adds, beyond a
 // directly generated key's, in the real part of a decoded slot, divided by
 // the default scale; hops is the number of derivation steps behind the
-// key (its rotation's binary digits, at most log2(N/2)).
+// key (Derivation.Steps).
 //
 // A derivation step is a key switch over the master parameters: digits d_j
 // of QP (uniform below each prime q_j) times the master's Gaussian error
@@ -415,3 +447,26 @@ func DerivedKeyErrorStd(params ckks.Parameters, l, hops int) float64 {
 // derivedErrorFactor covers what DerivedKeyErrorStd's model leaves out
 // (measured: 2.3 at most).
 const derivedErrorFactor = 3
+
+// DerivationCost returns the costs of deriving spec's Galois keys (spec
+// must be Derived): the master keys, the bits of the master prime, the key
+// switches of the derivation and the memory the derived keys take,
+// expanded (both parts of each row, 8 bytes per residue).
+func DerivationCost(params ckks.Parameters, spec KeySpec) (plan.Derivation, error) {
+	d, err := PlanDerivation(params, spec)
+	if err != nil {
+		return plan.Derivation{}, err
+	}
+	mp, _ := MasterParams(params)
+	mem := 0
+	for _, l := range spec.GaloisLevels {
+		s := shapeAt(params, l)
+		mem += s.rows * 2 * (l + 1 + params.PCount()) * params.N() * 8
+	}
+	return plan.Derivation{
+		MasterKeys:   len(d.Master.Galois),
+		MasterBits:   bits.Len64(mp.P()[0]),
+		KeySwitches:  d.KeySwitches(params),
+		DerivedBytes: mem,
+	}, nil
+}

@@ -53,7 +53,7 @@ range, and in how many runs the target was met.`,
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
 	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "calls in latency mode (one sample each) and tiles mode (every tile filled)")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
-	cmd.Flags().StringVar(&opts.keys, "keys", "", "rotation keys: small (the fewest key bytes, the default) or fast (the fewest rotations), as compile's --keys")
+	cmd.Flags().StringVar(&opts.keys, "keys", "", "rotation keys: small (the fewest key bytes, the default), fast (the fewest rotations) or derived (fast's, derived on the server from master keys), as compile's --keys")
 	cmd.Flags().StringSliceVar(&opts.decisions, "decision", nil, "decision methods of the gallery workloads: randomized (the default), polynomial")
 	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
 	return cmd

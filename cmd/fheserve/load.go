@@ -121,7 +121,7 @@ func registerCompileSettings(f *pflag.FlagSet, calibration *string, s *fheserve.
 // registerKeyChoice adds --keys (fheserve.CompileSettings.Keys) and
 // --no-tiles to compile and model deploy; predict's --keys names a key set.
 func registerKeyChoice(f *pflag.FlagSet, s *fheserve.CompileSettings) {
-	f.StringVar(&s.Keys, "keys", "", "rotation keys: small (the fewest key bytes to upload, the default) or fast (the fewest rotations)")
+	f.StringVar(&s.Keys, "keys", "", "rotation keys: small (the fewest key bytes to upload, the default), fast (the fewest rotations) or derived (fast's rotations from master keys that upload like small ones; the server derives the rest)")
 	f.BoolVar(&s.NoTiles, "no-tiles", false, "latency packing: one sample per call (default: a sample in each copy of the input, when the plan has room for several)")
 }
 

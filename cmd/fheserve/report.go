@@ -83,7 +83,12 @@ func writePlanSizes(tw io.Writer, p *plan.Plan) {
 	pr("Sizes (estimated)\n")
 	pr("  upload\t%s per call\n", fmtBytes(p.Sizes.Upload))
 	pr("  result\t%s per call\n", fmtBytes(p.Sizes.Result))
-	pr("  evaluation keys\t%s (relinearization and %d Galois keys, sent once)\n", fmtBytes(p.Sizes.EvalKeys), p.Sizes.GaloisKeys)
+	if d := p.Derivation; d != nil {
+		pr("  evaluation keys\t%s (relinearization and %d master keys with a %d-bit master prime, sent once)\n", fmtBytes(p.Sizes.EvalKeys), d.MasterKeys, d.MasterBits)
+		pr("  derived on the server\t%d Galois keys, %s in memory, by %d key switches once per key set\n", p.Sizes.GaloisKeys, fmtBytes(d.DerivedBytes), d.KeySwitches)
+	} else {
+		pr("  evaluation keys\t%s (relinearization and %d Galois keys, sent once)\n", fmtBytes(p.Sizes.EvalKeys), p.Sizes.GaloisKeys)
+	}
 	if o := p.OtherKeys; o != nil {
 		pr("  with --keys %s\t%s (%d Galois keys), %d rotations per call\n", o.Keys, fmtBytes(o.EvalKeys), o.RotationKeys, o.Rotations)
 	}
