@@ -23,6 +23,9 @@ import (
 type Stats struct {
 	Compile     time.Duration `json:"-"`
 	Keygen      time.Duration `json:"-"`
+	// Decode is the server's decoding of the key set; for a derived plan
+	// (plan.KeysDerived) it includes the derivation of the Galois keys.
+	Decode time.Duration `json:"-"`
 	Encrypt     time.Duration `json:"-"`
 	Evaluate    time.Duration `json:"-"` // server evaluation and sanitization
 	ServerIO    time.Duration `json:"-"` // server decoding of inputs and encoding of results
@@ -121,6 +124,8 @@ func (r *Runner) userKeys() (*he.EvalKeys, error) {
 	r.Stats.Keygen = time.Since(t0)
 	r.Stats.EvalKeyByte = buf.Len()
 	r.Stats.PublicKey = he.EvalKeysSize(r.params, he.KeySpec{})
+	t0 = time.Now()
+	defer func() { r.Stats.Decode = time.Since(t0) }()
 	return he.UnmarshalEvalKeys(&buf, r.params, he.KeyLimits{Keys: new(he.PlanKeys(r.Plan))})
 }
 

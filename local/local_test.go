@@ -131,6 +131,26 @@ func TestMLPEncrypted(t *testing.T) {
 	}
 }
 
+// TestDerivedKeysEncrypted: a plan compiled with --keys derived runs on
+// Galois keys the server derived from the user's master keys (through
+// the wire, as the server reads them), and its outputs match the
+// plaintext model within the plan's stated error.
+func TestDerivedKeysEncrypted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	g := mlp(rng)
+	x := uniform(rng, 3*16)
+	r, err := New(g, compiler.Options{Packing: plan.Latency, Calibration: x, Keys: compiler.KeysDerived, NoTiles: true}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Plan.Keys != plan.KeysDerived || r.Plan.Derivation == nil || len(r.evk.Masters) == 0 || len(r.evk.Galois) != len(r.Plan.GaloisElements) {
+		t.Fatalf("plan keys %q, derivation %+v, %d masters and %d Galois keys for %d elements", r.Plan.Keys, r.Plan.Derivation, len(r.evk.Masters), len(r.evk.Galois), len(r.Plan.GaloisElements))
+	}
+	t.Logf("plan: %s, %d bytes of keys, derivation %+v in %v", r.Plan, r.Stats.EvalKeyByte, *r.Plan.Derivation, r.Stats.Decode)
+	maxErr := checkEncrypted(t, r, g, x, 3)
+	t.Logf("max error %.3g (stated %.3g)", maxErr, r.Plan.Precision.OutputError)
+}
+
 // A lone linear map runs in coefficient encoding, where the error of an
 // output coefficient is not that of a slot: its stated error is within the
 // band too (before it was modelled in the coefficient domain, a gemm
