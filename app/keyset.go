@@ -235,8 +235,13 @@ func (a *App) newEvaluator(pm *preparedModel, keySetID string, keys *he.EvalKeys
 		return nil, err
 	}
 	e := &evaluator{ev: ev, model: pm, keys: keys}
-	// Expanded keys take about twice their seeded size.
-	a.evaluators.add(keySetID, e, 2*int64(he.EvalKeysSize(pm.params, he.PlanKeys(pm.plan))))
+	// Expanded keys take about twice their seeded size; a derived key
+	// set's Galois keys are held besides its masters.
+	held := 2 * int64(he.EvalKeysSize(pm.params, he.PlanKeys(pm.plan)))
+	if d := pm.plan.Derivation; d != nil {
+		held += int64(d.DerivedBytes)
+	}
+	a.evaluators.add(keySetID, e, held)
 	return e, nil
 }
 
