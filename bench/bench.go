@@ -35,15 +35,18 @@ const Tiles = "tiles"
 // Result is one workload in one mode. Per-call times are averages over
 // the calls of the run.
 type Result struct {
-	Workload        string  `json:"workload"`
-	Mode            string  `json:"mode"`
-	LogN            int     `json:"log_n"`
-	Depth           int     `json:"depth"`
-	Rotations       int     `json:"rotation_keys"`
-	Calls           int     `json:"calls"`
-	Samples         int     `json:"samples"`
-	SamplesPerCall  int     `json:"samples_per_call"`
-	KeygenMS        float64 `json:"keygen_ms"`
+	Workload       string  `json:"workload"`
+	Mode           string  `json:"mode"`
+	LogN           int     `json:"log_n"`
+	Depth          int     `json:"depth"`
+	Rotations      int     `json:"rotation_keys"`
+	Calls          int     `json:"calls"`
+	Samples        int     `json:"samples"`
+	SamplesPerCall int     `json:"samples_per_call"`
+	KeygenMS       float64 `json:"keygen_ms"`
+	// KeyDecodeMS is the server's decoding of the key set, with the
+	// derivation of the Galois keys for --keys derived (once per key set).
+	KeyDecodeMS     float64 `json:"key_decode_ms"`
 	EncryptMS       float64 `json:"encrypt_ms"`
 	EvaluateMS      float64 `json:"evaluate_ms"`
 	DecryptMS       float64 `json:"decrypt_ms"`
@@ -180,6 +183,7 @@ func newResult(name, mode string, r *local.Runner, count int, plain time.Duratio
 		Workload: name, Mode: mode, LogN: p.Params.LogN, Depth: p.Depth, Rotations: len(p.Rotations),
 		Calls: st.Calls, Samples: count, SamplesPerCall: p.BatchSize,
 		KeygenMS:       ms(st.Keygen),
+		KeyDecodeMS:    ms(st.Decode),
 		EncryptMS:      ms(st.Encrypt) / calls,
 		EvaluateMS:     ms(st.Evaluate) / calls,
 		DecryptMS:      ms(st.Decrypt) / calls,

@@ -961,8 +961,11 @@ func (c *compilation) derivation(p *plan.Plan, ps *paramChoice) error {
 	if c.opts.Keys != KeysDerived {
 		return nil
 	}
-	if p.Packing != plan.Latency || c.opts.Sealed {
-		return fheserve.Errorf(fheserve.EINVALID, "--keys derived is for latency plans with plaintext weights; batch and sealed plans use --keys small or fast")
+	switch {
+	case c.opts.Sealed:
+		return fheserve.Errorf(fheserve.EINVALID, "--keys derived is for plaintext weights; sealed plans use --keys small or fast")
+	case len(p.GaloisElements) == 0:
+		return nil // nothing to derive (a batch plan's only key is the relinearization key)
 	}
 	p.Keys = plan.KeysDerived
 	d, err := he.DerivationCost(ps.params, he.PlanKeys(p))
