@@ -44,7 +44,7 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		}
 		switch s.Kind {
 		case plan.StepLinear:
-			err[i+1] = s.M.MaxRowNorm()*x + eRescale
+			err[i+1] = s.M.MaxRowNorm()*x + eRescale + c.derivedNoise(ps, s)
 			if i+1 >= last {
 				err[i+1] += c.sealedNoise(ps, s, outScale)
 			} else {
@@ -75,6 +75,22 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		}
 	}
 	return err[c.prog.Output]
+}
+
+// derivedNoise is the error that derived rotation keys (KeysDerived) add
+// to a linear step in slots, beyond directly generated keys', each
+// rotation adding a derived key's error delta (he.DerivedKeyErrorStd, for
+// the longest derivation). In a baby-step giant-step map of d diagonals
+// (n1 n2 >= d, n1 and n2 about sqrt(d)), a baby step's error reaches an
+// output through n2 diagonals, weighted by at most its row's norm in all,
+// and n2 giant steps add theirs: about (row norm + 1) sqrt(2 sqrt(d))
+// delta, the folds after the map counted with the giant steps.
+func (c *compilation) derivedNoise(ps *paramChoice, s *plan.Step) float64 {
+	if c.opts.Keys != KeysDerived || s.Coeffs {
+		return 0
+	}
+	rots := 2 * math.Ceil(math.Sqrt(float64(len(s.DiagonalIndices()))))
+	return (s.M.MaxRowNorm() + 1) * math.Sqrt(rots) * he.DerivedKeyErrorStd(ps.params, s.LevelIn, he.MaxDerivationSteps(ps.params))
 }
 
 // coeffNoise is evalNoise for a linear map s in coefficient encoding:

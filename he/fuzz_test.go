@@ -161,13 +161,17 @@ func FuzzUnmarshalEvalKeys(f *testing.F) {
 	rows := uint64(params.BaseRNSDecompositionVectorSize(params.MaxLevelQ(), params.MaxLevelP()))
 	limit := (2*polyQP + uint64(1+fuzzKeyLimits.MaxGalois)*2*rows*polyQP) * 3 / 2
 	// A derived key set holds master keys over one more prime, with a
-	// row per prime of QP, instead of Galois keys.
+	// row per prime of QP (more with a base-two decomposition), instead of
+	// Galois keys.
 	mp, err := he.MasterParams(params)
 	if err != nil {
 		f.Fatal(err)
 	}
 	masterQP := uint64((mp.QCount() + mp.PCount()) * params.N() * 8)
-	masterRows := uint64(mp.BaseRNSDecompositionVectorSize(mp.MaxLevelQ(), mp.MaxLevelP()))
+	masterRows := uint64(0) // gadget entries, with the masters' base-two decomposition
+	for _, n := range mp.BaseTwoDecompositionVectorSize(mp.MaxLevelQ(), mp.MaxLevelP(), he.MasterDecomposition(mp)) {
+		masterRows += uint64(n)
+	}
 	limit = max(limit, (2*polyQP+2*rows*polyQP+uint64(fuzzKeyLimits.MaxGalois)*2*masterRows*masterQP)*3/2)
 	// A ciphertext at each level: a key switches ciphertexts up to its own.
 	var cts []*rlwe.Ciphertext

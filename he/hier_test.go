@@ -2,7 +2,9 @@ package he_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"testing"
 
@@ -14,10 +16,14 @@ import (
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
-// specDerive has room for a 61-bit master prime (logQP 271 of 421.4);
-// specDeriveTight (logQP 191.0 of 209.7) leaves 18 bits, too few.
+// specDerive has room for a 61-bit master prime (logQP 221 of 421.4);
+// specDeriveBase2, the bundled cnn's, for a 50-bit one, smaller than its
+// 60- and 61-bit primes, so that its masters have a base-two
+// decomposition; specDeriveTight (logQP 191.0 of 209.7) leaves 18 bits,
+// too few.
 var (
 	specDerive      = plan.Params{LogN: 14, LogQ: []int{60, 50, 50}, LogP: []int{61}, LogDefaultScale: 50}
+	specDeriveBase2 = plan.Params{LogN: 14, LogQ: []int{60, 50, 50, 50, 50, 50}, LogP: []int{61}, LogDefaultScale: 50}
 	specDeriveTight = plan.Params{LogN: 13, LogQ: []int{40, 35, 35, 40}, LogP: []int{41}, LogDefaultScale: 35}
 )
 
@@ -39,7 +45,20 @@ func derivedSpec(params ckks.Parameters) he.KeySpec {
 // rotation decrypts to the plaintext rotation within noise, at each
 // key's level.
 func TestDerivedKeysRotate(t *testing.T) {
-	params := MustParams(t, specDerive)
+	for _, ps := range []plan.Params{specDerive, specDeriveBase2} {
+		t.Run(fmt.Sprintf("logQ=%v", ps.LogQ), func(t *testing.T) { testDerivedKeysRotate(t, ps) })
+	}
+}
+
+func testDerivedKeysRotate(t *testing.T, ps plan.Params) {
+	params := MustParams(t, ps)
+	mp, err := he.MasterParams(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := he.MasterDecomposition(mp); (w > 0) != (ps.LogQ[1] == specDeriveBase2.LogQ[1] && len(ps.LogQ) == len(specDeriveBase2.LogQ)) {
+		t.Fatalf("master decomposition %d bits with a %d-bit master prime", w, bits.Len64(mp.P()[0]))
+	}
 	spec := derivedSpec(params)
 	keys, evk, err := client.GenerateKeys(params, spec)
 	if err != nil {

@@ -252,11 +252,15 @@ func CheckGaloisElements(params ckks.Parameters, galEls []uint64) error {
 }
 
 // keyShape is the shape of an evaluation key at level levelQ: levels
-// 0..levelQ of Q, all of P, no base-two decomposition, so rows x 1 gadget
-// entries. The public key has the top level's shape.
+// 0..levelQ of Q, all of P, and rows of gadget entries: one each without
+// base-two decomposition, pieces[i] for row i with a decomposition of base2
+// bits (master keys, MasterDecomposition). The public key has the top
+// level's shape.
 type keyShape struct {
 	levelQ, levelP int
 	rows           int
+	base2          int
+	pieces         []int
 }
 
 func shapeOf(params ckks.Parameters) keyShape {
@@ -264,8 +268,26 @@ func shapeOf(params ckks.Parameters) keyShape {
 }
 
 func shapeAt(params ckks.Parameters, levelQ int) keyShape {
+	return shapeBase2(params, levelQ, 0)
+}
+
+// shapeBase2 is shapeAt for keys with a base-two decomposition of base2
+// bits (0: none).
+func shapeBase2(params ckks.Parameters, levelQ, base2 int) keyShape {
 	lp := params.MaxLevelP()
-	return keyShape{levelQ: levelQ, levelP: lp, rows: params.BaseRNSDecompositionVectorSize(levelQ, lp)}
+	s := keyShape{levelQ: levelQ, levelP: lp, rows: params.BaseRNSDecompositionVectorSize(levelQ, lp), base2: base2}
+	s.pieces = params.BaseTwoDecompositionVectorSize(levelQ, lp, base2)[:s.rows]
+	return s
+}
+
+// entries is the number of gadget entries (polynomials over QP) of a key
+// of shape s.
+func (s keyShape) entries() int {
+	n := 0
+	for _, p := range s.pieces {
+		n += p
+	}
+	return n
 }
 
 // polyQPLen is the packed size of one polynomial over the primes of Q up
@@ -280,8 +302,8 @@ func polyQPLen(params ckks.Parameters, levelQ int) int {
 
 // evalKeyLen is the encoded size of an evaluation key at levelQ: its seed
 // and its b parts.
-func evalKeyLen(params ckks.Parameters, levelQ int) int {
-	return seedLen + shapeAt(params, levelQ).rows*polyQPLen(params, levelQ)
+func evalKeyLen(params ckks.Parameters, levelQ, base2 int) int {
+	return seedLen + shapeBase2(params, levelQ, base2).entries()*polyQPLen(params, levelQ)
 }
 
 // EvalKeysSize returns the exact encoded size of a key set with a public
@@ -304,22 +326,22 @@ func EvalKeysSize(params ckks.Parameters, spec KeySpec) int {
 		mp, _ := MasterParams(params)
 		n += masterPrimeLen
 		for _, l := range d.Master.GaloisLevels {
-			n += galoisElemLen + levelLen + evalKeyLen(mp, l)
+			n += galoisElemLen + levelLen + evalKeyLen(mp, l, MasterDecomposition(mp))
 		}
 	} else {
 		for _, l := range spec.GaloisLevels {
-			n += galoisElemLen + per + evalKeyLen(params, l)
+			n += galoisElemLen + per + evalKeyLen(params, l, 0)
 		}
 	}
 	if spec.Relin {
-		n += per + evalKeyLen(params, spec.RelinLevel)
+		n += per + evalKeyLen(params, spec.RelinLevel, 0)
 	}
 	return n
 }
 
 // checkEvalKey checks that a local key has the shape of its level and a
 // seed.
-func checkEvalKey(params ckks.Parameters, evk *rlwe.EvaluationKey, name string) error {
+func checkEvalKey(params ckks.Parameters, evk *rlwe.EvaluationKey, name string, base2 int) error {
 	if evk.Seed == nil {
 		return fheserve.Errorf(fheserve.EINVALID, "%s has no seed: generate keys with client.GenerateKeys", name)
 	}
@@ -330,16 +352,21 @@ func checkEvalKey(params ckks.Parameters, evk *rlwe.EvaluationKey, name string) 
 	if lq < 0 || lq > params.MaxLevelQ() {
 		return fheserve.Errorf(fheserve.EINVALID, "%s has level %d, outside the parameters' 0..%d", name, lq, params.MaxLevelQ())
 	}
-	s := shapeAt(params, lq)
-	if evk.BaseTwoDecomposition != 0 || len(evk.Value) != s.rows {
+	s := shapeBase2(params, lq, base2)
+	if evk.BaseTwoDecomposition != base2 || len(evk.Value) != s.rows {
 		return fheserve.Errorf(fheserve.EINVALID, "%s does not have the shape the parameters imply", name)
 	}
-	for _, row := range evk.Value {
-		if len(row) != 1 || len(row[0]) == 0 || len(row[0]) > 2 {
+	for i, row := range evk.Value {
+		if len(row) != s.pieces[i] {
 			return fheserve.Errorf(fheserve.EINVALID, "%s does not have the shape the parameters imply", name)
 		}
-		if err := checkPolyQP(params, row[0][0], s, name); err != nil {
-			return err
+		for _, v := range row {
+			if len(v) == 0 || len(v) > 2 {
+				return fheserve.Errorf(fheserve.EINVALID, "%s does not have the shape the parameters imply", name)
+			}
+			if err := checkPolyQP(params, v[0], s, name); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -388,17 +415,17 @@ func checkEvalKeys(params ckks.Parameters, k *EvalKeys) ([]*rlwe.GaloisKey, erro
 		return nil, fheserve.Errorf(fheserve.EINVALID, "public key does not match its seed")
 	}
 	if k.Relin != nil {
-		if err := checkEvalKey(params, &k.Relin.EvaluationKey, "relinearization key"); err != nil {
+		if err := checkEvalKey(params, &k.Relin.EvaluationKey, "relinearization key", 0); err != nil {
 			return nil, err
 		}
 	}
-	gks, gp, what := k.Galois, params, "galois key"
+	gks, gp, what, base2 := k.Galois, params, "galois key", 0
 	if k.Masters != nil {
 		mp, err := MasterParams(params)
 		if err != nil {
 			return nil, err
 		}
-		gks, gp, what = k.Masters, mp, "master key"
+		gks, gp, what, base2 = k.Masters, mp, "master key", MasterDecomposition(mp)
 	}
 	if slices.Contains(gks, nil) {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "evaluation keys: a %s is nil", what)
@@ -411,7 +438,7 @@ func checkEvalKeys(params ckks.Parameters, k *EvalKeys) ([]*rlwe.GaloisKey, erro
 		return nil, err
 	}
 	for _, g := range gks {
-		if err := checkEvalKey(gp, &g.EvaluationKey, what); err != nil {
+		if err := checkEvalKey(gp, &g.EvaluationKey, what, base2); err != nil {
 			return nil, err
 		}
 	}
@@ -485,7 +512,9 @@ func writeEvalKey(e *encoder, params ckks.Parameters, evk *rlwe.EvaluationKey, l
 	}
 	e.write(evk.Seed[:])
 	for _, row := range evk.Value {
-		writePolyQP(e, params, row[0][0])
+		for _, v := range row {
+			writePolyQP(e, params, v[0])
+		}
 	}
 }
 
@@ -539,7 +568,7 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 		k.Relin = &rlwe.RelinearizationKey{EvaluationKey: *evk}
 	}
 	if h.derived {
-		mr := &keyReader{d: d, params: mp, leveled: true, check: newKeyChecker(mp)}
+		mr := &keyReader{d: d, params: mp, leveled: true, base2: MasterDecomposition(mp), check: newKeyChecker(mp)}
 		if deriv != nil {
 			mr.want = &deriv.Master
 		}
@@ -660,6 +689,7 @@ type keyReader struct {
 	params  ckks.Parameters
 	want    *KeySpec // nil: any keys, at any level
 	leveled bool
+	base2   int // the keys' base-two decomposition (master keys)
 	check   *keyChecker
 }
 
@@ -749,20 +779,24 @@ func (kr *keyReader) readEvalKey(name string, ok func(level int) error) (*rlwe.E
 	if err != nil {
 		return nil, err
 	}
-	evk := rlwe.NewEvaluationKey(params, rlwe.EvaluationKeyParameters{LevelQ: &level, Compressed: true})
+	evk := rlwe.NewEvaluationKey(params, rlwe.EvaluationKeyParameters{LevelQ: &level, BaseTwoDecomposition: &kr.base2, Compressed: true})
 	evk.Seed = new([32]byte)
 	copy(evk.Seed[:], seed)
 	for _, row := range evk.Value {
-		if err := readPolyQP(d, params, row[0][0]); err != nil {
-			return nil, err
+		for _, v := range row {
+			if err := readPolyQP(d, params, v[0]); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := evk.Expand(params, nil); err != nil {
 		return nil, d.invalid("cannot expand key: %v", err)
 	}
 	for j, row := range evk.Value {
-		if why := kr.check.degenerate(row[0][0], row[0][1]); why != "" {
-			return nil, d.degenerate(fmt.Sprintf("%s (entry %d)", name, j), why)
+		for _, v := range row {
+			if why := kr.check.degenerate(v[0], v[1]); why != "" {
+				return nil, d.degenerate(fmt.Sprintf("%s (entry %d)", name, j), why)
+			}
 		}
 	}
 	return evk, nil

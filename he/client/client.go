@@ -139,9 +139,10 @@ func (k *Keys) masterKeys(spec he.KeySpec, step func()) ([]*rlwe.GaloisKey, erro
 	}
 	skM := liftSecret(k.params, mp, k.sk)
 	kgen := rlwe.NewKeyGenerator(mp)
+	w := he.MasterDecomposition(mp)
 	out := make([]*rlwe.GaloisKey, len(spec.Galois))
 	for i, g := range spec.Galois {
-		out[i] = kgen.GenGaloisKeyNew(g, skM, rlwe.EvaluationKeyParameters{LevelQ: &spec.GaloisLevels[i], Compressed: true})
+		out[i] = kgen.GenGaloisKeyNew(g, skM, rlwe.EvaluationKeyParameters{LevelQ: &spec.GaloisLevels[i], BaseTwoDecomposition: &w, Compressed: true})
 		step()
 	}
 	return out, nil
