@@ -21,11 +21,11 @@ import (
 
 // Stats are the measurements of a run. Times are wall-clock.
 type Stats struct {
-	Compile     time.Duration `json:"-"`
-	Keygen      time.Duration `json:"-"`
+	Compile time.Duration `json:"-"`
+	Keygen  time.Duration `json:"-"`
 	// Decode is the server's decoding of the key set; for a derived plan
 	// (plan.KeysDerived) it includes the derivation of the Galois keys.
-	Decode time.Duration `json:"-"`
+	Decode      time.Duration `json:"-"`
 	Encrypt     time.Duration `json:"-"`
 	Evaluate    time.Duration `json:"-"` // server evaluation and sanitization
 	ServerIO    time.Duration `json:"-"` // server decoding of inputs and encoding of results

@@ -280,10 +280,10 @@ type Plan struct {
 	// empty when the user uploads the Galois keys themselves.
 	Keys       string      `json:"keys,omitempty"`
 	Derivation *Derivation `json:"derivation,omitempty"`
-	Precision        Precision         `json:"precision"`
-	Sizes            Sizes             `json:"sizes"`
-	Ops              OpCounts          `json:"ops"`
-	Steps            []StepInfo        `json:"steps"`
+	Precision  Precision   `json:"precision"`
+	Sizes      Sizes       `json:"sizes"`
+	Ops        OpCounts    `json:"ops"`
+	Steps      []StepInfo  `json:"steps"`
 	// Untiled is set on a tiled latency plan (Input.Tile > 0, BatchSize
 	// samples per call): the costs of the same plan untiled.
 	Untiled *Untiled `json:"untiled,omitempty"`
