@@ -99,7 +99,7 @@ Header, 48 bytes:
 	off len field
 	  0   4 magic "FHEK"
 	  4   1 format version, 1
-	  5   1 kind, 1 (evaluation key set)
+	  5   1 kind, 1 (evaluation key set) or 2 (derived key set)
 	  6   1 logN
 	  7   1 flags: bit 0 a relinearization key follows; bit 1 each
 	        evaluation key carries its level; other bits 0
@@ -108,7 +108,7 @@ Header, 48 bytes:
 	 41   1 key level in P, K = number of P primes - 1
 	 42   1 base-two decomposition, 0 (none)
 	 43   1 reserved, 0
-	 44   4 count of Galois keys
+	 44   4 count of Galois keys (kind 2: of master keys)
 
 Then:
 
@@ -134,6 +134,19 @@ decoder refuses a key of another element or level before allocating it.
 
 Only the b parts travel: keys are half the size of Lattigo's. EvalKeysSize
 gives the exact size of a key set.
+
+A derived key set (kind 2, plans compiled with --keys derived, hier.go)
+carries master keys instead of Galois keys: after the header, the master
+prime P' (8 bytes, the one MasterParams(params) gives, refused otherwise);
+then the public key and the relinearization key as above; then count
+master keys, each as a Galois key above but always with its level, over
+the master parameters: ring Q made of p_0..p_K then q_0..q_L, special
+prime P'. A master key at level m has its rows over the first m+1 primes of
+that Q and P', one decomposition row per prime, each split into
+ceil(bits(q)/w) entries when MasterDecomposition gives a base-two
+decomposition of w bits (when P' is smaller than a prime of QP). Given the
+keys wanted, the decoder allows only the masters PlanDerivation lists, at
+their levels, and then derives the plan's Galois keys (DeriveGaloisKeys).
 
 Beyond the format, the decoder refuses key material that no honest key
 generator makes: a b part is -a*s + e (plus the gadget term), pseudo-random
