@@ -241,46 +241,37 @@ func masterTargets(params ckks.Parameters, masters []*rlwe.GaloisKey) (he.KeySpe
 }
 
 // derivedKeys encodes a derived key set: a relinearization key and the
-// masters of rotations 1 and 2 (a fresh secret key).
+// masters of rotations 1 and 3 (a fresh secret key).
 func derivedKeys(tb testing.TB, params ckks.Parameters) []byte {
-	tb.Helper()
-	spec := he.KeySpec{
+	return encodedKeys(tb, params, he.KeySpec{
 		Galois:       []uint64{params.GaloisElement(1), params.GaloisElement(3)},
 		GaloisLevels: []int{0, params.MaxLevel()},
 		Relin:        true,
 		RelinLevel:   params.MaxLevel(),
 		Derived:      true,
-	}
-	_, evk, err := client.GenerateKeys(params, spec)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var b bytes.Buffer
-	if err := he.MarshalEvalKeys(&b, params, evk); err != nil {
-		tb.Fatal(err)
-	}
-	return b.Bytes()
+	})
 }
 
 // leveledKeys encodes a key set with keys below the top level (a fresh
 // secret key: the fuzzer never decrypts): a relinearization key and a
 // Galois key at level 0, another Galois key at the top level.
 func leveledKeys(tb testing.TB, params ckks.Parameters) []byte {
-	tb.Helper()
-	spec := he.KeySpec{
+	return encodedKeys(tb, params, he.KeySpec{
 		Galois:       []uint64{params.GaloisElement(1), params.GaloisElement(-1)},
 		GaloisLevels: []int{0, params.MaxLevel()},
 		Relin:        true,
-	}
+	})
+}
+
+// encodedKeys generates the keys of spec under a fresh secret key and
+// encodes them.
+func encodedKeys(tb testing.TB, params ckks.Parameters, spec he.KeySpec) []byte {
+	tb.Helper()
 	_, evk, err := client.GenerateKeys(params, spec)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var b bytes.Buffer
-	if err := he.MarshalEvalKeys(&b, params, evk); err != nil {
-		tb.Fatal(err)
-	}
-	return b.Bytes()
+	return mustMarshal(tb, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
 }
 
 // The valid seeds must decode, or the fuzzers never reach the checks that
