@@ -1,5 +1,6 @@
 // Package bench runs the engine's benchmark workloads (the bundled
-// logreg, mlp, cnn and match models) encrypted, in latency packing (one
+// logreg, mlp, cnn and match models, and on request the examples of a
+// checkout's examples folder) encrypted, in latency packing (one
 // sample per call, and with filled tiles) and batch packing, and compares each with the plaintext reference and with a
 // floor: the plan's operation counts times per-operation costs measured in
 // the same run. Gallery workloads (verify, identify-N, gallery.go) run
@@ -7,15 +8,18 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/examples"
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
@@ -35,34 +39,38 @@ const Tiles = "tiles"
 // Result is one workload in one mode. Per-call times are averages over
 // the calls of the run.
 type Result struct {
-	Workload       string  `json:"workload"`
-	Mode           string  `json:"mode"`
-	LogN           int     `json:"log_n"`
-	Depth          int     `json:"depth"`
-	Rotations      int     `json:"rotation_keys"`
-	Calls          int     `json:"calls"`
-	Samples        int     `json:"samples"`
-	SamplesPerCall int     `json:"samples_per_call"`
-	KeygenMS       float64 `json:"keygen_ms"`
+	Workload  string `json:"workload"`
+	Mode      string `json:"mode"`
+	LogN      int    `json:"log_n"`
+	Depth     int    `json:"depth"`
+	Rotations int    `json:"rotation_keys"`
+	// Keys is the compiler's key choice (small or fast) and
+	// RotationsPerCall the key switches of one call's rotations.
+	Keys             string  `json:"keys"`
+	RotationsPerCall int     `json:"rotations_per_call"`
+	Calls            int     `json:"calls"`
+	Samples          int     `json:"samples"`
+	SamplesPerCall   int     `json:"samples_per_call"`
+	KeygenMS         float64 `json:"keygen_ms"`
 	// KeyDecodeMS is the server's decoding of the key set, with the
 	// derivation of the Galois keys for --keys derived (once per key set).
-	KeyDecodeMS     float64 `json:"key_decode_ms"`
-	EncryptMS       float64 `json:"encrypt_ms"`
-	EvaluateMS      float64 `json:"evaluate_ms"`
-	DecryptMS       float64 `json:"decrypt_ms"`
-	EndToEndMS      float64 `json:"end_to_end_ms"`
-	SamplesPerSec   float64 `json:"samples_per_second"`
-	PlaintextMS     float64 `json:"plaintext_ms"`
-	PlaintextRatio  float64 `json:"plaintext_ratio"`
-	FloorMS         float64 `json:"floor_ms"`
-	FloorRatio      float64 `json:"floor_ratio"`
-	UploadBytes     int     `json:"upload_bytes"`
-	ResultBytes     int     `json:"result_bytes"`
-	EvalKeyBytes    int     `json:"eval_key_bytes"`
-	PublicKeyBytes  int     `json:"public_key_bytes"`
-	ArgmaxAgreement float64 `json:"argmax_agreement"`
-	MaxAbsError     float64 `json:"max_abs_error"`
-	StatedError     float64 `json:"stated_error"`
+	KeyDecodeMS      float64 `json:"key_decode_ms"`
+	EncryptMS        float64 `json:"encrypt_ms"`
+	EvaluateMS       float64 `json:"evaluate_ms"`
+	DecryptMS        float64 `json:"decrypt_ms"`
+	EndToEndMS       float64 `json:"end_to_end_ms"`
+	SamplesPerSec    float64 `json:"samples_per_second"`
+	PlaintextMS      float64 `json:"plaintext_ms"`
+	PlaintextRatio   float64 `json:"plaintext_ratio"`
+	FloorMS          float64 `json:"floor_ms"`
+	FloorRatio       float64 `json:"floor_ratio"`
+	UploadBytes      int     `json:"upload_bytes"`
+	ResultBytes      int     `json:"result_bytes"`
+	EvalKeyBytes     int     `json:"eval_key_bytes"`
+	PublicKeyBytes   int     `json:"public_key_bytes"`
+	ArgmaxAgreement  float64 `json:"argmax_agreement"`
+	MaxAbsError      float64 `json:"max_abs_error"`
+	StatedError      float64 `json:"stated_error"`
 	// PrivacyBits is the circuit-privacy level of the plan's flooding
 	// (0: results not flooded).
 	PrivacyBits float64 `json:"privacy_bits"`
@@ -93,6 +101,14 @@ type Options struct {
 	// Decisions are the decision methods gallery workloads run in
 	// (GalleryModes when empty).
 	Decisions []string
+	// Examples is the examples folder of a checkout: a workload named
+	// after an example (examples.Zoo) runs its model, calibration rows
+	// and fixture inputs from there, with the settings of its README.
+	// Examples run only when named: the large ones take minutes and
+	// gigabytes a call.
+	Examples string
+	// Modes are the modes RunAll runs (nil: Modes).
+	Modes []string
 }
 
 // Run runs one workload in one mode; it returns nil in tiles mode when the
@@ -104,12 +120,12 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	if opts.LatencyCalls <= 0 {
 		opts.LatencyCalls = 8
 	}
-	g, calib, x, n, err := bundled.Load(name)
+	g, calib, x, n, copts, err := load(name, opts.Examples)
 	if err != nil {
 		return nil, err
 	}
 	measured := resetPeak()
-	copts := compiler.Options{Packing: mode, Calibration: calib, NoTiles: mode == plan.Latency, Keys: opts.Keys}
+	copts.Packing, copts.Calibration, copts.NoTiles, copts.Keys = mode, calib, mode == plan.Latency, opts.Keys
 	if mode == Tiles {
 		copts.Packing = plan.Latency
 	}
@@ -138,6 +154,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	}
 	res := newResult(name, mode, r, count, time.Since(t0))
 	res.PeakRSSBytes, res.Workers = peak, opts.Workers
+	res.Keys = cmp.Or(opts.Keys, compiler.KeysSmall)
 	res.ArgmaxAgreement, res.MaxAbsError = Compare(got, want, p.OutputSize())
 	floor, err := Floor(r)
 	if err != nil {
@@ -146,6 +163,22 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	res.FloorMS = ms(floor)
 	res.FloorRatio = res.EvaluateMS / res.FloorMS
 	return res, nil
+}
+
+// load returns a workload's graph, calibration rows, sample inputs, their
+// number and its compilation settings: a bundled workload, or with an
+// examples folder an example.
+func load(name, dir string) (g *nn.Graph, calib, x []float64, n int, opts compiler.Options, err error) {
+	if slices.Contains(Workloads, name) || dir == "" {
+		g, calib, x, n, err = bundled.Load(name)
+		return g, calib, x, n, opts, err
+	}
+	ex, err := examples.Find(name)
+	if err != nil {
+		return nil, nil, nil, 0, opts, err
+	}
+	g, calib, x, n, err = ex.Load(dir)
+	return g, calib, x, n, ex.Options, err
 }
 
 // sampleCount is how many samples a run predicts: latency makes
@@ -181,7 +214,8 @@ func newResult(name, mode string, r *local.Runner, count int, plain time.Duratio
 	calls := float64(st.Calls)
 	res := &Result{
 		Workload: name, Mode: mode, LogN: p.Params.LogN, Depth: p.Depth, Rotations: len(p.Rotations),
-		Calls: st.Calls, Samples: count, SamplesPerCall: p.BatchSize,
+		RotationsPerCall: p.Ops.Rotations,
+		Calls:            st.Calls, Samples: count, SamplesPerCall: p.BatchSize,
 		KeygenMS:       ms(st.Keygen),
 		KeyDecodeMS:    ms(st.Decode),
 		EncryptMS:      ms(st.Encrypt) / calls,
@@ -228,30 +262,30 @@ func Compare(got, want []float64, size int) (agree, maxErr float64) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// RunAll runs the named workloads (all when empty) in every mode.
+// RunAll runs the named workloads (all bundled ones when empty) in their
+// modes: opts.Modes (gallery workloads: opts.Decisions).
 func RunAll(ctx context.Context, names []string, opts Options, each func(*Result)) error {
 	if len(names) == 0 {
 		names = Workloads
 	}
+	type job struct {
+		name  string
+		modes []string
+		run   func(context.Context, string, string, Options) (*Result, error)
+	}
+	var jobs []job
 	for _, name := range names {
-		known, modes, run := false, Modes, Run
-		for _, w := range Workloads {
-			known = known || w == name
+		modes, run, err := howToRun(name, opts)
+		if err != nil {
+			return err
 		}
-		if isGallery(name) {
-			var err error
-			if modes, err = galleryModes(opts); err != nil {
-				return err
-			}
-			known, run = true, RunGallery
-		}
-		if !known {
-			return fheserve.Errorf(fheserve.EINVALID, "unknown workload %q (have %v, and when named %v)", name, Workloads, GalleryWorkloads)
-		}
-		for _, mode := range modes {
-			r, err := run(ctx, name, mode, opts)
+		jobs = append(jobs, job{name, modes, run})
+	}
+	for _, j := range jobs {
+		for _, mode := range j.modes {
+			r, err := j.run(ctx, j.name, mode, opts)
 			if err != nil {
-				return fmt.Errorf("%s/%s: %w", name, mode, err)
+				return fmt.Errorf("%s/%s: %w", j.name, mode, err)
 			}
 			if r != nil {
 				each(r)
@@ -259,4 +293,39 @@ func RunAll(ctx context.Context, names []string, opts Options, each func(*Result
 		}
 	}
 	return nil
+}
+
+// howToRun returns the modes a workload runs in and the function that
+// runs it, or why it cannot.
+func howToRun(name string, opts Options) ([]string, func(context.Context, string, string, Options) (*Result, error), error) {
+	if isGallery(name) {
+		modes, err := galleryModes(opts)
+		return modes, RunGallery, err
+	}
+	if err := known(name, opts.Examples); err != nil {
+		return nil, nil, err
+	}
+	modes := opts.Modes
+	if len(modes) == 0 {
+		modes = Modes
+	}
+	for _, mode := range modes {
+		if !slices.Contains(Modes, mode) {
+			return nil, nil, fheserve.Errorf(fheserve.EINVALID, "unknown mode %q (have %v)", mode, Modes)
+		}
+	}
+	return modes, Run, nil
+}
+
+// known checks that a workload is bundled, or an example when there is an
+// examples folder.
+func known(name, dir string) error {
+	if slices.Contains(Workloads, name) {
+		return nil
+	}
+	if dir == "" {
+		return fheserve.Errorf(fheserve.EINVALID, "unknown workload %q (have %v, when named %v, and examples with --examples DIR)", name, Workloads, GalleryWorkloads)
+	}
+	_, err := examples.Find(name)
+	return err
 }

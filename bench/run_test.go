@@ -4,31 +4,35 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"runtime"
 	"testing"
 
 	"github.com/fheserve/fheserve/plan"
 )
 
-var long = flag.Bool("long", false, "also run the mlp in batch mode (a minute at N=2^14)")
+var long = flag.Bool("long", false, "also run the mlp in batch mode (a minute at N=2^14) and the residual CNN example")
 
 // TestWorkloads runs every workload's latency mode, the mlp with filled
-// tiles, and logreg in batch mode (with -long, the mlp too), and checks each encrypted prediction's
-// class against the plaintext reference. The full benchmark is
+// tiles, and logreg in batch mode (with -long, the mlp too), and examples
+// read from ../examples (cancer-logreg; with -long, fmnist-resnet), and
+// checks each encrypted prediction's class against the plaintext
+// reference and that the result reports keys, peak memory and privacy. The full benchmark is
 // `fheserve bench`.
 func TestWorkloads(t *testing.T) {
 	cases := []struct{ name, mode string }{
 		{"logreg", plan.Latency}, {"mlp", plan.Latency}, {"cnn", plan.Latency}, {"match", plan.Latency},
 		{"mlp", Tiles}, {"logreg", plan.Batch}, {"mlp", plan.Batch},
+		{"cancer-logreg", plan.Latency}, {"fmnist-resnet", plan.Latency},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/"+tc.mode, func(t *testing.T) {
 			if testing.Short() && tc.name != "logreg" {
 				t.Skip("short")
 			}
-			if tc.name == "mlp" && tc.mode == plan.Batch && !*long {
-				t.Skip("a minute at N=2^14: run with -long")
+			if (tc.name == "mlp" && tc.mode == plan.Batch || tc.name == "fmnist-resnet") && !*long {
+				t.Skip("a minute or more: run with -long")
 			}
-			r, err := Run(context.Background(), tc.name, tc.mode, Options{LatencyCalls: 2, BatchSamples: 256})
+			r, err := Run(context.Background(), tc.name, tc.mode, Options{LatencyCalls: 2, BatchSamples: 256, Examples: "../examples"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -42,6 +46,9 @@ func TestWorkloads(t *testing.T) {
 			}
 			if r.MaxAbsError > r.StatedError {
 				t.Errorf("max error %g above the stated %g", r.MaxAbsError, r.StatedError)
+			}
+			if r.EvalKeyBytes <= 0 || r.PrivacyBits <= 0 || runtime.GOOS == "linux" && r.PeakRSSBytes <= 0 {
+				t.Errorf("eval keys %d bytes, privacy %g bits, peak %d bytes: want each reported", r.EvalKeyBytes, r.PrivacyBits, r.PeakRSSBytes)
 			}
 		})
 	}

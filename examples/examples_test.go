@@ -9,30 +9,29 @@ import (
 
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/local"
-	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 )
 
-// zoo lists the examples with the compilation settings their READMEs
-// quote (packing and calibration aside), and how many fixture rows the
-// test runs encrypted: latency packing for the large models, whose batch
-// calls cost minutes whatever the number of samples.
-var zoo = []struct {
+// runs lists the examples the test runs encrypted (the settings are
+// Zoo's), the packing, and how many fixture rows: latency packing for the
+// large models, whose batch calls cost minutes whatever the number of
+// samples.
+var runs = []struct {
 	name    string
-	opts    compiler.Options
+	packing string
 	samples int
 	long    bool // N=2^15, or a minute of masking 4,096 outputs: run with -long
 }{
-	{"cancer-logreg", compiler.Options{Packing: plan.Batch}, 143, false},
-	{"cancer-logreg", compiler.Options{Packing: plan.Latency}, 4, false},
-	{"digits-mlp", compiler.Options{Packing: plan.Batch, Degree: 15}, 200, true},
-	{"face-match", compiler.Options{Packing: plan.Batch}, 128, true},
-	{"face-match", compiler.Options{Packing: plan.Latency}, 3, false},
-	{"fmnist-mlp", compiler.Options{Packing: plan.Latency}, 3, false},
-	{"fmnist-cnn", compiler.Options{Packing: plan.Latency, Fit: compiler.FitLeastSquares, Margin: 0.25,
-		Degrees: map[string]int{"/3/Relu": 31, "/7/Relu": 15}}, 1, true},
-	{"fmnist-cnn-poly", compiler.Options{Packing: plan.Latency}, 2, true},
+	{"cancer-logreg", plan.Batch, 143, false},
+	{"cancer-logreg", plan.Latency, 4, false},
+	{"digits-mlp", plan.Batch, 200, true},
+	{"face-match", plan.Batch, 128, true},
+	{"face-match", plan.Latency, 3, false},
+	{"fmnist-mlp", plan.Latency, 3, false},
+	{"fmnist-cnn", plan.Latency, 1, true},
+	{"fmnist-cnn-poly", plan.Latency, 2, true},
+	{"fmnist-resnet", plan.Latency, 2, true},
 }
 
 var long = flag.Bool("long", false, "also run the examples that need N=2^15 (minutes and gigabytes of keys each)")
@@ -53,26 +52,25 @@ func mustRead(t *testing.T, path string) *npy.Array {
 // approximations (the HE error alone); the approximations' own effect,
 // the distance between that model and the exact one, is logged.
 func TestEncrypted(t *testing.T) {
-	for _, ex := range zoo {
-		t.Run(ex.name+"/"+ex.opts.Packing, func(t *testing.T) {
-			if ex.long && !*long {
+	for _, run := range runs {
+		t.Run(run.name+"/"+run.packing, func(t *testing.T) {
+			if run.long && !*long {
 				t.Skip("minutes at default privacy: run with -long")
 			}
-			dir := ex.name
-			g, err := onnx.ImportFile(filepath.Join(dir, "model.onnx"), onnx.Options{})
+			ex, err := Find(run.name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			g.Name = ex.name
-			calib := mustRead(t, filepath.Join(dir, "calib.npy"))
-			x := mustRead(t, filepath.Join(dir, "test.x.npy"))
-			labels := mustRead(t, filepath.Join(dir, "test.y.npy"))
-			n := min(ex.samples, x.Shape[0])
-			in := g.Input.Size()
-			xs := x.Data[:n*in]
+			g, calib, x, rows, err := ex.Load(".")
+			if err != nil {
+				t.Fatal(err)
+			}
+			labels := mustRead(t, filepath.Join(run.name, "test.y.npy"))
+			n := min(run.samples, rows)
+			xs := x[:n*g.Input.Size()]
 
-			opts := ex.opts
-			opts.Calibration = calib.Data
+			opts := ex.Options
+			opts.Packing, opts.Calibration = run.packing, calib
 			r, err := local.New(g, opts, 0)
 			if err != nil {
 				t.Fatal(err)

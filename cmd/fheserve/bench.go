@@ -22,6 +22,8 @@ type benchOptions struct {
 	runs         int
 	keys         string
 	decisions    []string
+	examples     string
+	modes        []string
 }
 
 func newBenchCmd(f *Factory, runF func(*benchOptions) error) *cobra.Command {
@@ -44,17 +46,26 @@ agreement is the fraction of decisions outside the margin equal to
 float64's; they add templates, prepare_ms (the server's encoding of the
 templates, once per enrolment) and margin to the JSON.
 
+With --examples DIR (the examples folder of a checkout) a workload named
+after an example (cancer-logreg, digits-mlp, face-match, fmnist-mlp,
+fmnist-cnn, fmnist-cnn-poly, fmnist-resnet, prism-cifar) runs its model,
+calibration rows and fixture inputs with the settings of its README.
+Examples run only when named with --workload: the large ones take minutes
+and gigabytes per call (prism-cifar: about 10 GB with GOMEMLIMIT=10GiB).
+
 With --runs N the whole set runs N times and a last table gives, for each
 of the engine's targets (BENCHMARKS.md), the median over the runs, the
 range, and in how many runs the target was met.`,
 	}, opts, &opts.Ctx, runF, benchRun)
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON array, an object per workload and mode")
-	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all: logreg, mlp, cnn, match; also verify, identify-1000, identify-10000, identify-65536)")
+	cmd.Flags().StringSliceVar(&opts.workloads, "workload", nil, "workloads to run (default all bundled: logreg, mlp, cnn, match; also verify, identify-1000, identify-10000, identify-65536; examples with --examples)")
 	cmd.Flags().IntVar(&opts.workers, "workers", 0, "evaluation goroutines (default: all cores)")
 	cmd.Flags().IntVar(&opts.latencyCalls, "latency-calls", 8, "calls in latency mode (one sample each) and tiles mode (every tile filled)")
 	cmd.Flags().IntVar(&opts.batchSamples, "batch-samples", 0, "samples in batch mode (default: one full batch)")
 	cmd.Flags().StringVar(&opts.keys, "keys", "", "rotation keys: small (the fewest key bytes, the default), fast (the fewest rotations) or derived (fast's, derived on the server from master keys), as compile's --keys")
 	cmd.Flags().StringSliceVar(&opts.decisions, "decision", nil, "decision methods of the gallery workloads: randomized (the default), polynomial")
+	cmd.Flags().StringVar(&opts.examples, "examples", "", "examples folder: workloads may name its examples (fmnist-resnet, prism-cifar, ...)")
+	cmd.Flags().StringSliceVar(&opts.modes, "modes", nil, "modes to run (default all: latency, tiles, batch)")
 	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
 	return cmd
 }
@@ -70,7 +81,7 @@ func benchRun(opts *benchOptions) error {
 	}
 	for range opts.runs {
 		var results []*bench.Result
-		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples, Keys: opts.keys, Decisions: opts.decisions}, func(r *bench.Result) {
+		err := bench.RunAll(opts.Ctx, opts.workloads, bench.Options{Workers: opts.workers, LatencyCalls: opts.latencyCalls, BatchSamples: opts.batchSamples, Keys: opts.keys, Decisions: opts.decisions, Examples: opts.examples, Modes: opts.modes}, func(r *bench.Result) {
 			results = append(results, r)
 			if opts.json {
 				return
