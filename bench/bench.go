@@ -57,6 +57,8 @@ type Result struct {
 	KeyDecodeMS      float64 `json:"key_decode_ms"`
 	EncryptMS        float64 `json:"encrypt_ms"`
 	EvaluateMS       float64 `json:"evaluate_ms"`
+	// EvaluateMedianMS is the median of the calls' evaluation times.
+	EvaluateMedianMS float64 `json:"evaluate_median_ms"`
 	DecryptMS        float64 `json:"decrypt_ms"`
 	EndToEndMS       float64 `json:"end_to_end_ms"`
 	SamplesPerSec    float64 `json:"samples_per_second"`
@@ -139,7 +141,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	}
 	count := sampleCount(mode, n, p.BatchSize, opts)
 	xs := cycle(x, n, p.InputSize(), count)
-	got, err := r.Predict(ctx, xs, count)
+	got, perCall, err := predictCalls(ctx, r, xs, count)
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +156,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	}
 	res := newResult(name, mode, r, count, time.Since(t0))
 	res.PeakRSSBytes, res.Workers = peak, opts.Workers
+	res.EvaluateMedianMS = median(perCall)
 	res.Keys = cmp.Or(opts.Keys, compiler.KeysSmall)
 	res.ArgmaxAgreement, res.MaxAbsError = Compare(got, want, p.OutputSize())
 	floor, err := Floor(r)
@@ -179,6 +182,24 @@ func load(name, dir string) (g *nn.Graph, calib, x []float64, n int, opts compil
 	}
 	g, calib, x, n, err = ex.Load(dir)
 	return g, calib, x, n, ex.Options, err
+}
+
+// predictCalls predicts count samples call by call and returns the
+// outputs and each call's evaluation time in milliseconds.
+func predictCalls(ctx context.Context, r *local.Runner, xs []float64, count int) ([]float64, []float64, error) {
+	size, per := r.Plan.InputSize(), r.Plan.BatchSize
+	var got, times []float64
+	for start := 0; start < count; start += per {
+		k := min(per, count-start)
+		before := r.Stats.Evaluate
+		y, err := r.Predict(ctx, xs[start*size:(start+k)*size], k)
+		if err != nil {
+			return nil, nil, err
+		}
+		got = append(got, y...)
+		times = append(times, ms(r.Stats.Evaluate-before))
+	}
+	return got, times, nil
 }
 
 // sampleCount is how many samples a run predicts: latency makes

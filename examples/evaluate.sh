@@ -26,7 +26,7 @@ run() {
 	echo "== $name ($mode)"
 	examples/data/fheserve eval --model "$model" \
 		--data "examples/data/$data.x.npy" --labels "examples/data/$data.y.npy" \
-		--calibration "$calib" --mode "$mode" "$@" |
+		--calibration "$calib" --packing "$mode" "$@" |
 		tee "examples/data/results/$name.$mode.txt"
 }
 
@@ -56,6 +56,9 @@ example() {
 	fmnist-cnn-poly)
 		run fmnist-cnn-poly batch fmnist $FMNIST_CALIB
 		run fmnist-cnn-poly latency fmnist $FMNIST_CALIB --limit 5 ;;
+	fmnist-resnet)
+		run fmnist-resnet batch fmnist $FMNIST_CALIB
+		run fmnist-resnet latency fmnist $FMNIST_CALIB --limit 5 ;;
 	bundled-cnn)
 		# The x*x CNN that 'fheserve demo' and 'fheserve bench' use.
 		run bundled-cnn batch fmnist $FMNIST_CALIB
@@ -67,7 +70,7 @@ example() {
 }
 
 if [ $# -eq 0 ]; then
-	set -- cancer-logreg digits-mlp face-match fmnist-mlp bundled-cnn fmnist-cnn-poly fmnist-cnn
+	set -- cancer-logreg digits-mlp face-match fmnist-mlp bundled-cnn fmnist-cnn-poly fmnist-resnet fmnist-cnn
 fi
 for name in "$@"; do
 	example "$name"
