@@ -57,8 +57,12 @@ type Result struct {
 	KeyDecodeMS      float64 `json:"key_decode_ms"`
 	EncryptMS        float64 `json:"encrypt_ms"`
 	EvaluateMS       float64 `json:"evaluate_ms"`
-	// EvaluateMedianMS is the median of the calls' evaluation times.
+	// EvaluateMedianMS is the median of the calls' evaluation times, and
+	// CallCPUMedianMS of their process CPU times (user and system: client
+	// and server, all threads; 0 where unknown), which other jobs on the
+	// machine change less than wall-clock times.
 	EvaluateMedianMS float64 `json:"evaluate_median_ms"`
+	CallCPUMedianMS  float64 `json:"call_cpu_median_ms"`
 	DecryptMS        float64 `json:"decrypt_ms"`
 	EndToEndMS       float64 `json:"end_to_end_ms"`
 	SamplesPerSec    float64 `json:"samples_per_second"`
@@ -141,7 +145,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	}
 	count := sampleCount(mode, n, p.BatchSize, opts)
 	xs := cycle(x, n, p.InputSize(), count)
-	got, perCall, err := predictCalls(ctx, r, xs, count)
+	got, perCall, cpu, err := predictCalls(ctx, r, xs, count)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +160,7 @@ func Run(ctx context.Context, name, mode string, opts Options) (*Result, error) 
 	}
 	res := newResult(name, mode, r, count, time.Since(t0))
 	res.PeakRSSBytes, res.Workers = peak, opts.Workers
-	res.EvaluateMedianMS = median(perCall)
+	res.EvaluateMedianMS, res.CallCPUMedianMS = median(perCall), median(cpu)
 	res.Keys = cmp.Or(opts.Keys, compiler.KeysSmall)
 	res.ArgmaxAgreement, res.MaxAbsError = Compare(got, want, p.OutputSize())
 	floor, err := Floor(r)
@@ -185,21 +189,22 @@ func load(name, dir string) (g *nn.Graph, calib, x []float64, n int, opts compil
 }
 
 // predictCalls predicts count samples call by call and returns the
-// outputs and each call's evaluation time in milliseconds.
-func predictCalls(ctx context.Context, r *local.Runner, xs []float64, count int) ([]float64, []float64, error) {
+// outputs, each call's evaluation time and each call's process CPU time
+// (client and server), in milliseconds.
+func predictCalls(ctx context.Context, r *local.Runner, xs []float64, count int) (got, times, cpu []float64, err error) {
 	size, per := r.Plan.InputSize(), r.Plan.BatchSize
-	var got, times []float64
 	for start := 0; start < count; start += per {
 		k := min(per, count-start)
-		before := r.Stats.Evaluate
+		before, cpu0 := r.Stats.Evaluate, cpuTime()
 		y, err := r.Predict(ctx, xs[start*size:(start+k)*size], k)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		got = append(got, y...)
 		times = append(times, ms(r.Stats.Evaluate-before))
+		cpu = append(cpu, ms(cpuTime()-cpu0))
 	}
-	return got, times, nil
+	return got, times, cpu, nil
 }
 
 // sampleCount is how many samples a run predicts: latency makes

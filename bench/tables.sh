@@ -29,7 +29,8 @@ if [ "$1" != --table ]; then
 		for keys in $KEYS; do
 			echo "$(date -u +%H:%M:%S) $w $keys (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 			nice -n 10 "$OUT/fheserve" bench --examples examples --workload "$w" --keys "$keys" \
-				--modes latency --latency-calls "$CALLS" --json >"$OUT/$w.$keys.json"
+				--modes latency --latency-calls "$CALLS" --json >"$OUT/$w.$keys.part"
+			mv "$OUT/$w.$keys.part" "$OUT/$w.$keys.json"
 		done
 	done
 fi
@@ -40,14 +41,17 @@ fi
 import glob, json, os, sys
 rows = []
 for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
+    if os.path.getsize(f) == 0:
+        continue
     with open(f) as fh:
         rows += json.load(fh)
 print("| workload | keys | ring | rotation keys, rotations per call | eval keys MB | upload KB | result KB"
-      " | keygen ms | evaluate ms (median of calls) | peak MB | max error (stated) | privacy bits |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+      " | keygen ms | evaluate ms (median of calls) | CPU ms per call | peak MB | max error (stated) | privacy bits |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
     print(f"| {r['workload']} | {r['keys']} | 2^{r['log_n']} | {r['rotation_keys']}, {r['rotations_per_call']}"
           f" | {r['eval_key_bytes'] / 1e6:,.1f} | {r['upload_bytes'] / 1e3:,.0f} | {r['result_bytes'] / 1e3:,.0f}"
-          f" | {r['keygen_ms']:,.0f} | {r['evaluate_median_ms']:,.0f} ({r['calls']} calls) | {r['peak_rss_bytes'] / 1e6:,.0f}"
+          f" | {r['keygen_ms']:,.0f} | {r['evaluate_median_ms']:,.0f} ({r['calls']} calls) | {r.get('call_cpu_median_ms', 0):,.0f}"
+          f" | {r['peak_rss_bytes'] / 1e6:,.0f}"
           f" | {r['max_abs_error']:.2g} ({r['stated_error']:.2g}) | {r['privacy_bits']:.1f} |")
 PY
