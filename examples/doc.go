@@ -4,8 +4,11 @@
 // (test.x.npy, test.y.npy) and a README stating its plaintext and
 // encrypted accuracy and latency and the command that reproduces them.
 //
-// The package holds no code, only the test that runs a few fixture rows of
-// every example encrypted and checks them against the plaintext model.
+// The package's code is Zoo, each example's compilation settings, and
+// Example.Load, which reads an example's model and fixtures; the test runs
+// a few fixture rows of every example encrypted and checks them against
+// the plaintext model, and `fheserve bench --examples` runs them as
+// benchmark workloads.
 // make_testsets.py writes the full test sets to examples/data for
 // `fheserve eval`. See README.md.
 package examples
