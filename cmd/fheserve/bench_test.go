@@ -49,3 +49,22 @@ func TestBenchRuns(t *testing.T) {
 		t.Errorf("summary line %q", s)
 	}
 }
+
+// TestBenchExamples runs an example as a workload, in the one mode asked
+// for, and refuses an example's name without --examples, naming the flag.
+func TestBenchExamples(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	r := runCLI(t, "bench", "--examples", "../../examples", "--workload", "cancer-logreg", "--modes", "latency", "--latency-calls", "2", "--json")
+	mustSucceed(t, r)
+	var got []*bench.Result
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Workload != "cancer-logreg" || got[0].Mode != "latency" || got[0].Calls != 2 || got[0].ArgmaxAgreement != 1 {
+		t.Fatalf("got %+v, want cancer-logreg in latency mode, 2 calls, every class right", got)
+	}
+	mustFail(t, runCLI(t, "bench", "--workload", "cancer-logreg"), 2, "unknown workload", "--examples")
+	mustFail(t, runCLI(t, "bench", "--workload", "logreg", "--modes", "fast"), 2, "unknown mode")
+}
