@@ -54,9 +54,9 @@ type Result struct {
 	KeygenMS         float64 `json:"keygen_ms"`
 	// KeyDecodeMS is the server's decoding of the key set, with the
 	// derivation of the Galois keys for --keys derived (once per key set).
-	KeyDecodeMS      float64 `json:"key_decode_ms"`
-	EncryptMS        float64 `json:"encrypt_ms"`
-	EvaluateMS       float64 `json:"evaluate_ms"`
+	KeyDecodeMS float64 `json:"key_decode_ms"`
+	EncryptMS   float64 `json:"encrypt_ms"`
+	EvaluateMS  float64 `json:"evaluate_ms"`
 	// EvaluateMedianMS is the median of the calls' evaluation times, and
 	// CallCPUMedianMS of their process CPU times (user and system: client
 	// and server, all threads; 0 where unknown), which other jobs on the
