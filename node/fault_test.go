@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/fheserve/fheserve/natsjs"
 	"github.com/fheserve/fheserve/natsjs/natstest"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -30,7 +31,7 @@ import (
 // faultNode is an API node on PostgreSQL and NATS with a user whose key
 // set is uploaded for mlp_square, for the fault tests.
 type faultNode struct {
-	node *Node
+	node *node.Node
 	nats *natstest.Server
 	user *sdk.Client
 	keys *sdk.Keys
@@ -43,8 +44,8 @@ func startFaultNode(t *testing.T) *faultNode {
 	ctx := context.Background()
 	t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
 	f := &faultNode{nats: natstest.Start(t)}
-	e := Engines{Store: pgtest.NewDB(t), Blobs: f.nats.URL()}
-	f.node = must(StartOn(ctx, t.TempDir(), e, "127.0.0.1:0", app.Config{Workers: 1}))(t)
+	e := node.Engines{Store: pgtest.NewDB(t), Blobs: f.nats.URL()}
+	f.node = must(node.StartOn(ctx, t.TempDir(), e, "127.0.0.1:0", app.Config{Workers: 1}))(t)
 	t.Cleanup(func() { f.node.Close() })
 	must(f.node.App.InitAdmin(ctx, "root", "root-password"))(t)
 

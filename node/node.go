@@ -58,10 +58,11 @@ type Engines struct {
 	// another after at most this long.
 	AckWait time.Duration
 
-	// queueConn, if set, is given the queue's connection (tests).
-	queueConn func(*nats.Conn)
+	// OnQueueConn, if set, is given the queue's connection: a test closes
+	// it to cut a worker off as a crash would (clustertest).
+	OnQueueConn func(*nats.Conn) `json:"-"`
 	// noAffinity hides the queue's key-set shards: jobs go on one
-	// subject, first in first out (tests, to compare).
+	// subject, first in first out (tests, to compare: SetNoAffinity).
 	noAffinity bool
 }
 
@@ -227,8 +228,8 @@ func openQueue(ctx context.Context, e Engines) (q fheserve.Queue, events app.Job
 		nc.Close()
 		return nil, nil, nil, err
 	}
-	if e.queueConn != nil {
-		e.queueConn(nc)
+	if e.OnQueueConn != nil {
+		e.OnQueueConn(nc)
 	}
 	if e.noAffinity {
 		q = leaseOnly{q.(fheserve.LeaseQueue)}

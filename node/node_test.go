@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
+	"github.com/fheserve/fheserve/node"
 )
 
 // TestOpenFileModes checks that the databases OpenApp makes, the service's
@@ -16,7 +17,7 @@ import (
 func TestOpenFileModes(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv(app.MasterKeyEnv, "")
-	a, err := OpenApp(context.Background(), dir, app.Config{})
+	a, err := node.OpenApp(context.Background(), dir, app.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func TestOpenFileModes(t *testing.T) {
 	if _, err := a.InitAdmin(context.Background(), "root", "root-password"); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{DatabaseFile, audit.DBFile} {
+	for _, name := range []string{node.DatabaseFile, audit.DBFile} {
 		for _, suffix := range []string{"", "-wal", "-shm"} {
 			st, err := os.Stat(filepath.Join(dir, name+suffix))
 			if err != nil {

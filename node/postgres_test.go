@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/natsjs/natstest"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -47,18 +48,18 @@ func TestNodesOnPostgres(t *testing.T) {
 	t.Run("shared data directory", func(t *testing.T) {
 		t.Setenv(app.MasterKeyEnv, "")
 		dir := t.TempDir()
-		testNodes(t, [2]string{dir, dir}, Engines{Store: pgtest.NewDB(t)})
+		testNodes(t, [2]string{dir, dir}, node.Engines{Store: pgtest.NewDB(t)})
 	})
 	t.Run("blobs on NATS", func(t *testing.T) {
 		t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
-		testNodes(t, [2]string{t.TempDir(), t.TempDir()}, Engines{Store: pgtest.NewDB(t), Blobs: natstest.Start(t).URL()})
+		testNodes(t, [2]string{t.TempDir(), t.TempDir()}, node.Engines{Store: pgtest.NewDB(t), Blobs: natstest.Start(t).URL()})
 	})
 }
 
-func testNodes(t *testing.T, dirs [2]string, e Engines) {
+func testNodes(t *testing.T, dirs [2]string, e node.Engines) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var nodes [2]*Node
+	var nodes [2]*node.Node
 	for i := range nodes {
 		if i == 1 && dirs[1] != dirs[0] {
 			// The log's one signing key, as an operator would copy it.
@@ -67,7 +68,7 @@ func testNodes(t *testing.T, dirs [2]string, e Engines) {
 				t.Fatal(err)
 			}
 		}
-		nodes[i] = must(StartOn(ctx, dirs[i], e, "127.0.0.1:0", app.Config{Workers: 1}))(t)
+		nodes[i] = must(node.StartOn(ctx, dirs[i], e, "127.0.0.1:0", app.Config{Workers: 1}))(t)
 		t.Cleanup(func() { nodes[i].Close() })
 	}
 	a, b := nodes[0], nodes[1]

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"context"
@@ -134,7 +134,7 @@ func TestWorkerProcessThroughput(t *testing.T) {
 	// The workers' leases hold 30 s without a heartbeat (the default), not
 	// the 1 s of the fault tests: on cores this busy, a heartbeat late by
 	// a second would hand a job to a second worker.
-	c.e.AckWait = 30 * time.Second
+	c.Engines.AckWait = 30 * time.Second
 	users := c.users(t, ctx, *keySets)
 	sets, _ := c.keySets(t, ctx, users, "mlp_square", "../testdata/onnx/mlp_square.onnx", "")
 	keys := sets[0]
@@ -149,7 +149,7 @@ func TestWorkerProcessThroughput(t *testing.T) {
 		size := 2 * keys.EvalKeysSize()
 		t.Setenv(workerCacheEnv, fmt.Sprint(*cacheKeys*size))
 	}
-	st := must(postgres.Open(ctx, c.e.Store))(t)
+	st := must(postgres.Open(ctx, c.Engines.Store))(t)
 	defer st.Close()
 	ended := func() int {
 		js := must(st.Jobs(ctx, fheserve.JobFilter{Statuses: []string{fheserve.JobDone, fheserve.JobFailed}}))(t)

@@ -1,4 +1,4 @@
-package node
+package node_test
 
 import (
 	"bytes"
@@ -18,15 +18,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
-	"github.com/fheserve/fheserve/internal/pgtest"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/natsjs"
 	"github.com/fheserve/fheserve/natsjs/natstest"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/nn/onnx"
+	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -34,34 +33,25 @@ import (
 // lastNATS is the NATS server newCluster started last, for its statistics.
 var lastNATS *natstest.Server
 
-// cluster is an API node (with no workers of its own unless its Config
-// says so), on PostgreSQL and
-// NATS (store, blobs and the job queue), and the accounts of a model
-// owner and a user on it.
+// cluster is a cluster (clustertest) with an API node (with no workers of
+// its own unless its Config says so), and the accounts of a model owner
+// and a user on it.
 type cluster struct {
-	dir         string
-	e           Engines
-	api         *Node
+	*clustertest.Cluster
+	api         *node.Node
 	owner, user *sdk.Client
 }
 
 func newCluster(t *testing.T, ctx context.Context, apiCfg app.Config) *cluster {
-	return newClusterWith(t, ctx, apiCfg, func(*Engines) {})
+	return newClusterWith(t, ctx, apiCfg, func(*node.Engines) {})
 }
 
 // newClusterWith is newCluster on the Engines that tweak changes.
-func newClusterWith(t *testing.T, ctx context.Context, apiCfg app.Config, tweak func(*Engines)) *cluster {
-	t.Setenv(app.MasterKeyEnv, strings.Repeat("5a", 32))
-	ns := natstest.Start(t)
-	lastNATS = ns
-	url := ns.URL()
-	c := &cluster{dir: t.TempDir(), e: Engines{Store: pgtest.NewDB(t), Blobs: url, Queue: url, AckWait: time.Second}}
-	tweak(&c.e)
-	if apiCfg.Workers == 0 {
-		apiCfg.Workers = -1 // separate workers only
-	}
-	c.api = must(StartOn(ctx, c.dir, c.e, "127.0.0.1:0", apiCfg))(t)
-	t.Cleanup(func() { c.api.Close() })
+func newClusterWith(t *testing.T, ctx context.Context, apiCfg app.Config, tweak func(*node.Engines)) *cluster {
+	c := &cluster{Cluster: clustertest.New(t)}
+	lastNATS = c.NATS
+	tweak(&c.Engines)
+	c.api = c.API(t, apiCfg)
 	must(c.api.App.InitAdmin(ctx, "root", "root-password"))(t)
 	c.owner, c.user = sdk.New(c.api.URL()), sdk.New(c.api.URL())
 	admin := sdk.New(c.api.URL())
@@ -76,20 +66,11 @@ func newClusterWith(t *testing.T, ctx context.Context, apiCfg app.Config, tweak 
 	return c
 }
 
-// worker starts a separate worker: an App with its own connections to
-// the store, the blobs and the queue. kill stops it as a crash would:
-// its queue connection closes first, so that it cannot give its job
-// back, then it stops.
+// worker starts a separate worker evaluating one job at a time on one
+// thread (clustertest's Worker, with its kill).
 func (c *cluster) worker(t *testing.T, ctx context.Context, cfg app.Config) (a *app.App, kill func()) {
-	var nc *nats.Conn
-	e := c.e
-	e.queueConn = func(c *nats.Conn) { nc = c }
 	cfg.Workers, cfg.EvalThreads = 1, 1
-	a = must(StartWorker(ctx, c.dir, e, cfg))(t)
-	var once sync.Once
-	stop := func() { once.Do(func() { a.Close() }) }
-	t.Cleanup(stop)
-	return a, func() { nc.Close(); stop() }
+	return c.Worker(t, cfg)
 }
 
 // deploy deploys a model of the repository's files and makes the user's
@@ -135,7 +116,7 @@ func TestWorkersOnNATS(t *testing.T) {
 	var ops []http.Handler
 	for i := range 2 {
 		w, _ := c.worker(t, ctx, app.Config{})
-		ops = append(ops, WorkerHandler(w))
+		ops = append(ops, node.WorkerHandler(w))
 		w.OnJobFinished(func(j *fheserve.Job) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -313,7 +294,7 @@ func init() {
 	if spec == "" {
 		return
 	}
-	var e Engines
+	var e node.Engines
 	if err := json.Unmarshal([]byte(spec), &e); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -326,7 +307,7 @@ func init() {
 			os.Exit(2)
 		}
 	}
-	a, err := StartWorker(context.Background(), os.Getenv(workerDirEnv), e, cfg)
+	a, err := node.StartWorker(context.Background(), os.Getenv(workerDirEnv), e, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -337,7 +318,7 @@ func init() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
-	go http.Serve(ln, WorkerHandler(a))
+	go http.Serve(ln, node.WorkerHandler(a))
 	fmt.Printf("worker running, metrics on http://%s/metrics\n", ln.Addr())
 	select {} // until killed
 }
@@ -346,9 +327,9 @@ func init() {
 // see init), one job at a time on one evaluation thread; it is killed
 // when the test ends. out collects what it prints.
 func (c *cluster) workerProcess(t *testing.T) (*exec.Cmd, *syncBuffer) {
-	spec := must(json.Marshal(c.e))(t)
+	spec := must(json.Marshal(c.Engines))(t)
 	cmd := exec.Command(must(os.Executable())(t), "-test.run=^$")
-	cmd.Env = append(os.Environ(), workerProcessEnv+"="+string(spec), workerDirEnv+"="+c.dir)
+	cmd.Env = append(os.Environ(), workerProcessEnv+"="+string(spec), workerDirEnv+"="+c.Dir)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -480,12 +461,12 @@ func TestWorkerAffinity(t *testing.T) {
 
 func affinityRun(t *testing.T, ctx context.Context, noAffinity bool) (hits, misses int64) {
 	const users, perUser = 4, 6
-	c := newClusterWith(t, ctx, app.Config{}, func(e *Engines) { e.noAffinity = noAffinity })
+	c := newClusterWith(t, ctx, app.Config{}, func(e *node.Engines) { node.SetNoAffinity(e, noAffinity) })
 	clients := c.users(t, ctx, users)
 	sets, g := c.keySets(t, ctx, clients, "logreg", "../bundled/logreg.onnx", "../bundled/logreg.calib.npy")
 	// Distinct shards: a key set sharing its shard with another is
 	// replaced.
-	nc, js := must2(natsjs.Dial(c.e.Queue, t.Name()))(t)
+	nc, js := must2(natsjs.Dial(c.Engines.Queue, t.Name()))(t)
 	defer nc.Close()
 	q := must(natsjs.OpenQueue(ctx, js, natsjs.QueueConfig{}))(t)
 	used := map[int]bool{}

@@ -15,6 +15,7 @@ import (
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/local"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/node"
@@ -22,15 +23,41 @@ import (
 	"github.com/fheserve/fheserve/sdk"
 )
 
-// MustDaemon starts a server on 127.0.0.1:0 with a fresh data directory
-// and an administrator "root".
-func MustDaemon(tb testing.TB) *node.Node {
-	tb.Helper()
-	d, err := node.Start(context.Background(), tb.TempDir(), "127.0.0.1:0", app.Config{Workers: 2})
-	if err != nil {
-		tb.Fatal(err)
+// The modes a test runs its server in: embedded, one node on SQLite, a
+// blob folder and an in-process queue; cluster, an API node on
+// PostgreSQL and NATS JetStream with a separate worker (clustertest).
+const (
+	embedded = "embedded"
+	cluster  = "cluster"
+)
+
+// inModes runs f as the subtests mode=embedded and mode=cluster.
+func inModes(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, mode := range []string{embedded, cluster} {
+		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
 	}
-	tb.Cleanup(func() { d.Close() })
+}
+
+// MustDaemon starts a server on 127.0.0.1:0 with a fresh data directory
+// and an administrator "root", embedded.
+func MustDaemon(tb testing.TB) *node.Node {
+	return mustDaemonIn(tb, embedded, app.Config{Workers: 2})
+}
+
+// mustDaemonIn is MustDaemon in mode with cfg: in a cluster, cfg's
+// workers are a separate worker's.
+func mustDaemonIn(tb testing.TB, mode string, cfg app.Config) *node.Node {
+	tb.Helper()
+	var d *node.Node
+	if mode == cluster {
+		_, d = clustertest.Start(tb, cfg)
+	} else {
+		var err error
+		if d, err = node.Start(context.Background(), tb.TempDir(), "127.0.0.1:0", cfg); err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { d.Close() })
+	}
 	if _, err := d.App.InitAdmin(context.Background(), "root", rootPassword); err != nil {
 		tb.Fatal(err)
 	}
@@ -71,14 +98,14 @@ func TestEndToEnd(t *testing.T) {
 			if model != "mlp_square" && !*long {
 				t.Skip("the same flow as mlp_square: run with -long")
 			}
-			testEndToEnd(t, model)
+			inModes(t, func(t *testing.T, mode string) { testEndToEnd(t, model, mode) })
 		})
 	}
 }
 
-func testEndToEnd(t *testing.T, model string) {
+func testEndToEnd(t *testing.T, model, mode string) {
 	ctx := context.Background()
-	d := MustDaemon(t)
+	d := mustDaemonIn(t, mode, app.Config{Workers: 2})
 
 	// Registration lands as pending: no login until approved.
 	owner, user, admin := sdk.New(d.URL()), sdk.New(d.URL()), sdk.New(d.URL())

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/internal/pgtest"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
@@ -34,7 +35,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	serverURL = d.URL()
-	code := m.Run()
+	// The cluster mode's PostgreSQL stops with the tests.
+	code := pgtest.Main(m)
 	d.Close()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
@@ -68,9 +69,11 @@ func oracle(labels []string, emb [][]float64, probe []float64, threshold float64
 // keys, decide as the float64 oracle does (scores away from the margin).
 // The model's daily quota counts the queries, and the signed log holds a
 // record per enrolment, removal, verification and identification.
-func TestGalleryEndToEnd(t *testing.T) {
+func TestGalleryEndToEnd(t *testing.T) { inModes(t, testGalleryEndToEnd) }
+
+func testGalleryEndToEnd(t *testing.T, mode string) {
 	ctx := context.Background()
-	d := MustDaemon(t)
+	d := mustDaemonIn(t, mode, app.Config{Workers: 2})
 	owner, user, admin := mustParties(t, d.URL())
 	const dim, threshold = 32, 0.4
 	g := must(owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: dim, Threshold: threshold, Capacity: 16, Margin: 0.25}))(t)

@@ -11,24 +11,19 @@ import (
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
 	"github.com/fheserve/fheserve/nn/onnx"
-	"github.com/fheserve/fheserve/node"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 )
 
-// pacedSetup starts a server with one worker and the default cap of 16
-// jobs queued per user, deploys the gemm fixture (Linear(16,4)) with packing and limits,
-// and returns a user's client with uploaded keys.
-func pacedSetup(t *testing.T, packing string, limits fheserve.ModelLimits) (*sdk.Client, *sdk.Keys, []byte) {
+// pacedSetup starts a server in mode with one worker and the default
+// cap of 16 jobs queued per user, deploys the gemm fixture
+// (Linear(16,4)) with packing and limits, and returns a user's client
+// with uploaded keys.
+func pacedSetup(t *testing.T, mode, packing string, limits fheserve.ModelLimits) (*sdk.Client, *sdk.Keys, []byte) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := node.Start(ctx, t.TempDir(), "127.0.0.1:0", app.Config{Workers: 1, Bounds: app.Bounds{QueuedPerUser: 16}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	must(d.App.InitAdmin(ctx, "root", rootPassword))(t)
+	d := mustDaemonIn(t, mode, app.Config{Workers: 1, Bounds: app.Bounds{QueuedPerUser: 16}})
 	owner, user, _ := mustParties(t, d.URL())
 	data := fixture("gemm.onnx")
 	m := must(owner.Deploy(ctx, &fheserve.DeployRequest{Name: "gemm", Packing: packing, ONNX: data}))(t)
@@ -95,7 +90,7 @@ func TestPredictPaced(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			user, keys, data := pacedSetup(t, c.packing, c.limits)
+			user, keys, data := pacedSetup(t, embedded, c.packing, c.limits)
 			x := samples(t, c.n, keys.Plan.InputSize())
 			var last sdk.Progress
 			var stats sdk.PredictStats
@@ -134,11 +129,13 @@ func TestPredictPaced(t *testing.T) {
 // the owner's burst, which Predict cannot know: the server refuses its
 // first submission with 429 and Retry-After, and Predict waits, submits
 // again and finishes with the right outputs.
-func TestPredictRetryAfter(t *testing.T) {
+func TestPredictRetryAfter(t *testing.T) { inModes(t, testPredictRetryAfter) }
+
+func testPredictRetryAfter(t *testing.T, mode string) {
 	ctx := context.Background()
 	// 4 samples a second, in bursts of 4: the bucket takes a second to
 	// refill after the other program's job.
-	user, keys, data := pacedSetup(t, fheserve.PackingBatch, fheserve.ModelLimits{RatePerMinute: 240, Burst: 4})
+	user, keys, data := pacedSetup(t, mode, fheserve.PackingBatch, fheserve.ModelLimits{RatePerMinute: 240, Burst: 4})
 	const n = 8
 	x := samples(t, n, keys.Plan.InputSize())
 	ct := must(keys.Encrypt(x[:4*keys.Plan.InputSize()], 4))(t)
@@ -165,9 +162,11 @@ func TestPredictRetryAfter(t *testing.T) {
 // smaller than the prediction, which asks to wait until tomorrow), Predict
 // stops, fetches the results of the jobs it sent, and returns the
 // outputs of the samples predicted with an *IncompleteError.
-func TestPredictIncomplete(t *testing.T) {
+func TestPredictIncomplete(t *testing.T) { inModes(t, testPredictIncomplete) }
+
+func testPredictIncomplete(t *testing.T, mode string) {
 	ctx := context.Background()
-	user, keys, data := pacedSetup(t, fheserve.PackingBatch, fheserve.ModelLimits{Daily: 8})
+	user, keys, data := pacedSetup(t, mode, fheserve.PackingBatch, fheserve.ModelLimits{Daily: 8})
 	const n = 20
 	x := samples(t, n, keys.Plan.InputSize())
 	y, err := user.PredictWith(ctx, keys, x, n, &sdk.PredictOptions{MaxWait: 500 * time.Millisecond})
