@@ -19,7 +19,9 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/audit"
+	auditpostgres "github.com/fheserve/fheserve/audit/postgres"
 	auditsqlite "github.com/fheserve/fheserve/audit/sqlite"
+	"github.com/fheserve/fheserve/node"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/mod/sumdb/note"
@@ -43,6 +45,7 @@ history without them noticing; operators verify the stored log offline.`,
 // --token) or a data directory (--data-dir).
 type auditSource struct {
 	DataDir string // offline: the server's data directory
+	Store   string // offline: the servers' PostgreSQL, which holds the log then
 	Token   string // --server: bearer token (default $FHESERVE_TOKEN, then the last login's)
 	remote
 }
@@ -50,6 +53,7 @@ type auditSource struct {
 // register adds the flags that choose where the log is read.
 func (s *auditSource) register(fs *pflag.FlagSet) {
 	fs.StringVar(&s.DataDir, "data-dir", "", "read the log offline from the server data `directory`")
+	storeFlag(fs, s.f.Getenv, &s.Store)
 	fs.StringVar(&s.Token, "token", "", "bearer `token` for --server (default: $"+tokenEnv+", then the last login's)")
 	s.remote.register(fs)
 }
@@ -99,10 +103,13 @@ naming it. The key and the checkpoint are kept under $FHESERVE_HOME/audit/.
 
 With --data-dir (the operator, offline), recompute the whole tree from the
 stored records and check it against the stored hashes and every signed
-checkpoint; the first record altered, removed or moved is named.`,
+checkpoint; the first record altered, removed or moved is named. Servers on
+PostgreSQL keep the log there: give it with --store (or $FHESERVE_STORE)
+beside the data directory that holds the signing key.`,
 		Example: `  fheserve audit verify --server https://fhe.example.com
   fheserve audit verify --server https://fhe.example.com --pin 'fheserve.audit/1f2e...+1a2b3c4d+AbC...'
-  fheserve audit verify --data-dir /var/lib/fheserve`,
+  fheserve audit verify --data-dir /var/lib/fheserve
+  fheserve audit verify --data-dir /var/lib/fheserve --store postgres://fheserve@db.internal/fheserve`,
 	}, opts, &opts.Ctx, runF, fromSource(&opts.auditSource, auditVerifyOffline, auditVerifyServer), validated(opts.validate),
 		func(*cobra.Command, []string) error {
 			if opts.Pin != "" {
@@ -184,8 +191,15 @@ func auditKeyRun(opts *auditKeyOptions) error {
 	return nil
 }
 
-// openAuditStore opens the log of a data directory for reading.
-func openAuditStore(ctx context.Context, dataDir string) (*auditsqlite.Store, error) {
+// openAuditStore opens the log of a data directory for reading, or of
+// store, the servers' PostgreSQL, if given.
+func openAuditStore(ctx context.Context, dataDir, store string) (audit.Store, error) {
+	if store != "" {
+		if err := (node.Engines{Store: store}).Check(); err != nil {
+			return nil, err
+		}
+		return auditpostgres.Open(ctx, store)
+	}
 	st, err := auditsqlite.OpenReadOnly(ctx, filepath.Join(dataDir, audit.DBFile))
 	if fheserve.ErrorCode(err) == fheserve.ENOTFOUND {
 		return nil, fheserve.Errorf(fheserve.ENOTFOUND, "no audit log in %s: is it the server's --data-dir?", dataDir)
@@ -218,7 +232,7 @@ func auditVerifyOffline(opts *auditVerifyOptions) error {
 			return fmt.Errorf("%w; give the published verifier key with --pin", err)
 		}
 	}
-	st, err := openAuditStore(opts.Ctx, opts.DataDir)
+	st, err := openAuditStore(opts.Ctx, opts.DataDir, opts.Store)
 	if err != nil {
 		return err
 	}
@@ -361,7 +375,7 @@ func checkNoForeignKeys(opts *auditVerifyOptions, server, token string) error {
 }
 
 func auditLogOffline(opts *auditLogOptions) error {
-	st, err := openAuditStore(opts.Ctx, opts.DataDir)
+	st, err := openAuditStore(opts.Ctx, opts.DataDir, opts.Store)
 	if err != nil {
 		return err
 	}
