@@ -20,8 +20,10 @@ import (
 // 1.2 margins away from the threshold); the owner removes a label and
 // identify follows. Bad input fails with one line naming the cause and
 // the fix.
-func TestGalleryCLI(t *testing.T) {
-	owner, user := ownerAndUser(t)
+func TestGalleryCLI(t *testing.T) { inModes(t, testGalleryCLI) }
+
+func testGalleryCLI(t *testing.T, mode string) {
+	owner, user := ownerAndUser(t, mode)
 
 	const dim = 8
 	mustFail(t, owner.run("", "gallery", "create", "--name", "faces", "--dim", "8", "--threshold", "1.5"), 2, "threshold 1.5", "strictly between -1 and 1")
@@ -88,11 +90,12 @@ func TestGalleryCLI(t *testing.T) {
 	}
 }
 
-// ownerAndUser serves a fresh data directory and returns the parties of
-// an owner "olivia" and a user "ulrich", approved and logged in.
-func ownerAndUser(t *testing.T) (owner, user *party) {
+// ownerAndUser serves a fresh data directory in mode and returns the
+// parties of an owner "olivia" and a user "ulrich", approved and logged
+// in.
+func ownerAndUser(t *testing.T, mode string) (owner, user *party) {
 	t.Helper()
-	admin, url := serveWithAdmin(t, t.TempDir())
+	admin, url := serveWithAdmin(t, t.TempDir(), mode)
 	owner, user = newParty(t, url), newParty(t, url)
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
 	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")
@@ -157,7 +160,7 @@ func TestGalleryImageCLI(t *testing.T) {
 	if cos < 0.99 {
 		t.Fatalf("the photo's embedding has cosine %.4f with its enrolled one", cos)
 	}
-	owner, user := ownerAndUser(t)
+	owner, user := ownerAndUser(t, embedded)
 	id := lastLine(owner.ok("", "gallery", "create", "--name", "demo", "--dim", "128", "--threshold", "0.3", "--capacity", "2", "--margin", "0.5", "--allow", "ulrich"))
 	dir := t.TempDir()
 	emb := filepath.Join(dir, "e.npy")

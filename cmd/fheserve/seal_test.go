@@ -17,9 +17,11 @@ import (
 // file), the user's keys wait and predict says so without failing, the
 // owner seals, and the user's prediction matches predict --local within
 // the plan's precision.
-func TestSealedCLI(t *testing.T) {
+func TestSealedCLI(t *testing.T) { inModes(t, testSealedCLI) }
+
+func testSealedCLI(t *testing.T, mode string) {
 	data := t.TempDir()
-	admin, url := serveWithAdmin(t, data)
+	admin, url := serveWithAdmin(t, data, mode)
 	owner, user := newParty(t, url), newParty(t, url)
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
 	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/internal/pgtest"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
@@ -121,15 +122,41 @@ func (s *server) kill() {
 	}
 }
 
+// The modes a test runs its server in: embedded, one 'fheserve serve'
+// on its data directory; cluster, 'fheserve serve --workers 0' and a
+// 'fheserve worker' on a PostgreSQL database and NATS JetStream
+// (clustertest), sharing the data directory's keys.
+const (
+	embedded = "embedded"
+	cluster  = "cluster"
+)
+
+// inModes runs f as the subtests mode=embedded and mode=cluster.
+func inModes(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, mode := range []string{embedded, cluster} {
+		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
+	}
+}
+
 // serveWithAdmin initializes the data directory data with the
-// administrator root (password root-password), serves it in the test's
-// process and returns the administrator's party, pointed at the server,
-// and its URL.
-func serveWithAdmin(t *testing.T, data string) (*party, string) {
+// administrator root (password root-password), serves it in mode in the
+// test's process and returns the administrator's party, pointed at the
+// server (and, in a cluster, with its database as $FHESERVE_STORE, for
+// the operator's offline commands), and its URL.
+func serveWithAdmin(t *testing.T, data, mode string) (*party, string) {
 	t.Helper()
 	admin := newParty(t, "")
+	var engines, serve []string
+	if mode == cluster {
+		c := clustertest.New(t)
+		engines, serve = c.Args(), append(c.Args(), "--workers", "0")
+		admin.env[storeEnv] = c.Engines.Store
+	}
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
-	url := serveInProcess(t, data)
+	url := serveInProcess(t, data, serve...)
+	if mode == cluster {
+		runInProcess(t, "fheserve: worker running", append([]string{"worker", "--data-dir", data}, engines...)...)
+	}
 	admin.env[serverEnv] = url
 	return admin, url
 }
@@ -139,38 +166,46 @@ func serveWithAdmin(t *testing.T, data string) (*party, string) {
 // returns its URL. The server stops when the test ends.
 func serveInProcess(t *testing.T, dataDir string, args ...string) string {
 	t.Helper()
+	return runInProcess(t, "fheserve: serving on ", append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// runInProcess runs the fheserve command line args in the test's
+// process until the test ends, waits until it prints a line starting
+// with ready on its standard error and returns the rest of that line.
+func runInProcess(t *testing.T, ready string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	log := &syncBuffer{}
 	f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: log, ErrOut: pw}, Getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, f, append([]string{"serve", "--data-dir", dataDir, "--addr", "127.0.0.1:0"}, args...))
+		done <- run(ctx, f, args)
 		pw.Close()
 	}()
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != 0 {
-			t.Errorf("serve exited with %d:\n%s", code, log)
+			t.Errorf("%s exited with %d:\n%s", args[0], code, log)
 		}
 	})
-	urls := make(chan string, 1)
+	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
 			fmt.Fprintln(log, line)
-			if u, ok := strings.CutPrefix(line, "fheserve: serving on "); ok {
-				urls <- u
+			if rest, ok := strings.CutPrefix(line, ready); ok {
+				lines <- rest
 			}
 		}
-		close(urls)
+		close(lines)
 	}()
-	u, ok := <-urls
+	rest, ok := <-lines
 	if !ok {
-		t.Fatalf("the server did not start:\n%s", log)
+		t.Fatalf("%s did not start:\n%s", args[0], log)
 	}
-	return u
+	return rest
 }
 
 // lastLine is the id a creating verb prints alone on its last line.
@@ -191,9 +226,11 @@ func decodeJSON[T any](t *testing.T, s string) T {
 // TestServiceCLI runs the whole flow: an administrator created offline, a
 // server, an owner and users each with their own client state, and checks
 // the remote prediction against predict --local.
-func TestServiceCLI(t *testing.T) {
+func TestServiceCLI(t *testing.T) { inModes(t, testServiceCLI) }
+
+func testServiceCLI(t *testing.T, mode string) {
 	data := t.TempDir()
-	admin, url := serveWithAdmin(t, data)
+	admin, url := serveWithAdmin(t, data, mode)
 	owner, user, other := newParty(t, url), newParty(t, url), newParty(t, url)
 
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
