@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -62,10 +61,11 @@ func galleryEndpoints() []endpoint {
 // value as float64, float32 pairs and text) and for their labels in every
 // file of the data directory and every row of the database: templates
 // are sealed at rest like weights, and labels too.
-func TestGalleryTemplatesSealed(t *testing.T) {
+func TestGalleryTemplatesSealed(t *testing.T) { inModes(t, testGalleryTemplatesSealed) }
+
+func testGalleryTemplatesSealed(t *testing.T, mode string) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, _, a := MustServerIn(t, dir)
+	url, _, a, rest := mustServerIn(t, mode, t.TempDir())
 	login := signup(t, url, a)
 	owner := login("olivia", fheserve.RoleOwner)
 	g, err := owner.CreateGallery(ctx, &fheserve.GalleryRequest{Name: "faces", Dim: 8, Threshold: 0.5, Capacity: 4, Margin: 0.5})
@@ -84,14 +84,14 @@ func TestGalleryTemplatesSealed(t *testing.T) {
 	for _, l := range labels {
 		needles = append(needles, needle{"label " + l, []byte(l)})
 	}
-	files := eachFile(t, dir, func(path string, data []byte) {
+	files := rest.eachFile(t, func(path string, data []byte) {
 		for _, n := range needles {
 			if bytes.Contains(data, n.b) {
 				t.Errorf("%s holds the %s", path, n.what)
 			}
 		}
 	})
-	nrows, _ := eachRow(t, filepath.Join(dir, "db"), func(table, col string, b []byte) {
+	nrows, _ := rest.eachRow(t, func(table, col string, b []byte) {
 		for _, n := range needles {
 			if bytes.Contains(b, n.b) {
 				t.Errorf("table %s, column %s holds the %s", table, col, n.what)

@@ -9,8 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,10 +176,11 @@ func encodingPatterns(t *testing.T, f *weightFinder, p *plan.Plan, prog *plan.Pr
 // to wait, the owner seals, and the user's predictions match the
 // plaintext model within the plan's stated error. No request body of the
 // owner's and no file of the server holds a weight of the model.
-func TestSealedFlow(t *testing.T) {
+func TestSealedFlow(t *testing.T) { inModes(t, testSealedFlow) }
+
+func testSealedFlow(t *testing.T, mode string) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, _, a := MustServerIn(t, dir)
+	url, _, a, rest := mustServerIn(t, mode, t.TempDir())
 	newAccount := signup(t, url, a)
 	owner, user, other := newAccount("olivia", fheserve.RoleOwner), newAccount("ulrich", fheserve.RoleUser), newAccount("oscar", fheserve.RoleOwner)
 	rec := &recorder{}
@@ -306,14 +305,14 @@ func TestSealedFlow(t *testing.T) {
 		t.Fatalf("recorded %d bytes of the owner's requests, fewer than the sealed weights (%d)", sent, p.Sizes.SealedWeights)
 	}
 	var stored int
-	files := eachFile(t, dir, func(path string, data []byte) {
+	files := rest.eachFile(t, func(path string, data []byte) {
 		stored += len(data)
 		if w := patterns.find(data); w != nil {
 			t.Errorf("server file %s holds a weight: % x", path, w)
 		}
 	})
 	wrapped := 0
-	rows, _ := eachRow(t, filepath.Join(dir, "db"), func(table, col string, b []byte) {
+	rows, _ := rest.eachRow(t, func(table, col string, b []byte) {
 		if w := patterns.find(b); w != nil {
 			t.Errorf("table %s, column %s holds a weight: % x", table, col, w)
 		}
@@ -336,15 +335,15 @@ func TestSealedFlow(t *testing.T) {
 	// Revoking the key set deletes its sealed weights and the public key
 	// kept for sealing.
 	for _, d := range []string{"sealed", "pubkeys"} {
-		if _, err := os.Stat(filepath.Join(dir, "blobs", d, keys.KeySetID)); err != nil {
-			t.Errorf("%s blob of a sealed key set: %v", d, err)
+		if !rest.hasBlob(t, d+"/"+keys.KeySetID) {
+			t.Errorf("no %s blob of a sealed key set", d)
 		}
 	}
 	_, err = user.API.RevokeKeySet(ctx, keys.KeySetID)
 	check(t, err)
 	for _, d := range []string{"sealed", "pubkeys"} {
-		if _, err := os.Stat(filepath.Join(dir, "blobs", d, keys.KeySetID)); !os.IsNotExist(err) {
-			t.Errorf("%s blob of a revoked key set: %v", d, err)
+		if rest.hasBlob(t, d+"/"+keys.KeySetID) {
+			t.Errorf("the %s blob of a revoked key set is still stored", d)
 		}
 	}
 }

@@ -27,10 +27,11 @@ import (
 // coefficient and NTT-Montgomery form, either byte order) and for the
 // plaintext inputs and decrypted outputs (as float64 and float32 words,
 // either byte order, and as decimal text). The server must hold none.
-func TestNoSecretsStored(t *testing.T) {
+func TestNoSecretsStored(t *testing.T) { inModes(t, testNoSecretsStored) }
+
+func testNoSecretsStored(t *testing.T, mode string) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	url, _, a := MustServerIn(t, dir)
+	url, _, a, rest := mustServerIn(t, mode, t.TempDir())
 	login := signup(t, url, a)
 	owner, user := login("olivia", fheserve.RoleOwner), login("ulrich", fheserve.RoleUser)
 	onnx, err := os.ReadFile(filepath.Join("..", "testdata", "onnx", "mlp_square.onnx"))
@@ -76,9 +77,9 @@ func TestNoSecretsStored(t *testing.T) {
 		t.Fatalf("the patterns found %d of 3 planted values", found)
 	}
 
-	// Every file, the database's included.
+	// Every file, the database's included, and every blob.
 	var scanned int
-	files := eachFile(t, dir, func(path string, data []byte) {
+	files := rest.eachFile(t, func(path string, data []byte) {
 		scanned += len(data)
 		for _, n := range needles {
 			if bytes.Contains(data, n.b) {
@@ -88,7 +89,7 @@ func TestNoSecretsStored(t *testing.T) {
 	})
 
 	// Every row, since SQLite may split a long value over pages.
-	nrows, tables := eachRow(t, filepath.Join(dir, "db"), func(table, col string, b []byte) {
+	nrows, tables := rest.eachRow(t, func(table, col string, b []byte) {
 		for _, n := range needles {
 			if bytes.Contains(b, n.b) {
 				t.Errorf("table %s, column %s holds the %s", table, col, n.what)
