@@ -42,8 +42,8 @@ func inModes(t *testing.T, f func(t *testing.T, mode string)) {
 // atRest is what a server keeps, wherever it keeps it, for the tests
 // that look through all of it.
 type atRest struct {
-	dir   string             // the data directory
-	db    string             // cluster: the PostgreSQL database's URL
+	dir   string              // the data directory
+	db    string              // cluster: the PostgreSQL database's URL
 	js    jetstream.JetStream // cluster: the NATS blob store's
 	blobs fheserve.BlobStore
 }
