@@ -2,7 +2,6 @@ package http_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -23,22 +22,6 @@ import (
 // The cluster mode's PostgreSQL stops with the tests.
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
-// The modes a full flow runs its server in: embedded (MustServerIn: an
-// App on SQLite, a blob folder and an in-process queue) and cluster (an
-// API node on PostgreSQL and NATS JetStream with a separate worker:
-// clustertest).
-const (
-	embedded = "embedded"
-	cluster  = "cluster"
-)
-
-// inModes runs f as the subtests mode=embedded and mode=cluster.
-func inModes(t *testing.T, f func(t *testing.T, mode string)) {
-	for _, mode := range []string{embedded, cluster} {
-		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
-	}
-}
-
 // atRest is what a server keeps, wherever it keeps it, for the tests
 // that look through all of it.
 type atRest struct {
@@ -53,7 +36,7 @@ type atRest struct {
 func mustServerIn(t *testing.T, mode, dir string, configure ...func(*app.Config)) (url string, store fheserve.Store, a *app.App, rest *atRest) {
 	t.Helper()
 	ctx := context.Background()
-	if mode == embedded {
+	if mode == clustertest.Embedded {
 		url, store, a = MustServerIn(t, dir, configure...)
 		b, err := blob.Open(filepath.Join(dir, "blobs"))
 		check(t, err)
@@ -123,16 +106,7 @@ func (r *atRest) eachRow(t *testing.T, f func(table, col string, b []byte)) (nro
 			check(t, err)
 			nrows++
 			for i, v := range vals {
-				var b []byte
-				switch v := v.(type) {
-				case []byte:
-					b = v
-				case string:
-					b = []byte(v)
-				default:
-					b = fmt.Append(nil, v)
-				}
-				f(table, cols[i].Name, b)
+				f(table, cols[i].Name, valueBytes(v))
 			}
 		}
 		check(t, rows.Err())

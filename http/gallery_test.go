@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/internal/unitvec"
 )
 
@@ -61,7 +62,7 @@ func galleryEndpoints() []endpoint {
 // value as float64, float32 pairs and text) and for their labels in every
 // file of the data directory and every row of the database: templates
 // are sealed at rest like weights, and labels too.
-func TestGalleryTemplatesSealed(t *testing.T) { inModes(t, testGalleryTemplatesSealed) }
+func TestGalleryTemplatesSealed(t *testing.T) { clustertest.InModes(t, testGalleryTemplatesSealed) }
 
 func testGalleryTemplatesSealed(t *testing.T, mode string) {
 	ctx := context.Background()

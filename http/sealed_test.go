@@ -18,6 +18,7 @@ import (
 	"github.com/fheserve/fheserve/compiler"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
@@ -176,7 +177,7 @@ func encodingPatterns(t *testing.T, f *weightFinder, p *plan.Plan, prog *plan.Pr
 // to wait, the owner seals, and the user's predictions match the
 // plaintext model within the plan's stated error. No request body of the
 // owner's and no file of the server holds a weight of the model.
-func TestSealedFlow(t *testing.T) { inModes(t, testSealedFlow) }
+func TestSealedFlow(t *testing.T) { clustertest.InModes(t, testSealedFlow) }
 
 func testSealedFlow(t *testing.T, mode string) {
 	ctx := context.Background()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/sdk"
 	_ "modernc.org/sqlite"
 )
@@ -27,7 +28,7 @@ import (
 // coefficient and NTT-Montgomery form, either byte order) and for the
 // plaintext inputs and decrypted outputs (as float64 and float32 words,
 // either byte order, and as decimal text). The server must hold none.
-func TestNoSecretsStored(t *testing.T) { inModes(t, testNoSecretsStored) }
+func TestNoSecretsStored(t *testing.T) { clustertest.InModes(t, testNoSecretsStored) }
 
 func testNoSecretsStored(t *testing.T, mode string) {
 	ctx := context.Background()
@@ -157,22 +158,25 @@ func eachRow(t *testing.T, path string, f func(table, col string, b []byte)) (nr
 			check(t, rows.Scan(ptrs...))
 			nrows++
 			for i, v := range vals {
-				var b []byte
-				switch v := v.(type) {
-				case []byte:
-					b = v
-				case string:
-					b = []byte(v)
-				default:
-					b = fmt.Append(nil, v)
-				}
-				f(table, cols[i], b)
+				f(table, cols[i], valueBytes(v))
 			}
 		}
 		check(t, rows.Err())
 		rows.Close()
 	}
 	return nrows, len(tables)
+}
+
+// valueBytes is a database value as the bytes a scan looks through.
+func valueBytes(v any) []byte {
+	switch v := v.(type) {
+	case []byte:
+		return v
+	case string:
+		return []byte(v)
+	default:
+		return fmt.Append(nil, v)
+	}
 }
 
 // secretNeedles returns byte patterns of the secret key: slices of its

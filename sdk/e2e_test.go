@@ -23,25 +23,10 @@ import (
 	"github.com/fheserve/fheserve/sdk"
 )
 
-// The modes a test runs its server in: embedded, one node on SQLite, a
-// blob folder and an in-process queue; cluster, an API node on
-// PostgreSQL and NATS JetStream with a separate worker (clustertest).
-const (
-	embedded = "embedded"
-	cluster  = "cluster"
-)
-
-// inModes runs f as the subtests mode=embedded and mode=cluster.
-func inModes(t *testing.T, f func(t *testing.T, mode string)) {
-	for _, mode := range []string{embedded, cluster} {
-		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
-	}
-}
-
 // MustDaemon starts a server on 127.0.0.1:0 with a fresh data directory
 // and an administrator "root", embedded.
 func MustDaemon(tb testing.TB) *node.Node {
-	return mustDaemonIn(tb, embedded, app.Config{Workers: 2})
+	return mustDaemonIn(tb, clustertest.Embedded, app.Config{Workers: 2})
 }
 
 // mustDaemonIn is MustDaemon in mode with cfg: in a cluster, cfg's
@@ -49,7 +34,7 @@ func MustDaemon(tb testing.TB) *node.Node {
 func mustDaemonIn(tb testing.TB, mode string, cfg app.Config) *node.Node {
 	tb.Helper()
 	var d *node.Node
-	if mode == cluster {
+	if mode == clustertest.Clustered {
 		_, d = clustertest.Start(tb, cfg)
 	} else {
 		var err error
@@ -98,7 +83,7 @@ func TestEndToEnd(t *testing.T) {
 			if model != "mlp_square" && !*long {
 				t.Skip("the same flow as mlp_square: run with -long")
 			}
-			inModes(t, func(t *testing.T, mode string) { testEndToEnd(t, model, mode) })
+			clustertest.InModes(t, func(t *testing.T, mode string) { testEndToEnd(t, model, mode) })
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/fheserve/fheserve/audit"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/he/client"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/internal/unitvec"
 	"github.com/fheserve/fheserve/plan"
 )
@@ -69,7 +70,7 @@ func oracle(labels []string, emb [][]float64, probe []float64, threshold float64
 // keys, decide as the float64 oracle does (scores away from the margin).
 // The model's daily quota counts the queries, and the signed log holds a
 // record per enrolment, removal, verification and identification.
-func TestGalleryEndToEnd(t *testing.T) { inModes(t, testGalleryEndToEnd) }
+func TestGalleryEndToEnd(t *testing.T) { clustertest.InModes(t, testGalleryEndToEnd) }
 
 func testGalleryEndToEnd(t *testing.T, mode string) {
 	ctx := context.Background()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/app"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/nn/onnx"
 	"github.com/fheserve/fheserve/npy"
 	"github.com/fheserve/fheserve/plan"
@@ -90,7 +91,7 @@ func TestPredictPaced(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			user, keys, data := pacedSetup(t, embedded, c.packing, c.limits)
+			user, keys, data := pacedSetup(t, clustertest.Embedded, c.packing, c.limits)
 			x := samples(t, c.n, keys.Plan.InputSize())
 			var last sdk.Progress
 			var stats sdk.PredictStats
@@ -129,7 +130,7 @@ func TestPredictPaced(t *testing.T) {
 // the owner's burst, which Predict cannot know: the server refuses its
 // first submission with 429 and Retry-After, and Predict waits, submits
 // again and finishes with the right outputs.
-func TestPredictRetryAfter(t *testing.T) { inModes(t, testPredictRetryAfter) }
+func TestPredictRetryAfter(t *testing.T) { clustertest.InModes(t, testPredictRetryAfter) }
 
 func testPredictRetryAfter(t *testing.T, mode string) {
 	ctx := context.Background()
@@ -162,7 +163,7 @@ func testPredictRetryAfter(t *testing.T, mode string) {
 // smaller than the prediction, which asks to wait until tomorrow), Predict
 // stops, fetches the results of the jobs it sent, and returns the
 // outputs of the samples predicted with an *IncompleteError.
-func TestPredictIncomplete(t *testing.T) { inModes(t, testPredictIncomplete) }
+func TestPredictIncomplete(t *testing.T) { clustertest.InModes(t, testPredictIncomplete) }
 
 func testPredictIncomplete(t *testing.T, mode string) {
 	ctx := context.Background()

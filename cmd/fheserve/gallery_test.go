@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/internal/unitvec"
 	"github.com/fheserve/fheserve/npy"
 )
@@ -20,7 +21,7 @@ import (
 // 1.2 margins away from the threshold); the owner removes a label and
 // identify follows. Bad input fails with one line naming the cause and
 // the fix.
-func TestGalleryCLI(t *testing.T) { inModes(t, testGalleryCLI) }
+func TestGalleryCLI(t *testing.T) { clustertest.InModes(t, testGalleryCLI) }
 
 func testGalleryCLI(t *testing.T, mode string) {
 	owner, user := ownerAndUser(t, mode)
@@ -160,7 +161,7 @@ func TestGalleryImageCLI(t *testing.T) {
 	if cos < 0.99 {
 		t.Fatalf("the photo's embedding has cosine %.4f with its enrolled one", cos)
 	}
-	owner, user := ownerAndUser(t, embedded)
+	owner, user := ownerAndUser(t, clustertest.Embedded)
 	id := lastLine(owner.ok("", "gallery", "create", "--name", "demo", "--dim", "128", "--threshold", "0.3", "--capacity", "2", "--margin", "0.5", "--allow", "ulrich"))
 	dir := t.TempDir()
 	emb := filepath.Join(dir, "e.npy")

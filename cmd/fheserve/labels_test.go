@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/npy"
 )
 
@@ -16,7 +17,7 @@ import (
 // show lists them and that predict names each sample's class of highest
 // score, the plaintext model's (predict --local) where the two agree.
 func TestDeployLabelsCLI(t *testing.T) {
-	admin, url := serveWithAdmin(t, t.TempDir(), embedded)
+	admin, url := serveWithAdmin(t, t.TempDir(), clustertest.Embedded)
 	owner, user := newParty(t, url), newParty(t, url)
 	owner.ok("owner-password\n", "register", "--username", "olivia", "--role", "owner", "--password-stdin")
 	user.ok("user-password\n", "register", "--username", "ulrich", "--role", "user", "--password-stdin")

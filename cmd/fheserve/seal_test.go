@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fheserve/fheserve"
+	"github.com/fheserve/fheserve/internal/clustertest"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/fheserve/fheserve/sdk"
 )
@@ -17,7 +18,7 @@ import (
 // file), the user's keys wait and predict says so without failing, the
 // owner seals, and the user's prediction matches predict --local within
 // the plan's precision.
-func TestSealedCLI(t *testing.T) { inModes(t, testSealedCLI) }
+func TestSealedCLI(t *testing.T) { clustertest.InModes(t, testSealedCLI) }
 
 func testSealedCLI(t *testing.T, mode string) {
 	data := t.TempDir()

@@ -122,22 +122,6 @@ func (s *server) kill() {
 	}
 }
 
-// The modes a test runs its server in: embedded, one 'fheserve serve'
-// on its data directory; cluster, 'fheserve serve --workers 0' and a
-// 'fheserve worker' on a PostgreSQL database and NATS JetStream
-// (clustertest), sharing the data directory's keys.
-const (
-	embedded = "embedded"
-	cluster  = "cluster"
-)
-
-// inModes runs f as the subtests mode=embedded and mode=cluster.
-func inModes(t *testing.T, f func(t *testing.T, mode string)) {
-	for _, mode := range []string{embedded, cluster} {
-		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
-	}
-}
-
 // serveWithAdmin initializes the data directory data with the
 // administrator root (password root-password), serves it in mode in the
 // test's process and returns the administrator's party, pointed at the
@@ -147,14 +131,14 @@ func serveWithAdmin(t *testing.T, data, mode string) (*party, string) {
 	t.Helper()
 	admin := newParty(t, "")
 	var engines, serve []string
-	if mode == cluster {
+	if mode == clustertest.Clustered {
 		c := clustertest.New(t)
 		engines, serve = c.Args(), append(c.Args(), "--workers", "0")
 		admin.env[storeEnv] = c.Engines.Store
 	}
 	admin.ok("root-password\n", "admin", "init", "--data-dir", data, "--username", "root", "--password-stdin")
 	url := serveInProcess(t, data, serve...)
-	if mode == cluster {
+	if mode == clustertest.Clustered {
 		runInProcess(t, "fheserve: worker running", append([]string{"worker", "--data-dir", data}, engines...)...)
 	}
 	admin.env[serverEnv] = url
@@ -226,7 +210,7 @@ func decodeJSON[T any](t *testing.T, s string) T {
 // TestServiceCLI runs the whole flow: an administrator created offline, a
 // server, an owner and users each with their own client state, and checks
 // the remote prediction against predict --local.
-func TestServiceCLI(t *testing.T) { inModes(t, testServiceCLI) }
+func TestServiceCLI(t *testing.T) { clustertest.InModes(t, testServiceCLI) }
 
 func testServiceCLI(t *testing.T, mode string) {
 	data := t.TempDir()

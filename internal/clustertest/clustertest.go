@@ -25,6 +25,23 @@ import (
 	"github.com/fheserve/fheserve/node"
 )
 
+// The modes a test of the service flow runs its server in.
+const (
+	// Embedded is one node on SQLite, a blob folder and an in-process
+	// queue in its data directory: the default.
+	Embedded = "embedded"
+	// Clustered is an API node with no workers and a separate worker on
+	// PostgreSQL and NATS JetStream: Start.
+	Clustered = "cluster"
+)
+
+// InModes runs f as the subtests mode=embedded and mode=cluster.
+func InModes(t *testing.T, f func(t *testing.T, mode string)) {
+	for _, mode := range []string{Embedded, Clustered} {
+		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
+	}
+}
+
 // Cluster is the shared infrastructure of a cluster's processes.
 type Cluster struct {
 	// Dir is the data directory every process of the cluster is given:
