@@ -346,6 +346,9 @@ func testServiceCLI(t *testing.T, mode string) {
 		}
 	}
 	admin.ok("", "audit", "verify", "--data-dir", data)
+	if out := admin.ok("", "audit", "log", "--data-dir", data, "--object", "keyset:"+keyID); strings.Count(out, "keyset.upload") != 1 {
+		t.Errorf("audit log --data-dir of key set %s, want its upload once:\n%s", keyID, out)
+	}
 
 	// Revoked keys are gone here and on the server.
 	user.ok("", "keys", "revoke", keyID)
