@@ -243,6 +243,7 @@ func TestAuditKeyAndLogOffline(t *testing.T) {
 	}
 	mustFail(t, runCLI(t, "audit", "verify", "--data-dir", t.TempDir()), 2, "audit signing key")
 	mustFail(t, runCLI(t, "audit", "log", "--data-dir", t.TempDir()), 2, "no audit log in")
+	mustFail(t, runCLI(t, "audit", "log", "--data-dir", t.TempDir(), "--store", "mysql://db/fheserve"), 2, "unknown store")
 }
 
 // TestAuditVerifyServer verifies a server's log from outside as it grows,
