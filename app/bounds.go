@@ -258,8 +258,13 @@ func (a *App) checkQueue(ctx context.Context, who *fheserve.Account) error {
 // warmLater prepares an evaluator for a key set just uploaded, in the
 // background, unless Bounds.Uploads are being prepared already: the
 // preparation holds the decoded keys, and the job's worker can load them
-// from the blob store as well.
+// from the blob store as well. An App with no workers of its own (an API
+// node in front of separate workers) prepares nothing: its jobs are
+// evaluated elsewhere.
 func (a *App) warmLater(ctx context.Context, m *fheserve.Model, keySetID string, keys *he.EvalKeys) {
+	if a.cfg.Workers == 0 {
+		return
+	}
 	if a.limits.warming.Add(1) > int32(a.cfg.Bounds.Uploads) {
 		a.limits.warming.Add(-1)
 		return

@@ -1,10 +1,13 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,5 +292,33 @@ func TestWatcher(t *testing.T) {
 	}
 	if _, err := a.Watch(ctx, &fheserve.Account{ID: "x", Role: fheserve.RoleUser, Status: fheserve.AccountActive}, "job_b"); err == nil {
 		t.Fatal("another user watched job_b")
+	}
+}
+
+// TestNoWarmUpWithoutWorkers: an App with no workers of its own (an API
+// node with --workers 0 in front of separate workers) starts no
+// preparation after a key set's upload or a gallery's change, since its
+// jobs are evaluated elsewhere; one with workers starts both (here they
+// fail, on a stored model without weights, and say so).
+func TestNoWarmUpWithoutWorkers(t *testing.T) {
+	for _, workers := range []int{0, 1} {
+		t.Run(fmt.Sprint("workers=", workers), func(t *testing.T) {
+			a, _ := mustApp(t)
+			// Written by the preparations before they end, read after.
+			var log bytes.Buffer
+			a.cfg.Workers, a.log = workers, slog.New(slog.NewTextHandler(&log, nil))
+			_, m, _ := mustKeySet(t, a)
+			ctx := context.Background()
+			a.warmLater(ctx, m, "key_1", nil)
+			a.warmQueryLater(ctx, m, 1)
+			for deadline := time.Now().Add(10 * time.Second); a.limits.warming.Load() != 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the preparations did not end")
+				}
+			}
+			if got, want := strings.Count(log.String(), "cannot prepare"), 2*workers; got != want {
+				t.Errorf("%d preparations tried, want %d:\n%s", got, want, log.String())
+			}
+		})
 	}
 }

@@ -191,9 +191,10 @@ func (a *App) changeGallery(ctx context.Context, who *fheserve.Account, id, acti
 // after a change, when users hold keys for it and their next query
 // would otherwise wait for the preparation (18 s at 1,000 templates on
 // a loaded machine, see BENCHMARKS.md). Warm-ups share the bound of the
-// key sets' (Bounds.Uploads at once).
+// key sets' (Bounds.Uploads at once). An App with no workers of its own
+// prepares nothing, as warmLater.
 func (a *App) warmQueryLater(ctx context.Context, m *fheserve.Model, templates int) {
-	if templates == 0 {
+	if templates == 0 || a.cfg.Workers == 0 {
 		return
 	}
 	if kss, err := a.store.KeySets(ctx, fheserve.KeySetFilter{ModelID: m.ID, Status: fheserve.KeySetActive}); err != nil || len(kss) == 0 {
