@@ -129,16 +129,16 @@ func TestPredictPaced(t *testing.T) {
 // TestPredictRetryAfter: another program of the same user has just used
 // the owner's burst, which Predict cannot know: the server refuses its
 // first submission with 429 and Retry-After, and Predict waits, submits
-// again and finishes with the right outputs.
-// Embedded only: rate limits are counted in each API node's memory, the
-// same code in a cluster.
-func TestPredictRetryAfter(t *testing.T) {
+// again and finishes with the right outputs. In a cluster the buckets are PostgreSQL's, shared by the API nodes.
+func TestPredictRetryAfter(t *testing.T) { clustertest.InModes(t, testPredictRetryAfter) }
+
+func testPredictRetryAfter(t *testing.T, mode string) {
 	ctx := context.Background()
 	// A sample a second, in bursts of 4: the bucket takes 4 seconds to
 	// refill after the other program's job, so that Predict's first
 	// submission finds it short even on a loaded machine (with a second,
 	// it did not, under a load average of 20).
-	user, keys, data := pacedSetup(t, clustertest.Embedded, fheserve.PackingBatch, fheserve.ModelLimits{RatePerMinute: 60, Burst: 4})
+	user, keys, data := pacedSetup(t, mode, fheserve.PackingBatch, fheserve.ModelLimits{RatePerMinute: 60, Burst: 4})
 	const n = 8
 	x := samples(t, n, keys.Plan.InputSize())
 	ct := must(keys.Encrypt(x[:4*keys.Plan.InputSize()], 4))(t)
