@@ -80,8 +80,11 @@ type prepared struct {
 	// Batch: per row, the weights times target/input scale times the
 	// rescaling prime, as RNS residues (rows[r][j*(level+1)+i] for prime i).
 	rows [][]uint64
-	// Bias as encoded after rescaling (latency: a full slot vector).
+	// Bias as encoded after rescaling (latency: a full slot vector), and
+	// (latency, slots) encoded once at the step's output level and scale,
+	// so that a call does not encode it again.
 	bias     []float64
+	biasPt   *rlwe.Plaintext
 	coeffB   []float64
 	poly     polynomial.Polynomial
 	target   rlwe.Scale // output scale
@@ -374,6 +377,10 @@ func (m *Model) prepareDot(ecd *ckks.Encoder, s *plan.Step, st *prepared) bool {
 	if s.Bias != nil {
 		st.bias = make([]float64, m.params.MaxSlots())
 		st.bias[0] = s.Bias[0]
+		if m.encodeBias(ecd, s, st) != nil {
+			st.dot, st.bias = nil, nil
+			return false
+		}
 	}
 	return true
 }
@@ -523,7 +530,21 @@ func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared, 
 				st.bias[j+plan.Pos(s.OutPos, r)] = b
 			}
 		}
+		return m.encodeBias(ecd, s, st)
 	}
+	return nil
+}
+
+// encodeBias encodes st.bias at step s's output level and scale, the
+// plaintext sumRotations adds (it encodes the slot vector itself, per
+// call, for an output at another level or scale).
+func (m *Model) encodeBias(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
+	pt := ckks.NewPlaintext(m.params, s.Level)
+	pt.Scale = st.target
+	if err := ecd.Encode(st.bias, pt); err != nil {
+		return err
+	}
+	st.biasPt = pt
 	return nil
 }
 
@@ -1134,7 +1155,12 @@ func (e *Evaluator) sumRotations(out *rlwe.Ciphertext, rots []int, st *prepared)
 		}
 	}
 	out.Scale = st.target
-	if st.bias != nil {
+	switch {
+	case st.biasPt != nil && st.biasPt.Level() == out.Level() && st.biasPt.Scale.Cmp(out.Scale) == 0:
+		if err := e.eval.Add(out, st.biasPt, out); err != nil {
+			return nil, err
+		}
+	case st.bias != nil:
 		if err := e.eval.Add(out, st.bias, out); err != nil {
 			return nil, err
 		}
