@@ -171,18 +171,51 @@ func (s *Sanitizer) check(ct *rlwe.Ciphertext, op string) error {
 // addZero adds a fresh encryption of zero under the public key to ct, at
 // its level.
 func (s *Sanitizer) addZero(ct *rlwe.Ciphertext) error {
-	zero := rlwe.NewCiphertext(s.params, 1, ct.Level())
-	zero.MetaData = ct.MetaData.CopyNew()
+	zero, err := s.Zero(ct.Level())
+	if err != nil {
+		return err
+	}
+	s.add(ct, zero)
+	return nil
+}
+
+// Zero returns a fresh encryption of zero under the user's public key at
+// level, in NTT form: what Rerandomize adds, drawn ahead of time (it does
+// not depend on the ciphertext) for RerandomizeWith. Each one must be
+// used once.
+func (s *Sanitizer) Zero(level int) (*rlwe.Ciphertext, error) {
+	if level < 0 || level > s.params.MaxLevel() {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "sanitize: level %d is outside 0..%d", level, s.params.MaxLevel())
+	}
+	zero := rlwe.NewCiphertext(s.params, 1, level)
+	zero.IsNTT = true
 	enc := s.encs.Get().(*rlwe.Encryptor)
 	err := enc.EncryptZero(zero)
 	s.encs.Put(enc)
 	if err != nil {
-		return fheserve.Errorf(fheserve.EINTERNAL, "sanitize: cannot encrypt zero: %v", err)
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "sanitize: cannot encrypt zero: %v", err)
 	}
+	return zero, nil
+}
+
+// RerandomizeWith is Rerandomize with a fresh encryption of zero drawn
+// by Zero at ct's level.
+func (s *Sanitizer) RerandomizeWith(ct, zero *rlwe.Ciphertext) error {
+	if err := s.check(ct, "rerandomize"); err != nil {
+		return err
+	}
+	if err := s.check(zero, "rerandomize"); err != nil || zero.Level() != ct.Level() {
+		return fheserve.Errorf(fheserve.EINTERNAL, "rerandomize: the encryption of zero does not match the ciphertext")
+	}
+	s.add(ct, zero)
+	return nil
+}
+
+// add adds zero's parts to ct's.
+func (s *Sanitizer) add(ct, zero *rlwe.Ciphertext) {
 	ringQ := s.params.RingQ().AtLevel(ct.Level())
 	ringQ.Add(ct.Value[0], zero.Value[0], ct.Value[0])
 	ringQ.Add(ct.Value[1], zero.Value[1], ct.Value[1])
-	return nil
 }
 
 // sampleGaussian fills out with independent samples round(sigma*z) mod q,

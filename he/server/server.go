@@ -685,11 +685,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 	total := e.m.Steps()
 	vals := make([][]*rlwe.Ciphertext, len(e.m.prog.Steps)+1)
 	vals[0] = in
+	zeros := e.drawZeros()
 	for i := range e.m.prog.Steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out, err := e.step(i, vals, samples)
+		out, err := e.step(i, vals, samples, zeros)
 		if err != nil {
 			return nil, fmt.Errorf("step %q: %w", e.m.prog.Steps[i].Name, err)
 		}
@@ -714,6 +715,57 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 		progress(total, total)
 	}
 	return res, nil
+}
+
+// zeros are the fresh encryptions of zero a call's mask step adds to its
+// result ciphertexts, one each, drawn while the steps before it run: they
+// do not depend on the input, and the draw takes the second core that a
+// one-ciphertext evaluation (a verification) leaves idle.
+type zeros struct {
+	done  chan struct{}
+	level int
+	cts   []*rlwe.Ciphertext
+	err   error
+}
+
+// drawZeros starts drawing the encryptions of zero of a call whose last
+// step is a latency mask step (nil for other plans: the mask draws its
+// own).
+func (e *Evaluator) drawZeros() *zeros {
+	p, out := e.m.Plan, e.m.prog.Output
+	if out < 1 || p.Packing == plan.Batch || p.Output.Ciphertexts < 1 {
+		return nil
+	}
+	s := &e.m.prog.Steps[out-1]
+	if s.Kind != plan.StepMask {
+		return nil
+	}
+	z := &zeros{done: make(chan struct{}), level: s.LevelIn, cts: make([]*rlwe.Ciphertext, p.Output.Ciphertexts)}
+	go func() {
+		defer close(z.done)
+		for j := range z.cts {
+			if z.cts[j], z.err = e.sanitizer.Zero(z.level); z.err != nil {
+				return
+			}
+		}
+	}()
+	return z
+}
+
+// get waits for the draw and returns result ciphertext j's encryption of
+// zero, or nil when there is none for it at level (the caller draws it).
+func (z *zeros) get(j, level int) (*rlwe.Ciphertext, error) {
+	if z == nil {
+		return nil, nil
+	}
+	<-z.done
+	if z.err != nil {
+		return nil, z.err
+	}
+	if j >= len(z.cts) || level != z.level {
+		return nil, nil
+	}
+	return z.cts[j], nil
 }
 
 // release drops values whose last reader was step i.
@@ -800,7 +852,7 @@ func (e *Evaluator) parallel(n int, f func(int) error) error {
 	return ferr
 }
 
-func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *zeros) ([]*rlwe.Ciphertext, error) {
 	s := &e.m.prog.Steps[i]
 	st := &e.m.steps[i]
 	x := vals[s.In[0]]
@@ -844,7 +896,7 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int) ([]*rlwe
 		})
 		return out, err
 	case plan.StepMask:
-		return e.mask(s, st, x, samples)
+		return e.mask(s, st, x, samples, zeros)
 	case plan.StepPoly:
 		return e.poly(s, st, x)
 	case plan.StepSum:
@@ -962,7 +1014,7 @@ func (e *Evaluator) poly(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*r
 // positions of the first window (the other windows are copies for an
 // honest input, and anything at all for a crafted one) or of the call's
 // tiles, in batch packing the slots of the call's samples.
-func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, samples int) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, samples int, zeros *zeros) ([]*rlwe.Ciphertext, error) {
 	if e.m.Plan.Packing == plan.Batch && samples == e.m.Plan.BatchSize {
 		// Every slot is a declared sample: nothing to zero, and no
 		// rescale whose rounding to hide; re-randomized as every
@@ -1009,7 +1061,16 @@ func (e *Evaluator) mask(s *plan.Step, st *prepared, x []*rlwe.Ciphertext, sampl
 		}
 		// Re-randomized before the rescale, the rescale's rounding (in
 		// every slot, zeroed or not) no longer depends on the weights.
-		if err := e.sanitizer.Rerandomize(ct); err != nil {
+		zero, err := zeros.get(j, ct.Level())
+		if err != nil {
+			return err
+		}
+		if zero != nil {
+			err = e.sanitizer.RerandomizeWith(ct, zero)
+		} else {
+			err = e.sanitizer.Rerandomize(ct)
+		}
+		if err != nil {
 			return err
 		}
 		if err := e.eval.Rescale(ct, ct); err != nil {
