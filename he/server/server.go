@@ -427,11 +427,52 @@ func (e *Evaluator) linearDot(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*
 	if err := e.eval.Rescale(out, out); err != nil {
 		return nil, err
 	}
-	var rots []int
-	for r := s.Pin / 2; r >= 1; r /= 2 {
-		rots = append(rots, r)
+	for b := 1; b < s.Pin; {
+		// Four blocks at a time (rotations b, 2b, 3b from one
+		// decomposition) where the plan has the keys, else two.
+		rots := []int{b}
+		if 4*b <= s.Pin && slices.Contains(e.m.Plan.Rotations, 2*b) && slices.Contains(e.m.Plan.Rotations, 3*b) {
+			rots = append(rots, 2*b, 3*b)
+		}
+		if out, err = e.hoistedSum(out, rots); err != nil {
+			return nil, err
+		}
+		b *= len(rots) + 1
 	}
-	return e.sumRotations(out, rots, st)
+	return e.sumRotations(out, nil, st)
+}
+
+// hoistedSum returns y plus its rotations by rots, all from one
+// decomposition of y: the rotations are summed modulo QP and brought
+// back to Q once (one ModDown instead of one per rotation).
+func (e *Evaluator) hoistedSum(y *rlwe.Ciphertext, rots []int) (*rlwe.Ciphertext, error) {
+	if len(rots) == 1 {
+		rot, err := e.eval.RotateNew(y, rots[0])
+		if err != nil {
+			return nil, err
+		}
+		return rot, e.eval.Add(y, rot, rot)
+	}
+	rp := e.m.params.GetRLWEParameters()
+	levelQ, levelP := y.Level(), e.m.params.MaxLevelP()
+	pool := rlwe.NewPool(rp.RingQP()).AtLevel(levelQ, levelP)
+	decomp := pool.GetBuffDecompQP(*rp, levelQ, levelP)
+	defer pool.RecycleBuffDecompQP(decomp)
+	e.eval.DecomposeNTT(levelQ, levelP, levelP+1, y.Value[1], y.IsNTT, decomp)
+	ringQP := rp.RingQP().AtLevel(levelQ, levelP)
+	acc := &rlwe.Element[ringqp.Poly]{Value: []ringqp.Poly{ringQP.NewPoly(), ringQP.NewPoly()}, MetaData: y.MetaData.CopyNew()}
+	tmp := &rlwe.Element[ringqp.Poly]{Value: []ringqp.Poly{ringQP.NewPoly(), ringQP.NewPoly()}, MetaData: y.MetaData.CopyNew()}
+	for _, r := range rots {
+		if err := e.eval.AutomorphismHoistedLazy(levelQ, y, decomp, e.m.params.GaloisElement(r), tmp); err != nil {
+			return nil, err
+		}
+		ringQP.Add(acc.Value[0], tmp.Value[0], acc.Value[0])
+		ringQP.Add(acc.Value[1], tmp.Value[1], acc.Value[1])
+	}
+	out := ckks.NewCiphertext(e.m.params, 1, levelQ)
+	*out.MetaData = *y.MetaData
+	e.eval.ModDown(levelQ, levelP, acc, out)
+	return out, e.eval.Add(out, y, out)
 }
 
 // prepareBatchRows reduces each weight, scaled, modulo every prime of the
