@@ -428,18 +428,39 @@ func (e *Evaluator) linearDot(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*
 		return nil, err
 	}
 	for b := 1; b < s.Pin; {
-		// Four blocks at a time (rotations b, 2b, 3b from one
-		// decomposition) where the plan has the keys, else two.
-		rots := []int{b}
-		if 4*b <= s.Pin && slices.Contains(e.m.Plan.Rotations, 2*b) && slices.Contains(e.m.Plan.Rotations, 3*b) {
-			rots = append(rots, 2*b, 3*b)
-		}
+		rots := e.m.sumStage(b, s.Pin)
 		if out, err = e.hoistedSum(out, rots); err != nil {
 			return nil, err
 		}
 		b *= len(rots) + 1
 	}
 	return e.sumRotations(out, nil, st)
+}
+
+// sumStage returns the rotations b, 2b, ..., (k-1)b of one stage of a
+// slot sum whose partial sums hold blocks of b slots: k the largest power
+// of two up to pin/b for which the plan has every key (at least 2:
+// prepareDot checked the powers of two). Fewer, wider stages won: with
+// the gallery keys (1..16 and multiples of 16) a 128-slot sum is two
+// stages, [1..15] and [16..112] (22 hoisted key switches, 2
+// decompositions and 2 ModDowns, against 7 of each for 7 rotations).
+func (m *Model) sumStage(b, pin int) []int {
+	k := 2
+	for next := 4; next <= pin/b; next *= 2 {
+		ok := true
+		for j := 1; j < next; j++ {
+			ok = ok && slices.Contains(m.Plan.Rotations, j*b)
+		}
+		if !ok {
+			break
+		}
+		k = next
+	}
+	rots := make([]int, k-1)
+	for j := range rots {
+		rots[j] = (j + 1) * b
+	}
+	return rots
 }
 
 // hoistedSum returns y plus its rotations by rots, all from one
