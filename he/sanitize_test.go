@@ -172,6 +172,44 @@ func TestSanitizeKeeping(t *testing.T) {
 	wantCode(t, san.SanitizeKeeping(cts[0].CopyNew(), 0, []int{n}), fheserve.EINVALID)
 }
 
+// RerandomizeWith adds an encryption of zero drawn ahead by Zero: the
+// ciphertext changes, what it decrypts to does not; a zero at another
+// level is refused.
+func TestRerandomizeWith(t *testing.T) {
+	params, keys, san := mustSanitizer(t)
+	values := randomVectors(1, 1, 8)
+	cts, err := keys.Encrypt(values, 1, params.DefaultScale())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := cts[0]
+	before := ct.CopyNew()
+	zero, err := san.Zero(ct.Level())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := san.RerandomizeWith(ct, zero); err != nil {
+		t.Fatal(err)
+	}
+	if ct.Value[0].Equal(&before.Value[0]) || ct.Value[1].Equal(&before.Value[1]) {
+		t.Fatal("RerandomizeWith left the ciphertext as it was")
+	}
+	dec, err := keys.Decrypt([]*rlwe.Ciphertext{ct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := maxDiff(t, dec[0], values[0]); e > 1e-4 {
+		t.Errorf("re-randomized ciphertext decrypts with error %g", e)
+	}
+	other, err := san.Zero(ct.Level() - 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, san.RerandomizeWith(ct, other), fheserve.EINTERNAL)
+	_, err = san.Zero(params.MaxLevel() + 1)
+	wantCode(t, err, fheserve.EINVALID)
+}
+
 // mustSanitizer returns spec12 parameters, fresh keys and a sanitizer for
 // their public key.
 func mustSanitizer(t *testing.T) (ckks.Parameters, *client.Keys, *he.Sanitizer) {
