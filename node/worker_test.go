@@ -234,7 +234,7 @@ func runningJob(t *testing.T, ctx context.Context, user *sdk.Client, id string, 
 // job once the lease lapses and finishes it with the right result. A job
 // interrupted MaxAttempts times fails with that cause.
 func TestWorkerKilled(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := newCluster(t, ctx, app.Config{})
 	keys, g := c.deploy(t, ctx, "mlp", "../testdata/onnx/mlp_square.onnx", "")
@@ -393,7 +393,9 @@ func TestWorkerSIGKILL(t *testing.T) {
 // acknowledge, and the job is neither lost nor failed: it ends done, with
 // the right result, once NATS is back.
 func TestWorkerNATSRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// The bound is generous: under another job's load a worker may take
+	// a minute to start the job.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := newCluster(t, ctx, app.Config{})
 	keys, g := c.deploy(t, ctx, "mlp", "../testdata/onnx/mlp_square.onnx", "")
@@ -426,7 +428,7 @@ func TestWorkerNATSRestart(t *testing.T) {
 // queue (serve --queue without --workers 0): its worker leases the jobs,
 // and the predictions decrypt to the plaintext model's outputs.
 func TestServeOnNATSQueue(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := newCluster(t, ctx, app.Config{Workers: 1})
 	keys, g := c.deploy(t, ctx, "logreg", "../bundled/logreg.onnx", "../bundled/logreg.calib.npy")
