@@ -849,6 +849,32 @@ func (e *Evaluator) release(vals [][]*rlwe.Ciphertext, i int) {
 	}
 }
 
+// consumed returns value k's ciphertexts when step i is the last step to
+// read them and they are neither the call's input (the caller's) nor its
+// result, so that an elementwise step drops each one as soon as it has
+// used it (nil otherwise). A batch plan's layers are thousands of
+// ciphertexts of megabytes each: without this a layer's input and its
+// output are both held whole while the step runs, the largest part of a
+// batch call's peak memory.
+func (e *Evaluator) consumed(vals [][]*rlwe.Ciphertext, i, k int) []*rlwe.Ciphertext {
+	if k == 0 || k == e.m.prog.Output {
+		return nil
+	}
+	for _, s := range e.m.prog.Steps[i+1:] {
+		if slices.Contains(s.In, k) {
+			return nil
+		}
+	}
+	return vals[k]
+}
+
+// drop forgets ciphertext j of a consumed value (see consumed).
+func drop(x []*rlwe.Ciphertext, j int) {
+	if x != nil {
+		x[j] = nil
+	}
+}
+
 // parallelSum runs f(0..n-1) on the evaluator's workers and returns the
 // sum of their ciphertexts (added into f(0)'s).
 func (e *Evaluator) parallelSum(n int, f func(int) (*rlwe.Ciphertext, error)) (*rlwe.Ciphertext, error) {
@@ -945,9 +971,9 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *z
 			return []*rlwe.Ciphertext{out}, err
 		}
 	case plan.StepSquare:
-		return e.mul(st, x, x)
+		return e.mul(st, x, x, e.consumed(vals, i, s.In[0]), nil)
 	case plan.StepMul:
-		return e.mul(st, x, vals[s.In[1]])
+		return e.mul(st, x, vals[s.In[1]], e.consumed(vals, i, s.In[0]), e.consumed(vals, i, s.In[1]))
 	case plan.StepAdd:
 		y := vals[s.In[1]]
 		out := make([]*rlwe.Ciphertext, len(x))
@@ -960,7 +986,7 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *z
 	case plan.StepMask:
 		return e.mask(s, st, x, samples, zeros)
 	case plan.StepPoly:
-		return e.poly(s, st, x)
+		return e.poly(s, st, x, e.consumed(vals, i, s.In[0]))
 	case plan.StepSum:
 		return e.sum(s, x)
 	}
@@ -1032,7 +1058,7 @@ func (e *Evaluator) sumStage(x *rlwe.Ciphertext, offsets []int) (*rlwe.Ciphertex
 
 // mul multiplies x by y element by element and rescales; the products stay
 // unrelinearized when the step is lazy.
-func (e *Evaluator) mul(st *prepared, x, y []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) mul(st *prepared, x, y, dropX, dropY []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	out := make([]*rlwe.Ciphertext, len(x))
 	err := e.parallel(len(x), func(j int) error {
 		mul := e.eval.MulRelinNew
@@ -1043,6 +1069,8 @@ func (e *Evaluator) mul(st *prepared, x, y []*rlwe.Ciphertext) ([]*rlwe.Cipherte
 		if err != nil {
 			return err
 		}
+		drop(dropX, j)
+		drop(dropY, j)
 		if err := e.eval.Rescale(ct, ct); err != nil {
 			return err
 		}
@@ -1054,7 +1082,7 @@ func (e *Evaluator) mul(st *prepared, x, y []*rlwe.Ciphertext) ([]*rlwe.Cipherte
 
 // poly evaluates the step's polynomial on each ciphertext of x and brings
 // the results to the step's level.
-func (e *Evaluator) poly(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) poly(s *plan.Step, st *prepared, x, dropX []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	out := make([]*rlwe.Ciphertext, len(x))
 	err := e.parallel(len(x), func(j int) error {
 		pe := polynomial.NewEvaluator(e.m.params, e.eval)
@@ -1062,6 +1090,7 @@ func (e *Evaluator) poly(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*r
 		if err != nil {
 			return err
 		}
+		drop(dropX, j)
 		if ct.Level() != s.Level {
 			e.eval.DropLevel(ct, ct.Level()-s.Level)
 		}
