@@ -123,19 +123,67 @@ func (a *App) storeKeys(ctx context.Context, ks *fheserve.KeySet, info *planInfo
 	counted := &countingWriter{}
 	lim := &limitedReader{r: body, n: want, limit: want, length: length, what: "key set"}
 	in := io.TeeReader(lim, io.MultiWriter(w, h, counted))
-	keys, err := he.UnmarshalEvalKeys(in, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan))})
+	keys, err := he.UnmarshalEvalKeys(in, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan)), NoDerivation: true})
 	if err != nil {
 		return nil, keyError(err, lim)
+	}
+	if err := a.derive(ctx, ks, info, keys); err != nil {
+		return nil, err
 	}
 	if err := checkKeys(info, keys); err != nil {
 		return nil, err
 	}
 	if err := w.Commit(); err != nil {
+		a.blobs.Delete(context.WithoutCancel(ctx), derivedBlobKey(ks))
 		return nil, err
 	}
 	ks.Size, ks.Fingerprint = counted.n, hex.EncodeToString(h.Sum(nil))
 	return keys, nil
 }
+
+// derive gives a derived key set's keys (decoded with NoDerivation)
+// their Galois keys: those stored at derivedBlobKey(ks) when they are
+// there and intact, otherwise derived from the master keys and stored
+// there, so that a key set is derived once, not on every load of its
+// keys. Storing is best effort: a key set whose derived keys cannot be
+// stored is derived again on its next load.
+func (a *App) derive(ctx context.Context, ks *fheserve.KeySet, info *planInfo, keys *he.EvalKeys) error {
+	if keys.Masters == nil || keys.Galois != nil {
+		return nil
+	}
+	spec := he.PlanKeys(info.plan)
+	if r, _, err := a.blobs.Open(ctx, derivedBlobKey(ks)); err == nil {
+		gks, err := he.UnmarshalDerivedKeys(r, info.params, spec)
+		r.Close()
+		if err == nil {
+			keys.Galois = gks
+			return nil
+		}
+		a.log.Warn("stored derived keys unusable, deriving again", "keyset", ks.ID, "err", err)
+	}
+	gks, err := he.DeriveGaloisKeys(info.params, keys.Masters, spec)
+	if err != nil {
+		return err
+	}
+	a.ops.derivations.Add(1)
+	keys.Galois = gks
+	w, err := a.blobs.Create(ctx, derivedBlobKey(ks))
+	if err == nil {
+		err = he.MarshalDerivedKeys(w, info.params, gks)
+		if err == nil {
+			err = w.Commit()
+		}
+		w.Abort()
+	}
+	if err != nil {
+		a.log.Warn("cannot store derived keys", "keyset", ks.ID, "err", err)
+	}
+	return nil
+}
+
+// derivedBlobKey is where a derived key set's Galois keys are stored
+// once derived (derive).
+func derivedBlobKey(ks *fheserve.KeySet) string { return "derivedkeys/" + ks.ID }
 
 // checkKeySets refuses a key set of who for model when who holds
 // KeySetsPerModel active ones for it (not counting old, which the new
@@ -277,8 +325,11 @@ func (a *App) storedKeys(ctx context.Context, info *planInfo, ks *fheserve.KeySe
 		return nil, err
 	}
 	defer r.Close()
-	keys, err := he.UnmarshalEvalKeys(r, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan))})
+	keys, err := he.UnmarshalEvalKeys(r, info.params, he.KeyLimits{Keys: new(he.PlanKeys(info.plan)), NoDerivation: true})
 	if err != nil {
+		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
+	}
+	if err := a.derive(ctx, ks, info, keys); err != nil {
 		return nil, fmt.Errorf("stored key set %s: %w", ks.ID, err)
 	}
 	return keys, nil
@@ -346,8 +397,10 @@ func (a *App) revokeKeySet(ctx context.Context, who *fheserve.Account, ks *fhese
 	}
 	a.evaluators.remove(ks.ID)
 	a.dropSealed(ctx, ks)
-	if err := a.blobs.Delete(ctx, ks.BlobKey); err != nil {
-		a.log.Warn("cannot delete revoked keys", "keyset", ks.ID, "err", err)
+	for _, key := range []string{ks.BlobKey, derivedBlobKey(ks)} {
+		if err := a.blobs.Delete(ctx, key); err != nil {
+			a.log.Warn("cannot delete revoked keys", "keyset", ks.ID, "err", err)
+		}
 	}
 	a.audit(ctx, who, "keyset.revoke", keySetObj(ks.ID), modelObj(ks.ModelID))
 	return nil

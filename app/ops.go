@@ -17,6 +17,9 @@ type ops struct {
 	// keyHits and keyMisses count the jobs whose key set's evaluation
 	// keys were cached, and those that read them from the blob store.
 	keyHits, keyMisses atomic.Int64
+	// derivations counts the derived key sets whose Galois keys were
+	// derived from their master keys (not read stored).
+	derivations atomic.Int64
 
 	mu       sync.Mutex
 	finished []func(*fheserve.Job)
@@ -45,6 +48,11 @@ func (a *App) jobFinished(j *fheserve.Job) {
 func (a *App) KeyCacheStats() (hits, misses int64) {
 	return a.ops.keyHits.Load(), a.ops.keyMisses.Load()
 }
+
+// KeyDerivations returns how many times, since the App started, it
+// derived a derived key set's Galois keys from its master keys rather
+// than reading them stored: once per key set.
+func (a *App) KeyDerivations() int64 { return a.ops.derivations.Load() }
 
 // QueueDepth returns the number of jobs waiting to be evaluated.
 func (a *App) QueueDepth(ctx context.Context) (int, error) {

@@ -1192,14 +1192,7 @@ func (c *compilation) countStep(p *plan.Plan, s *plan.Step, use *keyUse) plan.St
 			ops.Additions += s.M.NNZ() - s.M.Rows
 			break
 		}
-		var rots []int
-		for _, stage := range s.Stages {
-			for _, r := range stage {
-				if r%p.Slots() != 0 {
-					rots = append(rots, (r%p.Slots()+p.Slots())%p.Slots())
-				}
-			}
-		}
+		rots := stepRotations(s, p.Slots())
 		use.rotate(s.LevelIn, rots...)
 		info.Rotations = len(rots)
 		ops.Rotations += len(rots)
@@ -1265,3 +1258,31 @@ func polyCtMuls(deg int) int {
 }
 
 func fmtShape(s []int) string { return fmt.Sprint(s) }
+
+// stepRotations returns the rotations a linear step (at the choices
+// chooseRatios made) or a pooling switches keys with, folds included.
+func stepRotations(s *plan.Step, slots int) []int {
+	var rots []int
+	switch s.Kind {
+	case plan.StepSum:
+		for _, stage := range s.Stages {
+			for _, r := range stage {
+				if r%slots != 0 {
+					rots = append(rots, (r%slots+slots)%slots)
+				}
+			}
+		}
+		return rots
+	case plan.StepLinear:
+	default:
+		return nil
+	}
+	idx := s.DiagonalIndices()
+	if s.Horner > 0 {
+		rots = server.Horner(idx, slots, s.Horner, s.HornerSeq).Rotations(slots)
+	} else {
+		babies, giants := server.BSGS(idx, slots, s.LogBSGSRatio)
+		rots = slices.Concat(babies, giants)
+	}
+	return append(rots, s.FoldRotations()...)
+}

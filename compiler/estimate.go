@@ -66,7 +66,7 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 		case plan.StepAdd:
 			err[i+1] = x + err[s.In[1]]
 		case plan.StepSum:
-			err[i+1] = s.M.MaxRowNorm() * x
+			err[i+1] = s.M.MaxRowNorm()*x + c.derivedNoise(ps, s)
 		case plan.StepPoly:
 			lip, sum := polyLipschitz(s.Basis, s.Poly)
 			err[i+1] = lip*x + float64(plan.PolyDepth(len(s.Poly)-1))*sum*eRescale
@@ -78,19 +78,32 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 }
 
 // derivedNoise is the error that derived rotation keys (KeysDerived) add
-// to a linear step in slots, beyond directly generated keys', each
-// rotation adding a derived key's error delta (he.DerivedKeyErrorStd, for
-// the longest derivation). In a baby-step giant-step map of d diagonals
-// (n1 n2 >= d, n1 and n2 about sqrt(d)), a baby step's error reaches an
-// output through n2 diagonals, weighted by at most its row's norm in all,
-// and n2 giant steps add theirs: about (row norm + 1) sqrt(2 sqrt(d))
-// delta, the folds after the map counted with the giant steps.
+// to a step in slots, beyond directly generated keys', each rotation
+// adding a derived key's error delta (he.DerivedKeyErrorStd, for the
+// longest derivation behind the step's keys, ps.deriv; the longest of
+// any rotation before it is known). In a baby-step giant-step map of d
+// diagonals (n1 n2 >= d, n1 and n2 about sqrt(d)), a baby step's error
+// reaches an output through n2 diagonals, weighted by at most its row's
+// norm in all, and n2 giant steps add theirs: about (row norm + 1)
+// sqrt(2 sqrt(d)) delta, the folds after the map counted with the giant
+// steps. A pooling's rotations add theirs, weighted by its row norm.
 func (c *compilation) derivedNoise(ps *paramChoice, s *plan.Step) float64 {
 	if c.opts.Keys != KeysDerived || s.Coeffs {
 		return 0
 	}
+	hops := he.MaxDerivationSteps(ps.params)
+	if ps.deriv != nil {
+		hops = 0
+		for _, r := range stepRotations(s, ps.params.MaxSlots()) {
+			hops = max(hops, ps.deriv.Steps(ps.params.GaloisElement(r)))
+		}
+	}
+	delta := he.DerivedKeyErrorStd(ps.params, s.LevelIn, hops)
+	if s.Kind == plan.StepSum {
+		return s.M.MaxRowNorm() * math.Sqrt(float64(len(stepRotations(s, ps.params.MaxSlots())))) * delta
+	}
 	rots := 2 * math.Ceil(math.Sqrt(float64(len(s.DiagonalIndices()))))
-	return (s.M.MaxRowNorm() + 1) * math.Sqrt(rots) * he.DerivedKeyErrorStd(ps.params, s.LevelIn, he.MaxDerivationSteps(ps.params))
+	return (s.M.MaxRowNorm() + 1) * math.Sqrt(rots) * delta
 }
 
 // coeffNoise is evalNoise for a linear map s in coefficient encoding:
@@ -240,6 +253,7 @@ func (c *compilation) sizePrivacy(p *plan.Plan, ps *paramChoice) privacy {
 // sizePrivacyFor is sizePrivacy for a stated encryption error of at most
 // target.
 func (c *compilation) sizePrivacyFor(p *plan.Plan, ps *paramChoice, target float64) privacy {
+	c.planDerivation(p, ps)
 	return c.sizePrivacyNoise(p, ps, target, c.evalNoise(ps))
 }
 
@@ -406,4 +420,21 @@ func (c *compilation) sizes(p *plan.Plan, ps *paramChoice) error {
 		p.Sizes.SealedWeights = he.SealedSize(ps.params, he.SealedLevels(items))
 	}
 	return nil
+}
+
+// planDerivation sets ps.deriv, for KeysDerived, to the derivation of the
+// keys the program uses on ps's layout (set on p) with the steps' current
+// choices, which derivedNoise reads the derivation steps of each
+// rotation from.
+func (c *compilation) planDerivation(p *plan.Plan, ps *paramChoice) {
+	if c.opts.Keys != KeysDerived || ps.deriv != nil || c.prog.Steps[0].Coeffs {
+		return
+	}
+	u := &plan.Plan{Packing: p.Packing, Params: ps.spec, Input: p.Input, Output: p.Output}
+	if c.countAndKeys(u, ps) != nil || len(u.GaloisElements) == 0 {
+		return
+	}
+	if d, err := he.PlanDerivation(ps.params, he.PlanKeys(u)); err == nil {
+		ps.deriv = d
+	}
 }

@@ -31,6 +31,9 @@ type paramChoice struct {
 	params he.Parameters
 	logQP  float64
 	bound  int
+	// deriv is the derivation of the plan's keys on these parameters
+	// (KeysDerived; nil until planDerivation).
+	deriv *he.Derivation
 }
 
 // headroomBits is how many bits above the scale q_0 needs to carry outputs

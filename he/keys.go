@@ -165,6 +165,10 @@ func NewDerivedEvalKeys(params ckks.Parameters, pk *rlwe.PublicKey, pkSeed [32]b
 type KeyLimits struct {
 	MaxGalois int
 	Keys      *KeySpec
+	// NoDerivation leaves a derived key set's Galois keys nil: the caller
+	// reads them stored (UnmarshalDerivedKeys) or derives them
+	// (DeriveGaloisKeys).
+	NoDerivation bool
 }
 
 // Spec returns the keys k holds and their levels, Galois keys in
@@ -584,7 +588,7 @@ func UnmarshalEvalKeys(r io.Reader, params ckks.Parameters, lim KeyLimits) (*Eva
 	if err := d.end(); err != nil {
 		return nil, err
 	}
-	if deriv != nil {
+	if deriv != nil && !lim.NoDerivation {
 		if k.Galois, err = DeriveGaloisKeys(params, k.Masters, *lim.Keys); err != nil {
 			return nil, err
 		}
