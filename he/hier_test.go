@@ -187,3 +187,50 @@ func TestMasterParamsSecure(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedKeysAtRest: derived Galois keys written by
+// MarshalDerivedKeys read back equal; a damaged byte (the checksum), keys
+// of another plan and trailing bytes are refused as EINVALID.
+func TestDerivedKeysAtRest(t *testing.T) {
+	params := MustParams(t, specDerive)
+	spec := derivedSpec(params)
+	_, evk, err := client.GenerateKeys(params, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+	keys, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{Keys: &spec, NoDerivation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys.Galois != nil || len(keys.Masters) == 0 {
+		t.Fatalf("NoDerivation: %d Galois keys, %d masters", len(keys.Galois), len(keys.Masters))
+	}
+	gks, err := he.DeriveGaloisKeys(params, keys.Masters, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalDerivedKeys(b, params, gks) })
+	got, err := he.UnmarshalDerivedKeys(bytes.NewReader(stored), params, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range gks {
+		if got[i].GaloisElement != gks[i].GaloisElement || !got[i].GadgetCiphertext.Equal(&gks[i].GadgetCiphertext) {
+			t.Fatalf("key %d differs after the round trip", i)
+		}
+	}
+	damaged := bytes.Clone(stored)
+	damaged[len(damaged)/2] ^= 1
+	_, err = he.UnmarshalDerivedKeys(bytes.NewReader(damaged), params, spec)
+	wantCode(t, err, fheserve.EINVALID)
+	_, err = he.UnmarshalDerivedKeys(bytes.NewReader(append(bytes.Clone(stored), 0)), params, spec)
+	wantCode(t, err, fheserve.EINVALID)
+	other := spec
+	other.GaloisLevels = slices.Clone(spec.GaloisLevels)
+	other.GaloisLevels[0]--
+	_, err = he.UnmarshalDerivedKeys(bytes.NewReader(stored), params, other)
+	wantCode(t, err, fheserve.EINVALID)
+	_, err = he.UnmarshalDerivedKeys(bytes.NewReader(stored[:len(stored)-40]), params, spec)
+	wantCode(t, err, fheserve.EINVALID)
+}
