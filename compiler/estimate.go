@@ -79,31 +79,35 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 
 // derivedNoise is the error that derived rotation keys (KeysDerived) add
 // to a step in slots, beyond directly generated keys', each rotation
-// adding a derived key's error delta (he.DerivedKeyErrorStd, for the
-// longest derivation behind the step's keys, ps.deriv; the longest of
-// any rotation before it is known). In a baby-step giant-step map of d
-// diagonals (n1 n2 >= d, n1 and n2 about sqrt(d)), a baby step's error
-// reaches an output through n2 diagonals, weighted by at most its row's
-// norm in all, and n2 giant steps add theirs: about (row norm + 1)
-// sqrt(2 sqrt(d)) delta, the folds after the map counted with the giant
-// steps. A pooling's rotations add theirs, weighted by its row norm.
+// adding a derived key's error of std delta (he.DerivedKeyErrorStd, for
+// the longest derivation behind the step's keys, ps.deriv; the longest of
+// any rotation before it is known). The key-switching errors of distinct
+// rotations are uncorrelated (each is the key's error times the
+// ciphertext's digits permuted by its own automorphism), so they add in
+// quadrature. In a linear map a baby step's error reaches an output
+// through the diagonals' values at that slot, one entry of the output's
+// row each: at most the largest row norm times delta in all; a giant
+// step's or a fold's reaches it once. Counting every rotation as a giant
+// step bounds the rest: delta sqrt(rownorm^2 + rotations). A pooling's
+// rotations add theirs to partial sums weighted by at most its row norm.
 func (c *compilation) derivedNoise(ps *paramChoice, s *plan.Step) float64 {
 	if c.opts.Keys != KeysDerived || s.Coeffs {
 		return 0
 	}
+	rots := stepRotations(s, ps.params.MaxSlots())
 	hops := he.MaxDerivationSteps(ps.params)
 	if ps.deriv != nil {
 		hops = 0
-		for _, r := range stepRotations(s, ps.params.MaxSlots()) {
+		for _, r := range rots {
 			hops = max(hops, ps.deriv.Steps(ps.params.GaloisElement(r)))
 		}
 	}
 	delta := he.DerivedKeyErrorStd(ps.params, s.LevelIn, hops)
+	norm := s.M.MaxRowNorm()
 	if s.Kind == plan.StepSum {
-		return s.M.MaxRowNorm() * math.Sqrt(float64(len(stepRotations(s, ps.params.MaxSlots())))) * delta
+		return max(norm, 1) * math.Sqrt(float64(len(rots))) * delta
 	}
-	rots := 2 * math.Ceil(math.Sqrt(float64(len(s.DiagonalIndices()))))
-	return (s.M.MaxRowNorm() + 1) * math.Sqrt(rots) * delta
+	return math.Sqrt(norm*norm+float64(len(rots))) * delta
 }
 
 // coeffNoise is evalNoise for a linear map s in coefficient encoding:
