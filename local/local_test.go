@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
 )
@@ -428,6 +430,21 @@ func TestDerivedKeysBundled(t *testing.T) {
 				st := r.Stats
 				t.Logf("%s %s: N=2^%d, keys %d bytes, keygen %v, server decode %v, evaluate %v per call (%d calls), max error %.3g (stated %.3g), privacy %.1f bits, derivation %+v",
 					name, keys, r.Plan.Params.LogN, st.EvalKeyByte, st.Keygen, st.Decode, st.Evaluate/time.Duration(st.Calls), st.Calls, maxErr, r.Plan.Precision.OutputError, r.Plan.Precision.PrivacyBits, r.Plan.Derivation)
+				if keys == compiler.KeysDerived {
+					// What a load of a key set costs once its derived
+					// keys are stored (app: derive).
+					var buf bytes.Buffer
+					start := time.Now()
+					if err := he.MarshalDerivedKeys(&buf, r.params, r.evk.Galois); err != nil {
+						t.Fatal(err)
+					}
+					wrote, size := time.Since(start), buf.Len()
+					start = time.Now()
+					if _, err := he.UnmarshalDerivedKeys(&buf, r.params, he.PlanKeys(r.Plan)); err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("%s derived keys at rest: %d bytes, written in %v, read in %v", name, size, wrote, time.Since(start))
+				}
 			})
 		}
 	}
