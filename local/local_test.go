@@ -449,3 +449,74 @@ func TestDerivedKeysBundled(t *testing.T) {
 		}
 	}
 }
+
+// TestDerivedNoiseModel: a dense layer without flooding (no privacy, so
+// that the evaluation noise is what the user sees) evaluated with fast
+// keys and with derived keys on the same inputs. The variance the derived
+// keys add (derived minus fast, against the plaintext model) is within
+// the compiler's model of it: per output, each rotation's error
+// (he.DerivedKeyErrorStd, for the longest derivation behind the plan's
+// keys) through the row's norm for the baby steps and once for every
+// other rotation, sqrt(rownorm^2 + rotations) times it. A square after the
+// layer keeps it in slots (a lone dense layer runs in coefficients).
+func TestDerivedNoiseModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	d := randDense(rng, 64, 16, 1)
+	g := &nn.Graph{Name: "dense", Input: nn.Shape{64}, Nodes: []*nn.Node{
+		{Name: "fc", OpType: "Gemm", Op: d, Inputs: []int{0}, Shape: nn.Shape{16}},
+		{Name: "sq", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{16}},
+	}, Output: 2}
+	const calls = 8
+	x := uniform(rng, calls*64)
+	var meanOut float64 // the squares' mean: the layer's outputs' mean square
+	errVar := func(keys string) (float64, *Runner) {
+		r, err := New(g, compiler.Options{Packing: plan.Latency, Calibration: x, Keys: keys, NoTiles: true, PrivacyBits: compiler.NoPrivacy, LogN: 13}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want, _, err := r.CompareReference(context.Background(), g, x, calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v float64
+		meanOut = 0
+		for i := range want {
+			v += (got[i] - want[i]) * (got[i] - want[i])
+			meanOut += want[i] / float64(len(want))
+		}
+		return v / float64(len(want)), r
+	}
+	fast, rf := errVar(compiler.KeysFast)
+	derived, r := errVar(compiler.KeysDerived)
+	if rf.Plan.Params.LogN != r.Plan.Params.LogN || !slices.Equal(rf.Plan.Params.LogQ, r.Plan.Params.LogQ) {
+		t.Skipf("fast and derived plans differ: %v and %v", rf.Plan.Params, r.Plan.Params)
+	}
+	params := r.params
+	der, err := he.PlanDerivation(params, he.PlanKeys(r.Plan))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hops := 0
+	for _, g := range r.Plan.GaloisElements {
+		hops = max(hops, der.Steps(g))
+	}
+	var norm float64
+	for o := range d.Out {
+		var s float64
+		for i := range d.In {
+			s += d.W[o*d.In+i] * d.W[o*d.In+i]
+		}
+		norm = max(norm, math.Sqrt(s))
+	}
+	// The layer's output y goes through the square, which turns an
+	// error e into about 2 y e: the error's std times 2 rms(y).
+	step := r.Plan.Steps[0]
+	delta := he.DerivedKeyErrorStd(params, step.LevelIn, hops) * math.Sqrt(norm*norm+float64(step.Rotations))
+	model := delta * 2 * math.Sqrt(meanOut)
+	added := math.Sqrt(max(derived-fast, 0))
+	t.Logf("N=2^%d, %d rotations, %d derivation steps at most: error std %.3g fast, %.3g derived; added %.3g, model %.3g (%.2f of it)",
+		params.LogN(), step.Rotations, hops, math.Sqrt(fast), math.Sqrt(derived), added, model, added/model)
+	if added > model {
+		t.Errorf("derived keys added an error of std %.3g, above the model's %.3g", added, model)
+	}
+}
