@@ -91,8 +91,8 @@ func (c *compilation) evalNoise(ps *paramChoice) float64 {
 // step bounds the rest: delta sqrt(rownorm^2 + rotations). A pooling's
 // rotations add theirs to partial sums weighted by at most its row norm.
 func (c *compilation) derivedNoise(ps *paramChoice, s *plan.Step) float64 {
-	if c.opts.Keys != KeysDerived || s.Coeffs {
-		return 0
+	if c.opts.Keys != KeysDerived || s.Coeffs || c.opts.Packing != plan.Latency {
+		return 0 // batch plans do not rotate
 	}
 	rots := stepRotations(s, ps.params.MaxSlots())
 	hops := he.MaxDerivationSteps(ps.params)
