@@ -79,6 +79,7 @@ func (a *App) UploadKeys(ctx context.Context, who *fheserve.Account, modelID str
 	pk := a.storePublicKey(ctx, m, info, ks.ID, keys)
 	if err := a.createKeySet(ctx, who, ks, old); err != nil {
 		a.blobs.Delete(ctx, ks.BlobKey)
+		a.blobs.Delete(ctx, derivedBlobKey(ks))
 		if pk != "" {
 			a.blobs.Delete(ctx, publicKeyKey(ks.ID))
 		}
@@ -131,6 +132,7 @@ func (a *App) storeKeys(ctx context.Context, ks *fheserve.KeySet, info *planInfo
 		return nil, err
 	}
 	if err := checkKeys(info, keys); err != nil {
+		a.blobs.Delete(context.WithoutCancel(ctx), derivedBlobKey(ks))
 		return nil, err
 	}
 	if err := w.Commit(); err != nil {
