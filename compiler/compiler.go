@@ -1073,11 +1073,47 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 			s.OutPos, s.Pout = pref, plan.NextPow2(slices.Max(pref)+1)
 			if s.Pout > slots || 2*len(s.DiagonalIndices()) >= natural {
 				s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
+			} else if c.opts.NoTiles {
+				multiplex(s, slots)
 			}
 		}
 		pos[i+1], period[i+1] = s.OutPos, s.Pout
 	}
 	return pos, period
+}
+
+// multiplex moves the output channels of convolution s, laid out by its
+// grid, onto copies of its input period (plan.Grid.Multiplexed) when
+// that makes it cheaper: the map keeps the diagonals of one group of
+// channels, but its output period grows, and each doubling costs its
+// readers one more fold rotation. Cost is mapCost plus those folds. Only
+// without tiles: a wider period leaves fewer tiles.
+func multiplex(s *plan.Step, slots int) {
+	base := s.Pout
+	bestPos, bestPout, best := s.OutPos, s.Pout, mapCost(s, slots)
+	for copies := 2; copies*s.Pin <= slots && copies/2 < s.Grid.OutC; copies *= 2 {
+		pos := s.Grid.Multiplexed(s.InPos, s.Pin, copies)
+		if pos == nil {
+			continue
+		}
+		s.OutPos, s.Pout = pos, plan.NextPow2(slices.Max(pos)+1)
+		cost := mapCost(s, slots) + math.Log2(float64(s.Pout)/float64(base))
+		if cost < best {
+			bestPos, bestPout, best = pos, s.Pout, cost
+		}
+	}
+	s.OutPos, s.Pout = bestPos, bestPout
+}
+
+// mapCost is the time of linear step s by the hoisted baby-step
+// giant-step method at its cheapest ratio, in key switches at its level
+// (a hoisted baby step hoistedCost of one), its fold rotations included.
+func mapCost(s *plan.Step, slots int) float64 {
+	best := math.Inf(1)
+	for _, o := range bsgsOptions(s.DiagonalIndices(), slots, false) {
+		best = min(best, o.switches)
+	}
+	return best + float64(len(s.FoldRotations()))
 }
 
 // reordersFreely reports whether value v reaches only elementwise

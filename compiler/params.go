@@ -119,11 +119,20 @@ func galoisElements(ps *paramChoice, rots []int) []uint64 {
 	return els
 }
 
-// hoistedCost is the cost of a hoisted rotation relative to a full one.
-const hoistedCost = 0.5
+// hoistedCost is the cost of a hoisted rotation relative to a full one:
+// a baby step shares the decomposition of its input and stays in QP (an
+// automorphism and an inner product with the key), where a giant step
+// (or any other rotation) decomposes its input again, with the number
+// theoretic transforms of every digit, and scales down. Measured with
+// Lattigo v6.2.0 at N = 2^14 and 2^15, levels 1 to 9, one key-switching
+// prime: 0.06 to 0.18 of a full rotation, about 0.16 at the levels the
+// convolutions run at (BENCHMARKS.md, "Convolutions at one level").
+const hoistedCost = 0.16
 
-// maxLogRatio is the largest log2 baby-step giant-step ratio tried.
-const maxLogRatio = 6
+// maxLogRatio is the largest log2 baby-step giant-step ratio tried: up to
+// one giant step per map when the diagonals allow (a hoisted baby step
+// costs a sixth of a giant step, so few giant steps pay for many babies).
+const maxLogRatio = 12
 
 // bsgsOption is one way to evaluate a linear map: a hoisted baby-step
 // giant-step split (horner 0) or Horner giant steps of horner slots.

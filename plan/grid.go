@@ -122,3 +122,39 @@ func (g *Grid) inputSteps(inPos []int) (start []int, dy, dx int, ok bool) {
 	}
 	return start, dy, dx, true
 }
+
+// Multiplexed places the outputs of a convolution (not depthwise) with
+// grid g over copies copies of its input period pin: output channel o
+// goes to copy o mod copies, at the place Positions gives channel
+// o / copies of the same map with OutC / copies channels (rounded up).
+// Since the input repeats every pin slots, the copy an output sits in
+// does not change which input slot it reads at each tap: the map has the
+// diagonals of the narrower one, a tap's rotation serves every channel
+// of a group (the packing of GAZELLE's per-tap convolutions and Lee et
+// al.'s parallel multiplexing), and the output period grows to
+// copies x pin. Nil when the narrower map's outputs do not fit in pin
+// slots, when copies is not a power of two from 2 to OutC rounded up, or
+// as Positions.
+func (g *Grid) Multiplexed(inPos []int, pin, copies int) []int {
+	if g == nil || g.Depthwise || copies < 2 || copies&(copies-1) != 0 || copies/2 >= g.OutC {
+		return nil
+	}
+	narrow := *g
+	narrow.OutC = (g.OutC + copies - 1) / copies
+	base := narrow.Positions(inPos)
+	if base == nil {
+		return nil
+	}
+	hw := g.OH * g.OW
+	pos := make([]int, g.OutC*hw)
+	for o := 0; o < g.OutC; o++ {
+		for j := 0; j < hw; j++ {
+			p := base[(o/copies)*hw+j]
+			if p >= pin {
+				return nil
+			}
+			pos[o*hw+j] = (o%copies)*pin + p
+		}
+	}
+	return pos
+}
