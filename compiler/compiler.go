@@ -1073,7 +1073,8 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 			s.OutPos, s.Pout = pref, plan.NextPow2(slices.Max(pref)+1)
 			if s.Pout > slots || 2*len(s.DiagonalIndices()) >= natural {
 				s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
-			} else if c.opts.NoTiles {
+			}
+			if c.opts.NoTiles {
 				multiplex(s, slots)
 			}
 		}
@@ -1083,7 +1084,7 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 }
 
 // multiplex moves the output channels of convolution s, laid out by its
-// grid, onto copies of its input period (plan.Grid.Multiplexed) when
+// grid or in natural order, onto copies of its input period (plan.Grid.Multiplexed) when
 // that makes it cheaper: the map keeps the diagonals of one group of
 // channels, but its output period grows, and each doubling costs its
 // readers one more fold rotation. Cost is mapCost plus those folds. Only

@@ -232,3 +232,64 @@ func BenchmarkPoolingSums(b *testing.B) {
 		})
 	}
 }
+
+// Convolutions compiled for one sample per call may put their output
+// channels on copies of the input period (plan.Grid.Multiplexed), fewer
+// diagonals for a wider output: small random networks (one or several
+// input channels, stride 1 and 2, padding, a pooling fused into a
+// convolution) with fast and small keys agree with the plaintext model
+// within the plan's stated error, and at least one of them multiplexes.
+func TestMultiplexedConvolutionsEncrypted(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 21))
+	pool := &nn.AvgPool{KH: 2, KW: 2, StrideH: 2, StrideW: 2}
+	nets := []*nn.Graph{
+		{
+			Name:  "one-channel",
+			Input: nn.Shape{1, 12, 12},
+			Nodes: []*nn.Node{
+				{Name: "conv1", OpType: "Conv", Op: randConv(rng, 1, 5, 3, 1, 1), Inputs: []int{0}, Shape: nn.Shape{5, 12, 12}},
+				{Name: "sq1", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{1, 1}, Shape: nn.Shape{5, 12, 12}},
+				{Name: "conv2", OpType: "Conv", Op: randConv(rng, 5, 3, 3, 2, 1), Inputs: []int{2}, Shape: nn.Shape{3, 6, 6}},
+				{Name: "sq2", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{3, 3}, Shape: nn.Shape{3, 6, 6}},
+				{Name: "flat", OpType: "Flatten", Op: &nn.Reshape{To: nn.Shape{108}}, Inputs: []int{4}, Shape: nn.Shape{108}},
+				{Name: "fc", OpType: "Gemm", Op: randDense(rng, 108, 4, 1), Inputs: []int{5}, Shape: nn.Shape{4}},
+			},
+			Output: 6,
+		},
+		{
+			Name:  "pooled",
+			Input: nn.Shape{2, 10, 10},
+			Nodes: []*nn.Node{
+				{Name: "conv1", OpType: "Conv", Op: randConv(rng, 2, 6, 3, 1, 0), Inputs: []int{0}, Shape: nn.Shape{6, 8, 8}},
+				{Name: "pool1", OpType: "AveragePool", Op: pool, Inputs: []int{1}, Shape: nn.Shape{6, 4, 4}},
+				{Name: "sq1", OpType: "Mul", Op: &nn.Mul{}, Inputs: []int{2, 2}, Shape: nn.Shape{6, 4, 4}},
+				{Name: "flat", OpType: "Flatten", Op: &nn.Reshape{To: nn.Shape{96}}, Inputs: []int{3}, Shape: nn.Shape{96}},
+				{Name: "fc", OpType: "Gemm", Op: randDense(rng, 96, 3, 1), Inputs: []int{4}, Shape: nn.Shape{3}},
+			},
+			Output: 5,
+		},
+	}
+	multiplexed := 0
+	for _, g := range nets {
+		for _, keys := range []string{compiler.KeysFast, compiler.KeysSmall} {
+			t.Run(g.Name+"/"+keys, func(t *testing.T) {
+				calib := uniform(rng, 16*g.Input.Size())
+				r, err := New(g, compiler.Options{Calibration: calib, NoTiles: true, Keys: keys}, 2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range r.Program.Steps {
+					if s.Kind == plan.StepLinear && s.OutPos != nil && s.Pout > s.Pin {
+						multiplexed++
+					}
+				}
+				x := uniform(rng, g.Input.Size())
+				maxErr := checkEncrypted(t, r, g, x, 1)
+				t.Logf("%d rotations, %d diagonals, max error %.3g (stated %.3g)", r.Plan.Ops.Rotations, r.Plan.Ops.Diagonals, maxErr, r.Plan.Precision.OutputError)
+			})
+		}
+	}
+	if multiplexed == 0 {
+		t.Error("no convolution multiplexed over copies of its input period")
+	}
+}
