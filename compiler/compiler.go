@@ -1074,7 +1074,7 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 			if s.Pout > slots || 2*len(s.DiagonalIndices()) >= natural {
 				s.OutPos, s.Pout = nil, plan.NextPow2(s.Length)
 			}
-			if c.opts.NoTiles {
+			if c.opts.NoTiles && c.opts.Keys != KeysSmall {
 				multiplex(s, slots)
 			}
 		}
@@ -1088,7 +1088,8 @@ func (c *compilation) layout(slots, inPeriod int) (pos [][]int, period []int) {
 // that makes it cheaper: the map keeps the diagonals of one group of
 // channels, but its output period grows, and each doubling costs its
 // readers one more fold rotation. Cost is mapCost plus those folds. Only
-// without tiles: a wider period leaves fewer tiles.
+// without tiles (a wider period leaves fewer tiles) and for fast keys
+// (the folds and taps need keys of their own).
 func multiplex(s *plan.Step, slots int) {
 	base := s.Pout
 	bestPos, bestPout, best := s.OutPos, s.Pout, mapCost(s, slots)

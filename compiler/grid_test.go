@@ -115,3 +115,67 @@ func TestGridPositionsAreShiftInvariant(t *testing.T) {
 		})
 	}
 }
+
+// Multiplexed places output channel o on copy o mod copies of the input
+// period: every output has its own slot, and entry ((o,y,x), (c,y',x'))
+// lies on a diagonal (input slot minus output slot, modulo the input
+// period) that depends on the group o / copies, c and the tap only, so
+// the map has no more diagonals than the narrower map of one group.
+func TestMultiplexedPositions(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		in                   nn.Shape
+		outC, k, stride, pad int
+		copies               int
+	}{
+		{"one channel", nn.Shape{1, 12, 12}, 5, 3, 1, 1, 8},
+		{"strided", nn.Shape{2, 11, 11}, 6, 3, 2, 0, 2},
+		{"strided, 4 copies", nn.Shape{3, 8, 8}, 7, 3, 2, 1, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := make([]float64, tc.outC*tc.in[0]*tc.k*tc.k)
+			for i := range w {
+				w[i] = float64(i%5) + 1
+			}
+			op := &nn.Conv{InC: tc.in[0], OutC: tc.outC, KH: tc.k, KW: tc.k, StrideH: tc.stride, StrideW: tc.stride, PadT: tc.pad, PadL: tc.pad, PadB: tc.pad, PadR: tc.pad, W: w}
+			c, h, wd := chw(tc.in)
+			out := nn.Shape{tc.outC, (h+2*tc.pad-tc.k)/tc.stride + 1, (wd+2*tc.pad-tc.k)/tc.stride + 1}
+			m, _ := convMatrix(op, tc.in, out)
+			g := grid(tc.in, out, tc.stride, tc.stride, tc.pad, tc.pad, false)
+			pin := plan.NextPow2(c * h * wd)
+			pos := g.Multiplexed(nil, pin, tc.copies)
+			if len(pos) != out.Size() {
+				t.Fatalf("%d positions for %d outputs", len(pos), out.Size())
+			}
+			seen := map[int]bool{}
+			for _, p := range pos {
+				if p < 0 || seen[p] {
+					t.Fatalf("position %d negative or repeated", p)
+				}
+				seen[p] = true
+			}
+			_, oh, ow := chw(out)
+			offset := map[string]int{}
+			diags := map[int]bool{}
+			for r := 0; r < m.Rows; r++ {
+				o, y, x := r/(oh*ow), r/ow%oh, r%ow
+				cols, _ := m.Row(r)
+				for _, col := range cols {
+					ci, iy, ix := col/(h*wd), col/wd%h, col%wd
+					key := fmt.Sprint(o/tc.copies, ci, iy-y*g.SH, ix-x*g.SW)
+					d := ((col-pos[r])%pin + pin) % pin
+					if prev, ok := offset[key]; ok && prev != d {
+						t.Fatalf("output (%d,%d,%d) reads channel %d tap %s at diagonal %d, its group at %d", o, y, x, ci, key, d, prev)
+					}
+					offset[key] = d
+					diags[d] = true
+				}
+			}
+			narrow := *g
+			narrow.OutC = (tc.outC + tc.copies - 1) / tc.copies
+			if max := narrow.OutC * c * tc.k * tc.k; len(diags) > max {
+				t.Errorf("%d diagonals, more than the %d of one group", len(diags), max)
+			}
+		})
+	}
+}
