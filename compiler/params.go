@@ -244,8 +244,14 @@ func (a ratioCost) less(b ratioCost, keys string) bool {
 		ca, cb := a.bytes+smallTimeWeight*a.time, b.bytes+smallTimeWeight*b.time
 		return ca < cb || (ca == cb && a.bytes < b.bytes)
 	}
-	return a.time < b.time || (a.time == b.time && a.bytes < b.bytes)
+	ca, cb := a.time+fastBytesWeight*a.bytes, b.time+fastBytesWeight*b.bytes
+	return ca < cb || (ca == cb && a.bytes < b.bytes)
 }
+
+// fastBytesWeight is what a key's bytes weigh against a key switch at its
+// level in the fast choice: a key must save a tenth of a key switch per
+// call to be worth uploading and holding.
+const fastBytesWeight = 0.1
 
 // maxRatioChoices bounds the exhaustive search over the ratios of all
 // linear steps; beyond it, each step's ratio is improved in turn.
