@@ -126,7 +126,8 @@ func galoisElements(ps *paramChoice, rots []int) []uint64 {
 // theoretic transforms of every digit, and scales down. Measured with
 // Lattigo v6.2.0 at N = 2^14 and 2^15, levels 1 to 9, one key-switching
 // prime: 0.06 to 0.18 of a full rotation, about 0.16 at the levels the
-// convolutions run at (BENCHMARKS.md, "Convolutions at one level").
+// convolutions run at (BENCHMARKS.md, "Convolutions multiplexed over
+// copies").
 const hoistedCost = 0.16
 
 // maxLogRatio is the largest log2 baby-step giant-step ratio tried: up to
