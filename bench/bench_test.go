@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"testing"
 
@@ -83,4 +84,37 @@ func BenchmarkKernels(b *testing.B) {
 			}
 		})
 	}
+}
+
+var latencyModel = flag.String("latency-model", "cnn", "BenchmarkLatency's workload: a bundled model or an example of ../examples")
+
+// BenchmarkLatency times one latency call (one sample, tiles off, fast
+// keys) of a workload, for profiles (-cpuprofile): eval-ms/op is the
+// server's evaluation, cpu-ms/op the process's CPU per call, client
+// included.
+func BenchmarkLatency(b *testing.B) {
+	g, calib, x, _, opts, err := load(*latencyModel, "../examples")
+	if err != nil {
+		b.Fatal(err)
+	}
+	opts.Packing, opts.Calibration, opts.NoTiles, opts.Keys = plan.Latency, calib, true, compiler.KeysFast
+	r, err := local.New(g, opts, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x = x[:g.Input.Size()]
+	if _, err := r.Predict(context.Background(), x, 1); err != nil {
+		b.Fatal(err)
+	}
+	r.Stats.Evaluate = 0
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := r.Predict(context.Background(), x, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(r.Stats.Evaluate.Microseconds())/1000/float64(b.N), "eval-ms/op")
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/1000/float64(b.N), "cpu-ms/op")
+	b.ReportMetric(float64(r.Plan.Ops.Rotations), "rotations")
 }

@@ -83,16 +83,7 @@ func TestGridPositionsAreShiftInvariant(t *testing.T) {
 			}
 			m, g, out := chain(in, tc.second)
 			pos := g.Positions(inPos)
-			if len(pos) != out.Size() {
-				t.Fatalf("%d positions for %d outputs", len(pos), out.Size())
-			}
-			seen := map[int]bool{}
-			for _, p := range pos {
-				if p < 0 || seen[p] {
-					t.Fatalf("position %d negative or repeated", p)
-				}
-				seen[p] = true
-			}
+			checkDistinct(t, pos, out.Size())
 			c, h, w := chw(in)
 			_, oh, ow := chw(out)
 			offset := map[string]int{}
@@ -144,16 +135,7 @@ func TestMultiplexedPositions(t *testing.T) {
 			g := grid(tc.in, out, tc.stride, tc.stride, tc.pad, tc.pad, false)
 			pin := plan.NextPow2(c * h * wd)
 			pos := g.Multiplexed(nil, pin, tc.copies)
-			if len(pos) != out.Size() {
-				t.Fatalf("%d positions for %d outputs", len(pos), out.Size())
-			}
-			seen := map[int]bool{}
-			for _, p := range pos {
-				if p < 0 || seen[p] {
-					t.Fatalf("position %d negative or repeated", p)
-				}
-				seen[p] = true
-			}
+			checkDistinct(t, pos, out.Size())
 			_, oh, ow := chw(out)
 			offset := map[string]int{}
 			diags := map[int]bool{}
@@ -177,5 +159,20 @@ func TestMultiplexedPositions(t *testing.T) {
 				t.Errorf("%d diagonals, more than the %d of one group", len(diags), max)
 			}
 		})
+	}
+}
+
+// checkDistinct fails unless pos places n outputs on distinct slots.
+func checkDistinct(t *testing.T, pos []int, n int) {
+	t.Helper()
+	if len(pos) != n {
+		t.Fatalf("%d positions for %d outputs", len(pos), n)
+	}
+	seen := map[int]bool{}
+	for _, p := range pos {
+		if p < 0 || seen[p] {
+			t.Fatalf("position %d negative or repeated", p)
+		}
+		seen[p] = true
 	}
 }
