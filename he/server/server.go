@@ -651,69 +651,36 @@ func (m *Model) maskedFor(i, n int) (*prepared, error) {
 }
 
 // splitTransformation divides a baby-step giant-step transformation into
-// up to n transformations over disjoint diagonals with the same baby
-// steps; their results add up to the whole. A giant step's diagonals stay
-// together (each part that held some would rotate their sum again); the
-// diagonals of giant step 0 need no rotation and spread one by one, so
-// that a map with one or two giant steps still keeps every core busy.
+// up to n transformations over disjoint giant steps with the same baby
+// steps; their results add up to the whole.
 func splitTransformation(lt lintrans.LinearTransformation, n int) []lintrans.LinearTransformation {
 	index, giants, _ := lt.BSGSIndex()
-	if n <= 1 || lt.N1 == 0 {
+	if n <= 1 || len(giants) < 2 || lt.N1 == 0 {
 		return []lintrans.LinearTransformation{lt}
 	}
-	// A unit is diagonals that go to one part: a giant step's, weighing
-	// its products and a key switch (about giantProducts products), or
-	// one diagonal of giant step 0.
-	type unit struct {
-		diags  []int
-		weight int
-	}
-	var units []unit
-	for _, j := range giants {
-		if j == 0 {
-			for _, b := range index[j] {
-				units = append(units, unit{[]int{b}, 1})
-			}
-			continue
-		}
-		d := make([]int, len(index[j]))
-		for k, b := range index[j] {
-			d[k] = j + b
-		}
-		units = append(units, unit{d, len(d) + giantProducts})
-	}
-	if len(units) < 2 {
-		return []lintrans.LinearTransformation{lt}
-	}
-	n = min(n, len(units))
-	// Balance the weight per part, heaviest units first.
-	sort.SliceStable(units, func(a, b int) bool { return units[a].weight > units[b].weight })
+	n = min(n, len(giants))
+	// Balance the number of diagonals per part, largest groups first.
+	sort.Slice(giants, func(a, b int) bool { return len(index[giants[a]]) > len(index[giants[b]]) })
 	load := make([]int, n)
 	parts := make([]lintrans.LinearTransformation, n)
 	for i := range parts {
 		parts[i] = lt
 		parts[i].Vec = map[int]ringqp.Poly{}
 	}
-	for _, u := range units {
+	for _, j := range giants {
 		best := 0
 		for i := range load {
 			if load[i] < load[best] {
 				best = i
 			}
 		}
-		for _, d := range u.diags {
-			parts[best].Vec[d] = lt.Vec[d]
+		for _, b := range index[j] {
+			parts[best].Vec[j+b] = lt.Vec[j+b]
 		}
-		load[best] += u.weight
+		load[best] += len(index[j])
 	}
 	return parts
 }
-
-// giantProducts is what a giant step's key switch weighs against a
-// plaintext product in QP when splitting a map into parts (measured:
-// 80 to 190 of them at N = 2^14, BenchmarkHoisting; a part's own ModDown
-// makes a lower figure the safer one).
-const giantProducts = 32
 
 // Evaluator evaluates a Model with one user's evaluation keys. It is safe
 // for concurrent use.
