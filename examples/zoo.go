@@ -31,6 +31,7 @@ var Zoo = []Example{
 	{"fmnist-resnet", compiler.Options{}},
 	// PRISM's degree-4 Softplus approximation.
 	{"prism-cifar", compiler.Options{Degree: 4}},
+	{"tenseal-tutorial", compiler.Options{}},
 }
 
 // Find returns the example of that name.
