@@ -32,6 +32,7 @@ var runs = []struct {
 	{"fmnist-cnn", plan.Latency, 1, true},
 	{"fmnist-cnn-poly", plan.Latency, 2, true},
 	{"fmnist-resnet", plan.Latency, 2, true},
+	{"tenseal-tutorial", plan.Latency, 2, false},
 }
 
 var long = flag.Bool("long", false, "also run the examples that need N=2^15 (minutes and gigabytes of keys each)")
