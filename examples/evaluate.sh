@@ -59,6 +59,9 @@ example() {
 	fmnist-resnet)
 		run fmnist-resnet batch fmnist $FMNIST_CALIB
 		run fmnist-resnet latency fmnist $FMNIST_CALIB --limit 5 ;;
+	tenseal-tutorial)
+		run tenseal-tutorial batch fmnist $FMNIST_CALIB
+		run tenseal-tutorial latency fmnist $FMNIST_CALIB --limit 10 ;;
 	bundled-cnn)
 		# The x*x CNN that 'fheserve demo' and 'fheserve bench' use.
 		run bundled-cnn batch fmnist $FMNIST_CALIB
@@ -70,7 +73,7 @@ example() {
 }
 
 if [ $# -eq 0 ]; then
-	set -- cancer-logreg digits-mlp face-match fmnist-mlp bundled-cnn fmnist-cnn-poly fmnist-resnet fmnist-cnn
+	set -- cancer-logreg digits-mlp face-match fmnist-mlp bundled-cnn tenseal-tutorial fmnist-cnn-poly fmnist-resnet fmnist-cnn
 fi
 for name in "$@"; do
 	example "$name"
