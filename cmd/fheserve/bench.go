@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"text/tabwriter"
 
 	"github.com/fheserve/fheserve"
@@ -24,6 +26,7 @@ type benchOptions struct {
 	decisions    []string
 	examples     string
 	modes        []string
+	cpuProfile   string
 }
 
 func newBenchCmd(f *Factory, runF func(*benchOptions) error) *cobra.Command {
@@ -67,12 +70,24 @@ range, and in how many runs the target was met.`,
 	cmd.Flags().StringVar(&opts.examples, "examples", "", "examples folder: workloads may name its examples (fmnist-resnet, prism-cifar, ...)")
 	cmd.Flags().StringSliceVar(&opts.modes, "modes", nil, "modes to run (default all: latency, tiles, batch)")
 	cmd.Flags().IntVar(&opts.runs, "runs", 1, "run everything this many times, then summarize the targets over the runs")
+	cmd.Flags().StringVar(&opts.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this `file` (go tool pprof)")
 	return cmd
 }
 
 func benchRun(opts *benchOptions) error {
 	if opts.runs < 1 {
 		return fheserve.Errorf(fheserve.EINVALID, "--runs must be at least 1")
+	}
+	if opts.cpuProfile != "" {
+		f, err := os.Create(opts.cpuProfile)
+		if err != nil {
+			return fheserve.Errorf(fheserve.EINVALID, "cannot create the CPU profile: %v; pass a writable --cpuprofile path", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var runs [][]*bench.Result
 	tw := tabwriter.NewWriter(opts.IO.Out, 0, 0, 2, ' ', tabwriter.AlignRight)

@@ -80,6 +80,11 @@ type prepared struct {
 	// Batch: per row, the weights times target/input scale times the
 	// rescaling prime, as RNS residues (rows[r][j*(level+1)+i] for prime i).
 	rows [][]uint64
+	// Batch: per row, the same weights as integers (ints[r][j]), and
+	// whether each is below 2^52 in absolute value, as the vector
+	// kernels take them for primes of 52 bits or more (mac.go).
+	ints   [][]int64
+	ints52 bool
 	// Bias as encoded after rescaling (latency: a full slot vector), and
 	// (latency, slots) encoded once at the step's output level and scale,
 	// so that a call does not encode it again.
@@ -505,15 +510,20 @@ func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
 	ringQ := params.RingQ()
 	nl := s.LevelIn + 1
 	st.rows = make([][]uint64, s.M.Rows)
+	st.ints = make([][]int64, s.M.Rows)
+	st.ints52 = true
 	for r := range st.rows {
 		_, vals := s.M.Row(r)
 		w := make([]uint64, len(vals)*nl)
+		st.ints[r] = make([]int64, len(vals))
 		for j, v := range vals {
 			x := v * f
 			if math.Abs(x) >= 1<<62 {
 				return fheserve.Errorf(fheserve.EUNSUPPORTED, "weight %g of step %q is too large for the parameters", v, s.Name)
 			}
 			wi := int64(math.Round(x))
+			st.ints[r][j] = wi
+			st.ints52 = st.ints52 && max(wi, -wi) < 1<<52
 			for i := 0; i < nl; i++ {
 				sr := ringQ.SubRings[i]
 				u := wi % int64(sr.Modulus)
@@ -1433,6 +1443,10 @@ func (e *Evaluator) batchProducts(s *plan.Step, st *prepared, x, out []*rlwe.Cip
 		i, k, a := t/(polys*perPoly), (t/perPoly)%polys, (t%perPoly)*chunk
 		b := a + chunk
 		q := sub[i].Modulus
+		if hasMAC && chunk%32 == 0 && (q < 1<<52 || st.ints52) {
+			e.vecProducts(s, st, x, out, i, k, a, b)
+			return nil
+		}
 		limit := accLimit(q)
 		hi, lo := make([]uint64, chunk), make([]uint64, chunk)
 		for r := range out {

@@ -1,0 +1,27 @@
+//go:build !purego
+
+package server
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
+
+// hasMAC: the CPU has the AVX-512 IFMA instructions of mac52 and mac64.
+var hasMAC = cpu.X86.HasAVX512F && cpu.X86.HasAVX512IFMA
+
+// mac52 writes into lo and hi, for each coefficient t (len(lo) a multiple
+// of 32), sum_j xs[j][t]*w[j] = lo[t] + hi[t]*2^52, for values and
+// weights below 2^52 and 1 to 4,096 terms (mac_amd64.s).
+//
+//go:noescape
+func mac52(xs []unsafe.Pointer, w []uint64, lo, hi []uint64)
+
+// mac64 writes into lo, mid and top, for each coefficient t (len(lo) a
+// multiple of 32), sum_j xs[j][t]*w[j] = lo[t] + mid[t]*2^52 +
+// top[t]*2^104, for weights below 2^52 and 1 to 2,048 terms
+// (mac_amd64.s).
+//
+//go:noescape
+func mac64(xs []unsafe.Pointer, w []uint64, lo, mid, top []uint64)

@@ -1,0 +1,151 @@
+//go:build !purego
+
+#include "textflag.h"
+
+// Both kernels sum, for each of n coefficients (n a multiple of 32), the
+// products x_j[t] * w_j over the terms j with AVX-512 IFMA: VPMADD52LUQ
+// adds the low 52 bits of a 52x52-bit product to a 64-bit lane,
+// VPMADD52HUQ its high 52 bits. Each pass keeps 32 coefficients' sums in
+// registers over all terms, so the accumulators are written once.
+
+// func mac52(xs []unsafe.Pointer, w []uint64, lo, hi []uint64)
+// x_j[t] and w_j below 2^52: sum = lo + hi*2^52.
+TEXT ·mac52(SB), NOSPLIT, $0-96
+	MOVQ xs_base+0(FP), SI
+	MOVQ xs_len+8(FP), R8
+	MOVQ w_base+24(FP), DI
+	MOVQ lo_base+48(FP), R9
+	MOVQ lo_len+56(FP), R10
+	MOVQ hi_base+72(FP), R11
+	SHLQ $3, R10
+	XORQ DX, DX
+
+block52:
+	CMPQ DX, R10
+	JGE  done52
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	XORQ CX, CX
+
+term52:
+	MOVQ         (SI)(CX*8), AX
+	VPBROADCASTQ (DI)(CX*8), Z8
+	VMOVDQU64    (AX)(DX*1), Z9
+	VMOVDQU64    64(AX)(DX*1), Z10
+	VMOVDQU64    128(AX)(DX*1), Z11
+	VMOVDQU64    192(AX)(DX*1), Z12
+	VPMADD52LUQ  Z8, Z9, Z0
+	VPMADD52HUQ  Z8, Z9, Z4
+	VPMADD52LUQ  Z8, Z10, Z1
+	VPMADD52HUQ  Z8, Z10, Z5
+	VPMADD52LUQ  Z8, Z11, Z2
+	VPMADD52HUQ  Z8, Z11, Z6
+	VPMADD52LUQ  Z8, Z12, Z3
+	VPMADD52HUQ  Z8, Z12, Z7
+	INCQ         CX
+	CMPQ         CX, R8
+	JLT          term52
+
+	VMOVDQU64 Z0, (R9)(DX*1)
+	VMOVDQU64 Z1, 64(R9)(DX*1)
+	VMOVDQU64 Z2, 128(R9)(DX*1)
+	VMOVDQU64 Z3, 192(R9)(DX*1)
+	VMOVDQU64 Z4, (R11)(DX*1)
+	VMOVDQU64 Z5, 64(R11)(DX*1)
+	VMOVDQU64 Z6, 128(R11)(DX*1)
+	VMOVDQU64 Z7, 192(R11)(DX*1)
+	ADDQ      $256, DX
+	JMP       block52
+
+done52:
+	VZEROUPPER
+	RET
+
+// func mac64(xs []unsafe.Pointer, w []uint64, lo, mid, top []uint64)
+// x_j[t] below 2^64, w_j below 2^52: with x = x0 + x1*2^52 (x0 the low 52
+// bits), sum = lo + mid*2^52 + top*2^104, where lo sums the low halves of
+// x0*w, mid the high halves of x0*w and the low halves of x1*w, and top
+// the high halves of x1*w.
+TEXT ·mac64(SB), NOSPLIT, $0-120
+	MOVQ xs_base+0(FP), SI
+	MOVQ xs_len+8(FP), R8
+	MOVQ w_base+24(FP), DI
+	MOVQ lo_base+48(FP), R9
+	MOVQ lo_len+56(FP), R10
+	MOVQ mid_base+72(FP), R11
+	MOVQ top_base+96(FP), R12
+	SHLQ $3, R10
+	XORQ DX, DX
+
+block64:
+	CMPQ DX, R10
+	JGE  done64
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z20, Z20, Z20
+	VPXORQ Z21, Z21, Z21
+	VPXORQ Z22, Z22, Z22
+	VPXORQ Z23, Z23, Z23
+	XORQ CX, CX
+
+term64:
+	MOVQ         (SI)(CX*8), AX
+	VPBROADCASTQ (DI)(CX*8), Z8
+	VMOVDQU64    (AX)(DX*1), Z9
+	VMOVDQU64    64(AX)(DX*1), Z10
+	VMOVDQU64    128(AX)(DX*1), Z11
+	VMOVDQU64    192(AX)(DX*1), Z12
+	VPSRLQ       $52, Z9, Z13
+	VPSRLQ       $52, Z10, Z14
+	VPSRLQ       $52, Z11, Z15
+	VPSRLQ       $52, Z12, Z16
+	VPMADD52LUQ  Z8, Z9, Z0
+	VPMADD52HUQ  Z8, Z9, Z4
+	VPMADD52LUQ  Z8, Z10, Z1
+	VPMADD52HUQ  Z8, Z10, Z5
+	VPMADD52LUQ  Z8, Z11, Z2
+	VPMADD52HUQ  Z8, Z11, Z6
+	VPMADD52LUQ  Z8, Z12, Z3
+	VPMADD52HUQ  Z8, Z12, Z7
+	VPMADD52LUQ  Z8, Z13, Z4
+	VPMADD52HUQ  Z8, Z13, Z20
+	VPMADD52LUQ  Z8, Z14, Z5
+	VPMADD52HUQ  Z8, Z14, Z21
+	VPMADD52LUQ  Z8, Z15, Z6
+	VPMADD52HUQ  Z8, Z15, Z22
+	VPMADD52LUQ  Z8, Z16, Z7
+	VPMADD52HUQ  Z8, Z16, Z23
+	INCQ         CX
+	CMPQ         CX, R8
+	JLT          term64
+
+	VMOVDQU64 Z0, (R9)(DX*1)
+	VMOVDQU64 Z1, 64(R9)(DX*1)
+	VMOVDQU64 Z2, 128(R9)(DX*1)
+	VMOVDQU64 Z3, 192(R9)(DX*1)
+	VMOVDQU64 Z4, (R11)(DX*1)
+	VMOVDQU64 Z5, 64(R11)(DX*1)
+	VMOVDQU64 Z6, 128(R11)(DX*1)
+	VMOVDQU64 Z7, 192(R11)(DX*1)
+	VMOVDQU64 Z20, (R12)(DX*1)
+	VMOVDQU64 Z21, 64(R12)(DX*1)
+	VMOVDQU64 Z22, 128(R12)(DX*1)
+	VMOVDQU64 Z23, 192(R12)(DX*1)
+	ADDQ      $256, DX
+	JMP       block64
+
+done64:
+	VZEROUPPER
+	RET
