@@ -14,6 +14,10 @@ import (
 // their absolute values, which must be below 2^52, positive and negative
 // terms summed apart.
 
+// useMAC: batch linear maps use the vector kernels (tests turn it off to
+// compare with mulAcc).
+var useMAC = hasMAC
+
 // macLimit52 and macLimit64 are the most terms one call of mac52 and
 // mac64 sums without overflowing its accumulators (2^64 over 2^52 per
 // term; mac64's mid takes two such halves per term).

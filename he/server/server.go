@@ -1443,7 +1443,7 @@ func (e *Evaluator) batchProducts(s *plan.Step, st *prepared, x, out []*rlwe.Cip
 		i, k, a := t/(polys*perPoly), (t/perPoly)%polys, (t%perPoly)*chunk
 		b := a + chunk
 		q := sub[i].Modulus
-		if hasMAC && chunk%32 == 0 && (q < 1<<52 || st.ints52) {
+		if useMAC && chunk%32 == 0 && (q < 1<<52 || st.ints52) {
 			e.vecProducts(s, st, x, out, i, k, a, b)
 			return nil
 		}
