@@ -2,7 +2,9 @@ package server
 
 import (
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/fheserve/fheserve/plan"
@@ -94,5 +96,73 @@ func TestBatchProductsVecMatchesScalar(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkBatchProducts times a dense 720-to-64 batch map (the bundled
+// cnn's first dense layer) at N=2^12 and 5 primes (60 and 4 x 51 bits, its
+// level there) on one core, with mulAcc and with the vector kernels;
+// ns/MAC is per product of one coefficient by one weight.
+func BenchmarkBatchProducts(b *testing.B) {
+	params, err := ckks.NewParametersFromLiteral(ckks.ParametersLiteral{
+		LogN: 12, LogQ: []int{60, 51, 51, 51, 51}, LogP: []int{61}, LogDefaultScale: 51,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const in, rows, level = 720, 64, 4
+	rng := rand.New(rand.NewPCG(1, 2))
+	m := &plan.Sparse{Rows: rows, Cols: in, RowPtr: []int{0}}
+	for range rows {
+		for c := range in {
+			m.ColIdx = append(m.ColIdx, c)
+			m.Val = append(m.Val, rng.Float64()*2-1)
+		}
+		m.RowPtr = append(m.RowPtr, len(m.Val))
+	}
+	s := &plan.Step{Kind: plan.StepLinear, Name: "dense", M: m, LevelIn: level, Level: level - 1}
+	mod := &Model{params: params}
+	st := &prepared{ptScale: rlwe.NewScale(float64(params.Q()[level]))}
+	if err := mod.prepareBatchRows(s, st); err != nil {
+		b.Fatal(err)
+	}
+	x := make([]*rlwe.Ciphertext, in)
+	for c := range x {
+		x[c] = ckks.NewCiphertext(params, 1, level)
+		for _, p := range x[c].Value {
+			for i, q := range params.Q()[:level+1] {
+				for j := range p.Coeffs[i] {
+					p.Coeffs[i][j] = rng.Uint64N(q)
+				}
+			}
+		}
+	}
+	out := make([]*rlwe.Ciphertext, rows)
+	for r := range out {
+		out[r] = ckks.NewCiphertext(params, 1, level)
+	}
+	macs := float64(len(m.Val)) * float64(2*(level+1)*params.N())
+	for _, vec := range []bool{false, true} {
+		if vec && !hasMAC {
+			continue
+		}
+		name := map[bool]string{false: "mulacc", true: "ifma"}[vec]
+		b.Run(name, func(b *testing.B) {
+			defer func(v bool) { useMAC = v }(useMAC)
+			useMAC = vec
+			e := &Evaluator{m: mod, workers: 1}
+			for b.Loop() {
+				if err := e.batchProducts(s, st, x, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/macs, "ns/MAC")
+		})
+	}
+}
+
+func init() {
+	if v, err := strconv.Atoi(os.Getenv("MACCHUNK")); err == nil {
+		macChunk = v
 	}
 }

@@ -101,6 +101,11 @@ type prepared struct {
 	// lazyRelin: a batch-mode product read only by linear maps stays of
 	// degree 2; the linear map relinearizes its (fewer) outputs.
 	lazyRelin bool
+	// fused: a batch-mode product whose readers are batch linear maps
+	// with fewer outputs in all than it has ciphertexts stays of degree 2
+	// and unrescaled (fusedProduct); fusedIn: this linear map reads one,
+	// a level above its LevelIn, and rescales twice.
+	fused, fusedIn bool
 	// sealed: the step's sealed weights (sealed.go).
 	sealed *sealedStep
 	// onDemand (a Horner map over the model's plaintext budget): the
@@ -189,6 +194,7 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 	in := scales[s.In[0]]
 	switch s.Kind {
 	case plan.StepLinear:
+		st.fusedIn = s.In[0] > 0 && m.steps[s.In[0]-1].fused
 		qIn := rlwe.NewScale(params.Q()[s.LevelIn])
 		st.ptScale = qIn.Mul(target).Div(in)
 		st.target = target
@@ -218,8 +224,42 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 		return fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
 	}
 	st.outScale = scales[i+1]
-	st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1)
+	st.fused = m.fusedProduct(i)
+	st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1) && !st.fused
 	return nil
+}
+
+// fusedProduct reports whether step i, a product in batch packing, is left
+// unrelinearized and unrescaled for its readers, batch linear maps: they
+// sum it at its level, then rescale the degree-2 sums, relinearize them
+// and rescale again. Relinearizations go from one per product to one per
+// output (the bundled cnn's 720 and 64 squares: 64 and 10), at the price
+// of products on three polynomials and one prime more. Unlike a lazy
+// product (Step.LazyRelin), no degree-2 ciphertext is rescaled at the
+// plan's scale: the first rescale leaves the sums at about the scale
+// squared, so the rounding of the third component, which decrypts
+// multiplied by s^2, is 2^50 times smaller than the values; the second
+// rescale is of a relinearized ciphertext. So the noise is at most the
+// noise model's, which counts a relinearization and a rescale per
+// product.
+func (m *Model) fusedProduct(i int) bool {
+	prog := m.prog
+	s := &prog.Steps[i]
+	if m.Plan.Packing != plan.Batch || (s.Kind != plan.StepSquare && s.Kind != plan.StepMul) || !prog.OnlyLinearReaders(i+1) {
+		return false
+	}
+	outputs := 0
+	for j := range prog.Steps {
+		r := &prog.Steps[j]
+		if !slices.Contains(r.In, i+1) {
+			continue
+		}
+		if r.In[0] != i+1 || len(r.In) != 1 || m.sealed[r] != nil || r.LevelIn != s.Level {
+			return false
+		}
+		outputs += r.M.Rows
+	}
+	return outputs < s.Length
 }
 
 // outputSlots are the slots of the declared outputs of n samples: in
@@ -501,6 +541,14 @@ func (e *Evaluator) hoistedSum(y *rlwe.Ciphertext, rots []int) (*rlwe.Ciphertext
 	return out, e.eval.Add(out, y, out)
 }
 
+// batchLevel is the level of a batch linear map's inputs.
+func batchLevel(s *plan.Step, st *prepared) int {
+	if st.fusedIn {
+		return s.LevelIn + 1
+	}
+	return s.LevelIn
+}
+
 // prepareBatchRows reduces each weight, scaled, modulo every prime of the
 // step's input level: the scalar products of linearBatch.
 func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
@@ -508,7 +556,7 @@ func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
 	// ptScale = q * target/in: each weight becomes round(w * ptScale).
 	f := st.ptScale.Float64()
 	ringQ := params.RingQ()
-	nl := s.LevelIn + 1
+	nl := batchLevel(s, st) + 1
 	st.rows = make([][]uint64, s.M.Rows)
 	st.ints = make([][]int64, s.M.Rows)
 	st.ints52 = true
@@ -1072,7 +1120,7 @@ func (e *Evaluator) mul(st *prepared, x, y, dropX, dropY []*rlwe.Ciphertext) ([]
 	out := make([]*rlwe.Ciphertext, len(x))
 	err := e.parallel(len(x), func(j int) error {
 		mul := e.eval.MulRelinNew
-		if st.lazyRelin {
+		if st.lazyRelin || st.fused {
 			mul = e.eval.MulNew
 		}
 		ct, err := mul(x[j], y[j])
@@ -1081,6 +1129,10 @@ func (e *Evaluator) mul(st *prepared, x, y, dropX, dropY []*rlwe.Ciphertext) ([]
 		}
 		drop(dropX, j)
 		drop(dropY, j)
+		if st.fused {
+			out[j] = ct
+			return nil
+		}
 		if err := e.eval.Rescale(ct, ct); err != nil {
 			return err
 		}
@@ -1394,21 +1446,31 @@ const batchChunk = 256
 func (e *Evaluator) linearBatch(s *plan.Step, st *prepared, x []*rlwe.Ciphertext) ([]*rlwe.Ciphertext, error) {
 	params := e.m.params
 	level := x[0].Level()
-	if level != s.LevelIn {
-		return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: input at level %d, prepared for %d", s.Name, level, s.LevelIn)
+	if level != batchLevel(s, st) {
+		return nil, fheserve.Errorf(fheserve.EINTERNAL, "step %q: input at level %d, prepared for %d", s.Name, level, batchLevel(s, st))
 	}
 	deg := x[0].Degree()
 	out := make([]*rlwe.Ciphertext, s.M.Rows)
 	for r := range out {
 		out[r] = ckks.NewCiphertext(params, deg, level)
 		*out[r].MetaData = *x[0].MetaData
-		out[r].Scale = x[0].Scale.Mul(rlwe.NewScale(params.Q()[level]))
+		out[r].Scale = x[0].Scale
+		for l := s.LevelIn; l <= level; l++ {
+			out[r].Scale = out[r].Scale.Mul(rlwe.NewScale(params.Q()[l]))
+		}
 	}
 	if err := e.batchProducts(s, st, x, out); err != nil {
 		return nil, err
 	}
 	err := e.parallel(len(out), func(r int) error {
 		acc := out[r]
+		if st.fusedIn {
+			// Sums of unrescaled products: at about the scale squared,
+			// the rounding of this rescale is negligible (fusedProduct).
+			if err := e.eval.Rescale(acc, acc); err != nil {
+				return err
+			}
+		}
 		// Relinearize before rescaling: the rounding of a rescale
 		// multiplies the third component's by s^2 at decryption, tens of
 		// times the noise of a rescale after relinearization.
@@ -1490,15 +1552,18 @@ func (m *Model) MemoryEstimate(threads int) int64 {
 			return int64(p.Input.Ciphertexts) * ctBytes(p.Input.Level, 2)
 		}
 		s := &steps[v-1]
-		polys := 2
+		polys, level := 2, s.Level
 		if m.steps[v-1].lazyRelin {
 			polys = 3
+		}
+		if m.steps[v-1].fused {
+			polys, level = 3, s.LevelIn
 		}
 		width := 1
 		if p.Packing == plan.Batch {
 			width = s.Length
 		}
-		return int64(width) * ctBytes(s.Level, polys)
+		return int64(width) * ctBytes(level, polys)
 	}
 	last := make([]int, len(steps)+1) // value -> the last step that reads it
 	for i := range steps {
