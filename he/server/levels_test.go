@@ -128,3 +128,30 @@ func TestKeysBelowTheirLevelRefused(t *testing.T) {
 		t.Fatalf("NewEvaluator without the relinearization key: %v, want %s", err, fheserve.EINVALID)
 	}
 }
+
+// TestFusedProducts: in the bundled cnn's batch plan both squares feed a
+// dense layer with fewer outputs (720 to 64, 64 to 10), so both stay
+// unrelinearized for it; the latency plan fuses nothing. (The decrypted
+// outputs of fused products are checked against the plaintext model by
+// local.TestMLPEncrypted and, for a full batch of this cnn, by
+// local.TestBatchTailWithinPrecision with -long.)
+func TestFusedProducts(t *testing.T) {
+	g, calib, _ := compileBundled(t, "cnn")
+	for _, packing := range []string{plan.Batch, plan.Latency} {
+		res, err := compiler.Compile(g, compiler.Options{Calibration: calib, Packing: packing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := server.Prepare(res.Plan, res.Program)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused := server.FusedSteps(model)
+		for i, s := range res.Program.Steps {
+			want := packing == plan.Batch && s.Kind == plan.StepSquare
+			if fused[i] != want {
+				t.Errorf("%s: step %q (%s): fused %v, want %v", packing, s.Name, s.Kind, fused[i], want)
+			}
+		}
+	}
+}
