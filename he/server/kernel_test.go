@@ -151,17 +151,21 @@ func TestVecMACMatchesExact(t *testing.T) {
 			got := make([]uint64, n)
 			lo, mid, top := make([]uint64, n), make([]uint64, n), make([]uint64, n)
 			if q < 1<<52 {
-				macInto(got, xs, res, lo, mid, nil, p, false)
+				cols := make([]int, tc.terms)
+				for j := range cols {
+					cols[j] = j
+				}
+				macInto(got, cols, xs, 0, res, lo, mid, nil, p, false)
 			} else {
 				for _, neg := range []bool{false, true} {
-					var sx []unsafe.Pointer
+					var cols []int
 					var sw []uint64
 					for j, v := range ints {
 						if (v < 0) == neg && v != 0 {
-							sx, sw = append(sx, xs[j]), append(sw, uint64(max(v, -v)))
+							cols, sw = append(cols, j), append(sw, uint64(max(v, -v)))
 						}
 					}
-					macInto(got, sx, sw, lo, mid, top, p, neg)
+					macInto(got, cols, xs, 0, sw, lo, mid, top, p, neg)
 				}
 			}
 			for i := range want {

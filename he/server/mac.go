@@ -63,64 +63,91 @@ func (p *macPrime) reduce(lo, mid, top uint64) uint64 {
 	return r
 }
 
+// macRow is one row of a batch linear map as the vector kernels take it.
+type macRow struct {
+	// w: per prime below 2^52, the weights' residues (the row's
+	// columns in order); nil for wider primes.
+	w [][]uint64
+	// pos, neg: the columns of the positive and negative weights, and
+	// posW, negW their absolute values, for wider primes.
+	pos, neg   []int
+	posW, negW []uint64
+}
+
+// macRows lays out the weights of every row for the vector kernels, from
+// their residues (rows, nl primes) and integers (ints).
+func macRows(s *plan.Step, rows [][]uint64, ints [][]int64, sub []*ring.SubRing) []macRow {
+	nl := len(sub)
+	out := make([]macRow, len(rows))
+	for r := range out {
+		cols, _ := s.M.Row(r)
+		row := &out[r]
+		row.w = make([][]uint64, nl)
+		for i := range nl {
+			if sub[i].Modulus >= 1<<52 {
+				continue
+			}
+			row.w[i] = make([]uint64, len(cols))
+			for j := range cols {
+				row.w[i][j] = rows[r][j*nl+i]
+			}
+		}
+		for j, c := range cols {
+			switch v := ints[r][j]; {
+			case v > 0:
+				row.pos, row.posW = append(row.pos, c), append(row.posW, uint64(v))
+			case v < 0:
+				row.neg, row.negW = append(row.neg, c), append(row.negW, uint64(-v))
+			}
+		}
+	}
+	return out
+}
+
 // vecProducts is batchProducts' task for prime i, polynomial k and
 // coefficients [a, b) on the vector kernels; the caller checks that they
 // run here and that b-a is a multiple of 32 (and of macChunk, if larger).
 func (e *Evaluator) vecProducts(s *plan.Step, st *prepared, x, out []*rlwe.Ciphertext, i, k, a, b int) {
-	nl := x[0].Level() + 1
 	p := newMacPrime(e.m.params.RingQ().SubRings[i].Modulus)
 	wide := p.q >= 1<<52
+	ins := make([]unsafe.Pointer, len(x))
+	for c := range x {
+		ins[c] = unsafe.Pointer(&x[c].Value[k].Coeffs[i][0])
+	}
 	n := min(b-a, macChunk)
 	acc := make([]uint64, 3*n)
-	lo, mid, top := acc[:n], acc[n:2*n], acc[2*n:]
-	if !wide {
-		top = nil
-	}
-	var xs []unsafe.Pointer
-	var w []uint64
 	for a := a; a < b; a += macChunk {
 		b := min(a+macChunk, b)
+		lo, mid, top := acc[:b-a], acc[n:n+b-a], acc[2*n:2*n+b-a]
 		for r := range out {
-			cols, _ := s.M.Row(r)
 			o := out[r].Value[k].Coeffs[i][a:b]
 			clear(o)
+			row := &st.mac[r]
 			if !wide {
-				xs, w = xs[:0], w[:0]
-				for j, c := range cols {
-					xs = append(xs, unsafe.Pointer(&x[c].Value[k].Coeffs[i][a]))
-					w = append(w, st.rows[r][j*nl+i])
-				}
-				macInto(o, xs, w, lo[:b-a], mid[:b-a], nil, p, false)
+				cols, _ := s.M.Row(r)
+				macInto(o, cols, ins, a*8, row.w[i], lo, mid, nil, p, false)
 				continue
 			}
-			for _, neg := range []bool{false, true} {
-				xs, w = xs[:0], w[:0]
-				for j, c := range cols {
-					if v := st.ints[r][j]; (v < 0) == neg && v != 0 {
-						xs = append(xs, unsafe.Pointer(&x[c].Value[k].Coeffs[i][a]))
-						w = append(w, uint64(max(v, -v)))
-					}
-				}
-				macInto(o, xs, w, lo[:b-a], mid[:b-a], top[:b-a], p, neg)
-			}
+			macInto(o, row.pos, ins, a*8, row.posW, lo, mid, top, p, false)
+			macInto(o, row.neg, ins, a*8, row.negW, lo, mid, top, p, true)
 		}
 	}
 }
 
-// macInto adds sum_j xs[j][t]*w[j] (subtracts it, if neg) to o[t] modulo
-// p.q, with mac52 (top nil) or mac64, in runs of terms their accumulators
-// hold.
-func macInto(o []uint64, xs []unsafe.Pointer, w []uint64, lo, mid, top []uint64, p *macPrime, neg bool) {
+// macInto adds sum_j x_j[t]*w[j] (subtracts it, if neg) to o[t] modulo
+// p.q, x_j being the coefficients from byte off on of input cols[j], with
+// mac52 (top nil) or mac64, in runs of terms their accumulators hold.
+func macInto(o []uint64, cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, mid, top []uint64, p *macPrime, neg bool) {
 	limit := macLimit52
 	if top != nil {
 		limit = macLimit64
 	}
-	for s := 0; s < len(xs); s += limit {
-		e := min(s+limit, len(xs))
+	for s := 0; s < len(cols); s += limit {
+		e := min(s+limit, len(cols))
 		if top == nil {
-			mac52(xs[s:e], w[s:e], lo, mid)
+			mac52(cols[s:e], ins, off, w[s:e], lo, mid)
 		} else {
-			mac64(xs[s:e], w[s:e], lo, mid, top)
+			mac64(cols[s:e], ins, off, w[s:e], lo, mid, top)
 		}
 		for t := range o {
 			var v uint64

@@ -8,20 +8,25 @@
 // VPMADD52HUQ its high 52 bits. Each pass keeps 32 coefficients' sums in
 // registers over all terms, so the accumulators are written once.
 
-// func mac52(xs []unsafe.Pointer, w []uint64, lo, hi []uint64)
+// Term j reads the coefficients from byte off on of input cols[j], whose
+// first coefficient is at ins[cols[j]].
+
+// func mac52(cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, hi []uint64)
 // x_j[t] and w_j below 2^52: sum = lo + hi*2^52.
-TEXT ·mac52(SB), NOSPLIT, $0-96
-	MOVQ xs_base+0(FP), SI
-	MOVQ xs_len+8(FP), R8
-	MOVQ w_base+24(FP), DI
-	MOVQ lo_base+48(FP), R9
-	MOVQ lo_len+56(FP), R10
-	MOVQ hi_base+72(FP), R11
+TEXT ·mac52(SB), NOSPLIT, $0-128
+	MOVQ cols_base+0(FP), SI
+	MOVQ cols_len+8(FP), R8
+	MOVQ ins_base+24(FP), R13
+	MOVQ off+48(FP), DX
+	MOVQ w_base+56(FP), DI
+	MOVQ lo_base+80(FP), R9
+	MOVQ lo_len+88(FP), R10
+	MOVQ hi_base+104(FP), R11
 	SHLQ $3, R10
-	XORQ DX, DX
+	XORQ BX, BX
 
 block52:
-	CMPQ DX, R10
+	CMPQ BX, R10
 	JGE  done52
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
@@ -35,6 +40,7 @@ block52:
 
 term52:
 	MOVQ         (SI)(CX*8), AX
+	MOVQ         (R13)(AX*8), AX
 	VPBROADCASTQ (DI)(CX*8), Z8
 	VMOVDQU64    (AX)(DX*1), Z9
 	VMOVDQU64    64(AX)(DX*1), Z10
@@ -52,39 +58,42 @@ term52:
 	CMPQ         CX, R8
 	JLT          term52
 
-	VMOVDQU64 Z0, (R9)(DX*1)
-	VMOVDQU64 Z1, 64(R9)(DX*1)
-	VMOVDQU64 Z2, 128(R9)(DX*1)
-	VMOVDQU64 Z3, 192(R9)(DX*1)
-	VMOVDQU64 Z4, (R11)(DX*1)
-	VMOVDQU64 Z5, 64(R11)(DX*1)
-	VMOVDQU64 Z6, 128(R11)(DX*1)
-	VMOVDQU64 Z7, 192(R11)(DX*1)
+	VMOVDQU64 Z0, (R9)(BX*1)
+	VMOVDQU64 Z1, 64(R9)(BX*1)
+	VMOVDQU64 Z2, 128(R9)(BX*1)
+	VMOVDQU64 Z3, 192(R9)(BX*1)
+	VMOVDQU64 Z4, (R11)(BX*1)
+	VMOVDQU64 Z5, 64(R11)(BX*1)
+	VMOVDQU64 Z6, 128(R11)(BX*1)
+	VMOVDQU64 Z7, 192(R11)(BX*1)
 	ADDQ      $256, DX
+	ADDQ      $256, BX
 	JMP       block52
 
 done52:
 	VZEROUPPER
 	RET
 
-// func mac64(xs []unsafe.Pointer, w []uint64, lo, mid, top []uint64)
+// func mac64(cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, mid, top []uint64)
 // x_j[t] below 2^64, w_j below 2^52: with x = x0 + x1*2^52 (x0 the low 52
 // bits), sum = lo + mid*2^52 + top*2^104, where lo sums the low halves of
 // x0*w, mid the high halves of x0*w and the low halves of x1*w, and top
 // the high halves of x1*w.
-TEXT ·mac64(SB), NOSPLIT, $0-120
-	MOVQ xs_base+0(FP), SI
-	MOVQ xs_len+8(FP), R8
-	MOVQ w_base+24(FP), DI
-	MOVQ lo_base+48(FP), R9
-	MOVQ lo_len+56(FP), R10
-	MOVQ mid_base+72(FP), R11
-	MOVQ top_base+96(FP), R12
+TEXT ·mac64(SB), NOSPLIT, $0-152
+	MOVQ cols_base+0(FP), SI
+	MOVQ cols_len+8(FP), R8
+	MOVQ ins_base+24(FP), R13
+	MOVQ off+48(FP), DX
+	MOVQ w_base+56(FP), DI
+	MOVQ lo_base+80(FP), R9
+	MOVQ lo_len+88(FP), R10
+	MOVQ mid_base+104(FP), R11
+	MOVQ top_base+128(FP), R12
 	SHLQ $3, R10
-	XORQ DX, DX
+	XORQ BX, BX
 
 block64:
-	CMPQ DX, R10
+	CMPQ BX, R10
 	JGE  done64
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
@@ -102,6 +111,7 @@ block64:
 
 term64:
 	MOVQ         (SI)(CX*8), AX
+	MOVQ         (R13)(AX*8), AX
 	VPBROADCASTQ (DI)(CX*8), Z8
 	VMOVDQU64    (AX)(DX*1), Z9
 	VMOVDQU64    64(AX)(DX*1), Z10
@@ -131,19 +141,20 @@ term64:
 	CMPQ         CX, R8
 	JLT          term64
 
-	VMOVDQU64 Z0, (R9)(DX*1)
-	VMOVDQU64 Z1, 64(R9)(DX*1)
-	VMOVDQU64 Z2, 128(R9)(DX*1)
-	VMOVDQU64 Z3, 192(R9)(DX*1)
-	VMOVDQU64 Z4, (R11)(DX*1)
-	VMOVDQU64 Z5, 64(R11)(DX*1)
-	VMOVDQU64 Z6, 128(R11)(DX*1)
-	VMOVDQU64 Z7, 192(R11)(DX*1)
-	VMOVDQU64 Z20, (R12)(DX*1)
-	VMOVDQU64 Z21, 64(R12)(DX*1)
-	VMOVDQU64 Z22, 128(R12)(DX*1)
-	VMOVDQU64 Z23, 192(R12)(DX*1)
+	VMOVDQU64 Z0, (R9)(BX*1)
+	VMOVDQU64 Z1, 64(R9)(BX*1)
+	VMOVDQU64 Z2, 128(R9)(BX*1)
+	VMOVDQU64 Z3, 192(R9)(BX*1)
+	VMOVDQU64 Z4, (R11)(BX*1)
+	VMOVDQU64 Z5, 64(R11)(BX*1)
+	VMOVDQU64 Z6, 128(R11)(BX*1)
+	VMOVDQU64 Z7, 192(R11)(BX*1)
+	VMOVDQU64 Z20, (R12)(BX*1)
+	VMOVDQU64 Z21, 64(R12)(BX*1)
+	VMOVDQU64 Z22, 128(R12)(BX*1)
+	VMOVDQU64 Z23, 192(R12)(BX*1)
 	ADDQ      $256, DX
+	ADDQ      $256, BX
 	JMP       block64
 
 done64:

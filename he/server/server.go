@@ -80,10 +80,10 @@ type prepared struct {
 	// Batch: per row, the weights times target/input scale times the
 	// rescaling prime, as RNS residues (rows[r][j*(level+1)+i] for prime i).
 	rows [][]uint64
-	// Batch: per row, the same weights as integers (ints[r][j]), and
-	// whether each is below 2^52 in absolute value, as the vector
-	// kernels take them for primes of 52 bits or more (mac.go).
-	ints   [][]int64
+	// Batch: the rows laid out for the vector kernels, and whether every
+	// weight is below 2^52 in absolute value, as they take them for
+	// primes of 52 bits or more (mac.go).
+	mac    []macRow
 	ints52 bool
 	// Bias as encoded after rescaling (latency: a full slot vector), and
 	// (latency, slots) encoded once at the step's output level and scale,
@@ -558,19 +558,19 @@ func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
 	ringQ := params.RingQ()
 	nl := batchLevel(s, st) + 1
 	st.rows = make([][]uint64, s.M.Rows)
-	st.ints = make([][]int64, s.M.Rows)
+	ints := make([][]int64, s.M.Rows)
 	st.ints52 = true
 	for r := range st.rows {
 		_, vals := s.M.Row(r)
 		w := make([]uint64, len(vals)*nl)
-		st.ints[r] = make([]int64, len(vals))
+		ints[r] = make([]int64, len(vals))
 		for j, v := range vals {
 			x := v * f
 			if math.Abs(x) >= 1<<62 {
 				return fheserve.Errorf(fheserve.EUNSUPPORTED, "weight %g of step %q is too large for the parameters", v, s.Name)
 			}
 			wi := int64(math.Round(x))
-			st.ints[r][j] = wi
+			ints[r][j] = wi
 			st.ints52 = st.ints52 && max(wi, -wi) < 1<<52
 			for i := 0; i < nl; i++ {
 				sr := ringQ.SubRings[i]
@@ -582,6 +582,9 @@ func (m *Model) prepareBatchRows(s *plan.Step, st *prepared) error {
 			}
 		}
 		st.rows[r] = w
+	}
+	if hasMAC {
+		st.mac = macRows(s, st.rows, ints, ringQ.SubRings[:nl])
 	}
 	st.bias = s.Bias
 	return nil
