@@ -6,69 +6,90 @@
 // products x_j[t] * w_j over the terms j with AVX-512 IFMA: VPMADD52LUQ
 // adds the low 52 bits of a 52x52-bit product to a 64-bit lane,
 // VPMADD52HUQ its high 52 bits. Each pass keeps 32 coefficients' sums in
-// registers over all terms, so the accumulators are written once.
+// registers over all terms, so the accumulators are written once. Term j
+// reads the coefficients from byte off on of input cols[j], whose first
+// coefficient is at ins[cols[j]].
+//
+// Registers: SI cols, R8 terms, R13 ins, DI w, DX the inputs' byte
+// offset, BX the accumulators' byte offset, R10 their length in bytes,
+// R9 lo, R11 hi or mid, R12 top; Z0-Z3 lo, Z4-Z7 hi or mid, Z20-Z23 top,
+// Z8 the weight, Z9-Z12 32 coefficients of x, Z13-Z16 their top bits.
 
-// Term j reads the coefficients from byte off on of input cols[j], whose
-// first coefficient is at ins[cols[j]].
+// ARGS loads the arguments common to both kernels.
+#define ARGS \
+	MOVQ cols_base+0(FP), SI \
+	MOVQ cols_len+8(FP), R8 \
+	MOVQ ins_base+24(FP), R13 \
+	MOVQ off+48(FP), DX \
+	MOVQ w_base+56(FP), DI \
+	MOVQ lo_base+80(FP), R9 \
+	MOVQ lo_len+88(FP), R10 \
+	SHLQ $3, R10 \
+	XORQ BX, BX
+
+// ZERO zeroes the low and high accumulators and the term index.
+#define ZERO \
+	VPXORQ Z0, Z0, Z0 \
+	VPXORQ Z1, Z1, Z1 \
+	VPXORQ Z2, Z2, Z2 \
+	VPXORQ Z3, Z3, Z3 \
+	VPXORQ Z4, Z4, Z4 \
+	VPXORQ Z5, Z5, Z5 \
+	VPXORQ Z6, Z6, Z6 \
+	VPXORQ Z7, Z7, Z7 \
+	XORQ   CX, CX
+
+// LOADMUL loads term CX's weight and 32 coefficients and adds the low and
+// high halves of their products (of the coefficients' low 52 bits).
+#define LOADMUL \
+	MOVQ         (SI)(CX*8), AX \
+	MOVQ         (R13)(AX*8), AX \
+	VPBROADCASTQ (DI)(CX*8), Z8 \
+	VMOVDQU64    (AX)(DX*1), Z9 \
+	VMOVDQU64    64(AX)(DX*1), Z10 \
+	VMOVDQU64    128(AX)(DX*1), Z11 \
+	VMOVDQU64    192(AX)(DX*1), Z12 \
+	VPMADD52LUQ  Z8, Z9, Z0 \
+	VPMADD52HUQ  Z8, Z9, Z4 \
+	VPMADD52LUQ  Z8, Z10, Z1 \
+	VPMADD52HUQ  Z8, Z10, Z5 \
+	VPMADD52LUQ  Z8, Z11, Z2 \
+	VPMADD52HUQ  Z8, Z11, Z6 \
+	VPMADD52LUQ  Z8, Z12, Z3 \
+	VPMADD52HUQ  Z8, Z12, Z7
+
+// STORE writes the low and high accumulators and moves to the next 32
+// coefficients.
+#define STORE \
+	VMOVDQU64 Z0, (R9)(BX*1) \
+	VMOVDQU64 Z1, 64(R9)(BX*1) \
+	VMOVDQU64 Z2, 128(R9)(BX*1) \
+	VMOVDQU64 Z3, 192(R9)(BX*1) \
+	VMOVDQU64 Z4, (R11)(BX*1) \
+	VMOVDQU64 Z5, 64(R11)(BX*1) \
+	VMOVDQU64 Z6, 128(R11)(BX*1) \
+	VMOVDQU64 Z7, 192(R11)(BX*1)
 
 // func mac52(cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, hi []uint64)
 // x_j[t] and w_j below 2^52: sum = lo + hi*2^52.
 TEXT ·mac52(SB), NOSPLIT, $0-128
-	MOVQ cols_base+0(FP), SI
-	MOVQ cols_len+8(FP), R8
-	MOVQ ins_base+24(FP), R13
-	MOVQ off+48(FP), DX
-	MOVQ w_base+56(FP), DI
-	MOVQ lo_base+80(FP), R9
-	MOVQ lo_len+88(FP), R10
+	ARGS
 	MOVQ hi_base+104(FP), R11
-	SHLQ $3, R10
-	XORQ BX, BX
 
 block52:
 	CMPQ BX, R10
 	JGE  done52
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	VPXORQ Z4, Z4, Z4
-	VPXORQ Z5, Z5, Z5
-	VPXORQ Z6, Z6, Z6
-	VPXORQ Z7, Z7, Z7
-	XORQ CX, CX
+	ZERO
 
 term52:
-	MOVQ         (SI)(CX*8), AX
-	MOVQ         (R13)(AX*8), AX
-	VPBROADCASTQ (DI)(CX*8), Z8
-	VMOVDQU64    (AX)(DX*1), Z9
-	VMOVDQU64    64(AX)(DX*1), Z10
-	VMOVDQU64    128(AX)(DX*1), Z11
-	VMOVDQU64    192(AX)(DX*1), Z12
-	VPMADD52LUQ  Z8, Z9, Z0
-	VPMADD52HUQ  Z8, Z9, Z4
-	VPMADD52LUQ  Z8, Z10, Z1
-	VPMADD52HUQ  Z8, Z10, Z5
-	VPMADD52LUQ  Z8, Z11, Z2
-	VPMADD52HUQ  Z8, Z11, Z6
-	VPMADD52LUQ  Z8, Z12, Z3
-	VPMADD52HUQ  Z8, Z12, Z7
-	INCQ         CX
-	CMPQ         CX, R8
-	JLT          term52
-
-	VMOVDQU64 Z0, (R9)(BX*1)
-	VMOVDQU64 Z1, 64(R9)(BX*1)
-	VMOVDQU64 Z2, 128(R9)(BX*1)
-	VMOVDQU64 Z3, 192(R9)(BX*1)
-	VMOVDQU64 Z4, (R11)(BX*1)
-	VMOVDQU64 Z5, 64(R11)(BX*1)
-	VMOVDQU64 Z6, 128(R11)(BX*1)
-	VMOVDQU64 Z7, 192(R11)(BX*1)
-	ADDQ      $256, DX
-	ADDQ      $256, BX
-	JMP       block52
+	LOADMUL
+	INCQ CX
+	CMPQ CX, R8
+	JLT  term52
+	STORE
+	ADDQ $256, DX
+	ADDQ $256, BX
+	JMP  block52
 
 done52:
 	VZEROUPPER
@@ -80,82 +101,44 @@ done52:
 // x0*w, mid the high halves of x0*w and the low halves of x1*w, and top
 // the high halves of x1*w.
 TEXT ·mac64(SB), NOSPLIT, $0-152
-	MOVQ cols_base+0(FP), SI
-	MOVQ cols_len+8(FP), R8
-	MOVQ ins_base+24(FP), R13
-	MOVQ off+48(FP), DX
-	MOVQ w_base+56(FP), DI
-	MOVQ lo_base+80(FP), R9
-	MOVQ lo_len+88(FP), R10
+	ARGS
 	MOVQ mid_base+104(FP), R11
 	MOVQ top_base+128(FP), R12
-	SHLQ $3, R10
-	XORQ BX, BX
 
 block64:
-	CMPQ BX, R10
-	JGE  done64
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	VPXORQ Z4, Z4, Z4
-	VPXORQ Z5, Z5, Z5
-	VPXORQ Z6, Z6, Z6
-	VPXORQ Z7, Z7, Z7
+	CMPQ   BX, R10
+	JGE    done64
+	ZERO
 	VPXORQ Z20, Z20, Z20
 	VPXORQ Z21, Z21, Z21
 	VPXORQ Z22, Z22, Z22
 	VPXORQ Z23, Z23, Z23
-	XORQ CX, CX
 
 term64:
-	MOVQ         (SI)(CX*8), AX
-	MOVQ         (R13)(AX*8), AX
-	VPBROADCASTQ (DI)(CX*8), Z8
-	VMOVDQU64    (AX)(DX*1), Z9
-	VMOVDQU64    64(AX)(DX*1), Z10
-	VMOVDQU64    128(AX)(DX*1), Z11
-	VMOVDQU64    192(AX)(DX*1), Z12
-	VPSRLQ       $52, Z9, Z13
-	VPSRLQ       $52, Z10, Z14
-	VPSRLQ       $52, Z11, Z15
-	VPSRLQ       $52, Z12, Z16
-	VPMADD52LUQ  Z8, Z9, Z0
-	VPMADD52HUQ  Z8, Z9, Z4
-	VPMADD52LUQ  Z8, Z10, Z1
-	VPMADD52HUQ  Z8, Z10, Z5
-	VPMADD52LUQ  Z8, Z11, Z2
-	VPMADD52HUQ  Z8, Z11, Z6
-	VPMADD52LUQ  Z8, Z12, Z3
-	VPMADD52HUQ  Z8, Z12, Z7
-	VPMADD52LUQ  Z8, Z13, Z4
-	VPMADD52HUQ  Z8, Z13, Z20
-	VPMADD52LUQ  Z8, Z14, Z5
-	VPMADD52HUQ  Z8, Z14, Z21
-	VPMADD52LUQ  Z8, Z15, Z6
-	VPMADD52HUQ  Z8, Z15, Z22
-	VPMADD52LUQ  Z8, Z16, Z7
-	VPMADD52HUQ  Z8, Z16, Z23
-	INCQ         CX
-	CMPQ         CX, R8
-	JLT          term64
-
-	VMOVDQU64 Z0, (R9)(BX*1)
-	VMOVDQU64 Z1, 64(R9)(BX*1)
-	VMOVDQU64 Z2, 128(R9)(BX*1)
-	VMOVDQU64 Z3, 192(R9)(BX*1)
-	VMOVDQU64 Z4, (R11)(BX*1)
-	VMOVDQU64 Z5, 64(R11)(BX*1)
-	VMOVDQU64 Z6, 128(R11)(BX*1)
-	VMOVDQU64 Z7, 192(R11)(BX*1)
-	VMOVDQU64 Z20, (R12)(BX*1)
-	VMOVDQU64 Z21, 64(R12)(BX*1)
-	VMOVDQU64 Z22, 128(R12)(BX*1)
-	VMOVDQU64 Z23, 192(R12)(BX*1)
-	ADDQ      $256, DX
-	ADDQ      $256, BX
-	JMP       block64
+	LOADMUL
+	VPSRLQ      $52, Z9, Z13
+	VPSRLQ      $52, Z10, Z14
+	VPSRLQ      $52, Z11, Z15
+	VPSRLQ      $52, Z12, Z16
+	VPMADD52LUQ Z8, Z13, Z4
+	VPMADD52HUQ Z8, Z13, Z20
+	VPMADD52LUQ Z8, Z14, Z5
+	VPMADD52HUQ Z8, Z14, Z21
+	VPMADD52LUQ Z8, Z15, Z6
+	VPMADD52HUQ Z8, Z15, Z22
+	VPMADD52LUQ Z8, Z16, Z7
+	VPMADD52HUQ Z8, Z16, Z23
+	INCQ        CX
+	CMPQ        CX, R8
+	JLT         term64
+	STORE
+	VMOVDQU64   Z20, (R12)(BX*1)
+	VMOVDQU64   Z21, 64(R12)(BX*1)
+	VMOVDQU64   Z22, 128(R12)(BX*1)
+	VMOVDQU64   Z23, 192(R12)(BX*1)
+	ADDQ        $256, DX
+	ADDQ        $256, BX
+	JMP         block64
 
 done64:
 	VZEROUPPER
