@@ -1,6 +1,7 @@
 package server
 
 import (
+	"math/bits"
 	"unsafe"
 
 	"github.com/fheserve/fheserve/plan"
@@ -35,8 +36,8 @@ const (
 // macPrime holds what reducing the kernels' sums modulo q takes.
 type macPrime struct {
 	q         uint64
-	bred      [2]uint64
-	mred      uint64
+	bred      uint64 // floor(2^128/q) / 2^64, Barrett's constant
+	mred      uint64 // -1/q mod 2^64, Montgomery's
 	c52, c104 uint64 // 2^52 and 2^104 mod q, in Montgomery form
 }
 
@@ -44,23 +45,35 @@ func newMacPrime(q uint64) *macPrime {
 	bred := ring.GenBRedConstant(q)
 	c52 := ring.BRedAdd(1<<52, q, bred)
 	c104 := ring.BRed(c52, c52, q, bred)
-	return &macPrime{q: q, bred: bred, mred: ring.GenMRedConstant(q),
+	return &macPrime{q: q, bred: bred[0], mred: ring.GenMRedConstant(q),
 		c52: ring.MForm(c52, q, bred), c104: ring.MForm(c104, q, bred)}
 }
 
-// reduce returns lo + mid*2^52 + top*2^104 mod q.
-func (p *macPrime) reduce(lo, mid, top uint64) uint64 {
-	r := ring.BRedAdd(lo, p.q, p.bred) + ring.MRed(mid, p.c52, p.q, p.mred)
-	if r >= p.q {
-		r -= p.q
+// The reductions below are Lattigo's lazy Barrett (BRedAddLazy, below
+// 2q) and Montgomery (MRedLazy, below 2q) steps written out so that they
+// inline, summed (below 6q < 2^64 for the primes up to 61 bits of the
+// engine) and reduced once (BRedAdd).
+
+// lazy returns a value congruent to a mod q, below 2q.
+func (p *macPrime) lazy(a uint64) uint64 {
+	s, _ := bits.Mul64(a, p.bred)
+	return a - s*p.q
+}
+
+// lazyMul returns a value congruent to a*c*2^-64 mod q, below 2q, for c
+// below q.
+func (p *macPrime) lazyMul(a, c uint64) uint64 {
+	h, l := bits.Mul64(a, c)
+	m, _ := bits.Mul64(l*p.mred, p.q)
+	return h - m + p.q
+}
+
+// final returns a mod q.
+func (p *macPrime) final(a uint64) uint64 {
+	if a = p.lazy(a); a >= p.q {
+		a -= p.q
 	}
-	if top != 0 {
-		r += ring.MRed(top, p.c104, p.q, p.mred)
-		if r >= p.q {
-			r -= p.q
-		}
-	}
-	return r
+	return a
 }
 
 // macRow is one row of a batch linear map as the vector kernels take it.
@@ -150,12 +163,12 @@ func macInto(o []uint64, cols []int, ins []unsafe.Pointer, off int, w []uint64, 
 			mac64(cols[s:e], ins, off, w[s:e], lo, mid, top)
 		}
 		for t := range o {
-			var v uint64
-			if top == nil {
-				v = p.reduce(lo[t], mid[t], 0)
-			} else {
-				v = p.reduce(lo[t], mid[t], top[t])
+			// lo + mid*2^52 (+ top*2^104) mod q
+			v := p.lazy(lo[t]) + p.lazyMul(mid[t], p.c52)
+			if top != nil {
+				v += p.lazyMul(top[t], p.c104)
 			}
+			v = p.final(v)
 			if neg && v != 0 {
 				v = p.q - v
 			}
