@@ -2,6 +2,7 @@ package server
 
 import (
 	"math/bits"
+	"slices"
 	"unsafe"
 
 	"github.com/fheserve/fheserve/plan"
@@ -128,16 +129,27 @@ func (e *Evaluator) vecProducts(s *plan.Step, st *prepared, x, out []*rlwe.Ciphe
 		ins[c] = unsafe.Pointer(&x[c].Value[k].Coeffs[i][0])
 	}
 	n := min(b-a, macChunk)
-	acc := make([]uint64, 3*n)
+	acc, acc2 := make([]uint64, 3*n), make([]uint64, 2*n)
 	for a := a; a < b; a += macChunk {
 		b := min(a+macChunk, b)
 		lo, mid, top := acc[:b-a], acc[n:n+b-a], acc[2*n:2*n+b-a]
-		for r := range out {
+		for r := 0; r < len(out); r++ {
 			o := out[r].Value[k].Coeffs[i][a:b]
 			clear(o)
 			row := &st.mac[r]
 			if !wide {
 				cols, _ := s.M.Row(r)
+				if r+1 < len(out) && len(cols) <= macLimit52 && slices.Equal(cols, colsOf(s, r+1)) {
+					// Dense rows, two at a time.
+					o2 := out[r+1].Value[k].Coeffs[i][a:b]
+					mac52x2(cols, ins, a*8, row.w[i], st.mac[r+1].w[i], lo, mid, acc2[:b-a], acc2[n:n+b-a])
+					for t := range o {
+						o[t] = p.final(p.lazy(lo[t]) + p.lazyMul(mid[t], p.c52))
+						o2[t] = p.final(p.lazy(acc2[t]) + p.lazyMul(acc2[n+t], p.c52))
+					}
+					r++
+					continue
+				}
 				macInto(o, cols, ins, a*8, row.w[i], lo, mid, nil, p, false)
 				continue
 			}
@@ -145,6 +157,11 @@ func (e *Evaluator) vecProducts(s *plan.Step, st *prepared, x, out []*rlwe.Ciphe
 			macInto(o, row.neg, ins, a*8, row.negW, lo, mid, top, p, true)
 		}
 	}
+}
+
+func colsOf(s *plan.Step, r int) []int {
+	cols, _ := s.M.Row(r)
+	return cols
 }
 
 // macInto adds sum_j x_j[t]*w[j] (subtracts it, if neg) to o[t] modulo

@@ -24,3 +24,9 @@ func mac52(cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, hi []uint6
 //
 //go:noescape
 func mac64(cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, mid, top []uint64)
+
+// mac52x2 is mac52 for two rows with the same columns, weights w and v,
+// sums in lo, hi and lo2, hi2: each input is loaded once for both.
+//
+//go:noescape
+func mac52x2(cols []int, ins []unsafe.Pointer, off int, w, v []uint64, lo, hi, lo2, hi2 []uint64)

@@ -143,3 +143,79 @@ term64:
 done64:
 	VZEROUPPER
 	RET
+
+// func mac52x2(cols []int, ins []unsafe.Pointer, off int, w, v []uint64, lo, hi, lo2, hi2 []uint64)
+// mac52 for two rows with the same columns, weights w and v, sharing the
+// loads of the inputs: the second row's sums go to Z12-Z19, lo2 and hi2.
+TEXT ·mac52x2(SB), NOSPLIT, $0-200
+	MOVQ cols_base+0(FP), SI
+	MOVQ cols_len+8(FP), R8
+	MOVQ ins_base+24(FP), R13
+	MOVQ off+48(FP), DX
+	MOVQ w_base+56(FP), DI
+	MOVQ v_base+80(FP), R14
+	MOVQ lo_base+104(FP), R9
+	MOVQ lo_len+112(FP), R10
+	MOVQ hi_base+128(FP), R11
+	MOVQ lo2_base+152(FP), R12
+	SHLQ $3, R10
+	XORQ BX, BX
+
+block52x2:
+	CMPQ   BX, R10
+	JGE    done52x2
+	ZERO
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	VPXORQ Z16, Z16, Z16
+	VPXORQ Z17, Z17, Z17
+	VPXORQ Z18, Z18, Z18
+	VPXORQ Z19, Z19, Z19
+
+term52x2:
+	MOVQ         (SI)(CX*8), AX
+	MOVQ         (R13)(AX*8), AX
+	VPBROADCASTQ (DI)(CX*8), Z8
+	VPBROADCASTQ (R14)(CX*8), Z24
+	VMOVDQU64    (AX)(DX*1), Z9
+	VMOVDQU64    64(AX)(DX*1), Z10
+	VMOVDQU64    128(AX)(DX*1), Z11
+	VMOVDQU64    192(AX)(DX*1), Z25
+	VPMADD52LUQ  Z8, Z9, Z0
+	VPMADD52HUQ  Z8, Z9, Z4
+	VPMADD52LUQ  Z8, Z10, Z1
+	VPMADD52HUQ  Z8, Z10, Z5
+	VPMADD52LUQ  Z8, Z11, Z2
+	VPMADD52HUQ  Z8, Z11, Z6
+	VPMADD52LUQ  Z8, Z25, Z3
+	VPMADD52HUQ  Z8, Z25, Z7
+	VPMADD52LUQ  Z24, Z9, Z12
+	VPMADD52HUQ  Z24, Z9, Z16
+	VPMADD52LUQ  Z24, Z10, Z13
+	VPMADD52HUQ  Z24, Z10, Z17
+	VPMADD52LUQ  Z24, Z11, Z14
+	VPMADD52HUQ  Z24, Z11, Z18
+	VPMADD52LUQ  Z24, Z25, Z15
+	VPMADD52HUQ  Z24, Z25, Z19
+	INCQ         CX
+	CMPQ         CX, R8
+	JLT          term52x2
+	STORE
+	VMOVDQU64    Z12, (R12)(BX*1)
+	VMOVDQU64    Z13, 64(R12)(BX*1)
+	VMOVDQU64    Z14, 128(R12)(BX*1)
+	VMOVDQU64    Z15, 192(R12)(BX*1)
+	MOVQ         hi2_base+176(FP), AX
+	VMOVDQU64    Z16, (AX)(BX*1)
+	VMOVDQU64    Z17, 64(AX)(BX*1)
+	VMOVDQU64    Z18, 128(AX)(BX*1)
+	VMOVDQU64    Z19, 192(AX)(BX*1)
+	ADDQ         $256, DX
+	ADDQ         $256, BX
+	JMP          block52x2
+
+done52x2:
+	VZEROUPPER
+	RET

@@ -15,7 +15,9 @@ import (
 // A batch linear map's products on the vector kernels equal mulAcc's,
 // residue for residue, on degree-1 and degree-2 inputs, for a prime of
 // 60 bits beside primes of 50: weights below 2^52 (the 60-bit prime on
-// mac64) and one above (the 60-bit prime back on mulAcc).
+// mac64) and one above (the 60-bit prime back on mulAcc), sparse rows
+// (mac52 row by row) and dense ones (mac52x2, rows in pairs; 7 rows, so
+// the last alone).
 func TestBatchProductsVecMatchesScalar(t *testing.T) {
 	if !hasMAC {
 		t.Skip("no AVX-512 IFMA on this CPU")
@@ -31,17 +33,19 @@ func TestBatchProductsVecMatchesScalar(t *testing.T) {
 		name   string
 		degree int
 		big    float64 // one weight this large (0: none)
+		dense  bool    // no zero weight: rows share their columns (mac52x2)
 	}{
-		{"degree 1", 1, 0},
-		{"degree 2", 2, 0},
-		{"a weight of 2^53", 1, 4},
+		{"degree 1", 1, 0, false},
+		{"degree 2", 2, 0, false},
+		{"a weight of 2^53", 1, 4, false},
+		{"dense rows", 2, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const in, rows = 40, 7
 			m := &plan.Sparse{Rows: rows, Cols: in, RowPtr: []int{0}}
 			for range rows {
 				for c := range in {
-					if rng.IntN(3) > 0 { // a third of the weights zero
+					if tc.dense || rng.IntN(3) > 0 { // a third of the weights zero
 						m.ColIdx = append(m.ColIdx, c)
 						m.Val = append(m.Val, rng.Float64()*2-1)
 					}
