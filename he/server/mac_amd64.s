@@ -27,17 +27,25 @@
 	SHLQ $3, R10 \
 	XORQ BX, BX
 
+// ZERO4 zeroes four registers; STORE4 writes four to the accumulators at
+// R, from byte BX on.
+#define ZERO4(a, b, c, d) \
+	VPXORQ a, a, a \
+	VPXORQ b, b, b \
+	VPXORQ c, c, c \
+	VPXORQ d, d, d
+
+#define STORE4(a, b, c, d, R) \
+	VMOVDQU64 a, (R)(BX*1) \
+	VMOVDQU64 b, 64(R)(BX*1) \
+	VMOVDQU64 c, 128(R)(BX*1) \
+	VMOVDQU64 d, 192(R)(BX*1)
+
 // ZERO zeroes the low and high accumulators and the term index.
 #define ZERO \
-	VPXORQ Z0, Z0, Z0 \
-	VPXORQ Z1, Z1, Z1 \
-	VPXORQ Z2, Z2, Z2 \
-	VPXORQ Z3, Z3, Z3 \
-	VPXORQ Z4, Z4, Z4 \
-	VPXORQ Z5, Z5, Z5 \
-	VPXORQ Z6, Z6, Z6 \
-	VPXORQ Z7, Z7, Z7 \
-	XORQ   CX, CX
+	ZERO4(Z0, Z1, Z2, Z3) \
+	ZERO4(Z4, Z5, Z6, Z7) \
+	XORQ CX, CX
 
 // LOADMUL loads term CX's weight and 32 coefficients and adds the low and
 // high halves of their products (of the coefficients' low 52 bits).
@@ -61,14 +69,8 @@
 // STORE writes the low and high accumulators and moves to the next 32
 // coefficients.
 #define STORE \
-	VMOVDQU64 Z0, (R9)(BX*1) \
-	VMOVDQU64 Z1, 64(R9)(BX*1) \
-	VMOVDQU64 Z2, 128(R9)(BX*1) \
-	VMOVDQU64 Z3, 192(R9)(BX*1) \
-	VMOVDQU64 Z4, (R11)(BX*1) \
-	VMOVDQU64 Z5, 64(R11)(BX*1) \
-	VMOVDQU64 Z6, 128(R11)(BX*1) \
-	VMOVDQU64 Z7, 192(R11)(BX*1)
+	STORE4(Z0, Z1, Z2, Z3, R9) \
+	STORE4(Z4, Z5, Z6, Z7, R11)
 
 // func mac52(cols []int, ins []unsafe.Pointer, off int, w []uint64, lo, hi []uint64)
 // x_j[t] and w_j below 2^52: sum = lo + hi*2^52.
@@ -109,10 +111,7 @@ block64:
 	CMPQ   BX, R10
 	JGE    done64
 	ZERO
-	VPXORQ Z20, Z20, Z20
-	VPXORQ Z21, Z21, Z21
-	VPXORQ Z22, Z22, Z22
-	VPXORQ Z23, Z23, Z23
+	ZERO4(Z20, Z21, Z22, Z23)
 
 term64:
 	LOADMUL
@@ -132,10 +131,7 @@ term64:
 	CMPQ        CX, R8
 	JLT         term64
 	STORE
-	VMOVDQU64   Z20, (R12)(BX*1)
-	VMOVDQU64   Z21, 64(R12)(BX*1)
-	VMOVDQU64   Z22, 128(R12)(BX*1)
-	VMOVDQU64   Z23, 192(R12)(BX*1)
+	STORE4(Z20, Z21, Z22, Z23, R12)
 	ADDQ        $256, DX
 	ADDQ        $256, BX
 	JMP         block64
@@ -165,14 +161,8 @@ block52x2:
 	CMPQ   BX, R10
 	JGE    done52x2
 	ZERO
-	VPXORQ Z12, Z12, Z12
-	VPXORQ Z13, Z13, Z13
-	VPXORQ Z14, Z14, Z14
-	VPXORQ Z15, Z15, Z15
-	VPXORQ Z16, Z16, Z16
-	VPXORQ Z17, Z17, Z17
-	VPXORQ Z18, Z18, Z18
-	VPXORQ Z19, Z19, Z19
+	ZERO4(Z12, Z13, Z14, Z15)
+	ZERO4(Z16, Z17, Z18, Z19)
 
 term52x2:
 	MOVQ         (SI)(CX*8), AX
@@ -203,15 +193,9 @@ term52x2:
 	CMPQ         CX, R8
 	JLT          term52x2
 	STORE
-	VMOVDQU64    Z12, (R12)(BX*1)
-	VMOVDQU64    Z13, 64(R12)(BX*1)
-	VMOVDQU64    Z14, 128(R12)(BX*1)
-	VMOVDQU64    Z15, 192(R12)(BX*1)
+	STORE4(Z12, Z13, Z14, Z15, R12)
 	MOVQ         hi2_base+176(FP), AX
-	VMOVDQU64    Z16, (AX)(BX*1)
-	VMOVDQU64    Z17, 64(AX)(BX*1)
-	VMOVDQU64    Z18, 128(AX)(BX*1)
-	VMOVDQU64    Z19, 192(AX)(BX*1)
+	STORE4(Z16, Z17, Z18, Z19, AX)
 	ADDQ         $256, DX
 	ADDQ         $256, BX
 	JMP          block52x2
