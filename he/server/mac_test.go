@@ -2,9 +2,7 @@ package server
 
 import (
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 
 	"github.com/fheserve/fheserve/plan"
@@ -162,11 +160,5 @@ func BenchmarkBatchProducts(b *testing.B) {
 			}
 			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/macs, "ns/MAC")
 		})
-	}
-}
-
-func init() {
-	if v, err := strconv.Atoi(os.Getenv("MACCHUNK")); err == nil {
-		macChunk = v
 	}
 }
