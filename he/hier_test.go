@@ -3,6 +3,7 @@ package he_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"math/bits"
 	"slices"
@@ -206,25 +207,7 @@ func TestMasterParamsSecure(t *testing.T) {
 // MarshalDerivedKeys read back equal; a damaged byte (the checksum), keys
 // of another plan and trailing bytes are refused as EINVALID.
 func TestDerivedKeysAtRest(t *testing.T) {
-	params := MustParams(t, specDerive)
-	spec := derivedSpec(params)
-	_, evk, err := client.GenerateKeys(params, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
-	keys, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{Keys: &spec, NoDerivation: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if keys.Galois != nil || len(keys.Masters) == 0 {
-		t.Fatalf("NoDerivation: %d Galois keys, %d masters", len(keys.Galois), len(keys.Masters))
-	}
-	gks, err := he.DeriveGaloisKeys(params, keys.Masters, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalDerivedKeys(b, params, gks) })
+	params, spec, gks, stored := derivedAtRest(t)
 	got, err := he.UnmarshalDerivedKeys(bytes.NewReader(stored), params, spec)
 	if err != nil {
 		t.Fatal(err)
@@ -247,4 +230,50 @@ func TestDerivedKeysAtRest(t *testing.T) {
 	wantCode(t, err, fheserve.EINVALID)
 	_, err = he.UnmarshalDerivedKeys(bytes.NewReader(stored[:len(stored)-40]), params, spec)
 	wantCode(t, err, fheserve.EINVALID)
+}
+
+// derivedAtRest derives a plan's Galois keys from a user's master keys
+// (uploaded with NoDerivation) and stores them as the service does.
+func derivedAtRest(tb testing.TB) (ckks.Parameters, he.KeySpec, []*rlwe.GaloisKey, []byte) {
+	params := MustParams(tb, specDerive)
+	spec := derivedSpec(params)
+	_, evk, err := client.GenerateKeys(params, spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data := mustMarshal(tb, func(b *bytes.Buffer) error { return he.MarshalEvalKeys(b, params, evk) })
+	keys, err := he.UnmarshalEvalKeys(bytes.NewReader(data), params, he.KeyLimits{Keys: &spec, NoDerivation: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if keys.Galois != nil || len(keys.Masters) == 0 {
+		tb.Fatalf("NoDerivation: %d Galois keys, %d masters", len(keys.Galois), len(keys.Masters))
+	}
+	gks, err := he.DeriveGaloisKeys(params, keys.Masters, spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return params, spec, gks, mustMarshal(tb, func(b *bytes.Buffer) error { return he.MarshalDerivedKeys(b, params, gks) })
+}
+
+// FuzzUnmarshalDerivedKeys: stored derived keys, damaged in any way, are
+// refused with EINVALID or decode to keys that encode back to the same
+// bytes, within a bounded allocation.
+func FuzzUnmarshalDerivedKeys(f *testing.F) {
+	params, spec, _, stored := derivedAtRest(f)
+	f.Add(stored)
+	f.Add(stored[:len(stored)/2])
+	limit := 2*uint64(len(stored)) + 1<<20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		gks, ok := decodeBounded(t, limit, data, func(r io.Reader) ([]*rlwe.GaloisKey, error) {
+			return he.UnmarshalDerivedKeys(r, params, spec)
+		})
+		if !ok {
+			return
+		}
+		again := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalDerivedKeys(b, params, gks) })
+		if !bytes.Equal(again, data) {
+			t.Fatal("re-encoding differs")
+		}
+	})
 }
