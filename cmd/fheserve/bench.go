@@ -51,8 +51,9 @@ templates, once per enrolment) and margin to the JSON.
 
 With --examples DIR (the examples folder of a checkout) a workload named
 after an example (cancer-logreg, digits-mlp, face-match, fmnist-mlp,
-fmnist-cnn, fmnist-cnn-poly, fmnist-resnet, prism-cifar) runs its model,
-calibration rows and fixture inputs with the settings of its README.
+fmnist-cnn, fmnist-cnn-poly, fmnist-resnet, prism-cifar, tenseal-tutorial)
+runs its model, calibration rows and fixture inputs with the settings of its
+README.
 Examples run only when named with --workload: the large ones take minutes
 and gigabytes per call (prism-cifar: about 10 GB with GOMEMLIMIT=10GiB).
 
