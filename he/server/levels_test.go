@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"runtime/debug"
 	"slices"
 	"testing"
 
@@ -131,27 +132,47 @@ func TestKeysBelowTheirLevelRefused(t *testing.T) {
 
 // TestFusedProducts: in the bundled cnn's batch plan both squares feed a
 // dense layer with fewer outputs (720 to 64, 64 to 10), so both stay
-// unrelinearized for it; the latency plan fuses nothing. (The decrypted
-// outputs of fused products are checked against the plaintext model by
+// unrelinearized for it; the latency plan fuses nothing. Under a memory
+// limit a call would exceed fused, the squares are relinearized instead
+// and the call's estimate is smaller. (The decrypted outputs of fused
+// products are checked against the plaintext model by
 // local.TestMLPEncrypted and, for a full batch of this cnn, by
-// local.TestBatchTailWithinPrecision with -long.)
+// local.TestBatchTailWithinPrecision with -long; of relinearized ones
+// under a limit by local.TestBatchWithinMemory.)
 func TestFusedProducts(t *testing.T) {
 	g, calib, _ := compileBundled(t, "cnn")
+	prepare := func(t *testing.T, res *compiler.Result, limit int64) *server.Model {
+		t.Helper()
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(limit))
+		model, err := server.Prepare(res.Plan, res.Program)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return model
+	}
 	for _, packing := range []string{plan.Batch, plan.Latency} {
 		res, err := compiler.Compile(g, compiler.Options{Calibration: calib, Packing: packing})
 		if err != nil {
 			t.Fatal(err)
 		}
-		model, err := server.Prepare(res.Plan, res.Program)
-		if err != nil {
-			t.Fatal(err)
-		}
+		model := prepare(t, res, 1<<40)
 		fused := server.FusedSteps(model)
 		for i, s := range res.Program.Steps {
 			want := packing == plan.Batch && s.Kind == plan.StepSquare
 			if fused[i] != want {
 				t.Errorf("%s: step %q (%s): fused %v, want %v", packing, s.Name, s.Kind, fused[i], want)
 			}
+		}
+		if packing != plan.Batch {
+			continue
+		}
+		est := model.MemoryEstimate(2)
+		tight := prepare(t, res, est/2)
+		if f := server.FusedSteps(tight); slices.Contains(f, true) {
+			t.Errorf("fused %v under a limit of half the fused call's %d bytes", f, est)
+		}
+		if e := tight.MemoryEstimate(2); e >= est {
+			t.Errorf("estimate %d bytes relinearized, %d fused", e, est)
 		}
 	}
 }

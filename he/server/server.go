@@ -149,6 +149,8 @@ func prepare(p *plan.Plan, prog *plan.Program, sealed map[*plan.Step]*sealedStep
 	}
 	m := &Model{Plan: p, prog: prog, params: params, steps: make([]prepared, len(prog.Steps)), sealed: sealed, masked: map[int]*prepared{}, masks: map[int]*rlwe.Plaintext{}}
 	m.chooseOnDemand(held)
+	kept, _ := m.Plaintexts()
+	m.chooseFusion(callMemory(kept))
 	if p.Output.Encoding == plan.Coeffs {
 		m.keep = make([]int, p.Output.Length)
 		for r := range m.keep {
@@ -224,9 +226,15 @@ func (m *Model) prepareStep(ecd *ckks.Encoder, i int, scales []rlwe.Scale, targe
 		return fheserve.Errorf(fheserve.EINTERNAL, "step %q: unknown kind %q", s.Name, s.Kind)
 	}
 	st.outScale = scales[i+1]
-	st.fused = m.fusedProduct(i)
-	st.lazyRelin = p.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && prog.OnlyLinearReaders(i+1) && !st.fused
 	return nil
+}
+
+// lazyProduct reports whether step i, a product in batch packing that the
+// compiler marked lazy (plan.Step.LazyRelin), may stay unrelinearized for
+// its readers, batch linear maps.
+func (m *Model) lazyProduct(i int) bool {
+	s := &m.prog.Steps[i]
+	return m.Plan.Packing == plan.Batch && s.LazyRelin && (s.Kind == plan.StepSquare || s.Kind == plan.StepMul) && m.prog.OnlyLinearReaders(i+1)
 }
 
 // fusedProduct reports whether step i, a product in batch packing, is left
@@ -1539,7 +1547,8 @@ func (e *Evaluator) batchProducts(s *plan.Step, st *prepared, x, out []*rlwe.Cip
 // MemoryEstimate is, roughly, the most memory one evaluation holds beyond
 // the model and the keys: the ciphertexts alive at once (the input, kept
 // to the end, and every value from the step that makes it to the last
-// that reads it; in batch packing one ciphertext per element, products
+// that reads it, but an elementwise step's consumed inputs and its output
+// not both whole; in batch packing one ciphertext per element, products
 // left unrelinearized with three polynomials) times 1.5 for temporaries,
 // plus working buffers of 32 top-level ciphertexts per thread (rotations,
 // key switching, sanitization), plus, in a tiled plan, the last map's
@@ -1577,11 +1586,22 @@ func (m *Model) MemoryEstimate(threads int) int64 {
 	last[0], last[m.prog.Output] = len(steps), len(steps)
 	var peak int64
 	for i := range steps {
-		var live int64
+		var live, dropped int64
 		for v := 0; v <= i+1; v++ {
 			if last[v] >= i {
 				live += size(v)
 			}
+		}
+		// An elementwise step drops each input ciphertext it consumes
+		// once used (Evaluator.consumed): its inputs shrink as its
+		// output grows, so the two are never both held whole.
+		if elementwise(steps[i].Kind) {
+			for _, v := range uniqueInputs(&steps[i]) {
+				if v != 0 && v != m.prog.Output && last[v] == i {
+					dropped += size(v)
+				}
+			}
+			live -= min(dropped, size(i+1))
 		}
 		peak = max(peak, live)
 	}
