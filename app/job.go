@@ -730,7 +730,7 @@ func (a *App) evaluate(ctx context.Context, j *fheserve.Job) error {
 	if err != nil {
 		return err
 	}
-	out, err := ev.ev.Evaluate(ctx, cts, j.Samples, func(done, total int) {
+	out, err := ev.ev.EvaluateOwned(ctx, cts, j.Samples, func(done, total int) {
 		j.Done, j.Total = done, total
 		if err := a.store.UpdateJob(ctx, j); err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Warn("cannot record progress", "job", j.ID, "err", err)

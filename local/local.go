@@ -203,8 +203,9 @@ func (r *Runner) serve(ctx context.Context, up *bytes.Buffer, n int) (*bytes.Buf
 	if err != nil {
 		return nil, err
 	}
+	*up = bytes.Buffer{} // decoded: its bytes (a batch upload: gigabytes) are not needed
 	t1 := time.Now()
-	outCts, err := r.eval.Evaluate(ctx, in, n, nil)
+	outCts, err := r.eval.EvaluateOwned(ctx, in, n, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -790,6 +790,19 @@ func (m *Model) Steps() int { return len(m.prog.Steps) + 1 }
 // level 0, which hold the outputs of those samples and nothing else.
 // progress, if not nil, is called after each step with (done, total).
 func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples int, progress func(done, total int)) ([]*rlwe.Ciphertext, error) {
+	return e.evaluate(ctx, in, samples, progress, false)
+}
+
+// EvaluateOwned is Evaluate for a caller that hands the input over: each
+// input ciphertext is dropped (its entry of in set to nil) once no later
+// step reads it, as the steps' own values are, instead of being held to
+// the end of the call (a batch call's input is hundreds of ciphertexts:
+// fmnist-cnn-poly's, 3.7 GB).
+func (e *Evaluator) EvaluateOwned(ctx context.Context, in []*rlwe.Ciphertext, samples int, progress func(done, total int)) ([]*rlwe.Ciphertext, error) {
+	return e.evaluate(ctx, in, samples, progress, true)
+}
+
+func (e *Evaluator) evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples int, progress func(done, total int), owned bool) ([]*rlwe.Ciphertext, error) {
 	p := e.m.Plan
 	if samples < 1 || samples > p.BatchSize {
 		return nil, fheserve.Errorf(fheserve.EINVALID, "a call holds 1 to %d samples, not %d", p.BatchSize, samples)
@@ -821,13 +834,13 @@ func (e *Evaluator) Evaluate(ctx context.Context, in []*rlwe.Ciphertext, samples
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		out, err := e.step(i, vals, samples, zeros)
+		out, err := e.step(i, vals, samples, zeros, owned)
 		if err != nil {
 			return nil, fmt.Errorf("step %q: %w", e.m.prog.Steps[i].Name, err)
 		}
 		vals[i+1] = out
 		// Free values no later step reads.
-		e.release(vals, i)
+		e.release(vals, i, owned)
 		if progress != nil {
 			progress(i+1, total)
 		}
@@ -899,11 +912,12 @@ func (z *zeros) get(j, level int) (*rlwe.Ciphertext, error) {
 	return z.cts[j], nil
 }
 
-// release drops values whose last reader was step i.
-func (e *Evaluator) release(vals [][]*rlwe.Ciphertext, i int) {
+// release drops values whose last reader was step i (the input only when
+// the caller handed it over: owned).
+func (e *Evaluator) release(vals [][]*rlwe.Ciphertext, i int, owned bool) {
 	steps := e.m.prog.Steps
 	for _, in := range steps[i].In {
-		if in == e.m.prog.Output || in == 0 {
+		if in == e.m.prog.Output || in == 0 && !owned {
 			continue
 		}
 		used := false
@@ -913,20 +927,23 @@ func (e *Evaluator) release(vals [][]*rlwe.Ciphertext, i int) {
 			}
 		}
 		if !used {
+			if in == 0 {
+				clear(vals[in]) // the caller's slice: drop its ciphertexts
+			}
 			vals[in] = nil
 		}
 	}
 }
 
 // consumed returns value k's ciphertexts when step i is the last step to
-// read them and they are neither the call's input (the caller's) nor its
-// result, so that an elementwise step drops each one as soon as it has
+// read them and they are neither the call's input (unless owned: handed
+// over by the caller) nor its result, so that an elementwise step drops each one as soon as it has
 // used it (nil otherwise). A batch plan's layers are thousands of
 // ciphertexts of megabytes each: without this a layer's input and its
 // output are both held whole while the step runs, the largest part of a
 // batch call's peak memory.
-func (e *Evaluator) consumed(vals [][]*rlwe.Ciphertext, i, k int) []*rlwe.Ciphertext {
-	if k == 0 || k == e.m.prog.Output {
+func (e *Evaluator) consumed(vals [][]*rlwe.Ciphertext, i, k int, owned bool) []*rlwe.Ciphertext {
+	if k == 0 && !owned || k == e.m.prog.Output {
 		return nil
 	}
 	for _, s := range e.m.prog.Steps[i+1:] {
@@ -1009,7 +1026,7 @@ func (e *Evaluator) parallel(n int, f func(int) error) error {
 	return ferr
 }
 
-func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *zeros) ([]*rlwe.Ciphertext, error) {
+func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *zeros, owned bool) ([]*rlwe.Ciphertext, error) {
 	s := &e.m.prog.Steps[i]
 	st := &e.m.steps[i]
 	x := vals[s.In[0]]
@@ -1040,9 +1057,9 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *z
 			return []*rlwe.Ciphertext{out}, err
 		}
 	case plan.StepSquare:
-		return e.mul(st, x, x, e.consumed(vals, i, s.In[0]), nil)
+		return e.mul(st, x, x, e.consumed(vals, i, s.In[0], owned), nil)
 	case plan.StepMul:
-		return e.mul(st, x, vals[s.In[1]], e.consumed(vals, i, s.In[0]), e.consumed(vals, i, s.In[1]))
+		return e.mul(st, x, vals[s.In[1]], e.consumed(vals, i, s.In[0], owned), e.consumed(vals, i, s.In[1], owned))
 	case plan.StepAdd:
 		y := vals[s.In[1]]
 		out := make([]*rlwe.Ciphertext, len(x))
@@ -1055,7 +1072,7 @@ func (e *Evaluator) step(i int, vals [][]*rlwe.Ciphertext, samples int, zeros *z
 	case plan.StepMask:
 		return e.mask(s, st, x, samples, zeros)
 	case plan.StepPoly:
-		return e.poly(s, st, x, e.consumed(vals, i, s.In[0]))
+		return e.poly(s, st, x, e.consumed(vals, i, s.In[0], owned))
 	case plan.StepSum:
 		return e.sum(s, x)
 	}
