@@ -1,11 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
+
+	"github.com/fheserve/fheserve/internal/procfs"
 )
 
 // resetPeak resets the process's peak resident set (Linux: writing 5 to
@@ -21,20 +20,5 @@ func resetPeak() bool {
 // peakRSS is the process's peak resident set in bytes since the last
 // resetPeak (VmHWM in /proc/self/status), or 0 where it is not known.
 func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
+	return procfs.Bytes("/proc/self/status", "VmHWM")
 }

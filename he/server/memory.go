@@ -1,15 +1,12 @@
 package server
 
 import (
-	"bufio"
 	"math"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/fheserve/fheserve/internal/procfs"
 	"github.com/fheserve/fheserve/plan"
 )
 
@@ -42,32 +39,12 @@ func (m *Model) chooseFusion(memory int64) {
 func callMemory(held int64) int64 {
 	limit := debug.SetMemoryLimit(-1)
 	if limit == math.MaxInt64 {
-		limit = machineMemory()
+		limit = procfs.Bytes("/proc/meminfo", "MemTotal")
 	}
 	if limit <= 0 {
 		return 0
 	}
 	return max(limit-held, 1)
-}
-
-// machineMemory is MemTotal of /proc/meminfo in bytes, 0 when unknown.
-func machineMemory() int64 {
-	f, err := os.Open("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // elementwise: steps that consume their inputs one ciphertext at a time
