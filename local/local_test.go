@@ -354,14 +354,7 @@ func TestMemoryEstimate(t *testing.T) {
 			x := fullBatch(r, g, inputs)
 			// The input ciphertexts are counted in the estimate; here
 			// they are made before the baseline, so subtract them.
-			vecs, err := r.Plan.EncodeInput(x, n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cts, err := r.keys.Encrypt(vecs, r.Plan.Input.Level, r.params.DefaultScale())
-			if err != nil {
-				t.Fatal(err)
-			}
+			cts := encryptInput(t, r, x, n)
 			// A full call, and in a tiled plan a call of one sample,
 			// which prepares the last map again (its first time).
 			calls := []int{n}
@@ -386,7 +379,7 @@ func TestMemoryEstimate(t *testing.T) {
 						peak = max(peak, ms.HeapAlloc)
 					}
 				}()
-				_, err = r.eval.Evaluate(context.Background(), cts, samples, nil)
+				_, err := r.eval.Evaluate(context.Background(), cts, samples, nil)
 				close(done)
 				if err != nil {
 					t.Fatal(err)

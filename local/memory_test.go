@@ -52,14 +52,7 @@ func TestBatchWithinMemory(t *testing.T) {
 // caller.
 func checkOwned(t *testing.T, r *Runner, x []float64, n int) {
 	t.Helper()
-	vecs, err := r.Plan.EncodeInput(x, n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cts, err := r.keys.Encrypt(vecs, r.Plan.Input.Level, r.params.DefaultScale())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cts := encryptInput(t, r, x, n)
 	for _, owned := range []bool{false, true} {
 		evaluate := r.eval.Evaluate
 		if owned {
@@ -74,4 +67,19 @@ func checkOwned(t *testing.T, r *Runner, x []float64, n int) {
 			t.Errorf("owned %v: %d input ciphertexts, %v after the call", owned, len(in), in)
 		}
 	}
+}
+
+// encryptInput encodes and encrypts the input of n samples x as a call's
+// input ciphertexts.
+func encryptInput(t *testing.T, r *Runner, x []float64, n int) []*rlwe.Ciphertext {
+	t.Helper()
+	vecs, err := r.Plan.EncodeInput(x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cts, err := r.keys.Encrypt(vecs, r.Plan.Input.Level, r.params.DefaultScale())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cts
 }
