@@ -985,12 +985,12 @@ func (c *compilation) otherKeys(p *plan.Plan, ps *paramChoice) error {
 	}
 	steps := c.prog.Steps
 	type choice struct {
-		ratio, horner int
-		seq           bool
+		ratio, horner, fold int
+		seq                 bool
 	}
 	saved := make([]choice, len(steps))
 	for i, s := range steps {
-		saved[i] = choice{s.LogBSGSRatio, s.Horner, s.HornerSeq}
+		saved[i] = choice{s.LogBSGSRatio, s.Horner, s.FoldWidth, s.HornerSeq}
 	}
 	keys := c.opts.Keys
 	other := KeysFast
@@ -1000,7 +1000,7 @@ func (c *compilation) otherKeys(p *plan.Plan, ps *paramChoice) error {
 	defer func() {
 		c.opts.Keys = keys
 		for i := range steps {
-			steps[i].LogBSGSRatio, steps[i].Horner, steps[i].HornerSeq = saved[i].ratio, saved[i].horner, saved[i].seq
+			steps[i].LogBSGSRatio, steps[i].Horner, steps[i].FoldWidth, steps[i].HornerSeq = saved[i].ratio, saved[i].horner, saved[i].fold, saved[i].seq
 		}
 	}()
 	c.opts.Keys = other

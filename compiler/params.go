@@ -130,6 +130,40 @@ func galoisElements(ps *paramChoice, rots []int) []uint64 {
 // copies").
 const hoistedCost = 0.16
 
+// hoistedStageBase is the cost, relative to a full rotation, of what a
+// stage of hoisted rotations pays once: the decomposition of its input
+// and the ModDown of its sum. Measured with Lattigo v6.2.0 at N = 2^14,
+// level 2 (BENCHMARKS.md, "Folds in hoisted stages"): a stage of 3
+// rotations took 1.0 and one of 7 1.4 full rotations, which 0.7 plus
+// hoistedCost a rotation bounds.
+const hoistedStageBase = 0.7
+
+// foldWidth returns the stage width (plan.Step.FoldWidth) that sums
+// blocks blocks of a map's output in the least time, a key weighing
+// fastBytesWeight of a key switch: one rotation a stage costs a key
+// switch each, a wider stage hoistedStageBase plus hoistedCost a
+// rotation, and needs a key for each (64 blocks: 6 key switches and 6
+// keys at width 2, 3.5 and 9 keys at width 4).
+func foldWidth(blocks int) int {
+	best, bestCost := 2, math.Inf(1)
+	for w := 2; w <= blocks; w *= 2 {
+		s := plan.Step{Pin: blocks, Pout: 1, FoldWidth: w}
+		var cost float64
+		for _, stage := range s.FoldStages() {
+			cost += fastBytesWeight * float64(len(stage))
+			if len(stage) == 1 {
+				cost++
+			} else {
+				cost += hoistedStageBase + hoistedCost*float64(len(stage))
+			}
+		}
+		if cost < bestCost {
+			best, bestCost = w, cost
+		}
+	}
+	return best
+}
+
 // maxLogRatio is the largest log2 baby-step giant-step ratio tried: up to
 // one giant step per map when the diagonals allow (a hoisted baby step
 // costs a sixth of a giant step, so few giant steps pay for many babies).
@@ -272,6 +306,10 @@ func chooseRatios(steps []plan.Step, slots int, ps *paramChoice, keys string, se
 			continue
 		}
 		r.rs = append(r.rs, ratioStep{s: s, opts: bsgsOptions(s.DiagonalIndices(), slots, keys == KeysSmall && !sealed)})
+		s.FoldWidth = 0
+		if keys == KeysFast {
+			s.FoldWidth = foldWidth(s.Pin / s.Pout)
+		}
 		for _, rot := range s.FoldRotations() {
 			r.fixed[rot] = max(r.fixed[rot], s.LevelIn-1)
 		}

@@ -238,7 +238,8 @@ func BenchmarkPoolingSums(b *testing.B) {
 // diagonals for a wider output: small random networks (one or several
 // input channels, stride 1 and 2, padding, a pooling fused into a
 // convolution) with fast keys agree with the plaintext model
-// within the plan's stated error, and at least one of them multiplexes.
+// within the plan's stated error, at least one of them multiplexes and
+// one folds its blocks in hoisted stages (plan.Step.FoldWidth).
 func TestMultiplexedConvolutionsEncrypted(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 21))
 	pool := &nn.AvgPool{KH: 2, KW: 2, StrideH: 2, StrideW: 2}
@@ -269,7 +270,7 @@ func TestMultiplexedConvolutionsEncrypted(t *testing.T) {
 			Output: 5,
 		},
 	}
-	multiplexed := 0
+	multiplexed, staged := 0, 0
 	for _, g := range nets {
 		t.Run(g.Name, func(t *testing.T) {
 			calib := uniform(rng, 16*g.Input.Size())
@@ -281,6 +282,9 @@ func TestMultiplexedConvolutionsEncrypted(t *testing.T) {
 				if s.Kind == plan.StepLinear && s.OutPos != nil && s.Pout > s.Pin {
 					multiplexed++
 				}
+				if s.Kind == plan.StepLinear && s.FoldWidth > 2 {
+					staged++
+				}
 			}
 			x := uniform(rng, g.Input.Size())
 			maxErr := checkEncrypted(t, r, g, x, 1)
@@ -289,5 +293,8 @@ func TestMultiplexedConvolutionsEncrypted(t *testing.T) {
 	}
 	if multiplexed == 0 {
 		t.Error("no convolution multiplexed over copies of its input period")
+	}
+	if staged == 0 {
+		t.Error("no map folds its blocks in hoisted stages")
 	}
 }

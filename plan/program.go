@@ -165,6 +165,10 @@ type Step struct {
 	// that no block folding spreads partial sums.
 	MaskOutput   bool `json:",omitempty"`
 	LogBSGSRatio int  // latency: log2 of the baby-step giant-step ratio
+	// FoldWidth (latency, slots): the blocks a map leaves when Pin > Pout
+	// are summed in hoisted stages of up to FoldWidth-1 rotations
+	// (FoldStages); 0 or 2: one rotation a stage.
+	FoldWidth int `json:",omitempty"`
 	// Horner (latency, slots; "small" keys): 0 evaluates the map by the
 	// hoisted baby-step giant-step method at LogBSGSRatio; n1 > 0 (a
 	// power of two) by giant steps of n1 slots summed by Horner's rule
@@ -466,13 +470,41 @@ func (s *Step) sumOffsets(inPos []int) (outPos, offsets []int, ok bool) {
 }
 
 // FoldRotations are the rotations that sum the Pin/Pout blocks after the
-// diagonal product of a latency-mode Linear step (empty when Pin <= Pout).
+// diagonal product of a latency-mode Linear step (empty when Pin <= Pout),
+// those of every stage of FoldStages.
 func (s *Step) FoldRotations() []int {
 	var r []int
-	for k := s.Pin / 2; k >= s.Pout; k /= 2 {
-		r = append(r, k)
+	for _, stage := range s.FoldStages() {
+		r = append(r, stage...)
 	}
 	return r
+}
+
+// FoldStages are the stages that sum the Pin/Pout blocks of a latency-mode
+// Linear step, each adding to the previous stage's result its rotations
+// by the stage's offsets. With FoldWidth 0 or 2, a rotation by Pin/2, then
+// Pin/4, ..., then Pout, one a stage; with FoldWidth w (a power of two of
+// 4 or more), stages of up to w-1 rotations from one decomposition (the
+// server hoists them): Pout, 2 Pout, ..., (w-1) Pout, then the same times
+// w, and so on, the last stage as wide as the blocks left. Either way
+// slot i ends as the sum of the input's slots i + m Pout, m < Pin/Pout.
+func (s *Step) FoldStages() [][]int {
+	var stages [][]int
+	if s.FoldWidth <= 2 {
+		for k := s.Pin / 2; k >= s.Pout; k /= 2 {
+			stages = append(stages, []int{k})
+		}
+		return stages
+	}
+	for b := 1; b*s.Pout < s.Pin; b *= s.FoldWidth {
+		w := min(s.FoldWidth, s.Pin/(b*s.Pout))
+		stage := make([]int, w-1)
+		for j := range stage {
+			stage[j] = (j + 1) * b * s.Pout
+		}
+		stages = append(stages, stage)
+	}
+	return stages
 }
 
 // at maps element i through a position list (identity when nil).

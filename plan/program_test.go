@@ -130,3 +130,46 @@ func TestSumStages(t *testing.T) {
 		})
 	}
 }
+
+// Folding in stages of any width sums, in every slot i, the input's slots
+// i + m Pout for m < Pin/Pout (cyclically), as the folds one rotation at
+// a time do, and each stage holds at most FoldWidth-1 rotations.
+func TestFoldStages(t *testing.T) {
+	const slots = 256
+	x := make([]int, slots)
+	for i := range x {
+		x[i] = i*i%97 + 3*i
+	}
+	apply := func(s *Step) []int {
+		y := slices.Clone(x)
+		for _, stage := range s.FoldStages() {
+			next := slices.Clone(y)
+			for _, r := range stage {
+				for i := range next {
+					next[i] += y[(i+r)%slots]
+				}
+			}
+			y = next
+		}
+		return y
+	}
+	for _, c := range []struct{ pin, pout int }{{64, 64}, {128, 64}, {256, 4}, {256, 1}, {64, 2}} {
+		want := make([]int, slots)
+		for i := range want {
+			for m := 0; m < c.pin/c.pout; m++ {
+				want[i] += x[(i+m*c.pout)%slots]
+			}
+		}
+		for _, w := range []int{0, 2, 4, 8, 16, 256} {
+			s := &Step{Pin: c.pin, Pout: c.pout, FoldWidth: w}
+			if got := apply(s); !slices.Equal(got, want) {
+				t.Errorf("Pin %d, Pout %d, width %d: folded sums differ", c.pin, c.pout, w)
+			}
+			for _, stage := range s.FoldStages() {
+				if len(stage) >= max(w, 2) {
+					t.Errorf("Pin %d, Pout %d, width %d: a stage of %d rotations", c.pin, c.pout, w, len(stage))
+				}
+			}
+		}
+	}
+}

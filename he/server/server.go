@@ -487,7 +487,7 @@ func (e *Evaluator) linearDot(s *plan.Step, st *prepared, x *rlwe.Ciphertext) (*
 		}
 		b *= len(rots) + 1
 	}
-	return e.sumRotations(out, nil, st)
+	return e.withBias(out, st)
 }
 
 // sumStage returns the rotations b, 2b, ..., (k-1)b of one stage of a
@@ -667,7 +667,7 @@ func (m *Model) prepareDiagonals(ecd *ckks.Encoder, s *plan.Step, st *prepared, 
 }
 
 // encodeBias encodes st.bias at step s's output level and scale, the
-// plaintext sumRotations adds (it encodes the slot vector itself, per
+// plaintext withBias adds (it encodes the slot vector itself, per
 // call, for an output at another level or scale).
 func (m *Model) encodeBias(ecd *ckks.Encoder, s *plan.Step, st *prepared) error {
 	pt := ckks.NewPlaintext(m.params, s.Level)
@@ -1368,8 +1368,9 @@ func (e *Evaluator) preRotate(parts []lintrans.LinearTransformation, x *rlwe.Cip
 	return pre, nil
 }
 
-// finishSlots rescales the diagonal method's sum, folds its blocks and
-// adds the bias.
+// finishSlots rescales the diagonal method's sum, folds its blocks (each
+// stage of plan.Step.FoldStages from one decomposition) and adds the
+// bias.
 func (e *Evaluator) finishSlots(s *plan.Step, st *prepared, out *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
 	if s.MaskOutput {
 		// The result's last rescale: re-randomized first, its rounding
@@ -1381,21 +1382,17 @@ func (e *Evaluator) finishSlots(s *plan.Step, st *prepared, out *rlwe.Ciphertext
 	if err := e.eval.Rescale(out, out); err != nil {
 		return nil, err
 	}
-	return e.sumRotations(out, s.FoldRotations(), st)
-}
-
-// sumRotations adds to out its rotations by rots in turn, gives it the
-// step's output scale and adds the bias.
-func (e *Evaluator) sumRotations(out *rlwe.Ciphertext, rots []int, st *prepared) (*rlwe.Ciphertext, error) {
-	for _, r := range rots {
-		rot, err := e.eval.RotateNew(out, r)
-		if err != nil {
-			return nil, err
-		}
-		if err := e.eval.Add(out, rot, out); err != nil {
+	for _, stage := range s.FoldStages() {
+		var err error
+		if out, err = e.hoistedSum(out, stage); err != nil {
 			return nil, err
 		}
 	}
+	return e.withBias(out, st)
+}
+
+// withBias gives out the step's output scale and adds the bias.
+func (e *Evaluator) withBias(out *rlwe.Ciphertext, st *prepared) (*rlwe.Ciphertext, error) {
 	out.Scale = st.target
 	switch {
 	case st.biasPt != nil && st.biasPt.Level() == out.Level() && st.biasPt.Scale.Cmp(out.Scale) == 0:
