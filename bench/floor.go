@@ -113,8 +113,7 @@ func Floor(r *local.Runner) (time.Duration, error) {
 					total += time.Duration(len(babies))*c.hoisted + time.Duration(len(giants))*c.rot +
 						time.Duration(len(idx))*c.ptMul + c.rescale
 				}
-				out := m.at(s.Level)
-				total += time.Duration(len(s.FoldRotations())) * (out.rot + out.add)
+				total += foldTime(m.at(s.Level), s.FoldStages())
 			}
 		case plan.StepSquare, plan.StepMul:
 			total += cts * (c.ctMul + c.rescale)
@@ -138,4 +137,21 @@ func Floor(r *local.Runner) (time.Duration, error) {
 	sanitize := timeOp(5, m.kernels.Sanitize(p.Precision.FloodStd))
 	total += time.Duration(p.Output.Ciphertexts) * sanitize
 	return total, nil
+}
+
+// foldTime is the cost of a map's fold stages at the level of its
+// output: a rotation a stage costs a rotation; a wider stage its
+// decomposition and ModDown once (a rotation less a hoisted one) and a
+// hoisted rotation for each.
+func foldTime(c opCosts, stages [][]int) time.Duration {
+	var t time.Duration
+	for _, stage := range stages {
+		n := time.Duration(len(stage))
+		if n == 1 {
+			t += c.rot + c.add
+		} else {
+			t += c.rot - c.hoisted + n*(c.hoisted+c.add)
+		}
+	}
+	return t
 }
