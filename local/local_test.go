@@ -14,6 +14,7 @@ import (
 
 	"github.com/fheserve/fheserve/bundled"
 	"github.com/fheserve/fheserve/compiler"
+	"github.com/fheserve/fheserve/examples"
 	"github.com/fheserve/fheserve/he"
 	"github.com/fheserve/fheserve/nn"
 	"github.com/fheserve/fheserve/plan"
@@ -514,17 +515,26 @@ func TestDerivedNoiseModel(t *testing.T) {
 	}
 }
 
-// BenchmarkFoldStages evaluates the bundled cnn (one sample, tiles off,
-// fast keys, one worker) alternately with the folds its plan chose
-// (plan.Step.FoldWidth: hoisted stages) and with one rotation a stage,
-// the same keys and input, call by call, so that both see the same
-// load: medians of the calls' evaluation and of the folding maps' steps.
+var foldsModel = flag.String("folds-model", "cnn", "BenchmarkFoldStages's workload: a bundled model or an example of ../examples")
+
+// BenchmarkFoldStages evaluates a workload (-folds-model; one sample,
+// tiles off, fast keys, one worker) alternately with the folds its plan
+// chose (plan.Step.FoldWidth: hoisted stages) and with one rotation a
+// stage, the same keys and input, call by call, so that both see the
+// same load: medians of the calls' evaluation and of the folding maps'
+// steps.
 func BenchmarkFoldStages(b *testing.B) {
-	g, calib, x, _, err := bundled.Load("cnn")
+	g, calib, x, _, err := bundled.Load(*foldsModel)
+	opts := compiler.Options{}
+	if ex, exErr := examples.Find(*foldsModel); exErr == nil {
+		g, calib, x, _, err = ex.Load("../examples")
+		opts = ex.Options
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := New(g, compiler.Options{Calibration: calib, NoTiles: true, Keys: compiler.KeysFast}, 1)
+	opts.Calibration, opts.NoTiles, opts.Keys = calib, true, compiler.KeysFast
+	r, err := New(g, opts, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
