@@ -550,14 +550,7 @@ func BenchmarkFoldStages(b *testing.B) {
 	if folding == 0 {
 		b.Fatal("no map folds in hoisted stages")
 	}
-	up, err := r.upload(x[:g.Input.Size()], 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	in, err := he.UnmarshalCiphertexts(up, r.params, he.Limits{MaxCount: 1, MinLevel: r.Plan.Input.Level, MaxLevel: r.Plan.Input.Level})
-	if err != nil {
-		b.Fatal(err)
-	}
+	in := encryptInput(b, r, x[:g.Input.Size()], 1)
 	var total, folds [2][]float64 // [0] staged, [1] a rotation a stage
 	b.ResetTimer()
 	for i := 0; i < 2*b.N; i++ {

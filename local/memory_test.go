@@ -71,15 +71,15 @@ func checkOwned(t *testing.T, r *Runner, x []float64, n int) {
 
 // encryptInput encodes and encrypts the input of n samples x as a call's
 // input ciphertexts.
-func encryptInput(t *testing.T, r *Runner, x []float64, n int) []*rlwe.Ciphertext {
-	t.Helper()
+func encryptInput(tb testing.TB, r *Runner, x []float64, n int) []*rlwe.Ciphertext {
+	tb.Helper()
 	vecs, err := r.Plan.EncodeInput(x, n)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	cts, err := r.keys.Encrypt(vecs, r.Plan.Input.Level, r.params.DefaultScale())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return cts
 }
