@@ -198,6 +198,73 @@ func ResultSize(params ckks.Parameters, count, bits int) int {
 	return batchHeaderLen + count*(recordHeaderLen+2*packedLen(params.N(), bits))
 }
 
+// SeededBatch is a batch of fresh seeded encryptions in
+// MarshalSeededCiphertexts' format, built in place so that several cores
+// can encrypt straight into one upload: the batch's bytes are allocated
+// once at their exact size (CiphertextsSize), and Put writes record i at
+// its offset, so records may be put concurrently and in any order. Every
+// record is at the batch's level.
+type SeededBatch struct {
+	params ckks.Parameters
+	level  int
+	count  int
+	bits   []int  // bits per coefficient of each row
+	rec    int    // bytes per record
+	data   []byte // the whole batch, header first
+}
+
+// NewSeededBatch returns a batch of count seeded ciphertexts at level, its
+// header written and its records to be filled by Put.
+func NewSeededBatch(params ckks.Parameters, level, count int) (*SeededBatch, error) {
+	if err := CheckParams(params); err != nil {
+		return nil, err
+	}
+	switch {
+	case count <= 0 || count > math.MaxUint32:
+		return nil, fheserve.Errorf(fheserve.EINVALID, "seeded batch: %d ciphertexts", count)
+	case level < 0 || level > params.MaxLevel():
+		return nil, fheserve.Errorf(fheserve.EINVALID, "seeded batch: level %d is outside 0..%d", level, params.MaxLevel())
+	}
+	b := &SeededBatch{params: params, level: level, count: count, data: make([]byte, CiphertextsSize(params, level, count, true))}
+	b.rec = (len(b.data) - batchHeaderLen) / count
+	for _, q := range params.Q()[:level+1] {
+		b.bits = append(b.bits, bitLen(q))
+	}
+	h := batchHeader(params, kindSeeded, 0, count)
+	copy(b.data, h[:])
+	return b, nil
+}
+
+// Put writes record i: ct's header and c0, and seed in place of c1. ct
+// must be a fresh encryption at the batch's level whose c1 is
+// ExpandSeed(seed), as client.Keys makes them; unlike
+// MarshalSeededCiphertexts, Put does not expand the seed again to check
+// c1 (client.Keys expanded it a moment ago: a second expansion per
+// ciphertext would cost as much as the encryption's own). Put may be called
+// concurrently for different i.
+func (b *SeededBatch) Put(i int, ct *rlwe.Ciphertext, seed [32]byte) error {
+	if err := checkCiphertexts(b.params, []*rlwe.Ciphertext{ct}, kindSeeded); err != nil {
+		return err
+	}
+	if i < 0 || i >= b.count || ct.Level() != b.level {
+		return fheserve.Errorf(fheserve.EINVALID, "seeded batch: record %d at level %d does not fit a batch at level %d", i, ct.Level(), b.level)
+	}
+	dst := b.data[batchHeaderLen+i*b.rec:][:b.rec]
+	h := recordHeader(ct)
+	dst = dst[copy(dst, h[:]):]
+	for j, row := range ct.Value[0].Coeffs {
+		n := packedLen(len(row), b.bits[j])
+		pack(dst[:n], row, b.bits[j])
+		dst = dst[n:]
+	}
+	copy(dst, seed[:])
+	return nil
+}
+
+// Bytes returns the batch, as MarshalSeededCiphertexts would write it once
+// every record is put.
+func (b *SeededBatch) Bytes() []byte { return b.data }
+
 func marshalCiphertexts(w io.Writer, params ckks.Parameters, cts []*rlwe.Ciphertext, kind byte) error {
 	if err := CheckParams(params); err != nil {
 		return err
@@ -266,7 +333,11 @@ func checkCiphertexts(params ckks.Parameters, cts []*rlwe.Ciphertext, kind byte)
 }
 
 func writeBatchHeader(e *encoder, params ckks.Parameters, kind byte, bits, count int) {
-	var h [batchHeaderLen]byte
+	h := batchHeader(params, kind, bits, count)
+	e.write(h[:])
+}
+
+func batchHeader(params ckks.Parameters, kind byte, bits, count int) (h [batchHeaderLen]byte) {
 	copy(h[0:4], magicCiphertexts[:])
 	h[4] = FormatVersion
 	h[5] = kind
@@ -275,11 +346,17 @@ func writeBatchHeader(e *encoder, params ckks.Parameters, kind byte, bits, count
 	fp := fingerprint(params)
 	copy(h[8:40], fp[:])
 	binary.BigEndian.PutUint32(h[40:44], uint32(count))
-	e.write(h[:])
+	return h
 }
 
 func writeRecordHeader(e *encoder, ct *rlwe.Ciphertext) {
-	var h [recordHeaderLen]byte
+	h := recordHeader(ct)
+	e.write(h[:])
+}
+
+// recordHeader is the header of ct's record; ct must have passed
+// checkCiphertexts.
+func recordHeader(ct *rlwe.Ciphertext) (h [recordHeaderLen]byte) {
 	h[0] = byte(ct.Level())
 	h[1] = byte(ct.Degree())
 	if ct.IsNTT {
@@ -298,7 +375,7 @@ func writeRecordHeader(e *encoder, ct *rlwe.Ciphertext) {
 	h[4] = byte(ct.LogDimensions.Cols)
 	s, _ := encodeScale(ct.Scale) // checked by checkCiphertexts
 	copy(h[7:], s[:])
-	e.write(h[:])
+	return h
 }
 
 func unmarshalCiphertexts(r io.Reader, params ckks.Parameters, lim Limits, result bool) ([]*rlwe.Ciphertext, error) {

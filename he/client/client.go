@@ -14,7 +14,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"math"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
@@ -26,30 +28,120 @@ import (
 )
 
 // Keys holds a user's secret key for one parameter set. Its methods may be
-// called concurrently.
+// called concurrently. Encryption and decryption of several ciphertexts run
+// on every core (runtime.GOMAXPROCS), each core with a worker of its own.
 type Keys struct {
 	params ckks.Parameters
 	sk     *rlwe.SecretKey
+	ecd    *ckks.Encoder   // safe for concurrent use: its buffers come from pools
+	dec    *rlwe.Decryptor // same
 
-	mu   sync.Mutex // guards the encoder and the error sampler
-	ecd  *ckks.Encoder
+	mu   sync.Mutex // guards idle
+	idle []*worker
+}
+
+// worker is what one core needs to encrypt: an error sampler of its own,
+// drawing from crypto/rand, and the buffer of the inverse FFT. Keys keeps
+// the workers of past calls for the next.
+type worker struct {
 	errs ring.Sampler
-	dec  *rlwe.Decryptor
+	fft  []complex128
 }
 
 func newKeys(params ckks.Parameters, sk *rlwe.SecretKey) (*Keys, error) {
-	prng, _ := sampling.NewPRNG() // crypto/rand; never fails
-	errs, err := ring.NewSampler(prng, params.RingQ(), params.Xe(), false)
-	if err != nil {
-		return nil, fheserve.Errorf(fheserve.EINVALID, "keys: %v", err)
-	}
-	return &Keys{
+	k := &Keys{
 		params: params,
 		sk:     sk,
 		ecd:    ckks.NewEncoder(params, he.EncodingPrecision),
-		errs:   errs,
 		dec:    rlwe.NewDecryptor(params, sk),
-	}, nil
+	}
+	w, err := k.newWorker()
+	if err != nil {
+		return nil, err
+	}
+	k.idle = append(k.idle, w)
+	return k, nil
+}
+
+func (k *Keys) newWorker() (*worker, error) {
+	prng, _ := sampling.NewPRNG() // crypto/rand; never fails
+	errs, err := ring.NewSampler(prng, k.params.RingQ(), k.params.Xe(), false)
+	if err != nil {
+		return nil, fheserve.Errorf(fheserve.EINVALID, "keys: %v", err)
+	}
+	return &worker{errs: errs, fft: make([]complex128, k.params.MaxSlots())}, nil
+}
+
+// take returns an idle worker, or a new one.
+func (k *Keys) take() (*worker, error) {
+	k.mu.Lock()
+	if n := len(k.idle); n > 0 {
+		w := k.idle[n-1]
+		k.idle = k.idle[:n-1]
+		k.mu.Unlock()
+		return w, nil
+	}
+	k.mu.Unlock()
+	return k.newWorker()
+}
+
+func (k *Keys) release(w *worker) {
+	k.mu.Lock()
+	k.idle = append(k.idle, w)
+	k.mu.Unlock()
+}
+
+// parallel calls do(i) for each i in 0..n-1 on up to GOMAXPROCS
+// goroutines, each with a worker of its own and a do of its own, which
+// start(w) returns (per-goroutine buffers live there). Once a call fails,
+// no new i is started; parallel returns the error of the lowest i that
+// failed.
+func (k *Keys) parallel(n int, start func(w *worker) (do func(i int) error)) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next atomic.Int64
+	var failed atomic.Bool
+	type failure struct {
+		i   int
+		err error
+	}
+	fails := make([]failure, workers)
+	run := func(g int) {
+		w, err := k.take()
+		if err != nil {
+			fails[g] = failure{-1, err}
+			failed.Store(true)
+			return
+		}
+		defer k.release(w)
+		do := start(w)
+		for !failed.Load() {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			if err := do(i); err != nil {
+				fails[g] = failure{i, err}
+				failed.Store(true)
+				return
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for g := 1; g < workers; g++ {
+		wg.Go(func() { run(g) })
+	}
+	run(0)
+	wg.Wait()
+	var first *failure
+	for g := range fails {
+		if f := &fails[g]; f.err != nil && (first == nil || f.i < first.i) {
+			first = f
+		}
+	}
+	if first != nil {
+		return first.err
+	}
+	return nil
 }
 
 // GenerateKeys generates a secret key, the public key and the evaluation
@@ -83,7 +175,10 @@ func GenerateKeysProgress(params ckks.Parameters, spec he.KeySpec, progress func
 	if err != nil {
 		return nil, nil, err
 	}
-	pk := k.seededPublicKey(seed)
+	pk, err := k.seededPublicKey(seed)
+	if err != nil {
+		return nil, nil, err
+	}
 	at := func(level int) rlwe.EvaluationKeyParameters {
 		return rlwe.EvaluationKeyParameters{LevelQ: &level, Compressed: true}
 	}
@@ -184,19 +279,22 @@ func liftSecret(params, mp ckks.Parameters, sk *rlwe.SecretKey) *rlwe.SecretKey 
 
 // seededPublicKey computes pk = (-a*s + e, a) over QP, in NTT and Montgomery
 // form as Lattigo's key generator does, with a expanded from seed.
-func (k *Keys) seededPublicKey(seed [32]byte) *rlwe.PublicKey {
+func (k *Keys) seededPublicKey(seed [32]byte) (*rlwe.PublicKey, error) {
 	pk := rlwe.NewPublicKey(k.params)
 	b, a := pk.Value[0], pk.Value[1]
 	he.ExpandSeed(k.params, seed, a)
 	ringQP := k.params.RingQP().AtLevel(k.params.MaxLevelQ(), k.params.MaxLevelP())
-	k.mu.Lock()
-	k.errs.Read(b.Q)
-	k.mu.Unlock()
+	w, err := k.take()
+	if err != nil {
+		return nil, err
+	}
+	w.errs.Read(b.Q)
+	k.release(w)
 	ringQP.ExtendBasisSmallNormAndCenter(b.Q, k.params.MaxLevelP(), b.Q, b.P)
 	ringQP.NTT(b, b)
 	ringQP.MForm(b, b)
 	ringQP.MulCoeffsMontgomeryThenSub(a, k.sk.Value, b)
-	return pk
+	return pk, nil
 }
 
 func randomSeed() (seed [32]byte, err error) {
@@ -220,60 +318,188 @@ func (k *Keys) EncryptCoeffs(values [][]float64, level int, scale rlwe.Scale) ([
 	return k.encrypt(values, level, scale, false)
 }
 
+// EncryptSeeded encrypts as Encrypt (batched) or EncryptCoeffs (not
+// batched) straight into the bytes he.MarshalSeededCiphertexts would write
+// of the ciphertexts, without holding them: each core encrypts into a
+// ciphertext of its own and writes its record in place (he.SeededBatch).
+// An upload of many ciphertexts costs one allocation of its exact size.
+func (k *Keys) EncryptSeeded(values [][]float64, level int, scale rlwe.Scale, batched bool) ([]byte, error) {
+	if err := k.checkValues(values, level, scale, batched); err != nil {
+		return nil, err
+	}
+	b, err := he.NewSeededBatch(k.params, level, len(values))
+	if err != nil {
+		return nil, err
+	}
+	err = k.parallel(len(values), func(w *worker) func(int) error {
+		e := k.newEncryption(w, level, scale, batched)
+		ct := e.newCiphertext()
+		return func(i int) error {
+			seed, err := e.encrypt(i, values[i], ct)
+			if err != nil {
+				return err
+			}
+			return b.Put(i, ct, seed)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
 func (k *Keys) encrypt(values [][]float64, level int, scale rlwe.Scale, batched bool) ([]*rlwe.Ciphertext, error) {
+	if err := k.checkValues(values, level, scale, batched); err != nil {
+		return nil, err
+	}
+	cts := make([]*rlwe.Ciphertext, len(values))
+	err := k.parallel(len(values), func(w *worker) func(int) error {
+		e := k.newEncryption(w, level, scale, batched)
+		return func(i int) error {
+			ct := e.newCiphertext()
+			seed, err := e.encrypt(i, values[i], ct)
+			if err != nil {
+				return err
+			}
+			he.AttachSeed(ct, seed)
+			cts[i] = ct
+			return nil
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cts, nil
+}
+
+// checkValues refuses what encrypt cannot encode.
+func (k *Keys) checkValues(values [][]float64, level int, scale rlwe.Scale, batched bool) error {
 	maxLen := k.params.N()
 	if batched {
 		maxLen = k.params.MaxSlots()
 	}
 	switch f := scale.Float64(); {
 	case len(values) == 0:
-		return nil, fheserve.Errorf(fheserve.EINVALID, "encrypt: no values")
+		return fheserve.Errorf(fheserve.EINVALID, "encrypt: no values")
 	case level < 0 || level > k.params.MaxLevel():
-		return nil, fheserve.Errorf(fheserve.EINVALID, "encrypt: level %d is outside 0..%d", level, k.params.MaxLevel())
+		return fheserve.Errorf(fheserve.EINVALID, "encrypt: level %d is outside 0..%d", level, k.params.MaxLevel())
 	case scale.Mod != nil || !(f >= 1) || math.IsInf(f, 0):
-		return nil, fheserve.Errorf(fheserve.EINVALID, "encrypt: scale must be a finite value >= 1")
+		return fheserve.Errorf(fheserve.EINVALID, "encrypt: scale must be a finite value >= 1")
 	}
 	for i, v := range values {
 		if len(v) > maxLen {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypt: vector %d has %d values, more than %d", i, len(v), maxLen)
+			return fheserve.Errorf(fheserve.EINVALID, "encrypt: vector %d has %d values, more than %d", i, len(v), maxLen)
 		}
 		for _, x := range v {
 			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return nil, fheserve.Errorf(fheserve.EINVALID, "encrypt: vector %d holds a value that is not finite", i)
+				return fheserve.Errorf(fheserve.EINVALID, "encrypt: vector %d holds a value that is not finite", i)
 			}
 		}
 	}
+	return nil
+}
+
+// encryption is one goroutine's share of an encryption call: its worker,
+// with the error sampler at the call's level, and what every ciphertext of
+// the call shares.
+type encryption struct {
+	k       *Keys
+	w       *worker
+	errs    ring.Sampler
+	ringQ   *ring.Ring
+	moduli  []uint64
+	scale   rlwe.Scale
+	batched bool
+}
+
+func (k *Keys) newEncryption(w *worker, level int, scale rlwe.Scale, batched bool) *encryption {
 	ringQ := k.params.RingQ().AtLevel(level)
-	cts := make([]*rlwe.Ciphertext, len(values))
-	for i, v := range values {
-		pt := ckks.NewPlaintext(k.params, level)
-		pt.Scale = scale
-		pt.IsBatched = batched
-		seed, err := randomSeed()
-		if err != nil {
-			return nil, err
-		}
-		ct := ckks.NewCiphertext(k.params, 1, level)
-		k.mu.Lock()
-		err = k.ecd.Encode(v, pt)
-		if err == nil {
-			k.errs.AtLevel(level).Read(ct.Value[0])
-		}
-		k.mu.Unlock()
-		if err != nil {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "encrypt: vector %d: %v", i, err)
-		}
-		*ct.MetaData = *pt.MetaData
-		// c1 = a from the seed; c0 = -a*s + e + m, all in the NTT domain.
-		c0, c1 := ct.Value[0], ct.Value[1]
-		he.ExpandSeed(k.params, seed, ringqp.Poly{Q: c1})
-		ringQ.NTT(c0, c0)
-		ringQ.Add(c0, pt.Value, c0)
-		ringQ.MulCoeffsMontgomeryThenSub(c1, k.sk.Value.Q, c0)
-		he.AttachSeed(ct, seed)
-		cts[i] = ct
+	return &encryption{k: k, w: w, errs: w.errs.AtLevel(level), ringQ: ringQ, moduli: ringQ.ModuliChain()[:level+1], scale: scale, batched: batched}
+}
+
+func (e *encryption) newCiphertext() *rlwe.Ciphertext {
+	ct := ckks.NewCiphertext(e.k.params, 1, e.ringQ.Level())
+	ct.Scale = e.scale
+	ct.IsBatched = e.batched
+	return ct
+}
+
+// encrypt encrypts v (vector i) with the secret key into ct, of degree 1
+// at the call's level, and returns the fresh seed its c1 was expanded
+// from: c0 = -c1*s + e + m. The message's quantized coefficients and the
+// error are summed in the coefficient domain and moved to the NTT domain
+// at once (the sum is what Lattigo's encoder and encryptor compute with an
+// NTT each).
+func (e *encryption) encrypt(i int, v []float64, ct *rlwe.Ciphertext) (seed [32]byte, err error) {
+	if seed, err = randomSeed(); err != nil {
+		return seed, err
 	}
-	return cts, nil
+	c0, c1 := ct.Value[0], ct.Value[1]
+	if err := e.quantize(v, c0); err != nil {
+		return seed, fheserve.Errorf(fheserve.EINVALID, "encrypt: vector %d: %v", i, err)
+	}
+	e.errs.ReadAndAdd(c0)
+	e.ringQ.NTT(c0, c0)
+	he.ExpandSeed(e.k.params, seed, ringqp.Poly{Q: c1})
+	e.ringQ.MulCoeffsMontgomeryThenSub(c1, e.k.sk.Value.Q, c0)
+	return seed, nil
+}
+
+// quantize writes the plaintext polynomial of v, scaled and rounded, into
+// p in CRT form, each residue below its prime, as Lattigo's encoder does
+// before its NTT: v itself (coefficient encoding), or the inverse FFT of
+// the slots v (their real parts in coefficients 0..N/2-1, their imaginary
+// parts in N/2..N-1).
+func (e *encryption) quantize(v []float64, p ring.Poly) error {
+	scale := e.scale.Float64()
+	if !e.batched {
+		for i := range p.Coeffs[0] {
+			var x float64
+			if i < len(v) {
+				x = v[i]
+			}
+			e.setCoeff(i, x, scale, p.Coeffs)
+		}
+		return nil
+	}
+	buf := e.w.fft
+	for i := range buf {
+		buf[i] = 0
+		if i < len(v) {
+			buf[i] = complex(v[i], 0)
+		}
+	}
+	if err := e.k.ecd.IFFT(buf, e.k.params.LogMaxSlots()); err != nil {
+		return err
+	}
+	half := len(buf)
+	for i, c := range buf {
+		e.setCoeff(i, real(c), scale, p.Coeffs)
+		e.setCoeff(i+half, imag(c), scale, p.Coeffs)
+	}
+	return nil
+}
+
+// setCoeff sets coefficient i to round(x*scale) (half away from zero, as
+// Lattigo rounds), reduced modulo each prime. Values of 2^63 and more take
+// Lattigo's big-integer path.
+func (e *encryption) setCoeff(i int, x, scale float64, coeffs [][]uint64) {
+	y := math.Abs(x * scale)
+	if y >= 0x1p63 {
+		ckks.SingleFloat64ToFixedPointCRT(e.ringQ, i, x, scale, coeffs)
+		return
+	}
+	c := uint64(y + 0.5)
+	for j, q := range e.moduli {
+		r := c
+		if r >= q {
+			r %= q
+		}
+		if x < 0 && r != 0 {
+			r = q - r
+		}
+		coeffs[j][i] = r
+	}
 }
 
 // Decrypt decrypts slot-encoded ciphertexts and returns the real parts of
@@ -289,7 +515,6 @@ func (k *Keys) DecryptCoeffs(cts []*rlwe.Ciphertext) ([][]float64, error) {
 }
 
 func (k *Keys) decrypt(cts []*rlwe.Ciphertext, batched bool) ([][]float64, error) {
-	out := make([][]float64, len(cts))
 	for i, ct := range cts {
 		if err := k.checkCiphertext(ct); err != nil {
 			return nil, fheserve.Errorf(fheserve.EINVALID, "decrypt: ciphertext %d: %s", i, fheserve.ErrorMessage(err))
@@ -300,18 +525,29 @@ func (k *Keys) decrypt(cts []*rlwe.Ciphertext, batched bool) ([][]float64, error
 			}
 			return nil, fheserve.Errorf(fheserve.EINVALID, "decrypt: ciphertext %d is slot-encoded: use Decrypt", i)
 		}
-		n := k.params.N()
-		if batched {
-			n = 1 << ct.LogDimensions.Cols
+	}
+	out := make([][]float64, len(cts))
+	err := k.parallel(len(cts), func(*worker) func(int) error {
+		var pt *rlwe.Plaintext
+		return func(i int) error {
+			ct := cts[i]
+			if pt == nil || pt.Level() != ct.Level() {
+				pt = ckks.NewPlaintext(k.params, ct.Level())
+			}
+			n := k.params.N()
+			if batched {
+				n = 1 << ct.LogDimensions.Cols
+			}
+			out[i] = make([]float64, n)
+			k.dec.Decrypt(ct, pt)
+			if err := k.ecd.Decode(pt, out[i]); err != nil {
+				return fheserve.Errorf(fheserve.EINVALID, "decrypt: ciphertext %d: %v", i, err)
+			}
+			return nil
 		}
-		out[i] = make([]float64, n)
-		pt := k.dec.DecryptNew(ct)
-		k.mu.Lock()
-		err := k.ecd.Decode(pt, out[i])
-		k.mu.Unlock()
-		if err != nil {
-			return nil, fheserve.Errorf(fheserve.EINVALID, "decrypt: ciphertext %d: %v", i, err)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
