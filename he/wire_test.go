@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"sync"
 	"testing"
 
 	"github.com/fheserve/fheserve"
@@ -88,6 +89,50 @@ func TestSeededNeedsFreshEncryption(t *testing.T) {
 	}
 	if err := he.MarshalCiphertexts(io.Discard, params, cts); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A SeededBatch filled record by record, concurrently and out of order,
+// holds the bytes MarshalSeededCiphertexts writes of the same ciphertexts.
+func TestSeededBatchMatchesMarshal(t *testing.T) {
+	params := MustParams(t, spec12)
+	keys, _ := MustKeys(t, params, nil, false)
+	cts, err := keys.Encrypt(randomVectors(4, 5, params.MaxSlots()), 1, scaleOf(params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mustMarshal(t, func(b *bytes.Buffer) error { return he.MarshalSeededCiphertexts(b, params, cts) })
+	b, err := he.NewSeededBatch(params, 1, len(cts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := len(cts) - 1; i >= 0; i-- {
+		seed, ok := he.SeedOf(cts[i])
+		if !ok {
+			t.Fatalf("ciphertext %d has no seed", i)
+		}
+		wg.Go(func() {
+			if err := b.Put(i, cts[i], seed); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Fatal("the batch differs from MarshalSeededCiphertexts' bytes")
+	}
+	low, err := keys.Encrypt(randomVectors(5, 1, 4), 0, scaleOf(params))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := he.SeedOf(low[0])
+	wantCode(t, b.Put(0, low[0], seed), fheserve.EINVALID) // level 0 in a batch at level 1
+	wantCode(t, b.Put(len(cts), cts[0], seed), fheserve.EINVALID)
+	for _, c := range []struct{ level, count int }{{-1, 1}, {2, 1}, {0, 0}} {
+		if _, err := he.NewSeededBatch(params, c.level, c.count); fheserve.ErrorCode(err) != fheserve.EINVALID {
+			t.Errorf("NewSeededBatch(level %d, count %d): %v", c.level, c.count, err)
+		}
 	}
 }
 

@@ -176,22 +176,13 @@ func (r *Runner) upload(x []float64, n int) (*bytes.Buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cts []*he.Ciphertext
-	if p.Input.Encoding == plan.Coeffs {
-		cts, err = r.keys.EncryptCoeffs(vecs, p.Input.Level, r.params.DefaultScale())
-	} else {
-		cts, err = r.keys.Encrypt(vecs, p.Input.Level, r.params.DefaultScale())
-	}
+	up, err := r.keys.EncryptSeeded(vecs, p.Input.Level, r.params.DefaultScale(), p.Input.Encoding != plan.Coeffs)
 	if err != nil {
 		return nil, err
 	}
-	var up bytes.Buffer
-	if err := he.MarshalSeededCiphertexts(&up, r.params, cts); err != nil {
-		return nil, err
-	}
 	r.Stats.Encrypt += time.Since(t0)
-	r.Stats.UploadBytes += up.Len()
-	return &up, nil
+	r.Stats.UploadBytes += len(up)
+	return bytes.NewBuffer(up), nil
 }
 
 // serve is the server's part of a call: decode, evaluate, sanitize,

@@ -1,12 +1,10 @@
 package sdk
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"sync"
 
 	"github.com/fheserve/fheserve"
 	"github.com/fheserve/fheserve/he"
@@ -24,8 +22,7 @@ type Keys struct {
 	KeySetID string
 
 	params he.Parameters
-	mu     sync.Mutex // the secret's encoder and encryptor are not safe for concurrent use
-	secret *client.Keys
+	secret *client.Keys // safe for concurrent use
 	eval   *he.EvalKeys // nil for keys loaded from a secret
 }
 
@@ -124,22 +121,7 @@ func (k *Keys) Encrypt(x []float64, n int) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cts []*he.Ciphertext
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if p.Input.Encoding == plan.Coeffs {
-		cts, err = k.secret.EncryptCoeffs(vecs, p.Input.Level, k.params.DefaultScale())
-	} else {
-		cts, err = k.secret.Encrypt(vecs, p.Input.Level, k.params.DefaultScale())
-	}
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := he.MarshalSeededCiphertexts(&buf, k.params, cts); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return k.secret.EncryptSeeded(vecs, p.Input.Level, k.params.DefaultScale(), p.Input.Encoding != plan.Coeffs)
 }
 
 // Decrypt reads one call's encrypted result, decrypts it and decodes the
@@ -179,8 +161,6 @@ func (k *Keys) decrypt(p *plan.Plan, result io.Reader, n int) ([]float64, error)
 		return nil, err
 	}
 	var vals [][]float64
-	k.mu.Lock()
-	defer k.mu.Unlock()
 	if p.Output.Encoding == plan.Coeffs {
 		vals, err = k.secret.DecryptCoeffs(cts)
 	} else {

@@ -2,8 +2,10 @@ package client_test
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/fheserve/fheserve"
@@ -11,6 +13,7 @@ import (
 	"github.com/fheserve/fheserve/he/client"
 	"github.com/fheserve/fheserve/plan"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 	"github.com/tuneinsight/lattigo/v6/utils"
 )
@@ -309,6 +312,143 @@ func TestGenerateKeysProgress(t *testing.T) {
 			for i, c := range calls {
 				if c != [2]int{i + 1, total} {
 					t.Errorf("call %d reported %d of %d, want %d of %d", i, c[0], c[1], i+1, total)
+				}
+			}
+		})
+	}
+}
+
+// Encryption of many vectors on several goroutines: each ciphertext
+// decrypts to its own vector, in order, through the wire and the server's
+// decoder, and no two share a seed.
+func TestEncryptSeededInParallel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	params := mustParams(t)
+	keys, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, level = 11, 1
+	for _, tt := range []struct {
+		name    string
+		batched bool
+		length  int
+		tol     float64
+	}{
+		{"slots", true, params.MaxSlots(), 1e-5},
+		{"coefficients", false, params.N(), 1e-6},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			values := vectors(5, n, tt.length)
+			data, err := keys.EncryptSeeded(values, level, params.DefaultScale(), tt.batched)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cts, err := he.UnmarshalCiphertexts(bytes.NewReader(data), params, he.Limits{MaxCount: n, MinLevel: level, MaxLevel: level})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dec [][]float64
+			if tt.batched {
+				dec, err = keys.Decrypt(cts)
+			} else {
+				dec, err = keys.DecryptCoeffs(cts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range values {
+				checkClose(t, fmt.Sprintf("vector %d", i), dec[i], values[i], tt.tol)
+			}
+			// A seeded record ends with its seed.
+			header := he.CiphertextsSize(params, level, 0, true)
+			rec := he.CiphertextsSize(params, level, 1, true) - header
+			seen := map[string]int{}
+			for i := range n {
+				end := header + (i+1)*rec
+				seed := string(data[end-32 : end])
+				if j, ok := seen[seed]; ok {
+					t.Fatalf("ciphertexts %d and %d share a seed", j, i)
+				}
+				seen[seed] = i
+			}
+		})
+	}
+}
+
+// Encryption computes what Lattigo's encoder would: each ciphertext
+// decrypts to Lattigo's encoding of its vector plus an error within the
+// Gaussian's bound, for small values, values that wrap around a prime and
+// values of 2^63 and more after scaling.
+func TestEncryptMatchesLattigoEncoder(t *testing.T) {
+	params := mustParams(t)
+	keys, _, err := client.GenerateKeys(params, he.TopLevelKeys(params, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecd := ckks.NewEncoder(params, he.EncodingPrecision)
+	dec := rlwe.NewDecryptor(params, keys.Secret())
+	bound := uint64(math.Ceil(params.Xe().(ring.DiscreteGaussian).Bound))
+	big := vectors(6, 3, params.N())
+	for i := range big[1] {
+		big[1][i] *= 1 << 20 // up to 2^50 after scaling, above q1
+		big[2][i] *= 1 << 40 // up to 2^70: Lattigo's big-integer path
+	}
+	for _, tt := range []struct {
+		name    string
+		batched bool
+		values  [][]float64
+	}{
+		{"slots", true, vectors(7, 2, params.MaxSlots())},
+		{"slots, large", true, [][]float64{big[1][:params.MaxSlots()], big[2][:params.MaxSlots()]}},
+		{"coefficients", false, big},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for level := 0; level <= params.MaxLevel(); level++ {
+				var cts []*rlwe.Ciphertext
+				if tt.batched {
+					cts, err = keys.Encrypt(tt.values, level, params.DefaultScale())
+				} else {
+					cts, err = keys.EncryptCoeffs(tt.values, level, params.DefaultScale())
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				ringQ := params.RingQ().AtLevel(level)
+				for i, ct := range cts {
+					got := dec.DecryptNew(ct)
+					want := ckks.NewPlaintext(params, level)
+					want.IsBatched = tt.batched
+					if err := ecd.Encode(tt.values[i], want); err != nil {
+						t.Fatal(err)
+					}
+					ringQ.Sub(got.Value, want.Value, got.Value)
+					ringQ.INTT(got.Value, got.Value)
+					var sum, sum2 float64
+					for j, row := range got.Value.Coeffs {
+						q := ringQ.SubRings[j].Modulus
+						for c, e := range row {
+							if min(e, q-e) > bound {
+								t.Fatalf("level %d, vector %d, prime %d, coefficient %d: error %d above the bound %d", level, i, j, c, min(e, q-e), bound)
+							}
+							if e != got.Value.Coeffs[0][c] && q-e != ringQ.SubRings[0].Modulus-got.Value.Coeffs[0][c] {
+								t.Fatalf("level %d, vector %d, coefficient %d: the error differs between primes 0 and %d", level, i, c, j)
+							}
+							if j == 0 {
+								x := float64(e)
+								if e > q/2 {
+									x = -float64(q - e)
+								}
+								sum, sum2 = sum+x, sum2+x*x
+							}
+						}
+					}
+					// The error is Lattigo's discrete Gaussian: mean 0 and
+					// its sigma, within 6 standard errors over N samples.
+					n, sigma := float64(params.N()), float64(params.Xe().(ring.DiscreteGaussian).Sigma)
+					if mean, std := sum/n, math.Sqrt(sum2/n); math.Abs(mean) > 6*sigma/math.Sqrt(n) || math.Abs(std-sigma) > 6*sigma/math.Sqrt(2*n) {
+						t.Fatalf("level %d, vector %d: error of mean %g and standard deviation %g, want 0 and %g", level, i, mean, std, sigma)
+					}
 				}
 			}
 		})
