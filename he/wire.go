@@ -392,9 +392,10 @@ func unmarshalCiphertexts(r io.Reader, params ckks.Parameters, lim Limits, resul
 		return nil, err
 	}
 	maxLevel := min(lim.MaxLevel, params.MaxLevel())
-	var expand *seedExpander
+	var expand *expansions
 	if kind == kindSeeded {
-		expand = newSeedExpander(params)
+		expand = startExpansions(params)
+		defer expand.wait()
 	}
 	// The count is a claim: allocate for what actually arrives.
 	cts := make([]*rlwe.Ciphertext, 0, min(count, 64))
@@ -493,8 +494,9 @@ func readRecordHeader(d *decoder, params ckks.Parameters, minLevel, maxLevel, k 
 }
 
 // readInputRecord reads the polynomials of an input ciphertext: c0 in full,
-// then c1 in full or, when expand is not nil, its seed.
-func readInputRecord(d *decoder, params ckks.Parameters, ct *rlwe.Ciphertext, expand *seedExpander) error {
+// then c1 in full or, when expand is not nil, its seed, which expand
+// expands into c1.
+func readInputRecord(d *decoder, params ckks.Parameters, ct *rlwe.Ciphertext, expand *expansions) error {
 	moduli := params.Q()
 	for i, row := range ct.Value[0].Coeffs {
 		if err := d.readRow(row, bitLen(moduli[i]), moduli[i]); err != nil {
@@ -506,7 +508,7 @@ func readInputRecord(d *decoder, params ckks.Parameters, ct *rlwe.Ciphertext, ex
 		if err != nil {
 			return err
 		}
-		expand.expand([seedLen]byte(seed), ringqp.Poly{Q: ct.Value[1]})
+		expand.add(ct, [seedLen]byte(seed))
 		return nil
 	}
 	for i, row := range ct.Value[1].Coeffs {
@@ -552,6 +554,43 @@ func (x *seedExpander) expand(seed [seedLen]byte, p ringqp.Poly) {
 		panic(err) // only for keys longer than 64 bytes
 	}
 	ringqp.NewUniformSampler(prng, x.ringQP).AtLevel(p.LevelQ(), p.LevelP()).Read(p)
+}
+
+// expansions expand the seeds of a batch being decoded into their
+// ciphertexts' c1 on GOMAXPROCS goroutines, while the decoder reads on: a
+// seed's expansion costs about as much CPU as the encryption that made it.
+type expansions struct {
+	x    *seedExpander
+	jobs chan expansion
+	wg   sync.WaitGroup
+}
+
+type expansion struct {
+	ct   *rlwe.Ciphertext
+	seed [seedLen]byte
+}
+
+func startExpansions(params ckks.Parameters) *expansions {
+	e := &expansions{x: newSeedExpander(params), jobs: make(chan expansion, 64)}
+	for range runtime.GOMAXPROCS(0) {
+		e.wg.Go(func() {
+			for j := range e.jobs {
+				e.x.expand(j.seed, ringqp.Poly{Q: j.ct.Value[1]})
+			}
+		})
+	}
+	return e
+}
+
+// add queues the expansion of seed into ct's c1.
+func (e *expansions) add(ct *rlwe.Ciphertext, seed [seedLen]byte) {
+	e.jobs <- expansion{ct, seed}
+}
+
+// wait returns when every seed added is expanded; call it once.
+func (e *expansions) wait() {
+	close(e.jobs)
+	e.wg.Wait()
 }
 
 // ExpandSeed fills p with the uniform polynomial that seed expands to, at
