@@ -14,7 +14,6 @@ import (
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
-	"github.com/tuneinsight/lattigo/v6/utils/sampling"
 )
 
 // FormatVersion is the version of the wire format written and accepted.
@@ -546,14 +545,11 @@ func newSeedExpander(params ckks.Parameters) *seedExpander {
 }
 
 // expand fills p, at the levels p has (p.P may be empty), with the uniform
-// polynomial the seed expands to: a keyed BLAKE2b XOF read by Lattigo's
-// uniform sampler, rows of Q then rows of P.
+// polynomial the seed expands to: a keyed BLAKE2b XOF (seedStream, the
+// stream of Lattigo's sampling.NewKeyedPRNG) read by Lattigo's uniform
+// sampler, rows of Q then rows of P.
 func (x *seedExpander) expand(seed [seedLen]byte, p ringqp.Poly) {
-	prng, err := sampling.NewKeyedPRNG(seed[:])
-	if err != nil {
-		panic(err) // only for keys longer than 64 bytes
-	}
-	ringqp.NewUniformSampler(prng, x.ringQP).AtLevel(p.LevelQ(), p.LevelP()).Read(p)
+	ringqp.NewUniformSampler(newSeedStream(seed), x.ringQP).AtLevel(p.LevelQ(), p.LevelP()).Read(p)
 }
 
 // expansions expand the seeds of a batch being decoded into their

@@ -1,0 +1,7 @@
+//go:build !amd64 || purego
+
+package he
+
+const hasXOF8 = false
+
+func xof8(p *[24]uint64, h1 *[8]uint64, out *[8][8]uint64) { panic("he: xof8 needs AVX-512") }

@@ -1,0 +1,77 @@
+package he
+
+import (
+	"bytes"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/fheserve/fheserve/plan"
+	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
+	"github.com/tuneinsight/lattigo/v6/utils/sampling"
+	"golang.org/x/crypto/blake2b"
+)
+
+// The seed stream is x/crypto's BLAKE2Xb byte for byte, whatever the sizes
+// of the reads (the uniform sampler reads 1,024 bytes at a time).
+func TestSeedStream(t *testing.T) {
+	if !hasXOF8 {
+		t.Log("no AVX-512: the stream is x/crypto's own")
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 8 {
+		var seed [seedLen]byte
+		for i := range seed {
+			seed[i] = byte(rng.Uint32())
+		}
+		want := make([]byte, 70_000)
+		x, err := blake2b.NewXOF(blake2b.OutputLengthUnknown, seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(x, want); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		s := newSeedStream(seed)
+		for off := 0; off < len(got); {
+			n := 1024
+			if trial%2 == 1 {
+				n = 1 + rng.IntN(700)
+			}
+			n = min(n, len(got)-off)
+			if _, err := s.Read(got[off : off+n]); err != nil {
+				t.Fatal(err)
+			}
+			off += n
+		}
+		if !bytes.Equal(got, want) {
+			i := 0
+			for got[i] == want[i] {
+				i++
+			}
+			t.Fatalf("seed %d: the stream differs from x/crypto's from byte %d", trial, i)
+		}
+	}
+}
+
+// A seed expands to the polynomial Lattigo's uniform sampler reads from
+// sampling.NewKeyedPRNG(seed), as before seedStream: ciphertexts and keys
+// uploaded seeded keep their meaning.
+func TestExpandSeedAsLattigo(t *testing.T) {
+	params, err := NewParameters(plan.Params{LogN: 12, LogQ: []int{36, 30}, LogP: []int{37}, LogDefaultScale: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := [seedLen]byte{1, 2, 3}
+	got, want := params.RingQP().NewPoly(), params.RingQP().NewPoly()
+	ExpandSeed(params, seed, got)
+	prng, err := sampling.NewKeyedPRNG(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ringqp.NewUniformSampler(prng, *params.RingQP()).Read(want)
+	if !got.Equal(&want) {
+		t.Fatal("the seed expands to another polynomial than Lattigo's keyed PRNG gives")
+	}
+}
