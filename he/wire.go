@@ -546,10 +546,43 @@ func newSeedExpander(params ckks.Parameters) *seedExpander {
 
 // expand fills p, at the levels p has (p.P may be empty), with the uniform
 // polynomial the seed expands to: a keyed BLAKE2b XOF (seedStream, the
-// stream of Lattigo's sampling.NewKeyedPRNG) read by Lattigo's uniform
-// sampler, rows of Q then rows of P.
+// stream of Lattigo's sampling.NewKeyedPRNG) read as Lattigo's uniform
+// sampler reads it (ringqp.UniformSampler), rows of Q then rows of P.
 func (x *seedExpander) expand(seed [seedLen]byte, p ringqp.Poly) {
-	ringqp.NewUniformSampler(newSeedStream(seed), x.ringQP).AtLevel(p.LevelQ(), p.LevelP()).Read(p)
+	s := newSeedStream(seed)
+	readUniform(s, x.ringQP.RingQ, p.Q)
+	if p.LevelP() > -1 {
+		readUniform(s, x.ringQP.RingP, p.P)
+	}
+}
+
+// readUniform fills the rows p has with coefficients uniform below their
+// primes, exactly as Lattigo's ring.UniformSampler reads them from s: from
+// a fresh 1,024-byte buffer, 8 bytes big-endian per candidate, masked to
+// the prime's bit length, candidates at or above the prime skipped. It is
+// that loop without a function call per coefficient, which made it as
+// slow as the XOF itself.
+func readUniform(s io.Reader, r *ring.Ring, p ring.Poly) {
+	var buf [1024]byte
+	s.Read(buf[:])
+	ptr := 0
+	for j, row := range p.Coeffs {
+		q, mask := r.SubRings[j].Modulus, r.SubRings[j].Mask
+		for i := range row {
+			for {
+				if ptr == len(buf) {
+					s.Read(buf[:])
+					ptr = 0
+				}
+				v := binary.BigEndian.Uint64(buf[ptr:]) & mask
+				ptr += 8
+				if v < q {
+					row[i] = v
+					break
+				}
+			}
+		}
+	}
 }
 
 // expansions expand the seeds of a batch being decoded into their

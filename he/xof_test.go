@@ -63,15 +63,18 @@ func TestExpandSeedAsLattigo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := [seedLen]byte{1, 2, 3}
-	got, want := params.RingQP().NewPoly(), params.RingQP().NewPoly()
-	ExpandSeed(params, seed, got)
-	prng, err := sampling.NewKeyedPRNG(seed[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ringqp.NewUniformSampler(prng, *params.RingQP()).Read(want)
-	if !got.Equal(&want) {
-		t.Fatal("the seed expands to another polynomial than Lattigo's keyed PRNG gives")
+	for i, levels := range [][2]int{{1, 0}, {0, -1}, {1, -1}} {
+		seed := [seedLen]byte{1, 2, byte(i)}
+		ringQP := params.RingQP().AtLevel(levels[0], levels[1])
+		got, want := ringQP.NewPoly(), ringQP.NewPoly()
+		ExpandSeed(params, seed, got)
+		prng, err := sampling.NewKeyedPRNG(seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ringqp.NewUniformSampler(prng, *params.RingQP()).AtLevel(levels[0], levels[1]).Read(want)
+		if !got.Equal(&want) {
+			t.Fatalf("levels %v: the seed expands to another polynomial than Lattigo's keyed PRNG gives", levels)
+		}
 	}
 }
