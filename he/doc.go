@@ -71,6 +71,8 @@ and the payload follows:
     sampler (ring.UniformSampler) for rows q_0..q_l in order; the result is
     read as an NTT-domain polynomial. The client makes c1 this way when it
     encrypts (c0 = -c1*s + e + m), so an upload costs about one polynomial.
+    (xof.go computes the same bytes eight XOF blocks at a time on AVX-512,
+    and readUniform reads them as the sampler does.)
   - kind 3 (result): level 0 only. c0 then c1, each one row in the
     coefficient domain (after the inverse NTT), every residue c switched to
     c' = round(c * 2^bits / q_0) mod 2^bits and written at bits bits. The
