@@ -97,6 +97,9 @@ func (k *Keys) release(w *worker) {
 // no new i is started; parallel returns the error of the lowest i that
 // failed.
 func (k *Keys) parallel(n int, start func(w *worker) (do func(i int) error)) error {
+	if n == 0 {
+		return nil
+	}
 	workers := min(runtime.GOMAXPROCS(0), n)
 	var next atomic.Int64
 	var failed atomic.Bool
