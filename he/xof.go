@@ -77,8 +77,8 @@ func compressFinal(h *[8]uint64, m *[16]uint64, t uint64) {
 
 // seedStream is BLAKE2Xb's output for one key, eight blocks at a time.
 type seedStream struct {
-	p    [24]uint64 // an output block's initial state, v8-v15, the root hash
-	node uint32     // the next block
+	p    [16 + 12*16]uint64 // an output block's initial state, v8-v15, the message words of each round
+	node uint32             // the next block
 	out  [8][8]uint64
 	buf  [8 * blake2b.Size]byte
 	off  int // bytes of buf read
@@ -112,7 +112,15 @@ func newSeedStream(seed [seedLen]byte) io.Reader {
 	copy(s.p[8:16], blake2bIV[:])
 	s.p[12] ^= blake2b.Size // the message: 64 bytes
 	s.p[14] = ^s.p[14]      // the last block
-	copy(s.p[16:], root[:])
+	// The message is the root hash and 64 zero bytes, in the order each
+	// round reads it.
+	for r := range 12 {
+		for i, w := range blake2bSigma[r%10] {
+			if w < 8 {
+				s.p[16+16*r+i] = root[w]
+			}
+		}
+	}
 	return s
 }
 

@@ -4,11 +4,9 @@ package he
 
 import "golang.org/x/sys/cpu"
 
-//go:generate sh -c "python3 gen_xof.py > xof_amd64.s"
-
 var hasXOF8 = cpu.X86.HasAVX512F
 
 // xof8 computes eight BLAKE2Xb output blocks (xof_amd64.s).
 //
 //go:noescape
-func xof8(p *[24]uint64, h1 *[8]uint64, out *[8][8]uint64)
+func xof8(p *[16 + 12*16]uint64, h1 *[8]uint64, out *[8][8]uint64)
