@@ -10,23 +10,20 @@
 // the 12 rounds in the order G reads them (16 per round, broadcast to the
 // lanes); out[j] gets word j of the eight results.
 
-// G is BLAKE2b's mixing function on four vectors of lanes, with the message
-// words at byte offsets mx and my of SI.
+// HALF is half of BLAKE2b's mixing function G on four vectors of lanes,
+// with the message word at byte offset m of SI and rotations r1 and r2.
+#define HALF(a, b, c, d, m, r1, r2) \
+	VPADDQ b, a, a \
+	VPADDQ.BCST m(SI), a, a \
+	VPXORQ a, d, d \
+	VPRORQ $r1, d, d \
+	VPADDQ d, c, c \
+	VPXORQ c, b, b \
+	VPRORQ $r2, b, b
+
 #define G(a, b, c, d, mx, my) \
-	VPADDQ b, a, a \
-	VPADDQ.BCST mx(SI), a, a \
-	VPXORQ a, d, d \
-	VPRORQ $32, d, d \
-	VPADDQ d, c, c \
-	VPXORQ c, b, b \
-	VPRORQ $24, b, b \
-	VPADDQ b, a, a \
-	VPADDQ.BCST my(SI), a, a \
-	VPXORQ a, d, d \
-	VPRORQ $16, d, d \
-	VPADDQ d, c, c \
-	VPXORQ c, b, b \
-	VPRORQ $63, b, b
+	HALF(a, b, c, d, mx, 32, 24) \
+	HALF(a, b, c, d, my, 16, 63)
 
 // FINAL writes word j of the results: h_j ^ v_j ^ v_(j+8).
 #define FINAL(vj, vj8, j) \
