@@ -361,6 +361,12 @@ func (q *Queue) ring(subj string) {
 func (q *Queue) tryLease(ctx context.Context, held []string) (fheserve.Lease, time.Duration, error) {
 	order, wait := q.order(held)
 	for _, s := range order {
+		// A pull that does not wait still waits a second for its answer
+		// while NATS is unreachable: a worker that stops must not ask
+		// every shard first.
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
 		q.mu.Lock()
 		rang := q.rang[s]
 		q.mu.Unlock()
