@@ -120,11 +120,10 @@ func newBrowser(t *testing.T) *browser {
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	b := &browser{t: t, ctx: ctx, shots: os.Getenv("FHESERVE_SCREENSHOTS")}
-	if b.shots == "" {
-		b.shots = t.TempDir()
+	if b.shots != "" {
+		check(t, os.MkdirAll(b.shots, 0o755))
+		t.Logf("screenshots in %s", b.shots)
 	}
-	check(t, os.MkdirAll(b.shots, 0o755))
-	t.Logf("screenshots in %s", b.shots)
 	if _, err := chromedp.Call(ctx, log.Enable, cdp.Empty{}); err != nil {
 		t.Fatalf("cannot start %s: %v", chromium(t), err)
 	}
@@ -157,15 +156,20 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// fail ends the test with the page as it was in failed.png.
+// fail ends the test with the page as it was in failed.png, in
+// $FHESERVE_SCREENSHOTS or the test's temporary directory.
 func (b *browser) fail(what string, err error) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-		os.WriteFile(filepath.Join(b.shots, "failed.png"), png, 0o644)
+	dir := b.shots
+	if dir == "" {
+		dir = b.t.TempDir()
 	}
-	b.t.Fatalf("%s: %v (browser errors: %q; the page is in failed.png)", what, err, b.pageErrors())
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(dir, "failed.png"), png, 0o644)
+	}
+	b.t.Fatalf("%s: %v (browser errors: %q; the page is in %s)", what, err, b.pageErrors(), filepath.Join(dir, "failed.png"))
 }
 
 // get runs one step that returns a value.
@@ -180,26 +184,31 @@ func get[T any](b *browser, what string, step chromedp.Action[T]) T {
 	return v
 }
 
-// shot saves a screenshot of the page at laptop and at phone width.
+// shot checks that the page fits laptop and phone width, and with
+// $FHESERVE_SCREENSHOTS set saves a screenshot of it at each (the
+// captures took a fifth of the package's time).
 func (b *browser) shot(name string) {
 	b.t.Helper()
 	for _, size := range []struct {
 		suffix        string
 		width, height int64
 	}{{"", 1280, 900}, {"-phone", 390, 844}} {
-		// From the top: the page's sticky header is drawn where the
-		// viewport is, and a full-page capture of a scrolled page shows
-		// it over the middle of the page.
-		b.do("viewport", chromedp.EmulateViewport(size.width, size.height),
-			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-				_, err := chromedp.Evaluate[bool](`(window.scrollTo(0, 0), true)`)(ctx, t)
-				return err
-			}), chromedp.Sleep(100*time.Millisecond))
-		png := get(b, "screenshot "+name, chromedp.FullScreenshot(100))
+		b.do("viewport", chromedp.EmulateViewport(size.width, size.height))
 		// Readable at this width: nothing makes the page scroll sideways.
 		if w := get(b, "the page's width", chromedp.Evaluate[int64](`document.documentElement.scrollWidth`)); w > size.width {
 			b.t.Errorf("%s%s: the page is %d px wide on a %d px screen", name, size.suffix, w, size.width)
 		}
+		if b.shots == "" {
+			continue
+		}
+		// From the top: the page's sticky header is drawn where the
+		// viewport is, and a full-page capture of a scrolled page shows
+		// it over the middle of the page.
+		b.do("scroll to the top", chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(window.scrollTo(0, 0), true)`)(ctx, t)
+			return err
+		}), chromedp.Sleep(100*time.Millisecond))
+		png := get(b, "screenshot "+name, chromedp.FullScreenshot(100))
 		check(b.t, os.WriteFile(filepath.Join(b.shots, name+size.suffix+".png"), png, 0o644))
 	}
 	b.do("viewport", chromedp.EmulateViewport(1280, 900))
