@@ -33,6 +33,7 @@ func openBlobs(t *testing.T, s *natstest.Server, bucket string) *natsjs.Blobs {
 }
 
 func TestBlobs(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	n := 0
 	storetest.Blobs(t, func(t *testing.T) fheserve.BlobStore {
@@ -59,6 +60,7 @@ func put(t *testing.T, b fheserve.BlobStore, key string, data []byte) {
 // through another; readers during an overwrite see one version or the
 // other whole, or an error saying it was replaced, never a mix.
 func TestBlobsChunksAndOverwrite(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	b1, b2 := openBlobs(t, s, "blobs"), openBlobs(t, s, "blobs")
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -200,6 +202,7 @@ func TestBlobsLarge(t *testing.T) {
 // process died) are purged once older than the bound; the blobs stored,
 // replaced ones included, and a write in progress are left whole.
 func TestPurgeOrphans(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	ctx := context.Background()
 	_, js := dial(t, s)

@@ -15,6 +15,9 @@ import (
 	"github.com/fheserve/fheserve/storetest"
 )
 
+// The tests run in parallel, each on a NATS server of its own: they
+// mostly wait for it (ack waits, redeliveries).
+
 func dial(t *testing.T, s *natstest.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, js, err := natsjs.Dial(s.URL(), t.Name())
@@ -35,6 +38,7 @@ func openQueue(t *testing.T, js jetstream.JetStream, cfg natsjs.QueueConfig) *na
 }
 
 func TestQueue(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	n := 0
 	storetest.Queue(t, func(t *testing.T) fheserve.Queue {
@@ -69,6 +73,7 @@ func noLease(t *testing.T, q *natsjs.Queue, d time.Duration) {
 // A worker that dies holding a lease (its connection closes without an
 // acknowledgement) leaves the job to another after the ack wait.
 func TestQueueRedelivery(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	cfg := natsjs.QueueConfig{AckWait: 500 * time.Millisecond}
 	ctx := context.Background()
@@ -115,6 +120,7 @@ func TestQueueRedelivery(t *testing.T) {
 
 // Heartbeats keep a job that runs for several ack waits with its worker.
 func TestQueueHeartbeat(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	cfg := natsjs.QueueConfig{AckWait: 400 * time.Millisecond}
 	ctx := context.Background()
@@ -167,6 +173,7 @@ func TestQueueHeartbeat(t *testing.T) {
 
 // Release hands a job to another worker at once.
 func TestQueueRelease(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	cfg := natsjs.QueueConfig{AckWait: time.Minute}
 	_, js := dial(t, s)
@@ -212,6 +219,7 @@ func leasePreferring(t *testing.T, q *natsjs.Queue, held []string, d time.Durati
 // they were queued; a job of a key set that no worker holds is taken by
 // an idle worker, and by a busy one once it waited Patience.
 func TestQueueAffinity(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	cfg := natsjs.QueueConfig{AckWait: time.Minute, Patience: 1500 * time.Millisecond}
 	ctx := context.Background()
@@ -277,6 +285,7 @@ func TestQueueAffinity(t *testing.T) {
 // whose one consumer takes every subject) is taken over and leased once:
 // pushing it again under its key set does not queue it twice.
 func TestQueueMigration(t *testing.T) {
+	t.Parallel()
 	s := natstest.Start(t)
 	ctx := context.Background()
 	_, js := dial(t, s)
