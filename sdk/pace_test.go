@@ -90,6 +90,7 @@ func TestPredictPaced(t *testing.T) {
 		{"latency", fheserve.PackingLatency, fheserve.ModelLimits{RatePerMinute: 60000, Burst: 100}, 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // each on its server, paced by its rate
 			ctx := context.Background()
 			user, keys, data := pacedSetup(t, clustertest.Embedded, c.packing, c.limits)
 			x := samples(t, c.n, keys.Plan.InputSize())

@@ -35,10 +35,16 @@ const (
 	Clustered = "cluster"
 )
 
-// InModes runs f as the subtests mode=embedded and mode=cluster.
+// InModes runs f as the subtests mode=embedded and mode=cluster, in
+// parallel: each has servers, databases and directories of its own, and
+// a cluster's run mostly waits on PostgreSQL and NATS. f must not call
+// t.Setenv or t.Parallel.
 func InModes(t *testing.T, f func(t *testing.T, mode string)) {
 	for _, mode := range []string{Embedded, Clustered} {
-		t.Run("mode="+mode, func(t *testing.T) { f(t, mode) })
+		t.Run("mode="+mode, func(t *testing.T) {
+			t.Parallel()
+			f(t, mode)
+		})
 	}
 }
 
