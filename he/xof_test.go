@@ -78,3 +78,36 @@ func TestExpandSeedAsLattigo(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSeedStream: for any seed, the first bytes of the seed stream, read in
+// pieces of the fuzzed sizes, are x/crypto's BLAKE2Xb.
+func FuzzSeedStream(f *testing.F) {
+	f.Add(make([]byte, seedLen), uint16(1024), uint16(1))
+	f.Add(bytes.Repeat([]byte{0xff}, seedLen), uint16(63), uint16(513))
+	f.Add([]byte("fheserve seed stream, any bytes."), uint16(4096), uint16(65))
+	f.Fuzz(func(t *testing.T, in []byte, a, b uint16) {
+		var seed [seedLen]byte
+		copy(seed[:], in)
+		want := make([]byte, 9000)
+		x, err := blake2b.NewXOF(blake2b.OutputLengthUnknown, seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(x, want); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want))
+		s := newSeedStream(seed)
+		sizes := [2]int{1 + int(a)%5000, 1 + int(b)%5000}
+		for off, k := 0, 0; off < len(got); k++ {
+			n := min(sizes[k%2], len(got)-off)
+			if _, err := s.Read(got[off : off+n]); err != nil {
+				t.Fatal(err)
+			}
+			off += n
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("seed %x, reads of %v bytes: the stream differs from x/crypto's", seed, sizes)
+		}
+	})
+}
