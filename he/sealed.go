@@ -137,6 +137,9 @@ func SealedLayout(params ckks.Parameters, p *plan.Plan, prog *plan.Program) ([]S
 		if s.Tile > 0 {
 			return nil, fheserve.Errorf(fheserve.EUNSUPPORTED, "linear step %q is tiled: sealed plans hold one sample per call", s.Name)
 		}
+		if err := s.CheckFoldWidth(); err != nil {
+			return nil, fheserve.Errorf(fheserve.EINVALID, "%v", err)
+		}
 		if s.Coeffs {
 			items = append(items, SealedItem{Step: i, Level: s.LevelIn, Scale: pt[i]})
 		} else {

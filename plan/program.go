@@ -490,7 +490,7 @@ func (s *Step) FoldRotations() []int {
 // slot i ends as the sum of the input's slots i + m Pout, m < Pin/Pout.
 func (s *Step) FoldStages() [][]int {
 	var stages [][]int
-	if s.FoldWidth <= 2 {
+	if !s.foldWidthValid() || s.FoldWidth <= 2 {
 		for k := s.Pin / 2; k >= s.Pout; k /= 2 {
 			stages = append(stages, []int{k})
 		}
@@ -505,6 +505,23 @@ func (s *Step) FoldStages() [][]int {
 		stages = append(stages, stage)
 	}
 	return stages
+}
+
+// foldWidthValid: FoldWidth is 0 or a power of two no larger than the
+// blocks' count rounded up (a sealed program comes from its owner; any
+// other width folds one rotation a stage).
+func (s *Step) foldWidthValid() bool {
+	w := s.FoldWidth
+	return w == 0 || w >= 2 && w&(w-1) == 0 && s.Pout > 0 && w <= 2*max(s.Pin/s.Pout, 1)
+}
+
+// CheckFoldWidth refuses a FoldWidth that is not 0 or a power of two up
+// to the step's blocks (twice their count, rounded).
+func (s *Step) CheckFoldWidth() error {
+	if !s.foldWidthValid() {
+		return fmt.Errorf("step %q: fold width %d is not 0 or a power of two up to its %d blocks", s.Name, s.FoldWidth, s.Pin/max(s.Pout, 1))
+	}
+	return nil
 }
 
 // at maps element i through a position list (identity when nil).

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -170,6 +171,27 @@ func TestFoldStages(t *testing.T) {
 					t.Errorf("Pin %d, Pout %d, width %d: a stage of %d rotations", c.pin, c.pout, w, len(stage))
 				}
 			}
+		}
+	}
+}
+
+// A fold width that is not 0 or a power of two up to the blocks (a sealed
+// program comes from its owner) is refused, and folds one rotation a
+// stage, as FoldWidth 0 does.
+func TestFoldWidthChecked(t *testing.T) {
+	for _, w := range []int{-4, 1, 3, 12, 64, 1 << 62} {
+		s := Step{Name: "fc", Pin: 64, Pout: 4, FoldWidth: w}
+		if s.CheckFoldWidth() == nil {
+			t.Errorf("width %d accepted", w)
+		}
+		plain := Step{Pin: 64, Pout: 4}
+		if got, want := s.FoldStages(), plain.FoldStages(); !reflect.DeepEqual(got, want) {
+			t.Errorf("width %d: stages %v, want %v", w, got, want)
+		}
+	}
+	for _, w := range []int{0, 2, 4, 16, 32} {
+		if err := (&Step{Pin: 64, Pout: 4, FoldWidth: w}).CheckFoldWidth(); err != nil {
+			t.Errorf("width %d: %v", w, err)
 		}
 	}
 }
