@@ -24,14 +24,7 @@ func TestSeedStream(t *testing.T) {
 		for i := range seed {
 			seed[i] = byte(rng.Uint32())
 		}
-		want := make([]byte, 70_000)
-		x, err := blake2b.NewXOF(blake2b.OutputLengthUnknown, seed[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(x, want); err != nil {
-			t.Fatal(err)
-		}
+		want := xcryptoStream(t, seed, 70_000)
 		got := make([]byte, len(want))
 		s := newSeedStream(seed)
 		for off := 0; off < len(got); {
@@ -88,14 +81,7 @@ func FuzzSeedStream(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, a, b uint16) {
 		var seed [seedLen]byte
 		copy(seed[:], in)
-		want := make([]byte, 9000)
-		x, err := blake2b.NewXOF(blake2b.OutputLengthUnknown, seed[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(x, want); err != nil {
-			t.Fatal(err)
-		}
+		want := xcryptoStream(t, seed, 9000)
 		got := make([]byte, len(want))
 		s := newSeedStream(seed)
 		sizes := [2]int{1 + int(a)%5000, 1 + int(b)%5000}
@@ -110,4 +96,18 @@ func FuzzSeedStream(f *testing.F) {
 			t.Fatalf("seed %x, reads of %v bytes: the stream differs from x/crypto's", seed, sizes)
 		}
 	})
+}
+
+// xcryptoStream is the first n bytes of x/crypto's BLAKE2Xb keyed by seed.
+func xcryptoStream(t *testing.T, seed [seedLen]byte, n int) []byte {
+	t.Helper()
+	x, err := blake2b.NewXOF(blake2b.OutputLengthUnknown, seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, n)
+	if _, err := io.ReadFull(x, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
